@@ -1,0 +1,21 @@
+//! `filemap`: read, write, watch and inspect filemap regions from the shell,
+//! and `filemap memo`, the shared notepad.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod command;
+mod memo;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match command::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("filemap: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The shared header: field offsets, magic and version, validation.
+//!
+//! This module owns the wire format of a region. Everything in it is read
+//! by processes we do not trust, so every field is an atomic and every value
+//! read back is validated before use. It must never hand out a `&`/`&mut`
+//! to plain data inside the mapping.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic            b"FILEMAP\x01" as little-endian u64
+//!      8     4  version          LAYOUT_VERSION
+//!     12     4  flags            FLAG_PERSISTENT
+//!     16     8  capacity         bytes per buffer (MIN_CAPACITY..=MAX_CAPACITY)
+//!     24     4  creator_pid
+//!     64     4  lock             futex word: 0 free, else owner tid | CONTENDED
+//!     68     4  lock_pid         owner's process id (informational)
+//!     72     8  lock_owner       owner tid << 40 | owner start time (clock ticks)
+//!    128     8  generation       bumped by every publish; parity = active buffer
+//!    136    16  len[2]           content length of each buffer
+//!    152     8  last_writer      pid << 32 | handle number
+//!    160     4  notify           futex word: low 32 bits of the generation
+//!    164     4  waiters          number of threads sleeping on `notify`
+//!    256  2048  slots[128]       attach table: (pid, waiters, start time)
+//!   4096        buffer 0, then buffer 1 (each `stride(capacity)` bytes)
+//! ```
+
+use core::sync::atomic::{AtomicU32, AtomicU64};
+
+/// `b"FILEMAP\x01"` read as a little-endian `u64`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
+/// Bumped whenever the layout changes incompatibly.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Size of the header; buffers start here (page aligned).
+pub const HEADER_SIZE: usize = 4096;
+/// Number of attach-table slots.
+pub const SLOTS: usize = 128;
+
+/// Set in `flags` when the region outlives its last handle.
+pub const FLAG_PERSISTENT: u32 = 1;
+
+/// Bit set in the lock word when a thread may sleep on it.
+pub const LOCK_CONTENDED: u32 = 1 << 31;
+/// Mask of the owner thread id in the lock word.
+pub const LOCK_TID_MASK: u32 = !LOCK_CONTENDED;
+
+/// One attach-table entry. `pid == 0` means free.
+#[repr(C)]
+pub struct Slot {
+    pub pid: AtomicU32,
+    /// Threads of this slot's handle sleeping in `wait_change`.
+    pub waiters: AtomicU32,
+    /// Start time of `pid` in clock ticks since boot, 0 until recorded.
+    pub start_time: AtomicU64,
+}
+
+/// The region header. Lives at offset 0 of the mapping.
+///
+/// Every field, padding included, is an atomic, so a `&Header` into memory
+/// that other processes write is sound: it asserts nothing about the bytes.
+#[repr(C, align(64))]
+pub struct Header {
+    pub magic: AtomicU64,
+    pub version: AtomicU32,
+    pub flags: AtomicU32,
+    pub capacity: AtomicU64,
+    pub creator_pid: AtomicU32,
+    _pad0: [AtomicU32; 9],
+
+    pub lock: AtomicU32,
+    pub lock_pid: AtomicU32,
+    pub lock_owner: AtomicU64,
+    _pad1: [AtomicU64; 6],
+
+    pub generation: AtomicU64,
+    pub len: [AtomicU64; 2],
+    pub last_writer: AtomicU64,
+    pub notify: AtomicU32,
+    pub waiters: AtomicU32,
+    _pad2: [AtomicU32; 22],
+
+    pub slots: [Slot; SLOTS],
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<Slot>() == 16);
+    assert!(core::mem::offset_of!(Header, lock) == 64);
+    assert!(core::mem::offset_of!(Header, lock_owner) == 72);
+    assert!(core::mem::offset_of!(Header, generation) == 128);
+    assert!(core::mem::offset_of!(Header, len) == 136);
+    assert!(core::mem::offset_of!(Header, last_writer) == 152);
+    assert!(core::mem::offset_of!(Header, notify) == 160);
+    assert!(core::mem::offset_of!(Header, waiters) == 164);
+    assert!(core::mem::offset_of!(Header, slots) == 256);
+    assert!(core::mem::size_of::<Header>() <= HEADER_SIZE);
+    assert!(HEADER_SIZE % 4096 == 0);
+};
+
+/// Bytes between the start of buffer 0 and buffer 1 for a capacity.
+pub const fn stride(capacity: usize) -> usize {
+    (capacity + 63) & !63
+}
+
+/// Total size of a region's mapping for a capacity.
+pub const fn region_size(capacity: usize) -> usize {
+    HEADER_SIZE + 2 * stride(capacity)
+}
+
+/// Offset of buffer `index` (0 or 1) from the start of the mapping.
+pub const fn buffer_offset(capacity: usize, index: usize) -> usize {
+    HEADER_SIZE + index * stride(capacity)
+}
+
+/// Identifies who published a generation: a process and a handle inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct WriterId {
+    /// Process id of the writer (0 when nobody has written yet).
+    pub pid: u32,
+    /// Number of the writing handle inside that process.
+    pub handle: u32,
+}
+
+impl WriterId {
+    pub(crate) const fn pack(self) -> u64 {
+        ((self.pid as u64) << 32) | self.handle as u64
+    }
+
+    pub(crate) const fn unpack(word: u64) -> WriterId {
+        WriterId {
+            pid: (word >> 32) as u32,
+            handle: word as u32,
+        }
+    }
+}
+
+/// Pack a lock owner record: thread id and its start time.
+pub const fn pack_owner(tid: u32, start_time: u64) -> u64 {
+    ((tid as u64) << 40) | (start_time & ((1 << 40) - 1))
+}
+
+/// Unpack a lock owner record into (tid, start time).
+pub const fn unpack_owner(word: u64) -> (u32, u64) {
+    ((word >> 40) as u32, word & ((1 << 40) - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_id_round_trips() {
+        let id = WriterId {
+            pid: 4_194_304,
+            handle: u32::MAX,
+        };
+        assert_eq!(WriterId::unpack(id.pack()), id);
+    }
+
+    #[test]
+    fn owner_round_trips_and_truncates_start_time_to_40_bits() {
+        assert_eq!(unpack_owner(pack_owner(12345, 678)), (12345, 678));
+        assert_eq!(unpack_owner(pack_owner(7, u64::MAX)), (7, (1 << 40) - 1));
+    }
+
+    #[test]
+    fn buffers_are_cache_line_aligned_and_do_not_overlap() {
+        for cap in [32, 33, 4096, 4097, 1 << 20] {
+            let b0 = buffer_offset(cap, 0);
+            let b1 = buffer_offset(cap, 1);
+            assert_eq!(b0 % 64, 0);
+            assert_eq!(b1 % 64, 0);
+            assert!(b0 + cap <= b1);
+            assert!(b1 + cap <= region_size(cap));
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Named shared-memory regions for inter-process communication on one host.
+//!
+//! Processes open a region by name, publish whole contents into it and
+//! hear at once when another process published. Readers never block and
+//! never see a half-written content; a writer killed mid-write loses nothing
+//! that was published; a region scribbled over by a buggy peer gives errors,
+//! never crashes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use filemap::FileMap;
+//!
+//! # fn main() -> filemap::Result<()> {
+//! # let name = format!("doc-{}", std::process::id());
+//! // Process A creates the region (or attaches if it exists).
+//! let a = FileMap::builder(&name).capacity(4096).open()?;
+//! assert!(!a.existed_already());
+//!
+//! // Process B (here: another handle) attaches to it.
+//! let b = FileMap::open(&name)?;
+//! assert!(b.existed_already());
+//!
+//! let seen = b.generation();
+//! a.write_lines(["hello", "world"])?;
+//!
+//! // B sleeps until the content changes, then reads it.
+//! let now = b.wait_change(seen, Some(Duration::from_secs(5))).expect("a change");
+//! let snap = b.read_lines()?;
+//! assert_eq!(snap.content, ["hello", "world"]);
+//! assert_eq!(snap.generation, now);
+//! assert_eq!(snap.writer, a.id());
+//!
+//! // Read-modify-write under the cross-process lock.
+//! a.update(|text| text.extend_from_slice(b"!"))?;
+//! assert_eq!(b.read_string()?.content, "hello\nworld!");
+//! # Ok(()) }
+//! // The region goes away when its last handle, in any process, closes.
+//! ```
+//!
+//! Run `examples/writer.rs` and `examples/reader.rs` in two terminals to see
+//! it across processes, or `filemap memo` for the shared notepad.
+//!
+//! # Guarantees
+//!
+//! - **Atomic publish**: a write replaces the whole content; readers see the
+//!   old or the new content, never a mix (two buffers + a generation
+//!   seqlock).
+//! - **Lock-free reads**: readers take no lock and never make a writer wait.
+//! - **Crash safety**: the lock is robust. If its holder dies, the next
+//!   taker gets it, learns so ([`Published::owner_died`]), and the published
+//!   content is intact.
+//! - **Hostile memory**: every value read from the region is validated.
+//!   Impossible values give [`Error::Corrupted`]; no call panics, reads out
+//!   of bounds or waits forever.
+//! - **Lifetime**: a region disappears with its last handle unless it is
+//!   [persistent](Builder::persistent); a region whose users all died is
+//!   replaced on next open ([`FileMap::clean_stale`] removes it at once).
+//! - **No lost wake-ups**, and no system call on publish when nobody waits.
+//!
+//! # Platforms
+//!
+//! Linux. All processes sharing a region must share a pid namespace (the
+//! lock recognises dead owners by thread id). Other targets compile and
+//! return [`Error::Unsupported`].
+
+pub mod error;
+mod layout;
+mod lock;
+mod notify;
+mod region;
+mod sys;
+mod text;
+mod watch;
+
+pub use error::{Error, NameRule, Result};
+pub use layout::WriterId;
+pub use region::{
+    shm_path, validate_name, Builder, FileMap, Guard, Published, RegionInfo, Snapshot, Stamp,
+    Updated, DEFAULT_CAPACITY, DEFAULT_LOCK_TIMEOUT, MAX_CAPACITY, MAX_NAME_LEN, MIN_CAPACITY,
+};
+pub use text::{RemoteChange, TextView};
+pub use watch::Watcher;

@@ -1,0 +1,132 @@
+//! The robust cross-process lock.
+//!
+//! This module owns the lock word and the owner record in the header. It
+//! never trusts them: a waiter sleeps in bounded slices, and after each
+//! slice checks that the recorded owner still lives; a dead owner's lock is
+//! taken over and the taker is told (`owner_died`), as Windows reports an
+//! abandoned mutex. It must never wait without a deadline.
+//!
+//! Lock word states (`u32`, futex word):
+//!
+//! | value                 | meaning                                   |
+//! |-----------------------|-------------------------------------------|
+//! | `0`                   | free                                      |
+//! | `tid`                 | held by thread `tid`, nobody sleeps       |
+//! | `tid \| CONTENDED`    | held, and a waiter may sleep: wake on release |
+//!
+//! Transitions: `0 -> tid` (fast path), `0 -> tid|C` (taken by a waiter, which
+//! cannot know whether others sleep), `tid -> tid|C` (a waiter announces
+//! itself), `any held -> 0` (release, waking one if `C`), `dead tid|C ->
+//! me|C` (takeover).
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::{Duration, Instant};
+
+use crate::layout::{pack_owner, unpack_owner, Header, LOCK_CONTENDED, LOCK_TID_MASK};
+use crate::sys;
+
+/// How long one sleep lasts before the owner's liveness is checked.
+const SLICE: Duration = Duration::from_millis(10);
+/// How long an owner may stay unrecorded (or recorded as another thread)
+/// before its lock word is taken for garbage.
+const UNRECORDED_GRACE: Duration = Duration::from_secs(1);
+/// Spins before the first sleep.
+const SPINS: u32 = 64;
+
+/// Why the lock was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockError {
+    /// Waited `waited`; the lock word names `holder`.
+    Timeout { waited: Duration, holder: u32 },
+    /// The calling thread holds the lock already.
+    WouldDeadlock,
+}
+
+/// Take the lock. `Ok(true)` when the previous owner died holding it.
+#[inline]
+pub fn acquire(h: &Header, timeout: Duration) -> Result<bool, LockError> {
+    let me = sys::tid() & LOCK_TID_MASK;
+    if h.lock.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+        record_owner(h, me);
+        return Ok(false);
+    }
+    acquire_slow(h, me, timeout)
+}
+
+#[cold]
+fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockError> {
+    for _ in 0..SPINS {
+        std::hint::spin_loop();
+        if h.lock.load(Relaxed) == 0 && h.lock.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+            record_owner(h, me);
+            return Ok(false);
+        }
+    }
+    let start = Instant::now();
+    let mut suspect = None;
+    loop {
+        let word = h.lock.load(Relaxed);
+        if word == 0 {
+            if h.lock.compare_exchange(0, me | LOCK_CONTENDED, Acquire, Relaxed).is_ok() {
+                record_owner(h, me);
+                return Ok(false);
+            }
+            continue;
+        }
+        let owner = word & LOCK_TID_MASK;
+        if owner == me {
+            return Err(LockError::WouldDeadlock);
+        }
+        let contended = word | LOCK_CONTENDED;
+        if word != contended && h.lock.compare_exchange(word, contended, Relaxed, Relaxed).is_err() {
+            continue;
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(LockError::Timeout { waited, holder: owner });
+        }
+        sys::futex_wait(&h.lock, contended, SLICE.min(timeout - waited));
+        if h.lock.load(Relaxed) == contended
+            && owner_is_dead(h, owner, &mut suspect)
+            && h.lock.compare_exchange(contended, me | LOCK_CONTENDED, Acquire, Relaxed).is_ok()
+        {
+            record_owner(h, me);
+            return Ok(true);
+        }
+    }
+}
+
+fn record_owner(h: &Header, me: u32) {
+    h.lock_owner.store(pack_owner(me, sys::own_thread_start_time()), Relaxed);
+    h.lock_pid.store(sys::pid(), Relaxed);
+}
+
+/// Whether thread `owner`, named by the lock word, is gone. `suspect`
+/// remembers since when an owner has been seen without a matching record.
+fn owner_is_dead(h: &Header, owner: u32, suspect: &mut Option<(u32, Instant)>) -> bool {
+    let Some(actual_start) = sys::start_time(owner) else {
+        return true; // no such thread: it died, or the word is garbage
+    };
+    let (recorded_tid, recorded_start) = unpack_owner(h.lock_owner.load(Relaxed));
+    if recorded_tid == owner {
+        // The thread id was reused by a thread that never took this lock.
+        return recorded_start != unpack_owner(pack_owner(owner, actual_start)).1;
+    }
+    // The owner records itself right after taking the lock; a record that
+    // stays wrong for long means the word was scribbled over.
+    match suspect {
+        Some((tid, since)) if *tid == owner => since.elapsed() > UNRECORDED_GRACE,
+        _ => {
+            *suspect = Some((owner, Instant::now()));
+            false
+        }
+    }
+}
+
+/// Release the lock taken by [`acquire`].
+#[inline]
+pub fn release(h: &Header) {
+    if h.lock.swap(0, Release) & LOCK_CONTENDED != 0 {
+        sys::futex_wake(&h.lock, 1);
+    }
+}

@@ -1,0 +1,1151 @@
+//! Regions: open, create, attach, lifetime; publish and read; transactions.
+//!
+//! This module owns the protocol on top of the header. It validates every
+//! value it reads from the mapping before using it as a length or index, and
+//! touches the buffers only through raw copies. It must never make a system
+//! call directly: those live in `sys`.
+//!
+//! Lifetime uses `flock(2)`-style locks on the backing file, which the kernel
+//! holds for us and drops when a process dies, so no scribble can keep a
+//! region alive or kill it: every handle holds a shared lock; a closing
+//! handle that can upgrade to exclusive is the last one and removes a
+//! non-persistent region's name; an opener that can take the exclusive lock
+//! of a non-persistent region has found a stale one (all its users died)
+//! and replaces it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, NameRule, Result};
+use crate::layout::{self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SLOTS};
+use crate::lock::{self, LockError};
+use crate::notify;
+use crate::sys;
+use crate::watch::Watcher;
+
+/// Capacity of a region when the builder names none: 4096 bytes.
+pub const DEFAULT_CAPACITY: usize = 4096;
+/// Smallest capacity accepted: 32 bytes.
+pub const MIN_CAPACITY: usize = 32;
+/// Largest capacity accepted: 1 GiB (the mapping holds two buffers).
+pub const MAX_CAPACITY: usize = 1 << 30;
+/// Longest region name in bytes. The backing file is `filemap.<name>`,
+/// which must fit the 255-byte file-name limit.
+pub const MAX_NAME_LEN: usize = 255 - PREFIX.len();
+/// How long blocking calls wait for the region lock by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+const PREFIX: &str = "filemap.";
+/// Optimistic read attempts before a reader falls back to the lock.
+const READ_ATTEMPTS: u32 = 64;
+/// Attempts to reach a stable name (each lost race to a closer or creator
+/// costs one) before `open` gives up.
+const OPEN_ATTEMPTS: u32 = 100;
+
+/// Check a region name against the naming rules.
+///
+/// # Errors
+/// [`Error::InvalidName`] naming the rule the name breaks.
+pub fn validate_name(name: &str) -> Result<()> {
+    let rule = if name.is_empty() {
+        Some(NameRule::Empty)
+    } else if name.len() > MAX_NAME_LEN {
+        Some(NameRule::TooLong {
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        })
+    } else if name.contains(['/', '\\']) {
+        Some(NameRule::Separator)
+    } else if name.chars().any(char::is_control) {
+        Some(NameRule::ControlCharacter)
+    } else if name == "." || name == ".." {
+        Some(NameRule::Dots)
+    } else {
+        None
+    };
+    match rule {
+        Some(rule) => Err(Error::InvalidName {
+            name: name.to_owned(),
+            rule,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Path of the shared-memory object backing region `name`.
+pub fn shm_path(name: &str) -> PathBuf {
+    sys::shm_dir().join(format!("{PREFIX}{name}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenMode {
+    CreateOrAttach,
+    CreateOnly,
+    OpenOnly,
+}
+
+/// Configures and opens a region; made by [`FileMap::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `open` is called"]
+pub struct Builder {
+    name: String,
+    capacity: Option<u64>,
+    mode: OpenMode,
+    permissions: u32,
+    persistent: Option<bool>,
+    path: Option<PathBuf>,
+    lock_timeout: Duration,
+}
+
+impl Builder {
+    /// Capacity in bytes of a region this handle creates (default
+    /// [`DEFAULT_CAPACITY`]). When attaching, the existing region's capacity
+    /// wins; [`FileMap::capacity`] reports it.
+    pub fn capacity(mut self, bytes: u64) -> Self {
+        self.capacity = Some(bytes);
+        self
+    }
+
+    /// Fail with [`Error::AlreadyExists`] instead of attaching.
+    pub fn create_only(mut self) -> Self {
+        self.mode = OpenMode::CreateOnly;
+        self
+    }
+
+    /// Fail with [`Error::NotFound`] instead of creating.
+    pub fn open_only(mut self) -> Self {
+        self.mode = OpenMode::OpenOnly;
+        self
+    }
+
+    /// Permission bits of a region this handle creates (default `0o600`,
+    /// owner only).
+    pub fn mode(mut self, permissions: u32) -> Self {
+        self.permissions = permissions & 0o777;
+        self
+    }
+
+    /// Keep a region this handle creates after its last handle closes,
+    /// until [`FileMap::remove`]. Default: `false`, except for file-backed
+    /// regions ([`Builder::path`]), which persist unless told otherwise.
+    pub fn persistent(mut self, persistent: bool) -> Self {
+        self.persistent = Some(persistent);
+        self
+    }
+
+    /// Back the region by the regular file at `path` instead of shared
+    /// memory, so it survives reboots. A symlink at `path` is refused.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// How long [`FileMap::write`], [`FileMap::lock`] and friends wait for
+    /// the region lock before [`Error::Timeout`] (default
+    /// [`DEFAULT_LOCK_TIMEOUT`]).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Create or attach to the region.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::InvalidCapacity`],
+    /// [`Error::NotFound`] (with `open_only`), [`Error::AlreadyExists`]
+    /// (with `create_only`), [`Error::PermissionDenied`],
+    /// [`Error::OutOfSpace`], [`Error::IncompatibleVersion`],
+    /// [`Error::NotARegion`], [`Error::Truncated`], [`Error::Corrupted`],
+    /// [`Error::TooManyAttached`], [`Error::Io`].
+    pub fn open(self) -> Result<FileMap> {
+        validate_name(&self.name)?;
+        let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY as u64);
+        if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) {
+            return Err(Error::InvalidCapacity {
+                requested: capacity,
+                min: MIN_CAPACITY,
+                max: MAX_CAPACITY,
+            });
+        }
+        let path = self.path.clone().unwrap_or_else(|| shm_path(&self.name));
+        for _ in 0..OPEN_ATTEMPTS {
+            let step = match sys::open_existing(&path, true) {
+                Ok(fd) => self.attach(&path, fd)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if self.mode == OpenMode::OpenOnly {
+                        return Err(Error::NotFound { name: self.name });
+                    }
+                    self.create(&path, capacity as usize)?
+                }
+                Err(e) => return Err(self.open_error(&path, "open", e)),
+            };
+            if let Step::Done(map) = step {
+                return Ok(map);
+            }
+        }
+        Err(Error::Timeout {
+            what: "a stable region name (other processes kept creating and removing it)",
+            waited: Duration::ZERO,
+            holder: None,
+        })
+    }
+
+    fn open_error(&self, path: &Path, op: &'static str, e: std::io::Error) -> Error {
+        io_error(&self.name, path, op, e)
+    }
+
+    /// Attach to the existing file `fd`, or find it stale and remove it.
+    fn attach(&self, path: &Path, fd: sys::Fd) -> Result<Step> {
+        let err = |op, e| self.open_error(path, op, e);
+        let alone = sys::try_lock_exclusive(&fd).map_err(|e| err("flock", e))?;
+        if !alone {
+            sys::lock_shared(&fd).map_err(|e| err("flock", e))?;
+        }
+        // The last handle may have removed the name before we locked.
+        if sys::is_unlinked(&fd).map_err(|e| err("fstat", e))? {
+            return Ok(Step::Retry);
+        }
+        let (map, capacity) = map_existing(&self.name, path, &fd, true)?;
+        let h = header(&map);
+        let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
+        if alone && !persistent {
+            // Every user of this non-persistent region died without closing:
+            // it is gone in spirit. Replace it.
+            if sys::names_file(path, &fd).map_err(|e| err("stat", e))? {
+                sys::unlink(path).map_err(|e| err("unlink", e))?;
+            }
+            return Ok(Step::Retry);
+        }
+        if self.mode == OpenMode::CreateOnly {
+            return Err(Error::AlreadyExists {
+                name: self.name.clone(),
+            });
+        }
+        if alone {
+            sys::lock_shared(&fd).map_err(|e| err("flock", e))?;
+        }
+        self.finish(path, fd, map, capacity, true).map(Step::Done)
+    }
+
+    /// Create a region at `path`, fully initialised before its name appears.
+    fn create(&self, path: &Path, capacity: usize) -> Result<Step> {
+        let err = |op, e| self.open_error(path, op, e);
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let file = sys::create_unnamed(dir, self.permissions).map_err(|e| err("create", e))?;
+        let size = layout::region_size(capacity);
+        sys::reserve(&file.fd, size as u64).map_err(|e| err("fallocate", e))?;
+        let map = sys::Mapping::new(&file.fd, size, true).map_err(|e| err("mmap", e))?;
+        let h = header(&map);
+        let persistent = self.persistent.unwrap_or(self.path.is_some());
+        h.version.store(LAYOUT_VERSION, Relaxed);
+        h.flags.store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
+        h.capacity.store(capacity as u64, Relaxed);
+        h.creator_pid.store(sys::pid(), Relaxed);
+        h.magic.store(MAGIC, Release);
+        sys::lock_shared(&file.fd).map_err(|e| err("flock", e))?;
+        match sys::publish_name(&file, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Step::Retry),
+            Err(e) => return Err(err("link", e)),
+        }
+        let sys::Unnamed { fd, .. } = file;
+        self.finish(path, fd, map, capacity, false).map(Step::Done)
+    }
+
+    fn finish(
+        &self,
+        path: &Path,
+        fd: sys::Fd,
+        map: sys::Mapping,
+        capacity: usize,
+        existed: bool,
+    ) -> Result<FileMap> {
+        let slot = claim_slot(header(&map)).ok_or_else(|| Error::TooManyAttached {
+            name: self.name.clone(),
+            max: SLOTS,
+        })?;
+        Ok(FileMap {
+            inner: Arc::new(Inner {
+                name: self.name.clone(),
+                path: path.to_owned(),
+                fd,
+                map,
+                capacity,
+                existed,
+                slot,
+                id: WriterId {
+                    pid: sys::pid(),
+                    handle: next_handle_number(),
+                },
+                lock_timeout: self.lock_timeout,
+            }),
+        })
+    }
+}
+
+enum Step {
+    Done(FileMap),
+    Retry,
+}
+
+fn io_error(name: &str, path: &Path, op: &'static str, e: std::io::Error) -> Error {
+    use std::io::ErrorKind;
+    match e.raw_os_error() {
+        Some(28) => {
+            return Error::OutOfSpace {
+                name: name.to_owned(),
+                needed: 0,
+            }
+        }
+        // ELOOP: `O_NOFOLLOW` met a symlink planted at the region's path.
+        Some(40) => {
+            return Error::NotARegion {
+                path: path.display().to_string(),
+                reason: "it is a symbolic link",
+            }
+        }
+        _ => {}
+    }
+    match e.kind() {
+        ErrorKind::PermissionDenied => Error::PermissionDenied {
+            name: name.to_owned(),
+            path: path.display().to_string(),
+        },
+        ErrorKind::Unsupported => Error::Unsupported,
+        _ => Error::Io {
+            op,
+            name: name.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// Map an existing backing file and validate its header. Returns the
+/// mapping and the capacity, which is read once here and trusted from then
+/// on by this handle only.
+fn map_existing(name: &str, path: &Path, fd: &sys::Fd, writable: bool) -> Result<(sys::Mapping, usize)> {
+    let shown = || path.display().to_string();
+    let size = sys::file_size(fd).map_err(|e| io_error(name, path, "fstat", e))?;
+    if size < HEADER_SIZE as u64 {
+        return Err(Error::NotARegion {
+            path: shown(),
+            reason: "it is smaller than a filemap header",
+        });
+    }
+    let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
+    let map = sys::Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
+    let h = header(&map);
+    if h.magic.load(Acquire) != MAGIC {
+        return Err(Error::NotARegion {
+            path: shown(),
+            reason: "it does not start with the filemap magic number",
+        });
+    }
+    let version = h.version.load(Relaxed);
+    if version != LAYOUT_VERSION {
+        return Err(Error::IncompatibleVersion {
+            name: name.to_owned(),
+            found: version,
+            expected: LAYOUT_VERSION,
+        });
+    }
+    let capacity = h.capacity.load(Relaxed);
+    if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) {
+        return Err(Error::Corrupted {
+            name: name.to_owned(),
+            field: "capacity",
+            value: capacity,
+        });
+    }
+    let needed = layout::region_size(capacity as usize) as u64;
+    if needed > size {
+        return Err(Error::Truncated {
+            name: name.to_owned(),
+            size,
+            needed,
+        });
+    }
+    Ok((map, capacity as usize))
+}
+
+fn header(map: &sys::Mapping) -> &Header {
+    debug_assert!(map.len() >= HEADER_SIZE);
+    // SAFETY:
+    // - every mapping handed here is at least HEADER_SIZE bytes long
+    //   (checked by `map_existing`, or made that size by `create`);
+    // - mmap returns page-aligned memory, enough for `Header`'s alignment;
+    // - every field of `Header`, padding included, is an atomic, so a shared
+    //   reference stays sound while other processes write the bytes;
+    // - the reference borrows `map`, so it cannot outlive the mapping.
+    unsafe { &*map.as_ptr().cast::<Header>() }
+}
+
+fn next_handle_number() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Relaxed)
+}
+
+/// Whether the process recorded in a slot still runs.
+fn slot_alive(pid: u32, start_time: u64) -> bool {
+    match sys::start_time(pid) {
+        None => false,
+        Some(actual) => start_time == 0 || start_time == actual,
+    }
+}
+
+/// Free the attach-table slots of processes that died without closing.
+fn sweep_dead_slots(h: &Header) {
+    for slot in &h.slots {
+        let pid = slot.pid.load(Acquire);
+        if pid != 0 && !slot_alive(pid, slot.start_time.load(Relaxed)) {
+            notify::forget_waiters(h, slot);
+            slot.start_time.store(0, Relaxed);
+            let _ = slot.pid.compare_exchange(pid, 0, Release, Relaxed);
+        }
+    }
+}
+
+fn claim_slot(h: &Header) -> Option<usize> {
+    let pid = sys::pid();
+    for round in 0..2 {
+        if round == 1 {
+            sweep_dead_slots(h);
+        }
+        for (index, slot) in h.slots.iter().enumerate() {
+            if slot.pid.load(Relaxed) == 0 && slot.pid.compare_exchange(0, pid, Acquire, Relaxed).is_ok() {
+                slot.waiters.store(0, Relaxed);
+                slot.start_time.store(sys::own_start_time(), Release);
+                return Some(index);
+            }
+        }
+    }
+    None
+}
+
+/// Live process ids in the attach table, without duplicates.
+fn attached_pids(h: &Header) -> Vec<u32> {
+    let mut pids: Vec<u32> = h
+        .slots
+        .iter()
+        .map(|s| (s.pid.load(Acquire), s.start_time.load(Relaxed)))
+        .filter(|&(pid, start)| pid != 0 && slot_alive(pid, start))
+        .map(|(pid, _)| pid)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+pub(crate) struct Inner {
+    name: String,
+    path: PathBuf,
+    fd: sys::Fd,
+    map: sys::Mapping,
+    capacity: usize,
+    existed: bool,
+    slot: usize,
+    id: WriterId,
+    lock_timeout: Duration,
+}
+
+impl Inner {
+    fn header(&self) -> &Header {
+        header(&self.map)
+    }
+
+    fn corrupted(&self, field: &'static str, value: u64) -> Error {
+        Error::Corrupted {
+            name: self.name.clone(),
+            field,
+            value,
+        }
+    }
+
+    /// Copy buffer `index` (`len <= capacity`, checked) into `out`.
+    fn copy_out(&self, index: usize, len: usize, out: &mut Vec<u8>) {
+        debug_assert!(index < 2 && len <= self.capacity);
+        out.clear();
+        out.reserve(len);
+        // SAFETY:
+        // - the source lies inside the mapping: `len <= capacity`, and the
+        //   mapping holds `region_size(capacity)` bytes (checked at open);
+        // - the destination has room for `len` bytes (reserved above) and
+        //   does not overlap the mapping;
+        // - other processes may write the source concurrently; the caller
+        //   either holds the lock (no writer touches the active buffer) or
+        //   discards the bytes unless the generation proves them untouched
+        //   (seqlock), so a racing copy is never returned;
+        // - `u8` has no invalid values, so `set_len` exposes initialised bytes.
+        unsafe {
+            let src = self.map.as_ptr().add(layout::buffer_offset(self.capacity, index));
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+    }
+
+    /// Optimistic lock-free read; `None` when writers kept moving.
+    #[inline]
+    fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
+        let h = self.header();
+        for _ in 0..READ_ATTEMPTS {
+            let generation = h.generation.load(Acquire);
+            let index = (generation & 1) as usize;
+            let len = h.len[index].load(Relaxed);
+            let writer = h.last_writer.load(Relaxed);
+            if len > self.capacity as u64 {
+                fence(Acquire);
+                if h.generation.load(Relaxed) == generation {
+                    return Err(self.corrupted("len", len));
+                }
+                continue;
+            }
+            self.copy_out(index, len as usize, out);
+            fence(Acquire);
+            if h.generation.load(Relaxed) == generation {
+                return Ok(Some(Stamp {
+                    generation,
+                    writer: WriterId::unpack(writer),
+                }));
+            }
+            std::hint::spin_loop();
+        }
+        Ok(None)
+    }
+
+    /// Read the published content while holding the lock (it cannot move).
+    fn read_locked(&self, out: &mut Vec<u8>) -> Result<Stamp> {
+        let h = self.header();
+        let generation = h.generation.load(Acquire);
+        let index = (generation & 1) as usize;
+        let len = h.len[index].load(Relaxed);
+        if len > self.capacity as u64 {
+            return Err(self.corrupted("len", len));
+        }
+        self.copy_out(index, len as usize, out);
+        Ok(Stamp {
+            generation,
+            writer: WriterId::unpack(h.last_writer.load(Relaxed)),
+        })
+    }
+
+    fn lock(&self) -> Result<bool> {
+        lock::acquire(self.header(), self.lock_timeout).map_err(|e| match e {
+            LockError::Timeout { waited, holder } => Error::Timeout {
+                what: "the region lock",
+                waited,
+                holder: Some(holder),
+            },
+            LockError::WouldDeadlock => Error::WouldDeadlock {
+                name: self.name.clone(),
+            },
+        })
+    }
+
+    /// Publish `content` as the next generation. The caller holds the lock
+    /// and has checked `content.len() <= capacity`.
+    fn publish_locked(&self, content: &[u8]) -> u64 {
+        debug_assert!(content.len() <= self.capacity);
+        let h = self.header();
+        let next = h.generation.load(Relaxed).wrapping_add(1);
+        let index = (next & 1) as usize;
+        // Readers that still copy this (formerly active) buffer must see the
+        // generation move before they can see our bytes.
+        fence(Release);
+        // SAFETY:
+        // - the destination is buffer `index`, inside the mapping
+        //   (`content.len() <= capacity`, and the mapping holds
+        //   `region_size(capacity)` bytes);
+        // - we hold the lock, so no other writer copies into it; readers
+        //   that copy it concurrently discard what they read because the
+        //   generation has moved since the buffer was last published;
+        // - `content` is a separate allocation, so the ranges do not overlap.
+        unsafe {
+            let dst = self.map.as_ptr().add(layout::buffer_offset(self.capacity, index));
+            std::ptr::copy_nonoverlapping(content.as_ptr(), dst, content.len());
+        }
+        h.len[index].store(content.len() as u64, Relaxed);
+        h.last_writer.store(self.id.pack(), Relaxed);
+        h.generation.store(next, Release);
+        notify::published(h, next);
+        next
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let h = self.header();
+        let slot = &h.slots[self.slot];
+        slot.start_time.store(0, Relaxed);
+        let _ = slot.pid.compare_exchange(self.id.pid, 0, Release, Relaxed);
+        let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
+        // The last handle takes the exclusive lock and removes the name.
+        if !persistent
+            && sys::try_lock_exclusive(&self.fd).unwrap_or(false)
+            && sys::names_file(&self.path, &self.fd).unwrap_or(false)
+        {
+            let _ = sys::unlink(&self.path);
+        }
+    }
+}
+
+/// A generation and who published it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// The generation: 0 for a new region, bumped by every publish.
+    pub generation: u64,
+    /// Who published it (`pid` 0 for a region nobody wrote yet).
+    pub writer: WriterId,
+}
+
+/// Content read from a region with its generation and writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot<T = Vec<u8>> {
+    /// The content.
+    pub content: T,
+    /// The generation it was published as.
+    pub generation: u64,
+    /// Who published it.
+    pub writer: WriterId,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The new generation.
+    pub generation: u64,
+    /// The lock's previous owner died holding it; its unpublished write
+    /// was discarded and the published content is intact.
+    pub owner_died: bool,
+}
+
+/// What [`FileMap::update`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Updated<R> {
+    /// The closure's return value.
+    pub value: R,
+    /// The generation after the update (unchanged if nothing was published).
+    pub generation: u64,
+    /// Whether the content changed and was published.
+    pub published: bool,
+    /// The lock's previous owner died holding it.
+    pub owner_died: bool,
+}
+
+/// A snapshot of a region's header, for introspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionInfo {
+    /// The region name.
+    pub name: String,
+    /// The backing file.
+    pub path: PathBuf,
+    /// Capacity in bytes.
+    pub capacity: usize,
+    /// Length of the published content in bytes.
+    pub len: usize,
+    /// Current generation.
+    pub generation: u64,
+    /// Who published the current generation.
+    pub last_writer: WriterId,
+    /// Whether the region outlives its last handle.
+    pub persistent: bool,
+    /// Live processes attached (from the attach table).
+    pub attached: Vec<u32>,
+    /// Non-persistent and nobody attached: its users died without closing.
+    /// The next open replaces it; [`FileMap::clean_stale`] removes it.
+    pub stale: bool,
+}
+
+/// A handle to a named shared-memory region.
+///
+/// Dropping the last handle of a non-persistent region (in any process)
+/// removes the region. A `FileMap` is `Send + Sync`; share it between
+/// threads by reference or `Arc`.
+pub struct FileMap {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FileMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileMap")
+            .field("name", &self.inner.name)
+            .field("path", &self.inner.path)
+            .field("capacity", &self.inner.capacity)
+            .field("existed_already", &self.inner.existed)
+            .field("id", &self.inner.id)
+            .finish()
+    }
+}
+
+impl FileMap {
+    /// Start configuring region `name`.
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder {
+            name: name.into(),
+            capacity: None,
+            mode: OpenMode::CreateOrAttach,
+            permissions: 0o600,
+            persistent: None,
+            path: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    /// Create or attach to region `name` with the default settings.
+    ///
+    /// # Errors
+    /// As [`Builder::open`].
+    pub fn open(name: impl Into<String>) -> Result<FileMap> {
+        Self::builder(name).open()
+    }
+
+    /// The region name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The backing file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Capacity in bytes: the most content a publish may carry.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Whether this handle attached to a region that existed before.
+    pub fn existed_already(&self) -> bool {
+        self.inner.existed
+    }
+
+    /// Whether the region outlives its last handle.
+    pub fn is_persistent(&self) -> bool {
+        self.inner.header().flags.load(Relaxed) & FLAG_PERSISTENT != 0
+    }
+
+    /// This handle's writer id, as recorded with its publishes.
+    pub fn id(&self) -> WriterId {
+        self.inner.id
+    }
+
+    /// The current generation (one atomic load).
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.inner.header().generation.load(Acquire)
+    }
+
+    /// Publish `content` as the region's whole new content.
+    ///
+    /// Readers see either the previous content or this one, never a mix.
+    /// Takes the cross-process lock for the copy.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (nothing written), [`Error::Timeout`] when the
+    /// lock stays held past the lock timeout, [`Error::WouldDeadlock`].
+    pub fn write(&self, content: &[u8]) -> Result<Published> {
+        self.check_fits(content.len())?;
+        let owner_died = self.inner.lock()?;
+        let generation = self.inner.publish_locked(content);
+        lock::release(self.inner.header());
+        Ok(Published {
+            generation,
+            owner_died,
+        })
+    }
+
+    /// Publish a string. See [`FileMap::write`].
+    ///
+    /// # Errors
+    /// As [`FileMap::write`].
+    pub fn write_str(&self, text: &str) -> Result<Published> {
+        self.write(text.as_bytes())
+    }
+
+    /// Publish lines joined by `'\n'` (no trailing newline). See
+    /// [`FileMap::write`]; [`FileMap::read_lines`] gives them back.
+    ///
+    /// # Errors
+    /// As [`FileMap::write`].
+    pub fn write_lines<I, S>(&self, lines: I) -> Result<Published>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.write(join_lines(lines).as_bytes())
+    }
+
+    fn check_fits(&self, len: usize) -> Result<()> {
+        if len > self.inner.capacity {
+            return Err(Error::TooLarge {
+                len,
+                capacity: self.inner.capacity,
+            });
+        }
+        Ok(())
+    }
+
+    /// Read the published content into `buf` (replacing what it held) and
+    /// return its stamp. Lock-free; allocates nothing once `buf` has room.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] when the header holds an impossible length;
+    /// [`Error::Timeout`] only if writers keep the content moving so fast
+    /// that the reader falls back to the lock and cannot get it.
+    #[inline]
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
+        if let Some(stamp) = self.inner.try_read(buf)? {
+            return Ok(stamp);
+        }
+        self.read_slow(buf)
+    }
+
+    #[cold]
+    fn read_slow(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
+        self.inner.lock()?;
+        let stamp = self.inner.read_locked(buf);
+        lock::release(self.inner.header());
+        stamp
+    }
+
+    /// Read the published content. See [`FileMap::read_into`].
+    ///
+    /// # Errors
+    /// As [`FileMap::read_into`].
+    pub fn read(&self) -> Result<Snapshot> {
+        let mut content = Vec::new();
+        let stamp = self.read_into(&mut content)?;
+        Ok(Snapshot {
+            content,
+            generation: stamp.generation,
+            writer: stamp.writer,
+        })
+    }
+
+    /// Read the content as UTF-8 text.
+    ///
+    /// # Errors
+    /// As [`FileMap::read_into`], and [`Error::NotUtf8`].
+    pub fn read_string(&self) -> Result<Snapshot<String>> {
+        let snap = self.read()?;
+        let content = String::from_utf8(snap.content).map_err(|e| Error::NotUtf8 {
+            valid_up_to: e.utf8_error().valid_up_to(),
+        })?;
+        Ok(Snapshot {
+            content,
+            generation: snap.generation,
+            writer: snap.writer,
+        })
+    }
+
+    /// Read the content as lines (split at `'\n'`; empty content is no
+    /// lines).
+    ///
+    /// # Errors
+    /// As [`FileMap::read_string`].
+    pub fn read_lines(&self) -> Result<Snapshot<Vec<String>>> {
+        let snap = self.read_string()?;
+        Ok(Snapshot {
+            content: split_lines(&snap.content),
+            generation: snap.generation,
+            writer: snap.writer,
+        })
+    }
+
+    /// Take the cross-process lock for a read-modify-write.
+    ///
+    /// While the guard lives, no other handle publishes. If the previous
+    /// owner died holding the lock, [`Guard::owner_died`] says so.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] naming the holder's thread id after the lock
+    /// timeout; [`Error::WouldDeadlock`] when this thread holds it already.
+    pub fn lock(&self) -> Result<Guard<'_>> {
+        let owner_died = self.inner.lock()?;
+        Ok(Guard {
+            map: self,
+            owner_died,
+        })
+    }
+
+    /// Read-modify-write under the lock: `f` gets the current content and
+    /// may change it; a changed content is published when `f` returns.
+    /// N processes incrementing a counter this way never lose an update.
+    ///
+    /// # Errors
+    /// As [`FileMap::lock`]; [`Error::TooLarge`] if `f` grew the content
+    /// past the capacity (nothing is published); [`Error::Corrupted`].
+    pub fn update<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<Updated<R>> {
+        let mut guard = self.lock()?;
+        let current = guard.read()?;
+        let mut content = current.content.clone();
+        let value = f(&mut content);
+        let owner_died = guard.owner_died();
+        if content == current.content {
+            return Ok(Updated {
+                value,
+                generation: current.generation,
+                published: false,
+                owner_died,
+            });
+        }
+        let published = guard.publish(&content)?;
+        Ok(Updated {
+            value,
+            generation: published.generation,
+            published: true,
+            owner_died,
+        })
+    }
+
+    /// Block until the generation differs from `seen` and return the new
+    /// one, or `None` when `timeout` passes first (`None` timeout: wait as
+    /// long as it takes). Sleeps in the kernel (futex); wakes within
+    /// microseconds of a publish.
+    pub fn wait_change(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
+        let h = self.inner.header();
+        let slot = &h.slots[self.inner.slot];
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let generation = h.generation.load(Acquire);
+            if generation != seen {
+                return Some(generation);
+            }
+            let remaining = match deadline {
+                Some(d) => d.checked_duration_since(Instant::now()).filter(|r| !r.is_zero())?,
+                None => notify::SLICE,
+            };
+            notify::wait_once(h, slot, seen, remaining, None);
+        }
+    }
+
+    /// Like [`FileMap::wait_change`], but busy-polls the generation instead
+    /// of sleeping: lowest latency, one core kept busy.
+    pub fn wait_change_spin(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        notify::spin(self.inner.header(), seen, deadline)
+    }
+
+    /// Call `callback` from a background thread with every change published
+    /// by another handle (in this or another process), skipping this
+    /// handle's own writes. Bursts are coalesced: the callback may skip
+    /// intermediate generations but always gets the latest content.
+    /// Dropping the returned [`Watcher`] stops the thread.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the thread cannot be spawned.
+    pub fn watch<F>(&self, callback: F) -> Result<Watcher>
+    where
+        F: FnMut(Result<Snapshot>) + Send + 'static,
+    {
+        crate::watch::spawn(Arc::clone(&self.inner), callback)
+    }
+
+    /// Introspect this region.
+    pub fn info(&self) -> RegionInfo {
+        let inner = &self.inner;
+        region_info(&inner.name, &inner.path, inner.header(), inner.capacity)
+    }
+
+    /// Introspect region `name` without attaching to it.
+    ///
+    /// # Errors
+    /// As [`Builder::open`] with `open_only`.
+    pub fn inspect(name: &str) -> Result<RegionInfo> {
+        validate_name(name)?;
+        inspect_path(name, &shm_path(name))
+    }
+
+    /// Every shared-memory region on this host, each with its info or the
+    /// error that prevented reading it (permissions, corruption...).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the shared-memory directory cannot be listed.
+    pub fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
+        let dir = sys::shm_dir();
+        let entries = sys::list_dir(dir).map_err(|e| io_error("*", dir, "readdir", e))?;
+        let mut regions: Vec<_> = entries
+            .into_iter()
+            .filter_map(sys::name_to_string)
+            .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
+            .filter(|name| validate_name(name).is_ok())
+            .map(|name| {
+                let info = inspect_path(&name, &shm_path(&name));
+                (name, info)
+            })
+            .collect();
+        regions.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(regions)
+    }
+
+    /// Remove region `name`'s name now. Processes attached keep their
+    /// mapping; new opens create a new region.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NotFound`],
+    /// [`Error::PermissionDenied`], [`Error::Io`].
+    pub fn remove(name: &str) -> Result<()> {
+        validate_name(name)?;
+        let path = shm_path(name);
+        sys::unlink(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { name: name.to_owned() },
+            _ => io_error(name, &path, "unlink", e),
+        })
+    }
+
+    /// Remove every stale region (non-persistent, no live process attached)
+    /// and return their names.
+    ///
+    /// # Errors
+    /// As [`FileMap::list`].
+    pub fn clean_stale() -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for (name, info) in Self::list()? {
+            if !info.is_ok_and(|i| i.stale) {
+                continue;
+            }
+            let path = shm_path(&name);
+            let Ok(fd) = sys::open_existing(&path, false) else { continue };
+            // Only a region nobody holds open can be taken exclusively.
+            if sys::try_lock_exclusive(&fd).unwrap_or(false)
+                && !sys::is_unlinked(&fd).unwrap_or(true)
+                && sys::names_file(&path, &fd).unwrap_or(false)
+                && sys::unlink(&path).is_ok()
+            {
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl Inner {
+    pub(crate) fn wait_once(&self, seen: u64, timeout: Duration, cancel: &AtomicBool) -> u64 {
+        let h = self.header();
+        notify::wait_once(h, &h.slots[self.slot], seen, timeout, Some(cancel))
+    }
+
+    pub(crate) fn interrupt_waits(&self) {
+        notify::interrupt(self.header());
+    }
+
+    pub(crate) fn current_generation(&self) -> u64 {
+        self.header().generation.load(Acquire)
+    }
+
+    pub(crate) fn id(&self) -> WriterId {
+        self.id
+    }
+
+    pub(crate) fn read_into(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
+        if let Some(stamp) = self.try_read(buf)? {
+            return Ok(stamp);
+        }
+        self.lock()?;
+        let stamp = self.read_locked(buf);
+        lock::release(self.header());
+        stamp
+    }
+}
+
+fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
+    let fd = sys::open_existing(path, false).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound { name: name.to_owned() },
+        _ => io_error(name, path, "open", e),
+    })?;
+    let (map, capacity) = map_existing(name, path, &fd, false)?;
+    Ok(region_info(name, path, header(&map), capacity))
+}
+
+fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionInfo {
+    let generation = h.generation.load(Acquire);
+    let len = h.len[(generation & 1) as usize].load(Relaxed).min(capacity as u64) as usize;
+    let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
+    let attached = attached_pids(h);
+    RegionInfo {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        capacity,
+        len,
+        generation,
+        last_writer: WriterId::unpack(h.last_writer.load(Relaxed)),
+        persistent,
+        stale: !persistent && attached.is_empty(),
+        attached,
+    }
+}
+
+/// Holds the region lock; see [`FileMap::lock`]. Released on drop.
+pub struct Guard<'a> {
+    map: &'a FileMap,
+    owner_died: bool,
+}
+
+impl Guard<'_> {
+    /// Whether the previous owner died holding the lock.
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+
+    /// The published content; stable while the guard lives.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`].
+    pub fn read(&self) -> Result<Snapshot> {
+        let mut content = Vec::new();
+        let stamp = self.map.inner.read_locked(&mut content)?;
+        Ok(Snapshot {
+            content,
+            generation: stamp.generation,
+            writer: stamp.writer,
+        })
+    }
+
+    /// Publish `content`; the lock stays held.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (nothing written).
+    pub fn publish(&mut self, content: &[u8]) -> Result<Published> {
+        self.map.check_fits(content.len())?;
+        Ok(Published {
+            generation: self.map.inner.publish_locked(content),
+            owner_died: self.owner_died,
+        })
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        lock::release(self.map.inner.header());
+    }
+}
+
+/// Join lines with `'\n'`.
+pub(crate) fn join_lines<I, S>(lines: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut text = String::new();
+    for (i, line) in lines.into_iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(line.as_ref());
+    }
+    text
+}
+
+/// Split text at `'\n'`; empty text is no lines.
+pub(crate) fn split_lines(text: &str) -> Vec<String> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').map(str::to_owned).collect()
+    }
+}

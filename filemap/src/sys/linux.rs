@@ -1,0 +1,337 @@
+//! Linux backend: POSIX shared memory under `/dev/shm`, `flock` for
+//! lifetime, futexes for waiting, `/proc` for process liveness.
+//!
+//! Every function names the system call it wraps. glibc's `shm_open(3)` is
+//! `open(2)` on `/dev/shm/<name>`; we open that path ourselves so the
+//! same code serves shared memory and file-backed regions, and so creation
+//! can use `O_TMPFILE` + `linkat(2)` to publish a fully initialised region
+//! under its name in one atomic step.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// An open backing file.
+pub type Fd = OwnedFd;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rustix::fs::{self, AtFlags, FallocateFlags, FlockOperation, Mode, OFlags, CWD};
+use rustix::io::Errno;
+use rustix::mm::{self, MapFlags, ProtFlags};
+use rustix::thread::futex;
+
+/// Directory that holds POSIX shared memory objects.
+pub fn shm_dir() -> &'static Path {
+    Path::new("/dev/shm")
+}
+
+/// `open(2)` an existing backing file read-write (or read-only), never
+/// following a symlink at `path`.
+pub fn open_existing(path: &Path, writable: bool) -> io::Result<Fd> {
+    let access = if writable {
+        OFlags::RDWR
+    } else {
+        OFlags::RDONLY
+    };
+    Ok(fs::open(
+        path,
+        access | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// A file being prepared for creation, not yet visible under its name.
+pub struct Unnamed {
+    pub fd: Fd,
+    temp: TempName,
+}
+
+/// A temporary name, on filesystems without `O_TMPFILE`; removed on drop
+/// (after `publish_name` gave the file its real name, or on failure).
+struct TempName(Option<PathBuf>);
+
+impl Drop for TempName {
+    fn drop(&mut self) {
+        if let Some(temp) = &self.0 {
+            let _ = fs::unlink(temp);
+        }
+    }
+}
+
+/// Create an anonymous file in `dir` with permissions `mode`:
+/// `open(2)` with `O_TMPFILE`, or with `O_CREAT | O_EXCL` on a temporary
+/// name where the filesystem lacks `O_TMPFILE`.
+pub fn create_unnamed(dir: &Path, mode: u32) -> io::Result<Unnamed> {
+    let mode = Mode::from_raw_mode(mode);
+    let flags = OFlags::RDWR | OFlags::CLOEXEC;
+    let unnamed = match fs::open(dir, flags | OFlags::TMPFILE, mode) {
+        Ok(fd) => Unnamed {
+            fd,
+            temp: TempName(None),
+        },
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let temp = dir.join(format!(".filemap-init.{}.{n}", pid()));
+            let fd = fs::open(
+                &temp,
+                flags | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW,
+                mode,
+            )?;
+            Unnamed {
+                fd,
+                temp: TempName(Some(temp)),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // The umask may have removed bits the caller asked for: `fchmod(2)`.
+    fs::fchmod(&unnamed.fd, mode)?;
+    Ok(unnamed)
+}
+
+/// Give `file` the name `path`, failing with `AlreadyExists` if the name is
+/// taken: `linkat(2)`. Never replaces an existing file.
+pub fn publish_name(file: &Unnamed, path: &Path) -> io::Result<()> {
+    match &file.temp.0 {
+        Some(temp) => fs::linkat(CWD, temp, CWD, path, AtFlags::empty())?,
+        None => {
+            // `AT_EMPTY_PATH` needs CAP_DAC_READ_SEARCH on older kernels;
+            // the /proc link works for everyone.
+            let proc_link = format!("/proc/self/fd/{}", raw_fd(&file.fd));
+            fs::linkat(CWD, proc_link.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW)?
+        }
+    }
+    Ok(())
+}
+
+fn raw_fd(fd: &Fd) -> i32 {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd()
+}
+
+/// Reserve `len` bytes of backing store so later page faults cannot fail:
+/// `fallocate(2)`. On tmpfs this allocates the pages now, so a full
+/// `/dev/shm` is an error here and never a SIGBUS later.
+pub fn reserve(fd: &Fd, len: u64) -> io::Result<()> {
+    match fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        // Filesystems without fallocate: at least give the file its size.
+        Err(Errno::OPNOTSUPP) => Ok(fs::ftruncate(fd, len)?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Size of the file in bytes: `fstat(2)`.
+pub fn file_size(fd: &Fd) -> io::Result<u64> {
+    Ok(fs::fstat(fd)?.st_size as u64)
+}
+
+/// Whether the file has lost its last name: `fstat(2)` link count.
+pub fn is_unlinked(fd: &Fd) -> io::Result<bool> {
+    Ok(fs::fstat(fd)?.st_nlink == 0)
+}
+
+/// Whether `path` names the same file as `fd`: `fstat(2)` and `lstat(2)`.
+pub fn names_file(path: &Path, fd: &Fd) -> io::Result<bool> {
+    let ours = fs::fstat(fd)?;
+    match fs::lstat(path) {
+        Ok(named) => Ok(named.st_dev == ours.st_dev && named.st_ino == ours.st_ino),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Take a shared `flock(2)` on `fd`, waiting for exclusive holders.
+pub fn lock_shared(fd: &Fd) -> io::Result<()> {
+    loop {
+        match fs::flock(fd, FlockOperation::LockShared) {
+            Err(Errno::INTR) => continue,
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Try to take an exclusive `flock(2)` on `fd` without waiting; `false` if
+/// another open file holds a lock. Replaces a shared lock held through `fd`.
+pub fn try_lock_exclusive(fd: &Fd) -> io::Result<bool> {
+    match fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Remove the name `path`: `unlink(2)`.
+pub fn unlink(path: &Path) -> io::Result<()> {
+    Ok(fs::unlink(path)?)
+}
+
+/// File names in `dir`: `getdents64(2)` through `std::fs`.
+pub fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        names.push(entry?.file_name());
+    }
+    Ok(names)
+}
+
+/// A shared mapping of a whole file, unmapped on drop.
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; all access to
+// its contents goes through atomics or raw copies whose callers uphold
+// their own synchronisation, so moving or sharing the owner across threads
+// is sound.
+unsafe impl Send for Mapping {}
+// SAFETY: as for `Send`: `&Mapping` only exposes the base pointer and length.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Map `len` bytes of `fd` shared: `mmap(2)` with `MAP_SHARED`.
+    pub fn new(fd: &Fd, len: usize, writable: bool) -> io::Result<Mapping> {
+        let prot = if writable {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        // SAFETY:
+        // - a null hint lets the kernel choose an address, so no existing
+        //   mapping is replaced;
+        // - the caller checked that the file is at least `len` bytes long;
+        // - the returned memory is only used through `Mapping`, which unmaps
+        //   it exactly once in `drop`.
+        let ptr = unsafe {
+            mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                MapFlags::SHARED,
+                fd.as_fd(),
+                0,
+            )?
+        };
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what `mmap` returned, and this is
+        // the only unmap: `Mapping` is not `Clone`. `munmap(2)`.
+        unsafe {
+            let _ = mm::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// Sleep while `*word == expected`, at most `timeout`: `futex(2)`
+/// `FUTEX_WAIT` (shared, since the word lives in a shared mapping).
+/// Returns on wake, timeout, signal or a changed word alike.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&ts));
+}
+
+/// Wake up to `count` threads sleeping on `word`: `futex(2)` `FUTEX_WAKE`.
+pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
+    futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
+}
+
+/// This process's id: `getpid(2)`.
+pub fn pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// This thread's id: `gettid(2)`. Thread ids are unique host-wide (within
+/// one pid namespace) and at most 2^22, so they fit the lock word.
+pub fn tid() -> u32 {
+    thread_local! {
+        static TID: u32 = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+    }
+    TID.with(|t| *t)
+}
+
+/// Start time of this process in clock ticks since boot.
+pub fn own_start_time() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    *START.get_or_init(|| start_time(pid()).unwrap_or(0))
+}
+
+/// Start time of this thread in clock ticks since boot.
+pub fn own_thread_start_time() -> u64 {
+    thread_local! {
+        static START: u64 = start_time(tid()).unwrap_or(0);
+    }
+    START.with(|s| *s)
+}
+
+/// Start time (clock ticks since boot) of process or thread `id`, or `None`
+/// when no such task runs: field 22 of `/proc/<id>/stat` (`proc(5)`).
+/// A zombie counts as dead.
+pub fn start_time(id: u32) -> Option<u64> {
+    if id == 0 {
+        return None;
+    }
+    let stat = std::fs::read(format!("/proc/{id}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+/// Parse state and start time out of a `/proc/<id>/stat` line. The command
+/// name (field 2) may hold spaces and parentheses, so fields are counted
+/// from the last `)`.
+fn parse_stat(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?; // field 3
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok() // field 22
+}
+
+/// Text for a raw name read from a directory.
+pub fn name_to_string(name: OsString) -> Option<String> {
+    String::from_utf8(name.into_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_start_time_past_a_hostile_command_name() {
+        let line = b"42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_stat(line), Some(987654));
+        let zombie = b"42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_stat(zombie), None);
+    }
+
+    #[test]
+    fn own_start_time_is_known_and_stable() {
+        assert!(own_start_time() > 0);
+        assert_eq!(start_time(pid()), Some(own_start_time()));
+        assert_eq!(start_time(0), None);
+    }
+}

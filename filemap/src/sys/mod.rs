@@ -1,0 +1,12 @@
+//! The only place with operating-system calls.
+//!
+//! One backend module is chosen here; each exports the same items, and
+//! everything above this seam is platform-free. Targets without a backend
+//! get `stub.rs`, whose every call fails with `Unsupported`, so the crate
+//! still type-checks there.
+
+#[cfg_attr(target_os = "linux", path = "linux.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "stub.rs")]
+mod os;
+
+pub use os::*;

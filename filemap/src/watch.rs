@@ -1,0 +1,89 @@
+//! The background watcher behind [`FileMap::watch`](crate::FileMap::watch).
+//!
+//! This module owns one thread per watcher. It must stop promptly when the
+//! [`Watcher`] is dropped and never call back for the watched handle's own
+//! writes.
+
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::region::{Inner, Snapshot};
+
+/// Stops its background thread when dropped. Made by
+/// [`FileMap::watch`](crate::FileMap::watch).
+#[must_use = "dropping the Watcher stops watching"]
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    inner: Arc<Inner>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub(crate) fn spawn<F>(inner: Arc<Inner>, mut callback: F) -> Result<Watcher>
+where
+    F: FnMut(Result<Snapshot>) + Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = Arc::clone(&stop);
+        let inner = Arc::clone(&inner);
+        let mut seen = inner.current_generation();
+        std::thread::Builder::new()
+            .name("filemap-watch".into())
+            .spawn(move || {
+                let mut buf = Vec::new();
+                while !stop.load(Ordering::Acquire) {
+                    let now = inner.current_generation();
+                    if now == seen {
+                        inner.wait_once(seen, Duration::from_secs(1), &stop);
+                        continue;
+                    }
+                    match inner.read_into(&mut buf) {
+                        Ok(stamp) => {
+                            seen = stamp.generation;
+                            if stamp.writer != inner.id() {
+                                callback(Ok(Snapshot {
+                                    content: buf.clone(),
+                                    generation: stamp.generation,
+                                    writer: stamp.writer,
+                                }));
+                            }
+                        }
+                        Err(e) => {
+                            // Do not spin on a corrupted region: wait for
+                            // the next change before trying again.
+                            seen = now;
+                            callback(Err(e));
+                        }
+                    }
+                }
+            })
+            .map_err(|source| Error::Io {
+                op: "spawn watcher thread",
+                name: String::new(),
+                source,
+            })?
+    };
+    Ok(Watcher {
+        stop,
+        inner,
+        thread: Some(thread),
+    })
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.inner.interrupt_waits();
+        if let Some(thread) = self.thread.take() {
+            // A callback that drops its own watcher must not join itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
