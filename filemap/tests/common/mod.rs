@@ -1,0 +1,274 @@
+//! Shared test harness: unique region names, and child processes that
+//! re-execute the test binary in a role.
+//!
+//! A test file declares `#[test] fn child_role() { common::child_main() }`.
+//! `Child::spawn(role, name)` runs the same binary with only that test and
+//! `FILEMAP_CHILD_ROLE` set; the child does its role and talks back on
+//! stdout with lines starting `@@ ` (libtest's own output is skipped).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use filemap::FileMap;
+
+/// Generous upper bound for any single step; tests fail, not hang.
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// A region name no other test (or test run) uses.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Removes the region's name when the test ends, pass or fail.
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = FileMap::remove(&self.0);
+    }
+}
+
+pub fn region_file_exists(name: &str) -> bool {
+    filemap::shm_path(name).exists()
+}
+
+/// Wait until `condition` holds, polling, or panic after `STEP`.
+pub fn await_condition(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A child process running one role.
+pub struct Child {
+    process: std::process::Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Child {
+    pub fn spawn(role: &str, name: &str) -> Child {
+        Self::spawn_with(role, name, &[])
+    }
+
+    pub fn spawn_with(role: &str, name: &str, env: &[(&str, String)]) -> Child {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "child_role", "--nocapture", "--test-threads=1", "--quiet"])
+            .env("FILEMAP_CHILD_ROLE", role)
+            .env("FILEMAP_CHILD_NAME", name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let mut process = cmd.spawn().expect("spawn child");
+        let stdout = process.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(msg) = line.strip_prefix("@@ ") {
+                    if tx.send(msg.to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let stdin = process.stdin.take();
+        Child {
+            process,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The next protocol line from the child.
+    pub fn line(&self) -> String {
+        self.lines
+            .recv_timeout(STEP)
+            .expect("child said nothing in time (or died)")
+    }
+
+    /// Wait for a line starting with `prefix`; returns the rest.
+    pub fn expect(&self, prefix: &str) -> String {
+        let line = self.line();
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?} from child, got {line:?}"))
+            .to_owned()
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to child");
+        stdin.flush().unwrap();
+    }
+
+    /// Close the child's stdin (its signal to finish) and wait for it.
+    pub fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "child did not exit in time");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(mut self) {
+        self.process.kill().unwrap();
+        self.process.wait().unwrap();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn say(msg: impl std::fmt::Display) {
+    println!("@@ {msg}");
+    std::io::stdout().flush().unwrap();
+}
+
+fn stdin_line() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end().to_owned()),
+    }
+}
+
+fn wait_for_stdin_eof() {
+    while stdin_line().is_some() {}
+}
+
+fn env_u64(key: &str, default: u64) -> u64 {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The payload a crash-test writer publishes for sequence number `seq`:
+/// `len` bytes all equal to `seq as u8`, then `seq` and `len` as trailers.
+pub fn payload(seq: u64, len: usize) -> Vec<u8> {
+    let mut bytes = vec![seq as u8; len];
+    bytes.extend_from_slice(&seq.to_le_bytes());
+    bytes.extend_from_slice(&(len as u64).to_le_bytes());
+    bytes
+}
+
+/// Check a payload made by [`payload`]; returns its sequence number.
+pub fn check_payload(bytes: &[u8]) -> Result<u64, String> {
+    if bytes.len() < 16 {
+        return Err(format!("payload of {} bytes is too short", bytes.len()));
+    }
+    let (body, trailer) = bytes.split_at(bytes.len() - 16);
+    let seq = u64::from_le_bytes(trailer[..8].try_into().unwrap());
+    let len = u64::from_le_bytes(trailer[8..].try_into().unwrap());
+    if len as usize != body.len() {
+        return Err(format!("length trailer {len} but body of {}", body.len()));
+    }
+    if let Some(i) = body.iter().position(|&b| b != seq as u8) {
+        return Err(format!("torn payload {seq}: byte {i} is {}", body[i]));
+    }
+    Ok(seq)
+}
+
+/// Entry point of a child process; returns at once in the parent.
+pub fn child_main() {
+    let Ok(role) = std::env::var("FILEMAP_CHILD_ROLE") else {
+        return;
+    };
+    let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
+    let capacity = env_u64("FILEMAP_CHILD_CAPACITY", filemap::DEFAULT_CAPACITY as u64);
+    let open = || {
+        FileMap::builder(&name)
+            .capacity(capacity)
+            .open()
+            .expect("child open")
+    };
+    match role.as_str() {
+        // Open, report, hold the region until stdin closes.
+        "open" => {
+            let map = open();
+            say(format!("existed={}", map.existed_already()));
+            wait_for_stdin_eof();
+        }
+        // Wait for "go", race to open, report, hold until stdin closes.
+        "race" => {
+            say("ready");
+            assert_eq!(stdin_line().as_deref(), Some("go"));
+            let map = open();
+            say(format!("existed={}", map.existed_already()));
+            wait_for_stdin_eof();
+        }
+        // Write each stdin line as the whole content; report generations.
+        "write" => {
+            let map = open();
+            say(format!("open pid={} handle={}", map.id().pid, map.id().handle));
+            while let Some(line) = stdin_line() {
+                let published = map.write_str(&line).expect("child write");
+                say(format!("wrote gen={}", published.generation));
+            }
+        }
+        // Increment a decimal counter N times under the lock.
+        "increment" => {
+            let map = open();
+            say("ready");
+            assert_eq!(stdin_line().as_deref(), Some("go"));
+            for _ in 0..env_u64("FILEMAP_CHILD_COUNT", 100) {
+                map.update(|content| {
+                    let n: u64 = std::str::from_utf8(content)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    *content = (n + 1).to_string().into_bytes();
+                })
+                .expect("child update");
+            }
+            say("done");
+        }
+        // Take the lock and never give it back.
+        "hold-lock" => {
+            let map = open();
+            let guard = map.lock().expect("child lock");
+            say(format!("locked owner_died={}", guard.owner_died()));
+            loop {
+                std::thread::park();
+            }
+        }
+        // Publish self-checking payloads as fast as possible, forever.
+        "writer-loop" => {
+            let map = open();
+            let len = env_u64("FILEMAP_CHILD_LEN", 1024) as usize;
+            let first = map.write(&payload(1_000_000, len)).expect("first write");
+            say(format!("started owner_died={}", first.owner_died));
+            let mut seq = 0u64;
+            loop {
+                seq += 1;
+                map.write(&payload(seq, len - (seq as usize % 64))).expect("child write");
+            }
+        }
+        other => panic!("unknown child role {other}"),
+    }
+    std::process::exit(0);
+}

@@ -1,0 +1,265 @@
+//! Cross-process behaviour: every test here runs real OS processes.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{await_condition, region_file_exists, unique, Child, Cleanup, STEP};
+use filemap::FileMap;
+
+#[test]
+fn child_role() {
+    common::child_main();
+}
+
+#[test]
+fn exactly_one_of_racing_processes_creates_the_region() {
+    for round in 0..5 {
+        let name = unique(&format!("race{round}"));
+        let _cleanup = Cleanup(name.clone());
+        let mut children: Vec<Child> = (0..4).map(|_| Child::spawn("race", &name)).collect();
+        for child in &children {
+            assert_eq!(child.line(), "ready");
+        }
+        for child in &mut children {
+            child.send("go");
+        }
+        let created = children
+            .iter()
+            .map(|c| c.expect("existed="))
+            .filter(|existed| existed == "false")
+            .count();
+        assert_eq!(created, 1, "round {round}: exactly one process creates");
+        for child in children {
+            assert!(child.finish().success());
+        }
+        assert!(!region_file_exists(&name), "last close removes the region");
+    }
+}
+
+#[test]
+fn second_process_sees_exists_already_and_the_existing_capacity() {
+    let name = unique("exists");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(10_000).open().unwrap();
+    assert!(!map.existed_already());
+    let child = Child::spawn_with("open", &name, &[("FILEMAP_CHILD_CAPACITY", "64".into())]);
+    assert_eq!(child.expect("existed="), "true");
+    let again = FileMap::builder(&name).capacity(64).open().unwrap();
+    assert_eq!(again.capacity(), 10_000, "attaching keeps the existing capacity");
+    assert!(child.finish().success());
+}
+
+#[test]
+fn content_written_by_one_process_is_read_by_another() {
+    let name = unique("rw");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let mut writer = Child::spawn("write", &name);
+    let opened = writer.expect("open pid=");
+    let writer_pid: u32 = opened.split_whitespace().next().unwrap().parse().unwrap();
+    writer.send("hello from the child ✓");
+    let gen: u64 = writer.expect("wrote gen=").parse().unwrap();
+    let snap = map.read_string().unwrap();
+    assert_eq!(snap.content, "hello from the child ✓");
+    assert_eq!(snap.generation, gen);
+    assert_eq!(snap.writer.pid, writer_pid);
+    assert!(writer.finish().success());
+}
+
+#[test]
+fn wait_change_wakes_on_another_process_write_and_times_out_otherwise() {
+    let name = unique("wait");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let seen = map.generation();
+    let start = Instant::now();
+    assert_eq!(map.wait_change(seen, Some(Duration::from_millis(50))), None);
+    assert!(start.elapsed() >= Duration::from_millis(50));
+
+    let mut writer = Child::spawn("write", &name);
+    writer.expect("open");
+    let waiter = std::thread::spawn({
+        let name = name.clone();
+        move || {
+            let map = FileMap::open(&name).unwrap();
+            map.wait_change(seen, Some(STEP))
+        }
+    });
+    writer.send("wake up");
+    let gen: u64 = writer.expect("wrote gen=").parse().unwrap();
+    assert_eq!(waiter.join().unwrap(), Some(gen));
+    assert!(writer.finish().success());
+}
+
+#[test]
+fn watch_reports_other_processes_writes_and_skips_its_own() {
+    let name = unique("watch");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let watcher = map
+        .watch(move |change| {
+            let snap = change.expect("watch read");
+            tx.send((String::from_utf8(snap.content).unwrap(), snap.writer)).unwrap();
+        })
+        .unwrap();
+
+    let mut writer = Child::spawn("write", &name);
+    writer.expect("open");
+    map.write_str("my own write").unwrap();
+    writer.send("from the child");
+    writer.expect("wrote");
+    let (content, who) = rx.recv_timeout(STEP).expect("a change");
+    assert_eq!(content, "from the child");
+    assert_eq!(who.pid, writer.pid());
+
+    // Our own write after that is skipped; the child's next one arrives.
+    map.write_str("mine again").unwrap();
+    writer.send("second");
+    writer.expect("wrote");
+    let (content, _) = rx.recv_timeout(STEP).expect("a change");
+    assert_eq!(content, "second", "own writes are never reported");
+    drop(watcher);
+    assert!(writer.finish().success());
+}
+
+#[test]
+fn watcher_coalesces_a_burst_and_ends_on_the_latest_content() {
+    let name = unique("burst");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let _watcher = map
+        .watch(move |change| tx.send(change.unwrap().content).unwrap())
+        .unwrap();
+    let mut writer = Child::spawn("write", &name);
+    writer.expect("open");
+    for i in 0..200 {
+        writer.send(&format!("burst {i}"));
+    }
+    for _ in 0..200 {
+        writer.expect("wrote");
+    }
+    let mut last = Vec::new();
+    while last != b"burst 199" {
+        last = rx.recv_timeout(STEP).expect("the latest content is delivered");
+    }
+    assert!(writer.finish().success());
+}
+
+#[test]
+fn processes_incrementing_under_the_lock_never_lose_an_update() {
+    let name = unique("counter");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let env = [("FILEMAP_CHILD_COUNT", "500".to_string())];
+    let mut children: Vec<Child> = (0..4).map(|_| Child::spawn_with("increment", &name, &env)).collect();
+    for child in &children {
+        assert_eq!(child.line(), "ready");
+    }
+    for child in &mut children {
+        child.send("go");
+    }
+    for child in children {
+        assert_eq!(child.line(), "done");
+        assert!(child.finish().success());
+    }
+    assert_eq!(map.read_string().unwrap().content, "2000");
+}
+
+#[test]
+fn last_close_removes_the_region_and_persistent_regions_stay() {
+    let name = unique("lastclose");
+    let _cleanup = Cleanup(name.clone());
+    let child = Child::spawn("open", &name);
+    assert_eq!(child.expect("existed="), "false");
+    let map = FileMap::open(&name).unwrap();
+    assert!(child.finish().success());
+    assert!(region_file_exists(&name), "still open here");
+    drop(map);
+    assert!(!region_file_exists(&name), "the last close removed it");
+
+    let persistent = FileMap::builder(&name).persistent(true).open().unwrap();
+    persistent.write_str("kept").unwrap();
+    drop(persistent);
+    assert!(region_file_exists(&name));
+    let again = FileMap::open(&name).unwrap();
+    assert!(again.existed_already());
+    assert_eq!(again.read_string().unwrap().content, "kept");
+    drop(again);
+    FileMap::remove(&name).unwrap();
+    assert!(!region_file_exists(&name));
+    assert!(matches!(FileMap::remove(&name), Err(filemap::Error::NotFound { .. })));
+}
+
+#[test]
+fn a_region_whose_users_were_killed_is_stale_and_replaced() {
+    let name = unique("stale");
+    let _cleanup = Cleanup(name.clone());
+    let mut writer = Child::spawn("write", &name);
+    writer.expect("open");
+    writer.send("left behind");
+    writer.expect("wrote");
+    let pid = writer.pid();
+    let info = FileMap::inspect(&name).unwrap();
+    assert_eq!(info.attached, vec![pid]);
+    assert!(!info.stale);
+    writer.kill9();
+
+    assert!(region_file_exists(&name), "kill -9 cannot remove the name");
+    let info = FileMap::inspect(&name).unwrap();
+    assert!(info.stale, "{info:?}");
+    assert!(info.attached.is_empty());
+
+    let fresh = FileMap::open(&name).unwrap();
+    assert!(!fresh.existed_already(), "a stale region is replaced, not attached to");
+    assert_eq!(fresh.read().unwrap().content, b"");
+    drop(fresh);
+    assert!(!region_file_exists(&name));
+
+    // clean_stale removes a stale region without opening it.
+    let child = Child::spawn("open", &name);
+    child.expect("existed=");
+    child.kill9();
+    assert!(FileMap::clean_stale().unwrap().contains(&name));
+    assert!(!region_file_exists(&name));
+}
+
+#[test]
+fn list_shows_regions_with_their_attached_processes() {
+    let name = unique("list");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(100).open().unwrap();
+    let child = Child::spawn("open", &name);
+    child.expect("existed=");
+    let listed = FileMap::list().unwrap();
+    let (_, info) = listed.iter().find(|(n, _)| *n == name).expect("listed");
+    let info = info.as_ref().unwrap();
+    assert_eq!(info.capacity, 100);
+    assert!(info.attached.contains(&std::process::id()));
+    assert!(info.attached.contains(&child.pid()));
+    assert!(!info.stale);
+    assert!(child.finish().success());
+    await_condition("the child to detach", || {
+        map.info().attached == vec![std::process::id()]
+    });
+}
+
+#[test]
+fn file_backed_region_persists_in_its_file() {
+    let dir = std::env::temp_dir().join(unique("filebacked"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("region");
+    let map = FileMap::builder("fb").path(&path).open().unwrap();
+    assert!(!map.existed_already());
+    map.write_str("on disk").unwrap();
+    drop(map);
+    assert!(path.exists(), "file-backed regions persist by default");
+    let again = FileMap::builder("fb").path(&path).open().unwrap();
+    assert!(again.existed_already());
+    assert_eq!(again.read_string().unwrap().content, "on disk");
+    drop(again);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
