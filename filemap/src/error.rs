@@ -160,14 +160,14 @@ pub enum Error {
     },
 
     /// A blocking call gave up.
-    #[error("timed out after {waited:?} waiting for {what}{}", holder_text(*.holder))]
+    #[error("timed out after {waited:?} waiting for {what}{}", holder_text(*.holder_pid))]
     Timeout {
         /// What the call waited for.
         what: &'static str,
         /// How long it waited.
         waited: Duration,
-        /// The thread id recorded as holding the lock, when waiting for the lock.
-        holder: Option<u32>,
+        /// The process recorded as holding the lock, when waiting for it.
+        holder_pid: Option<u32>,
     },
 
     /// This thread already holds the region's lock (through this or another handle).
@@ -212,7 +212,7 @@ pub enum Error {
 
 fn holder_text(holder: Option<u32>) -> String {
     match holder {
-        Some(tid) => format!(" (held by thread {tid})"),
+        Some(pid) => format!(" (held by process {pid})"),
         None => String::new(),
     }
 }

@@ -25,8 +25,10 @@ use std::time::{Duration, Instant};
 use crate::layout::{pack_owner, unpack_owner, Header, LOCK_CONTENDED, LOCK_TID_MASK};
 use crate::sys;
 
-/// How long one sleep lasts before the owner's liveness is checked.
-const SLICE: Duration = Duration::from_millis(10);
+/// The first sleep before the owner's liveness is checked; each next sleep
+/// doubles, up to [`MAX_SLICE`].
+const FIRST_SLICE: Duration = Duration::from_millis(1);
+const MAX_SLICE: Duration = Duration::from_millis(10);
 /// How long an owner may stay unrecorded (or recorded as another thread)
 /// before its lock word is taken for garbage.
 const UNRECORDED_GRACE: Duration = Duration::from_secs(1);
@@ -36,8 +38,11 @@ const SPINS: u32 = 64;
 /// Why the lock was not taken.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LockError {
-    /// Waited `waited`; the lock word names `holder`.
-    Timeout { waited: Duration, holder: u32 },
+    /// Waited `waited`; the holder's process id, when recorded.
+    Timeout {
+        waited: Duration,
+        holder_pid: Option<u32>,
+    },
     /// The calling thread holds the lock already.
     WouldDeadlock,
 }
@@ -64,6 +69,7 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
     }
     let start = Instant::now();
     let mut suspect = None;
+    let mut slice = FIRST_SLICE;
     loop {
         let word = h.lock.load(Relaxed);
         if word == 0 {
@@ -83,9 +89,13 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
         }
         let waited = start.elapsed();
         if waited >= timeout {
-            return Err(LockError::Timeout { waited, holder: owner });
+            return Err(LockError::Timeout {
+                waited,
+                holder_pid: recorded_pid(h, owner),
+            });
         }
-        sys::futex_wait(&h.lock, contended, SLICE.min(timeout - waited));
+        sys::futex_wait(&h.lock, contended, slice.min(timeout - waited));
+        slice = (slice * 2).min(MAX_SLICE);
         if h.lock.load(Relaxed) == contended
             && owner_is_dead(h, owner, &mut suspect)
             && h.lock.compare_exchange(contended, me | LOCK_CONTENDED, Acquire, Relaxed).is_ok()
@@ -94,6 +104,12 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
             return Ok(true);
         }
     }
+}
+
+/// The process id recorded for lock owner `owner`, if the record is its.
+fn recorded_pid(h: &Header, owner: u32) -> Option<u32> {
+    let pid = h.lock_pid.load(Relaxed);
+    (unpack_owner(h.lock_owner.load(Relaxed)).0 == owner && pid != 0).then_some(pid)
 }
 
 fn record_owner(h: &Header, me: u32) {

@@ -189,7 +189,7 @@ impl Builder {
         Err(Error::Timeout {
             what: "a stable region name (other processes kept creating and removing it)",
             waited: Duration::ZERO,
-            holder: None,
+            holder_pid: None,
         })
     }
 
@@ -536,10 +536,10 @@ impl Inner {
 
     fn lock(&self) -> Result<bool> {
         lock::acquire(self.header(), self.lock_timeout).map_err(|e| match e {
-            LockError::Timeout { waited, holder } => Error::Timeout {
+            LockError::Timeout { waited, holder_pid } => Error::Timeout {
                 what: "the region lock",
                 waited,
-                holder: Some(holder),
+                holder_pid,
             },
             LockError::WouldDeadlock => Error::WouldDeadlock {
                 name: self.name.clone(),
@@ -863,7 +863,7 @@ impl FileMap {
     /// owner died holding the lock, [`Guard::owner_died`] says so.
     ///
     /// # Errors
-    /// [`Error::Timeout`] naming the holder's thread id after the lock
+    /// [`Error::Timeout`] naming the holding process after the lock
     /// timeout; [`Error::WouldDeadlock`] when this thread holds it already.
     pub fn lock(&self) -> Result<Guard<'_>> {
         let owner_died = self.inner.lock()?;

@@ -1,0 +1,337 @@
+//! Bad input and hostile memory: every case gives a typed error carrying
+//! the numbers, and the content that was there before is still there.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::time::{Duration, Instant};
+
+use common::{unique, Child, Cleanup, STEP};
+use filemap::{Error, FileMap, NameRule, MAX_CAPACITY, MAX_NAME_LEN, MIN_CAPACITY};
+
+#[test]
+fn child_role() {
+    if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("open-report-error") {
+        let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
+        match FileMap::open_only_for_test(&name) {
+            Ok(_) => println!("@@ opened"),
+            Err(e) => println!("@@ error {e:?}"),
+        }
+        std::process::exit(0);
+    }
+    common::child_main();
+}
+
+trait OpenOnly {
+    fn open_only_for_test(name: &str) -> filemap::Result<FileMap>;
+}
+
+impl OpenOnly for FileMap {
+    fn open_only_for_test(name: &str) -> filemap::Result<FileMap> {
+        FileMap::builder(name).open_only().open()
+    }
+}
+
+fn name_rule(name: &str) -> Option<NameRule> {
+    match FileMap::open(name) {
+        Err(Error::InvalidName { rule, .. }) => Some(rule),
+        Err(other) => panic!("{name:?}: unexpected {other:?}"),
+        Ok(map) => {
+            drop(map);
+            None
+        }
+    }
+}
+
+#[test]
+fn names_are_checked_rule_by_rule() {
+    assert_eq!(name_rule(""), Some(NameRule::Empty));
+    let long = "x".repeat(MAX_NAME_LEN + 1);
+    assert_eq!(
+        name_rule(&long),
+        Some(NameRule::TooLong {
+            len: MAX_NAME_LEN + 1,
+            max: MAX_NAME_LEN
+        })
+    );
+    assert_eq!(name_rule("a/b"), Some(NameRule::Separator));
+    assert_eq!(name_rule("a\\b"), Some(NameRule::Separator));
+    assert_eq!(name_rule("a\0b"), Some(NameRule::ControlCharacter));
+    assert_eq!(name_rule("tab\there"), Some(NameRule::ControlCharacter));
+    assert_eq!(name_rule("."), Some(NameRule::Dots));
+    assert_eq!(name_rule(".."), Some(NameRule::Dots));
+
+    let pid = std::process::id();
+    for ok in [
+        "a".to_string(),
+        format!(".leading-dot-{pid}"),
+        format!("名前-🦀-{pid}"),
+        format!("{pid}{}", "y".repeat(MAX_NAME_LEN - pid.to_string().len())),
+    ] {
+        let _cleanup = Cleanup(ok.clone());
+        assert_eq!(name_rule(&ok), None, "{ok:?} is a valid name");
+    }
+    let message = FileMap::open(&long).unwrap_err().to_string();
+    assert!(message.contains(&format!("{} bytes long and the maximum is {MAX_NAME_LEN}", MAX_NAME_LEN + 1)), "{message}");
+}
+
+#[test]
+fn capacities_outside_the_range_are_refused() {
+    let name = unique("cap");
+    let _cleanup = Cleanup(name.clone());
+    for bad in [0, 1, MIN_CAPACITY as u64 - 1, MAX_CAPACITY as u64 + 1, u64::MAX] {
+        match FileMap::builder(&name).capacity(bad).open() {
+            Err(Error::InvalidCapacity { requested, min, max }) => {
+                assert_eq!((requested, min, max), (bad, MIN_CAPACITY, MAX_CAPACITY));
+            }
+            other => panic!("capacity {bad}: {other:?}"),
+        }
+    }
+    let smallest = FileMap::builder(&name).capacity(MIN_CAPACITY as u64).open().unwrap();
+    assert_eq!(smallest.capacity(), MIN_CAPACITY);
+    assert!(!common::region_file_exists(&unique("never-created")));
+}
+
+#[test]
+fn the_largest_capacity_works() {
+    let name = unique("maxcap");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(MAX_CAPACITY as u64).open().unwrap();
+    assert_eq!(map.capacity(), MAX_CAPACITY);
+    map.write(b"tail").unwrap();
+    assert_eq!(map.read().unwrap().content, b"tail");
+}
+
+#[test]
+fn oversized_writes_are_refused_and_keep_the_previous_content() {
+    let name = unique("toolarge");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(64).open().unwrap();
+    map.write(&[1; 63]).unwrap();
+    let full = map.write(&[2; 64]).unwrap();
+    match map.write(&[3; 65]) {
+        Err(Error::TooLarge { len: 65, capacity: 64 }) => {}
+        other => panic!("{other:?}"),
+    }
+    let snap = map.read().unwrap();
+    assert_eq!(snap.content, vec![2; 64]);
+    assert_eq!(snap.generation, full.generation, "nothing was published");
+    match map.update(|c| c.push(0)) {
+        Err(Error::TooLarge { len: 65, capacity: 64 }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(map.read().unwrap().content, vec![2; 64]);
+    assert!(map.write_lines(["x".repeat(40), "y".repeat(40)]).is_err());
+    assert_eq!(map.read().unwrap().content, vec![2; 64]);
+}
+
+#[test]
+fn open_modes_report_missing_and_existing_regions() {
+    let name = unique("modes");
+    let _cleanup = Cleanup(name.clone());
+    assert!(matches!(
+        FileMap::builder(&name).open_only().open(),
+        Err(Error::NotFound { .. })
+    ));
+    let map = FileMap::builder(&name).create_only().open().unwrap();
+    assert!(matches!(
+        FileMap::builder(&name).create_only().open(),
+        Err(Error::AlreadyExists { .. })
+    ));
+    let attached = FileMap::builder(&name).open_only().open().unwrap();
+    assert!(attached.existed_already());
+    drop((map, attached));
+}
+
+/// Make a persistent region holding `content`, closed, and return its file.
+fn closed_region(tag: &str, content: &[u8]) -> (String, std::path::PathBuf, Cleanup) {
+    let name = unique(tag);
+    let map = FileMap::builder(&name).persistent(true).open().unwrap();
+    map.write(content).unwrap();
+    (name.clone(), filemap::shm_path(&name), Cleanup(name))
+}
+
+fn poke(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Vec<u8> {
+    let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut old = vec![0; bytes.len()];
+    file.read_exact_at(&mut old, offset).unwrap();
+    file.write_all_at(bytes, offset).unwrap();
+    old
+}
+
+#[test]
+fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
+    let (name, path, _cleanup) = closed_region("corrupt", b"precious");
+
+    let old = poke(&path, 0, b"NOTMAGIC");
+    assert!(matches!(FileMap::open(&name), Err(Error::NotARegion { .. })));
+    poke(&path, 0, &old);
+
+    let old = poke(&path, 8, &99u32.to_le_bytes());
+    match FileMap::open(&name) {
+        Err(Error::IncompatibleVersion { found: 99, expected: 1, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    poke(&path, 8, &old);
+
+    for bad in [0u64, 31, u64::MAX] {
+        let old = poke(&path, 16, &bad.to_le_bytes());
+        match FileMap::open(&name) {
+            Err(Error::Corrupted { field: "capacity", value, .. }) => assert_eq!(value, bad),
+            other => panic!("{other:?}"),
+        }
+        poke(&path, 16, &old);
+    }
+
+    let old = poke(&path, 16, &(1u64 << 20).to_le_bytes());
+    assert!(matches!(FileMap::open(&name), Err(Error::Truncated { .. })));
+    poke(&path, 16, &old);
+
+    // Every repair restores the region with its content.
+    let map = FileMap::open(&name).unwrap();
+    assert_eq!(map.read().unwrap().content, b"precious");
+}
+
+#[test]
+fn a_length_scribbled_while_open_is_reported_not_followed() {
+    let (name, path, _cleanup) = closed_region("len", b"before");
+    let map = FileMap::open(&name).unwrap();
+    let generation = map.generation();
+    let len_offset = 136 + 8 * (generation & 1);
+    poke(&path, len_offset, &u64::MAX.to_le_bytes());
+    match map.read() {
+        Err(Error::Corrupted { field: "len", value: u64::MAX, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // A writer publishes into the other buffer; reading works again.
+    map.write_str("after").unwrap();
+    assert_eq!(map.read_string().unwrap().content, "after");
+    // A scribbled generation just selects a buffer; lengths stay checked.
+    poke(&path, 128, &0xdead_beef_u64.to_le_bytes());
+    let _ = map.read();
+    map.write_str("healed").unwrap();
+    assert_eq!(map.read_string().unwrap().content, "healed");
+}
+
+#[test]
+fn truncated_and_foreign_files_are_not_regions() {
+    let (name, path, _cleanup) = closed_region("trunc", b"x");
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(5000).unwrap();
+    match FileMap::open(&name) {
+        Err(Error::Truncated { size: 5000, needed, .. }) => assert!(needed > 5000),
+        other => panic!("{other:?}"),
+    }
+    file.set_len(100).unwrap();
+    assert!(matches!(FileMap::open(&name), Err(Error::NotARegion { .. })));
+    file.set_len(0).unwrap();
+    std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
+    match FileMap::open(&name) {
+        Err(Error::NotARegion { reason, .. }) => assert!(reason.contains("magic"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), vec![b'z'; 10_000], "a foreign file is left alone");
+}
+
+#[test]
+fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
+    let name = unique("perm");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let mode = std::fs::metadata(map.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    drop(map);
+
+    let shared = FileMap::builder(&name).mode(0o644).open().unwrap();
+    assert_eq!(std::fs::metadata(shared.path()).unwrap().permissions().mode() & 0o777, 0o644);
+    drop(shared);
+
+    let planted = unique("planted");
+    let _cleanup2 = Cleanup(planted.clone());
+    let target = std::env::temp_dir().join(unique("target"));
+    std::fs::write(&target, b"not yours").unwrap();
+    std::os::unix::fs::symlink(&target, filemap::shm_path(&planted)).unwrap();
+    match FileMap::open(&planted) {
+        Err(Error::NotARegion { reason, .. }) => assert!(reason.contains("symbolic link")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), b"not yours");
+    std::fs::remove_file(&target).unwrap();
+}
+
+#[test]
+fn another_user_cannot_open_an_owner_only_region() {
+    if !rustix_is_root() {
+        eprintln!("skipped: needs root to run a child as another uid");
+        return;
+    }
+    let name = unique("otheruid");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    map.write_str("secret").unwrap();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_role", "--nocapture", "--quiet"])
+        .env("FILEMAP_CHILD_ROLE", "open-report-error")
+        .env("FILEMAP_CHILD_NAME", &name);
+    std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+    std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("@@ error PermissionDenied"), "{stdout}");
+    assert_eq!(map.read_string().unwrap().content, "secret");
+}
+
+fn rustix_is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+#[test]
+fn a_lock_word_scribbled_to_a_dead_thread_is_taken_over() {
+    let (name, path, _cleanup) = closed_region("deadword", b"intact");
+    let map = FileMap::open(&name).unwrap();
+    // A thread id that is certainly not running: a reaped child's.
+    let child = Child::spawn("open", &name);
+    child.expect("existed=");
+    let dead = child.pid();
+    child.kill9();
+    poke(&path, 64, &(dead | 1 << 31).to_le_bytes());
+    let published = map.write_str("recovered").unwrap();
+    assert!(published.owner_died);
+    assert_eq!(map.read_string().unwrap().content, "recovered");
+}
+
+#[test]
+fn a_lock_word_scribbled_to_a_live_unrelated_thread_is_taken_over_after_a_grace() {
+    let (name, path, _cleanup) = closed_region("liveword", b"intact");
+    let map = FileMap::open(&name).unwrap();
+    // pid 1 lives forever and never recorded itself as the owner.
+    poke(&path, 64, &1u32.to_le_bytes());
+    let start = Instant::now();
+    let published = map.write_str("recovered").unwrap();
+    assert!(published.owner_died);
+    assert!(start.elapsed() >= Duration::from_millis(900), "the grace was honoured");
+    assert!(start.elapsed() < STEP);
+}
+
+#[test]
+fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
+    let (name, path, _cleanup) = closed_region("waiters", b"");
+    let map = FileMap::open(&name).unwrap();
+    let seen = map.generation();
+    let waiter = std::thread::spawn({
+        let name = name.clone();
+        move || FileMap::open(&name).unwrap().wait_change(seen, Some(STEP))
+    });
+    common::await_condition("the waiter to sleep", || {
+        let mut word = [0u8; 4];
+        let file = std::fs::File::open(&path).unwrap();
+        file.read_exact_at(&mut word, 164).unwrap();
+        u32::from_le_bytes(word) == 1
+    });
+    poke(&path, 164, &0u32.to_le_bytes());
+    let start = Instant::now();
+    let published = map.write_str("wake").unwrap();
+    assert_eq!(waiter.join().unwrap(), Some(published.generation));
+    assert!(start.elapsed() < Duration::from_millis(1500));
+}
