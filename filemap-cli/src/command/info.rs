@@ -1,0 +1,26 @@
+//! `filemap info NAME`.
+
+use filemap::FileMap;
+
+use crate::cli::InfoArgs;
+
+pub fn run(args: InfoArgs) -> anyhow::Result<()> {
+    let info = FileMap::inspect(&args.region.name)?;
+    if args.json {
+        println!("{}", super::info_json(&info));
+        return Ok(());
+    }
+    let attached: Vec<String> = info.attached.iter().map(u32::to_string).collect();
+    println!("name:        {}", info.name);
+    println!("path:        {}", info.path.display());
+    println!("capacity:    {} bytes", info.capacity);
+    println!("used:        {} bytes", info.len);
+    println!("generation:  {}", info.generation);
+    println!("last writer: pid {}", info.last_writer.pid);
+    println!("persistent:  {}", if info.persistent { "yes" } else { "no" });
+    println!("attached:    {}", if attached.is_empty() { "none".to_owned() } else { attached.join(", ") });
+    if info.stale {
+        println!("stale:       yes (its users died; `filemap rm --stale` removes it)");
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The `filemap` command, run as a real process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const STEP: Duration = Duration::from_secs(20);
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("cli-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = filemap(&["rm", &self.0]);
+    }
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_filemap"))
+}
+
+fn filemap(args: &[&str]) -> Output {
+    bin().args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn filemap_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A failure: exit status 1 (never a signal) and one sentence on stderr.
+fn fails(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert!(stderr.starts_with("filemap: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    stderr
+}
+
+#[test]
+fn write_then_read_round_trips_bytes_through_a_pipe() {
+    let name = unique("rw");
+    let _cleanup = Cleanup(name.clone());
+    ok(&filemap(&["write", &name, "hello ✓"]));
+    assert_eq!(ok(&filemap(&["read", &name])), "hello ✓");
+    // Standard input, with control bytes passed through to a pipe untouched.
+    ok(&filemap_stdin(&["write", &name], b"raw\x1b[2J\nbytes\x00"));
+    assert_eq!(filemap(&["read", &name]).stdout, b"raw\x1b[2J\nbytes\x00");
+    ok(&filemap_stdin(&["write", &name, "-"], b"dash"));
+    let json: serde_json::Value = serde_json::from_str(&ok(&filemap(&["read", &name, "--json"]))).unwrap();
+    assert_eq!(json["content"], "dash");
+    assert_eq!(json["generation"], 3);
+}
+
+#[test]
+fn regions_written_by_the_cli_persist_until_rm() {
+    let name = unique("persist");
+    let _cleanup = Cleanup(name.clone());
+    ok(&filemap(&["write", &name, "kept", "--capacity", "100"]));
+    let info: serde_json::Value = serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
+    assert_eq!(info["capacity"], 100);
+    assert_eq!(info["len"], 4);
+    assert_eq!(info["persistent"], true);
+    assert_eq!(info["stale"], false);
+    let text = ok(&filemap(&["info", &name]));
+    assert!(text.contains("capacity:    100 bytes"), "{text}");
+
+    let listed: serde_json::Value = serde_json::from_str(&ok(&filemap(&["ls", "--json"]))).unwrap();
+    assert!(listed.as_array().unwrap().iter().any(|r| r["name"] == name.as_str()));
+    assert!(ok(&filemap(&["ls"])).contains(&name));
+
+    ok(&filemap(&["rm", &name]));
+    let err = fails(&filemap(&["read", &name]));
+    assert!(err.contains("no region named"), "{err}");
+    let err = fails(&filemap(&["rm", &name]));
+    assert!(err.contains("no region named"), "{err}");
+}
+
+#[test]
+fn bad_input_is_one_clear_sentence_and_keeps_the_content() {
+    let name = unique("bad");
+    let _cleanup = Cleanup(name.clone());
+    let err = fails(&filemap(&["write", "a/b", "x"]));
+    assert!(err.contains("path separator"), "{err}");
+    let err = fails(&filemap(&["write", &name, "x", "--capacity", "31"]));
+    assert!(err.contains("between 32 and"), "{err}");
+    ok(&filemap(&["write", &name, "small", "--capacity", "32"]));
+    let err = fails(&filemap(&["write", &name, &"y".repeat(33)]));
+    assert!(err.contains("33 bytes does not fit the region's capacity of 32 bytes"), "{err}");
+    assert_eq!(ok(&filemap(&["read", &name])), "small");
+}
+
+#[test]
+fn a_corrupted_region_is_an_error_exit_not_a_crash() {
+    let name = unique("corrupt");
+    let _cleanup = Cleanup(name.clone());
+    ok(&filemap(&["write", &name, "data"]));
+    let path = ::filemap::shm_path(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[136..152].fill(0xff); // both buffer lengths
+    std::fs::write(&path, &bytes).unwrap();
+    let err = fails(&filemap(&["read", &name]));
+    assert!(err.contains("corrupted") && err.contains("len"), "{err}");
+    bytes[16..24].fill(0xff); // capacity
+    std::fs::write(&path, &bytes).unwrap();
+    for verb in ["read", "info", "write"] {
+        let out = if verb == "write" { filemap(&[verb, &name, "x"]) } else { filemap(&[verb, &name]) };
+        let err = fails(&out);
+        assert!(err.contains("capacity"), "{verb}: {err}");
+    }
+    assert!(ok(&filemap(&["ls"])).contains("error"));
+}
+
+#[test]
+fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
+    let name = unique("watch");
+    let _cleanup = Cleanup(name.clone());
+    let mut watch = bin()
+        .args(["watch", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + STEP;
+    while !::filemap::FileMap::inspect(&name).is_ok_and(|i| i.attached.contains(&watch.id())) {
+        assert!(Instant::now() < deadline, "watch never attached");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let writer = bin().args(["write", &name, "one"]).status().unwrap();
+    assert!(writer.success());
+    let line = lines.recv_timeout(STEP).unwrap();
+    let fields: Vec<&str> = line.splitn(3, ' ').collect();
+    assert_eq!(fields[0], "1");
+    assert!(fields[1].parse::<u32>().unwrap() > 0);
+    assert_eq!(fields[2], "one");
+
+    ok(&filemap(&["write", &name, "two\nlines \x1b[31mred"]));
+    let line = lines.recv_timeout(STEP).unwrap();
+    assert!(line.ends_with(" two\\nlines \\u{1b}[31mred"), "{line:?}");
+
+    let interrupted = Command::new("kill").args(["-INT", &watch.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let deadline = Instant::now() + STEP;
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "watch ignored Ctrl-C");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success(), "{status:?}");
+    // The watcher created the region (non-persistent) and was its last user.
+    assert!(!::filemap::shm_path(&name).exists());
+}
+
+#[test]
+fn watch_json_gives_one_object_per_change() {
+    let name = unique("watchjson");
+    let _cleanup = Cleanup(name.clone());
+    ok(&filemap(&["write", &name, "start"]));
+    let mut watch = bin()
+        .args(["watch", &name, "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + STEP;
+    while !::filemap::FileMap::inspect(&name).is_ok_and(|i| i.attached.contains(&watch.id())) {
+        assert!(Instant::now() < deadline, "watch never attached");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ok(&filemap(&["write", &name, "quote \" and \u{7}bell"]));
+    let mut reader = BufReader::new(watch.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(value["content"], "quote \" and \u{7}bell");
+    assert_eq!(value["generation"], 2);
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+}
+
+#[test]
+fn rm_stale_removes_regions_whose_users_died() {
+    let name = unique("stale");
+    let _cleanup = Cleanup(name.clone());
+    let mut watch = bin().args(["watch", &name]).stdout(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + STEP;
+    while !::filemap::FileMap::inspect(&name).is_ok_and(|i| i.attached.contains(&watch.id())) {
+        assert!(Instant::now() < deadline, "watch never attached");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    watch.kill().unwrap(); // SIGKILL: no clean-up
+    watch.wait().unwrap();
+    let info: serde_json::Value = serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
+    assert_eq!(info["stale"], true);
+    assert!(ok(&filemap(&["ls"])).contains("stale"));
+    let out = ok(&filemap(&["rm", "--stale"]));
+    assert!(out.contains(&format!("removed stale region {name}")), "{out}");
+    assert!(!::filemap::shm_path(&name).exists());
+}
