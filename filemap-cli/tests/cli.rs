@@ -10,7 +10,11 @@ const STEP: Duration = Duration::from_secs(20);
 
 fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("cli-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "cli-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 struct Cleanup(String);
@@ -70,7 +74,8 @@ fn write_then_read_round_trips_bytes_through_a_pipe() {
     ok(&filemap_stdin(&["write", &name], b"raw\x1b[2J\nbytes\x00"));
     assert_eq!(filemap(&["read", &name]).stdout, b"raw\x1b[2J\nbytes\x00");
     ok(&filemap_stdin(&["write", &name, "-"], b"dash"));
-    let json: serde_json::Value = serde_json::from_str(&ok(&filemap(&["read", &name, "--json"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&filemap(&["read", &name, "--json"]))).unwrap();
     assert_eq!(json["content"], "dash");
     assert_eq!(json["generation"], 3);
 }
@@ -80,7 +85,8 @@ fn regions_written_by_the_cli_persist_until_rm() {
     let name = unique("persist");
     let _cleanup = Cleanup(name.clone());
     ok(&filemap(&["write", &name, "kept", "--capacity", "100"]));
-    let info: serde_json::Value = serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
     assert_eq!(info["capacity"], 100);
     assert_eq!(info["len"], 4);
     assert_eq!(info["persistent"], true);
@@ -89,7 +95,11 @@ fn regions_written_by_the_cli_persist_until_rm() {
     assert!(text.contains("capacity:    100 bytes"), "{text}");
 
     let listed: serde_json::Value = serde_json::from_str(&ok(&filemap(&["ls", "--json"]))).unwrap();
-    assert!(listed.as_array().unwrap().iter().any(|r| r["name"] == name.as_str()));
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == name.as_str()));
     assert!(ok(&filemap(&["ls"])).contains(&name));
 
     ok(&filemap(&["rm", &name]));
@@ -109,7 +119,10 @@ fn bad_input_is_one_clear_sentence_and_keeps_the_content() {
     assert!(err.contains("between 32 and"), "{err}");
     ok(&filemap(&["write", &name, "small", "--capacity", "32"]));
     let err = fails(&filemap(&["write", &name, &"y".repeat(33)]));
-    assert!(err.contains("33 bytes does not fit the region's capacity of 32 bytes"), "{err}");
+    assert!(
+        err.contains("33 bytes does not fit the region's capacity of 32 bytes"),
+        "{err}"
+    );
     assert_eq!(ok(&filemap(&["read", &name])), "small");
 }
 
@@ -127,7 +140,11 @@ fn a_corrupted_region_is_an_error_exit_not_a_crash() {
     bytes[16..24].fill(0xff); // capacity
     std::fs::write(&path, &bytes).unwrap();
     for verb in ["read", "info", "write"] {
-        let out = if verb == "write" { filemap(&[verb, &name, "x"]) } else { filemap(&[verb, &name]) };
+        let out = if verb == "write" {
+            filemap(&[verb, &name, "x"])
+        } else {
+            filemap(&[verb, &name])
+        };
         let err = fails(&out);
         assert!(err.contains("capacity"), "{verb}: {err}");
     }
@@ -170,7 +187,10 @@ fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
     let line = lines.recv_timeout(STEP).unwrap();
     assert!(line.ends_with(" two\\nlines \\u{1b}[31mred"), "{line:?}");
 
-    let interrupted = Command::new("kill").args(["-INT", &watch.id().to_string()]).status().unwrap();
+    let interrupted = Command::new("kill")
+        .args(["-INT", &watch.id().to_string()])
+        .status()
+        .unwrap();
     assert!(interrupted.success());
     let deadline = Instant::now() + STEP;
     let status = loop {
@@ -215,7 +235,11 @@ fn watch_json_gives_one_object_per_change() {
 fn rm_stale_removes_regions_whose_users_died() {
     let name = unique("stale");
     let _cleanup = Cleanup(name.clone());
-    let mut watch = bin().args(["watch", &name]).stdout(Stdio::null()).spawn().unwrap();
+    let mut watch = bin()
+        .args(["watch", &name])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + STEP;
     while !::filemap::FileMap::inspect(&name).is_ok_and(|i| i.attached.contains(&watch.id())) {
         assert!(Instant::now() < deadline, "watch never attached");
@@ -223,10 +247,14 @@ fn rm_stale_removes_regions_whose_users_died() {
     }
     watch.kill().unwrap(); // SIGKILL: no clean-up
     watch.wait().unwrap();
-    let info: serde_json::Value = serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
     assert_eq!(info["stale"], true);
     assert!(ok(&filemap(&["ls"])).contains("stale"));
     let out = ok(&filemap(&["rm", "--stale"]));
-    assert!(out.contains(&format!("removed stale region {name}")), "{out}");
+    assert!(
+        out.contains(&format!("removed stale region {name}")),
+        "{out}"
+    );
     assert!(!::filemap::shm_path(&name).exists());
 }

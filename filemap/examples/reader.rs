@@ -26,7 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let snap = map.read_string()?;
         seen = snap.generation;
-        println!("generation {} from pid {}: {}", snap.generation, snap.writer.pid, snap.content);
+        println!(
+            "generation {} from pid {}: {}",
+            snap.generation, snap.writer.pid, snap.content
+        );
     }
     Ok(())
 }

@@ -13,7 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!(
         "writer: region {name:?} ({} bytes, {}); type lines, Ctrl-D to quit",
         map.capacity(),
-        if map.existed_already() { "attached" } else { "created" }
+        if map.existed_already() {
+            "attached"
+        } else {
+            "created"
+        }
     );
     for line in std::io::stdin().lines() {
         let published = map.write_str(&line?)?;

@@ -137,7 +137,9 @@ pub enum Error {
     },
 
     /// The backing file is shorter than its header says the region is.
-    #[error("region {name:?} is truncated: its file holds {size} bytes, its header needs {needed}")]
+    #[error(
+        "region {name:?} is truncated: its file holds {size} bytes, its header needs {needed}"
+    )]
     Truncated {
         /// The region name.
         name: String,

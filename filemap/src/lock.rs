@@ -73,7 +73,10 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
     loop {
         let word = h.lock.load(Relaxed);
         if word == 0 {
-            if h.lock.compare_exchange(0, me | LOCK_CONTENDED, Acquire, Relaxed).is_ok() {
+            if h.lock
+                .compare_exchange(0, me | LOCK_CONTENDED, Acquire, Relaxed)
+                .is_ok()
+            {
                 record_owner(h, me);
                 return Ok(false);
             }
@@ -84,7 +87,11 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
             return Err(LockError::WouldDeadlock);
         }
         let contended = word | LOCK_CONTENDED;
-        if word != contended && h.lock.compare_exchange(word, contended, Relaxed, Relaxed).is_err() {
+        if word != contended
+            && h.lock
+                .compare_exchange(word, contended, Relaxed, Relaxed)
+                .is_err()
+        {
             continue;
         }
         let waited = start.elapsed();
@@ -98,7 +105,9 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
         slice = (slice * 2).min(MAX_SLICE);
         if h.lock.load(Relaxed) == contended
             && owner_is_dead(h, owner, &mut suspect)
-            && h.lock.compare_exchange(contended, me | LOCK_CONTENDED, Acquire, Relaxed).is_ok()
+            && h.lock
+                .compare_exchange(contended, me | LOCK_CONTENDED, Acquire, Relaxed)
+                .is_ok()
         {
             record_owner(h, me);
             return Ok(true);
@@ -113,7 +122,8 @@ fn recorded_pid(h: &Header, owner: u32) -> Option<u32> {
 }
 
 fn record_owner(h: &Header, me: u32) {
-    h.lock_owner.store(pack_owner(me, sys::own_thread_start_time()), Relaxed);
+    h.lock_owner
+        .store(pack_owner(me, sys::own_thread_start_time()), Relaxed);
     h.lock_pid.store(sys::pid(), Relaxed);
 }
 

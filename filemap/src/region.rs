@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, NameRule, Result};
-use crate::layout::{self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SLOTS};
+use crate::layout::{
+    self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SLOTS,
+};
 use crate::lock::{self, LockError};
 use crate::notify;
 use crate::sys;
@@ -244,7 +246,8 @@ impl Builder {
         let h = header(&map);
         let persistent = self.persistent.unwrap_or(self.path.is_some());
         h.version.store(LAYOUT_VERSION, Relaxed);
-        h.flags.store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
+        h.flags
+            .store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
         h.capacity.store(capacity as u64, Relaxed);
         h.creator_pid.store(sys::pid(), Relaxed);
         h.magic.store(MAGIC, Release);
@@ -329,7 +332,12 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: std::io::Error) -> Err
 /// Map an existing backing file and validate its header. Returns the
 /// mapping and the capacity, which is read once here and trusted from then
 /// on by this handle only.
-fn map_existing(name: &str, path: &Path, fd: &sys::Fd, writable: bool) -> Result<(sys::Mapping, usize)> {
+fn map_existing(
+    name: &str,
+    path: &Path,
+    fd: &sys::Fd,
+    writable: bool,
+) -> Result<(sys::Mapping, usize)> {
     let shown = || path.display().to_string();
     let size = sys::file_size(fd).map_err(|e| io_error(name, path, "fstat", e))?;
     if size < HEADER_SIZE as u64 {
@@ -339,7 +347,8 @@ fn map_existing(name: &str, path: &Path, fd: &sys::Fd, writable: bool) -> Result
         });
     }
     let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
-    let map = sys::Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
+    let map =
+        sys::Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
     let h = header(&map);
     if h.magic.load(Acquire) != MAGIC {
         return Err(Error::NotARegion {
@@ -418,7 +427,9 @@ fn claim_slot(h: &Header) -> Option<usize> {
             sweep_dead_slots(h);
         }
         for (index, slot) in h.slots.iter().enumerate() {
-            if slot.pid.load(Relaxed) == 0 && slot.pid.compare_exchange(0, pid, Acquire, Relaxed).is_ok() {
+            if slot.pid.load(Relaxed) == 0
+                && slot.pid.compare_exchange(0, pid, Acquire, Relaxed).is_ok()
+            {
                 slot.waiters.store(0, Relaxed);
                 slot.start_time.store(sys::own_start_time(), Release);
                 return Some(index);
@@ -483,7 +494,10 @@ impl Inner {
         //   (seqlock), so a racing copy is never returned;
         // - `u8` has no invalid values, so `set_len` exposes initialised bytes.
         unsafe {
-            let src = self.map.as_ptr().add(layout::buffer_offset(self.capacity, index));
+            let src = self
+                .map
+                .as_ptr()
+                .add(layout::buffer_offset(self.capacity, index));
             std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
             out.set_len(len);
         }
@@ -566,7 +580,10 @@ impl Inner {
         //   generation has moved since the buffer was last published;
         // - `content` is a separate allocation, so the ranges do not overlap.
         unsafe {
-            let dst = self.map.as_ptr().add(layout::buffer_offset(self.capacity, index));
+            let dst = self
+                .map
+                .as_ptr()
+                .add(layout::buffer_offset(self.capacity, index));
             std::ptr::copy_nonoverlapping(content.as_ptr(), dst, content.len());
         }
         h.len[index].store(content.len() as u64, Relaxed);
@@ -917,7 +934,9 @@ impl FileMap {
                 return Some(generation);
             }
             let remaining = match deadline {
-                Some(d) => d.checked_duration_since(Instant::now()).filter(|r| !r.is_zero())?,
+                Some(d) => d
+                    .checked_duration_since(Instant::now())
+                    .filter(|r| !r.is_zero())?,
                 None => notify::SLICE,
             };
             notify::wait_once(h, slot, seen, remaining, None);
@@ -993,7 +1012,9 @@ impl FileMap {
         validate_name(name)?;
         let path = shm_path(name);
         sys::unlink(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound { name: name.to_owned() },
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                name: name.to_owned(),
+            },
             _ => io_error(name, &path, "unlink", e),
         })
     }
@@ -1010,7 +1031,9 @@ impl FileMap {
                 continue;
             }
             let path = shm_path(&name);
-            let Ok(fd) = sys::open_existing(&path, false) else { continue };
+            let Ok(fd) = sys::open_existing(&path, false) else {
+                continue;
+            };
             // Only a region nobody holds open can be taken exclusively.
             if sys::try_lock_exclusive(&fd).unwrap_or(false)
                 && !sys::is_unlinked(&fd).unwrap_or(true)
@@ -1055,7 +1078,9 @@ impl Inner {
 
 fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
     let fd = sys::open_existing(path, false).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound { name: name.to_owned() },
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            name: name.to_owned(),
+        },
         _ => io_error(name, path, "open", e),
     })?;
     let (map, capacity) = map_existing(name, path, &fd, false)?;
@@ -1064,7 +1089,9 @@ fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
 
 fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionInfo {
     let generation = h.generation.load(Acquire);
-    let len = h.len[(generation & 1) as usize].load(Relaxed).min(capacity as u64) as usize;
+    let len = h.len[(generation & 1) as usize]
+        .load(Relaxed)
+        .min(capacity as u64) as usize;
     let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
     let attached = attached_pids(h);
     RegionInfo {

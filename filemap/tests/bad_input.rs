@@ -73,22 +73,41 @@ fn names_are_checked_rule_by_rule() {
         assert_eq!(name_rule(&ok), None, "{ok:?} is a valid name");
     }
     let message = FileMap::open(&long).unwrap_err().to_string();
-    assert!(message.contains(&format!("{} bytes long and the maximum is {MAX_NAME_LEN}", MAX_NAME_LEN + 1)), "{message}");
+    assert!(
+        message.contains(&format!(
+            "{} bytes long and the maximum is {MAX_NAME_LEN}",
+            MAX_NAME_LEN + 1
+        )),
+        "{message}"
+    );
 }
 
 #[test]
 fn capacities_outside_the_range_are_refused() {
     let name = unique("cap");
     let _cleanup = Cleanup(name.clone());
-    for bad in [0, 1, MIN_CAPACITY as u64 - 1, MAX_CAPACITY as u64 + 1, u64::MAX] {
+    for bad in [
+        0,
+        1,
+        MIN_CAPACITY as u64 - 1,
+        MAX_CAPACITY as u64 + 1,
+        u64::MAX,
+    ] {
         match FileMap::builder(&name).capacity(bad).open() {
-            Err(Error::InvalidCapacity { requested, min, max }) => {
+            Err(Error::InvalidCapacity {
+                requested,
+                min,
+                max,
+            }) => {
                 assert_eq!((requested, min, max), (bad, MIN_CAPACITY, MAX_CAPACITY));
             }
             other => panic!("capacity {bad}: {other:?}"),
         }
     }
-    let smallest = FileMap::builder(&name).capacity(MIN_CAPACITY as u64).open().unwrap();
+    let smallest = FileMap::builder(&name)
+        .capacity(MIN_CAPACITY as u64)
+        .open()
+        .unwrap();
     assert_eq!(smallest.capacity(), MIN_CAPACITY);
     assert!(!common::region_file_exists(&unique("never-created")));
 }
@@ -97,7 +116,10 @@ fn capacities_outside_the_range_are_refused() {
 fn the_largest_capacity_works() {
     let name = unique("maxcap");
     let _cleanup = Cleanup(name.clone());
-    let map = FileMap::builder(&name).capacity(MAX_CAPACITY as u64).open().unwrap();
+    let map = FileMap::builder(&name)
+        .capacity(MAX_CAPACITY as u64)
+        .open()
+        .unwrap();
     assert_eq!(map.capacity(), MAX_CAPACITY);
     map.write(b"tail").unwrap();
     assert_eq!(map.read().unwrap().content, b"tail");
@@ -111,14 +133,20 @@ fn oversized_writes_are_refused_and_keep_the_previous_content() {
     map.write(&[1; 63]).unwrap();
     let full = map.write(&[2; 64]).unwrap();
     match map.write(&[3; 65]) {
-        Err(Error::TooLarge { len: 65, capacity: 64 }) => {}
+        Err(Error::TooLarge {
+            len: 65,
+            capacity: 64,
+        }) => {}
         other => panic!("{other:?}"),
     }
     let snap = map.read().unwrap();
     assert_eq!(snap.content, vec![2; 64]);
     assert_eq!(snap.generation, full.generation, "nothing was published");
     match map.update(|c| c.push(0)) {
-        Err(Error::TooLarge { len: 65, capacity: 64 }) => {}
+        Err(Error::TooLarge {
+            len: 65,
+            capacity: 64,
+        }) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(map.read().unwrap().content, vec![2; 64]);
@@ -153,7 +181,11 @@ fn closed_region(tag: &str, content: &[u8]) -> (String, std::path::PathBuf, Clea
 }
 
 fn poke(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Vec<u8> {
-    let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut old = vec![0; bytes.len()];
     file.read_exact_at(&mut old, offset).unwrap();
     file.write_all_at(bytes, offset).unwrap();
@@ -165,12 +197,19 @@ fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     let (name, path, _cleanup) = closed_region("corrupt", b"precious");
 
     let old = poke(&path, 0, b"NOTMAGIC");
-    assert!(matches!(FileMap::open(&name), Err(Error::NotARegion { .. })));
+    assert!(matches!(
+        FileMap::open(&name),
+        Err(Error::NotARegion { .. })
+    ));
     poke(&path, 0, &old);
 
     let old = poke(&path, 8, &99u32.to_le_bytes());
     match FileMap::open(&name) {
-        Err(Error::IncompatibleVersion { found: 99, expected: 1, .. }) => {}
+        Err(Error::IncompatibleVersion {
+            found: 99,
+            expected: 1,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     poke(&path, 8, &old);
@@ -178,7 +217,11 @@ fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     for bad in [0u64, 31, u64::MAX] {
         let old = poke(&path, 16, &bad.to_le_bytes());
         match FileMap::open(&name) {
-            Err(Error::Corrupted { field: "capacity", value, .. }) => assert_eq!(value, bad),
+            Err(Error::Corrupted {
+                field: "capacity",
+                value,
+                ..
+            }) => assert_eq!(value, bad),
             other => panic!("{other:?}"),
         }
         poke(&path, 16, &old);
@@ -201,7 +244,11 @@ fn a_length_scribbled_while_open_is_reported_not_followed() {
     let len_offset = 136 + 8 * (generation & 1);
     poke(&path, len_offset, &u64::MAX.to_le_bytes());
     match map.read() {
-        Err(Error::Corrupted { field: "len", value: u64::MAX, .. }) => {}
+        Err(Error::Corrupted {
+            field: "len",
+            value: u64::MAX,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     // A writer publishes into the other buffer; reading works again.
@@ -220,18 +267,27 @@ fn truncated_and_foreign_files_are_not_regions() {
     let file = OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(5000).unwrap();
     match FileMap::open(&name) {
-        Err(Error::Truncated { size: 5000, needed, .. }) => assert!(needed > 5000),
+        Err(Error::Truncated {
+            size: 5000, needed, ..
+        }) => assert!(needed > 5000),
         other => panic!("{other:?}"),
     }
     file.set_len(100).unwrap();
-    assert!(matches!(FileMap::open(&name), Err(Error::NotARegion { .. })));
+    assert!(matches!(
+        FileMap::open(&name),
+        Err(Error::NotARegion { .. })
+    ));
     file.set_len(0).unwrap();
     std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
     match FileMap::open(&name) {
         Err(Error::NotARegion { reason, .. }) => assert!(reason.contains("magic"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(std::fs::read(&path).unwrap(), vec![b'z'; 10_000], "a foreign file is left alone");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![b'z'; 10_000],
+        "a foreign file is left alone"
+    );
 }
 
 #[test]
@@ -244,7 +300,14 @@ fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
     drop(map);
 
     let shared = FileMap::builder(&name).mode(0o644).open().unwrap();
-    assert_eq!(std::fs::metadata(shared.path()).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(
+        std::fs::metadata(shared.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
     drop(shared);
 
     let planted = unique("planted");
@@ -283,7 +346,9 @@ fn another_user_cannot_open_an_owner_only_region() {
 }
 
 fn rustix_is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 #[test]
@@ -310,7 +375,10 @@ fn a_lock_word_scribbled_to_a_live_unrelated_thread_is_taken_over_after_a_grace(
     let start = Instant::now();
     let published = map.write_str("recovered").unwrap();
     assert!(published.owner_died);
-    assert!(start.elapsed() >= Duration::from_millis(900), "the grace was honoured");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "the grace was honoured"
+    );
     assert!(start.elapsed() < STEP);
 }
 

@@ -50,10 +50,17 @@ fn a_lock_held_by_a_live_process_times_out_naming_the_holder() {
     let holder = Child::spawn("hold-lock", &name);
     holder.line();
     match map.write_str("blocked") {
-        Err(filemap::Error::Timeout { holder_pid: Some(pid), .. }) => assert_eq!(pid, holder.pid()),
+        Err(filemap::Error::Timeout {
+            holder_pid: Some(pid),
+            ..
+        }) => assert_eq!(pid, holder.pid()),
         other => panic!("expected a lock timeout, got {other:?}"),
     }
-    assert_eq!(map.read_string().unwrap().content, "kept", "lock-free reads still work");
+    assert_eq!(
+        map.read_string().unwrap().content,
+        "kept",
+        "lock-free reads still work"
+    );
     holder.kill9();
 }
 

@@ -7,12 +7,26 @@ use std::process::{Command, Stdio};
 fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
     let deps = std::env::current_exe().unwrap();
-    let path = deps.parent().unwrap().parent().unwrap().join("examples").join(name);
+    let path = deps
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
     if !path.exists() {
         // `cargo test` builds examples, but not when one test target is picked.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let built = Command::new(cargo)
-            .args(["build", "-p", "filemap", "--example", "reader", "--example", "writer"])
+            .args([
+                "build",
+                "-p",
+                "filemap",
+                "--example",
+                "reader",
+                "--example",
+                "writer",
+            ])
             .status()
             .unwrap();
         assert!(built.success());
@@ -49,10 +63,22 @@ fn reader_prints_what_writer_publishes() {
     // The reader may coalesce the two changes into one; it ends on the last.
     let printed: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(!printed.is_empty() && printed.len() <= 2, "{printed:?}");
-    assert!(printed.last().unwrap().starts_with("generation 2 from pid "), "{printed:?}");
-    assert!(printed.last().unwrap().ends_with(": second line"), "{printed:?}");
+    assert!(
+        printed
+            .last()
+            .unwrap()
+            .starts_with("generation 2 from pid "),
+        "{printed:?}"
+    );
+    assert!(
+        printed.last().unwrap().ends_with(": second line"),
+        "{printed:?}"
+    );
     drop(input);
     assert!(writer.wait().unwrap().success());
     assert!(reader.wait().unwrap().success());
-    assert!(!filemap::shm_path(&name).exists(), "the last process removed the region");
+    assert!(
+        !filemap::shm_path(&name).exists(),
+        "the last process removed the region"
+    );
 }

@@ -31,13 +31,25 @@ struct Memory {
 
 enum WriterState {
     Idle,
-    Copying { content: Vec<u8>, index: usize, at: usize },
-    Publishing { content: Vec<u8>, index: usize },
+    Copying {
+        content: Vec<u8>,
+        index: usize,
+        at: usize,
+    },
+    Publishing {
+        content: Vec<u8>,
+        index: usize,
+    },
 }
 
 enum ReaderState {
     Start,
-    Copying { generation: u64, index: usize, len: usize, got: Vec<u8> },
+    Copying {
+        generation: u64,
+        index: usize,
+        len: usize,
+        got: Vec<u8>,
+    },
 }
 
 struct Writer {
@@ -55,11 +67,19 @@ impl Writer {
                     Variant::Correct => ((mem.generation + 1) & 1) as usize,
                     Variant::WritesActiveBuffer => (mem.generation & 1) as usize,
                 };
-                WriterState::Copying { content, index, at: 0 }
+                WriterState::Copying {
+                    content,
+                    index,
+                    at: 0,
+                }
             }
             WriterState::Copying { content, index, at } if at < content.len() => {
                 mem.buf[index][at] = content[at];
-                WriterState::Copying { content, index, at: at + 1 }
+                WriterState::Copying {
+                    content,
+                    index,
+                    at: at + 1,
+                }
             }
             WriterState::Copying { content, index, .. } => {
                 mem.len[index] = content.len();
@@ -88,15 +108,32 @@ fn reader_step(state: &mut ReaderState, mem: &Memory) -> Option<(u64, Vec<u8>)> 
             let index = (generation & 1) as usize;
             let len = mem.len[index];
             assert!(len <= CAPACITY, "length is validated before copying");
-            *state = ReaderState::Copying { generation, index, len, got: Vec::new() };
+            *state = ReaderState::Copying {
+                generation,
+                index,
+                len,
+                got: Vec::new(),
+            };
             None
         }
-        ReaderState::Copying { generation, index, len, mut got } if got.len() < len => {
+        ReaderState::Copying {
+            generation,
+            index,
+            len,
+            mut got,
+        } if got.len() < len => {
             got.push(mem.buf[index][got.len()]);
-            *state = ReaderState::Copying { generation, index, len, got };
+            *state = ReaderState::Copying {
+                generation,
+                index,
+                len,
+                got,
+            };
             None
         }
-        ReaderState::Copying { generation, got, .. } => {
+        ReaderState::Copying {
+            generation, got, ..
+        } => {
             // Re-check: accept only if no publish happened meanwhile.
             (mem.generation == generation).then_some((generation, got))
         }
@@ -111,7 +148,10 @@ fn run(schedule: &[(bool, usize)], variant: Variant) -> Option<String> {
         buf: [[0; CAPACITY]; 2],
         published: vec![Vec::new()],
     };
-    let mut writer = Writer { state: WriterState::Idle, next: 0 };
+    let mut writer = Writer {
+        state: WriterState::Idle,
+        next: 0,
+    };
     let mut reader = ReaderState::Start;
     for &(writer_moves, choice) in schedule {
         if writer_moves {
@@ -119,7 +159,9 @@ fn run(schedule: &[(bool, usize)], variant: Variant) -> Option<String> {
         } else if let Some((generation, content)) = reader_step(&mut reader, &mem) {
             let expected = &mem.published[generation as usize];
             if &content != expected {
-                return Some(format!("generation {generation}: read {content:?}, published {expected:?}"));
+                return Some(format!(
+                    "generation {generation}: read {content:?}, published {expected:?}"
+                ));
             }
         }
     }

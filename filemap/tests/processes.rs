@@ -47,7 +47,11 @@ fn second_process_sees_exists_already_and_the_existing_capacity() {
     let child = Child::spawn_with("open", &name, &[("FILEMAP_CHILD_CAPACITY", "64".into())]);
     assert_eq!(child.expect("existed="), "true");
     let again = FileMap::builder(&name).capacity(64).open().unwrap();
-    assert_eq!(again.capacity(), 10_000, "attaching keeps the existing capacity");
+    assert_eq!(
+        again.capacity(),
+        10_000,
+        "attaching keeps the existing capacity"
+    );
     assert!(child.finish().success());
 }
 
@@ -102,7 +106,8 @@ fn watch_reports_other_processes_writes_and_skips_its_own() {
     let watcher = map
         .watch(move |change| {
             let snap = change.expect("watch read");
-            tx.send((String::from_utf8(snap.content).unwrap(), snap.writer)).unwrap();
+            tx.send((String::from_utf8(snap.content).unwrap(), snap.writer))
+                .unwrap();
         })
         .unwrap();
 
@@ -144,7 +149,9 @@ fn watcher_coalesces_a_burst_and_ends_on_the_latest_content() {
     }
     let mut last = Vec::new();
     while last != b"burst 199" {
-        last = rx.recv_timeout(STEP).expect("the latest content is delivered");
+        last = rx
+            .recv_timeout(STEP)
+            .expect("the latest content is delivered");
     }
     assert!(writer.finish().success());
 }
@@ -155,7 +162,9 @@ fn processes_incrementing_under_the_lock_never_lose_an_update() {
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
     let env = [("FILEMAP_CHILD_COUNT", "500".to_string())];
-    let mut children: Vec<Child> = (0..4).map(|_| Child::spawn_with("increment", &name, &env)).collect();
+    let mut children: Vec<Child> = (0..4)
+        .map(|_| Child::spawn_with("increment", &name, &env))
+        .collect();
     for child in &children {
         assert_eq!(child.line(), "ready");
     }
@@ -191,7 +200,10 @@ fn last_close_removes_the_region_and_persistent_regions_stay() {
     drop(again);
     FileMap::remove(&name).unwrap();
     assert!(!region_file_exists(&name));
-    assert!(matches!(FileMap::remove(&name), Err(filemap::Error::NotFound { .. })));
+    assert!(matches!(
+        FileMap::remove(&name),
+        Err(filemap::Error::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -214,7 +226,10 @@ fn a_region_whose_users_were_killed_is_stale_and_replaced() {
     assert!(info.attached.is_empty());
 
     let fresh = FileMap::open(&name).unwrap();
-    assert!(!fresh.existed_already(), "a stale region is replaced, not attached to");
+    assert!(
+        !fresh.existed_already(),
+        "a stale region is replaced, not attached to"
+    );
     assert_eq!(fresh.read().unwrap().content, b"");
     drop(fresh);
     assert!(!region_file_exists(&name));

@@ -17,8 +17,18 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     println!("used:        {} bytes", info.len);
     println!("generation:  {}", info.generation);
     println!("last writer: pid {}", info.last_writer.pid);
-    println!("persistent:  {}", if info.persistent { "yes" } else { "no" });
-    println!("attached:    {}", if attached.is_empty() { "none".to_owned() } else { attached.join(", ") });
+    println!(
+        "persistent:  {}",
+        if info.persistent { "yes" } else { "no" }
+    );
+    println!(
+        "attached:    {}",
+        if attached.is_empty() {
+            "none".to_owned()
+        } else {
+            attached.join(", ")
+        }
+    );
     if info.stale {
         println!("stale:       yes (its users died; `filemap rm --stale` removes it)");
     }

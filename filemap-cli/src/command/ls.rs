@@ -17,7 +17,10 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::Value::Array(values));
         return Ok(());
     }
-    println!("{:<24} {:>10} {:>10} {:>10}  {:<10} ATTACHED", "NAME", "CAPACITY", "USED", "GENERATION", "STATE");
+    println!(
+        "{:<24} {:>10} {:>10} {:>10}  {:<10} ATTACHED",
+        "NAME", "CAPACITY", "USED", "GENERATION", "STATE"
+    );
     for (name, info) in &regions {
         let name = super::escape(name.as_bytes(), &[]);
         match info {

@@ -28,7 +28,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let mut seen = map.generation();
     let mut buf = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        if map.wait_change(seen, Some(Duration::from_millis(100))).is_none() {
+        if map
+            .wait_change(seen, Some(Duration::from_millis(100)))
+            .is_none()
+        {
             continue;
         }
         let stamp = map.read_into(&mut buf)?;

@@ -11,7 +11,10 @@ use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 fn unsupported() -> io::Error {
-    io::Error::new(io::ErrorKind::Unsupported, "filemap has no backend for this platform")
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "filemap has no backend for this platform",
+    )
 }
 
 /// An open backing file (never constructed here).

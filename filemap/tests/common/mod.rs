@@ -22,7 +22,11 @@ pub const STEP: Duration = Duration::from_secs(20);
 /// A region name no other test (or test run) uses.
 pub fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Removes the region's name when the test ends, pass or fail.
@@ -61,11 +65,17 @@ impl Child {
 
     pub fn spawn_with(role: &str, name: &str, env: &[(&str, String)]) -> Child {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "child_role", "--nocapture", "--test-threads=1", "--quiet"])
-            .env("FILEMAP_CHILD_ROLE", role)
-            .env("FILEMAP_CHILD_NAME", name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
+        cmd.args([
+            "--exact",
+            "child_role",
+            "--nocapture",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env("FILEMAP_CHILD_ROLE", role)
+        .env("FILEMAP_CHILD_NAME", name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
         for (key, value) in env {
             cmd.env(key, value);
         }
@@ -164,7 +174,10 @@ fn wait_for_stdin_eof() {
 }
 
 fn env_u64(key: &str, default: u64) -> u64 {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The payload a crash-test writer publishes for sequence number `seq`:
@@ -224,7 +237,11 @@ pub fn child_main() {
         // Write each stdin line as the whole content; report generations.
         "write" => {
             let map = open();
-            say(format!("open pid={} handle={}", map.id().pid, map.id().handle));
+            say(format!(
+                "open pid={} handle={}",
+                map.id().pid,
+                map.id().handle
+            ));
             while let Some(line) = stdin_line() {
                 let published = map.write_str(&line).expect("child write");
                 say(format!("wrote gen={}", published.generation));
@@ -265,7 +282,8 @@ pub fn child_main() {
             let mut seq = 0u64;
             loop {
                 seq += 1;
-                map.write(&payload(seq, len - (seq as usize % 64))).expect("child write");
+                map.write(&payload(seq, len - (seq as usize % 64)))
+                    .expect("child write");
             }
         }
         other => panic!("unknown child role {other}"),
