@@ -241,7 +241,13 @@ impl Builder {
         };
         let file = sys::create_unnamed(dir, self.permissions).map_err(|e| err("create", e))?;
         let size = layout::region_size(capacity);
-        sys::reserve(&file.fd, size as u64).map_err(|e| err("fallocate", e))?;
+        sys::reserve(&file.fd, size as u64).map_err(|e| match err("fallocate", e) {
+            Error::OutOfSpace { name, .. } => Error::OutOfSpace {
+                name,
+                needed: size as u64,
+            },
+            other => other,
+        })?;
         let map = sys::Mapping::new(&file.fd, size, true).map_err(|e| err("mmap", e))?;
         let h = header(&map);
         let persistent = self.persistent.unwrap_or(self.path.is_some());

@@ -403,3 +403,54 @@ fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
     assert_eq!(waiter.join().unwrap(), Some(published.generation));
     assert!(start.elapsed() < Duration::from_millis(1500));
 }
+
+#[test]
+fn a_full_filesystem_is_out_of_space_at_open_and_leaves_nothing_behind() {
+    if !rustix_is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    let dir = std::env::temp_dir().join(unique("smallfs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let path = dir.join("region");
+    let result = FileMap::builder("full")
+        .path(&path)
+        .capacity(4 << 20)
+        .open();
+    let small = FileMap::builder("small")
+        .path(dir.join("small"))
+        .capacity(1024)
+        .open();
+    let listing: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    drop(small.as_ref().map(|m| m.write_str("fits")));
+    let small_ok = small.is_ok();
+    drop(small);
+    let unmounted = std::process::Command::new("umount")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(unmounted.success());
+    std::fs::remove_dir(&dir).unwrap();
+    match result {
+        Err(Error::OutOfSpace { needed, .. }) => assert_eq!(needed, 4096 + 2 * (4 << 20)),
+        other => panic!("{other:?}"),
+    }
+    assert!(small_ok, "a region that fits still opens");
+    assert_eq!(
+        listing,
+        vec![std::ffi::OsString::from("small")],
+        "nothing left of the failed one"
+    );
+}
