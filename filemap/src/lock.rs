@@ -19,6 +19,7 @@
 //! itself), `any held -> 0` (release, waking one if `C`), `dead tid|C ->
 //! me|C` (takeover).
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
@@ -51,11 +52,22 @@ pub enum LockError {
 #[inline]
 pub fn acquire(h: &Header, timeout: Duration) -> Result<bool, LockError> {
     let me = sys::tid() & LOCK_TID_MASK;
-    if h.lock.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+    let taken = if h.lock.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+        Ok(false)
+    } else {
+        acquire_slow(h, me, timeout)
+    };
+    if taken.is_ok() {
         record_owner(h, me);
-        return Ok(false);
+        HELD.with(|held| held.set(held.get() + 1));
     }
-    acquire_slow(h, me, timeout)
+    taken
+}
+
+thread_local! {
+    /// Region locks this thread holds: tells re-entry (a deadlock) from a
+    /// lock word that merely names this thread because it was scribbled.
+    static HELD: Cell<usize> = const { Cell::new(0) };
 }
 
 #[cold]
@@ -63,7 +75,6 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
     for _ in 0..SPINS {
         std::hint::spin_loop();
         if h.lock.load(Relaxed) == 0 && h.lock.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
-            record_owner(h, me);
             return Ok(false);
         }
     }
@@ -71,20 +82,36 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
     let mut suspect = None;
     let mut slice = FIRST_SLICE;
     loop {
+        let waited = start.elapsed();
         let word = h.lock.load(Relaxed);
+        let owner = word & LOCK_TID_MASK;
+        if waited >= timeout {
+            return Err(LockError::Timeout {
+                waited,
+                holder_pid: recorded_pid(h, owner),
+            });
+        }
         if word == 0 {
             if h.lock
                 .compare_exchange(0, me | LOCK_CONTENDED, Acquire, Relaxed)
                 .is_ok()
             {
-                record_owner(h, me);
                 return Ok(false);
             }
             continue;
         }
-        let owner = word & LOCK_TID_MASK;
         if owner == me {
-            return Err(LockError::WouldDeadlock);
+            if HELD.with(Cell::get) > 0 {
+                return Err(LockError::WouldDeadlock);
+            }
+            // We hold no lock, so the word was scribbled: take it.
+            if h.lock
+                .compare_exchange(word, me | LOCK_CONTENDED, Acquire, Relaxed)
+                .is_ok()
+            {
+                return Ok(true);
+            }
+            continue;
         }
         let contended = word | LOCK_CONTENDED;
         if word != contended
@@ -94,13 +121,6 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
         {
             continue;
         }
-        let waited = start.elapsed();
-        if waited >= timeout {
-            return Err(LockError::Timeout {
-                waited,
-                holder_pid: recorded_pid(h, owner),
-            });
-        }
         sys::futex_wait(&h.lock, contended, slice.min(timeout - waited));
         slice = (slice * 2).min(MAX_SLICE);
         if h.lock.load(Relaxed) == contended
@@ -109,7 +129,6 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
                 .compare_exchange(contended, me | LOCK_CONTENDED, Acquire, Relaxed)
                 .is_ok()
         {
-            record_owner(h, me);
             return Ok(true);
         }
     }
@@ -152,6 +171,7 @@ fn owner_is_dead(h: &Header, owner: u32, suspect: &mut Option<(u32, Instant)>) -
 /// Release the lock taken by [`acquire`].
 #[inline]
 pub fn release(h: &Header) {
+    HELD.with(|held| held.set(held.get().saturating_sub(1)));
     if h.lock.swap(0, Release) & LOCK_CONTENDED != 0 {
         sys::futex_wake(&h.lock, 1);
     }

@@ -454,3 +454,52 @@ fn a_full_filesystem_is_out_of_space_at_open_and_leaves_nothing_behind() {
         "nothing left of the failed one"
     );
 }
+
+#[test]
+fn taking_the_lock_twice_in_one_thread_is_an_error_not_a_hang() {
+    let name = unique("reenter");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let other = FileMap::open(&name).unwrap();
+    map.write_str("kept").unwrap();
+    let guard = map.lock().unwrap();
+    assert!(matches!(
+        map.write_str("x"),
+        Err(Error::WouldDeadlock { .. })
+    ));
+    assert!(matches!(
+        other.update(|c| c.push(b'!')),
+        Err(Error::WouldDeadlock { .. })
+    ));
+    drop(guard);
+    assert_eq!(map.read_string().unwrap().content, "kept");
+    assert!(!other.write_str("free again").unwrap().owner_died);
+}
+
+#[test]
+fn a_lock_word_scribbled_to_this_very_thread_is_taken_over() {
+    let (name, path, _cleanup) = closed_region("selfword", b"intact");
+    let map = FileMap::open(&name).unwrap();
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    let tid: u32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
+    poke(&path, 64, &tid.to_le_bytes());
+    let published = map.write_str("recovered").unwrap();
+    assert!(published.owner_died, "garbage naming us is not a re-entry");
+    assert_eq!(map.read_string().unwrap().content, "recovered");
+}
+
+#[test]
+fn a_full_attach_table_is_a_clear_error() {
+    let name = unique("slots");
+    let _cleanup = Cleanup(name.clone());
+    let first = FileMap::open(&name).unwrap();
+    let handles: Vec<FileMap> = (1..128).map(|_| FileMap::open(&name).unwrap()).collect();
+    match FileMap::open(&name) {
+        Err(Error::TooManyAttached { max: 128, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    drop(handles);
+    let again = FileMap::open(&name).unwrap();
+    assert!(again.existed_already());
+    drop(first);
+}

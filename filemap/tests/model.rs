@@ -169,7 +169,7 @@ fn run(schedule: &[(bool, usize)], variant: Variant) -> Option<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn readers_only_ever_accept_whole_published_contents(

@@ -1,0 +1,297 @@
+//! A hostile peer: another process writes random bytes into a live region
+//! while readers, writers, watchers and openers run. Every call must return
+//! correct data or a typed error, in bounded time; nothing may panic or
+//! crash. `FILEMAP_HOSTILE_SECS` sets the duration (default 2 s).
+//!
+//! Plus a fuzz harness over header bytes, run by proptest in CI: any header
+//! at all must give typed errors from every entry point.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{unique, Child, Cleanup};
+use filemap::{Error, FileMap};
+use proptest::prelude::*;
+
+#[test]
+fn child_role() {
+    if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("scribble") {
+        scribble();
+    }
+    common::child_main();
+}
+
+/// Overwrite random bytes of the region's file forever, mostly in the header.
+fn scribble() -> ! {
+    let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(filemap::shm_path(&name))
+        .unwrap();
+    let size = file.metadata().unwrap().len();
+    let mut rng = std::process::id() as u64 | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    println!("@@ scribbling");
+    let mut rounds = 0u64;
+    loop {
+        let r = next();
+        let offset = match r % 4 {
+            0 | 1 => next() % 256, // the hot header fields
+            2 => next() % 4096,    // anywhere in the header
+            _ => next() % size,    // anywhere
+        };
+        let len = (1 + next() % 16).min(size - offset) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        file.write_all_at(&bytes, offset).unwrap();
+        rounds += 1;
+        if rounds % 100_000 == 0 {
+            println!("@@ rounds {rounds}");
+        }
+        if r % 64 == 0 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Errors a hostile peer may legitimately cause.
+fn tolerated(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Corrupted { .. }
+            | Error::Timeout { .. }
+            | Error::WouldDeadlock { .. }
+            | Error::NotARegion { .. }
+            | Error::IncompatibleVersion { .. }
+            | Error::Truncated { .. }
+            | Error::TooManyAttached { .. }
+    )
+}
+
+struct Tally {
+    ok: AtomicU64,
+    errors: AtomicU64,
+    slowest_ms: AtomicU64,
+}
+
+impl Tally {
+    fn record<T>(&self, start: Instant, result: filemap::Result<T>, what: &str) {
+        self.slowest_ms
+            .fetch_max(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        match result {
+            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
+            Err(e) if tolerated(&e) => self.errors.fetch_add(1, Ordering::Relaxed),
+            Err(e) => panic!("{what}: untyped or unexpected error under scribbling: {e:?}"),
+        };
+    }
+}
+
+#[test]
+fn every_call_survives_a_peer_scribbling_on_the_region() {
+    let secs: u64 = std::env::var("FILEMAP_HOSTILE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let name = unique("hostile");
+    let _cleanup = Cleanup(name.clone());
+    let map = Arc::new(
+        FileMap::builder(&name)
+            .capacity(4096)
+            .persistent(true)
+            .lock_timeout(Duration::from_secs(2))
+            .open()
+            .unwrap(),
+    );
+    map.write_str("seed").unwrap();
+    let scribbler = Child::spawn("scribble", &name);
+    assert_eq!(scribbler.line(), "scribbling");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally {
+        ok: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        slowest_ms: AtomicU64::new(0),
+    });
+    let mut threads = Vec::new();
+    let spawn = |threads: &mut Vec<std::thread::JoinHandle<()>>,
+                 body: Box<dyn Fn(&FileMap, &Tally) + Send>| {
+        let (map, stop, tally) = (map.clone(), stop.clone(), tally.clone());
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                body(&map, &tally);
+            }
+        }));
+    };
+    for _ in 0..2 {
+        spawn(
+            &mut threads,
+            Box::new(|map, tally| {
+                let mut buf = Vec::new();
+                let start = Instant::now();
+                let result = map.read_into(&mut buf);
+                if let Ok(stamp) = &result {
+                    assert!(
+                        buf.len() <= map.capacity(),
+                        "read beyond capacity at {stamp:?}"
+                    );
+                }
+                tally.record(start, result, "read_into");
+            }),
+        );
+    }
+    spawn(
+        &mut threads,
+        Box::new(|map, tally| {
+            let start = Instant::now();
+            tally.record(start, map.write(b"writer"), "write");
+        }),
+    );
+    spawn(
+        &mut threads,
+        Box::new(|map, tally| {
+            let start = Instant::now();
+            let result = map.update(|c| {
+                c.truncate(100);
+                c.push(b'+');
+            });
+            tally.record(start, result, "update");
+        }),
+    );
+    spawn(
+        &mut threads,
+        Box::new(|map, tally| {
+            let start = Instant::now();
+            let seen = map.generation();
+            map.wait_change(seen, Some(Duration::from_millis(20)));
+            map.wait_change_spin(seen, Some(Duration::from_millis(1)));
+            tally.record(start, Ok(()), "wait_change");
+            let start = Instant::now();
+            tally.record(start, FileMap::open(map.name()), "open");
+            let start = Instant::now();
+            tally.record(start, FileMap::inspect(map.name()), "inspect");
+        }),
+    );
+    let watched = Arc::new(AtomicU64::new(0));
+    let watcher = map
+        .watch({
+            let watched = watched.clone();
+            let tally = tally.clone();
+            move |change| {
+                watched.fetch_add(1, Ordering::Relaxed);
+                tally.record(Instant::now(), change, "watch");
+            }
+        })
+        .unwrap();
+
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().expect("no call panicked");
+    }
+    let stopping = Instant::now();
+    drop(watcher);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "the watcher stops promptly"
+    );
+    scribbler.kill9();
+
+    let (ok, errors) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.errors.load(Ordering::Relaxed),
+    );
+    let slowest = tally.slowest_ms.load(Ordering::Relaxed);
+    println!(
+        "hostile peer for {secs} s: {ok} calls answered with data, {errors} with typed errors, \
+         {} watch callbacks, slowest call {slowest} ms",
+        watched.load(Ordering::Relaxed)
+    );
+    assert!(ok > 0);
+    assert!(slowest < 15_000, "every call returned in bounded time");
+}
+
+/// A valid region file's bytes, to mutate.
+fn valid_region_bytes() -> Vec<u8> {
+    let name = unique("fuzzseed");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name)
+        .capacity(64)
+        .persistent(true)
+        .open()
+        .unwrap();
+    map.write_str("seed content").unwrap();
+    std::fs::read(map.path()).unwrap()
+}
+
+/// Every entry point on a region whose file holds `bytes`.
+fn exercise(bytes: &[u8]) {
+    let name = unique("fuzz");
+    let _cleanup = Cleanup(name.clone());
+    std::fs::write(filemap::shm_path(&name), bytes).unwrap();
+    let check = |result: filemap::Result<()>| {
+        if let Err(e) = result {
+            assert!(
+                tolerated(&e) || matches!(e, Error::TooLarge { .. }),
+                "{e:?}"
+            );
+        }
+    };
+    check(FileMap::inspect(&name).map(|_| ()));
+    let opened = FileMap::builder(&name)
+        .open_only()
+        .lock_timeout(Duration::from_millis(50))
+        .open();
+    match opened {
+        Ok(map) => {
+            check(
+                map.read()
+                    .map(|s| assert!(s.content.len() <= map.capacity())),
+            );
+            check(map.write(b"fuzz").map(|_| ()));
+            check(map.read_string().map(|_| ()).or_else(|e| match e {
+                Error::NotUtf8 { .. } => Ok(()),
+                e => Err(e),
+            }));
+            check(map.update(|c| c.push(1)).map(|_| ()));
+            map.wait_change(map.generation(), Some(Duration::ZERO));
+            let _ = map.info();
+        }
+        // A non-persistent region with nobody attached is stale: replaced.
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => check(Err(e)),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_header_mutation_gives_data_or_typed_errors(
+        patches in proptest::collection::vec((0usize..4096, any::<u64>()), 1..8),
+        truncate in proptest::option::of(0usize..8192),
+    ) {
+        let mut bytes = valid_region_bytes();
+        for (offset, value) in patches {
+            let offset = offset.min(bytes.len() - 8);
+            bytes[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+        }
+        if let Some(len) = truncate {
+            bytes.truncate(len);
+        }
+        exercise(&bytes);
+    }
+
+    #[test]
+    fn random_files_are_never_taken_for_regions(bytes in proptest::collection::vec(any::<u8>(), 0..8192)) {
+        exercise(&bytes);
+    }
+}
