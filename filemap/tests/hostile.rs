@@ -77,6 +77,9 @@ fn tolerated(e: &Error) -> bool {
     )
 }
 
+/// One kind of call, run in a loop by its own thread.
+type Job = Box<dyn Fn(&FileMap, &Tally) + Send>;
+
 struct Tally {
     ok: AtomicU64,
     errors: AtomicU64,
@@ -122,8 +125,7 @@ fn every_call_survives_a_peer_scribbling_on_the_region() {
         slowest_ms: AtomicU64::new(0),
     });
     let mut threads = Vec::new();
-    let spawn = |threads: &mut Vec<std::thread::JoinHandle<()>>,
-                 body: Box<dyn Fn(&FileMap, &Tally) + Send>| {
+    let spawn = |threads: &mut Vec<std::thread::JoinHandle<()>>, body: Job| {
         let (map, stop, tally) = (map.clone(), stop.clone(), tally.clone());
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
