@@ -286,6 +286,27 @@ pub fn child_main() {
                     .expect("child write");
             }
         }
+        // Watch until the content is "END"; report what was seen last.
+        "watch-until-end" => {
+            let map = open();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let _watcher = map
+                .watch(move |change| {
+                    let snap = change.expect("watch");
+                    tx.send((snap.generation, snap.content)).unwrap();
+                })
+                .unwrap();
+            say("watching");
+            let mut changes = 0u64;
+            loop {
+                let (generation, content) = rx.recv().unwrap();
+                changes += 1;
+                if content == b"END" {
+                    say(format!("end gen={generation} changes={changes}"));
+                    break;
+                }
+            }
+        }
         other => panic!("unknown child role {other}"),
     }
     std::process::exit(0);

@@ -1,0 +1,177 @@
+//! Load: many processes on one region, and long open/close soaks.
+//! `FILEMAP_LOAD_SECS` stretches the timed parts (default 2 s; the issue's
+//! long run uses 10 s of watching and 60 s of soak).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{unique, Child, Cleanup};
+use filemap::FileMap;
+
+#[test]
+fn child_role() {
+    if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("soak") {
+        // Alone in this process, so process-wide counts are exact.
+        println!("@@ {}", soak(&std::env::var("FILEMAP_CHILD_NAME").unwrap()));
+        std::process::exit(0);
+    }
+    common::child_main();
+}
+
+fn load_secs(default: u64) -> u64 {
+    std::env::var("FILEMAP_LOAD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn eight_processes_times_ten_thousand_increments_end_at_eighty_thousand() {
+    let name = unique("load-counter");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let env = [("FILEMAP_CHILD_COUNT", "10000".to_string())];
+    let mut children: Vec<Child> = (0..8)
+        .map(|_| Child::spawn_with("increment", &name, &env))
+        .collect();
+    for child in &children {
+        assert_eq!(child.line(), "ready");
+    }
+    let start = Instant::now();
+    for child in &mut children {
+        child.send("go");
+    }
+    for child in children {
+        assert_eq!(child.line(), "done");
+        assert!(child.finish().success());
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(map.read_string().unwrap().content, "80000");
+    println!("80,000 locked increments by 8 processes in {elapsed:?}");
+}
+
+#[test]
+fn thirty_two_watcher_processes_all_end_on_the_final_content() {
+    let name = unique("load-watch");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let watchers: Vec<Child> = (0..32)
+        .map(|_| Child::spawn("watch-until-end", &name))
+        .collect();
+    for watcher in &watchers {
+        assert_eq!(watcher.line(), "watching");
+    }
+    let deadline = Instant::now() + Duration::from_secs(load_secs(2));
+    let mut writes = 0u64;
+    while Instant::now() < deadline {
+        writes += 1;
+        map.write(format!("update {writes}").as_bytes()).unwrap();
+        if writes % 64 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    let last = map.write(b"END").unwrap().generation;
+    let mut delivered = Vec::new();
+    for watcher in watchers {
+        let report = watcher.expect("end gen=");
+        let (generation, changes) = report.split_once(" changes=").unwrap();
+        assert_eq!(
+            generation.parse::<u64>().unwrap(),
+            last,
+            "every watcher ends on the final generation"
+        );
+        delivered.push(changes.parse::<u64>().unwrap());
+        assert!(watcher.finish().success());
+    }
+    delivered.sort();
+    println!(
+        "1 writer, 32 watcher processes: {writes} writes, final generation {last}; \
+         changes delivered per watcher min {} median {} max {} (bursts coalesced)",
+        delivered[0], delivered[16], delivered[31]
+    );
+}
+
+/// Open file descriptors and mappings of shared-memory files, regions of
+/// this soak in /dev/shm, and resident memory (KiB).
+fn resources(tag: &str) -> (usize, usize, usize, u64) {
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with("/dev/shm"))
+        .count();
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("/dev/shm/"))
+        .count();
+    let files = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().contains(tag))
+        })
+        .count();
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let rss_pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (fds, maps, files, rss_pages * 4)
+}
+
+fn soak(tag: &str) -> String {
+    let secs = load_secs(2) * 3 / 2;
+    let cycle = |i: u64| {
+        let name = format!("{tag}-{}", i % 4);
+        let a = FileMap::builder(&name).capacity(64 * 1024).open().unwrap();
+        let b = FileMap::open(&name).unwrap();
+        a.write(&vec![i as u8; 1000]).unwrap();
+        assert_eq!(b.read().unwrap().content.len(), 1000);
+        let watcher = b.watch(|_| {}).unwrap();
+        drop(watcher);
+    };
+    for i in 0..200 {
+        cycle(i);
+    }
+    let before = resources(tag);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut cycles = 0;
+    while Instant::now() < deadline {
+        cycle(cycles);
+        cycles += 1;
+    }
+    let after = resources(tag);
+    format!("{cycles} {secs} {before:?} {after:?}")
+}
+
+#[test]
+fn open_close_soak_leaks_no_fds_mappings_files_or_memory() {
+    let tag = unique("soak");
+    let child = Child::spawn("soak", &tag);
+    let report = child.line();
+    let parse = |t: &str| -> Vec<u64> {
+        t.trim_matches(|c| c == '(' || c == ')')
+            .split(", ")
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    let (cycles, rest) = report.split_once(' ').unwrap();
+    let (secs, rest) = rest.split_once(' ').unwrap();
+    let (before, after) = rest.split_once(") (").unwrap();
+    let (before, after) = (parse(before), parse(after));
+    println!(
+        "{cycles} open/write/read/watch/close cycles in {secs} s: \
+         (shm fds, shm mappings, shm files, RSS KiB) {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        &after[..3],
+        &[0, 0, 0],
+        "no fd, mapping or region file left"
+    );
+    assert_eq!(&before[..3], &[0, 0, 0]);
+    assert!(
+        after[3] < before[3] + 4096,
+        "RSS grew from {} to {} KiB",
+        before[3],
+        after[3]
+    );
+    assert!(child.finish().success());
+}
