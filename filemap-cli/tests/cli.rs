@@ -258,3 +258,49 @@ fn rm_stale_removes_regions_whose_users_died() {
     );
     assert!(!::filemap::shm_path(&name).exists());
 }
+
+#[test]
+fn read_on_a_terminal_escapes_control_characters() {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    let name = unique("tty");
+    let _cleanup = Cleanup(name.clone());
+    ok(&filemap_stdin(
+        &["write", &name],
+        b"clear\x1b[2J\x07 line1\nline2",
+    ));
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 24,
+            cols: 80,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_filemap"));
+    cmd.args(["read", &name]);
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let collector = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // The master reads EIO once the child side closes.
+        while let Ok(n) = std::io::Read::read(&mut reader, &mut chunk) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+        out
+    });
+    assert!(child.wait().unwrap().success());
+    drop(pair.master);
+    let out = collector.join().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        !out.contains(&0x1b) && !out.contains(&0x07),
+        "raw control bytes reached the terminal: {text:?}"
+    );
+    assert!(text.contains("clear\\u{1b}[2J\\u{7} line1"), "{text:?}");
+    assert!(text.contains("line2"), "newlines are kept: {text:?}");
+}
