@@ -146,16 +146,22 @@ fn record_owner(h: &Header, me: u32) {
     h.lock_pid.store(sys::pid(), Relaxed);
 }
 
-/// Whether thread `owner`, named by the lock word, is gone. `suspect`
-/// remembers since when an owner has been seen without a matching record.
+/// Whether thread `owner`, named by the lock word, is proven gone.
+/// `suspect` remembers since when a live owner has been seen without a
+/// matching record. Anything uncertain counts as alive: taking a live
+/// owner's lock would let two writers publish at once.
 fn owner_is_dead(h: &Header, owner: u32, suspect: &mut Option<(u32, Instant)>) -> bool {
-    let Some(actual_start) = sys::start_time(owner) else {
-        return true; // no such thread: it died, or the word is garbage
+    let actual_start = match sys::liveness(owner) {
+        sys::Liveness::Dead => return true, // died, or the word is garbage
+        sys::Liveness::Unknown => return false,
+        sys::Liveness::Alive { start_time } => start_time,
     };
     let (recorded_tid, recorded_start) = unpack_owner(h.lock_owner.load(Relaxed));
     if recorded_tid == owner {
         // The thread id was reused by a thread that never took this lock.
-        return recorded_start != unpack_owner(pack_owner(owner, actual_start)).1;
+        // A start time of 0 means "unknown" and proves nothing.
+        let actual = unpack_owner(pack_owner(owner, actual_start)).1;
+        return recorded_start != 0 && actual != 0 && recorded_start != actual;
     }
     // The owner records itself right after taking the lock; a record that
     // stays wrong for long means the word was scribbled over.
@@ -168,11 +174,25 @@ fn owner_is_dead(h: &Header, owner: u32, suspect: &mut Option<(u32, Instant)>) -
     }
 }
 
-/// Release the lock taken by [`acquire`].
+/// Release the lock taken by [`acquire`] in this thread. Returns `false`
+/// (and changes nothing) if the lock is no longer ours: another process
+/// took it over, judging us dead, or scribbled on it.
 #[inline]
-pub fn release(h: &Header) {
+pub fn release(h: &Header) -> bool {
     HELD.with(|held| held.set(held.get().saturating_sub(1)));
-    if h.lock.swap(0, Release) & LOCK_CONTENDED != 0 {
+    let me = sys::tid() & LOCK_TID_MASK;
+    let mut word = h.lock.load(Relaxed);
+    loop {
+        if word & LOCK_TID_MASK != me {
+            return false;
+        }
+        match h.lock.compare_exchange_weak(word, 0, Release, Relaxed) {
+            Ok(_) => break,
+            Err(now) => word = now,
+        }
+    }
+    if word & LOCK_CONTENDED != 0 {
         sys::futex_wake(&h.lock, 1);
     }
+    true
 }

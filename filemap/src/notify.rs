@@ -42,10 +42,11 @@ pub fn wake_all(h: &Header) {
 
 /// Cut short the sleep of a local waiter whose `cancel` flag was just set:
 /// change the futex word (so a waiter about to sleep does not), then wake.
-/// Other sleepers wake spuriously and sleep again.
+/// Other sleepers wake spuriously and sleep again. (The caller repeats
+/// until its waiter has left: interrupts from elsewhere may interleave.)
 #[cold]
 pub fn interrupt(h: &Header) {
-    h.notify.fetch_xor(1 << 31, SeqCst);
+    h.notify.fetch_add(1, SeqCst);
     wake_all(h);
 }
 
@@ -60,8 +61,12 @@ pub fn wait_once(
     timeout: Duration,
     cancel: Option<&AtomicBool>,
 ) -> u64 {
-    slot.waiters.fetch_add(1, SeqCst);
+    // A crash between two steps may only ever leave the global count too
+    // high (a spurious wake-up), never below the sum of the slots' counts,
+    // which the sweep of a dead slot subtracts: global up first, slot down
+    // first.
     h.waiters.fetch_add(1, SeqCst);
+    slot.waiters.fetch_add(1, SeqCst);
     let notify = h.notify.load(SeqCst);
     let mut generation = h.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
@@ -69,8 +74,8 @@ pub fn wait_once(
         sys::futex_wait(&h.notify, notify, timeout.min(SLICE));
         generation = h.generation.load(Acquire);
     }
-    saturating_decrement(&h.waiters);
     saturating_decrement(&slot.waiters);
+    saturating_decrement(&h.waiters);
     generation
 }
 

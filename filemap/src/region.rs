@@ -13,9 +13,10 @@
 //! of a non-persistent region has found a stale one (all its users died)
 //! and replaces it.
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -199,12 +200,32 @@ impl Builder {
         io_error(&self.name, path, op, e)
     }
 
+    /// Take the shared lifetime lock. Exclusive holders (a closing or
+    /// replacing handle) keep it for microseconds, but any process that can
+    /// open the file could hold it forever, so the wait is bounded.
+    fn lock_shared(&self, path: &Path, fd: &sys::Fd) -> Result<()> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        while !sys::try_lock_shared(fd).map_err(|e| self.open_error(path, "flock", e))? {
+            if start.elapsed() >= self.lock_timeout {
+                return Err(Error::Timeout {
+                    what: "the region's lifetime lock (another process holds it exclusively)",
+                    waited: start.elapsed(),
+                    holder_pid: None,
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// Attach to the existing file `fd`, or find it stale and remove it.
     fn attach(&self, path: &Path, fd: sys::Fd) -> Result<Step> {
         let err = |op, e| self.open_error(path, op, e);
         let alone = sys::try_lock_exclusive(&fd).map_err(|e| err("flock", e))?;
         if !alone {
-            sys::lock_shared(&fd).map_err(|e| err("flock", e))?;
+            self.lock_shared(path, &fd)?;
         }
         // The last handle may have removed the name before we locked.
         if sys::is_unlinked(&fd).map_err(|e| err("fstat", e))? {
@@ -216,9 +237,7 @@ impl Builder {
         if alone && !persistent {
             // Every user of this non-persistent region died without closing:
             // it is gone in spirit. Replace it.
-            if sys::names_file(path, &fd).map_err(|e| err("stat", e))? {
-                sys::unlink(path).map_err(|e| err("unlink", e))?;
-            }
+            unlink_if_named(path, &fd).map_err(|e| err("unlink", e))?;
             return Ok(Step::Retry);
         }
         if self.mode == OpenMode::CreateOnly {
@@ -227,7 +246,7 @@ impl Builder {
             });
         }
         if alone {
-            sys::lock_shared(&fd).map_err(|e| err("flock", e))?;
+            self.lock_shared(path, &fd)?;
         }
         self.finish(path, fd, map, capacity, true).map(Step::Done)
     }
@@ -257,7 +276,13 @@ impl Builder {
         h.capacity.store(capacity as u64, Relaxed);
         h.creator_pid.store(sys::pid(), Relaxed);
         h.magic.store(MAGIC, Release);
-        sys::lock_shared(&file.fd).map_err(|e| err("flock", e))?;
+        // Nobody else can have opened a file without a name yet.
+        if !sys::try_lock_shared(&file.fd).map_err(|e| err("flock", e))? {
+            return Err(err(
+                "flock",
+                std::io::Error::other("a new file was locked by another process"),
+            ));
+        }
         match sys::publish_name(&file, path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Step::Retry),
@@ -401,37 +426,94 @@ fn header(map: &sys::Mapping) -> &Header {
     unsafe { &*map.as_ptr().cast::<Header>() }
 }
 
+/// Copy `len` bytes out of shared memory with relaxed atomic loads, so a
+/// concurrent writer in another process is a race on atomics (defined:
+/// the seqlock then discards the bytes), never a data race.
+///
+/// # Safety
+/// `src` must be 8-byte aligned and valid for `len` bytes of reads for the
+/// duration of the call; `dst` must be valid for `len` bytes of writes and
+/// not overlap `src`.
+unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
+    let words = len / 8;
+    for i in 0..words {
+        // SAFETY: inside `src`'s range and 8-byte aligned (caller); the
+        // memory is only ever accessed atomically.
+        let word = unsafe { AtomicU64::from_ptr(src.add(i * 8).cast_mut().cast()) }.load(Relaxed);
+        // SAFETY: inside `dst`'s range (caller); unaligned is allowed.
+        unsafe { dst.add(i * 8).cast::<u64>().write_unaligned(word) };
+    }
+    for i in words * 8..len {
+        // SAFETY: inside both ranges (caller); a byte is always aligned.
+        unsafe {
+            dst.add(i)
+                .write(AtomicU8::from_ptr(src.add(i).cast_mut()).load(Relaxed))
+        };
+    }
+}
+
+/// Copy `src` into shared memory at `dst` with relaxed atomic stores.
+///
+/// # Safety
+/// `dst` must be 8-byte aligned and valid for `src.len()` bytes of writes.
+unsafe fn store_shared(src: &[u8], dst: *mut u8) {
+    let mut chunks = src.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        let word = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // SAFETY: inside `dst`'s range and 8-byte aligned (caller).
+        unsafe { AtomicU64::from_ptr(dst.add(i * 8).cast()) }.store(word, Relaxed);
+    }
+    let done = src.len() - chunks.remainder().len();
+    for (i, &byte) in chunks.remainder().iter().enumerate() {
+        // SAFETY: inside `dst`'s range (caller); a byte is always aligned.
+        unsafe { AtomicU8::from_ptr(dst.add(done + i)) }.store(byte, Relaxed);
+    }
+}
+
 fn next_handle_number() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     NEXT.fetch_add(1, Relaxed)
 }
 
-/// Whether the process recorded in a slot still runs.
+/// A slot's pid while a sweeper reclaims it; never a real pid.
+const RECLAIMING: u32 = u32::MAX;
+
+/// Whether the process recorded in a slot may still run (unknown counts
+/// as alive; a start time of 0 means "not recorded yet").
 fn slot_alive(pid: u32, start_time: u64) -> bool {
-    match sys::start_time(pid) {
-        None => false,
-        Some(actual) => start_time == 0 || start_time == actual,
+    match sys::liveness(pid) {
+        sys::Liveness::Dead => false,
+        sys::Liveness::Unknown => true,
+        sys::Liveness::Alive { start_time: actual } => start_time == 0 || start_time == actual,
     }
 }
 
-/// Free the attach-table slots of processes that died without closing.
+/// Free the attach-table slots of processes that died without closing,
+/// with the waiters they counted. A slot is first claimed for reclaiming
+/// (pid -> RECLAIMING), so a slot just re-taken by a live process is never
+/// cleaned under it.
 fn sweep_dead_slots(h: &Header) {
     for slot in &h.slots {
         let pid = slot.pid.load(Acquire);
-        if pid != 0 && !slot_alive(pid, slot.start_time.load(Relaxed)) {
+        if pid == 0 || pid == RECLAIMING || slot_alive(pid, slot.start_time.load(Relaxed)) {
+            continue;
+        }
+        if slot
+            .pid
+            .compare_exchange(pid, RECLAIMING, Acquire, Relaxed)
+            .is_ok()
+        {
             notify::forget_waiters(h, slot);
             slot.start_time.store(0, Relaxed);
-            let _ = slot.pid.compare_exchange(pid, 0, Release, Relaxed);
+            slot.pid.store(0, Release);
         }
     }
 }
 
 fn claim_slot(h: &Header) -> Option<usize> {
     let pid = sys::pid();
-    for round in 0..2 {
-        if round == 1 {
-            sweep_dead_slots(h);
-        }
+    sweep_dead_slots(h);
+    for _ in 0..2 {
         for (index, slot) in h.slots.iter().enumerate() {
             if slot.pid.load(Relaxed) == 0
                 && slot.pid.compare_exchange(0, pid, Acquire, Relaxed).is_ok()
@@ -451,7 +533,7 @@ fn attached_pids(h: &Header) -> Vec<u32> {
         .slots
         .iter()
         .map(|s| (s.pid.load(Acquire), s.start_time.load(Relaxed)))
-        .filter(|&(pid, start)| pid != 0 && slot_alive(pid, start))
+        .filter(|&(pid, start)| pid != 0 && pid != RECLAIMING && slot_alive(pid, start))
         .map(|(pid, _)| pid)
         .collect();
     pids.sort_unstable();
@@ -494,17 +576,19 @@ impl Inner {
         //   mapping holds `region_size(capacity)` bytes (checked at open);
         // - the destination has room for `len` bytes (reserved above) and
         //   does not overlap the mapping;
-        // - other processes may write the source concurrently; the caller
-        //   either holds the lock (no writer touches the active buffer) or
-        //   discards the bytes unless the generation proves them untouched
-        //   (seqlock), so a racing copy is never returned;
+        // - buffers start 64-byte aligned (layout::buffer_offset), as
+        //   `load_shared` requires;
+        // - other processes may write the source concurrently: the copy is
+        //   made of atomic loads, and the caller either holds the lock (no
+        //   writer touches the active buffer) or discards the bytes unless
+        //   the generation proves them untouched (seqlock);
         // - `u8` has no invalid values, so `set_len` exposes initialised bytes.
         unsafe {
             let src = self
                 .map
                 .as_ptr()
                 .add(layout::buffer_offset(self.capacity, index));
-            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
+            load_shared(src, out.as_mut_ptr(), len);
             out.set_len(len);
         }
     }
@@ -555,7 +639,7 @@ impl Inner {
     }
 
     fn lock(&self) -> Result<bool> {
-        lock::acquire(self.header(), self.lock_timeout).map_err(|e| match e {
+        let owner_died = lock::acquire(self.header(), self.lock_timeout).map_err(|e| match e {
             LockError::Timeout { waited, holder_pid } => Error::Timeout {
                 what: "the region lock",
                 waited,
@@ -564,7 +648,13 @@ impl Inner {
             LockError::WouldDeadlock => Error::WouldDeadlock {
                 name: self.name.clone(),
             },
-        })
+        })?;
+        if owner_died {
+            // The dead owner may have published without waking anyone.
+            let h = self.header();
+            notify::published(h, h.generation.load(Acquire));
+        }
+        Ok(owner_died)
     }
 
     /// Publish `content` as the next generation. The caller holds the lock
@@ -572,7 +662,9 @@ impl Inner {
     fn publish_locked(&self, content: &[u8]) -> u64 {
         debug_assert!(content.len() <= self.capacity);
         let h = self.header();
-        let next = h.generation.load(Relaxed).wrapping_add(1);
+        // Acquire: after a takeover, nothing orders us after the dead
+        // owner's last publish but this load.
+        let next = h.generation.load(Acquire).wrapping_add(1);
         let index = (next & 1) as usize;
         // Readers that still copy this (formerly active) buffer must see the
         // generation move before they can see our bytes.
@@ -581,16 +673,17 @@ impl Inner {
         // - the destination is buffer `index`, inside the mapping
         //   (`content.len() <= capacity`, and the mapping holds
         //   `region_size(capacity)` bytes);
+        // - buffers start 64-byte aligned (layout::buffer_offset), as
+        //   `store_shared` requires;
         // - we hold the lock, so no other writer copies into it; readers
         //   that copy it concurrently discard what they read because the
         //   generation has moved since the buffer was last published;
-        // - `content` is a separate allocation, so the ranges do not overlap.
         unsafe {
             let dst = self
                 .map
                 .as_ptr()
                 .add(layout::buffer_offset(self.capacity, index));
-            std::ptr::copy_nonoverlapping(content.as_ptr(), dst, content.len());
+            store_shared(content, dst);
         }
         h.len[index].store(content.len() as u64, Relaxed);
         h.last_writer.store(self.id.pack(), Relaxed);
@@ -602,18 +695,51 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if sys::pid() != self.id.pid {
+            // A forked child's copy: the slot and the lifetime lock (shared
+            // through the inherited open file) are the parent's.
+            return;
+        }
         let h = self.header();
         let slot = &h.slots[self.slot];
         slot.start_time.store(0, Relaxed);
         let _ = slot.pid.compare_exchange(self.id.pid, 0, Release, Relaxed);
+        sweep_dead_slots(h);
         let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
         // The last handle takes the exclusive lock and removes the name.
-        if !persistent
-            && sys::try_lock_exclusive(&self.fd).unwrap_or(false)
-            && sys::names_file(&self.path, &self.fd).unwrap_or(false)
-        {
-            let _ = sys::unlink(&self.path);
+        if !persistent && sys::try_lock_exclusive(&self.fd).unwrap_or(false) {
+            let _ = unlink_if_named(&self.path, &self.fd);
         }
+    }
+}
+
+/// Remove `path` if it still names `fd`'s file. All filemap unlinks run
+/// under an exclusive lock on the directory, so this check-then-unlink
+/// cannot remove a name another handle just gave to a new region.
+fn unlink_if_named(path: &Path, fd: &sys::Fd) -> std::io::Result<()> {
+    let _dir = lock_dir_of(path)?;
+    if sys::names_file(path, fd)? {
+        sys::unlink(path)?;
+    }
+    Ok(())
+}
+
+/// Lock the directory holding `path` for a name change; waits at most a
+/// second (the lock is held for microseconds), then goes ahead without.
+fn lock_dir_of(path: &Path) -> std::io::Result<Option<sys::DirLock>> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let start = Instant::now();
+    loop {
+        if let Some(lock) = sys::try_lock_dir(dir)? {
+            return Ok(Some(lock));
+        }
+        if start.elapsed() > Duration::from_secs(1) {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_micros(200));
     }
 }
 
@@ -893,6 +1019,7 @@ impl FileMap {
         Ok(Guard {
             map: self,
             owner_died,
+            _not_send: PhantomData,
         })
     }
 
@@ -933,7 +1060,7 @@ impl FileMap {
     pub fn wait_change(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
         let h = self.inner.header();
         let slot = &h.slots[self.inner.slot];
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             let generation = h.generation.load(Acquire);
             if generation != seen {
@@ -952,7 +1079,7 @@ impl FileMap {
     /// Like [`FileMap::wait_change`], but busy-polls the generation instead
     /// of sleeping: lowest latency, one core kept busy.
     pub fn wait_change_spin(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         notify::spin(self.inner.header(), seen, deadline)
     }
 
@@ -1017,6 +1144,7 @@ impl FileMap {
     pub fn remove(name: &str) -> Result<()> {
         validate_name(name)?;
         let path = shm_path(name);
+        let _dir = lock_dir_of(&path).map_err(|e| io_error(name, &path, "flock", e))?;
         sys::unlink(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound {
                 name: name.to_owned(),
@@ -1043,8 +1171,8 @@ impl FileMap {
             // Only a region nobody holds open can be taken exclusively.
             if sys::try_lock_exclusive(&fd).unwrap_or(false)
                 && !sys::is_unlinked(&fd).unwrap_or(true)
-                && sys::names_file(&path, &fd).unwrap_or(false)
-                && sys::unlink(&path).is_ok()
+                && unlink_if_named(&path, &fd).is_ok()
+                && sys::is_unlinked(&fd).unwrap_or(false)
             {
                 removed.push(name);
             }
@@ -1071,14 +1199,9 @@ impl Inner {
         self.id
     }
 
-    pub(crate) fn read_into(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
-        if let Some(stamp) = self.try_read(buf)? {
-            return Ok(stamp);
-        }
-        self.lock()?;
-        let stamp = self.read_locked(buf);
-        lock::release(self.header());
-        stamp
+    /// Lock-free read; `None` when writers kept moving (the caller retries).
+    pub(crate) fn read_optimistic(&self, buf: &mut Vec<u8>) -> Result<Option<Stamp>> {
+        self.try_read(buf)
     }
 }
 
@@ -1114,9 +1237,20 @@ fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionIn
 }
 
 /// Holds the region lock; see [`FileMap::lock`]. Released on drop.
+///
+/// The lock belongs to the thread that took it, so a guard cannot move to
+/// another thread:
+///
+/// ```compile_fail
+/// fn is_send<T: Send>() {}
+/// is_send::<filemap::Guard<'static>>();
+/// ```
 pub struct Guard<'a> {
     map: &'a FileMap,
     owner_died: bool,
+    /// The lock belongs to the thread that took it (its id is the lock
+    /// word): a guard must not move to another thread.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Guard<'_> {

@@ -40,7 +40,9 @@ pub enum RemoteChange {
     None,
     /// Another writer published and the local text now shows it (auto-sync on).
     Pulled(WriterId),
-    /// Another writer published; the local text was kept (auto-sync off).
+    /// Another writer published; the local text was kept (auto-sync off, or
+    /// a local edit not yet written). [`TextView::read`] takes the shared
+    /// text, [`TextView::write`] publishes the local one.
     /// [`TextView::read`] takes the shared text.
     Pending(WriterId),
 }
@@ -183,7 +185,9 @@ impl TextView {
             self.synced = self.map.generation();
             return Ok(RemoteChange::None);
         }
-        if self.auto_sync {
+        // Pull only when it loses nothing: auto-sync on and no local edit
+        // the region lacks (an edit whose write failed stays dirty).
+        if self.auto_sync && !self.dirty {
             self.read()?;
             Ok(RemoteChange::Pulled(writer))
         } else {

@@ -36,14 +36,16 @@ where
             .name("filemap-watch".into())
             .spawn(move || {
                 let mut buf = Vec::new();
-                while !stop.load(Ordering::Acquire) {
+                while !stop.load(Ordering::SeqCst) {
                     let now = inner.current_generation();
                     if now == seen {
                         inner.wait_once(seen, Duration::from_secs(1), &stop);
                         continue;
                     }
-                    match inner.read_into(&mut buf) {
-                        Ok(stamp) => {
+                    // Lock-free only: the watcher never waits on the lock,
+                    // so dropping it is never held up by a lock holder.
+                    match inner.read_optimistic(&mut buf) {
+                        Ok(Some(stamp)) => {
                             seen = stamp.generation;
                             if stamp.writer != inner.id() {
                                 callback(Ok(Snapshot {
@@ -53,9 +55,11 @@ where
                                 }));
                             }
                         }
+                        // Writers kept the content moving: try again.
+                        Ok(None) => std::thread::yield_now(),
                         Err(e) => {
-                            // Do not spin on a corrupted region: wait for
-                            // the next change before trying again.
+                            // A corrupted generation stays corrupted until
+                            // the next publish: report it once, then wait.
                             seen = now;
                             callback(Err(e));
                         }
@@ -78,12 +82,24 @@ where
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.inner.interrupt_waits();
-        if let Some(thread) = self.thread.take() {
-            // A callback that drops its own watcher must not join itself.
-            if thread.thread().id() != std::thread::current().id() {
-                let _ = thread.join();
-            }
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // A callback that drops its own watcher must not join itself.
+        if thread.thread().id() == std::thread::current().id() {
+            return;
         }
+        // Interrupt until the thread is out: another process's interrupt
+        // may interleave with ours, and a callback may still be running.
+        let mut since_interrupt = Duration::MAX;
+        while !thread.is_finished() {
+            if since_interrupt >= Duration::from_millis(10) {
+                self.inner.interrupt_waits();
+                since_interrupt = Duration::ZERO;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            since_interrupt += Duration::from_micros(200);
+        }
+        let _ = thread.join();
     }
 }

@@ -147,13 +147,31 @@ pub fn names_file(path: &Path, fd: &Fd) -> io::Result<bool> {
     }
 }
 
-/// Take a shared `flock(2)` on `fd`, waiting for exclusive holders.
-pub fn lock_shared(fd: &Fd) -> io::Result<()> {
-    loop {
-        match fs::flock(fd, FlockOperation::LockShared) {
-            Err(Errno::INTR) => continue,
-            other => return Ok(other?),
-        }
+/// Try to take a shared `flock(2)` on `fd` without waiting; `false` while
+/// another open file holds it exclusively.
+pub fn try_lock_shared(fd: &Fd) -> io::Result<bool> {
+    match fs::flock(fd, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An exclusive `flock(2)` on a directory, serialising the name changes
+/// (unlinks) made in it by filemap. Released on drop (`close(2)`).
+pub struct DirLock(#[allow(dead_code)] OwnedFd);
+
+/// Try once to lock directory `dir` exclusively: `open(2)` + `flock(2)`.
+pub fn try_lock_dir(dir: &Path) -> io::Result<Option<DirLock>> {
+    let fd = fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(DirLock(fd))),
+        Err(Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -259,57 +277,133 @@ pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
     futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
 }
 
+/// Bumped in the child after every `fork(2)`, so per-thread caches made
+/// before the fork (the parent's thread id) are not trusted after it.
+static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+fn fork_epoch() -> u32 {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // SAFETY: `pthread_atfork(3)` with only a child handler, which is
+        // async-signal-safe (one atomic add) as handlers run after fork.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    FORK_EPOCH.load(Ordering::Relaxed)
+}
+
 /// This process's id: `getpid(2)`.
 pub fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
-/// This thread's id: `gettid(2)`. Thread ids are unique host-wide (within
-/// one pid namespace) and at most 2^22, so they fit the lock word.
+/// This thread's id: `gettid(2)`, cached per thread (and per fork). Thread
+/// ids are unique host-wide within one pid namespace and at most 2^22, so
+/// they fit the lock word.
 pub fn tid() -> u32 {
     thread_local! {
-        static TID: u32 = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+        static CACHE: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((u32::MAX, 0)) };
     }
-    TID.with(|t| *t)
+    let epoch = fork_epoch();
+    CACHE.with(|cache| {
+        let (cached_epoch, tid) = cache.get();
+        if cached_epoch == epoch {
+            return tid;
+        }
+        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+        cache.set((epoch, tid));
+        tid
+    })
 }
 
-/// Start time of this process in clock ticks since boot.
+/// Start time of this process in clock ticks since boot; 0 if unknown.
 pub fn own_start_time() -> u64 {
-    static START: OnceLock<u64> = OnceLock::new();
-    *START.get_or_init(|| start_time(pid()).unwrap_or(0))
+    static CACHE: std::sync::Mutex<(u32, u64)> = std::sync::Mutex::new((u32::MAX, 0));
+    let epoch = fork_epoch();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.0 != epoch {
+        *cache = (epoch, known_start_time(pid()));
+    }
+    cache.1
 }
 
-/// Start time of this thread in clock ticks since boot.
+/// Start time of this thread in clock ticks since boot; 0 if unknown.
 pub fn own_thread_start_time() -> u64 {
     thread_local! {
-        static START: u64 = start_time(tid()).unwrap_or(0);
+        static CACHE: std::cell::Cell<(u32, u64)> = const { std::cell::Cell::new((u32::MAX, 0)) };
     }
-    START.with(|s| *s)
+    let epoch = fork_epoch();
+    CACHE.with(|cache| {
+        let (cached_epoch, start) = cache.get();
+        if cached_epoch == epoch {
+            return start;
+        }
+        let start = known_start_time(tid());
+        cache.set((epoch, start));
+        start
+    })
 }
 
-/// Start time (clock ticks since boot) of process or thread `id`, or `None`
-/// when no such task runs: field 22 of `/proc/<id>/stat` (`proc(5)`).
-/// A zombie counts as dead.
-pub fn start_time(id: u32) -> Option<u64> {
-    if id == 0 {
-        return None;
+fn known_start_time(id: u32) -> u64 {
+    match liveness(id) {
+        Liveness::Alive { start_time } => start_time,
+        _ => 0,
     }
-    let stat = std::fs::read(format!("/proc/{id}/stat")).ok()?;
-    parse_stat(&stat)
+}
+
+/// What is known of a process or thread id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// It runs; started at `start_time` clock ticks after boot.
+    Alive { start_time: u64 },
+    /// No such task, or a zombie: proven gone.
+    Dead,
+    /// Could not tell (out of file descriptors, `/proc` hidden...): treat
+    /// as alive, so nobody's lock is ever taken on a guess.
+    Unknown,
+}
+
+/// Whether task `id` runs: `kill(2)` with signal 0 (`ESRCH` proves it is
+/// gone), then field 3 (state) and 22 (start time) of `/proc/<id>/stat`.
+pub fn liveness(id: u32) -> Liveness {
+    // Ids come from shared memory: anything outside 1..=i32::MAX is no task
+    // (and must not reach `Pid::from_raw`, which asserts on negatives).
+    let Some(pid) = i32::try_from(id)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Liveness::Dead;
+    };
+    if let Err(Errno::SRCH) = rustix::process::test_kill_process(pid) {
+        return Liveness::Dead;
+    }
+    match std::fs::read(format!("/proc/{id}/stat")) {
+        Ok(stat) => parse_stat(&stat),
+        Err(_) => Liveness::Unknown,
+    }
 }
 
 /// Parse state and start time out of a `/proc/<id>/stat` line. The command
 /// name (field 2) may hold spaces and parentheses, so fields are counted
 /// from the last `)`.
-fn parse_stat(stat: &[u8]) -> Option<u64> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?; // field 3
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok() // field 22
+fn parse_stat(stat: &[u8]) -> Liveness {
+    let parsed = (|| {
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+        let mut fields = rest.split_ascii_whitespace();
+        let state = fields.next()?; // field 3
+        if state == "Z" || state == "X" {
+            return Some(Liveness::Dead);
+        }
+        let start_time = fields.nth(18)?.parse().ok()?; // field 22
+        Some(Liveness::Alive { start_time })
+    })();
+    parsed.unwrap_or(Liveness::Unknown)
 }
 
 /// Text for a raw name read from a directory.
@@ -324,15 +418,41 @@ mod tests {
     #[test]
     fn parses_start_time_past_a_hostile_command_name() {
         let line = b"42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_stat(line), Some(987654));
+        assert_eq!(parse_stat(line), Liveness::Alive { start_time: 987654 });
         let zombie = b"42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_stat(zombie), None);
+        assert_eq!(parse_stat(zombie), Liveness::Dead);
+        assert_eq!(parse_stat(b"42 (x) S 1"), Liveness::Unknown);
     }
 
     #[test]
     fn own_start_time_is_known_and_stable() {
         assert!(own_start_time() > 0);
-        assert_eq!(start_time(pid()), Some(own_start_time()));
-        assert_eq!(start_time(0), None);
+        assert_eq!(
+            liveness(pid()),
+            Liveness::Alive {
+                start_time: own_start_time()
+            }
+        );
+        assert_eq!(liveness(0), Liveness::Dead);
+        assert_eq!(liveness(u32::MAX), Liveness::Dead);
+    }
+
+    #[test]
+    fn a_forked_child_sees_its_own_thread_id() {
+        let parent = tid();
+        // SAFETY: the child only makes async-signal-safe calls (gettid via
+        // our cache, write to a pipe) and leaves with `_exit`.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let ok =
+                tid() != parent && tid() == rustix::thread::gettid().as_raw_nonzero().get() as u32;
+            // SAFETY: `_exit(2)` ends the forked child without running the
+            // parent's destructors or test harness.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid pointer.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     }
 }

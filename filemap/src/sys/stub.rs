@@ -56,7 +56,13 @@ pub fn names_file(_path: &Path, _fd: &Fd) -> io::Result<bool> {
     Err(unsupported())
 }
 
-pub fn lock_shared(_fd: &Fd) -> io::Result<()> {
+pub fn try_lock_shared(_fd: &Fd) -> io::Result<bool> {
+    Err(unsupported())
+}
+
+pub struct DirLock(());
+
+pub fn try_lock_dir(_dir: &Path) -> io::Result<Option<DirLock>> {
     Err(unsupported())
 }
 
@@ -113,8 +119,15 @@ pub fn own_thread_start_time() -> u64 {
     0
 }
 
-pub fn start_time(_id: u32) -> Option<u64> {
-    None
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Alive { start_time: u64 },
+    Dead,
+    Unknown,
+}
+
+pub fn liveness(_id: u32) -> Liveness {
+    Liveness::Unknown
 }
 
 pub fn name_to_string(name: OsString) -> Option<String> {

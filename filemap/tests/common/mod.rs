@@ -307,6 +307,33 @@ pub fn child_main() {
                 }
             }
         }
+        // Use up every file descriptor, then write: the lock holder's
+        // liveness cannot be read, which must not count as death.
+        "write-without-fds" => {
+            let map = FileMap::builder(&name)
+                .lock_timeout(Duration::from_millis(300))
+                .open()
+                .expect("child open");
+            say("ready");
+            assert_eq!(stdin_line().as_deref(), Some("go"));
+            let mut hoard = Vec::new();
+            while let Ok(file) = std::fs::File::open("/dev/null") {
+                hoard.push(file);
+            }
+            let result = map.write_str("stolen?");
+            drop(hoard);
+            say(format!("{result:?}"));
+        }
+        // Sleep in wait_change until killed.
+        "wait-forever" => {
+            let map = open();
+            let seen = map.generation();
+            std::thread::spawn(move || map.wait_change(seen, None));
+            say("waiting");
+            loop {
+                std::thread::park();
+            }
+        }
         other => panic!("unknown child role {other}"),
     }
     std::process::exit(0);
