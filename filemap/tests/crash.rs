@@ -2,7 +2,8 @@
 //! while publishing. Nothing published may be lost, and the lock recovers.
 //!
 //! `FILEMAP_CRASH_KILLS` sets the number of kills (default 50; the long run
-//! in the README uses 1000).
+//! in the README uses 1000) and `FILEMAP_CRASH_LEN` the payload size
+//! (default 256 KiB; the long run uses 4 MiB).
 
 mod common;
 
@@ -70,7 +71,10 @@ fn writers_killed_mid_publish_never_expose_a_torn_payload() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let len = 256 * 1024;
+    let len: usize = std::env::var("FILEMAP_CRASH_LEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256 * 1024);
     let name = unique("crash");
     let _cleanup = Cleanup(name.clone());
     let capacity = (len + 16) as u64;
