@@ -4,5 +4,5 @@
 set -euo pipefail
 for target in x86_64-apple-darwin x86_64-pc-windows-gnu x86_64-unknown-freebsd; do
     echo "--- cargo check --target $target"
-    cargo check --locked -p filemap -p filemap-cli --target "$target"
+    RUSTFLAGS="-D warnings" cargo check --locked -p filemap -p filemap-cli --target "$target"
 done

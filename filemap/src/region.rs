@@ -883,6 +883,13 @@ impl FileMap {
         self.inner.id
     }
 
+    /// Who published the current generation (one atomic load; it may
+    /// already be stale when it returns, like any unlocked read).
+    #[inline]
+    pub fn last_writer(&self) -> WriterId {
+        WriterId::unpack(self.inner.header().last_writer.load(Acquire))
+    }
+
     /// The current generation (one atomic load).
     #[inline]
     pub fn generation(&self) -> u64 {
@@ -1087,7 +1094,9 @@ impl FileMap {
     /// by another handle (in this or another process), skipping this
     /// handle's own writes. Bursts are coalesced: the callback may skip
     /// intermediate generations but always gets the latest content.
-    /// Dropping the returned [`Watcher`] stops the thread.
+    /// Dropping the returned [`Watcher`] stops the thread. The watcher
+    /// keeps the region attached (and so alive) until it is dropped, even
+    /// after every `FileMap` handle is gone.
     ///
     /// # Errors
     /// [`Error::Io`] if the thread cannot be spawned.

@@ -163,15 +163,21 @@ impl TextView {
     /// As [`FileMap::read`].
     pub fn read(&mut self) -> Result<u64> {
         let snap = self.map.read()?;
+        let generation = snap.generation;
+        self.adopt(snap);
+        Ok(generation)
+    }
+
+    fn adopt(&mut self, snap: crate::Snapshot) {
         self.lines = split_lines(&String::from_utf8_lossy(&snap.content));
         self.synced = snap.generation;
         self.dirty = false;
-        Ok(snap.generation)
     }
 
     /// Check for a change published by someone else since the last sync;
-    /// pull it when auto-sync is on, report it when off. Cheap when nothing
-    /// changed (one atomic load).
+    /// pull it when auto-sync is on and nothing local is unwritten, report
+    /// it otherwise. Cheap: one atomic load when nothing changed, two while
+    /// a change is pending.
     ///
     /// # Errors
     /// As [`FileMap::read`].
@@ -179,19 +185,22 @@ impl TextView {
         if self.map.generation() == self.synced {
             return Ok(RemoteChange::None);
         }
-        let writer = self.map.info().last_writer;
-        if writer == self.map.id() {
-            // Our own write, published after another's we never saw: adopt it.
-            self.synced = self.map.generation();
-            return Ok(RemoteChange::None);
-        }
         // Pull only when it loses nothing: auto-sync on and no local edit
         // the region lacks (an edit whose write failed stays dirty).
         if self.auto_sync && !self.dirty {
-            self.read()?;
-            Ok(RemoteChange::Pulled(writer))
-        } else {
-            Ok(RemoteChange::Pending(writer))
+            let snap = self.map.read()?;
+            let writer = snap.writer;
+            self.adopt(snap);
+            if writer == self.map.id() {
+                // Our own write, published after another's we never saw.
+                return Ok(RemoteChange::None);
+            }
+            return Ok(RemoteChange::Pulled(writer));
         }
+        let writer = self.map.last_writer();
+        if writer == self.map.id() {
+            return Ok(RemoteChange::None);
+        }
+        Ok(RemoteChange::Pending(writer))
     }
 }

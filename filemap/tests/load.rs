@@ -118,11 +118,15 @@ fn resources(tag: &str) -> (usize, usize, usize, u64) {
     (fds, maps, files, rss_pages * 4)
 }
 
-fn soak(tag: &str) -> String {
-    let secs: u64 = std::env::var("FILEMAP_SOAK_SECS")
+fn soak_secs() -> u64 {
+    std::env::var("FILEMAP_SOAK_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(3)
+}
+
+fn soak(tag: &str) -> String {
+    let secs = soak_secs();
     let cycle = |i: u64| {
         let name = format!("{tag}-{}", i % 4);
         let a = FileMap::builder(&name).capacity(64 * 1024).open().unwrap();
@@ -150,7 +154,7 @@ fn soak(tag: &str) -> String {
 fn open_close_soak_leaks_no_fds_mappings_files_or_memory() {
     let tag = unique("soak");
     let child = Child::spawn("soak", &tag);
-    let report = child.line();
+    let report = child.line_within(Duration::from_secs(soak_secs() + 60));
     let parse = |t: &str| -> Vec<u64> {
         t.trim_matches(|c| c == '(' || c == ')')
             .split(", ")

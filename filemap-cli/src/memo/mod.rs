@@ -1,12 +1,232 @@
 //! `filemap memo`: a terminal notepad shared live between processes.
+//!
+//! Every `filemap memo NAME` started with the same NAME shows the same text;
+//! what one types appears in the others within a frame. The state lives in
+//! [`app`] (sync policy, commands) and [`editor`] (text and cursor), drawing
+//! in [`ui`], the terminal's set-up and teardown in [`term`]; this file
+//! parses the arguments and runs the event loop.
+//!
+//! The loop sleeps on one channel fed by three threads: a key reader, the
+//! region's watcher ([`filemap::FileMap::watch`], woken by the kernel the
+//! moment another memo publishes) and a signal listener. So a remote edit is
+//! on screen about a millisecond after it is published, and an idle memo
+//! wakes only to refresh its status figures ([`app::INFO_EVERY`]).
 
-#[derive(Debug, clap::Args)]
-pub struct MemoArgs {
-    /// Region name.
-    #[arg(default_value = "memo")]
-    pub name: String,
+mod app;
+mod editor;
+mod term;
+mod ui;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use filemap::{Watcher, WriterId};
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+
+use app::{App, Options};
+
+/// Longest run of queued input handled before the screen is redrawn.
+const BATCH: Duration = Duration::from_millis(8);
+
+/// Why the event loop woke.
+enum Wake {
+    Input(Event),
+    InputFailed(std::io::Error),
+    /// Another handle published.
+    Remote,
+    /// TERM, HUP or INT: quit as on ^Q, without asking.
+    Signal,
 }
 
-pub fn run(_args: MemoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("memo is not built yet")
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Keys: F2 open, F3 close, F4 read (take the shared text), F5 write (publish the local text), \
+F6 clear, F7 toggle auto-sync, Ctrl-Q / Esc / F10 quit.
+With auto-sync on (the default) every edit is published at once and changes from other \
+memos replace the local text; with it off, edits stay local until F5 and changes from \
+others are announced instead. The region goes away when the last memo quits.")]
+pub struct MemoArgs {
+    /// Region name: every memo started with the same name shares one text.
+    #[arg(default_value = "memo")]
+    pub name: String,
+
+    /// Capacity in bytes of a region this memo creates (suffix K, M or G
+    /// for KiB, MiB, GiB). Default: 64K, or twice the --init file's size
+    /// when that is more.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub capacity: Option<u64>,
+
+    /// Start a region this memo creates with FILE's text. When the region
+    /// exists already, its shared text wins.
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
+}
+
+/// Run the memo until the user quits or a signal (TERM, HUP, INT) asks.
+///
+/// # Errors
+/// When the region cannot be opened, `--init` cannot be read, or the
+/// terminal fails.
+pub fn run(args: MemoArgs) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!("memo is interactive: run it in a terminal");
+    }
+    let init = args
+        .init
+        .as_deref()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --init {}", path.display()))
+        })
+        .transpose()?;
+    let mut app = App::new(Options {
+        capacity: args
+            .capacity
+            .unwrap_or_else(|| app::default_capacity(init.as_deref())),
+        capacity_given: args.capacity.is_some(),
+        name: args.name,
+        init,
+    })?;
+
+    let (tx, rx) = mpsc::channel();
+    // A closed terminal window (HUP), a kill (TERM) or an interrupt ends the
+    // loop, so the terminal is restored and the region released as on a
+    // normal quit. (ctrlc's `termination` feature covers all three.)
+    let to_loop = std::sync::Mutex::new(tx.clone());
+    ctrlc::set_handler(move || {
+        if let Ok(to_loop) = to_loop.lock() {
+            let _ = to_loop.send(Wake::Signal);
+        }
+    })
+    .context("installing signal handlers")?;
+
+    let mut tui = term::Tui::enter().context("setting up the terminal")?;
+    let to_loop = tx.clone();
+    std::thread::Builder::new()
+        .name("memo-input".into())
+        .spawn(move || read_input(&to_loop))
+        .context("starting the input thread")?;
+    event_loop(&mut tui.terminal, &mut app, &rx, &tx)
+}
+
+/// Forward terminal events until the loop is gone or the terminal fails.
+fn read_input(to_loop: &Sender<Wake>) {
+    loop {
+        let wake = match event::read() {
+            Ok(event) => Wake::Input(event),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => Wake::InputFailed(e),
+        };
+        let failed = matches!(wake, Wake::InputFailed(_));
+        if to_loop.send(wake).is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn event_loop(
+    terminal: &mut term::Term,
+    app: &mut App,
+    rx: &Receiver<Wake>,
+    tx: &Sender<Wake>,
+) -> anyhow::Result<()> {
+    // The watcher of the region the app has open, by its handle's id.
+    let mut watched: Option<(WriterId, Watcher)> = None;
+    let mut redraw = true;
+    while !app.should_quit() {
+        if watched.as_ref().map(|(id, _)| *id) != app.map().map(filemap::FileMap::id) {
+            // Drop the old watcher first: it holds the closed region open.
+            watched = None;
+            if let Some(map) = app.map() {
+                let to_loop = tx.clone();
+                let watcher = map.watch(move |_| {
+                    let _ = to_loop.send(Wake::Remote);
+                })?;
+                watched = Some((map.id(), watcher));
+            }
+        }
+        redraw |= app.tick(Instant::now());
+        if std::mem::take(&mut redraw) {
+            terminal.draw(|frame| ui::draw(frame, app))?;
+        }
+        let mut wake = match rx.recv_timeout(app::INFO_EVERY) {
+            Ok(wake) => wake,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        // Take a change published meanwhile before applying keys typed
+        // over it, so they apply to the text they were typed on.
+        app.tick(Instant::now());
+        let batch = Instant::now();
+        loop {
+            match wake {
+                Wake::Input(Event::Key(key)) if key.kind != KeyEventKind::Release => {
+                    app.handle_key(&key)
+                }
+                Wake::Input(Event::Paste(text)) => app.handle_paste(&text),
+                Wake::Input(_) | Wake::Remote => {}
+                Wake::InputFailed(e) => {
+                    return Err(anyhow::Error::new(e).context("reading the terminal"))
+                }
+                Wake::Signal => return Ok(()),
+            }
+            if app.should_quit() || batch.elapsed() >= BATCH {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(next) => wake = next,
+                Err(_) => break,
+            }
+        }
+        app.flush();
+        redraw = true;
+    }
+    Ok(())
+}
+
+/// Parse a byte count with an optional K, M or G suffix (powers of 1024;
+/// `KiB`, `KB` and `k` are accepted too).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count (examples: 4096, 64K, 1M)"))?;
+    let shift = match unit
+        .to_ascii_lowercase()
+        .trim_end_matches('b')
+        .trim_end_matches('i')
+    {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        _ => return Err(format!("unknown unit {unit:?} (use K, M or G)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
 }

@@ -120,6 +120,7 @@ pub fn own_thread_start_time() -> u64 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // constructed by real backends only
 pub enum Liveness {
     Alive { start_time: u64 },
     Dead,

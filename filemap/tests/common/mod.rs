@@ -102,8 +102,13 @@ impl Child {
 
     /// The next protocol line from the child.
     pub fn line(&self) -> String {
+        self.line_within(STEP)
+    }
+
+    /// The next protocol line, waiting at most `limit`.
+    pub fn line_within(&self, limit: Duration) -> String {
         self.lines
-            .recv_timeout(STEP)
+            .recv_timeout(limit)
             .expect("child said nothing in time (or died)")
     }
 

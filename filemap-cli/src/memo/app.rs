@@ -1,0 +1,1008 @@
+//! The memo's state: an [`Editor`] kept in step with a region through a
+//! [`TextView`], the commands bound to keys, and what the status lines say.
+//!
+//! This module owns the sync policy as the user sees it. It draws nothing
+//! and reads no terminal, so its tests drive it with key events and a
+//! second handle on the same region. It must never drop text: an edit that
+//! does not fit stays local and says so, a remote change never overwrites
+//! local edits that are not published, and quitting asks before it discards
+//! the last copy of the text.
+
+use std::time::{Duration, Instant};
+
+use filemap::{Error, FileMap, RegionInfo, RemoteChange, TextView, WriterId};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::editor::{Editor, Outcome};
+
+/// How often the status line's region figures (attached processes) are
+/// refreshed when nothing is published.
+pub const INFO_EVERY: Duration = Duration::from_millis(250);
+
+/// What the memo is started with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Region name.
+    pub name: String,
+    /// Capacity of a region this instance creates.
+    pub capacity: u64,
+    /// Whether the user chose the capacity (else it is ours to pick).
+    pub capacity_given: bool,
+    /// Text a region this instance creates starts with (`--init FILE`).
+    pub init: Option<String>,
+}
+
+/// A command bound to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Attach to the region again after [`Command::Close`].
+    Open,
+    /// Let go of the region; editing goes on locally.
+    Close,
+    /// Take the shared text now, dropping local edits.
+    Read,
+    /// Publish the local text now.
+    Write,
+    /// Clear the text.
+    Clear,
+    /// Turn write-through and pull on or off.
+    ToggleAutoSync,
+    /// Leave (asks first when that would lose the text).
+    Quit,
+}
+
+/// Keys for the help line, in order; [`command_for`] is the full map.
+pub const KEYS: [(&str, &str); 7] = [
+    ("F2", "open"),
+    ("F3", "close"),
+    ("F4", "read"),
+    ("F5", "write"),
+    ("F6", "clear"),
+    ("F7", "auto-sync"),
+    ("^Q", "quit"),
+];
+
+/// The command bound to `key`. F-keys are the commands; quit is also on
+/// Ctrl-C, Esc and F10. (In raw mode the terminal passes Ctrl-Q and Ctrl-S
+/// through instead of using them for flow control.)
+pub fn command_for(key: &KeyEvent) -> Option<Command> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    Some(match key.code {
+        KeyCode::F(2) => Command::Open,
+        KeyCode::F(3) => Command::Close,
+        KeyCode::F(4) => Command::Read,
+        KeyCode::F(5) => Command::Write,
+        KeyCode::F(6) => Command::Clear,
+        KeyCode::F(7) => Command::ToggleAutoSync,
+        KeyCode::F(10) | KeyCode::Esc => Command::Quit,
+        KeyCode::Char('q' | 'c') if ctrl => Command::Quit,
+        _ => return None,
+    })
+}
+
+/// A change by another writer that the local text does not show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Who published it.
+    pub writer: WriterId,
+    /// The generation it was seen at.
+    pub generation: u64,
+}
+
+/// How a status message is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Done as asked.
+    Info,
+    /// Needs the user's attention; nothing is lost.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// A status message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// How to show it.
+    pub level: Level,
+    /// What it says.
+    pub text: String,
+}
+
+/// Where quitting stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quit {
+    No,
+    /// Asked once; quitting would lose text, so a second quit is needed.
+    Armed,
+    Yes,
+}
+
+/// The memo's whole state.
+#[derive(Debug)]
+pub struct App {
+    name: String,
+    capacity: u64,
+    editor: Editor,
+    /// `None` while closed.
+    view: Option<TextView>,
+    /// Wanted auto-sync; kept while closed and applied on open.
+    auto_sync: bool,
+    existed_already: bool,
+    /// The editor holds edits not handed to the view yet.
+    unflushed: bool,
+    /// Edits made while closed, or left unpublished at close.
+    edited_offline: bool,
+    pending: Option<Pending>,
+    /// The last write-through failed: (text length, capacity).
+    too_large: Option<(usize, usize)>,
+    /// Generation whose read failed; not retried until a new publish.
+    unreadable: Option<u64>,
+    message: Option<Message>,
+    info: Option<RegionInfo>,
+    info_at: Option<Instant>,
+    quit: Quit,
+}
+
+impl App {
+    /// Open (create or attach to) the region and show its text; a region
+    /// this instance creates starts with `options.init`.
+    ///
+    /// # Errors
+    /// When the region cannot be opened or read: the memo does not start.
+    pub fn new(options: Options) -> anyhow::Result<App> {
+        let Options {
+            name,
+            capacity,
+            capacity_given,
+            init,
+        } = options;
+        let mut app = App {
+            name,
+            capacity,
+            editor: Editor::default(),
+            view: None,
+            auto_sync: true,
+            existed_already: false,
+            unflushed: false,
+            edited_offline: false,
+            pending: None,
+            too_large: None,
+            unreadable: None,
+            message: None,
+            info: None,
+            info_at: None,
+            quit: Quit::No,
+        };
+        let view = app.attach()?;
+        app.editor = Editor::new(view.lines());
+        app.existed_already = view.map().existed_already();
+        let actual = view.map().capacity() as u64;
+        app.view = Some(view);
+        if app.existed_already && init.is_some() {
+            app.say(
+                Level::Info,
+                "Attached to an existing memo: its text is shown, not --init's.",
+            );
+        } else if let Some(text) = init {
+            app.editor = Editor::from_text(&text);
+            app.unflushed = true;
+            app.flush();
+        }
+        if app.existed_already && capacity_given && actual != capacity {
+            app.say(
+                Level::Info,
+                format!("The existing region holds {actual} B; --capacity {capacity} applies only to a new one."),
+            );
+        }
+        app.refresh_info(Instant::now());
+        Ok(app)
+    }
+
+    fn attach(&self) -> anyhow::Result<TextView> {
+        let map = FileMap::builder(&self.name)
+            .capacity(self.capacity)
+            .open()?;
+        Ok(TextView::new(map)?)
+    }
+
+    // ----- What the screen shows.
+
+    /// Region name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The text and cursor.
+    pub fn editor(&self) -> &Editor {
+        &self.editor
+    }
+
+    /// The text and cursor, for the renderer to scroll.
+    pub fn editor_mut(&mut self) -> &mut Editor {
+        &mut self.editor
+    }
+
+    /// The region, while open.
+    pub fn map(&self) -> Option<&FileMap> {
+        self.view.as_ref().map(TextView::map)
+    }
+
+    /// Whether the region is open.
+    pub fn is_open(&self) -> bool {
+        self.view.is_some()
+    }
+
+    /// Whether this instance attached to a region another made (false
+    /// while closed).
+    pub fn existed_already(&self) -> bool {
+        self.view.is_some() && self.existed_already
+    }
+
+    /// Whether edits are written through and remote changes pulled.
+    pub fn auto_sync(&self) -> bool {
+        self.auto_sync
+    }
+
+    /// The region's figures, refreshed on every publish and a few times a
+    /// second (`None` while closed).
+    pub fn info(&self) -> Option<&RegionInfo> {
+        self.info.as_ref()
+    }
+
+    /// A change by another writer not shown locally.
+    pub fn pending(&self) -> Option<Pending> {
+        self.pending
+    }
+
+    /// The last write-through did not fit: (text length, capacity).
+    pub fn too_large(&self) -> Option<(usize, usize)> {
+        self.too_large
+    }
+
+    /// The latest status message.
+    pub fn message(&self) -> Option<&Message> {
+        self.message.as_ref()
+    }
+
+    /// Whether the local text has edits the region does not have.
+    pub fn has_unpublished(&self) -> bool {
+        match &self.view {
+            Some(view) => self.unflushed || view.is_dirty(),
+            None => self.edited_offline,
+        }
+    }
+
+    /// Whether a quit waits for confirmation.
+    pub fn is_quitting(&self) -> bool {
+        self.quit == Quit::Armed
+    }
+
+    /// Whether the event loop should end.
+    pub fn should_quit(&self) -> bool {
+        self.quit == Quit::Yes
+    }
+
+    // ----- Input.
+
+    /// Apply a key: a command or an edit. Edits reach the region at the
+    /// next [`App::flush`].
+    pub fn handle_key(&mut self, key: &KeyEvent) {
+        let command = command_for(key);
+        if self.quit == Quit::Armed && command != Some(Command::Quit) {
+            self.quit = Quit::No;
+            self.say(Level::Info, "Not quitting.");
+            if command.is_none() {
+                return;
+            }
+        }
+        match command {
+            Some(command) => self.run(command),
+            None => {
+                if self.editor.handle_key(key) == Outcome::Edited {
+                    self.unflushed = true;
+                }
+            }
+        }
+    }
+
+    /// Insert pasted text at the cursor.
+    pub fn handle_paste(&mut self, text: &str) {
+        self.editor.insert_str(text);
+        self.unflushed = true;
+    }
+
+    /// Run a command.
+    pub fn run(&mut self, command: Command) {
+        match command {
+            Command::Open => self.open(),
+            Command::Close => self.close(),
+            Command::Read => self.read(),
+            Command::Write => self.write(),
+            Command::Clear => self.clear(),
+            Command::ToggleAutoSync => self.toggle_auto_sync(),
+            Command::Quit => self.request_quit(),
+        }
+    }
+
+    // ----- Sync.
+
+    /// Hand the editor's edits to the view: published at once with
+    /// auto-sync on, kept local with it off or when they do not fit.
+    pub fn flush(&mut self) {
+        if !std::mem::take(&mut self.unflushed) {
+            return;
+        }
+        let Some(view) = self.view.as_mut() else {
+            self.edited_offline = true;
+            return;
+        };
+        match view.set_lines(self.editor.shared_lines()) {
+            Ok(Some(_)) => self.too_large = None,
+            Ok(None) => {
+                if !view.auto_sync() && self.editor.text_len() <= view.map().capacity() {
+                    self.too_large = None;
+                }
+            }
+            Err(e) => self.failed("Publishing the edit failed", e),
+        }
+    }
+
+    /// Pull or report a change another writer published, and refresh the
+    /// status figures. Returns whether anything shown changed. One atomic
+    /// load when nothing did.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        self.flush();
+        let mut changed = self.poll_remote();
+        let Some(view) = &self.view else {
+            return changed;
+        };
+        let generation = view.map().generation();
+        let due = self
+            .info_at
+            .is_none_or(|at| now.duration_since(at) >= INFO_EVERY);
+        if due
+            || self
+                .info
+                .as_ref()
+                .is_some_and(|i| i.generation != generation)
+        {
+            changed |= self.refresh_info(now);
+        }
+        changed
+    }
+
+    fn poll_remote(&mut self) -> bool {
+        let Some(view) = self.view.as_mut() else {
+            return false;
+        };
+        let generation = view.map().generation();
+        if generation == view.synced_generation()
+            || self.pending.is_some_and(|p| p.generation == generation)
+            || self.unreadable == Some(generation)
+        {
+            return false;
+        }
+        if view.is_dirty() && view.auto_sync() {
+            // A write-through failed (too large) and left local edits
+            // unpublished. `TextView::sync_remote` would pull over them, so
+            // report the change instead and let the user choose.
+            let writer = view.map().info().last_writer;
+            self.pending = Some(Pending { writer, generation });
+            return true;
+        }
+        match view.sync_remote() {
+            Ok(RemoteChange::None) => false,
+            Ok(RemoteChange::Pulled(_)) => {
+                self.pending = None;
+                if !self.editor.shared_lines().eq(view.lines()) {
+                    self.editor.replace(view.lines());
+                }
+                true
+            }
+            Ok(RemoteChange::Pending(writer)) => {
+                self.pending = Some(Pending { writer, generation });
+                true
+            }
+            Err(e) => {
+                self.unreadable = Some(generation);
+                self.failed("Reading the shared text failed", e);
+                true
+            }
+        }
+    }
+
+    fn refresh_info(&mut self, now: Instant) -> bool {
+        let info = self.view.as_ref().map(|v| v.map().info());
+        self.info_at = Some(now);
+        let changed = info != self.info;
+        self.info = info;
+        changed
+    }
+
+    // ----- Commands.
+
+    fn open(&mut self) {
+        if self.view.is_some() {
+            return self.say(Level::Info, "The memo is open already.");
+        }
+        let mut view = match self.attach() {
+            Ok(view) => view,
+            Err(e) => {
+                return self.say(
+                    Level::Error,
+                    format!("Opening {:?} failed: {e:#}", self.name),
+                )
+            }
+        };
+        let existed = view.map().existed_already();
+        let local = self.editor.shared_lines();
+        self.existed_already = existed;
+        self.pending = None;
+        self.unreadable = None;
+        self.unflushed = false;
+        let outcome = if view.lines() == local {
+            view.set_auto_sync(self.auto_sync)
+                .map(|_| (Level::Info, "Opened."))
+        } else if !existed {
+            // A new region: the local text is all there is.
+            view.set_auto_sync(self.auto_sync)
+                .and_then(|_| view.set_lines(local))
+                .map(|_| (Level::Info, "Opened a new region with the local text."))
+        } else if self.edited_offline {
+            // Both sides changed: keep the local edits, local.
+            self.auto_sync = false;
+            view.set_auto_sync(false)
+                .and_then(|_| view.set_lines(local))
+                .map(|_| {
+                    (
+                        Level::Warn,
+                        "Opened: the shared text differs from your local edits. \
+                     Auto-sync is off: F4 read takes the shared text, F5 write publishes yours.",
+                    )
+                })
+        } else {
+            self.editor.replace(view.lines());
+            view.set_auto_sync(self.auto_sync)
+                .map(|_| (Level::Info, "Opened: showing the shared text."))
+        };
+        self.edited_offline = false;
+        self.view = Some(view);
+        match outcome {
+            Ok((level, text)) => {
+                self.too_large = None;
+                self.say(level, text);
+            }
+            Err(e) => self.failed("Publishing the local text failed", e),
+        }
+        self.refresh_info(Instant::now());
+    }
+
+    fn close(&mut self) {
+        self.flush();
+        let Some(view) = self.view.take() else {
+            return self.say(Level::Info, "The memo is closed already.");
+        };
+        self.edited_offline = view.is_dirty();
+        self.pending = None;
+        self.too_large = None;
+        self.info = None;
+        drop(view);
+        self.say(
+            Level::Info,
+            "Closed: editing is local. F2 opens the memo again.",
+        );
+    }
+
+    fn read(&mut self) {
+        let Some(view) = self.view.as_mut() else {
+            return self.say(Level::Warn, "The memo is closed: F2 opens it.");
+        };
+        self.unflushed = false;
+        match view.read() {
+            Ok(generation) => {
+                self.editor.replace(view.lines());
+                self.pending = None;
+                self.too_large = None;
+                self.unreadable = None;
+                self.say(
+                    Level::Info,
+                    format!("Read the shared text (generation {generation})."),
+                );
+            }
+            Err(e) => self.failed("Reading the shared text failed", e),
+        }
+    }
+
+    fn write(&mut self) {
+        self.flush();
+        let Some(view) = self.view.as_mut() else {
+            return self.say(Level::Warn, "The memo is closed: F2 opens it.");
+        };
+        match view.write() {
+            Ok(published) => {
+                self.pending = None;
+                self.too_large = None;
+                self.say(
+                    Level::Info,
+                    format!(
+                        "Wrote the local text (generation {}).",
+                        published.generation
+                    ),
+                );
+            }
+            Err(e) => self.failed("Writing failed", e),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.editor.clear();
+        self.unflushed = true;
+        self.flush();
+        let shared = self.view.as_ref().is_some_and(|v| !v.is_dirty());
+        self.say(
+            Level::Info,
+            if shared {
+                "Cleared."
+            } else {
+                "Cleared locally."
+            },
+        );
+    }
+
+    fn toggle_auto_sync(&mut self) {
+        self.flush();
+        self.auto_sync = !self.auto_sync;
+        let on = self.auto_sync;
+        let Some(view) = self.view.as_mut() else {
+            let state = if on { "on" } else { "off" };
+            return self.say(
+                Level::Info,
+                format!("Auto-sync {state}; it applies when the memo is open."),
+            );
+        };
+        let pending = self.pending.take();
+        match view.set_auto_sync(on) {
+            Ok(Some(_)) => {
+                self.too_large = None;
+                let over = pending.map_or(String::new(), |p| {
+                    format!(" over pid {}'s change", p.writer.pid)
+                });
+                self.say(
+                    Level::Info,
+                    format!("Auto-sync on: published your local edits{over}."),
+                );
+            }
+            Ok(None) if on => self.say(Level::Info, "Auto-sync on."),
+            Ok(None) => {
+                self.pending = pending;
+                self.say(
+                    Level::Info,
+                    "Auto-sync off: edits stay local until F5 write.",
+                );
+            }
+            Err(e) => {
+                self.pending = pending;
+                self.failed("Publishing the local edits failed", e);
+            }
+        }
+    }
+
+    fn request_quit(&mut self) {
+        self.flush();
+        if self.quit == Quit::Armed {
+            self.quit = Quit::Yes;
+            return;
+        }
+        let loses = if self.has_unpublished() {
+            Some("your local edits are not published")
+        } else {
+            match &self.view {
+                Some(view) => {
+                    let info = view.map().info();
+                    let alone = info.attached.iter().all(|&pid| pid == view.map().id().pid);
+                    (alone && !info.persistent && info.len > 0)
+                        .then_some("this is the last instance: the memo goes away")
+                }
+                None => None,
+            }
+        };
+        match loses {
+            Some(why) => {
+                self.quit = Quit::Armed;
+                self.say(
+                    Level::Warn,
+                    format!("Quit? {why}. Press ^Q again to quit, any other key to stay."),
+                );
+            }
+            None => self.quit = Quit::Yes,
+        }
+    }
+
+    // ----- Messages.
+
+    fn say(&mut self, level: Level, text: impl Into<String>) {
+        self.message = Some(Message {
+            level,
+            text: text.into(),
+        });
+    }
+
+    fn failed(&mut self, what: &str, e: Error) {
+        match e {
+            Error::TooLarge { len, capacity } => self.too_large = Some((len, capacity)),
+            e => self.say(Level::Error, format!("{what}: {e}")),
+        }
+    }
+}
+
+/// The memo's default capacity: 64 KiB, or enough for `init` and as much
+/// again when it is bigger.
+pub fn default_capacity(init: Option<&str>) -> u64 {
+    const DEFAULT: u64 = 64 * 1024;
+    let init = init.map_or(0, |t| t.len() as u64);
+    DEFAULT
+        .max(init.saturating_mul(2))
+        .min(filemap::MAX_CAPACITY as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A unique region name; regions are not persistent, so each goes away
+    /// with its test's handles.
+    fn region(tag: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        format!(
+            "memo-unit-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    fn options(name: &str) -> Options {
+        Options {
+            name: name.to_owned(),
+            capacity: 4096,
+            capacity_given: false,
+            init: None,
+        }
+    }
+
+    fn app(name: &str) -> App {
+        App::new(options(name)).expect("open memo")
+    }
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn type_str(app: &mut App, text: &str) {
+        for c in text.chars() {
+            let code = if c == '\n' {
+                KeyCode::Enter
+            } else {
+                KeyCode::Char(c)
+            };
+            app.handle_key(&key(code));
+        }
+        app.flush();
+    }
+
+    /// Type at the end of the text (a pull keeps the cursor where it was).
+    fn append(app: &mut App, text: &str) {
+        app.handle_key(&KeyEvent::new(KeyCode::End, KeyModifiers::CONTROL));
+        type_str(app, text);
+    }
+
+    fn shared(name: &str) -> String {
+        FileMap::open(name).unwrap().read_string().unwrap().content
+    }
+
+    fn text(app: &App) -> String {
+        app.editor().lines().join("\n")
+    }
+
+    #[test]
+    fn edits_are_written_through() {
+        let name = region("through");
+        let mut a = app(&name);
+        assert!(!a.existed_already());
+        type_str(&mut a, "hello\nworld");
+        assert_eq!(shared(&name), "hello\nworld");
+        assert!(!a.has_unpublished());
+    }
+
+    #[test]
+    fn a_second_instance_sees_the_text_and_the_edits() {
+        let name = region("second");
+        let mut a = app(&name);
+        type_str(&mut a, "from a");
+        let mut b = app(&name);
+        assert!(b.existed_already());
+        assert_eq!(text(&b), "from a");
+        type_str(&mut a, "!");
+        assert!(b.tick(Instant::now()));
+        assert_eq!(text(&b), "from a!");
+        assert_eq!(b.pending(), None);
+        assert!(
+            !a.tick(Instant::now()) || text(&a) == "from a!",
+            "own write is not a remote change"
+        );
+        assert_eq!(
+            b.info().unwrap().attached.len(),
+            1,
+            "one process, two handles"
+        );
+    }
+
+    #[test]
+    fn auto_sync_off_keeps_edits_local_and_reports_remote_changes() {
+        let name = region("off");
+        let mut a = app(&name);
+        type_str(&mut a, "base");
+        let other = FileMap::open(&name).unwrap();
+        a.run(Command::ToggleAutoSync);
+        assert!(!a.auto_sync());
+        type_str(&mut a, " draft");
+        assert_eq!(shared(&name), "base");
+        assert!(a.has_unpublished());
+
+        other.write_str("remote").unwrap();
+        assert!(a.tick(Instant::now()));
+        let pending = a.pending().expect("a pending remote change");
+        assert_eq!(pending.writer, other.id());
+        assert_eq!(text(&a), "base draft", "the local edit is kept");
+        assert!(!a.tick(Instant::now()), "reported once, not every frame");
+
+        a.run(Command::Read);
+        assert_eq!(text(&a), "remote");
+        assert_eq!(a.pending(), None);
+        assert!(!a.has_unpublished());
+
+        type_str(&mut a, " 2");
+        assert_eq!(shared(&name), "remote");
+        a.run(Command::Write);
+        assert_eq!(shared(&name), "remote 2");
+        assert!(!a.has_unpublished());
+    }
+
+    #[test]
+    fn auto_sync_back_on_publishes_local_edits_or_pulls() {
+        let name = region("on-again");
+        let mut a = app(&name);
+        let other = FileMap::open(&name).unwrap();
+        a.run(Command::ToggleAutoSync);
+        other.write_str("theirs").unwrap();
+        a.tick(Instant::now());
+        assert!(a.pending().is_some());
+        // No local edits: turning auto-sync on pulls the change.
+        a.run(Command::ToggleAutoSync);
+        a.tick(Instant::now());
+        assert_eq!(text(&a), "theirs");
+        // Local edits: turning auto-sync on publishes them.
+        a.run(Command::ToggleAutoSync);
+        append(&mut a, " mine");
+        a.run(Command::ToggleAutoSync);
+        assert_eq!(shared(&name), "theirs mine");
+    }
+
+    #[test]
+    fn clear_is_written_through() {
+        let name = region("clear");
+        let mut a = app(&name);
+        type_str(&mut a, "something");
+        a.run(Command::Clear);
+        assert_eq!(shared(&name), "");
+        assert!(a.editor().is_empty());
+        assert_eq!(a.editor().cursor(), (0, 0));
+    }
+
+    #[test]
+    fn an_edit_too_large_keeps_both_texts() {
+        let name = region("large");
+        let mut a = App::new(Options {
+            capacity: 32,
+            ..options(&name)
+        })
+        .unwrap();
+        type_str(&mut a, "0123456789012345678901234567890"); // 31 bytes
+        assert_eq!(a.too_large(), None);
+        type_str(&mut a, "12");
+        assert_eq!(a.too_large(), Some((33, 32)));
+        assert_eq!(
+            text(&a),
+            "012345678901234567890123456789012",
+            "local text kept"
+        );
+        assert_eq!(
+            shared(&name),
+            "0123456789012345678901234567890",
+            "shared text kept"
+        );
+        assert!(a.has_unpublished());
+
+        // A remote change does not pull over the unpublished text.
+        let other = FileMap::open(&name).unwrap();
+        other.write_str("remote").unwrap();
+        assert!(a.tick(Instant::now()));
+        assert_eq!(a.pending().map(|p| p.writer), Some(other.id()));
+        assert_eq!(text(&a), "012345678901234567890123456789012");
+
+        // Deleting until it fits publishes again.
+        a.handle_key(&key(KeyCode::Backspace));
+        a.handle_key(&key(KeyCode::Backspace));
+        a.flush();
+        assert_eq!(a.too_large(), None);
+        assert_eq!(shared(&name), "0123456789012345678901234567890");
+        assert!(!a.has_unpublished());
+    }
+
+    #[test]
+    fn a_remote_change_keeps_the_cursor_clamped() {
+        let name = region("cursor");
+        let mut a = app(&name);
+        type_str(&mut a, "first line\nsecond line\nthird");
+        a.editor_mut().move_to(1, 8);
+        let other = FileMap::open(&name).unwrap();
+        other.write_str("FIRST LINE\nSECOND LINE\nthird").unwrap();
+        a.tick(Instant::now());
+        assert_eq!(a.editor().cursor(), (1, 8), "same line and column");
+        other.write_str("one\ntwo").unwrap();
+        a.tick(Instant::now());
+        assert_eq!(a.editor().cursor(), (1, 3), "clamped to the shorter line");
+        other.write_str("").unwrap();
+        a.tick(Instant::now());
+        assert_eq!(a.editor().cursor(), (0, 0));
+        assert!(a.editor().is_empty());
+    }
+
+    #[test]
+    fn init_fills_a_new_region_and_loses_to_an_existing_one() {
+        let name = region("init");
+        let a = App::new(Options {
+            init: Some("from file\nline 2".into()),
+            ..options(&name)
+        })
+        .unwrap();
+        assert_eq!(shared(&name), "from file\nline 2");
+        assert_eq!(text(&a), "from file\nline 2");
+        let b = App::new(Options {
+            init: Some("other file".into()),
+            ..options(&name)
+        })
+        .unwrap();
+        assert_eq!(text(&b), "from file\nline 2", "the shared text wins");
+        assert!(b.message().unwrap().text.contains("--init"));
+    }
+
+    #[test]
+    fn init_too_large_stays_local() {
+        let name = region("init-large");
+        let a = App::new(Options {
+            capacity: 32,
+            capacity_given: true,
+            init: Some("x".repeat(40)),
+            ..options(&name)
+        })
+        .unwrap();
+        assert_eq!(a.too_large(), Some((40, 32)));
+        assert_eq!(text(&a), "x".repeat(40));
+        assert_eq!(shared(&name), "");
+    }
+
+    #[test]
+    fn closed_edits_stay_local_and_open_reconciles() {
+        let name = region("close");
+        let mut a = app(&name);
+        let mut b = app(&name);
+        type_str(&mut a, "shared");
+        b.tick(Instant::now());
+
+        // Closed without edits: re-opening shows what others wrote.
+        a.run(Command::Close);
+        assert!(!a.is_open() && !a.existed_already() && a.info().is_none());
+        append(&mut b, " by b");
+        a.run(Command::Open);
+        assert!(a.is_open() && a.existed_already());
+        assert_eq!(text(&a), "shared by b");
+        assert!(a.auto_sync());
+
+        // Closed with edits while others edit too: both kept, auto-sync off.
+        a.run(Command::Close);
+        append(&mut a, " +a");
+        assert_eq!(shared(&name), "shared by b");
+        append(&mut b, " +b");
+        a.run(Command::Open);
+        assert_eq!(text(&a), "shared by b +a");
+        assert_eq!(shared(&name), "shared by b +b");
+        assert!(!a.auto_sync());
+        assert!(a.has_unpublished());
+        assert_eq!(a.message().unwrap().level, Level::Warn);
+        a.run(Command::Write);
+        assert_eq!(shared(&name), "shared by b +a");
+    }
+
+    #[test]
+    fn reopening_a_vanished_region_publishes_the_local_text() {
+        let name = region("vanished");
+        let mut a = app(&name);
+        type_str(&mut a, "keep me");
+        a.run(Command::Close);
+        assert!(
+            !filemap::shm_path(&name).exists(),
+            "last handle closed: region gone"
+        );
+        a.run(Command::Open);
+        assert!(!a.existed_already());
+        assert_eq!(shared(&name), "keep me");
+    }
+
+    #[test]
+    fn read_and_write_while_closed_say_so() {
+        let name = region("closed-cmds");
+        let mut a = app(&name);
+        a.run(Command::Close);
+        a.run(Command::Read);
+        assert_eq!(a.message().unwrap().level, Level::Warn);
+        a.run(Command::Write);
+        assert!(a.message().unwrap().text.contains("closed"));
+        a.run(Command::ToggleAutoSync);
+        assert!(!a.auto_sync());
+    }
+
+    #[test]
+    fn quitting_asks_before_losing_text() {
+        let name = region("quit");
+        let mut a = app(&name);
+        a.handle_key(&KeyEvent::new(KeyCode::Char('q'), KeyModifiers::CONTROL));
+        assert!(a.should_quit(), "empty memo: quits at once");
+
+        let mut a = app(&name);
+        type_str(&mut a, "precious");
+        let ctrl_q = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::CONTROL);
+        a.handle_key(&ctrl_q);
+        assert!(!a.should_quit(), "last instance with text: asks");
+        a.handle_key(&key(KeyCode::Char('x')));
+        assert!(!a.should_quit());
+        assert_eq!(text(&a), "precious", "the key that cancels is not typed");
+        a.handle_key(&ctrl_q);
+        a.handle_key(&ctrl_q);
+        assert!(a.should_quit());
+    }
+
+    #[test]
+    fn a_second_handle_in_this_process_is_not_another_instance() {
+        let name = region("quit-handle");
+        let mut a = app(&name);
+        type_str(&mut a, "text");
+        let _b = FileMap::open(&name).unwrap();
+        a.run(Command::Quit);
+        assert!(!a.should_quit(), "asks: no other process keeps the text");
+        assert!(a.is_quitting());
+    }
+
+    #[test]
+    fn keys_map_to_commands() {
+        assert_eq!(command_for(&key(KeyCode::F(2))), Some(Command::Open));
+        assert_eq!(
+            command_for(&key(KeyCode::F(7))),
+            Some(Command::ToggleAutoSync)
+        );
+        assert_eq!(command_for(&key(KeyCode::Esc)), Some(Command::Quit));
+        assert_eq!(command_for(&key(KeyCode::Char('q'))), None);
+        assert_eq!(
+            command_for(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Command::Quit)
+        );
+    }
+
+    #[test]
+    fn default_capacity_fits_init() {
+        assert_eq!(default_capacity(None), 65536);
+        assert_eq!(default_capacity(Some("small")), 65536);
+        assert_eq!(default_capacity(Some(&"x".repeat(100_000))), 200_000);
+    }
+}
