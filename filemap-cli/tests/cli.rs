@@ -64,6 +64,18 @@ fn fails(out: &Output) -> String {
     stderr
 }
 
+/// Wait until process `pid` is attached to region `name`.
+fn await_attached(name: &str, pid: u32) {
+    let deadline = Instant::now() + STEP;
+    while !::filemap::FileMap::inspect(name).is_ok_and(|i| i.attached.contains(&pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} never attached to {name}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn write_then_read_round_trips_bytes_through_a_pipe() {
     let name = unique("rw");
@@ -170,11 +182,7 @@ fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
             }
         }
     });
-    let deadline = Instant::now() + STEP;
-    while !::filemap::FileMap::inspect(&name).is_ok_and(|i| i.attached.contains(&watch.id())) {
-        assert!(Instant::now() < deadline, "watch never attached");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_attached(&name, watch.id());
     let writer = bin().args(["write", &name, "one"]).status().unwrap();
     assert!(writer.success());
     let line = lines.recv_timeout(STEP).unwrap();
@@ -215,11 +223,7 @@ fn watch_json_gives_one_object_per_change() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + STEP;
-    while !::filemap::FileMap::inspect(&name).is_ok_and(|i| i.attached.contains(&watch.id())) {
-        assert!(Instant::now() < deadline, "watch never attached");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_attached(&name, watch.id());
     ok(&filemap(&["write", &name, "quote \" and \u{7}bell"]));
     let mut reader = BufReader::new(watch.stdout.take().unwrap());
     let mut line = String::new();
@@ -240,11 +244,7 @@ fn rm_stale_removes_regions_whose_users_died() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + STEP;
-    while !::filemap::FileMap::inspect(&name).is_ok_and(|i| i.attached.contains(&watch.id())) {
-        assert!(Instant::now() < deadline, "watch never attached");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_attached(&name, watch.id());
     watch.kill().unwrap(); // SIGKILL: no clean-up
     watch.wait().unwrap();
     let info: serde_json::Value =

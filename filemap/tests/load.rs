@@ -32,22 +32,7 @@ fn eight_processes_times_ten_thousand_increments_end_at_eighty_thousand() {
     let name = unique("load-counter");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
-    let env = [("FILEMAP_CHILD_COUNT", "10000".to_string())];
-    let mut children: Vec<Child> = (0..8)
-        .map(|_| Child::spawn_with("increment", &name, &env))
-        .collect();
-    for child in &children {
-        assert_eq!(child.line(), "ready");
-    }
-    let start = Instant::now();
-    for child in &mut children {
-        child.send("go");
-    }
-    for child in children {
-        assert_eq!(child.line(), "done");
-        assert!(child.finish().success());
-    }
-    let elapsed = start.elapsed();
+    let elapsed = common::count_in_processes(&name, 8, 10_000);
     assert_eq!(map.read_string().unwrap().content, "80000");
     println!("80,000 locked increments by 8 processes in {elapsed:?}");
 }

@@ -18,13 +18,8 @@ fn exactly_one_of_racing_processes_creates_the_region() {
     for round in 0..5 {
         let name = unique(&format!("race{round}"));
         let _cleanup = Cleanup(name.clone());
-        let mut children: Vec<Child> = (0..4).map(|_| Child::spawn("race", &name)).collect();
-        for child in &children {
-            assert_eq!(child.line(), "ready");
-        }
-        for child in &mut children {
-            child.send("go");
-        }
+        let mut children = common::spawn_ready(4, "race", &name, &[]);
+        common::go(&mut children);
         let created = children
             .iter()
             .map(|c| c.expect("existed="))
@@ -161,20 +156,7 @@ fn processes_incrementing_under_the_lock_never_lose_an_update() {
     let name = unique("counter");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
-    let env = [("FILEMAP_CHILD_COUNT", "500".to_string())];
-    let mut children: Vec<Child> = (0..4)
-        .map(|_| Child::spawn_with("increment", &name, &env))
-        .collect();
-    for child in &children {
-        assert_eq!(child.line(), "ready");
-    }
-    for child in &mut children {
-        child.send("go");
-    }
-    for child in children {
-        assert_eq!(child.line(), "done");
-        assert!(child.finish().success());
-    }
+    common::count_in_processes(&name, 4, 500);
     assert_eq!(map.read_string().unwrap().content, "2000");
 }
 

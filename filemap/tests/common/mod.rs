@@ -161,6 +161,40 @@ impl Drop for Child {
     }
 }
 
+/// Spawn `count` children in `role` that each say "ready" and then wait
+/// for "go"; returns them all ready, so the caller can start them at once.
+pub fn spawn_ready(count: usize, role: &str, name: &str, env: &[(&str, String)]) -> Vec<Child> {
+    let children: Vec<Child> = (0..count)
+        .map(|_| Child::spawn_with(role, name, env))
+        .collect();
+    for child in &children {
+        assert_eq!(child.line(), "ready");
+    }
+    children
+}
+
+/// Release children made by [`spawn_ready`].
+pub fn go(children: &mut [Child]) {
+    for child in children {
+        child.send("go");
+    }
+}
+
+/// `processes` children each add 1 to the decimal counter in region `name`
+/// `each` times under the lock, all started at once; returns how long
+/// they took.
+pub fn count_in_processes(name: &str, processes: usize, each: u64) -> Duration {
+    let env = [("FILEMAP_CHILD_COUNT", each.to_string())];
+    let mut children = spawn_ready(processes, "increment", name, &env);
+    let start = Instant::now();
+    go(&mut children);
+    for child in children {
+        assert_eq!(child.line(), "done");
+        assert!(child.finish().success());
+    }
+    start.elapsed()
+}
+
 fn say(msg: impl std::fmt::Display) {
     println!("@@ {msg}");
     std::io::stdout().flush().unwrap();
