@@ -297,9 +297,18 @@ fn fork_epoch() -> u32 {
     FORK_EPOCH.load(Ordering::Relaxed)
 }
 
-/// This process's id: `getpid(2)`.
+/// This process's id: `getpid(2)`, cached per fork (the lock records it on
+/// every acquisition, and `getpid` is a real system call).
 pub fn pid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
+    static CACHE: AtomicU64 = AtomicU64::new(0);
+    let epoch = u64::from(fork_epoch()) + 1; // 0 in the cache means "empty"
+    let cached = CACHE.load(Ordering::Relaxed);
+    if cached >> 32 == epoch {
+        return cached as u32;
+    }
+    let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+    CACHE.store(epoch << 32 | u64::from(pid), Ordering::Relaxed);
+    pid
 }
 
 /// This thread's id: `gettid(2)`, cached per thread (and per fork). Thread
@@ -440,8 +449,9 @@ mod tests {
     #[test]
     fn a_forked_child_sees_its_own_thread_id() {
         let parent = tid();
-        // SAFETY: the child only makes async-signal-safe calls (gettid via
-        // our cache, write to a pipe) and leaves with `_exit`.
+        let _ = pid(); // fill the cache the child must not trust
+                       // SAFETY: the child only makes async-signal-safe calls (gettid via
+                       // our cache, write to a pipe) and leaves with `_exit`.
         let child = unsafe { libc::fork() };
         if child == 0 {
             let ok =
