@@ -1,0 +1,173 @@
+//! In-process cost of publishing and reading, next to cloudflare's
+//! mmap-sync doing the same job (one writer, readers of a mapped file,
+//! both on tmpfs) and a plain memcpy of the same size.
+//!
+//! filemap `read_into` copies the content into a private buffer; mmap-sync
+//! `read` is zero-copy (it hands out a guarded reference into the mapping),
+//! so it is shown both bare and followed by the same copy. mmap-sync
+//! `write` serialises the value with rkyv, validates it, checksums it and
+//! `msync`s; that is its publish path.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use filemap::FileMap;
+use mmap_sync::synchronizer::Synchronizer;
+
+use crate::cli::Mode;
+use crate::harness::{Msg, Namespace};
+use crate::timing::per_call;
+
+/// One in-process timing.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// `write`, `read`, `read+copy`, `write+read`, `memcpy`.
+    pub op: &'static str,
+    /// `filemap`, `mmap-sync` or `memcpy`.
+    pub implementation: &'static str,
+    pub payload: usize,
+    pub ns_per_op: f64,
+}
+
+pub fn sizes(mode: Mode) -> Vec<usize> {
+    let mut sizes = vec![64, 4 << 10, 64 << 10, 1 << 20];
+    if mode == Mode::Full {
+        sizes.push(4 << 20);
+    }
+    sizes
+}
+
+const BATCH: Duration = Duration::from_micros(500);
+
+pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
+    let samples = mode.samples();
+    let mut rows = Vec::new();
+    for payload in sizes(mode) {
+        let mut row = |op, implementation, ns_per_op: f64| {
+            eprintln!(
+                "  {implementation:<9} {op:<10} {payload:>8} B  {:>10}/op",
+                crate::report::ns(ns_per_op)
+            );
+            rows.push(Row {
+                op,
+                implementation,
+                payload,
+                ns_per_op,
+            });
+        };
+        let msg = Msg::new(payload);
+        let mut buf = crate::harness::buffer(payload);
+
+        let mut storage = Vec::new();
+        let dst = crate::timing::page_aligned(&mut storage, payload);
+        row(
+            "memcpy",
+            "memcpy",
+            per_call(samples, BATCH, || {
+                dst.copy_from_slice(black_box(msg.bytes()));
+                black_box(&mut *dst);
+                Ok(())
+            })?,
+        );
+
+        // filemap: a writer handle and a reader handle on one region.
+        let name = ns.name("inproc");
+        let writer = FileMap::builder(&name)
+            .capacity(payload.max(filemap::MIN_CAPACITY) as u64)
+            .create_only()
+            .open()
+            .with_context(|| format!("creating {name}"))?;
+        let reader = FileMap::builder(&name).open_only().open()?;
+        writer.write(msg.bytes())?;
+        row(
+            "write",
+            "filemap",
+            per_call(samples, BATCH, || {
+                writer.write(black_box(msg.bytes()))?;
+                Ok(())
+            })?,
+        );
+        row(
+            "read",
+            "filemap",
+            per_call(samples, BATCH, || {
+                reader.read_into(&mut buf)?;
+                black_box(&mut buf);
+                Ok(())
+            })?,
+        );
+        row(
+            "write+read",
+            "filemap",
+            per_call(samples, BATCH, || {
+                writer.write(black_box(msg.bytes()))?;
+                reader.read_into(&mut buf)?;
+                black_box(&mut buf);
+                Ok(())
+            })?,
+        );
+        drop((writer, reader));
+
+        // mmap-sync: its files live on tmpfs too.
+        let prefix = std::path::Path::new("/dev/shm").join(ns.name("mmapsync"));
+        let mut writer = Synchronizer::new(prefix.as_os_str());
+        let mut reader = Synchronizer::new(prefix.as_os_str());
+        let value: Vec<u8> = msg.bytes().to_vec();
+        let grace = Duration::from_secs(1);
+        let ms = |e: mmap_sync::synchronizer::SynchronizerError| anyhow!("mmap-sync: {e}");
+        writer.write(&value, grace).map_err(ms)?;
+        row(
+            "write",
+            "mmap-sync",
+            per_call(samples, BATCH, || {
+                writer.write(black_box(&value), grace).map_err(ms)?;
+                Ok(())
+            })?,
+        );
+        row(
+            "read",
+            "mmap-sync",
+            per_call(samples, BATCH, || {
+                // SAFETY: mmap-sync's contract: the guard is dropped at
+                // once, long before the writer's one-second grace period
+                // could let it reuse the data file.
+                let guard = unsafe { reader.read::<Vec<u8>>(false) }.map_err(ms)?;
+                black_box(guard.len());
+                Ok(())
+            })?,
+        );
+        row(
+            "read+copy",
+            "mmap-sync",
+            per_call(samples, BATCH, || {
+                // SAFETY: as above; the copy ends before the guard drops.
+                let guard = unsafe { reader.read::<Vec<u8>>(false) }.map_err(ms)?;
+                buf.clear();
+                buf.extend_from_slice(black_box(&guard[..]));
+                black_box(&mut buf);
+                Ok(())
+            })?,
+        );
+        row(
+            "write+read",
+            "mmap-sync",
+            per_call(samples, BATCH, || {
+                writer.write(black_box(&value), grace).map_err(ms)?;
+                // SAFETY: as above.
+                let guard = unsafe { reader.read::<Vec<u8>>(false) }.map_err(ms)?;
+                buf.clear();
+                buf.extend_from_slice(&guard[..]);
+                black_box(&mut buf);
+                Ok(())
+            })?,
+        );
+        drop((writer, reader));
+        for suffix in ["_state", "_data_0", "_data_1"] {
+            let mut path = prefix.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,622 @@
+//! Results: the JSON array, the markdown tables on stdout and the targets.
+
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::cli::Mode;
+use crate::mech::Mechanism;
+use crate::{inproc, latency, lifecycle, scaling, throughput};
+
+/// Where the numbers come from.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu: String,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".to_owned());
+        Machine {
+            nproc: crate::sys::cpu_count(),
+            cpu,
+            kernel,
+        }
+    }
+}
+
+/// Everything one harness run measured.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub mode: Mode,
+    pub command: String,
+    pub machine: Machine,
+    pub pinned: bool,
+    pub latency: Vec<latency::Cell>,
+    pub inproc: Vec<inproc::Row>,
+    pub throughput: Vec<throughput::Row>,
+    pub scaling: Vec<scaling::Row>,
+    pub lifecycle: Vec<lifecycle::Row>,
+    /// Benchmarks that failed as a whole, with their error.
+    pub failures: Vec<(String, String)>,
+    pub seconds: f64,
+}
+
+/// A human-readable duration from nanoseconds.
+pub fn ns(ns: f64) -> String {
+    if !ns.is_finite() {
+        "n/a".to_owned()
+    } else if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// A human-readable size.
+pub fn bytes(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// A target from the issue and where we stand.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub payload: Option<usize>,
+    pub ratio: f64,
+    /// `ratio <= limit` (or `>=` when `at_least`) meets it.
+    pub limit: f64,
+    pub at_least: bool,
+}
+
+impl Target {
+    pub fn met(&self) -> bool {
+        if self.at_least {
+            self.ratio >= self.limit
+        } else {
+            self.ratio <= self.limit
+        }
+    }
+}
+
+impl Results {
+    fn median(&self, m: Mechanism, payload: usize) -> Option<f64> {
+        self.latency
+            .iter()
+            .find(|c| c.mechanism == m && c.payload == payload)
+            .and_then(|c| c.result.as_ref().ok())
+            .map(|r| r.chosen.median as f64)
+    }
+
+    fn inproc_ns(&self, implementation: &str, op: &str, payload: usize) -> Option<f64> {
+        self.inproc
+            .iter()
+            .find(|r| r.implementation == implementation && r.op == op && r.payload == payload)
+            .map(|r| r.ns_per_op)
+    }
+
+    fn payloads(&self) -> Vec<usize> {
+        let mut p: Vec<usize> = self.latency.iter().map(|c| c.payload).collect();
+        p.dedup();
+        p
+    }
+
+    /// The issue's targets, each at every payload size measured.
+    pub fn targets(&self) -> Vec<Target> {
+        use Mechanism::*;
+        let mut out = Vec::new();
+        let pairs = [
+            (FilemapBlocking, FutexFloor, 1.2),
+            (FilemapBlocking, UnixSocket, 0.5),
+            (FilemapSpin, SpinFloor, 1.3),
+            (FilemapSpin, Iceoryx2Spin, 0.5),
+        ];
+        for (ours, theirs, limit) in pairs {
+            for payload in self.payloads() {
+                if let (Some(a), Some(b)) =
+                    (self.median(ours, payload), self.median(theirs, payload))
+                {
+                    out.push(Target {
+                        name: format!("{} / {} median", ours.name(), theirs.name()),
+                        payload: Some(payload),
+                        ratio: a / b,
+                        limit,
+                        at_least: false,
+                    });
+                }
+            }
+        }
+        if let (Some(wr), Some(mc)) = (
+            self.inproc_ns("filemap", "write+read", 1 << 20),
+            self.inproc_ns("memcpy", "memcpy", 1 << 20),
+        ) {
+            out.push(Target {
+                name: "1 MiB write+read bandwidth / memcpy bandwidth".to_owned(),
+                payload: Some(1 << 20),
+                ratio: mc / wr,
+                limit: 0.8,
+                at_least: true,
+            });
+        }
+        if let (Some(ours), Some(theirs)) = (
+            self.inproc_ns("filemap", "read", 64),
+            self.inproc_ns("mmap-sync", "read", 64),
+        ) {
+            out.push(Target {
+                name: "read_into 64 B / mmap-sync read 64 B".to_owned(),
+                payload: Some(64),
+                ratio: ours / theirs,
+                limit: 1.0,
+                at_least: false,
+            });
+        }
+        out
+    }
+
+    /// The JSON array: one object per mechanism and payload (no `kind`),
+    /// then objects with a `kind` for everything else.
+    pub fn json(&self) -> Value {
+        let mut rows = Vec::new();
+        for cell in &self.latency {
+            match &cell.result {
+                Ok(r) => {
+                    let (lo, hi) = r.median_spread();
+                    let (p99_lo, p99_hi) = r.p99_spread();
+                    rows.push(json!({
+                        "mechanism": cell.mechanism.name(),
+                        "payload_bytes": cell.payload,
+                        "median_ns": r.chosen.median,
+                        "p99_ns": r.chosen.p99,
+                        "p999_ns": r.chosen.p999,
+                        "runs": r.runs.len(),
+                        "round_trips": r.chosen.count,
+                        "min_ns": r.chosen.min,
+                        "max_ns": r.chosen.max,
+                        "mean_ns": r.chosen.mean,
+                        "median_ns_min": lo,
+                        "median_ns_max": hi,
+                        "p99_ns_min": p99_lo,
+                        "p99_ns_max": p99_hi,
+                        "run_medians_ns": r.runs.iter().map(|s| s.median).collect::<Vec<_>>(),
+                        "run_p99_ns": r.runs.iter().map(|s| s.p99).collect::<Vec<_>>(),
+                        "run_p999_ns": r.runs.iter().map(|s| s.p999).collect::<Vec<_>>(),
+                    }));
+                }
+                Err(e) => rows.push(json!({
+                    "kind": "error",
+                    "mechanism": cell.mechanism.name(),
+                    "payload_bytes": cell.payload,
+                    "error": e,
+                })),
+            }
+        }
+        for r in &self.inproc {
+            rows.push(json!({
+                "kind": "inproc",
+                "implementation": r.implementation,
+                "op": r.op,
+                "payload_bytes": r.payload,
+                "ns_per_op": r.ns_per_op,
+                "gib_per_s": crate::timing::gib_per_s(r.payload, r.ns_per_op),
+            }));
+        }
+        for r in &self.throughput {
+            rows.push(json!({
+                "kind": "throughput",
+                "mechanism": "filemap-blocking",
+                "payload_bytes": r.payload,
+                "seconds": r.seconds,
+                "writes": r.writes,
+                "reads": r.reads,
+                "writes_per_s": r.writes_per_s(),
+                "reads_per_s": r.reads_per_s(),
+                "seen_fraction": r.seen_fraction(),
+                "write_gib_per_s": r.write_gib_per_s(),
+                "read_gib_per_s": r.read_gib_per_s(),
+                "memcpy_gib_per_s": r.memcpy_gib_per_s(),
+            }));
+        }
+        for r in &self.scaling {
+            rows.push(json!({
+                "kind": "scaling",
+                "mechanism": r.kind.name(),
+                "watchers": r.watchers,
+                "publishes": r.summary.count,
+                "median_ns": r.summary.median,
+                "p99_ns": r.summary.p99,
+                "p999_ns": r.summary.p999,
+                "max_ns": r.summary.max,
+            }));
+        }
+        for r in &self.lifecycle {
+            rows.push(json!({
+                "kind": "lifecycle",
+                "implementation": r.implementation,
+                "op": r.op,
+                "capacity_bytes": r.capacity,
+                "ns_per_op": r.ns_per_op,
+            }));
+        }
+        for t in self.targets() {
+            rows.push(json!({
+                "kind": "target",
+                "target": t.name,
+                "payload_bytes": t.payload,
+                "ratio": t.ratio,
+                "limit": t.limit,
+                "at_least": t.at_least,
+                "met": t.met(),
+            }));
+        }
+        for (what, error) in &self.failures {
+            rows.push(json!({ "kind": "error", "benchmark": what, "error": error }));
+        }
+        rows.push(json!({
+            "kind": "run",
+            "mode": self.mode.name(),
+            "command": self.command,
+            "nproc": self.machine.nproc,
+            "cpu": self.machine.cpu,
+            "kernel": self.machine.kernel,
+            "pinned": self.pinned,
+            "seconds": self.seconds,
+        }));
+        Value::Array(rows)
+    }
+
+    /// Markdown: machine, latency tables with ratios, the other
+    /// benchmarks, the targets.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            md,
+            "Machine: {} CPUs ({}), Linux {}; mode `{}`; processes {}pinned; `{}`; {:.0} s.\n",
+            m.nproc,
+            m.cpu,
+            m.kernel,
+            self.mode.name(),
+            if self.pinned { "" } else { "not " },
+            self.command,
+            self.seconds
+        );
+        if self.mode == Mode::Smoke {
+            md.push_str("**Smoke mode: a few hundred round trips, no timing claims.**\n\n");
+        }
+        self.latency_md(&mut md);
+        self.inproc_md(&mut md);
+        self.throughput_md(&mut md);
+        self.scaling_md(&mut md);
+        self.lifecycle_md(&mut md);
+        self.targets_md(&mut md);
+        for (what, error) in &self.failures {
+            let _ = writeln!(md, "**{what} failed:** {error}\n");
+        }
+        md
+    }
+
+    fn latency_md(&self, md: &mut String) {
+        if self.latency.is_empty() {
+            return;
+        }
+        md.push_str("### Round-trip latency (two processes, ping-pong)\n\n");
+        md.push_str(
+            "Median repetition shown; spread = lowest–highest median over the repetitions. \
+             Ratios are of medians (lower is better for filemap when > 1).\n\n",
+        );
+        for payload in self.payloads() {
+            let _ = writeln!(md, "**{}**\n", bytes(payload));
+            md.push_str("| mechanism | median | p99 | p99.9 | round trips × runs | median spread | × filemap-blocking | × filemap-spin |\n");
+            md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+            let blocking = self.median(Mechanism::FilemapBlocking, payload);
+            let spin = self.median(Mechanism::FilemapSpin, payload);
+            for cell in self.latency.iter().filter(|c| c.payload == payload) {
+                match &cell.result {
+                    Ok(r) => {
+                        let (lo, hi) = r.median_spread();
+                        let med = r.chosen.median as f64;
+                        let ratio = |base: Option<f64>| {
+                            base.map_or("–".to_owned(), |b| format!("{:.2}×", med / b))
+                        };
+                        let _ = writeln!(
+                            md,
+                            "| {} | {} | {} | {} | {} × {} | {}–{} | {} | {} |",
+                            cell.mechanism.name(),
+                            ns(med),
+                            ns(r.chosen.p99 as f64),
+                            ns(r.chosen.p999 as f64),
+                            r.chosen.count,
+                            r.runs.len(),
+                            ns(lo as f64),
+                            ns(hi as f64),
+                            ratio(blocking),
+                            ratio(spin),
+                        );
+                    }
+                    Err(e) => {
+                        let _ = writeln!(
+                            md,
+                            "| {} | failed: {} | | | | | | |",
+                            cell.mechanism.name(),
+                            e.replace('|', "\\|").replace('\n', " ")
+                        );
+                    }
+                }
+            }
+            md.push('\n');
+        }
+    }
+
+    fn inproc_md(&self, md: &mut String) {
+        if self.inproc.is_empty() {
+            return;
+        }
+        md.push_str("### In-process cost per call (vs cloudflare mmap-sync)\n\n");
+        md.push_str("| payload | filemap write | filemap read_into | filemap write+read | mmap-sync write | mmap-sync read (zero-copy) | mmap-sync read+copy | mmap-sync write+read | memcpy |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        let mut sizes: Vec<usize> = self.inproc.iter().map(|r| r.payload).collect();
+        sizes.dedup();
+        for p in sizes {
+            let cell = |i, op| self.inproc_ns(i, op, p).map_or("–".to_owned(), ns);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                bytes(p),
+                cell("filemap", "write"),
+                cell("filemap", "read"),
+                cell("filemap", "write+read"),
+                cell("mmap-sync", "write"),
+                cell("mmap-sync", "read"),
+                cell("mmap-sync", "read+copy"),
+                cell("mmap-sync", "write+read"),
+                cell("memcpy", "memcpy"),
+            );
+        }
+        md.push('\n');
+    }
+
+    fn throughput_md(&self, md: &mut String) {
+        if self.throughput.is_empty() {
+            return;
+        }
+        md.push_str(
+            "### Throughput (free-running writer, one blocking watcher, two processes)\n\n",
+        );
+        md.push_str("| payload | writes/s | watcher reads/s | seen | write GiB/s | read GiB/s | memcpy GiB/s |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
+        for r in &self.throughput {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} |",
+                bytes(r.payload),
+                r.writes_per_s(),
+                r.reads_per_s(),
+                100.0 * r.seen_fraction(),
+                r.write_gib_per_s(),
+                r.read_gib_per_s(),
+                r.memcpy_gib_per_s(),
+            );
+        }
+        md.push('\n');
+    }
+
+    fn scaling_md(&self, md: &mut String) {
+        if self.scaling.is_empty() {
+            return;
+        }
+        md.push_str(
+            "### Notification latency to the last of N watchers (publish → content read)\n\n",
+        );
+        md.push_str("| watchers | filemap-blocking median | p99 | futex-floor median | p99 | ratio of medians |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|\n");
+        let mut counts: Vec<usize> = self.scaling.iter().map(|r| r.watchers).collect();
+        counts.dedup();
+        for n in counts {
+            let find = |k| self.scaling.iter().find(|r| r.watchers == n && r.kind == k);
+            let (f, b) = (
+                find(scaling::Kind::Filemap),
+                find(scaling::Kind::FutexFloor),
+            );
+            let med = |r: Option<&scaling::Row>| {
+                r.map_or("–".to_owned(), |r| ns(r.summary.median as f64))
+            };
+            let p99 =
+                |r: Option<&scaling::Row>| r.map_or("–".to_owned(), |r| ns(r.summary.p99 as f64));
+            let ratio = match (f, b) {
+                (Some(f), Some(b)) => {
+                    format!("{:.2}×", f.summary.median as f64 / b.summary.median as f64)
+                }
+                _ => "–".to_owned(),
+            };
+            let _ = writeln!(
+                md,
+                "| {n} | {} | {} | {} | {} | {ratio} |",
+                med(f),
+                p99(f),
+                med(b),
+                p99(b)
+            );
+        }
+        md.push('\n');
+    }
+
+    fn lifecycle_md(&self, md: &mut String) {
+        if self.lifecycle.is_empty() {
+            return;
+        }
+        md.push_str("### Open / attach / close (in process)\n\n");
+        md.push_str("| capacity | filemap create+close | bare shm create+close | filemap attach+close | bare shm attach+close |\n");
+        md.push_str("|---:|---:|---:|---:|---:|\n");
+        let mut caps: Vec<usize> = self.lifecycle.iter().map(|r| r.capacity).collect();
+        caps.dedup();
+        for c in caps {
+            let cell = |i: &str, op: &str| {
+                self.lifecycle
+                    .iter()
+                    .find(|r| r.capacity == c && r.implementation == i && r.op == op)
+                    .map_or("–".to_owned(), |r| ns(r.ns_per_op))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                bytes(c),
+                cell("filemap", "create+close"),
+                cell("bare-shm", "create+close"),
+                cell("filemap", "attach+close"),
+                cell("bare-shm", "attach+close"),
+            );
+        }
+        md.push('\n');
+    }
+
+    fn targets_md(&self, md: &mut String) {
+        let targets = self.targets();
+        if targets.is_empty() {
+            return;
+        }
+        md.push_str("### Targets\n\n| target | payload | measured | goal | met |\n|---|---:|---:|---:|:---:|\n");
+        for t in targets {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2}× | {} {:.1}× | {} |",
+                t.name,
+                t.payload.map_or(String::new(), bytes),
+                t.ratio,
+                if t.at_least { "≥" } else { "≤" },
+                t.limit,
+                if t.met() { "yes" } else { "**no**" }
+            );
+        }
+        md.push('\n');
+        if self.mode == Mode::Smoke {
+            md.push_str("(Smoke mode: these ratios are not measurements.)\n\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Repeated, Summary};
+
+    fn cell(m: Mechanism, payload: usize, median: u64) -> latency::Cell {
+        let s = Summary {
+            count: 1000,
+            min: median / 2,
+            median,
+            p99: median * 2,
+            p999: median * 3,
+            max: median * 10,
+            mean: median as f64,
+        };
+        latency::Cell {
+            mechanism: m,
+            payload,
+            result: Ok(Repeated::new(vec![s, s, s]).unwrap()),
+        }
+    }
+
+    fn results() -> Results {
+        Results {
+            mode: Mode::Quick,
+            command: "test".into(),
+            machine: Machine {
+                nproc: 2,
+                cpu: "cpu".into(),
+                kernel: "k".into(),
+            },
+            pinned: true,
+            latency: vec![
+                cell(Mechanism::FilemapBlocking, 8, 1100),
+                cell(Mechanism::FutexFloor, 8, 1000),
+                cell(Mechanism::UnixSocket, 8, 4000),
+                latency::Cell {
+                    mechanism: Mechanism::Iceoryx2Spin,
+                    payload: 8,
+                    result: Err("did not build".into()),
+                },
+            ],
+            inproc: Vec::new(),
+            throughput: Vec::new(),
+            scaling: Vec::new(),
+            lifecycle: Vec::new(),
+            failures: Vec::new(),
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn json_rows_have_the_required_fields() {
+        let v = results().json();
+        let rows = v.as_array().unwrap();
+        let latency: Vec<_> = rows.iter().filter(|r| r.get("kind").is_none()).collect();
+        assert_eq!(latency.len(), 3);
+        for r in latency {
+            for key in [
+                "mechanism",
+                "payload_bytes",
+                "median_ns",
+                "p99_ns",
+                "p999_ns",
+                "runs",
+            ] {
+                assert!(r.get(key).is_some(), "{key} missing in {r}");
+            }
+        }
+        assert!(rows
+            .iter()
+            .any(|r| r["kind"] == "error" && r["mechanism"] == "iceoryx2-spin"));
+    }
+
+    #[test]
+    fn targets_compare_medians() {
+        let t = results().targets();
+        let floor = t.iter().find(|t| t.name.contains("futex-floor")).unwrap();
+        assert!((floor.ratio - 1.1).abs() < 1e-9 && floor.met());
+        let sock = t.iter().find(|t| t.name.contains("unix-socket")).unwrap();
+        assert!((sock.ratio - 0.275).abs() < 1e-9 && sock.met());
+        assert!(!t.iter().any(|t| t.name.contains("iceoryx2")));
+    }
+
+    #[test]
+    fn markdown_shows_ratios_and_failures() {
+        let md = results().markdown();
+        assert!(md.contains("| futex-floor | 1.00 µs |"), "{md}");
+        assert!(md.contains("0.91×"), "{md}");
+        assert!(md.contains("failed: did not build"), "{md}");
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(ns(950.0), "950 ns");
+        assert_eq!(ns(1500.0), "1.50 µs");
+        assert_eq!(bytes(8), "8 B");
+        assert_eq!(bytes(4096), "4 KiB");
+        assert_eq!(bytes(1 << 20), "1 MiB");
+    }
+}

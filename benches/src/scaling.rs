@@ -1,0 +1,246 @@
+//! Scaling: latency from a publish to the moment the last of N watcher
+//! processes has the new content, N = 1..32. Each watcher timestamps its
+//! read against the `CLOCK_MONOTONIC` stamp the writer put in the message
+//! (the same clock in every process) and acknowledges; the writer
+//! publishes the next message only when all N acknowledged, so no watcher
+//! skips one. `futex-floor` does the same with a bare futex broadcast.
+//!
+//! Nothing is pinned here: N processes share the 2 cores, as they would.
+
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use filemap::FileMap;
+
+use crate::cli::Mode;
+use crate::harness::{self, ChildArgs, ChildProc, ChildStdinMode, Namespace, TIMEOUT};
+use crate::stats::{summarize, Summary};
+use crate::sys::{self, Shm};
+
+/// Which notification path the watchers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// filemap `wait_change` + `read_into`.
+    Filemap,
+    /// Bare futex broadcast on a sequence word.
+    FutexFloor,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Filemap, Kind::FutexFloor];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Filemap => "filemap-blocking",
+            Kind::FutexFloor => "futex-floor",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub kind: Kind,
+    pub watchers: usize,
+    pub summary: Summary,
+}
+
+/// The acknowledgement area: a futex counter of watchers done with the
+/// current message, then one cache line per watcher holding its latency.
+struct Acks {
+    shm: Shm,
+}
+
+impl Acks {
+    fn size(n: usize) -> usize {
+        64 + 64 * n
+    }
+    fn done(&self) -> &std::sync::atomic::AtomicU32 {
+        self.shm.u32_at(0)
+    }
+    fn latency(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        self.shm.u64_at(64 + 64 * i)
+    }
+}
+
+/// The futex floor's message: sequence word (futex), then stamp and seq.
+const WORD: usize = 0;
+const STAMP: usize = 64;
+const SEQ: usize = 72;
+
+pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for n in mode.watcher_counts() {
+        for kind in Kind::ALL {
+            let summary = one(ns, mode, kind, n)
+                .with_context(|| format!("{} with {n} watchers", kind.name()))?;
+            ns.clean();
+            eprintln!(
+                "  {:<18} {n:>3} watchers  last-watcher median {:>10}  p99 {:>10}",
+                kind.name(),
+                crate::report::ns(summary.median as f64),
+                crate::report::ns(summary.p99 as f64)
+            );
+            rows.push(Row {
+                kind,
+                watchers: n,
+                summary,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn one(ns: &Namespace, mode: Mode, kind: Kind, n: usize) -> Result<Summary> {
+    let ack_name = ns.name("acks");
+    let acks = Acks {
+        shm: Shm::create(&ack_name, Acks::size(n))?,
+    };
+    let data_name = ns.name("scale");
+    let region = match kind {
+        Kind::Filemap => Some(
+            FileMap::builder(&data_name)
+                .capacity(64)
+                .create_only()
+                .open()?,
+        ),
+        Kind::FutexFloor => None,
+    };
+    let floor = match kind {
+        Kind::Filemap => None,
+        Kind::FutexFloor => Some(Shm::create(&data_name, 4096)?),
+    };
+    let mut children = Vec::with_capacity(n);
+    for i in 0..n {
+        let args = [
+            format!("kind={}", kind.name()),
+            format!("data={data_name}"),
+            format!("acks={ack_name}"),
+            format!("index={i}"),
+            format!("watchers={n}"),
+        ];
+        children.push(ChildProc::spawn(
+            ns,
+            "watcher",
+            &args,
+            ChildStdinMode::Null,
+        )?);
+    }
+    for child in &mut children {
+        child.wait_ready()?;
+    }
+    let (warmup, measured) = mode.publishes();
+    let mut samples = Vec::with_capacity(measured);
+    let mut msg = [0u8; 16];
+    for seq in 0..(warmup + measured) as u64 + 1 {
+        let last = seq == (warmup + measured) as u64;
+        let seq = if last { harness::STOP } else { seq };
+        acks.done().store(0, Release);
+        let stamp = sys::now_ns();
+        msg[..8].copy_from_slice(&seq.to_le_bytes());
+        msg[8..].copy_from_slice(&stamp.to_le_bytes());
+        if let Some(map) = &region {
+            map.write(&msg)?;
+        }
+        if let Some(shm) = &floor {
+            shm.u64_at(STAMP).store(stamp, Relaxed);
+            shm.u64_at(SEQ).store(seq, Relaxed);
+            shm.u32_at(WORD).fetch_add(1, Release);
+            sys::futex_wake(shm.u32_at(WORD), i32::MAX as u32);
+        }
+        if last {
+            break;
+        }
+        wait_all(&acks, n)?;
+        if seq >= warmup as u64 {
+            let worst = (0..n)
+                .map(|i| acks.latency(i).load(Relaxed))
+                .max()
+                .unwrap_or(0);
+            samples.push(worst);
+        }
+    }
+    for child in children {
+        child.finish()?;
+    }
+    Ok(summarize(&mut samples))
+}
+
+/// Sleep until all `n` watchers acknowledged the current message.
+fn wait_all(acks: &Acks, n: usize) -> Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let done = acks.done().load(Acquire);
+        if done as usize >= n {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("only {done} of {n} watchers acknowledged within {TIMEOUT:?}");
+        }
+        sys::futex_wait(acks.done(), done, TIMEOUT);
+    }
+}
+
+/// Child role `watcher`.
+pub fn watcher_main(args: &ChildArgs) -> Result<()> {
+    let n = args.usize("watchers")?;
+    let i = args.usize("index")?;
+    let acks = Acks {
+        shm: Shm::open(args.get("acks")?)?,
+    };
+    anyhow::ensure!(acks.shm.len() >= Acks::size(n), "ack area too small");
+    let data = args.get("data")?;
+    let ack = |stamp: u64| {
+        acks.latency(i)
+            .store(sys::now_ns().saturating_sub(stamp), Relaxed);
+        if acks.done().fetch_add(1, AcqRel) as usize + 1 == n {
+            sys::futex_wake(acks.done(), 1);
+        }
+    };
+    match args.get("kind")? {
+        "filemap-blocking" => {
+            let map = FileMap::builder(data).open_only().open()?;
+            let mut buf = harness::buffer(64);
+            let mut seen = map.generation();
+            harness::child_ready()?;
+            loop {
+                seen = map
+                    .wait_change(seen, Some(TIMEOUT))
+                    .ok_or_else(|| anyhow!("watcher {i}: no change within {TIMEOUT:?}"))?;
+                map.read_into(&mut buf)?;
+                anyhow::ensure!(
+                    buf.len() == 16,
+                    "watcher {i}: message of {} bytes",
+                    buf.len()
+                );
+                if harness::seq_of(&buf) == harness::STOP {
+                    return Ok(());
+                }
+                ack(u64::from_le_bytes(buf[8..16].try_into()?));
+            }
+        }
+        "futex-floor" => {
+            let shm = Shm::open(data)?;
+            let word = shm.u32_at(WORD);
+            let mut seen = word.load(Acquire);
+            harness::child_ready()?;
+            loop {
+                let deadline = Instant::now() + TIMEOUT;
+                while word.load(Acquire) == seen {
+                    if Instant::now() >= deadline {
+                        bail!("watcher {i}: no change within {TIMEOUT:?}");
+                    }
+                    sys::futex_wait(word, seen, TIMEOUT);
+                }
+                seen = word.load(Acquire);
+                if shm.u64_at(SEQ).load(Relaxed) == harness::STOP {
+                    return Ok(());
+                }
+                ack(shm.u64_at(STAMP).load(Relaxed));
+            }
+        }
+        other => bail!("unknown watcher kind {other}"),
+    }
+}

@@ -1,0 +1,143 @@
+//! Runs `filemap-bench --smoke --json FILE` as CI does and checks what it
+//! leaves: the JSON array with a row per mechanism and payload, the two
+//! SVG plots, and no shared-memory object or directory of its own.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const MECHANISMS: [&str; 10] = [
+    "filemap-blocking",
+    "filemap-spin",
+    "futex-floor",
+    "spin-floor",
+    "unix-socket",
+    "pipe",
+    "tcp-loopback",
+    "iceoryx2-spin",
+    "iceoryx2-event",
+    "shared_memory-raw_sync",
+];
+
+/// Peers whose failure the harness reports instead of failing.
+const PEERS: [&str; 3] = ["iceoryx2-spin", "iceoryx2-event", "shared_memory-raw_sync"];
+
+fn out_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("filemap-bench-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn smoke_run_writes_json_and_plots_and_cleans_up() {
+    let dir = out_dir();
+    let json = dir.join("results.json");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_filemap-bench"))
+        .args(["--smoke", "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn filemap-bench");
+    let pid = child.id();
+    // Bounded wait: a hung harness fails the test instead of CI.
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("filemap-bench --smoke still running after 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(
+        status.success(),
+        "filemap-bench --smoke failed: {status}\n{stdout}"
+    );
+
+    // The markdown table went to stdout, with the ratio columns.
+    assert!(stdout.contains("| filemap-blocking |"), "{stdout}");
+    assert!(stdout.contains("× filemap-spin"), "{stdout}");
+
+    let rows: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = rows.as_array().expect("a JSON array");
+    for mechanism in MECHANISMS {
+        for payload in [8u64, 4096, 65536, 1 << 20] {
+            let ok = rows.iter().find(|r| {
+                r.get("kind").is_none()
+                    && r["mechanism"] == mechanism
+                    && r["payload_bytes"] == payload
+            });
+            match ok {
+                Some(r) => {
+                    for key in ["median_ns", "p99_ns", "p999_ns", "runs"] {
+                        assert!(r[key].as_u64().is_some(), "{key} of {r}");
+                    }
+                    assert!(r["median_ns"].as_u64() <= r["p99_ns"].as_u64(), "{r}");
+                    assert!(r["p99_ns"].as_u64() <= r["p999_ns"].as_u64(), "{r}");
+                }
+                None => {
+                    let err = rows.iter().find(|r| {
+                        r["kind"] == "error"
+                            && r["mechanism"] == mechanism
+                            && r["payload_bytes"] == payload
+                    });
+                    assert!(
+                        PEERS.contains(&mechanism) && err.is_some(),
+                        "no result and no reported error for {mechanism} at {payload} B"
+                    );
+                }
+            }
+        }
+    }
+    for kind in [
+        "inproc",
+        "throughput",
+        "scaling",
+        "lifecycle",
+        "target",
+        "run",
+    ] {
+        assert!(rows.iter().any(|r| r["kind"] == kind), "no {kind} rows");
+    }
+    for plot in ["results-latency.svg", "results-watchers.svg"] {
+        let svg = std::fs::read_to_string(dir.join(plot)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("filemap-blocking"),
+            "{plot}"
+        );
+    }
+
+    // Nothing of the run is left behind.
+    let needle = format!("fmbench-{pid}-");
+    let left: Vec<_> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(&needle))
+        .collect();
+    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
+    assert!(!std::env::temp_dir().join(format!("fmbench-{pid}")).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_arguments_fail_and_help_succeeds() {
+    let bad = Command::new(env!("CARGO_BIN_EXE_filemap-bench"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let help = Command::new(env!("CARGO_BIN_EXE_filemap-bench"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--smoke"));
+}
