@@ -704,7 +704,8 @@ impl Drop for Inner {
         let slot = &h.slots[self.slot];
         slot.start_time.store(0, Relaxed);
         let _ = slot.pid.compare_exchange(self.id.pid, 0, Release, Relaxed);
-        sweep_dead_slots(h);
+        // No sweep here: opening sweeps, and a close that checked every
+        // slot's liveness made attach + close 4x slower (bench harness).
         let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
         // The last handle takes the exclusive lock and removes the name.
         if !persistent && sys::try_lock_exclusive(&self.fd).unwrap_or(false) {
