@@ -470,6 +470,19 @@ mod tests {
     }
 
     #[test]
+    fn message_buffers_avoid_the_4k_aliasing_window() {
+        assert!(near_page_boundary(4096 + 16));
+        assert!(near_page_boundary(8192 - 8));
+        assert!(!near_page_boundary(4096 + 64));
+        assert!(!near_page_boundary(4096 + 2048));
+        for len in [8, 4096, 65536] {
+            let buf = buffer(len);
+            assert_eq!(buf.len(), len);
+            assert!(!near_page_boundary(buf.as_ptr() as usize));
+        }
+    }
+
+    #[test]
     fn child_args_parse_key_values() {
         let args = ChildArgs::parse(&["a=1".into(), "b=x=y".into()]).unwrap();
         assert_eq!(args.usize("a").unwrap(), 1);

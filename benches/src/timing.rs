@@ -68,5 +68,9 @@ mod tests {
         .unwrap();
         assert!(ns > 0.0 && ns < 1e6, "{ns}");
         assert!((gib_per_s(1 << 30, 1e9) - 1.0).abs() < 1e-9);
+        let mut storage = Vec::new();
+        let slice = page_aligned(&mut storage, 10_000);
+        assert_eq!(slice.len(), 10_000);
+        assert_eq!(slice.as_ptr() as usize % 4096, 0);
     }
 }
