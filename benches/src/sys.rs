@@ -154,6 +154,7 @@ impl Shm {
         // - other processes touch it only through atomics too, and an
         //   `AtomicU32` has no invalid bit patterns;
         // - the reference borrows `self`, so it cannot outlive the mapping.
+        // SAFETY: holds by the conditions listed above.
         unsafe { AtomicU32::from_ptr(self.as_ptr().add(offset).cast()) }
     }
 
@@ -177,6 +178,7 @@ impl Shm {
         // - the protocol on top (a sequence word with release/acquire)
         //   keeps the peer from reading these bytes until they are
         //   published, and from writing them at all.
+        // SAFETY: holds by the conditions listed above.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(offset), src.len()) }
     }
 
@@ -189,6 +191,7 @@ impl Shm {
         // - the peer published these bytes (release) before the caller
         //   observed the sequence word (acquire) and does not write them
         //   again until the caller answers.
+        // SAFETY: holds by the conditions listed above.
         unsafe {
             std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
         }
@@ -216,6 +219,7 @@ fn map(fd: &OwnedFd, len: usize) -> io::Result<NonNull<u8>> {
     // - the file is at least `len` bytes long (sized or checked by caller);
     // - the result is owned by one `Shm` (or unmapped by `bare_cycle`),
     //   which unmaps it exactly once.
+    // SAFETY: holds by the conditions listed above.
     let ptr = unsafe {
         mm::mmap(
             std::ptr::null_mut(),

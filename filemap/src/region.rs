@@ -423,6 +423,7 @@ fn header(map: &sys::Mapping) -> &Header {
     // - every field of `Header`, padding included, is an atomic, so a shared
     //   reference stays sound while other processes write the bytes;
     // - the reference borrows `map`, so it cannot outlive the mapping.
+    // SAFETY: holds by the conditions listed above.
     unsafe { &*map.as_ptr().cast::<Header>() }
 }
 
@@ -583,6 +584,7 @@ impl Inner {
         //   writer touches the active buffer) or discards the bytes unless
         //   the generation proves them untouched (seqlock);
         // - `u8` has no invalid values, so `set_len` exposes initialised bytes.
+        // SAFETY: holds by the conditions listed above.
         unsafe {
             let src = self
                 .map
@@ -678,6 +680,7 @@ impl Inner {
         // - we hold the lock, so no other writer copies into it; readers
         //   that copy it concurrently discard what they read because the
         //   generation has moved since the buffer was last published;
+        // SAFETY: holds by the conditions listed above.
         unsafe {
             let dst = self
                 .map

@@ -55,6 +55,7 @@ impl Channel {
         // - nobody else has the mapping's name yet (the child is spawned
         //   later), so initialising cannot race with a user;
         // - the events are dropped with `Channel`, before the mapping.
+        // SAFETY: holds by the conditions listed above.
         let (ping, pong) = unsafe {
             (
                 Event::new(base.add(PING_EVENT), true)
@@ -121,6 +122,7 @@ impl Channel {
         // - `msg` is private memory: no overlap;
         // - the peer reads this buffer only after the event below is set
         //   (the event's mutex orders the accesses) and never writes it.
+        // SAFETY: holds by the conditions listed above.
         unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.buffer(ping), msg.len()) };
         let event = if ping { &self.ping } else { &self.pong };
         event.set(EventState::Signaled).map_err(rs("set"))
@@ -136,6 +138,7 @@ impl Channel {
         // - `buf` is private memory: no overlap;
         // - the peer wrote the buffer before setting the event we just
         //   consumed and writes it again only after our answer.
+        // SAFETY: holds by the conditions listed above.
         unsafe { std::ptr::copy_nonoverlapping(self.buffer(ping), buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }

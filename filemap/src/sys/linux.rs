@@ -227,6 +227,7 @@ impl Mapping {
         // - the caller checked that the file is at least `len` bytes long;
         // - the returned memory is only used through `Mapping`, which unmaps
         //   it exactly once in `drop`.
+        // SAFETY: holds by the conditions listed above.
         let ptr = unsafe {
             mm::mmap(
                 std::ptr::null_mut(),
