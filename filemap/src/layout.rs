@@ -81,6 +81,14 @@ pub struct Header {
     pub slots: [Slot; SLOTS],
 }
 
+impl Header {
+    /// Whether the region outlives its last handle (a scribble can flip it;
+    /// that changes lifetime only).
+    pub fn is_persistent(&self) -> bool {
+        self.flags.load(core::sync::atomic::Ordering::Relaxed) & FLAG_PERSISTENT != 0
+    }
+}
+
 const _: () = {
     assert!(core::mem::size_of::<Slot>() == 16);
     assert!(core::mem::offset_of!(Header, lock) == 64);

@@ -233,7 +233,7 @@ impl Builder {
         }
         let (map, capacity) = map_existing(&self.name, path, &fd, true)?;
         let h = header(&map);
-        let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
+        let persistent = h.is_persistent();
         if alone && !persistent {
             // Every user of this non-persistent region died without closing:
             // it is gone in spirit. Replace it.
@@ -254,11 +254,8 @@ impl Builder {
     /// Create a region at `path`, fully initialised before its name appears.
     fn create(&self, path: &Path, capacity: usize) -> Result<Step> {
         let err = |op, e| self.open_error(path, op, e);
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let file = sys::create_unnamed(dir, self.permissions).map_err(|e| err("create", e))?;
+        let file = sys::create_unnamed(parent_dir(path), self.permissions)
+            .map_err(|e| err("create", e))?;
         let size = layout::region_size(capacity);
         sys::reserve(&file.fd, size as u64).map_err(|e| match err("fallocate", e) {
             Error::OutOfSpace { name, .. } => Error::OutOfSpace {
@@ -597,7 +594,7 @@ impl Inner {
 
     /// Optimistic lock-free read; `None` when writers kept moving.
     #[inline]
-    fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
+    pub(crate) fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
         let h = self.header();
         for _ in 0..READ_ATTEMPTS {
             let generation = h.generation.load(Acquire);
@@ -709,7 +706,7 @@ impl Drop for Inner {
         let _ = slot.pid.compare_exchange(self.id.pid, 0, Release, Relaxed);
         // No sweep here: opening sweeps, and a close that checked every
         // slot's liveness made attach + close 4x slower (bench harness).
-        let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
+        let persistent = h.is_persistent();
         // The last handle takes the exclusive lock and removes the name.
         if !persistent && sys::try_lock_exclusive(&self.fd).unwrap_or(false) {
             let _ = unlink_if_named(&self.path, &self.fd);
@@ -728,13 +725,18 @@ fn unlink_if_named(path: &Path, fd: &sys::Fd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Lock the directory holding `path` for a name change; waits at most a
 /// second (the lock is held for microseconds), then goes ahead without.
 fn lock_dir_of(path: &Path) -> std::io::Result<Option<sys::DirLock>> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     let start = Instant::now();
     loop {
         if let Some(lock) = sys::try_lock_dir(dir)? {
@@ -756,6 +758,17 @@ pub struct Stamp {
     pub writer: WriterId,
 }
 
+impl Stamp {
+    /// `content` with this stamp.
+    pub(crate) fn with<T>(self, content: T) -> Snapshot<T> {
+        Snapshot {
+            content,
+            generation: self.generation,
+            writer: self.writer,
+        }
+    }
+}
+
 /// Content read from a region with its generation and writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot<T = Vec<u8>> {
@@ -765,6 +778,16 @@ pub struct Snapshot<T = Vec<u8>> {
     pub generation: u64,
     /// Who published it.
     pub writer: WriterId,
+}
+
+impl<T> Snapshot<T> {
+    /// The generation and writer, without the content.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            generation: self.generation,
+            writer: self.writer,
+        }
+    }
 }
 
 /// What a publish did.
@@ -879,7 +902,7 @@ impl FileMap {
 
     /// Whether the region outlives its last handle.
     pub fn is_persistent(&self) -> bool {
-        self.inner.header().flags.load(Relaxed) & FLAG_PERSISTENT != 0
+        self.inner.header().is_persistent()
     }
 
     /// This handle's writer id, as recorded with its publishes.
@@ -979,12 +1002,7 @@ impl FileMap {
     /// As [`FileMap::read_into`].
     pub fn read(&self) -> Result<Snapshot> {
         let mut content = Vec::new();
-        let stamp = self.read_into(&mut content)?;
-        Ok(Snapshot {
-            content,
-            generation: stamp.generation,
-            writer: stamp.writer,
-        })
+        Ok(self.read_into(&mut content)?.with(content))
     }
 
     /// Read the content as UTF-8 text.
@@ -993,14 +1011,11 @@ impl FileMap {
     /// As [`FileMap::read_into`], and [`Error::NotUtf8`].
     pub fn read_string(&self) -> Result<Snapshot<String>> {
         let snap = self.read()?;
+        let stamp = snap.stamp();
         let content = String::from_utf8(snap.content).map_err(|e| Error::NotUtf8 {
             valid_up_to: e.utf8_error().valid_up_to(),
         })?;
-        Ok(Snapshot {
-            content,
-            generation: snap.generation,
-            writer: snap.writer,
-        })
+        Ok(stamp.with(content))
     }
 
     /// Read the content as lines (split at `'\n'`; empty content is no
@@ -1010,11 +1025,7 @@ impl FileMap {
     /// As [`FileMap::read_string`].
     pub fn read_lines(&self) -> Result<Snapshot<Vec<String>>> {
         let snap = self.read_string()?;
-        Ok(Snapshot {
-            content: split_lines(&snap.content),
-            generation: snap.generation,
-            writer: snap.writer,
-        })
+        Ok(snap.stamp().with(split_lines(&snap.content)))
     }
 
     /// Take the cross-process lock for a read-modify-write.
@@ -1211,11 +1222,6 @@ impl Inner {
     pub(crate) fn id(&self) -> WriterId {
         self.id
     }
-
-    /// Lock-free read; `None` when writers kept moving (the caller retries).
-    pub(crate) fn read_optimistic(&self, buf: &mut Vec<u8>) -> Result<Option<Stamp>> {
-        self.try_read(buf)
-    }
 }
 
 fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
@@ -1234,7 +1240,7 @@ fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionIn
     let len = h.len[(generation & 1) as usize]
         .load(Relaxed)
         .min(capacity as u64) as usize;
-    let persistent = h.flags.load(Relaxed) & FLAG_PERSISTENT != 0;
+    let persistent = h.is_persistent();
     let attached = attached_pids(h);
     RegionInfo {
         name: name.to_owned(),
@@ -1278,12 +1284,7 @@ impl Guard<'_> {
     /// [`Error::Corrupted`].
     pub fn read(&self) -> Result<Snapshot> {
         let mut content = Vec::new();
-        let stamp = self.map.inner.read_locked(&mut content)?;
-        Ok(Snapshot {
-            content,
-            generation: stamp.generation,
-            writer: stamp.writer,
-        })
+        Ok(self.map.inner.read_locked(&mut content)?.with(content))
     }
 
     /// Publish `content`; the lock stays held.

@@ -44,15 +44,11 @@ where
                     }
                     // Lock-free only: the watcher never waits on the lock,
                     // so dropping it is never held up by a lock holder.
-                    match inner.read_optimistic(&mut buf) {
+                    match inner.try_read(&mut buf) {
                         Ok(Some(stamp)) => {
                             seen = stamp.generation;
                             if stamp.writer != inner.id() {
-                                callback(Ok(Snapshot {
-                                    content: buf.clone(),
-                                    generation: stamp.generation,
-                                    writer: stamp.writer,
-                                }));
+                                callback(Ok(stamp.with(buf.clone())));
                             }
                         }
                         // Writers kept the content moving: try again.
