@@ -7,3 +7,15 @@ rustup target add x86_64-apple-darwin x86_64-pc-windows-gnu x86_64-unknown-freeb
 # Tests run real processes and signal them with kill(1); tmux drives no test.
 command -v kill >/dev/null
 test -d /dev/shm
+# The Windows leg (ci/windows.sh): mingw-w64 links the Windows test binaries
+# and builds the bcryptprimitives.dll stand-in; Wine runs them.
+missing=()
+for pkg in gcc-mingw-w64-x86-64 wine64; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+        missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

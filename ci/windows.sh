@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The Windows leg: cross-build the tests for x86_64-pc-windows-gnu and run them
+# under Wine through ci/wine/runner.sh. ci/setup.sh installs Wine, mingw-w64
+# and the Rust target; this script installs nothing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# What runs on Windows: one `cargo test` per entry, the words after
+# `cargo test --locked --target x86_64-pc-windows-gnu --no-fail-fast`
+# (harness options go after `--`). Grow this as the Windows backend lands,
+# e.g. "-p filemap --tests", "-p filemap-cli".
+TESTS=(
+    "-p filemap --lib"
+)
+# A hung test under Wine must not eat CI's whole time budget (seconds, per entry).
+TIMEOUT=${WINDOWS_TEST_TIMEOUT:-1200}
+
+start=$SECONDS
+target=x86_64-pc-windows-gnu
+
+# Fail early and clearly when the setup step did not run.
+command -v x86_64-w64-mingw32-gcc >/dev/null ||
+    { echo "windows.sh: mingw-w64 missing (run ci/setup.sh)" >&2; exit 1; }
+wineserver=$(command -v wineserver || echo /usr/lib/wine/wineserver)
+[[ -x $wineserver ]] ||
+    { echo "windows.sh: Wine missing (run ci/setup.sh)" >&2; exit 1; }
+
+# One prefix per target dir, shared by the runner and the clean-up below.
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+export FILEMAP_WINEPREFIX=${FILEMAP_WINEPREFIX:-$target_dir/wine-prefix}
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$PWD/ci/wine/runner.sh
+
+# wineserver outlives the tests by a few seconds, and a timed-out test
+# leaves Wine processes behind: stop them all, whatever the outcome.
+stop_wine() {
+    if [[ -d $FILEMAP_WINEPREFIX ]]; then
+        WINEPREFIX=$FILEMAP_WINEPREFIX "$wineserver" -k 2>/dev/null || true
+    fi
+    echo "=== windows leg took $((SECONDS - start)) s"
+}
+trap stop_wine EXIT
+
+for entry in "${TESTS[@]}"; do
+    read -ra args <<<"$entry"
+    echo "--- cargo test --target $target $entry"
+    timeout --kill-after=30 "$TIMEOUT" \
+        cargo test --locked --target "$target" --no-fail-fast "${args[@]}"
+done
