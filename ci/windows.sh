@@ -8,10 +8,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # What runs on Windows: one `cargo test` per entry, the words after
 # `cargo test --locked --target x86_64-pc-windows-gnu --no-fail-fast`
 # (harness options go after `--`). Grow this as the Windows backend lands,
-# e.g. "-p filemap --tests", "-p filemap-cli".
+# e.g. "-p filemap --tests", "-p filemap-cli". Arguments given to this
+# script replace the list for one run: ci/windows.sh -p filemap --test crash
 TESTS=(
     "-p filemap --lib"
 )
+if (($#)); then
+    TESTS=("$*")
+fi
 # A hung test under Wine must not eat CI's whole time budget (seconds, per entry).
 TIMEOUT=${WINDOWS_TEST_TIMEOUT:-1200}
 
