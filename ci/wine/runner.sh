@@ -65,7 +65,8 @@ export WINEDLLOVERRIDES=${WINEDLLOVERRIDES:-mscoree,mshtml=;winemenubuilder.exe=
 src=("$here/bcryptprimitives.c" "$here/bcryptprimitives.def")
 stamp=$prefix/.filemap-bcryptprimitives.sha256
 dll=$prefix/drive_c/windows/system32/bcryptprimitives.dll
-want=$(cat "${src[@]}" | sha256sum | cut -d' ' -f1)
+# This script holds the build flags, so its changes count as stale too.
+want=$(cat "${src[@]}" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
 
 ready() {
     [[ -f $dll && -f $stamp && $(cat "$stamp") == "$want" ]]
