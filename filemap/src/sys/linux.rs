@@ -416,6 +416,26 @@ fn parse_stat(stat: &[u8]) -> Liveness {
     parsed.unwrap_or(Liveness::Unknown)
 }
 
+/// How an OS error maps onto `filemap::Error` beyond its `ErrorKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// No room in the backing store.
+    OutOfSpace,
+    /// A symbolic link was refused.
+    Symlink,
+    Other,
+}
+
+/// Classify an OS error: `ENOSPC` is out of space, `ELOOP` (from
+/// `O_NOFOLLOW`) a refused symbolic link.
+pub fn classify(e: &io::Error) -> ErrorClass {
+    match e.raw_os_error() {
+        Some(code) if code == Errno::NOSPC.raw_os_error() => ErrorClass::OutOfSpace,
+        Some(code) if code == Errno::LOOP.raw_os_error() => ErrorClass::Symlink,
+        _ => ErrorClass::Other,
+    }
+}
+
 /// Text for a raw name read from a directory.
 pub fn name_to_string(name: OsString) -> Option<String> {
     String::from_utf8(name.into_vec()).ok()

@@ -6,7 +6,8 @@
 //! still type-checks there.
 
 #[cfg_attr(target_os = "linux", path = "linux.rs")]
-#[cfg_attr(not(target_os = "linux"), path = "stub.rs")]
+#[cfg_attr(windows, path = "windows.rs")]
+#[cfg_attr(not(any(target_os = "linux", windows)), path = "stub.rs")]
 mod os;
 
 pub use os::*;
