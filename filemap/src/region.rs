@@ -37,7 +37,14 @@ pub const MIN_CAPACITY: usize = 32;
 pub const MAX_CAPACITY: usize = 1 << 30;
 /// Longest region name in bytes. The backing file is `filemap.<name>`,
 /// which must fit the 255-byte file-name limit.
+#[cfg(not(windows))]
 pub const MAX_NAME_LEN: usize = 255 - PREFIX.len();
+/// Longest region name in bytes. On Windows the longest kernel object
+/// name filemap makes, `Global\filemap.<name>.wake.<pid>.<slot>`, must
+/// fit `MAX_PATH` (260) characters, which leaves 225.
+#[cfg(windows)]
+pub const MAX_NAME_LEN: usize =
+    260 - "Global\\".len() - PREFIX.len() - ".wake.4294967295.127".len();
 /// How long blocking calls wait for the region lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 

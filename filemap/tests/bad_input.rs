@@ -3,11 +3,16 @@
 
 mod common;
 
+#[cfg(target_os = "linux")]
 use std::fs::OpenOptions;
+#[cfg(target_os = "linux")]
 use std::os::unix::fs::{FileExt, PermissionsExt};
+#[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
-use common::{unique, Child, Cleanup, STEP};
+use common::{unique, Cleanup};
+#[cfg(target_os = "linux")]
+use common::{Child, STEP};
 use filemap::{Error, FileMap, NameRule, MAX_CAPACITY, MAX_NAME_LEN, MIN_CAPACITY};
 
 #[test]
@@ -172,6 +177,8 @@ fn open_modes_report_missing_and_existing_regions() {
     drop((map, attached));
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 /// Make a persistent region holding `content`, closed, and return its file.
 fn closed_region(tag: &str, content: &[u8]) -> (String, std::path::PathBuf, Cleanup) {
     let name = unique(tag);
@@ -180,6 +187,8 @@ fn closed_region(tag: &str, content: &[u8]) -> (String, std::path::PathBuf, Clea
     (name.clone(), filemap::shm_path(&name), Cleanup(name))
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 fn poke(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Vec<u8> {
     let file = OpenOptions::new()
         .read(true)
@@ -192,6 +201,8 @@ fn poke(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Vec<u8> {
     old
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     let (name, path, _cleanup) = closed_region("corrupt", b"precious");
@@ -236,6 +247,8 @@ fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     assert_eq!(map.read().unwrap().content, b"precious");
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_length_scribbled_while_open_is_reported_not_followed() {
     let (name, path, _cleanup) = closed_region("len", b"before");
@@ -261,6 +274,8 @@ fn a_length_scribbled_while_open_is_reported_not_followed() {
     assert_eq!(map.read_string().unwrap().content, "healed");
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn truncated_and_foreign_files_are_not_regions() {
     let (name, path, _cleanup) = closed_region("trunc", b"x");
@@ -290,6 +305,8 @@ fn truncated_and_foreign_files_are_not_regions() {
     );
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
     let name = unique("perm");
@@ -323,6 +340,8 @@ fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
     std::fs::remove_file(&target).unwrap();
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn another_user_cannot_open_an_owner_only_region() {
     if !rustix_is_root() {
@@ -345,12 +364,16 @@ fn another_user_cannot_open_an_owner_only_region() {
     assert_eq!(map.read_string().unwrap().content, "secret");
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 fn rustix_is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_lock_word_scribbled_to_a_dead_thread_is_taken_over() {
     let (name, path, _cleanup) = closed_region("deadword", b"intact");
@@ -366,6 +389,8 @@ fn a_lock_word_scribbled_to_a_dead_thread_is_taken_over() {
     assert_eq!(map.read_string().unwrap().content, "recovered");
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_lock_word_scribbled_to_a_live_unrelated_thread_is_taken_over_after_a_grace() {
     let (name, path, _cleanup) = closed_region("liveword", b"intact");
@@ -382,6 +407,8 @@ fn a_lock_word_scribbled_to_a_live_unrelated_thread_is_taken_over_after_a_grace(
     assert!(start.elapsed() < STEP);
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
     let (name, path, _cleanup) = closed_region("waiters", b"");
@@ -404,6 +431,8 @@ fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
     assert!(start.elapsed() < Duration::from_millis(1500));
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_full_filesystem_is_out_of_space_at_open_and_leaves_nothing_behind() {
     if !rustix_is_root() {
@@ -476,6 +505,8 @@ fn taking_the_lock_twice_in_one_thread_is_an_error_not_a_hang() {
     assert!(!other.write_str("free again").unwrap().owner_died);
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_lock_word_scribbled_to_this_very_thread_is_taken_over() {
     let (name, path, _cleanup) = closed_region("selfword", b"intact");

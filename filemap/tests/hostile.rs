@@ -6,6 +6,8 @@
 //! Plus a fuzz harness over header bytes, run by proptest in CI: any header
 //! at all must give typed errors from every entry point.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::os::unix::fs::FileExt;

@@ -3,6 +3,8 @@
 //! 2 s; the long run uses 10 s), `FILEMAP_SOAK_SECS` the open/close soak
 //! (default 3 s; the long run uses 60 s).
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::time::{Duration, Instant};

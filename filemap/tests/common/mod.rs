@@ -38,8 +38,18 @@ impl Drop for Cleanup {
     }
 }
 
+/// Whether region `name` exists (Linux: its file in /dev/shm; Windows: its
+/// live section or persistent file, a stale registry entry not counted).
+#[cfg(not(windows))]
 pub fn region_file_exists(name: &str) -> bool {
     filemap::shm_path(name).exists()
+}
+
+/// Whether region `name` exists (Linux: its file in /dev/shm; Windows: its
+/// live section or persistent file, a stale registry entry not counted).
+#[cfg(windows)]
+pub fn region_file_exists(name: &str) -> bool {
+    FileMap::inspect(name).is_ok_and(|info| !info.stale)
 }
 
 /// Wait until `condition` holds, polling, or panic after `STEP`.
@@ -252,9 +262,11 @@ pub fn child_main() {
     };
     let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
     let capacity = env_u64("FILEMAP_CHILD_CAPACITY", filemap::DEFAULT_CAPACITY as u64);
+    let persistent = std::env::var_os("FILEMAP_CHILD_PERSISTENT").is_some();
     let open = || {
         FileMap::builder(&name)
             .capacity(capacity)
+            .persistent(persistent)
             .open()
             .expect("child open")
     };
@@ -302,6 +314,13 @@ pub fn child_main() {
                 .expect("child update");
             }
             say("done");
+        }
+        // Take the lock and exit without releasing it (no destructors run).
+        "lock-and-exit" => {
+            let map = open();
+            let guard = map.lock().expect("child lock");
+            say(format!("locked owner_died={}", guard.owner_died()));
+            std::process::exit(0);
         }
         // Take the lock and never give it back.
         "hold-lock" => {
