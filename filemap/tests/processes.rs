@@ -93,6 +93,30 @@ fn wait_change_wakes_on_another_process_write_and_times_out_otherwise() {
 }
 
 #[test]
+fn one_publish_wakes_every_waiting_process() {
+    let name = unique("waiters");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let waiters: Vec<Child> = (0..4).map(|_| Child::spawn("wait-change", &name)).collect();
+    for waiter in &waiters {
+        assert_eq!(waiter.expect("waiting gen="), "0");
+    }
+    let published = map.write_str("wake, all of you").unwrap();
+    for waiter in waiters {
+        let report = waiter.expect("woke gen=");
+        let (generation, slept) = report.split_once(" after_ms=").unwrap();
+        assert_eq!(generation, published.generation.to_string());
+        // A lost wake-up would sleep a whole slice (1 s) before rechecking.
+        let slept: u64 = slept.parse().unwrap();
+        assert!(
+            slept < 1000,
+            "woken by the publish, not a timeout: {slept} ms"
+        );
+        assert!(waiter.finish().success());
+    }
+}
+
+#[test]
 fn watch_reports_other_processes_writes_and_skips_its_own() {
     let name = unique("watch");
     let _cleanup = Cleanup(name.clone());

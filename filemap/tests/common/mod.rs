@@ -382,6 +382,20 @@ pub fn child_main() {
             drop(hoard);
             say(format!("{result:?}"));
         }
+        // Say "waiting", wait once for a change; report it and the time slept.
+        "wait-change" => {
+            let map = open();
+            let seen = map.generation();
+            say(format!("waiting gen={seen}"));
+            let start = std::time::Instant::now();
+            let woke = map.wait_change(seen, Some(STEP));
+            say(format!(
+                "woke gen={} after_ms={}",
+                woke.map_or(-1, |g| g as i64),
+                start.elapsed().as_millis()
+            ));
+            wait_for_stdin_eof();
+        }
         // Sleep in wait_change until killed.
         "wait-forever" => {
             let map = open();
