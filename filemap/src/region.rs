@@ -1218,6 +1218,12 @@ impl FileMap {
     /// Every shared-memory region on this host, each with its info or the
     /// error that prevented reading it (permissions, corruption...).
     ///
+    /// Windows cannot enumerate kernel object names cheaply, so there this
+    /// lists a registry kept by filemap in `%LOCALAPPDATA%\filemap`
+    /// (persistent regions' files and a marker per live region; best
+    /// effort, `Local\` namespace only); a marker whose section is gone
+    /// is reported stale.
+    ///
     /// # Errors
     /// [`Error::Io`] when the shared-memory directory cannot be listed.
     pub fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
@@ -1226,6 +1232,11 @@ impl FileMap {
 
     /// Remove region `name`'s name now. Processes attached keep their
     /// mapping; new opens create a new region.
+    ///
+    /// Windows: deletes a persistent region's file (and a stale registry
+    /// entry). The section itself stays reachable by name until its last
+    /// handle closes, so opens meanwhile attach to the old region; a live
+    /// non-persistent region cannot be removed, it goes with its last handle.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::NotFound`],
@@ -1236,7 +1247,8 @@ impl FileMap {
     }
 
     /// Remove every stale region (non-persistent, no live process attached)
-    /// and return their names.
+    /// and return their names. (Windows: the registry entries of regions
+    /// whose users all died; the kernel removed the regions themselves.)
     ///
     /// # Errors
     /// As [`FileMap::list`].
