@@ -136,13 +136,21 @@ impl Builder {
                 reason: "it is smaller than a filemap header",
             });
         }
-        if !wait_for_magic(header(&map)) {
+        let file_len = fd
+            .file_len()
+            .map_err(|e| self.open_error(path, "GetFileSize", e))?;
+        // Files are built complete before they get their name; only a
+        // paging-file section can be caught before its creator finished.
+        if file_len.is_none() && !wait_for_magic(header(&map)) {
             return Ok(None);
         }
-        let size = fd
-            .file_len()
-            .map_err(|e| self.open_error(path, "GetFileSize", e))?
-            .unwrap_or(map.len() as u64);
+        let size = file_len.unwrap_or(map.len() as u64);
+        if size < HEADER_SIZE as u64 {
+            return Err(Error::NotARegion {
+                path: path.display().to_string(),
+                reason: "it is smaller than a filemap header",
+            });
+        }
         let capacity = validate_header(&self.name, path, &map, size)?;
         let cleanup = (!header(&map).is_persistent()).then(|| marker_file(&self.name));
         self.finish(path, fd, map, capacity, true, object, cleanup)
@@ -460,6 +468,12 @@ fn info_of(name: &str, path: &Path, fd: &sys::Fd) -> Result<RegionInfo> {
         .file_len()
         .map_err(|e| io_error(name, path, "GetFileSize", e))?
         .unwrap_or(map.len() as u64);
+    if size < HEADER_SIZE as u64 {
+        return Err(Error::NotARegion {
+            path: path.display().to_string(),
+            reason: "it is smaller than a filemap header",
+        });
+    }
     let capacity = validate_header(name, path, &map, size)?;
     Ok(region_info(name, path, header(&map), capacity))
 }

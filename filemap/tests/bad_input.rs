@@ -3,7 +3,6 @@
 
 mod common;
 
-#[cfg(target_os = "linux")]
 use std::fs::OpenOptions;
 #[cfg(target_os = "linux")]
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -177,32 +176,31 @@ fn open_modes_report_missing_and_existing_regions() {
     drop((map, attached));
 }
 
-// Pokes the backing file, uses /proc, mounts or uids: Linux only.
-#[cfg(target_os = "linux")]
 /// Make a persistent region holding `content`, closed, and return its file.
 fn closed_region(tag: &str, content: &[u8]) -> (String, std::path::PathBuf, Cleanup) {
     let name = unique(tag);
     let map = FileMap::builder(&name).persistent(true).open().unwrap();
     map.write(content).unwrap();
-    (name.clone(), filemap::shm_path(&name), Cleanup(name))
+    // Linux: the file in /dev/shm; Windows: the persistent region's file.
+    let path = map.path().to_owned();
+    (name.clone(), path, Cleanup(name))
 }
 
-// Pokes the backing file, uses /proc, mounts or uids: Linux only.
-#[cfg(target_os = "linux")]
 fn poke(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Vec<u8> {
-    let file = OpenOptions::new()
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .unwrap();
     let mut old = vec![0; bytes.len()];
-    file.read_exact_at(&mut old, offset).unwrap();
-    file.write_all_at(bytes, offset).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.read_exact(&mut old).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(bytes).unwrap();
     old
 }
 
-// Pokes the backing file, uses /proc, mounts or uids: Linux only.
-#[cfg(target_os = "linux")]
 #[test]
 fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     let (name, path, _cleanup) = closed_region("corrupt", b"precious");
@@ -247,8 +245,6 @@ fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     assert_eq!(map.read().unwrap().content, b"precious");
 }
 
-// Pokes the backing file, uses /proc, mounts or uids: Linux only.
-#[cfg(target_os = "linux")]
 #[test]
 fn a_length_scribbled_while_open_is_reported_not_followed() {
     let (name, path, _cleanup) = closed_region("len", b"before");
@@ -274,8 +270,6 @@ fn a_length_scribbled_while_open_is_reported_not_followed() {
     assert_eq!(map.read_string().unwrap().content, "healed");
 }
 
-// Pokes the backing file, uses /proc, mounts or uids: Linux only.
-#[cfg(target_os = "linux")]
 #[test]
 fn truncated_and_foreign_files_are_not_regions() {
     let (name, path, _cleanup) = closed_region("trunc", b"x");

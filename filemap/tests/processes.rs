@@ -349,3 +349,35 @@ fn a_persistent_region_outlives_its_writer_process_until_removed() {
         Err(filemap::Error::NotFound { .. })
     ));
 }
+
+#[cfg(windows)]
+#[test]
+fn global_and_local_names_are_separate_namespaces_on_windows() {
+    let name = unique("global");
+    let _cleanup = Cleanup(name.clone());
+    let global = FileMap::builder(&name).global(true).open().unwrap();
+    assert!(!global.existed_already());
+    assert!(global.path().to_string_lossy().starts_with("Global\\"));
+    let child = Child::spawn("open", &name);
+    assert_eq!(
+        child.expect("existed="),
+        "false",
+        "Local\\ is another namespace"
+    );
+    let again = FileMap::builder(&name).global(true).open().unwrap();
+    assert!(again.existed_already());
+    global.write_str("g").unwrap();
+    assert_eq!(again.read_string().unwrap().content, "g");
+    assert!(child.finish().success());
+}
+
+#[cfg(not(windows))]
+#[test]
+fn global_changes_nothing_off_windows() {
+    let name = unique("global");
+    let _cleanup = Cleanup(name.clone());
+    let plain = FileMap::open(&name).unwrap();
+    let global = FileMap::builder(&name).global(true).open().unwrap();
+    assert!(global.existed_already());
+    assert_eq!(global.path(), plain.path());
+}
