@@ -241,6 +241,45 @@ impl Builder {
     fn open_error(&self, path: &Path, op: &'static str, e: std::io::Error) -> Error {
         io_error(&self.name, path, op, e)
     }
+
+    /// Claim a slot in the mapping's attach table for this handle.
+    fn claim_slot(&self, map: &sys::Mapping) -> Result<usize> {
+        claim_slot(header(map)).ok_or_else(|| Error::TooManyAttached {
+            name: self.name.clone(),
+            max: SLOTS,
+        })
+    }
+
+    /// The handle over an opened, validated region whose slot is claimed.
+    #[allow(clippy::too_many_arguments)]
+    fn handle(
+        &self,
+        path: &Path,
+        fd: sys::Fd,
+        map: sys::Mapping,
+        capacity: usize,
+        existed: bool,
+        slot: usize,
+        os: OsObjects,
+    ) -> FileMap {
+        FileMap {
+            inner: Arc::new(Inner {
+                name: self.name.clone(),
+                path: path.to_owned(),
+                fd,
+                map,
+                capacity,
+                existed,
+                slot,
+                id: WriterId {
+                    pid: sys::pid(),
+                    handle: next_handle_number(),
+                },
+                lock_timeout: self.lock_timeout,
+                os,
+            }),
+        }
+    }
 }
 
 #[cfg(not(windows))]
@@ -342,26 +381,8 @@ impl Builder {
         capacity: usize,
         existed: bool,
     ) -> Result<FileMap> {
-        let slot = claim_slot(header(&map)).ok_or_else(|| Error::TooManyAttached {
-            name: self.name.clone(),
-            max: SLOTS,
-        })?;
-        Ok(FileMap {
-            inner: Arc::new(Inner {
-                name: self.name.clone(),
-                path: path.to_owned(),
-                fd,
-                map,
-                capacity,
-                existed,
-                slot,
-                id: WriterId {
-                    pid: sys::pid(),
-                    handle: next_handle_number(),
-                },
-                lock_timeout: self.lock_timeout,
-            }),
-        })
+        let slot = self.claim_slot(&map)?;
+        Ok(self.handle(path, fd, map, capacity, existed, slot, ()))
     }
 }
 
@@ -606,10 +627,16 @@ pub(crate) struct Inner {
     slot: usize,
     id: WriterId,
     lock_timeout: Duration,
-    /// The named mutex, wake semaphores and registry marker.
-    #[cfg(windows)]
-    os: windows::Objects,
+    /// Windows: the named mutex, wake semaphores and registry marker.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    os: OsObjects,
 }
+
+/// A handle's OS objects besides the backing file and the mapping.
+#[cfg(not(windows))]
+type OsObjects = ();
+#[cfg(windows)]
+type OsObjects = windows::Objects;
 
 impl Inner {
     fn header(&self) -> &Header {

@@ -331,37 +331,19 @@ impl Builder {
     ) -> Result<FileMap> {
         let mutex = sys::create_mutex(&format!("{object}.lock"))
             .map_err(|e| self.open_error(path, "CreateMutex", e))?;
-        let slot = claim_slot(header(&map)).ok_or_else(|| Error::TooManyAttached {
-            name: self.name.clone(),
-            max: SLOTS,
-        })?;
+        let slot = self.claim_slot(&map)?;
         if let Some(marker) = cleanup.as_deref().filter(|_| self.path.is_none()) {
             // Best effort: the registry only serves `list`.
             let _ = sys::ensure_dir(parent_of(marker)).and_then(|()| sys::touch(marker));
         }
         let wakers = Arc::new(sys::Wakers::new(format!("{object}.wake."), slot, SLOTS));
         let registration = sys::register_wakers(map.as_ptr() as usize, wakers);
-        Ok(FileMap {
-            inner: Arc::new(Inner {
-                name: self.name.clone(),
-                path: path.to_owned(),
-                fd,
-                map,
-                capacity,
-                existed,
-                slot,
-                id: WriterId {
-                    pid: sys::pid(),
-                    handle: next_handle_number(),
-                },
-                lock_timeout: self.lock_timeout,
-                os: Objects {
-                    mutex,
-                    _wake: registration,
-                    cleanup,
-                },
-            }),
-        })
+        let os = Objects {
+            mutex,
+            _wake: registration,
+            cleanup,
+        };
+        Ok(self.handle(path, fd, map, capacity, existed, slot, os))
     }
 }
 

@@ -25,6 +25,8 @@ use rustix::io::Errno;
 use rustix::mm::{self, MapFlags, ProtFlags};
 use rustix::thread::futex;
 
+use super::ErrorClass;
+
 /// Directory that holds POSIX shared memory objects.
 pub fn shm_dir() -> &'static Path {
     Path::new("/dev/shm")
@@ -414,16 +416,6 @@ fn parse_stat(stat: &[u8]) -> Liveness {
         Some(Liveness::Alive { start_time })
     })();
     parsed.unwrap_or(Liveness::Unknown)
-}
-
-/// How an OS error maps onto `filemap::Error` beyond its `ErrorKind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// No room in the backing store.
-    OutOfSpace,
-    /// A symbolic link was refused.
-    Symlink,
-    Other,
 }
 
 /// Classify an OS error: `ENOSPC` is out of space, `ELOOP` (from

@@ -11,3 +11,15 @@
 mod os;
 
 pub use os::*;
+
+/// How an OS error maps onto `filemap::Error` beyond its `ErrorKind`;
+/// each backend's `classify` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+pub enum ErrorClass {
+    /// No room in the backing store.
+    OutOfSpace,
+    /// A symbolic link (or other reparse point) was refused.
+    Symlink,
+    Other,
+}

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use super::ErrorClass;
+
 fn unsupported() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
@@ -133,15 +135,6 @@ pub fn liveness(_id: u32) -> Liveness {
 
 pub fn name_to_string(name: OsString) -> Option<String> {
     name.into_string().ok()
-}
-
-/// How an OS error maps onto `filemap::Error` beyond its `ErrorKind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // constructed by real backends only
-pub enum ErrorClass {
-    OutOfSpace,
-    Symlink,
-    Other,
 }
 
 pub fn classify(_e: &io::Error) -> ErrorClass {

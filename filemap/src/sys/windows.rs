@@ -20,6 +20,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use super::ErrorClass;
 use windows_sys::Win32::Foundation::{
     ERROR_ALREADY_EXISTS, ERROR_CANT_ACCESS_FILE, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,
     ERROR_HANDLE_DISK_FULL, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY,
@@ -68,16 +69,6 @@ fn owned(handle: HANDLE) -> io::Result<OwnedHandle> {
 
 fn is_code(e: &io::Error, code: u32) -> bool {
     e.raw_os_error() == Some(code as i32)
-}
-
-/// How an OS error maps onto `filemap::Error` beyond its `ErrorKind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// No room in the backing store (disk, paging file / commit limit).
-    OutOfSpace,
-    /// A symbolic link or other reparse point was refused.
-    Symlink,
-    Other,
 }
 
 /// Classify an OS error: `ERROR_DISK_FULL`, `ERROR_HANDLE_DISK_FULL`,
