@@ -41,10 +41,11 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 pub const MAX_NAME_LEN: usize = 255 - PREFIX.len();
 /// Longest region name in bytes. On Windows the longest kernel object
 /// name filemap makes, `Global\filemap.<name>.wake.<pid>.<slot>`, must
-/// fit `MAX_PATH` (260) characters, which leaves 225.
+/// fit `MAX_PATH` (260) characters with its terminating NUL, which leaves
+/// 224.
 #[cfg(windows)]
 pub const MAX_NAME_LEN: usize =
-    260 - "Global\\".len() - PREFIX.len() - ".wake.4294967295.127".len();
+    259 - "Global\\".len() - PREFIX.len() - ".wake.4294967295.127".len();
 /// How long blocking calls wait for the region lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 

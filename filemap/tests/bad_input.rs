@@ -6,8 +6,9 @@ mod common;
 use std::fs::OpenOptions;
 #[cfg(target_os = "linux")]
 use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::time::Duration;
 #[cfg(target_os = "linux")]
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{unique, Cleanup};
 #[cfg(target_os = "linux")]
@@ -84,6 +85,24 @@ fn names_are_checked_rule_by_rule() {
         )),
         "{message}"
     );
+}
+
+#[test]
+fn the_longest_name_works_for_every_object_it_names() {
+    let name = format!("{}-", unique("long"));
+    let name = format!("{name}{}", "n".repeat(MAX_NAME_LEN - name.len()));
+    assert_eq!(name.len(), MAX_NAME_LEN);
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).persistent(true).open().unwrap();
+    // A sleep makes the handle's wake semaphore (Windows), the longest name.
+    let seen = map.generation();
+    assert_eq!(map.wait_change(seen, Some(Duration::from_millis(1))), None);
+    map.write_str("long names work").unwrap();
+    drop(map);
+    let again = FileMap::builder(&name).open_only().open().unwrap();
+    assert_eq!(again.read_string().unwrap().content, "long names work");
+    drop(again);
+    FileMap::remove(&name).unwrap();
 }
 
 #[test]

@@ -624,4 +624,17 @@ mod tests {
         );
         assert_eq!(liveness(0), Liveness::Dead);
     }
+
+    #[test]
+    fn the_longest_object_names_are_accepted() {
+        let name = "n".repeat(crate::MAX_NAME_LEN);
+        let longest = format!("Global\\filemap.{name}.wake.4294967295.127");
+        assert_eq!(longest.len(), 259);
+        let sem = Semaphore::create(&longest).expect("semaphore");
+        sem.post(1);
+        assert!(Semaphore::open(&longest).is_ok());
+        create_mutex(&format!("Global\\filemap.{name}.lock")).expect("mutex");
+        create_section(None, Some(&format!("Global\\filemap.{name}")), 4096, true)
+            .expect("section");
+    }
 }
