@@ -89,7 +89,7 @@ impl Child {
         for (key, value) in env {
             cmd.env(key, value);
         }
-        let mut process = cmd.spawn().expect("spawn child");
+        let mut process = spawn_retrying(&mut cmd);
         let stdout = process.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -168,6 +168,24 @@ impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
+    }
+}
+
+/// `cmd.spawn()`. Under Wine, `CreateProcess` now and then fails with
+/// ERROR_INTERNAL_ERROR (1359) while other children are being killed (seen
+/// once in about ten runs of crash.rs); that one error is retried a few
+/// times there.
+fn spawn_retrying(cmd: &mut Command) -> std::process::Child {
+    let mut attempts = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && attempts < 5 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("spawn child: {e:?}"),
+        }
     }
 }
 
