@@ -829,7 +829,6 @@ fn unlink_if_named(path: &Path, fd: &sys::Fd) -> std::io::Result<()> {
 }
 
 /// The directory holding `path` (`.` for a bare file name).
-#[cfg(not(windows))]
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

@@ -219,7 +219,7 @@ impl Builder {
     fn make_file(&self, path: &Path, capacity: usize, persistent: bool) -> Result<bool> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Relaxed);
-        let temp = parent_of(path).join(format!(".filemap-init.{}.{n}", sys::pid()));
+        let temp = parent_dir(path).join(format!(".filemap-init.{}.{n}", sys::pid()));
         let result = self.fill_file(&temp, capacity, persistent).and_then(|()| {
             match std::fs::hard_link(&temp, path) {
                 Ok(()) => Ok(true),
@@ -334,7 +334,7 @@ impl Builder {
         let slot = self.claim_slot(&map)?;
         if let Some(marker) = cleanup.as_deref().filter(|_| self.path.is_none()) {
             // Best effort: the registry only serves `list`.
-            let _ = sys::ensure_dir(parent_of(marker)).and_then(|()| sys::touch(marker));
+            let _ = sys::ensure_dir(parent_dir(marker)).and_then(|()| sys::touch(marker));
         }
         let wakers = Arc::new(sys::Wakers::new(format!("{object}.wake."), slot, SLOTS));
         let registration = sys::register_wakers(map.as_ptr() as usize, wakers);
@@ -369,13 +369,6 @@ fn wait_for_magic(h: &Header) -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
     true
-}
-
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
 }
 
 impl Inner {
