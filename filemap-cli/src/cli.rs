@@ -8,8 +8,19 @@ use crate::memo::MemoArgs;
 #[command(
     name = "filemap",
     version,
-    about = "Named shared memory between processes: write, read, watch, inspect; `memo` shares a notepad.",
-    after_help = "Regions live in /dev/shm/filemap.<NAME>. Regions written by `filemap write` persist until `filemap rm`."
+    about = "Named shared memory between processes: write, read, watch, inspect; `memo` shares a notepad."
+)]
+#[cfg_attr(
+    not(windows),
+    command(
+        after_help = "Regions live in /dev/shm/filemap.<NAME>. Regions written by `filemap write` persist until `filemap rm`."
+    )
+)]
+#[cfg_attr(
+    windows,
+    command(
+        after_help = "Regions are sections named Local\\filemap.<NAME>; persistent ones keep their bytes in %LOCALAPPDATA%\\filemap\\filemap.<NAME>. Regions written by `filemap write` persist until `filemap rm`."
+    )
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+#[cfg(target_os = "linux")]
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -138,6 +139,8 @@ fn bad_input_is_one_clear_sentence_and_keeps_the_content() {
     assert_eq!(ok(&filemap(&["read", &name])), "small");
 }
 
+// Linux only: pokes the region file in /dev/shm.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_corrupted_region_is_an_error_exit_not_a_crash() {
     let name = unique("corrupt");
@@ -163,6 +166,8 @@ fn a_corrupted_region_is_an_error_exit_not_a_crash() {
     assert!(ok(&filemap(&["ls"])).contains("error"));
 }
 
+// Linux only: sends SIGINT with kill(1).
+#[cfg(target_os = "linux")]
 #[test]
 fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
     let name = unique("watch");
@@ -235,6 +240,8 @@ fn watch_json_gives_one_object_per_change() {
     watch.wait().unwrap();
 }
 
+// Linux only: Linux stale regions keep their /dev/shm file.
+#[cfg(target_os = "linux")]
 #[test]
 fn rm_stale_removes_regions_whose_users_died() {
     let name = unique("stale");
@@ -259,6 +266,8 @@ fn rm_stale_removes_regions_whose_users_died() {
     assert!(!::filemap::shm_path(&name).exists());
 }
 
+// Linux only: a Unix pseudo-terminal.
+#[cfg(target_os = "linux")]
 #[test]
 fn read_on_a_terminal_escapes_control_characters() {
     use portable_pty::{native_pty_system, CommandBuilder, PtySize};

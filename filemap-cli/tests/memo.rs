@@ -8,6 +8,8 @@
 //! The latency measurement is ignored by default; run it with
 //! `cargo test -p filemap-cli --test memo -- --ignored --nocapture latency`.
 
+#![cfg(target_os = "linux")]
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};

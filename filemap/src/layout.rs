@@ -39,8 +39,10 @@ pub const SLOTS: usize = 128;
 pub const FLAG_PERSISTENT: u32 = 1;
 
 /// Bit set in the lock word when a thread may sleep on it.
+#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
 pub const LOCK_CONTENDED: u32 = 1 << 31;
 /// Mask of the owner thread id in the lock word.
+#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
 pub const LOCK_TID_MASK: u32 = !LOCK_CONTENDED;
 
 /// One attach-table entry. `pid == 0` means free.
@@ -146,6 +148,7 @@ pub const fn pack_owner(tid: u32, start_time: u64) -> u64 {
 }
 
 /// Unpack a lock owner record into (tid, start time).
+#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
 pub const fn unpack_owner(word: u64) -> (u32, u64) {
     ((word >> 40) as u32, word & ((1 << 40) - 1))
 }

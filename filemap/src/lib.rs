@@ -59,9 +59,19 @@
 //!
 //! # Platforms
 //!
-//! Linux. All processes sharing a region must share a pid namespace (the
-//! lock recognises dead owners by thread id). Other targets compile and
-//! return [`Error::Unsupported`].
+//! Linux: all processes sharing a region must share a pid namespace (the
+//! lock recognises dead owners by thread id).
+//!
+//! Windows (tested under Wine): regions are paging-file sections named
+//! `Local\filemap.<name>` ([`Builder::global`] for `Global\`), the lock
+//! is a named mutex, wake-ups go through a named semaphore per attached
+//! handle. A section disappears with its last handle; persistent regions
+//! keep their bytes in `%LOCALAPPDATA%\filemap`, where a registry of names
+//! also serves [`FileMap::list`]. [`FileMap::remove`] deletes a persistent
+//! region's file, but the region stays reachable by name while handles to
+//! it are open. See `docs/platforms.md` in the repository.
+//!
+//! Other targets compile and return [`Error::Unsupported`].
 
 pub mod error;
 mod layout;

@@ -18,22 +18,37 @@
 //! cannot know whether others sleep), `tid -> tid|C` (a waiter announces
 //! itself), `any held -> 0` (release, waking one if `C`), `dead tid|C ->
 //! me|C` (takeover).
+//!
+//! Windows uses a named kernel mutex per region instead
+//! (`Local\filemap.<name>.lock`): the kernel tells the next taker when
+//! the owner ended without releasing it (`WAIT_ABANDONED`), which is
+//! reported as `owner_died` exactly like a dead owner on Linux. Windows
+//! mutexes are recursive, so re-entry is caught here (`WouldDeadlock`).
 
+#[cfg(not(windows))]
 use std::cell::Cell;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
+#[cfg(not(windows))]
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::{Duration, Instant};
 
-use crate::layout::{pack_owner, unpack_owner, Header, LOCK_CONTENDED, LOCK_TID_MASK};
+use crate::layout::{pack_owner, Header};
+#[cfg(not(windows))]
+use crate::layout::{unpack_owner, LOCK_CONTENDED, LOCK_TID_MASK};
 use crate::sys;
 
+#[cfg(not(windows))]
 /// The first sleep before the owner's liveness is checked; each next sleep
 /// doubles, up to [`MAX_SLICE`].
 const FIRST_SLICE: Duration = Duration::from_millis(1);
+#[cfg(not(windows))]
 const MAX_SLICE: Duration = Duration::from_millis(10);
 /// How long an owner may stay unrecorded (or recorded as another thread)
 /// before its lock word is taken for garbage.
+#[cfg(not(windows))]
 const UNRECORDED_GRACE: Duration = Duration::from_secs(1);
 /// Spins before the first sleep.
+#[cfg(not(windows))]
 const SPINS: u32 = 64;
 
 /// Why the lock was not taken.
@@ -48,6 +63,7 @@ pub enum LockError {
     WouldDeadlock,
 }
 
+#[cfg(not(windows))]
 /// Take the lock. `Ok(true)` when the previous owner died holding it.
 #[inline]
 pub fn acquire(h: &Header, timeout: Duration) -> Result<bool, LockError> {
@@ -64,12 +80,14 @@ pub fn acquire(h: &Header, timeout: Duration) -> Result<bool, LockError> {
     taken
 }
 
+#[cfg(not(windows))]
 thread_local! {
     /// Region locks this thread holds: tells re-entry (a deadlock) from a
     /// lock word that merely names this thread because it was scribbled.
     static HELD: Cell<usize> = const { Cell::new(0) };
 }
 
+#[cfg(not(windows))]
 #[cold]
 fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockError> {
     for _ in 0..SPINS {
@@ -134,6 +152,7 @@ fn acquire_slow(h: &Header, me: u32, timeout: Duration) -> Result<bool, LockErro
     }
 }
 
+#[cfg(not(windows))]
 /// The process id recorded for lock owner `owner`, if the record is its.
 fn recorded_pid(h: &Header, owner: u32) -> Option<u32> {
     let pid = h.lock_pid.load(Relaxed);
@@ -146,6 +165,7 @@ fn record_owner(h: &Header, me: u32) {
     h.lock_pid.store(sys::pid(), Relaxed);
 }
 
+#[cfg(not(windows))]
 /// Whether thread `owner`, named by the lock word, is proven gone.
 /// `suspect` remembers since when a live owner has been seen without a
 /// matching record. Anything uncertain counts as alive: taking a live
@@ -174,6 +194,7 @@ fn owner_is_dead(h: &Header, owner: u32, suspect: &mut Option<(u32, Instant)>) -
     }
 }
 
+#[cfg(not(windows))]
 /// Release the lock taken by [`acquire`] in this thread. Returns `false`
 /// (and changes nothing) if the lock is no longer ours: another process
 /// took it over, judging us dead, or scribbled on it.
@@ -195,4 +216,55 @@ pub fn release(h: &Header) -> bool {
         sys::futex_wake(&h.lock, 1);
     }
     true
+}
+
+#[cfg(windows)]
+thread_local! {
+    /// Keys of the region mutexes this thread holds (Windows mutexes are
+    /// recursive, so the kernel would let a re-entry through).
+    static HELD_MUTEXES: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Take the region's named mutex. `Ok(true)` when the previous owner ended
+/// without releasing it (`WAIT_ABANDONED`): the published content is
+/// intact, its half-written inactive buffer is simply ignored.
+#[cfg(windows)]
+pub fn acquire_mutex(
+    h: &Header,
+    mutex: &sys::NamedMutex,
+    timeout: Duration,
+) -> Result<bool, LockError> {
+    let key = mutex.key();
+    if HELD_MUTEXES.with(|held| held.borrow().contains(&key)) {
+        return Err(LockError::WouldDeadlock);
+    }
+    let start = Instant::now();
+    let owner_died = match mutex.wait(timeout) {
+        sys::MutexWait::Acquired => false,
+        sys::MutexWait::Abandoned => true,
+        sys::MutexWait::TimedOut | sys::MutexWait::Failed => {
+            let pid = h.lock_pid.load(Relaxed);
+            return Err(LockError::Timeout {
+                waited: start.elapsed(),
+                holder_pid: (pid != 0).then_some(pid),
+            });
+        }
+    };
+    record_owner(h, sys::tid());
+    HELD_MUTEXES.with(|held| held.borrow_mut().push(key));
+    Ok(owner_died)
+}
+
+/// Release the mutex taken by [`acquire_mutex`] in this thread.
+#[cfg(windows)]
+pub fn release_mutex(h: &Header, mutex: &sys::NamedMutex) -> bool {
+    let key = mutex.key();
+    HELD_MUTEXES.with(|held| {
+        let mut held = held.borrow_mut();
+        if let Some(i) = held.iter().rposition(|&k| k == key) {
+            held.swap_remove(i);
+        }
+    });
+    h.lock_pid.store(0, Relaxed);
+    mutex.release()
 }

@@ -14,6 +14,18 @@
 //! the publisher sees the waiter and wakes it, or the waiter sees the new
 //! `notify` (and generation) and does not sleep, or the kernel's compare in
 //! `futex_wait` fails.
+//!
+//! Windows has no cross-process futex (`WaitOnAddress` is process-local),
+//! so each attach-table slot has a named semaphore
+//! (`Local\filemap.<name>.wake.<pid>.<slot>`), made by the handle owning
+//! the slot before it first counts itself as a waiter. The waiter sleeps
+//! on its own semaphore instead of the futex; the publisher, still only
+//! when `waiters != 0`, posts each slot whose `waiters` is non-zero by that
+//! count. Lost-wakeup freedom is the same argument, with the semaphore's
+//! count in place of the kernel's compare: a post that races ahead of the
+//! waiter's `WaitForSingleObject` is kept in the count and ends that wait
+//! at once. Surplus counts (posts to waiters that had already timed out)
+//! only cause spurious wake-ups, which every caller loops over anyway.
 
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32};
@@ -35,9 +47,33 @@ pub fn published(h: &Header, generation: u64) {
 }
 
 /// Wake every thread sleeping on the region, in every process.
+#[cfg(not(windows))]
 #[cold]
 pub fn wake_all(h: &Header) {
     sys::futex_wake(&h.notify, i32::MAX as u32);
+}
+
+/// Wake every thread sleeping on the region, in every process: post each
+/// slot's semaphore by that slot's waiter count.
+#[cfg(windows)]
+#[cold]
+pub fn wake_all(h: &Header) {
+    let Some(wakers) = sys::wakers_of(header_key(h)) else {
+        return;
+    };
+    for (index, slot) in h.slots.iter().enumerate() {
+        let waiting = slot.waiters.load(SeqCst);
+        let pid = slot.pid.load(Acquire);
+        if waiting != 0 && pid != 0 {
+            wakers.wake(index, pid, waiting);
+        }
+    }
+}
+
+/// Identifies a mapping of a region in this process: its base address.
+#[cfg(windows)]
+pub fn header_key(h: &Header) -> usize {
+    h as *const Header as usize
 }
 
 /// Cut short the sleep of a local waiter whose `cancel` flag was just set:
@@ -45,9 +81,18 @@ pub fn wake_all(h: &Header) {
 /// Other sleepers wake spuriously and sleep again. (The caller repeats
 /// until its waiter has left: interrupts from elsewhere may interleave.)
 #[cold]
-pub fn interrupt(h: &Header) {
+pub fn interrupt(h: &Header, slot: &Slot) {
     h.notify.fetch_add(1, SeqCst);
-    wake_all(h);
+    #[cfg(not(windows))]
+    {
+        let _ = slot;
+        wake_all(h);
+    }
+    // Only this handle's own sleepers need waking: post its semaphore.
+    #[cfg(windows)]
+    if let Some(wakers) = sys::wakers_of(header_key(h)) {
+        wakers.interrupt(slot.waiters.load(SeqCst).max(1));
+    }
 }
 
 /// Sleep once while the generation is `seen`, at most `timeout` (capped at
@@ -65,13 +110,25 @@ pub fn wait_once(
     // high (a spurious wake-up), never below the sum of the slots' counts,
     // which the sweep of a dead slot subtracts: global up first, slot down
     // first.
+    #[cfg(windows)]
+    let wakers = sys::wakers_of(header_key(h)).filter(|w| w.prepare());
     h.waiters.fetch_add(1, SeqCst);
     slot.waiters.fetch_add(1, SeqCst);
     let notify = h.notify.load(SeqCst);
     let mut generation = h.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
     if generation == seen && !cancelled {
+        #[cfg(not(windows))]
         sys::futex_wait(&h.notify, notify, timeout.min(SLICE));
+        #[cfg(windows)]
+        {
+            let _ = notify;
+            match &wakers {
+                Some(wakers) => wakers.sleep(timeout.min(SLICE)),
+                // No semaphore could be made: poll.
+                None => std::thread::sleep(timeout.min(Duration::from_millis(1))),
+            }
+        }
         generation = h.generation.load(Acquire);
     }
     saturating_decrement(&slot.waiters);

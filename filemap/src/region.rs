@@ -37,7 +37,15 @@ pub const MIN_CAPACITY: usize = 32;
 pub const MAX_CAPACITY: usize = 1 << 30;
 /// Longest region name in bytes. The backing file is `filemap.<name>`,
 /// which must fit the 255-byte file-name limit.
+#[cfg(not(windows))]
 pub const MAX_NAME_LEN: usize = 255 - PREFIX.len();
+/// Longest region name in bytes. On Windows the longest kernel object
+/// name filemap makes, `Global\filemap.<name>.wake.<pid>.<slot>`, must
+/// fit `MAX_PATH` (260) characters with its terminating NUL, which leaves
+/// 224.
+#[cfg(windows)]
+pub const MAX_NAME_LEN: usize =
+    259 - "Global\\".len() - PREFIX.len() - ".wake.4294967295.127".len();
 /// How long blocking calls wait for the region lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +54,7 @@ const PREFIX: &str = "filemap.";
 const READ_ATTEMPTS: u32 = 64;
 /// Attempts to reach a stable name (each lost race to a closer or creator
 /// costs one) before `open` gives up.
+#[cfg(not(windows))]
 const OPEN_ATTEMPTS: u32 = 100;
 
 /// Check a region name against the naming rules.
@@ -78,10 +87,23 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// Path of the shared-memory object backing region `name`.
+/// Path of the shared-memory object backing region `name`. On Windows
+/// this is the kernel object name `Local\filemap.<name>`, not a file.
+#[cfg(not(windows))]
 pub fn shm_path(name: &str) -> PathBuf {
     sys::shm_dir().join(format!("{PREFIX}{name}"))
 }
+
+/// Path of the shared-memory object backing region `name`. On Windows
+/// this is the kernel object name `Local\filemap.<name>`, not a file.
+#[cfg(windows)]
+pub fn shm_path(name: &str) -> PathBuf {
+    PathBuf::from(windows::object_name(false, name))
+}
+
+#[cfg(windows)]
+#[path = "region_windows.rs"]
+mod windows;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpenMode {
@@ -101,6 +123,7 @@ pub struct Builder {
     persistent: Option<bool>,
     path: Option<PathBuf>,
     lock_timeout: Duration,
+    global: bool,
 }
 
 impl Builder {
@@ -154,6 +177,15 @@ impl Builder {
         self
     }
 
+    /// Windows: name the region's kernel objects in the `Global\`
+    /// namespace (visible to every session; creating them needs the
+    /// `SeCreateGlobalPrivilege`) instead of `Local\` (this session).
+    /// No effect on other platforms, where names are host-wide already.
+    pub fn global(mut self, global: bool) -> Self {
+        self.global = global;
+        self
+    }
+
     /// Create or attach to the region.
     ///
     /// # Errors
@@ -173,15 +205,24 @@ impl Builder {
                 max: MAX_CAPACITY,
             });
         }
+        self.open_backend(capacity as usize)
+    }
+}
+
+#[cfg(not(windows))]
+impl Builder {
+    fn open_backend(&self, capacity: usize) -> Result<FileMap> {
         let path = self.path.clone().unwrap_or_else(|| shm_path(&self.name));
         for _ in 0..OPEN_ATTEMPTS {
             let step = match sys::open_existing(&path, true) {
                 Ok(fd) => self.attach(&path, fd)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if self.mode == OpenMode::OpenOnly {
-                        return Err(Error::NotFound { name: self.name });
+                        return Err(Error::NotFound {
+                            name: self.name.clone(),
+                        });
                     }
-                    self.create(&path, capacity as usize)?
+                    self.create(&path, capacity)?
                 }
                 Err(e) => return Err(self.open_error(&path, "open", e)),
             };
@@ -195,11 +236,55 @@ impl Builder {
             holder_pid: None,
         })
     }
+}
 
+impl Builder {
     fn open_error(&self, path: &Path, op: &'static str, e: std::io::Error) -> Error {
         io_error(&self.name, path, op, e)
     }
 
+    /// Claim a slot in the mapping's attach table for this handle.
+    fn claim_slot(&self, map: &sys::Mapping) -> Result<usize> {
+        claim_slot(header(map)).ok_or_else(|| Error::TooManyAttached {
+            name: self.name.clone(),
+            max: SLOTS,
+        })
+    }
+
+    /// The handle over an opened, validated region whose slot is claimed.
+    #[allow(clippy::too_many_arguments)]
+    fn handle(
+        &self,
+        path: &Path,
+        fd: sys::Fd,
+        map: sys::Mapping,
+        capacity: usize,
+        existed: bool,
+        slot: usize,
+        os: OsObjects,
+    ) -> FileMap {
+        FileMap {
+            inner: Arc::new(Inner {
+                name: self.name.clone(),
+                path: path.to_owned(),
+                fd,
+                map,
+                capacity,
+                existed,
+                slot,
+                id: WriterId {
+                    pid: sys::pid(),
+                    handle: next_handle_number(),
+                },
+                lock_timeout: self.lock_timeout,
+                os,
+            }),
+        }
+    }
+}
+
+#[cfg(not(windows))]
+impl Builder {
     /// Take the shared lifetime lock. Exclusive holders (a closing or
     /// replacing handle) keep it for microseconds, but any process that can
     /// open the file could hold it forever, so the wait is bounded.
@@ -297,29 +382,12 @@ impl Builder {
         capacity: usize,
         existed: bool,
     ) -> Result<FileMap> {
-        let slot = claim_slot(header(&map)).ok_or_else(|| Error::TooManyAttached {
-            name: self.name.clone(),
-            max: SLOTS,
-        })?;
-        Ok(FileMap {
-            inner: Arc::new(Inner {
-                name: self.name.clone(),
-                path: path.to_owned(),
-                fd,
-                map,
-                capacity,
-                existed,
-                slot,
-                id: WriterId {
-                    pid: sys::pid(),
-                    handle: next_handle_number(),
-                },
-                lock_timeout: self.lock_timeout,
-            }),
-        })
+        let slot = self.claim_slot(&map)?;
+        Ok(self.handle(path, fd, map, capacity, existed, slot, ()))
     }
 }
 
+#[cfg(not(windows))]
 enum Step {
     Done(FileMap),
     Retry,
@@ -327,21 +395,21 @@ enum Step {
 
 fn io_error(name: &str, path: &Path, op: &'static str, e: std::io::Error) -> Error {
     use std::io::ErrorKind;
-    match e.raw_os_error() {
-        Some(28) => {
+    match sys::classify(&e) {
+        sys::ErrorClass::OutOfSpace => {
             return Error::OutOfSpace {
                 name: name.to_owned(),
                 needed: 0,
             }
         }
-        // ELOOP: `O_NOFOLLOW` met a symlink planted at the region's path.
-        Some(40) => {
+        // A symlink planted at the region's path was refused.
+        sys::ErrorClass::Symlink => {
             return Error::NotARegion {
                 path: path.display().to_string(),
                 reason: "it is a symbolic link",
             }
         }
-        _ => {}
+        sys::ErrorClass::Other => {}
     }
     match e.kind() {
         ErrorKind::PermissionDenied => Error::PermissionDenied {
@@ -360,6 +428,7 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: std::io::Error) -> Err
 /// Map an existing backing file and validate its header. Returns the
 /// mapping and the capacity, which is read once here and trusted from then
 /// on by this handle only.
+#[cfg(not(windows))]
 fn map_existing(
     name: &str,
     path: &Path,
@@ -377,7 +446,15 @@ fn map_existing(
     let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
     let map =
         sys::Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
-    let h = header(&map);
+    let capacity = validate_header(name, path, &map, size)?;
+    Ok((map, capacity))
+}
+
+/// Validate the header of a mapping of a `size`-byte region; returns its
+/// capacity, read once here and trusted from then on by this handle only.
+fn validate_header(name: &str, path: &Path, map: &sys::Mapping, size: u64) -> Result<usize> {
+    let shown = || path.display().to_string();
+    let h = header(map);
     if h.magic.load(Acquire) != MAGIC {
         return Err(Error::NotARegion {
             path: shown(),
@@ -401,14 +478,14 @@ fn map_existing(
         });
     }
     let needed = layout::region_size(capacity as usize) as u64;
-    if needed > size {
+    if needed > size || needed > map.len() as u64 {
         return Err(Error::Truncated {
             name: name.to_owned(),
             size,
             needed,
         });
     }
-    Ok((map, capacity as usize))
+    Ok(capacity as usize)
 }
 
 fn header(map: &sys::Mapping) -> &Header {
@@ -542,6 +619,8 @@ fn attached_pids(h: &Header) -> Vec<u32> {
 pub(crate) struct Inner {
     name: String,
     path: PathBuf,
+    /// The backing object (Windows: the section, only held open).
+    #[cfg_attr(windows, allow(dead_code))]
     fd: sys::Fd,
     map: sys::Mapping,
     capacity: usize,
@@ -549,7 +628,16 @@ pub(crate) struct Inner {
     slot: usize,
     id: WriterId,
     lock_timeout: Duration,
+    /// Windows: the named mutex, wake semaphores and registry marker.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    os: OsObjects,
 }
+
+/// A handle's OS objects besides the backing file and the mapping.
+#[cfg(not(windows))]
+type OsObjects = ();
+#[cfg(windows)]
+type OsObjects = windows::Objects;
 
 impl Inner {
     fn header(&self) -> &Header {
@@ -638,7 +726,7 @@ impl Inner {
     }
 
     fn lock(&self) -> Result<bool> {
-        let owner_died = lock::acquire(self.header(), self.lock_timeout).map_err(|e| match e {
+        let owner_died = self.acquire_lock().map_err(|e| match e {
             LockError::Timeout { waited, holder_pid } => Error::Timeout {
                 what: "the region lock",
                 waited,
@@ -706,9 +794,23 @@ impl Drop for Inner {
         let _ = slot.pid.compare_exchange(self.id.pid, 0, Release, Relaxed);
         // No sweep here: opening sweeps, and a close that checked every
         // slot's liveness made attach + close 4x slower (bench harness).
-        let persistent = h.is_persistent();
-        // The last handle takes the exclusive lock and removes the name.
-        if !persistent && sys::try_lock_exclusive(&self.fd).unwrap_or(false) {
+        self.after_close();
+    }
+}
+
+#[cfg(not(windows))]
+impl Inner {
+    fn acquire_lock(&self) -> std::result::Result<bool, LockError> {
+        lock::acquire(self.header(), self.lock_timeout)
+    }
+
+    fn unlock(&self) {
+        lock::release(self.header());
+    }
+
+    /// The last handle takes the exclusive lock and removes the name.
+    fn after_close(&self) {
+        if !self.header().is_persistent() && sys::try_lock_exclusive(&self.fd).unwrap_or(false) {
             let _ = unlink_if_named(&self.path, &self.fd);
         }
     }
@@ -717,6 +819,7 @@ impl Drop for Inner {
 /// Remove `path` if it still names `fd`'s file. All filemap unlinks run
 /// under an exclusive lock on the directory, so this check-then-unlink
 /// cannot remove a name another handle just gave to a new region.
+#[cfg(not(windows))]
 fn unlink_if_named(path: &Path, fd: &sys::Fd) -> std::io::Result<()> {
     let _dir = lock_dir_of(path)?;
     if sys::names_file(path, fd)? {
@@ -735,6 +838,7 @@ fn parent_dir(path: &Path) -> &Path {
 
 /// Lock the directory holding `path` for a name change; waits at most a
 /// second (the lock is held for microseconds), then goes ahead without.
+#[cfg(not(windows))]
 fn lock_dir_of(path: &Path) -> std::io::Result<Option<sys::DirLock>> {
     let dir = parent_dir(path);
     let start = Instant::now();
@@ -869,6 +973,7 @@ impl FileMap {
             persistent: None,
             path: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            global: false,
         }
     }
 
@@ -935,7 +1040,7 @@ impl FileMap {
         self.check_fits(content.len())?;
         let owner_died = self.inner.lock()?;
         let generation = self.inner.publish_locked(content);
-        lock::release(self.inner.header());
+        self.inner.unlock();
         Ok(Published {
             generation,
             owner_died,
@@ -992,7 +1097,7 @@ impl FileMap {
     fn read_slow(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
         self.inner.lock()?;
         let stamp = self.inner.read_locked(buf);
-        lock::release(self.inner.header());
+        self.inner.unlock();
         stamp
     }
 
@@ -1134,76 +1239,111 @@ impl FileMap {
     /// As [`Builder::open`] with `open_only`.
     pub fn inspect(name: &str) -> Result<RegionInfo> {
         validate_name(name)?;
-        inspect_path(name, &shm_path(name))
+        inspect_named(name)
     }
 
     /// Every shared-memory region on this host, each with its info or the
     /// error that prevented reading it (permissions, corruption...).
     ///
+    /// Windows cannot enumerate kernel object names cheaply, so there this
+    /// lists a registry kept by filemap in `%LOCALAPPDATA%\filemap`
+    /// (persistent regions' files and a marker per live region; best
+    /// effort, `Local\` namespace only); a marker whose section is gone
+    /// is reported stale.
+    ///
     /// # Errors
     /// [`Error::Io`] when the shared-memory directory cannot be listed.
     pub fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
-        let dir = sys::shm_dir();
-        let entries = sys::list_dir(dir).map_err(|e| io_error("*", dir, "readdir", e))?;
-        let mut regions: Vec<_> = entries
-            .into_iter()
-            .filter_map(sys::name_to_string)
-            .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
-            .filter(|name| validate_name(name).is_ok())
-            .map(|name| {
-                let info = inspect_path(&name, &shm_path(&name));
-                (name, info)
-            })
-            .collect();
-        regions.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(regions)
+        list_regions()
     }
 
     /// Remove region `name`'s name now. Processes attached keep their
     /// mapping; new opens create a new region.
+    ///
+    /// Windows: deletes a persistent region's file (and a stale registry
+    /// entry). The section itself stays reachable by name until its last
+    /// handle closes, so opens meanwhile attach to the old region; a live
+    /// non-persistent region cannot be removed, it goes with its last handle.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::NotFound`],
     /// [`Error::PermissionDenied`], [`Error::Io`].
     pub fn remove(name: &str) -> Result<()> {
         validate_name(name)?;
-        let path = shm_path(name);
-        let _dir = lock_dir_of(&path).map_err(|e| io_error(name, &path, "flock", e))?;
-        sys::unlink(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound {
-                name: name.to_owned(),
-            },
-            _ => io_error(name, &path, "unlink", e),
-        })
+        remove_named(name)
     }
 
     /// Remove every stale region (non-persistent, no live process attached)
-    /// and return their names.
+    /// and return their names. (Windows: the registry entries of regions
+    /// whose users all died; the kernel removed the regions themselves.)
     ///
     /// # Errors
     /// As [`FileMap::list`].
     pub fn clean_stale() -> Result<Vec<String>> {
-        let mut removed = Vec::new();
-        for (name, info) in Self::list()? {
-            if !info.is_ok_and(|i| i.stale) {
-                continue;
-            }
-            let path = shm_path(&name);
-            let Ok(fd) = sys::open_existing(&path, false) else {
-                continue;
-            };
-            // Only a region nobody holds open can be taken exclusively.
-            if sys::try_lock_exclusive(&fd).unwrap_or(false)
-                && !sys::is_unlinked(&fd).unwrap_or(true)
-                && unlink_if_named(&path, &fd).is_ok()
-                && sys::is_unlinked(&fd).unwrap_or(false)
-            {
-                removed.push(name);
-            }
-        }
-        Ok(removed)
+        clean_stale_regions()
     }
 }
+
+#[cfg(not(windows))]
+fn inspect_named(name: &str) -> Result<RegionInfo> {
+    inspect_path(name, &shm_path(name))
+}
+
+#[cfg(not(windows))]
+fn list_regions() -> Result<Vec<(String, Result<RegionInfo>)>> {
+    let dir = sys::shm_dir();
+    let entries = sys::list_dir(dir).map_err(|e| io_error("*", dir, "readdir", e))?;
+    let mut regions: Vec<_> = entries
+        .into_iter()
+        .filter_map(sys::name_to_string)
+        .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
+        .filter(|name| validate_name(name).is_ok())
+        .map(|name| {
+            let info = inspect_path(&name, &shm_path(&name));
+            (name, info)
+        })
+        .collect();
+    regions.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(regions)
+}
+
+#[cfg(not(windows))]
+fn remove_named(name: &str) -> Result<()> {
+    let path = shm_path(name);
+    let _dir = lock_dir_of(&path).map_err(|e| io_error(name, &path, "flock", e))?;
+    sys::unlink(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            name: name.to_owned(),
+        },
+        _ => io_error(name, &path, "unlink", e),
+    })
+}
+
+#[cfg(not(windows))]
+fn clean_stale_regions() -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for (name, info) in list_regions()? {
+        if !info.is_ok_and(|i| i.stale) {
+            continue;
+        }
+        let path = shm_path(&name);
+        let Ok(fd) = sys::open_existing(&path, false) else {
+            continue;
+        };
+        // Only a region nobody holds open can be taken exclusively.
+        if sys::try_lock_exclusive(&fd).unwrap_or(false)
+            && !sys::is_unlinked(&fd).unwrap_or(true)
+            && unlink_if_named(&path, &fd).is_ok()
+            && sys::is_unlinked(&fd).unwrap_or(false)
+        {
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(windows)]
+use windows::{clean_stale_regions, inspect_named, list_regions, remove_named};
 
 impl Inner {
     pub(crate) fn wait_once(&self, seen: u64, timeout: Duration, cancel: &AtomicBool) -> u64 {
@@ -1212,7 +1352,8 @@ impl Inner {
     }
 
     pub(crate) fn interrupt_waits(&self) {
-        notify::interrupt(self.header());
+        let h = self.header();
+        notify::interrupt(h, &h.slots[self.slot]);
     }
 
     pub(crate) fn current_generation(&self) -> u64 {
@@ -1224,6 +1365,7 @@ impl Inner {
     }
 }
 
+#[cfg(not(windows))]
 fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
     let fd = sys::open_existing(path, false).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
@@ -1302,7 +1444,7 @@ impl Guard<'_> {
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        lock::release(self.map.inner.header());
+        self.map.inner.unlock();
     }
 }
 

@@ -4,10 +4,15 @@
 mod common;
 
 use std::fs::OpenOptions;
+#[cfg(target_os = "linux")]
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(target_os = "linux")]
+use std::time::Instant;
 
-use common::{unique, Child, Cleanup, STEP};
+use common::{unique, Cleanup};
+#[cfg(target_os = "linux")]
+use common::{Child, STEP};
 use filemap::{Error, FileMap, NameRule, MAX_CAPACITY, MAX_NAME_LEN, MIN_CAPACITY};
 
 #[test]
@@ -80,6 +85,24 @@ fn names_are_checked_rule_by_rule() {
         )),
         "{message}"
     );
+}
+
+#[test]
+fn the_longest_name_works_for_every_object_it_names() {
+    let name = format!("{}-", unique("long"));
+    let name = format!("{name}{}", "n".repeat(MAX_NAME_LEN - name.len()));
+    assert_eq!(name.len(), MAX_NAME_LEN);
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).persistent(true).open().unwrap();
+    // A sleep makes the handle's wake semaphore (Windows), the longest name.
+    let seen = map.generation();
+    assert_eq!(map.wait_change(seen, Some(Duration::from_millis(1))), None);
+    map.write_str("long names work").unwrap();
+    drop(map);
+    let again = FileMap::builder(&name).open_only().open().unwrap();
+    assert_eq!(again.read_string().unwrap().content, "long names work");
+    drop(again);
+    FileMap::remove(&name).unwrap();
 }
 
 #[test]
@@ -177,18 +200,23 @@ fn closed_region(tag: &str, content: &[u8]) -> (String, std::path::PathBuf, Clea
     let name = unique(tag);
     let map = FileMap::builder(&name).persistent(true).open().unwrap();
     map.write(content).unwrap();
-    (name.clone(), filemap::shm_path(&name), Cleanup(name))
+    // Linux: the file in /dev/shm; Windows: the persistent region's file.
+    let path = map.path().to_owned();
+    (name.clone(), path, Cleanup(name))
 }
 
 fn poke(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Vec<u8> {
-    let file = OpenOptions::new()
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .unwrap();
     let mut old = vec![0; bytes.len()];
-    file.read_exact_at(&mut old, offset).unwrap();
-    file.write_all_at(bytes, offset).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.read_exact(&mut old).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(bytes).unwrap();
     old
 }
 
@@ -290,6 +318,8 @@ fn truncated_and_foreign_files_are_not_regions() {
     );
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
     let name = unique("perm");
@@ -323,6 +353,8 @@ fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
     std::fs::remove_file(&target).unwrap();
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn another_user_cannot_open_an_owner_only_region() {
     if !rustix_is_root() {
@@ -345,12 +377,16 @@ fn another_user_cannot_open_an_owner_only_region() {
     assert_eq!(map.read_string().unwrap().content, "secret");
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 fn rustix_is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_lock_word_scribbled_to_a_dead_thread_is_taken_over() {
     let (name, path, _cleanup) = closed_region("deadword", b"intact");
@@ -366,6 +402,8 @@ fn a_lock_word_scribbled_to_a_dead_thread_is_taken_over() {
     assert_eq!(map.read_string().unwrap().content, "recovered");
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_lock_word_scribbled_to_a_live_unrelated_thread_is_taken_over_after_a_grace() {
     let (name, path, _cleanup) = closed_region("liveword", b"intact");
@@ -382,6 +420,8 @@ fn a_lock_word_scribbled_to_a_live_unrelated_thread_is_taken_over_after_a_grace(
     assert!(start.elapsed() < STEP);
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
     let (name, path, _cleanup) = closed_region("waiters", b"");
@@ -404,6 +444,8 @@ fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
     assert!(start.elapsed() < Duration::from_millis(1500));
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_full_filesystem_is_out_of_space_at_open_and_leaves_nothing_behind() {
     if !rustix_is_root() {
@@ -476,6 +518,8 @@ fn taking_the_lock_twice_in_one_thread_is_an_error_not_a_hang() {
     assert!(!other.write_str("free again").unwrap().owner_died);
 }
 
+// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_lock_word_scribbled_to_this_very_thread_is_taken_over() {
     let (name, path, _cleanup) = closed_region("selfword", b"intact");

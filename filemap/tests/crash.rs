@@ -40,6 +40,22 @@ fn killed_lock_holder_is_reported_and_published_content_survives() {
 }
 
 #[test]
+fn a_lock_holder_that_exits_without_releasing_is_reported() {
+    let name = unique("abandon");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    map.write_str("published before").unwrap();
+    let mut holder = Child::spawn("lock-and-exit", &name);
+    assert_eq!(holder.line(), "locked owner_died=false");
+    assert!(holder.wait().success());
+    assert_eq!(map.read_string().unwrap().content, "published before");
+    let published = map.write_str("after").unwrap();
+    assert!(published.owner_died, "the abandoned lock is reported");
+    assert_eq!(map.read_string().unwrap().content, "after");
+    assert!(!map.write_str("again").unwrap().owner_died);
+}
+
+#[test]
 fn a_lock_held_by_a_live_process_times_out_naming_the_holder() {
     let name = unique("timeout");
     let _cleanup = Cleanup(name.clone());

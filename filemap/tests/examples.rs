@@ -1,5 +1,7 @@
 //! The writer/reader example pair, run as the README says: two processes.
 
+#![cfg(target_os = "linux")]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -5,10 +5,13 @@
 //!
 //! Plus a fuzz harness over header bytes, run by proptest in CI: any header
 //! at all must give typed errors from every entry point.
+//!
+//! The peer writes through the region's file: on Linux its file in
+//! `/dev/shm`, on Windows the persistent region's file under the live
+//! section (views of a file are coherent with writes to it).
 
 mod common;
 
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,13 +28,29 @@ fn child_role() {
     common::child_main();
 }
 
+/// Write `bytes` at `offset` of `file`.
+#[cfg(unix)]
+fn write_at(file: &std::fs::File, bytes: &[u8], offset: u64) {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset).unwrap();
+}
+
+/// Write `bytes` at `offset` of `file`.
+#[cfg(windows)]
+fn write_at(file: &std::fs::File, mut bytes: &[u8], mut offset: u64) {
+    while !bytes.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, bytes, offset).unwrap();
+        bytes = &bytes[n..];
+        offset += n as u64;
+    }
+}
+
 /// Overwrite random bytes of the region's file forever, mostly in the header.
 fn scribble() -> ! {
-    let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
+    let path = std::env::var("FILEMAP_CHILD_PATH").unwrap();
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(filemap::shm_path(&name))
+        .open(path)
         .unwrap();
     let size = file.metadata().unwrap().len();
     let mut rng = std::process::id() as u64 | 1;
@@ -52,7 +71,7 @@ fn scribble() -> ! {
         };
         let len = (1 + next() % 16).min(size - offset) as usize;
         let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        file.write_all_at(&bytes, offset).unwrap();
+        write_at(&file, &bytes, offset);
         rounds += 1;
         if rounds % 100_000 == 0 {
             println!("@@ rounds {rounds}");
@@ -115,7 +134,8 @@ fn every_call_survives_a_peer_scribbling_on_the_region() {
             .unwrap(),
     );
     map.write_str("seed").unwrap();
-    let scribbler = Child::spawn("scribble", &name);
+    let path = map.path().display().to_string();
+    let scribbler = Child::spawn_with("scribble", &name, &[("FILEMAP_CHILD_PATH", path)]);
     assert_eq!(scribbler.line(), "scribbling");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -234,11 +254,25 @@ fn valid_region_bytes() -> Vec<u8> {
     std::fs::read(map.path()).unwrap()
 }
 
+/// Where region `name`'s file goes: its file in /dev/shm.
+#[cfg(not(windows))]
+fn region_file(name: &str) -> std::path::PathBuf {
+    filemap::shm_path(name)
+}
+
+/// Where region `name`'s file goes: the file of a persistent region,
+/// found by making one (and closing it, so the file is all that is left).
+#[cfg(windows)]
+fn region_file(name: &str) -> std::path::PathBuf {
+    let map = FileMap::builder(name).persistent(true).open().unwrap();
+    map.path().to_owned()
+}
+
 /// Every entry point on a region whose file holds `bytes`.
 fn exercise(bytes: &[u8]) {
     let name = unique("fuzz");
     let _cleanup = Cleanup(name.clone());
-    std::fs::write(filemap::shm_path(&name), bytes).unwrap();
+    std::fs::write(region_file(&name), bytes).unwrap();
     let check = |result: filemap::Result<()>| {
         if let Err(e) = result {
             assert!(

@@ -2,6 +2,9 @@
 //! `FILEMAP_LOAD_SECS` sets how long the writer feeds 32 watchers (default
 //! 2 s; the long run uses 10 s), `FILEMAP_SOAK_SECS` the open/close soak
 //! (default 3 s; the long run uses 60 s).
+//!
+//! The open/close soak counts `/proc/self` fds and `/dev/shm` files, so it
+//! is Linux-only; the other two run on Windows too.
 
 mod common;
 
@@ -12,6 +15,7 @@ use filemap::FileMap;
 
 #[test]
 fn child_role() {
+    #[cfg(target_os = "linux")]
     if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("soak") {
         // Alone in this process, so process-wide counts are exact.
         println!("@@ {}", soak(&std::env::var("FILEMAP_CHILD_NAME").unwrap()));
@@ -78,6 +82,7 @@ fn thirty_two_watcher_processes_all_end_on_the_final_content() {
     );
 }
 
+#[cfg(target_os = "linux")]
 /// Open file descriptors and mappings of shared-memory files, regions of
 /// this soak in /dev/shm, and resident memory (KiB).
 fn resources(tag: &str) -> (usize, usize, usize, u64) {
@@ -103,6 +108,7 @@ fn resources(tag: &str) -> (usize, usize, usize, u64) {
     (fds, maps, files, rss_pages * 4)
 }
 
+#[cfg(target_os = "linux")]
 fn soak_secs() -> u64 {
     std::env::var("FILEMAP_SOAK_SECS")
         .ok()
@@ -110,6 +116,7 @@ fn soak_secs() -> u64 {
         .unwrap_or(3)
 }
 
+#[cfg(target_os = "linux")]
 fn soak(tag: &str) -> String {
     let secs = soak_secs();
     let cycle = |i: u64| {
@@ -135,6 +142,7 @@ fn soak(tag: &str) -> String {
     format!("{cycles} {secs} {before:?} {after:?}")
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn open_close_soak_leaks_no_fds_mappings_files_or_memory() {
     let tag = unique("soak");

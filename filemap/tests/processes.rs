@@ -93,6 +93,30 @@ fn wait_change_wakes_on_another_process_write_and_times_out_otherwise() {
 }
 
 #[test]
+fn one_publish_wakes_every_waiting_process() {
+    let name = unique("waiters");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let waiters: Vec<Child> = (0..4).map(|_| Child::spawn("wait-change", &name)).collect();
+    for waiter in &waiters {
+        assert_eq!(waiter.expect("waiting gen="), "0");
+    }
+    let published = map.write_str("wake, all of you").unwrap();
+    for waiter in waiters {
+        let report = waiter.expect("woke gen=");
+        let (generation, slept) = report.split_once(" after_ms=").unwrap();
+        assert_eq!(generation, published.generation.to_string());
+        // A lost wake-up would sleep a whole slice (1 s) before rechecking.
+        let slept: u64 = slept.parse().unwrap();
+        assert!(
+            slept < 1000,
+            "woken by the publish, not a timeout: {slept} ms"
+        );
+        assert!(waiter.finish().success());
+    }
+}
+
+#[test]
 fn watch_reports_other_processes_writes_and_skips_its_own() {
     let name = unique("watch");
     let _cleanup = Cleanup(name.clone());
@@ -188,6 +212,8 @@ fn last_close_removes_the_region_and_persistent_regions_stay() {
     ));
 }
 
+// Linux: a killed process leaves the name in /dev/shm behind.
+#[cfg(not(windows))]
 #[test]
 fn a_region_whose_users_were_killed_is_stale_and_replaced() {
     let name = unique("stale");
@@ -259,4 +285,99 @@ fn file_backed_region_persists_in_its_file() {
     assert_eq!(again.read_string().unwrap().content, "on disk");
     drop(again);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// Windows: the kernel removes a section with its last handle however the
+// process ended; only the registry entry is left behind, as a stale one.
+#[cfg(windows)]
+#[test]
+fn a_region_whose_users_were_killed_is_gone_and_its_registry_entry_stale() {
+    let name = unique("stale");
+    let _cleanup = Cleanup(name.clone());
+    let mut writer = Child::spawn("write", &name);
+    writer.expect("open");
+    writer.send("left behind");
+    writer.expect("wrote");
+    let pid = writer.pid();
+    let info = FileMap::inspect(&name).unwrap();
+    assert_eq!(info.attached, vec![pid]);
+    assert!(!info.stale);
+    writer.kill9();
+
+    assert!(
+        !region_file_exists(&name),
+        "the section went with its process"
+    );
+    let info = FileMap::inspect(&name).unwrap();
+    assert!(info.stale, "{info:?}");
+    let listed = FileMap::list().unwrap();
+    assert!(listed
+        .iter()
+        .any(|(n, info)| *n == name && info.as_ref().is_ok_and(|i| i.stale)));
+    assert!(FileMap::clean_stale().unwrap().contains(&name));
+    assert!(matches!(
+        FileMap::inspect(&name),
+        Err(filemap::Error::NotFound { .. })
+    ));
+
+    let fresh = FileMap::open(&name).unwrap();
+    assert!(!fresh.existed_already());
+    assert_eq!(fresh.read().unwrap().content, b"");
+}
+
+#[test]
+fn a_persistent_region_outlives_its_writer_process_until_removed() {
+    let name = unique("persist");
+    let _cleanup = Cleanup(name.clone());
+    let mut writer = Child::spawn_with("write", &name, &[("FILEMAP_CHILD_PERSISTENT", "1".into())]);
+    writer.expect("open");
+    writer.send("survives");
+    writer.expect("wrote");
+    assert!(writer.finish().success());
+    assert!(region_file_exists(&name));
+    let info = FileMap::inspect(&name).unwrap();
+    assert!(info.persistent && !info.stale, "{info:?}");
+    assert!(FileMap::list().unwrap().iter().any(|(n, _)| *n == name));
+    let again = FileMap::builder(&name).open_only().open().unwrap();
+    assert!(again.existed_already());
+    assert_eq!(again.read_string().unwrap().content, "survives");
+    drop(again);
+    FileMap::remove(&name).unwrap();
+    assert!(!region_file_exists(&name));
+    assert!(matches!(
+        FileMap::builder(&name).open_only().open(),
+        Err(filemap::Error::NotFound { .. })
+    ));
+}
+
+#[cfg(windows)]
+#[test]
+fn global_and_local_names_are_separate_namespaces_on_windows() {
+    let name = unique("global");
+    let _cleanup = Cleanup(name.clone());
+    let global = FileMap::builder(&name).global(true).open().unwrap();
+    assert!(!global.existed_already());
+    assert!(global.path().to_string_lossy().starts_with("Global\\"));
+    let child = Child::spawn("open", &name);
+    assert_eq!(
+        child.expect("existed="),
+        "false",
+        "Local\\ is another namespace"
+    );
+    let again = FileMap::builder(&name).global(true).open().unwrap();
+    assert!(again.existed_already());
+    global.write_str("g").unwrap();
+    assert_eq!(again.read_string().unwrap().content, "g");
+    assert!(child.finish().success());
+}
+
+#[cfg(not(windows))]
+#[test]
+fn global_changes_nothing_off_windows() {
+    let name = unique("global");
+    let _cleanup = Cleanup(name.clone());
+    let plain = FileMap::open(&name).unwrap();
+    let global = FileMap::builder(&name).global(true).open().unwrap();
+    assert!(global.existed_already());
+    assert_eq!(global.path(), plain.path());
 }

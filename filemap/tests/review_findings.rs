@@ -1,5 +1,7 @@
 //! Regression tests for defects found in review, named after what broke.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::os::unix::fs::FileExt;

@@ -25,6 +25,8 @@ use rustix::io::Errno;
 use rustix::mm::{self, MapFlags, ProtFlags};
 use rustix::thread::futex;
 
+use super::ErrorClass;
+
 /// Directory that holds POSIX shared memory objects.
 pub fn shm_dir() -> &'static Path {
     Path::new("/dev/shm")
@@ -414,6 +416,16 @@ fn parse_stat(stat: &[u8]) -> Liveness {
         Some(Liveness::Alive { start_time })
     })();
     parsed.unwrap_or(Liveness::Unknown)
+}
+
+/// Classify an OS error: `ENOSPC` is out of space, `ELOOP` (from
+/// `O_NOFOLLOW`) a refused symbolic link.
+pub fn classify(e: &io::Error) -> ErrorClass {
+    match e.raw_os_error() {
+        Some(code) if code == Errno::NOSPC.raw_os_error() => ErrorClass::OutOfSpace,
+        Some(code) if code == Errno::LOOP.raw_os_error() => ErrorClass::Symlink,
+        _ => ErrorClass::Other,
+    }
 }
 
 /// Text for a raw name read from a directory.

@@ -6,7 +6,20 @@
 //! still type-checks there.
 
 #[cfg_attr(target_os = "linux", path = "linux.rs")]
-#[cfg_attr(not(target_os = "linux"), path = "stub.rs")]
+#[cfg_attr(windows, path = "windows.rs")]
+#[cfg_attr(not(any(target_os = "linux", windows)), path = "stub.rs")]
 mod os;
 
 pub use os::*;
+
+/// How an OS error maps onto `filemap::Error` beyond its `ErrorKind`;
+/// each backend's `classify` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+pub enum ErrorClass {
+    /// No room in the backing store.
+    OutOfSpace,
+    /// A symbolic link (or other reparse point) was refused.
+    Symlink,
+    Other,
+}

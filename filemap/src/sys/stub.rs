@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use super::ErrorClass;
+
 fn unsupported() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
@@ -133,4 +135,8 @@ pub fn liveness(_id: u32) -> Liveness {
 
 pub fn name_to_string(name: OsString) -> Option<String> {
     name.into_string().ok()
+}
+
+pub fn classify(_e: &io::Error) -> ErrorClass {
+    ErrorClass::Other
 }

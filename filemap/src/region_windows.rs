@@ -1,0 +1,526 @@
+//! Windows: opening, lifetime and the registry of names.
+//!
+//! A region is a named section (file mapping object)
+//! `Local\filemap.<name>`; the kernel removes it when its last handle
+//! closes, in whatever way its processes end, which is the default
+//! lifetime. Create-or-open is atomic in the kernel (`ERROR_ALREADY_EXISTS`
+//! means attach); the creator initialises the header and stores the magic
+//! last, and an attacher that finds no magic yet waits a bounded time for
+//! it. Persistent regions keep their bytes in a file `filemap.<name>` in a
+//! per-user directory and the named section is made over that file, so
+//! every opener still meets the others by the section's name. Windows
+//! cannot cheaply enumerate kernel object names, so [`FileMap::list`] reads
+//! a registry kept in that directory: the persistent files, and a marker
+//! `live\filemap.<name>` per non-persistent region (best effort: made by
+//! each opener, removed by the last closer; a marker whose section is gone
+//! is a stale entry). See `docs/platforms.md`.
+//!
+//! This module makes no system call itself: those live in `sys`.
+
+#![forbid(unsafe_code)]
+
+use std::io::ErrorKind;
+
+use super::*;
+
+/// How long an attacher waits for a creator to store the magic.
+const INIT_WAIT: Duration = Duration::from_secs(1);
+/// Open attempts (each lost race or dead creator costs one) before `open`
+/// gives up.
+const WINDOWS_OPEN_ATTEMPTS: u32 = 10;
+/// `ERROR_FILE_INVALID`: a section over an empty file.
+const ERROR_FILE_INVALID: i32 = 1006;
+
+/// Kernel object name of region `name`: `Local\filemap.<name>`.
+pub(super) fn object_name(global: bool, name: &str) -> String {
+    format!("{}{PREFIX}{name}", sys::namespace(global))
+}
+
+/// The file holding persistent region `name`.
+fn persistent_file(name: &str) -> PathBuf {
+    sys::user_dir().join(format!("{PREFIX}{name}"))
+}
+
+/// The registry marker of non-persistent region `name`.
+fn marker_file(name: &str) -> PathBuf {
+    sys::user_dir().join("live").join(format!("{PREFIX}{name}"))
+}
+
+/// A handle's Windows objects besides the section and the view.
+pub(super) struct Objects {
+    mutex: sys::NamedMutex,
+    _wake: sys::WakeRegistration,
+    /// A file to delete when the last process closes (the registry marker
+    /// of a non-persistent region, or a non-persistent region's file).
+    cleanup: Option<PathBuf>,
+}
+
+/// What a creation attempt found.
+enum Made {
+    Map(FileMap),
+    Retry,
+}
+
+fn not_found(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound
+}
+
+impl Builder {
+    pub(super) fn open_backend(&self, capacity: usize) -> Result<FileMap> {
+        if let Some(path) = self.path.clone() {
+            return self.open_file_backed(&path, capacity);
+        }
+        let object = object_name(self.global, &self.name);
+        let shown = PathBuf::from(&object);
+        let file_path = persistent_file(&self.name);
+        for _ in 0..WINDOWS_OPEN_ATTEMPTS {
+            // 1. A live region of that name.
+            match sys::open_section(&object, true) {
+                Ok(fd) => match self.attach(fd, &shown, &object)? {
+                    Some(map) => return Ok(map),
+                    None => continue,
+                },
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(self.open_error(&shown, "OpenFileMapping", e)),
+            }
+            // 2. A persistent region's file, with no live section yet.
+            match sys::open_file(&file_path, false, true) {
+                Ok(file) => match sys::create_section(Some(file), Some(&object), 0, true) {
+                    Ok((fd, _)) => match self.attach(fd, &file_path, &object)? {
+                        Some(map) => return Ok(map),
+                        None => continue,
+                    },
+                    Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                    Err(e) => return Err(self.open_error(&file_path, "CreateFileMapping", e)),
+                },
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(self.open_error(&file_path, "CreateFile", e)),
+            }
+            if self.mode == OpenMode::OpenOnly {
+                return Err(Error::NotFound {
+                    name: self.name.clone(),
+                });
+            }
+            // 3. Create it.
+            let made = if self.persistent.unwrap_or(false) {
+                self.create_persistent(&file_path, &object, capacity)?
+            } else {
+                self.create_section(&shown, &object, capacity)?
+            };
+            if let Made::Map(map) = made {
+                return Ok(map);
+            }
+        }
+        Err(Error::Timeout {
+            what: "a region whose creator finished initialising it (creators kept dying or racing)",
+            waited: Duration::ZERO,
+            holder_pid: None,
+        })
+    }
+
+    /// Attach to an existing section; `None` when its creator never
+    /// finished initialising it (the caller retries the open).
+    fn attach(&self, fd: sys::Fd, path: &Path, object: &str) -> Result<Option<FileMap>> {
+        if self.mode == OpenMode::CreateOnly {
+            return Err(Error::AlreadyExists {
+                name: self.name.clone(),
+            });
+        }
+        let map = sys::Mapping::new(&fd, true).map_err(|e| self.open_error(path, "MapView", e))?;
+        if map.len() < HEADER_SIZE {
+            return Err(Error::NotARegion {
+                path: path.display().to_string(),
+                reason: "it is smaller than a filemap header",
+            });
+        }
+        let file_len = fd
+            .file_len()
+            .map_err(|e| self.open_error(path, "GetFileSize", e))?;
+        // Files are built complete before they get their name; only a
+        // paging-file section can be caught before its creator finished.
+        if file_len.is_none() && !wait_for_magic(header(&map)) {
+            return Ok(None);
+        }
+        let size = file_len.unwrap_or(map.len() as u64);
+        if size < HEADER_SIZE as u64 {
+            return Err(Error::NotARegion {
+                path: path.display().to_string(),
+                reason: "it is smaller than a filemap header",
+            });
+        }
+        let capacity = validate_header(&self.name, path, &map, size)?;
+        let cleanup = (!header(&map).is_persistent()).then(|| marker_file(&self.name));
+        self.finish(path, fd, map, capacity, true, object, cleanup)
+            .map(Some)
+    }
+
+    /// Create a paging-file section; attach if another process won.
+    fn create_section(&self, shown: &Path, object: &str, capacity: usize) -> Result<Made> {
+        let size = layout::region_size(capacity) as u64;
+        let (fd, existed) = sys::create_section(None, Some(object), size, true)
+            .map_err(|e| self.space_error(shown, "CreateFileMapping", e, size))?;
+        if existed {
+            return Ok(match self.attach(fd, shown, object)? {
+                Some(map) => Made::Map(map),
+                None => Made::Retry,
+            });
+        }
+        let map = sys::Mapping::new(&fd, true).map_err(|e| self.open_error(shown, "MapView", e))?;
+        init_header(header(&map), capacity, false);
+        let cleanup = Some(marker_file(&self.name));
+        self.finish(shown, fd, map, capacity, false, object, cleanup)
+            .map(Made::Map)
+    }
+
+    /// Create a persistent region: a file made complete under a temporary
+    /// name and then linked under its own (failing if the name is taken),
+    /// so no opener ever finds a half-made file; then the named section
+    /// over it.
+    fn create_persistent(&self, file_path: &Path, object: &str, capacity: usize) -> Result<Made> {
+        let dir = sys::user_dir();
+        sys::ensure_dir(&dir).map_err(|e| self.open_error(&dir, "CreateDirectory", e))?;
+        if !self.make_file(file_path, capacity, true)? {
+            return Ok(Made::Retry);
+        }
+        let file = sys::open_file(file_path, false, true)
+            .map_err(|e| self.open_error(file_path, "CreateFile", e))?;
+        let (fd, existed) = sys::create_section(Some(file), Some(object), 0, true)
+            .map_err(|e| self.open_error(file_path, "CreateFileMapping", e))?;
+        if !existed {
+            let map = sys::Mapping::new(&fd, true)
+                .map_err(|e| self.open_error(file_path, "MapView", e))?;
+            let size = fd
+                .file_len()
+                .map_err(|e| self.open_error(file_path, "GetFileSize", e))?
+                .unwrap_or(0);
+            let capacity = validate_header(&self.name, file_path, &map, size)?;
+            return self
+                .finish(file_path, fd, map, capacity, false, object, None)
+                .map(Made::Map);
+        }
+        // A section of that name appeared meanwhile. Over our file (an
+        // opener found it first) it is ours; a non-persistent one won the
+        // race and our file must go.
+        let map = self.attach(fd, file_path, object)?;
+        if let Some(map) = &map {
+            if !map.is_persistent() {
+                let _ = sys::remove_file(file_path);
+            }
+        }
+        Ok(map.map_or(Made::Retry, Made::Map))
+    }
+
+    /// Make a complete region file at `path`: build it under a temporary
+    /// name in the same directory, then hard-link it to `path`. `false`
+    /// when `path` exists already (another creator won).
+    fn make_file(&self, path: &Path, capacity: usize, persistent: bool) -> Result<bool> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Relaxed);
+        let temp = parent_dir(path).join(format!(".filemap-init.{}.{n}", sys::pid()));
+        let result = self.fill_file(&temp, capacity, persistent).and_then(|()| {
+            match std::fs::hard_link(&temp, path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(self.open_error(path, "CreateHardLink", e)),
+            }
+        });
+        let _ = sys::remove_file(&temp);
+        result
+    }
+
+    fn fill_file(&self, temp: &Path, capacity: usize, persistent: bool) -> Result<()> {
+        let size = layout::region_size(capacity) as u64;
+        let file =
+            sys::open_file(temp, true, true).map_err(|e| self.open_error(temp, "CreateFile", e))?;
+        file.set_len(size)
+            .map_err(|e| self.space_error(temp, "SetEndOfFile", e, size))?;
+        let (fd, _) = sys::create_section(Some(file), None, 0, true)
+            .map_err(|e| self.space_error(temp, "CreateFileMapping", e, size))?;
+        let map = sys::Mapping::new(&fd, true).map_err(|e| self.open_error(temp, "MapView", e))?;
+        init_header(header(&map), capacity, persistent);
+        Ok(())
+    }
+
+    /// `.path(file)`: an unnamed section over the file; the lock and wake
+    /// objects are named after a hash of the file's canonical path.
+    fn open_file_backed(&self, path: &Path, capacity: usize) -> Result<FileMap> {
+        let persistent = self.persistent.unwrap_or(true);
+        for _ in 0..WINDOWS_OPEN_ATTEMPTS {
+            let (file, existed) = match sys::open_file(path, false, true) {
+                Ok(file) => (file, true),
+                Err(e) if not_found(&e) => {
+                    if self.mode == OpenMode::OpenOnly {
+                        return Err(Error::NotFound {
+                            name: self.name.clone(),
+                        });
+                    }
+                    if !self.make_file(path, capacity, persistent)? {
+                        continue;
+                    }
+                    let file = sys::open_file(path, false, true)
+                        .map_err(|e| self.open_error(path, "CreateFile", e))?;
+                    (file, false)
+                }
+                Err(e) => return Err(self.open_error(path, "CreateFile", e)),
+            };
+            if existed && self.mode == OpenMode::CreateOnly {
+                return Err(Error::AlreadyExists {
+                    name: self.name.clone(),
+                });
+            }
+            let canonical = std::fs::canonicalize(path)
+                .map_err(|e| self.open_error(path, "GetFinalPathName", e))?;
+            let object = format!(
+                "{}{PREFIX}path.{:016x}",
+                sys::namespace(self.global),
+                sys::hash_name(&canonical.to_string_lossy().to_lowercase())
+            );
+            let fd = match sys::create_section(Some(file), None, 0, true) {
+                Ok((fd, _)) => fd,
+                Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
+                    return Err(Error::NotARegion {
+                        path: path.display().to_string(),
+                        reason: "it is smaller than a filemap header",
+                    })
+                }
+                Err(e) => return Err(self.open_error(path, "CreateFileMapping", e)),
+            };
+            let map =
+                sys::Mapping::new(&fd, true).map_err(|e| self.open_error(path, "MapView", e))?;
+            let size = fd
+                .file_len()
+                .map_err(|e| self.open_error(path, "GetFileSize", e))?
+                .unwrap_or(0);
+            if size < HEADER_SIZE as u64 {
+                return Err(Error::NotARegion {
+                    path: path.display().to_string(),
+                    reason: "it is smaller than a filemap header",
+                });
+            }
+            let capacity = validate_header(&self.name, path, &map, size)?;
+            let cleanup = (!header(&map).is_persistent()).then(|| path.to_owned());
+            return self.finish(path, fd, map, capacity, existed, &object, cleanup);
+        }
+        Err(Error::Timeout {
+            what: "a stable region file (other processes kept creating and removing it)",
+            waited: Duration::ZERO,
+            holder_pid: None,
+        })
+    }
+
+    fn space_error(&self, path: &Path, op: &'static str, e: std::io::Error, size: u64) -> Error {
+        match self.open_error(path, op, e) {
+            Error::OutOfSpace { name, .. } => Error::OutOfSpace { name, needed: size },
+            other => other,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        path: &Path,
+        fd: sys::Fd,
+        map: sys::Mapping,
+        capacity: usize,
+        existed: bool,
+        object: &str,
+        cleanup: Option<PathBuf>,
+    ) -> Result<FileMap> {
+        let mutex = sys::create_mutex(&format!("{object}.lock"))
+            .map_err(|e| self.open_error(path, "CreateMutex", e))?;
+        let slot = self.claim_slot(&map)?;
+        if let Some(marker) = cleanup.as_deref().filter(|_| self.path.is_none()) {
+            // Best effort: the registry only serves `list`.
+            let _ = sys::ensure_dir(parent_dir(marker)).and_then(|()| sys::touch(marker));
+        }
+        let wakers = Arc::new(sys::Wakers::new(format!("{object}.wake."), slot, SLOTS));
+        let registration = sys::register_wakers(map.as_ptr() as usize, wakers);
+        let os = Objects {
+            mutex,
+            _wake: registration,
+            cleanup,
+        };
+        Ok(self.handle(path, fd, map, capacity, existed, slot, os))
+    }
+}
+
+/// Initialise a zeroed header; the magic is stored last (Release), so an
+/// attacher that sees it sees the rest.
+fn init_header(h: &Header, capacity: usize, persistent: bool) {
+    h.version.store(LAYOUT_VERSION, Relaxed);
+    h.flags
+        .store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
+    h.capacity.store(capacity as u64, Relaxed);
+    h.creator_pid.store(sys::pid(), Relaxed);
+    h.magic.store(MAGIC, Release);
+}
+
+/// Wait up to [`INIT_WAIT`] for a creator to store the magic; `false` if
+/// it never did (it died mid-way, or is stuck).
+fn wait_for_magic(h: &Header) -> bool {
+    let start = Instant::now();
+    while h.magic.load(Acquire) == 0 {
+        if start.elapsed() > INIT_WAIT {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+impl Inner {
+    pub(super) fn acquire_lock(&self) -> std::result::Result<bool, LockError> {
+        lock::acquire_mutex(self.header(), &self.os.mutex, self.lock_timeout)
+    }
+
+    pub(super) fn unlock(&self) {
+        lock::release_mutex(self.header(), &self.os.mutex);
+    }
+
+    /// The section goes with its last handle by itself; the last process
+    /// also removes the registry marker (or a non-persistent file).
+    pub(super) fn after_close(&self) {
+        if let Some(path) = &self.os.cleanup {
+            let h = self.header();
+            if !h.is_persistent() && attached_pids(h).is_empty() {
+                let _ = sys::remove_file(path);
+            }
+        }
+    }
+}
+
+/// Introspect region `name` without attaching: its live section, else
+/// its persistent file, else a stale registry marker.
+pub(super) fn inspect_named(name: &str) -> Result<RegionInfo> {
+    let object = object_name(false, name);
+    let shown = PathBuf::from(&object);
+    match sys::open_section(&object, false) {
+        Ok(fd) => return info_of(name, &shown, &fd),
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(io_error(name, &shown, "OpenFileMapping", e)),
+    }
+    let file_path = persistent_file(name);
+    match sys::open_file(&file_path, false, false) {
+        Ok(file) => {
+            let (fd, _) = sys::create_section(Some(file), None, 0, false)
+                .map_err(|e| io_error(name, &file_path, "CreateFileMapping", e))?;
+            return info_of(name, &file_path, &fd);
+        }
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(io_error(name, &file_path, "CreateFile", e)),
+    }
+    let marker = marker_file(name);
+    if marker.is_file() {
+        return Ok(RegionInfo {
+            name: name.to_owned(),
+            path: marker,
+            capacity: 0,
+            len: 0,
+            generation: 0,
+            last_writer: WriterId::default(),
+            persistent: false,
+            attached: Vec::new(),
+            stale: true,
+        });
+    }
+    Err(Error::NotFound {
+        name: name.to_owned(),
+    })
+}
+
+fn info_of(name: &str, path: &Path, fd: &sys::Fd) -> Result<RegionInfo> {
+    let map = sys::Mapping::new(fd, false).map_err(|e| io_error(name, path, "MapView", e))?;
+    if map.len() < HEADER_SIZE {
+        return Err(Error::NotARegion {
+            path: path.display().to_string(),
+            reason: "it is smaller than a filemap header",
+        });
+    }
+    let size = fd
+        .file_len()
+        .map_err(|e| io_error(name, path, "GetFileSize", e))?
+        .unwrap_or(map.len() as u64);
+    if size < HEADER_SIZE as u64 {
+        return Err(Error::NotARegion {
+            path: path.display().to_string(),
+            reason: "it is smaller than a filemap header",
+        });
+    }
+    let capacity = validate_header(name, path, &map, size)?;
+    Ok(region_info(name, path, header(&map), capacity))
+}
+
+/// Region names in a registry directory (`filemap.<name>` files).
+fn names_in(dir: &Path) -> Vec<String> {
+    sys::list_dir(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(sys::name_to_string)
+        .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
+        .filter(|name| validate_name(name).is_ok())
+        .collect()
+}
+
+/// Every region in the registry: persistent files and live markers.
+pub(super) fn list_regions() -> Result<Vec<(String, Result<RegionInfo>)>> {
+    let dir = sys::user_dir();
+    let mut names: Vec<String> = names_in(&dir)
+        .into_iter()
+        .filter(|name| persistent_file(name).is_file())
+        .chain(names_in(&dir.join("live")))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let info = inspect_named(&name);
+            (name, info)
+        })
+        .collect())
+}
+
+/// Delete persistent region `name`'s file (it goes when its last handle
+/// closes; a live section stays reachable by name until then) and a
+/// stale registry marker.
+pub(super) fn remove_named(name: &str) -> Result<()> {
+    let file_path = persistent_file(name);
+    let removed_file = match sys::remove_file(&file_path) {
+        Ok(()) => true,
+        Err(e) if not_found(&e) => false,
+        Err(e) => return Err(io_error(name, &file_path, "DeleteFile", e)),
+    };
+    let marker = marker_file(name);
+    let live = sys::open_section(&object_name(false, name), false).is_ok();
+    let had_marker = marker.is_file();
+    if had_marker && !live {
+        let _ = sys::remove_file(&marker);
+    }
+    if removed_file || had_marker {
+        Ok(())
+    } else {
+        Err(Error::NotFound {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Delete the registry markers whose section is gone.
+pub(super) fn clean_stale_regions() -> Result<Vec<String>> {
+    let live_dir = sys::user_dir().join("live");
+    let mut removed = Vec::new();
+    for name in names_in(&live_dir) {
+        let gone = matches!(
+            sys::open_section(&object_name(false, &name), false),
+            Err(e) if not_found(&e)
+        );
+        if gone && sys::remove_file(&marker_file(&name)).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}

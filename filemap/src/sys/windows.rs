@@ -1,0 +1,640 @@
+//! Windows backend: named paging-file sections (`CreateFileMappingW`),
+//! named mutexes for the region lock, one named semaphore per attach-table
+//! slot for change notification, `OpenProcess` for process liveness.
+//!
+//! Every function names the Win32 call it wraps. Kernel objects are named
+//! `Local\filemap.<name>` (or `Global\...`), with the suffixes `.lock` (the
+//! mutex) and `.wake.<pid>.<slot>` (a waiter's semaphore). The design, and
+//! why it differs from Linux, is written up in `docs/platforms.md`.
+
+use std::collections::hash_map::DefaultHasher;
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::os::windows::ffi::OsStrExt;
+use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use super::ErrorClass;
+use windows_sys::Win32::Foundation::{
+    ERROR_ALREADY_EXISTS, ERROR_CANT_ACCESS_FILE, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,
+    ERROR_HANDLE_DISK_FULL, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY,
+    FILETIME, HANDLE, INVALID_HANDLE_VALUE, STILL_ACTIVE, WAIT_ABANDONED, WAIT_OBJECT_0,
+    WAIT_TIMEOUT,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_OPEN_REPARSE_POINT,
+};
+use windows_sys::Win32::System::Memory::{
+    CreateFileMappingW, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, VirtualQuery,
+    FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS,
+    PAGE_READONLY, PAGE_READWRITE, SEC_COMMIT,
+};
+use windows_sys::Win32::System::Threading::{
+    CreateMutexW, CreateSemaphoreW, GetCurrentProcess, GetCurrentProcessId, GetCurrentThreadId,
+    GetExitCodeProcess, GetProcessTimes, OpenProcess, OpenSemaphoreW, ReleaseMutex,
+    ReleaseSemaphore, WaitForSingleObject, INFINITE, PROCESS_QUERY_LIMITED_INFORMATION,
+    SEMAPHORE_MODIFY_STATE, SYNCHRONIZATION_SYNCHRONIZE,
+};
+
+/// Kernel-object namespace prefix: `Global\` (visible to every session)
+/// or `Local\` (this session only, the default).
+pub fn namespace(global: bool) -> &'static str {
+    if global {
+        "Global\\"
+    } else {
+        "Local\\"
+    }
+}
+
+/// NUL-terminated UTF-16 for a Win32 `W` call.
+fn wide(text: &OsStr) -> Vec<u16> {
+    text.encode_wide().chain(Some(0)).collect()
+}
+
+/// Own `handle`, or the thread's last error if it is null/invalid.
+fn owned(handle: HANDLE) -> io::Result<OwnedHandle> {
+    if handle.is_null() || handle == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `handle` was just returned open by a Win32 call and nothing
+    // else owns it; `OwnedHandle` closes it exactly once (`CloseHandle`).
+    Ok(unsafe { OwnedHandle::from_raw_handle(handle) })
+}
+
+fn is_code(e: &io::Error, code: u32) -> bool {
+    e.raw_os_error() == Some(code as i32)
+}
+
+/// Classify an OS error: `ERROR_DISK_FULL`, `ERROR_HANDLE_DISK_FULL`,
+/// `ERROR_COMMITMENT_LIMIT`, `ERROR_NOT_ENOUGH_MEMORY`, `ERROR_OUTOFMEMORY`
+/// are out of space; `ERROR_CANT_ACCESS_FILE` is what [`open_file`] gives
+/// for a reparse point.
+pub fn classify(e: &io::Error) -> ErrorClass {
+    match e.raw_os_error().map(|code| code as u32) {
+        Some(
+            ERROR_DISK_FULL
+            | ERROR_HANDLE_DISK_FULL
+            | ERROR_COMMITMENT_LIMIT
+            | ERROR_NOT_ENOUGH_MEMORY
+            | ERROR_OUTOFMEMORY,
+        ) => ErrorClass::OutOfSpace,
+        Some(ERROR_CANT_ACCESS_FILE) => ErrorClass::Symlink,
+        _ => ErrorClass::Other,
+    }
+}
+
+/// The per-user directory holding persistent regions' files and the
+/// registry of live names: `%LOCALAPPDATA%\filemap`, else the temporary
+/// directory's `filemap`. Created on first use.
+pub fn user_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = std::env::var_os("LOCALAPPDATA")
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("filemap")
+    })
+    .clone()
+}
+
+/// Create `dir` (and its parents) if missing.
+pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// A section (file mapping object), and the file behind it if any.
+pub struct Fd {
+    section: OwnedHandle,
+    file: Option<File>,
+}
+
+impl Fd {
+    /// Length of the backing file, for file-backed sections.
+    pub fn file_len(&self) -> io::Result<Option<u64>> {
+        self.file
+            .as_ref()
+            .map(|f| f.metadata().map(|m| m.len()))
+            .transpose()
+    }
+}
+
+/// `CreateFileMappingW`: a section of `size` bytes over `file`, or over
+/// the paging file (committed now, `SEC_COMMIT`) when `file` is `None`,
+/// named `name` or unnamed. Returns the section and whether a section of
+/// that name existed already (`ERROR_ALREADY_EXISTS`: then it is that one,
+/// and `size` is ignored). `size` 0 means "the file's size".
+pub fn create_section(
+    file: Option<File>,
+    name: Option<&str>,
+    size: u64,
+    writable: bool,
+) -> io::Result<(Fd, bool)> {
+    let wname = name.map(|n| wide(OsStr::new(n)));
+    let raw_file = file
+        .as_ref()
+        .map_or(INVALID_HANDLE_VALUE, |f| f.as_raw_handle() as HANDLE);
+    let mut protect = if writable {
+        PAGE_READWRITE
+    } else {
+        PAGE_READONLY
+    };
+    if file.is_none() {
+        protect |= SEC_COMMIT;
+    }
+    // SAFETY: `raw_file` is an open file handle owned by `file` (alive for
+    // the call) or INVALID_HANDLE_VALUE (paging file); the name, when
+    // given, is a NUL-terminated UTF-16 string that outlives the call;
+    // null security attributes mean the default (owner's) ACL.
+    let raw = unsafe {
+        CreateFileMappingW(
+            raw_file,
+            std::ptr::null(),
+            protect,
+            (size >> 32) as u32,
+            size as u32,
+            wname.as_ref().map_or(std::ptr::null(), |w| w.as_ptr()),
+        )
+    };
+    let existed = !raw.is_null() && is_code(&io::Error::last_os_error(), ERROR_ALREADY_EXISTS);
+    Ok((
+        Fd {
+            section: owned(raw)?,
+            file,
+        },
+        existed,
+    ))
+}
+
+/// `OpenFileMappingW`: the live section named `name`; `NotFound` if none.
+pub fn open_section(name: &str, writable: bool) -> io::Result<Fd> {
+    let access = if writable {
+        FILE_MAP_READ | FILE_MAP_WRITE
+    } else {
+        FILE_MAP_READ
+    };
+    let wname = wide(OsStr::new(name));
+    // SAFETY: `wname` is NUL-terminated UTF-16 and outlives the call.
+    let raw = unsafe { OpenFileMappingW(access, 0, wname.as_ptr()) };
+    Ok(Fd {
+        section: owned(raw)?,
+        file: None,
+    })
+}
+
+/// `CreateFileW` an existing file (or a new one with `create_new`), shared
+/// for read, write and delete, never following a symbolic link or other
+/// reparse point (`FILE_FLAG_OPEN_REPARSE_POINT`, then the attributes
+/// checked): a reparse point is `ERROR_CANT_ACCESS_FILE`.
+pub fn open_file(path: &Path, create_new: bool, writable: bool) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .create_new(create_new)
+        .share_mode(7) // FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)?;
+    if file.metadata()?.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+        return Err(io::Error::from_raw_os_error(ERROR_CANT_ACCESS_FILE as i32));
+    }
+    Ok(file)
+}
+
+/// `DeleteFileW`. With every opener sharing delete access, the file goes
+/// when its last handle closes.
+pub fn remove_file(path: &Path) -> io::Result<()> {
+    std::fs::remove_file(path)
+}
+
+/// Create (or keep) an empty marker file at `path`: `CreateFileW`
+/// `OPEN_ALWAYS`.
+pub fn touch(path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
+}
+
+/// File names in `dir`: `FindFirstFileW`/`FindNextFileW` through `std::fs`.
+pub fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        names.push(entry?.file_name());
+    }
+    Ok(names)
+}
+
+/// Text for a raw name read from a directory.
+pub fn name_to_string(name: OsString) -> Option<String> {
+    name.into_string().ok()
+}
+
+/// A stable 64-bit hash (for object names derived from file paths).
+pub fn hash_name(text: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A view of a whole section, unmapped on drop.
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the view is plain memory owned by this value; all access to its
+// contents goes through atomics or raw copies whose callers uphold their
+// own synchronisation, so moving or sharing the owner across threads is
+// sound.
+unsafe impl Send for Mapping {}
+// SAFETY: as for `Send`: `&Mapping` only exposes the base pointer and length.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Map the whole section: `MapViewOfFile`, its length from
+    /// `VirtualQuery` (the section's size rounded up to whole pages).
+    pub fn new(fd: &Fd, writable: bool) -> io::Result<Mapping> {
+        let access = if writable {
+            FILE_MAP_READ | FILE_MAP_WRITE
+        } else {
+            FILE_MAP_READ
+        };
+        // SAFETY: the section handle is open (owned by `fd`); length 0
+        // maps the whole section at an address the system chooses, so no
+        // existing memory is replaced.
+        let view = unsafe { MapViewOfFile(fd.section.as_raw_handle() as HANDLE, access, 0, 0, 0) };
+        let ptr = NonNull::new(view.Value.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        // From here on `Mapping`'s drop unmaps the view, also on error.
+        let mut map = Mapping { ptr, len: 0 };
+        // SAFETY: an all-zero MEMORY_BASIC_INFORMATION is a valid value of
+        // that plain C struct.
+        let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a writable buffer of exactly the size passed;
+        // the address is the base of the view just mapped.
+        let got = unsafe {
+            VirtualQuery(
+                map.ptr.as_ptr().cast_const().cast(),
+                &mut info,
+                std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
+            )
+        };
+        if got == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        map.len = info.RegionSize;
+        Ok(map)
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` is the base address `MapViewOfFile` returned, and
+        // this is the only unmap: `Mapping` is not `Clone`.
+        unsafe {
+            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+                Value: self.ptr.as_ptr().cast(),
+            });
+        }
+    }
+}
+
+/// Milliseconds for a Win32 wait, below `INFINITE`.
+fn millis(timeout: Duration) -> u32 {
+    timeout.as_millis().min(u128::from(INFINITE - 1)) as u32
+}
+
+/// The region's named mutex (`Local\filemap.<name>.lock`).
+pub struct NamedMutex {
+    handle: OwnedHandle,
+    key: u64,
+}
+
+/// Outcome of waiting for a [`NamedMutex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MutexWait {
+    Acquired,
+    /// Acquired; the previous owner ended without releasing it.
+    Abandoned,
+    TimedOut,
+    Failed,
+}
+
+/// `CreateMutexW`: create or open the mutex named `name`, not owned.
+pub fn create_mutex(name: &str) -> io::Result<NamedMutex> {
+    let wname = wide(OsStr::new(name));
+    // SAFETY: `wname` is NUL-terminated UTF-16 and outlives the call; null
+    // security attributes mean the default ACL.
+    let raw = unsafe { CreateMutexW(std::ptr::null(), 0, wname.as_ptr()) };
+    Ok(NamedMutex {
+        handle: owned(raw)?,
+        key: hash_name(name),
+    })
+}
+
+impl NamedMutex {
+    /// Identifies the mutex's name (the same for every handle to it).
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// `WaitForSingleObject` for at most `timeout`.
+    pub fn wait(&self, timeout: Duration) -> MutexWait {
+        // SAFETY: the handle is open (owned by `self`).
+        match unsafe { WaitForSingleObject(self.handle.as_raw_handle() as HANDLE, millis(timeout)) }
+        {
+            WAIT_OBJECT_0 => MutexWait::Acquired,
+            WAIT_ABANDONED => MutexWait::Abandoned,
+            WAIT_TIMEOUT => MutexWait::TimedOut,
+            _ => MutexWait::Failed,
+        }
+    }
+
+    /// `ReleaseMutex`; `false` if this thread did not own it.
+    pub fn release(&self) -> bool {
+        // SAFETY: the handle is open (owned by `self`).
+        unsafe { ReleaseMutex(self.handle.as_raw_handle() as HANDLE) != 0 }
+    }
+}
+
+/// Most counts a wake semaphore holds; surplus counts only cause spurious
+/// wake-ups, so posts past it (`ERROR_TOO_MANY_POSTS`) are ignored.
+const SEMAPHORE_MAX: i32 = 1 << 20;
+
+struct Semaphore(OwnedHandle);
+
+impl Semaphore {
+    /// `CreateSemaphoreW`: create or open, count 0.
+    fn create(name: &str) -> io::Result<Semaphore> {
+        let wname = wide(OsStr::new(name));
+        // SAFETY: `wname` is NUL-terminated UTF-16 and outlives the call.
+        let raw = unsafe { CreateSemaphoreW(std::ptr::null(), 0, SEMAPHORE_MAX, wname.as_ptr()) };
+        owned(raw).map(Semaphore)
+    }
+
+    /// `OpenSemaphoreW` with the right to post.
+    fn open(name: &str) -> io::Result<Semaphore> {
+        let wname = wide(OsStr::new(name));
+        // SAFETY: `wname` is NUL-terminated UTF-16 and outlives the call.
+        let raw = unsafe {
+            OpenSemaphoreW(
+                SEMAPHORE_MODIFY_STATE | SYNCHRONIZATION_SYNCHRONIZE,
+                0,
+                wname.as_ptr(),
+            )
+        };
+        owned(raw).map(Semaphore)
+    }
+
+    /// `ReleaseSemaphore` by `count`.
+    fn post(&self, count: u32) {
+        let count = count.clamp(1, SEMAPHORE_MAX as u32) as i32;
+        // SAFETY: the handle is open; a null previous-count pointer is allowed.
+        unsafe {
+            ReleaseSemaphore(
+                self.0.as_raw_handle() as HANDLE,
+                count,
+                std::ptr::null_mut(),
+            );
+        }
+    }
+
+    /// `WaitForSingleObject` for at most `timeout`.
+    fn wait(&self, timeout: Duration) {
+        // SAFETY: the handle is open (owned by `self`).
+        unsafe {
+            WaitForSingleObject(self.0.as_raw_handle() as HANDLE, millis(timeout));
+        }
+    }
+}
+
+/// One handle's notification objects: its own slot's semaphore (made on
+/// first wait) and the peers' semaphores it posts to (opened on first
+/// post, cached per slot and pid).
+pub struct Wakers {
+    /// `Local\filemap.<name>.wake.`
+    prefix: String,
+    own_slot: usize,
+    own: OnceLock<Option<Semaphore>>,
+    peers: Mutex<Vec<Option<(u32, Semaphore)>>>,
+}
+
+impl Wakers {
+    pub fn new(prefix: String, own_slot: usize, slots: usize) -> Wakers {
+        Wakers {
+            prefix,
+            own_slot,
+            own: OnceLock::new(),
+            peers: Mutex::new((0..slots).map(|_| None).collect()),
+        }
+    }
+
+    fn own(&self) -> Option<&Semaphore> {
+        self.own
+            .get_or_init(|| {
+                Semaphore::create(&format!("{}{}.{}", self.prefix, pid(), self.own_slot)).ok()
+            })
+            .as_ref()
+    }
+
+    /// Make sure this handle's semaphore exists, so a publisher that sees
+    /// our waiter count can open it. `false` if it cannot be made.
+    pub fn prepare(&self) -> bool {
+        self.own().is_some()
+    }
+
+    /// Sleep on this handle's semaphore for at most `timeout`.
+    pub fn sleep(&self, timeout: Duration) {
+        match self.own() {
+            Some(sem) => sem.wait(timeout),
+            None => std::thread::sleep(timeout),
+        }
+    }
+
+    /// Post `count` to this handle's own semaphore (cut a local sleep short).
+    pub fn interrupt(&self, count: u32) {
+        if let Some(sem) = self.own() {
+            sem.post(count);
+        }
+    }
+
+    /// Post `count` to the semaphore of slot `slot`, owned by process `pid`.
+    pub fn wake(&self, slot: usize, pid: u32, count: u32) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = peers.get_mut(slot) else {
+            return;
+        };
+        if entry.as_ref().is_none_or(|(cached, _)| *cached != pid) {
+            *entry = Semaphore::open(&format!("{}{pid}.{slot}", self.prefix))
+                .ok()
+                .map(|sem| (pid, sem));
+        }
+        if let Some((_, sem)) = entry {
+            sem.post(count);
+        }
+    }
+}
+
+type Registry = Mutex<Vec<(usize, u64, Arc<Wakers>)>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: Registry = Mutex::new(Vec::new());
+    &REGISTRY
+}
+
+/// Keeps a mapping's [`Wakers`] findable from its header address (the
+/// publish path only has the header); unregisters on drop.
+pub struct WakeRegistration {
+    addr: usize,
+    token: u64,
+}
+
+/// Register `wakers` for the mapping whose header is at `addr`.
+pub fn register_wakers(addr: usize, wakers: Arc<Wakers>) -> WakeRegistration {
+    static TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let token = TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut list = registry().lock().unwrap_or_else(|e| e.into_inner());
+    list.push((addr, token, wakers));
+    WakeRegistration { addr, token }
+}
+
+impl Drop for WakeRegistration {
+    fn drop(&mut self) {
+        let mut list = registry().lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|(addr, token, _)| (*addr, *token) != (self.addr, self.token));
+    }
+}
+
+/// The [`Wakers`] registered for the mapping whose header is at `addr`.
+pub fn wakers_of(addr: usize) -> Option<Arc<Wakers>> {
+    let list = registry().lock().unwrap_or_else(|e| e.into_inner());
+    list.iter()
+        .find(|(a, _, _)| *a == addr)
+        .map(|(_, _, w)| Arc::clone(w))
+}
+
+/// This process's id: `GetCurrentProcessId`.
+pub fn pid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { GetCurrentProcessId() }
+}
+
+/// This thread's id: `GetCurrentThreadId`.
+pub fn tid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { GetCurrentThreadId() }
+}
+
+/// Creation time (FILETIME, 100 ns units since 1601) of the process behind
+/// `process`: `GetProcessTimes`.
+fn creation_time(process: HANDLE) -> Option<u64> {
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: `process` is an open process handle with query rights; the
+    // four out-pointers are valid FILETIMEs.
+    let ok = unsafe { GetProcessTimes(process, &mut created, &mut exited, &mut kernel, &mut user) };
+    (ok != 0).then(|| u64::from(created.dwHighDateTime) << 32 | u64::from(created.dwLowDateTime))
+}
+
+/// This process's creation time; 0 if unknown.
+pub fn own_start_time() -> u64 {
+    static CACHE: OnceLock<u64> = OnceLock::new();
+    // SAFETY: `GetCurrentProcess` returns a pseudo-handle valid in this
+    // process, with every right.
+    *CACHE.get_or_init(|| creation_time(unsafe { GetCurrentProcess() }).unwrap_or(0))
+}
+
+/// Not needed on Windows: the named mutex is robust in the kernel.
+pub fn own_thread_start_time() -> u64 {
+    0
+}
+
+/// What is known of a process id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// It runs; created at `start_time` (FILETIME).
+    Alive { start_time: u64 },
+    /// No such process, or it has exited: proven gone.
+    Dead,
+    /// Could not tell (access denied...): treat as alive.
+    Unknown,
+}
+
+/// Whether process `id` runs: `OpenProcess` (`ERROR_INVALID_PARAMETER`
+/// means no such process), `GetExitCodeProcess` (`STILL_ACTIVE`) and
+/// `GetProcessTimes` for its creation time.
+pub fn liveness(id: u32) -> Liveness {
+    if id == 0 || id == u32::MAX {
+        return Liveness::Dead;
+    }
+    // SAFETY: no pointer arguments; the handle returned is owned below.
+    let raw = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, id) };
+    let process = match owned(raw) {
+        Ok(process) => process,
+        Err(e) if is_code(&e, ERROR_INVALID_PARAMETER) => return Liveness::Dead,
+        Err(_) => return Liveness::Unknown,
+    };
+    let raw = process.as_raw_handle() as HANDLE;
+    let mut code = 0u32;
+    // SAFETY: `raw` is open with query rights; `code` is a valid out-pointer.
+    if unsafe { GetExitCodeProcess(raw, &mut code) } == 0 {
+        return Liveness::Unknown;
+    }
+    if code != STILL_ACTIVE as u32 {
+        // A process that exits with status 259 looks alive here, as on
+        // Windows itself; its creation time still tells it apart below.
+        return Liveness::Dead;
+    }
+    match creation_time(raw) {
+        Some(start_time) => Liveness::Alive { start_time },
+        None => Liveness::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_with_its_start_time() {
+        assert!(own_start_time() > 0);
+        assert_eq!(
+            liveness(pid()),
+            Liveness::Alive {
+                start_time: own_start_time()
+            }
+        );
+        assert_eq!(liveness(0), Liveness::Dead);
+    }
+
+    #[test]
+    fn the_longest_object_names_are_accepted() {
+        let name = "n".repeat(crate::MAX_NAME_LEN);
+        let longest = format!("Global\\filemap.{name}.wake.4294967295.127");
+        assert_eq!(longest.len(), 259);
+        let sem = Semaphore::create(&longest).expect("semaphore");
+        sem.post(1);
+        assert!(Semaphore::open(&longest).is_ok());
+        create_mutex(&format!("Global\\filemap.{name}.lock")).expect("mutex");
+        create_section(None, Some(&format!("Global\\filemap.{name}")), 4096, true)
+            .expect("section");
+    }
+}
