@@ -63,6 +63,7 @@
 //! lock recognises dead owners by thread id). Other targets compile and
 //! return [`Error::Unsupported`].
 
+mod copy;
 pub mod error;
 mod layout;
 mod lock;

@@ -16,10 +16,11 @@
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::copy::{load_shared, store_shared};
 use crate::error::{Error, NameRule, Result};
 use crate::layout::{
     self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SLOTS,
@@ -424,50 +425,6 @@ fn header(map: &sys::Mapping) -> &Header {
     unsafe { &*map.as_ptr().cast::<Header>() }
 }
 
-/// Copy `len` bytes out of shared memory with relaxed atomic loads, so a
-/// concurrent writer in another process is a race on atomics (defined:
-/// the seqlock then discards the bytes), never a data race.
-///
-/// # Safety
-/// `src` must be 8-byte aligned and valid for `len` bytes of reads for the
-/// duration of the call; `dst` must be valid for `len` bytes of writes and
-/// not overlap `src`.
-unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
-    let words = len / 8;
-    for i in 0..words {
-        // SAFETY: inside `src`'s range and 8-byte aligned (caller); the
-        // memory is only ever accessed atomically.
-        let word = unsafe { AtomicU64::from_ptr(src.add(i * 8).cast_mut().cast()) }.load(Relaxed);
-        // SAFETY: inside `dst`'s range (caller); unaligned is allowed.
-        unsafe { dst.add(i * 8).cast::<u64>().write_unaligned(word) };
-    }
-    for i in words * 8..len {
-        // SAFETY: inside both ranges (caller); a byte is always aligned.
-        unsafe {
-            dst.add(i)
-                .write(AtomicU8::from_ptr(src.add(i).cast_mut()).load(Relaxed))
-        };
-    }
-}
-
-/// Copy `src` into shared memory at `dst` with relaxed atomic stores.
-///
-/// # Safety
-/// `dst` must be 8-byte aligned and valid for `src.len()` bytes of writes.
-unsafe fn store_shared(src: &[u8], dst: *mut u8) {
-    let mut chunks = src.chunks_exact(8);
-    for (i, chunk) in chunks.by_ref().enumerate() {
-        let word = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
-        // SAFETY: inside `dst`'s range and 8-byte aligned (caller).
-        unsafe { AtomicU64::from_ptr(dst.add(i * 8).cast()) }.store(word, Relaxed);
-    }
-    let done = src.len() - chunks.remainder().len();
-    for (i, &byte) in chunks.remainder().iter().enumerate() {
-        // SAFETY: inside `dst`'s range (caller); a byte is always aligned.
-        unsafe { AtomicU8::from_ptr(dst.add(done + i)) }.store(byte, Relaxed);
-    }
-}
-
 fn next_handle_number() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     NEXT.fetch_add(1, Relaxed)
@@ -577,7 +534,7 @@ impl Inner {
         // - buffers start 64-byte aligned (layout::buffer_offset), as
         //   `load_shared` requires;
         // - other processes may write the source concurrently: the copy is
-        //   made of atomic loads, and the caller either holds the lock (no
+        //   made of atomic or asm loads (copy.rs), and the caller either holds the lock (no
         //   writer touches the active buffer) or discards the bytes unless
         //   the generation proves them untouched (seqlock);
         // - `u8` has no invalid values, so `set_len` exposes initialised bytes.
