@@ -20,6 +20,9 @@
 //!    152     8  last_writer      pid << 32 | handle number
 //!    160     4  notify           futex word: low 32 bits of the generation
 //!    164     4  waiters          number of threads sleeping on `notify`
+//!    168    16  seq[2]           generation each buffer holds; SEQ_WRITING
+//!                                while a writer copies into it
+//!    184    16  writer[2]        who published each buffer (as last_writer)
 //!    256  2048  slots[128]       attach table: (pid, waiters, start time)
 //!   4096        buffer 0, then buffer 1 (each `stride(capacity)` bytes)
 //! ```
@@ -28,8 +31,10 @@ use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// `b"FILEMAP\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
-/// Bumped whenever the layout changes incompatibly.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever the layout changes incompatibly. 2: per-buffer `seq`
+/// and `writer`, so a reader is disturbed only by a rewrite of its own
+/// buffer (a version-1 writer would not maintain them).
+pub const LAYOUT_VERSION: u32 = 2;
 /// Size of the header; buffers start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
 /// Number of attach-table slots.
@@ -42,6 +47,10 @@ pub const FLAG_PERSISTENT: u32 = 1;
 pub const LOCK_CONTENDED: u32 = 1 << 31;
 /// Mask of the owner thread id in the lock word.
 pub const LOCK_TID_MASK: u32 = !LOCK_CONTENDED;
+
+/// `seq[i]` while a writer copies into buffer `i`: no generation an honest
+/// region reaches (2^64 - 1 publishes).
+pub const SEQ_WRITING: u64 = u64::MAX;
 
 /// One attach-table entry. `pid == 0` means free.
 #[repr(C)]
@@ -76,7 +85,9 @@ pub struct Header {
     pub last_writer: AtomicU64,
     pub notify: AtomicU32,
     pub waiters: AtomicU32,
-    _pad2: [AtomicU32; 22],
+    pub seq: [AtomicU64; 2],
+    pub writer: [AtomicU64; 2],
+    _pad2: [AtomicU32; 14],
 
     pub slots: [Slot; SLOTS],
 }
@@ -98,6 +109,8 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, last_writer) == 152);
     assert!(core::mem::offset_of!(Header, notify) == 160);
     assert!(core::mem::offset_of!(Header, waiters) == 164);
+    assert!(core::mem::offset_of!(Header, seq) == 168);
+    assert!(core::mem::offset_of!(Header, writer) == 184);
     assert!(core::mem::offset_of!(Header, slots) == 256);
     assert!(core::mem::size_of::<Header>() <= HEADER_SIZE);
     assert!(HEADER_SIZE % 4096 == 0);

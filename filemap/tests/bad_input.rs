@@ -207,7 +207,7 @@ fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     match FileMap::open(&name) {
         Err(Error::IncompatibleVersion {
             found: 99,
-            expected: 1,
+            expected: 2,
             ..
         }) => {}
         other => panic!("{other:?}"),
