@@ -528,6 +528,7 @@ impl Inner {
     /// chunks of [`COPY_CHUNK`] bytes. Stops early, returning `false` with
     /// `out` empty, as soon as `intact` says the buffer is being rewritten:
     /// a doomed copy of a large content then costs a chunk, not the whole.
+    #[inline]
     fn copy_out(
         &self,
         index: usize,
@@ -539,10 +540,7 @@ impl Inner {
         out.clear();
         out.reserve(len);
         let mut done = 0;
-        while done < len {
-            if done > 0 && !intact() {
-                return false;
-            }
+        loop {
             let chunk = (len - done).min(COPY_CHUNK);
             // SAFETY:
             // - the source lies inside the mapping: `done + chunk <= len <=
@@ -566,6 +564,12 @@ impl Inner {
                 load_shared(src, out.as_mut_ptr().add(done), chunk);
             }
             done += chunk;
+            if done == len {
+                break;
+            }
+            if !intact() {
+                return false;
+            }
         }
         // SAFETY: the `len` bytes were written above; `u8` has no invalid
         // values, so `set_len` exposes initialised bytes only.
@@ -688,7 +692,6 @@ impl Inner {
         h.len[index].store(content.len() as u64, Relaxed);
         h.writer[index].store(self.id.pack(), Relaxed);
         h.seq[index].store(next, Release);
-        h.last_writer.store(self.id.pack(), Relaxed);
         h.generation.store(next, Release);
         notify::published(h, next);
         next
@@ -916,7 +919,7 @@ impl FileMap {
     /// already be stale when it returns, like any unlocked read).
     #[inline]
     pub fn last_writer(&self) -> WriterId {
-        WriterId::unpack(self.inner.header().last_writer.load(Acquire))
+        WriterId::unpack(self.inner.header().last_writer())
     }
 
     /// The current generation (one atomic load).
@@ -1250,7 +1253,7 @@ fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionIn
         capacity,
         len,
         generation,
-        last_writer: WriterId::unpack(h.last_writer.load(Relaxed)),
+        last_writer: WriterId::unpack(h.writer[(generation & 1) as usize].load(Relaxed)),
         persistent,
         stale: !persistent && attached.is_empty(),
         attached,
