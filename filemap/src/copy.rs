@@ -47,7 +47,10 @@ mod x86;
 #[inline]
 pub unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
     // SAFETY: the caller's contract is a superset of `x86::copy`'s (which
-    // needs no alignment); the shared side is only read, by asm.
+    // needs no alignment). The shared side is only read, by inline asm,
+    // which is outside the Rust memory model: a racing write by another
+    // process yields torn bytes as the hardware defines them (no UB), and
+    // the caller's seqlock discards them.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         x86::copy(src, dst, len);
@@ -68,8 +71,10 @@ pub unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
 #[inline]
 pub unsafe fn store_shared(src: &[u8], dst: *mut u8) {
     // SAFETY: `src` is valid for its length of reads (a slice); the caller
-    // makes `dst` valid for as many writes, disjoint from `src`; the shared
-    // side is only written, by asm.
+    // makes `dst` valid for as many writes, disjoint from `src`. The shared
+    // side is only written, by inline asm (outside the Rust memory model,
+    // defined by the hardware when readers race with it; they discard what
+    // they read, seqlock).
     #[cfg(target_arch = "x86_64")]
     unsafe {
         x86::copy(src.as_ptr(), dst, src.len());
