@@ -46,11 +46,12 @@ mod x86;
 ///   anyone else during the call and not overlap `src`.
 #[inline]
 pub unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
+    // The shared side is only read, by inline asm, which is outside the
+    // Rust memory model: a racing write by another process yields torn
+    // bytes as the hardware defines them (no UB); the caller's seqlock
+    // discards them.
     // SAFETY: the caller's contract is a superset of `x86::copy`'s (which
-    // needs no alignment). The shared side is only read, by inline asm,
-    // which is outside the Rust memory model: a racing write by another
-    // process yields torn bytes as the hardware defines them (no UB), and
-    // the caller's seqlock discards them.
+    // needs no alignment); the race is defined, as said above.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         x86::copy(src, dst, len);
@@ -70,11 +71,12 @@ pub unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
 /// the duration of the call and not overlap `src`.
 #[inline]
 pub unsafe fn store_shared(src: &[u8], dst: *mut u8) {
+    // The shared side is only written, by inline asm: outside the Rust
+    // memory model, defined by the hardware when readers race with it, and
+    // the readers discard what they read (seqlock).
     // SAFETY: `src` is valid for its length of reads (a slice); the caller
-    // makes `dst` valid for as many writes, disjoint from `src`. The shared
-    // side is only written, by inline asm (outside the Rust memory model,
-    // defined by the hardware when readers race with it; they discard what
-    // they read, seqlock).
+    // makes `dst` valid for as many writes, disjoint from `src`; the race
+    // is defined, as said above.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         x86::copy(src.as_ptr(), dst, src.len());
