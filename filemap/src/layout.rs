@@ -17,9 +17,12 @@
 //!     72     8  lock_owner       owner tid << 40 | owner start time (clock ticks)
 //!    128     8  generation       bumped by every publish; parity = active buffer
 //!    136    16  len[2]           content length of each buffer
-//!    152     8  last_writer      pid << 32 | handle number
-//!    160     4  notify           futex word: low 32 bits of the generation
-//!    164     4  waiters          number of threads sleeping on `notify`
+//!    152    16  writer[2]        who published each buffer: pid << 32 | handle
+//!    168    16  seq[2]           generation each buffer holds; SEQ_WRITING
+//!                                while a writer copies into it
+//!    184     4  notify           futex word: low 31 bits of the generation,
+//!                                bit 31 set by a waiter about to sleep
+//!    188     4  waiters          number of threads in `wait_once`
 //!    256  2048  slots[128]       attach table: (pid, waiters, start time)
 //!   4096        buffer 0, then buffer 1 (each `stride(capacity)` bytes)
 //! ```
@@ -28,8 +31,11 @@ use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// `b"FILEMAP\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
-/// Bumped whenever the layout changes incompatibly.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever the layout changes incompatibly. 2: per-buffer `seq`
+/// and `writer` (so a reader is disturbed only by a rewrite of its own
+/// buffer) instead of one `last_writer`, the sleepers bit in `notify`, and
+/// the fields of a publish in one cache line.
+pub const LAYOUT_VERSION: u32 = 2;
 /// Size of the header; buffers start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
 /// Number of attach-table slots.
@@ -44,6 +50,10 @@ pub const LOCK_CONTENDED: u32 = 1 << 31;
 /// Mask of the owner thread id in the lock word.
 #[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
 pub const LOCK_TID_MASK: u32 = !LOCK_CONTENDED;
+
+/// `seq[i]` while a writer copies into buffer `i`: no generation an honest
+/// region reaches (2^64 - 1 publishes).
+pub const SEQ_WRITING: u64 = u64::MAX;
 
 /// One attach-table entry. `pid == 0` means free.
 #[repr(C)]
@@ -73,12 +83,14 @@ pub struct Header {
     pub lock_owner: AtomicU64,
     _pad1: [AtomicU64; 6],
 
+    // What a publish writes and a read reads: one cache line.
     pub generation: AtomicU64,
     pub len: [AtomicU64; 2],
-    pub last_writer: AtomicU64,
+    pub writer: [AtomicU64; 2],
+    pub seq: [AtomicU64; 2],
     pub notify: AtomicU32,
     pub waiters: AtomicU32,
-    _pad2: [AtomicU32; 22],
+    _pad2: [AtomicU64; 8],
 
     pub slots: [Slot; SLOTS],
 }
@@ -89,6 +101,12 @@ impl Header {
     pub fn is_persistent(&self) -> bool {
         self.flags.load(core::sync::atomic::Ordering::Relaxed) & FLAG_PERSISTENT != 0
     }
+
+    /// Who published the current generation (packed [`WriterId`]).
+    pub fn last_writer(&self) -> u64 {
+        use core::sync::atomic::Ordering::{Acquire, Relaxed};
+        self.writer[(self.generation.load(Acquire) & 1) as usize].load(Relaxed)
+    }
 }
 
 const _: () = {
@@ -97,9 +115,11 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, lock_owner) == 72);
     assert!(core::mem::offset_of!(Header, generation) == 128);
     assert!(core::mem::offset_of!(Header, len) == 136);
-    assert!(core::mem::offset_of!(Header, last_writer) == 152);
-    assert!(core::mem::offset_of!(Header, notify) == 160);
-    assert!(core::mem::offset_of!(Header, waiters) == 164);
+    assert!(core::mem::offset_of!(Header, writer) == 152);
+    assert!(core::mem::offset_of!(Header, seq) == 168);
+    assert!(core::mem::offset_of!(Header, notify) == 184);
+    assert!(core::mem::offset_of!(Header, waiters) == 188);
+    assert!(core::mem::offset_of!(Header, waiters) + 4 <= 192);
     assert!(core::mem::offset_of!(Header, slots) == 256);
     assert!(core::mem::size_of::<Header>() <= HEADER_SIZE);
     assert!(HEADER_SIZE % 4096 == 0);

@@ -73,6 +73,7 @@
 //!
 //! Other targets compile and return [`Error::Unsupported`].
 
+mod copy;
 pub mod error;
 mod layout;
 mod lock;

@@ -25,7 +25,6 @@
 //! reported as `owner_died` exactly like a dead owner on Linux. Windows
 //! mutexes are recursive, so re-entry is caught here (`WouldDeadlock`).
 
-#[cfg(not(windows))]
 use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 #[cfg(not(windows))]
@@ -160,9 +159,29 @@ fn recorded_pid(h: &Header, owner: u32) -> Option<u32> {
 }
 
 fn record_owner(h: &Header, me: u32) {
-    h.lock_owner
-        .store(pack_owner(me, sys::own_thread_start_time()), Relaxed);
+    h.lock_owner.store(owner_record(me), Relaxed);
     h.lock_pid.store(sys::pid(), Relaxed);
+}
+
+thread_local! {
+    /// This thread's owner record and the thread id it was made for.
+    static RECORD: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// `pack_owner(me, start time of this thread)`, computed once per thread:
+/// the start-time lookup was a tenth of an 8-byte write (callgrind,
+/// benches/PERFORMANCE.md finding 7). Keyed by thread id, so a forked
+/// child (a new thread id) computes its own.
+#[inline]
+fn owner_record(me: u32) -> u64 {
+    RECORD.with(|cell| match cell.get() {
+        (tid, record) if tid == me && me != 0 => record,
+        _ => {
+            let record = pack_owner(me, sys::own_thread_start_time());
+            cell.set((me, record));
+            record
+        }
+    })
 }
 
 #[cfg(not(windows))]

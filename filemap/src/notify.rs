@@ -1,31 +1,55 @@
 //! Change notification: sleeping until the generation moves, and waking
 //! sleepers after a publish.
 //!
-//! This module owns the `notify` futex word and the waiter counts. A
-//! publisher stores the new generation's low half into `notify` and makes a
-//! `futex_wake` only when `waiters` says someone sleeps, so writers make no
-//! system call when nobody waits. It must never sleep unboundedly: another
-//! process may have scribbled on the counts, so sleeps last at most a slice
-//! and the generation is checked again after each.
+//! This module owns the `notify` futex word and the waiter counts. The word
+//! holds the low 31 bits of the generation and [`SLEEPERS`], which a waiter
+//! sets right before it sleeps. A publisher swaps in the new generation with
+//! the bit clear and makes a `futex_wake` only when the bit was set: no
+//! system call when nobody sleeps, and one per sleep, not one per publish,
+//! while a watcher is between waking and re-checking (benches/PERFORMANCE.md
+//! finding 4). The waiter counts (global and per attach slot) say how many
+//! threads are in [`wait_once`], for introspection and the crash accounting
+//! of dead slots; waking does not depend on them. This module must never
+//! sleep unboundedly: another process may have scribbled on the word, so
+//! sleeps last at most a slice and the generation is checked again after
+//! each.
 //!
-//! Lost-wakeup freedom (all `SeqCst`): the publisher does
-//! `store(notify); load(waiters)`, the waiter `fetch_add(waiters);
-//! load(notify); load(generation); futex_wait(notify, seen_notify)`. Either
-//! the publisher sees the waiter and wakes it, or the waiter sees the new
-//! `notify` (and generation) and does not sleep, or the kernel's compare in
-//! `futex_wait` fails.
+//! Lost-wakeup freedom (all `SeqCst`). Publisher: `store(generation,
+//! Release); old = swap(notify, new); if old & SLEEPERS { wake }`. Waiter:
+//! `n = load(notify); g = load(generation); if g == seen { CAS(notify, n,
+//! n | SLEEPERS) (skipped if set); futex_wait(notify, n | SLEEPERS) }`.
+//! Take the publisher's swap in the single order of operations on `notify`:
+//! - before the waiter's load of `n`: the load reads the swap (or later),
+//!   which follows the generation store, so the waiter sees the new
+//!   generation and does not sleep;
+//! - between the load and the CAS: the CAS fails (the word changed) and the
+//!   waiter returns without sleeping, to check the generation again;
+//! - after the CAS (or after the load, when the bit was already set by
+//!   another waiter and no swap came between): the swap returns the bit
+//!   set, so the publisher wakes; a waiter not yet in the kernel then finds
+//!   the word changed (`futex_wait` compares atomically with queueing) and
+//!   does not sleep.
+//!
+//! Every case ends with the waiter awake and looking at the new
+//! generation. The bit can stay set with nobody asleep (a waiter that timed
+//! out): the next publish then makes one needless wake. A scribble that
+//! clears it can delay a sleeper by at most a slice. [`interrupt`] changes
+//! the word and wakes unconditionally.
 //!
 //! Windows has no cross-process futex (`WaitOnAddress` is process-local),
 //! so each attach-table slot has a named semaphore
 //! (`Local\filemap.<name>.wake.<pid>.<slot>`), made by the handle owning
-//! the slot before it first counts itself as a waiter. The waiter sleeps
-//! on its own semaphore instead of the futex; the publisher, still only
-//! when `waiters != 0`, posts each slot whose `waiters` is non-zero by that
-//! count. Lost-wakeup freedom is the same argument, with the semaphore's
-//! count in place of the kernel's compare: a post that races ahead of the
-//! waiter's `WaitForSingleObject` is kept in the count and ends that wait
-//! at once. Surplus counts (posts to waiters that had already timed out)
-//! only cause spurious wake-ups, which every caller loops over anyway.
+//! the slot before it first counts itself as a waiter. The waiter sets
+//! [`SLEEPERS`] exactly as above and then sleeps on its own semaphore
+//! instead of the futex; the publisher, still only when the swap returned
+//! the bit set, posts each slot whose `waiters` is non-zero. The waiter
+//! counted itself in its slot before setting the bit, so a publisher that
+//! sees the bit also sees the count. Lost-wakeup freedom is the same
+//! argument with the semaphore's count in place of the kernel's compare: a
+//! post that races ahead of the waiter's `WaitForSingleObject` is kept in
+//! the count and ends that wait at once. Surplus counts (posts to waiters
+//! that had already timed out) only cause spurious wake-ups, which every
+//! caller loops over anyway.
 
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32};
@@ -37,11 +61,13 @@ use crate::sys;
 /// Longest single sleep; bounds the harm of scribbled waiter counts.
 pub const SLICE: Duration = Duration::from_secs(1);
 
+/// Bit of the notify word set by a waiter about to sleep.
+pub const SLEEPERS: u32 = 1 << 31;
+
 /// Tell sleepers that `generation` was published. Call after storing it.
 #[inline]
 pub fn published(h: &Header, generation: u64) {
-    h.notify.store(generation as u32, SeqCst);
-    if h.waiters.load(SeqCst) != 0 {
+    if h.notify.swap(generation as u32 & !SLEEPERS, SeqCst) & SLEEPERS != 0 {
         wake_all(h);
     }
 }
@@ -118,17 +144,22 @@ pub fn wait_once(
     let mut generation = h.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
     if generation == seen && !cancelled {
-        #[cfg(not(windows))]
-        sys::futex_wait(&h.notify, notify, timeout.min(SLICE));
-        #[cfg(windows)]
+        let asleep = notify | SLEEPERS;
+        if notify == asleep
+            || h.notify
+                .compare_exchange(notify, asleep, SeqCst, SeqCst)
+                .is_ok()
         {
-            let _ = notify;
+            #[cfg(not(windows))]
+            sys::futex_wait(&h.notify, asleep, timeout.min(SLICE));
+            #[cfg(windows)]
             match &wakers {
                 Some(wakers) => wakers.sleep(timeout.min(SLICE)),
                 // No semaphore could be made: poll.
                 None => std::thread::sleep(timeout.min(Duration::from_millis(1))),
             }
         }
+        // Else the word moved (a publish or an interrupt): look again.
         generation = h.generation.load(Acquire);
     }
     saturating_decrement(&slot.waiters);

@@ -16,13 +16,14 @@
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::copy::{load_shared, store_shared};
 use crate::error::{Error, NameRule, Result};
 use crate::layout::{
-    self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SLOTS,
+    self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SEQ_WRITING, SLOTS,
 };
 use crate::lock::{self, LockError};
 use crate::notify;
@@ -52,6 +53,9 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 const PREFIX: &str = "filemap.";
 /// Optimistic read attempts before a reader falls back to the lock.
 const READ_ATTEMPTS: u32 = 64;
+/// A lock-free read checks between chunks of this many bytes that its
+/// buffer is not being rewritten (64-byte multiple: chunks stay aligned).
+const COPY_CHUNK: usize = 64 << 10;
 /// Attempts to reach a stable name (each lost race to a closer or creator
 /// costs one) before `open` gives up.
 #[cfg(not(windows))]
@@ -501,50 +505,6 @@ fn header(map: &sys::Mapping) -> &Header {
     unsafe { &*map.as_ptr().cast::<Header>() }
 }
 
-/// Copy `len` bytes out of shared memory with relaxed atomic loads, so a
-/// concurrent writer in another process is a race on atomics (defined:
-/// the seqlock then discards the bytes), never a data race.
-///
-/// # Safety
-/// `src` must be 8-byte aligned and valid for `len` bytes of reads for the
-/// duration of the call; `dst` must be valid for `len` bytes of writes and
-/// not overlap `src`.
-unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
-    let words = len / 8;
-    for i in 0..words {
-        // SAFETY: inside `src`'s range and 8-byte aligned (caller); the
-        // memory is only ever accessed atomically.
-        let word = unsafe { AtomicU64::from_ptr(src.add(i * 8).cast_mut().cast()) }.load(Relaxed);
-        // SAFETY: inside `dst`'s range (caller); unaligned is allowed.
-        unsafe { dst.add(i * 8).cast::<u64>().write_unaligned(word) };
-    }
-    for i in words * 8..len {
-        // SAFETY: inside both ranges (caller); a byte is always aligned.
-        unsafe {
-            dst.add(i)
-                .write(AtomicU8::from_ptr(src.add(i).cast_mut()).load(Relaxed))
-        };
-    }
-}
-
-/// Copy `src` into shared memory at `dst` with relaxed atomic stores.
-///
-/// # Safety
-/// `dst` must be 8-byte aligned and valid for `src.len()` bytes of writes.
-unsafe fn store_shared(src: &[u8], dst: *mut u8) {
-    let mut chunks = src.chunks_exact(8);
-    for (i, chunk) in chunks.by_ref().enumerate() {
-        let word = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
-        // SAFETY: inside `dst`'s range and 8-byte aligned (caller).
-        unsafe { AtomicU64::from_ptr(dst.add(i * 8).cast()) }.store(word, Relaxed);
-    }
-    let done = src.len() - chunks.remainder().len();
-    for (i, &byte) in chunks.remainder().iter().enumerate() {
-        // SAFETY: inside `dst`'s range (caller); a byte is always aligned.
-        unsafe { AtomicU8::from_ptr(dst.add(done + i)) }.store(byte, Relaxed);
-    }
-}
-
 fn next_handle_number() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     NEXT.fetch_add(1, Relaxed)
@@ -652,53 +612,95 @@ impl Inner {
         }
     }
 
-    /// Copy buffer `index` (`len <= capacity`, checked) into `out`.
-    fn copy_out(&self, index: usize, len: usize, out: &mut Vec<u8>) {
+    /// Copy buffer `index` (`len <= capacity`, checked) into `out`, in
+    /// chunks of [`COPY_CHUNK`] bytes. Stops early, returning `false` with
+    /// `out` empty, as soon as `intact` says the buffer is being rewritten:
+    /// a doomed copy of a large content then costs a chunk, not the whole.
+    #[inline]
+    fn copy_out(
+        &self,
+        index: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+        intact: impl Fn() -> bool,
+    ) -> bool {
         debug_assert!(index < 2 && len <= self.capacity);
         out.clear();
         out.reserve(len);
-        // SAFETY:
-        // - the source lies inside the mapping: `len <= capacity`, and the
-        //   mapping holds `region_size(capacity)` bytes (checked at open);
-        // - the destination has room for `len` bytes (reserved above) and
-        //   does not overlap the mapping;
-        // - buffers start 64-byte aligned (layout::buffer_offset), as
-        //   `load_shared` requires;
-        // - other processes may write the source concurrently: the copy is
-        //   made of atomic loads, and the caller either holds the lock (no
-        //   writer touches the active buffer) or discards the bytes unless
-        //   the generation proves them untouched (seqlock);
-        // - `u8` has no invalid values, so `set_len` exposes initialised bytes.
-        // SAFETY: holds by the conditions listed above.
-        unsafe {
-            let src = self
-                .map
-                .as_ptr()
-                .add(layout::buffer_offset(self.capacity, index));
-            load_shared(src, out.as_mut_ptr(), len);
-            out.set_len(len);
+        let mut done = 0;
+        loop {
+            let chunk = (len - done).min(COPY_CHUNK);
+            // SAFETY:
+            // - the source lies inside the mapping: `done + chunk <= len <=
+            //   capacity`, and the mapping holds `region_size(capacity)`
+            //   bytes (checked at open);
+            // - the destination has room for `len` bytes (reserved above)
+            //   and does not overlap the mapping;
+            // - buffers start 64-byte aligned (layout::buffer_offset) and
+            //   `done` is a multiple of COPY_CHUNK, as `load_shared` needs;
+            // - other processes may write the source concurrently: the copy
+            //   is made of atomic or asm loads (copy.rs), and the caller
+            //   either holds the lock (no writer touches the active buffer)
+            //   or discards the bytes unless the buffer's `seq` proves them
+            //   untouched (seqlock).
+            // SAFETY: holds by the conditions listed above.
+            unsafe {
+                let src = self
+                    .map
+                    .as_ptr()
+                    .add(layout::buffer_offset(self.capacity, index) + done);
+                load_shared(src, out.as_mut_ptr().add(done), chunk);
+            }
+            done += chunk;
+            if done == len {
+                break;
+            }
+            if !intact() {
+                return false;
+            }
         }
+        // SAFETY: the `len` bytes were written above; `u8` has no invalid
+        // values, so `set_len` exposes initialised bytes only.
+        unsafe { out.set_len(len) };
+        true
     }
 
     /// Optimistic lock-free read; `None` when writers kept moving.
+    ///
+    /// A seqlock per buffer: the copy of buffer `generation & 1` stands if
+    /// that buffer still holds `generation` after it (`seq`). The next
+    /// publish writes the other buffer, so only the one after it can spoil
+    /// a copy; a reader as slow as a writer still gets through (checking
+    /// the global generation instead starved readers of large contents,
+    /// benches/PERFORMANCE.md finding 3).
     #[inline]
     pub(crate) fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
         let h = self.header();
         for _ in 0..READ_ATTEMPTS {
             let generation = h.generation.load(Acquire);
             let index = (generation & 1) as usize;
+            // Acquire: pairs with the writer's release store of `seq`, so
+            // `len` and `writer` below are the ones published with it.
+            if h.seq[index].load(Acquire) != generation {
+                // A publish after this generation is under way in it.
+                std::hint::spin_loop();
+                continue;
+            }
             let len = h.len[index].load(Relaxed);
-            let writer = h.last_writer.load(Relaxed);
+            let writer = h.writer[index].load(Relaxed);
             if len > self.capacity as u64 {
                 fence(Acquire);
-                if h.generation.load(Relaxed) == generation {
+                if h.seq[index].load(Relaxed) == generation {
                     return Err(self.corrupted("len", len));
                 }
                 continue;
             }
-            self.copy_out(index, len as usize, out);
+            // A relaxed look suffices to give up early; accepting the copy
+            // takes the fence below.
+            let intact = || h.seq[index].load(Relaxed) == generation;
+            let copied = self.copy_out(index, len as usize, out, intact);
             fence(Acquire);
-            if h.generation.load(Relaxed) == generation {
+            if copied && h.seq[index].load(Relaxed) == generation {
                 return Ok(Some(Stamp {
                     generation,
                     writer: WriterId::unpack(writer),
@@ -718,10 +720,10 @@ impl Inner {
         if len > self.capacity as u64 {
             return Err(self.corrupted("len", len));
         }
-        self.copy_out(index, len as usize, out);
+        self.copy_out(index, len as usize, out, || true);
         Ok(Stamp {
             generation,
-            writer: WriterId::unpack(h.last_writer.load(Relaxed)),
+            writer: WriterId::unpack(h.writer[index].load(Relaxed)),
         })
     }
 
@@ -753,8 +755,10 @@ impl Inner {
         // owner's last publish but this load.
         let next = h.generation.load(Acquire).wrapping_add(1);
         let index = (next & 1) as usize;
-        // Readers that still copy this (formerly active) buffer must see the
-        // generation move before they can see our bytes.
+        // Readers that still copy this (formerly active) buffer must see it
+        // marked before they can see our bytes: a reader whose copy saw any
+        // of them then sees the mark or a later value (fence to fence).
+        h.seq[index].store(SEQ_WRITING, Relaxed);
         fence(Release);
         // SAFETY:
         // - the destination is buffer `index`, inside the mapping
@@ -763,8 +767,8 @@ impl Inner {
         // - buffers start 64-byte aligned (layout::buffer_offset), as
         //   `store_shared` requires;
         // - we hold the lock, so no other writer copies into it; readers
-        //   that copy it concurrently discard what they read because the
-        //   generation has moved since the buffer was last published;
+        //   that copy it concurrently discard what they read because its
+        //   `seq` has moved since the buffer was last published;
         // SAFETY: holds by the conditions listed above.
         unsafe {
             let dst = self
@@ -774,7 +778,8 @@ impl Inner {
             store_shared(content, dst);
         }
         h.len[index].store(content.len() as u64, Relaxed);
-        h.last_writer.store(self.id.pack(), Relaxed);
+        h.writer[index].store(self.id.pack(), Relaxed);
+        h.seq[index].store(next, Release);
         h.generation.store(next, Release);
         notify::published(h, next);
         next
@@ -1019,7 +1024,7 @@ impl FileMap {
     /// already be stale when it returns, like any unlocked read).
     #[inline]
     pub fn last_writer(&self) -> WriterId {
-        WriterId::unpack(self.inner.header().last_writer.load(Acquire))
+        WriterId::unpack(self.inner.header().last_writer())
     }
 
     /// The current generation (one atomic load).
@@ -1390,7 +1395,7 @@ fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionIn
         capacity,
         len,
         generation,
-        last_writer: WriterId::unpack(h.last_writer.load(Relaxed)),
+        last_writer: WriterId::unpack(h.writer[(generation & 1) as usize].load(Relaxed)),
         persistent,
         stale: !persistent && attached.is_empty(),
         attached,

@@ -235,7 +235,7 @@ fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     match FileMap::open(&name) {
         Err(Error::IncompatibleVersion {
             found: 99,
-            expected: 1,
+            expected: 2,
             ..
         }) => {}
         other => panic!("{other:?}"),
@@ -434,10 +434,10 @@ fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
     common::await_condition("the waiter to sleep", || {
         let mut word = [0u8; 4];
         let file = std::fs::File::open(&path).unwrap();
-        file.read_exact_at(&mut word, 164).unwrap();
+        file.read_exact_at(&mut word, 188).unwrap();
         u32::from_le_bytes(word) == 1
     });
-    poke(&path, 164, &0u32.to_le_bytes());
+    poke(&path, 188, &0u32.to_le_bytes());
     let start = Instant::now();
     let published = map.write_str("wake").unwrap();
     assert_eq!(waiter.join().unwrap(), Some(published.generation));

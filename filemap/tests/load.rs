@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{unique, Child, Cleanup};
+use common::{unique, Child, Cleanup, STEP};
 use filemap::FileMap;
 
 #[test]
@@ -80,6 +80,61 @@ fn thirty_two_watcher_processes_all_end_on_the_final_content() {
          changes delivered per watcher min {} median {} max {} (bursts coalesced)",
         delivered[0], delivered[16], delivered[31]
     );
+}
+
+/// Lost wake-ups: a sleeper that misses the wake-up of the last publish
+/// of a burst would still notice it after the 1 s sleep slice, which hides
+/// the bug from tests that only wait for the end. Here every waiter must
+/// report the end of every burst within a fraction of that slice. Bursts
+/// of 1 to 32 publishes, with and without a pause before them (waiters
+/// asleep, or still between waking and re-checking), over and over.
+#[test]
+fn every_sleeping_waiter_wakes_for_the_last_publish_of_every_burst() {
+    const WAITERS: usize = 8;
+    const BURSTS: u64 = 150;
+    let within = Duration::from_millis(500);
+    let name = unique("load-wakeups");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let waiters: Vec<Child> = (0..WAITERS)
+        .map(|_| Child::spawn("wait-for-ends", &name))
+        .collect();
+    for waiter in &waiters {
+        assert_eq!(waiter.line(), "waiting");
+    }
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut late = Duration::ZERO;
+    for burst in 0..=BURSTS {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        if rng & 1 == 0 {
+            std::thread::sleep(Duration::from_micros(rng >> 54));
+        }
+        for i in 0..1 + (rng >> 8) % 32 {
+            map.write(format!("burst {burst} publish {i}").as_bytes())
+                .unwrap();
+        }
+        let end = if burst == BURSTS {
+            "end last".to_owned()
+        } else {
+            format!("end {burst}")
+        };
+        let published = Instant::now();
+        map.write(end.as_bytes()).unwrap();
+        for waiter in &waiters {
+            assert_eq!(waiter.line_within(STEP), end);
+        }
+        late = late.max(published.elapsed());
+        assert!(
+            late < within,
+            "burst {burst}: a waiter took {late:?} to see its end (lost wake-up?)"
+        );
+    }
+    for waiter in waiters {
+        assert!(waiter.finish().success());
+    }
+    println!("{WAITERS} waiters, {BURSTS} bursts: slowest to see an end {late:?}");
 }
 
 #[cfg(target_os = "linux")]

@@ -1,14 +1,16 @@
 //! A model of the publish/read protocol, checked under random
 //! interleavings with proptest.
 //!
-//! The model mirrors `region.rs` step by step: a writer copies its content
-//! into buffer `(generation + 1) & 1`, stores the length, then bumps the
-//! generation; a reader loads the generation, the length of buffer
-//! `generation & 1`, copies byte by byte, and accepts the copy only if the
-//! generation did not move. Every interleaving of those steps must give
-//! readers either a complete published content or a retry, never a mix.
-//! A mutant that writes into the active buffer must be caught, so the
-//! model is shown to be able to fail.
+//! The model mirrors `region.rs` step by step: a writer marks buffer
+//! `(generation + 1) & 1` as being written (`seq = WRITING`), copies its
+//! content into it, stores the length and `seq = next`, then bumps the
+//! generation; a reader loads the generation, then the `seq` of buffer
+//! `generation & 1` (retrying unless it equals the generation), the length,
+//! copies byte by byte, and accepts the copy only if that buffer's `seq`
+//! did not move. Every interleaving of those steps must give readers
+//! either a complete published content or a retry, never a mix. Mutants
+//! that write into the active buffer, or that skip the mark, must be
+//! caught, so the model is shown to be able to fail.
 
 use proptest::prelude::*;
 
@@ -17,12 +19,19 @@ const CAPACITY: usize = 6;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Variant {
     Correct,
-    /// Broken on purpose: writes into the buffer readers are reading.
+    /// Broken on purpose: writes into the buffer readers are reading,
+    /// unmarked (a marked one is caught by the readers' `seq` check).
     WritesActiveBuffer,
+    /// Broken on purpose: does not mark the buffer before copying into it.
+    NoMark,
 }
+
+/// `seq` of a buffer being written.
+const WRITING: u64 = u64::MAX;
 
 struct Memory {
     generation: u64,
+    seq: [u64; 2],
     len: [usize; 2],
     buf: [[u8; CAPACITY]; 2],
     /// What each generation published, for the oracle.
@@ -31,6 +40,10 @@ struct Memory {
 
 enum WriterState {
     Idle,
+    Marking {
+        content: Vec<u8>,
+        index: usize,
+    },
     Copying {
         content: Vec<u8>,
         index: usize,
@@ -44,6 +57,9 @@ enum WriterState {
 
 enum ReaderState {
     Start,
+    Loaded {
+        generation: u64,
+    },
     Copying {
         generation: u64,
         index: usize,
@@ -64,9 +80,15 @@ impl Writer {
                 self.next = self.next.wrapping_add(1);
                 let content = vec![self.next; len_choice % (CAPACITY + 1)];
                 let index = match variant {
-                    Variant::Correct => ((mem.generation + 1) & 1) as usize,
+                    Variant::Correct | Variant::NoMark => ((mem.generation + 1) & 1) as usize,
                     Variant::WritesActiveBuffer => (mem.generation & 1) as usize,
                 };
+                WriterState::Marking { content, index }
+            }
+            WriterState::Marking { content, index } => {
+                if variant == Variant::Correct {
+                    mem.seq[index] = WRITING;
+                }
                 WriterState::Copying {
                     content,
                     index,
@@ -83,6 +105,7 @@ impl Writer {
             }
             WriterState::Copying { content, index, .. } => {
                 mem.len[index] = content.len();
+                mem.seq[index] = mem.generation + 1;
                 WriterState::Publishing { content, index }
             }
             WriterState::Publishing { content, index } => {
@@ -90,6 +113,7 @@ impl Writer {
                 // parity selects the buffer just written.
                 mem.generation += 1;
                 if variant == Variant::WritesActiveBuffer {
+                    mem.seq[(mem.generation & 1) as usize] = mem.generation;
                     mem.len[(mem.generation & 1) as usize] = content.len();
                     mem.buf[(mem.generation & 1) as usize] = mem.buf[index];
                 }
@@ -104,8 +128,16 @@ impl Writer {
 fn reader_step(state: &mut ReaderState, mem: &Memory) -> Option<(u64, Vec<u8>)> {
     match std::mem::replace(state, ReaderState::Start) {
         ReaderState::Start => {
-            let generation = mem.generation;
+            *state = ReaderState::Loaded {
+                generation: mem.generation,
+            };
+            None
+        }
+        ReaderState::Loaded { generation } => {
             let index = (generation & 1) as usize;
+            if mem.seq[index] != generation {
+                return None; // a later publish is writing it: retry
+            }
             let len = mem.len[index];
             assert!(len <= CAPACITY, "length is validated before copying");
             *state = ReaderState::Copying {
@@ -132,10 +164,13 @@ fn reader_step(state: &mut ReaderState, mem: &Memory) -> Option<(u64, Vec<u8>)> 
             None
         }
         ReaderState::Copying {
-            generation, got, ..
+            generation,
+            index,
+            got,
+            ..
         } => {
-            // Re-check: accept only if no publish happened meanwhile.
-            (mem.generation == generation).then_some((generation, got))
+            // Re-check: accept only if the buffer was not rewritten meanwhile.
+            (mem.seq[index] == generation).then_some((generation, got))
         }
     }
 }
@@ -144,6 +179,7 @@ fn reader_step(state: &mut ReaderState, mem: &Memory) -> Option<(u64, Vec<u8>)> 
 fn run(schedule: &[(bool, usize)], variant: Variant) -> Option<String> {
     let mut mem = Memory {
         generation: 0,
+        seq: [0, 0],
         len: [0, 0],
         buf: [[0; CAPACITY]; 2],
         published: vec![Vec::new()],
@@ -179,13 +215,10 @@ proptest! {
     }
 }
 
-#[test]
-fn the_model_catches_a_writer_that_scribbles_on_the_active_buffer() {
-    // A correct protocol never touches the buffer a reader copies until the
-    // generation moves; the mutant does. Search schedules (deterministic
-    // xorshift) until one shows a torn read.
+/// Search schedules (deterministic xorshift) until one shows a torn read.
+fn catches(variant: Variant) -> bool {
     let mut rng = 1u64;
-    let caught = (0..10_000).any(|_| {
+    (0..10_000).any(|_| {
         let schedule: Vec<(bool, usize)> = (0..60)
             .map(|_| {
                 rng ^= rng << 13;
@@ -194,7 +227,23 @@ fn the_model_catches_a_writer_that_scribbles_on_the_active_buffer() {
                 (rng & 1 == 0, (rng >> 8) as usize % 16)
             })
             .collect();
-        run(&schedule, Variant::WritesActiveBuffer).is_some()
-    });
-    assert!(caught, "the model must be able to fail");
+        run(&schedule, variant).is_some()
+    })
+}
+
+#[test]
+fn the_model_catches_a_writer_that_scribbles_on_the_active_buffer() {
+    // A correct protocol never touches the buffer a reader copies until the
+    // generation moves; the mutant does.
+    assert!(
+        catches(Variant::WritesActiveBuffer),
+        "the model must be able to fail"
+    );
+}
+
+#[test]
+fn the_model_catches_a_writer_that_does_not_mark_its_buffer() {
+    // Without the mark, a reader of generation g that is still copying
+    // when the publish of g + 2 rewrites its buffer would accept a mix.
+    assert!(catches(Variant::NoMark), "the mark must matter");
 }

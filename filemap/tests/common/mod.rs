@@ -362,6 +362,24 @@ pub fn child_main() {
                     .expect("child write");
             }
         }
+        // Sleep in `wait_change` (the futex), report every content that
+        // starts with "end ", stop after "end last".
+        "wait-for-ends" => {
+            let map = open();
+            let mut seen = map.generation();
+            say("waiting");
+            loop {
+                map.wait_change(seen, Some(STEP)).expect("a change in time");
+                let snap = map.read_string().expect("read");
+                seen = snap.generation;
+                if snap.content.starts_with("end ") {
+                    say(&snap.content);
+                    if snap.content == "end last" {
+                        break;
+                    }
+                }
+            }
+        }
         // Watch until the content is "END"; report what was seen last.
         "watch-until-end" => {
             let map = open();
