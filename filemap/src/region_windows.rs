@@ -524,3 +524,43 @@ pub(super) fn clean_stale_regions() -> Result<Vec<String>> {
     removed.sort();
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A persistent creator that loses the race to a non-persistent one
+    /// still initialising its section must wait for the magic, not take
+    /// its own file's length for the section and fail with `NotARegion`.
+    #[test]
+    fn a_persistent_creator_waits_for_a_racing_non_persistent_creator() {
+        let nanos = std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("unit-race-{}-{nanos}", sys::pid());
+        let object = object_name(false, &name);
+        let capacity = 64;
+        let size = layout::region_size(capacity) as u64;
+        let (fd, existed) = sys::create_section(None, Some(&object), size, true).unwrap();
+        assert!(!existed);
+        let map = sys::Mapping::new(&fd, true).unwrap();
+        let builder = FileMap::builder(&name)
+            .capacity(capacity as u64)
+            .persistent(true);
+        let file_path = persistent_file(&name);
+        let made = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                init_header(header(&map), capacity, false);
+            });
+            builder.create_persistent(&file_path, &object, capacity)
+        });
+        let map = match made {
+            Ok(Made::Map(map)) => map,
+            Ok(Made::Retry) => panic!("retried although the creator finished"),
+            Err(e) => panic!("{e}"),
+        };
+        assert!(!map.is_persistent());
+        assert!(!file_path.exists(), "the losing persistent file is deleted");
+    }
+}

@@ -129,7 +129,10 @@ impl Fd {
 /// the paging file (committed now, `SEC_COMMIT`) when `file` is `None`,
 /// named `name` or unnamed. Returns the section and whether a section of
 /// that name existed already (`ERROR_ALREADY_EXISTS`: then it is that one,
-/// and `size` is ignored). `size` 0 means "the file's size".
+/// `size` is ignored, and `file` is dropped: the existing section may be
+/// another process's paging-file section, not one over `file`, so the
+/// caller must not take `file`'s length for the section's, nor skip the
+/// wait for its creator). `size` 0 means "the file's size".
 pub fn create_section(
     file: Option<File>,
     name: Option<&str>,
@@ -163,13 +166,9 @@ pub fn create_section(
         )
     };
     let existed = !raw.is_null() && is_code(&io::Error::last_os_error(), ERROR_ALREADY_EXISTS);
-    Ok((
-        Fd {
-            section: owned(raw)?,
-            file,
-        },
-        existed,
-    ))
+    let section = owned(raw)?;
+    let file = if existed { None } else { file };
+    Ok((Fd { section, file }, existed))
 }
 
 /// `OpenFileMappingW`: the live section named `name`; `NotFound` if none.
