@@ -152,7 +152,7 @@ impl Builder {
             });
         }
         let capacity = validate_header(&self.name, path, &map, size)?;
-        let cleanup = (!header(&map).is_persistent()).then(|| marker_file(&self.name));
+        let cleanup = self.marker().filter(|_| !header(&map).is_persistent());
         self.finish(path, fd, map, capacity, true, object, cleanup)
             .map(Some)
     }
@@ -170,7 +170,7 @@ impl Builder {
         }
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.open_error(shown, "MapView", e))?;
         init_header(header(&map), capacity, false);
-        let cleanup = Some(marker_file(&self.name));
+        let cleanup = self.marker();
         self.finish(shown, fd, map, capacity, false, object, cleanup)
             .map(Made::Map)
     }
@@ -309,6 +309,15 @@ impl Builder {
             waited: Duration::ZERO,
             holder_pid: None,
         })
+    }
+
+    /// The registry marker this handle keeps, if any. The registry covers
+    /// the `Local\` namespace only (`list`, `inspect` and `clean_stale`
+    /// look there): a `Global\` region gets no marker, or `list` would call
+    /// it stale, `clean_stale` would delete its marker, and its last closer
+    /// would delete the marker of a live `Local\` region of the same name.
+    fn marker(&self) -> Option<PathBuf> {
+        (!self.global).then(|| marker_file(&self.name))
     }
 
     fn space_error(&self, path: &Path, op: &'static str, e: std::io::Error, size: u64) -> Error {

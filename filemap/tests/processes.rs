@@ -371,6 +371,30 @@ fn global_and_local_names_are_separate_namespaces_on_windows() {
     assert!(child.finish().success());
 }
 
+// Regression: a Global region wrote the Local registry's marker, so its
+// last closer deleted a live Local region's marker (list missed it), and
+// list/clean_stale took the live Global region's marker for a stale one.
+#[cfg(windows)]
+#[test]
+fn a_global_region_leaves_the_local_registry_alone() {
+    let name = unique("global-registry");
+    let _cleanup = Cleanup(name.clone());
+    let listed_as = |name: &str| {
+        FileMap::list()
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, info)| info.unwrap().stale)
+    };
+    let local = FileMap::open(&name).unwrap();
+    drop(FileMap::builder(&name).global(true).open().unwrap());
+    assert_eq!(listed_as(&name), Some(false), "the live Local region");
+    drop(local);
+    let _global = FileMap::builder(&name).global(true).open().unwrap();
+    assert_eq!(listed_as(&name), None, "a Global region is not listed");
+    assert!(!FileMap::clean_stale().unwrap().contains(&name));
+}
+
 #[cfg(not(windows))]
 #[test]
 fn global_changes_nothing_off_windows() {
