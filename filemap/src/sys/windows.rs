@@ -7,10 +7,8 @@
 //! mutex) and `.wake.<pid>.<slot>` (a waiter's semaphore). The design, and
 //! why it differs from Linux, is written up in `docs/platforms.md`.
 
-use std::collections::hash_map::DefaultHasher;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
-use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
@@ -236,11 +234,16 @@ pub fn name_to_string(name: OsString) -> Option<String> {
     name.into_string().ok()
 }
 
-/// A stable 64-bit hash (for object names derived from file paths).
+/// A stable 64-bit hash (for object names derived from file paths):
+/// FNV-1a over the UTF-8 bytes. Every process must compute the same name
+/// for the same file, whatever toolchain built it, so this is a fixed
+/// algorithm, not `DefaultHasher` (whose output the standard library may
+/// change between releases: processes built by two Rust versions would
+/// then use two different lock mutexes for one file).
 pub fn hash_name(text: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    text.hash(&mut hasher);
-    hasher.finish()
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A view of a whole section, unmapped on drop.
@@ -624,8 +627,17 @@ mod tests {
         assert_eq!(liveness(0), Liveness::Dead);
     }
 
+    /// Object names of file-backed regions are shared by every process:
+    /// the hash must be the published FNV-1a, not a toolchain's choice.
     #[test]
-    fn the_longest_object_names_are_accepted() {
+    fn path_hashes_are_fnv1a_and_stable() {
+        assert_eq!(hash_name(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(hash_name("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(hash_name("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+fn the_longest_object_names_are_accepted() {
         let name = "n".repeat(crate::MAX_NAME_LEN);
         let longest = format!("Global\\filemap.{name}.wake.4294967295.127");
         assert_eq!(longest.len(), 259);
