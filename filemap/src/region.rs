@@ -617,6 +617,12 @@ fn attached_pids(h: &Header) -> Vec<u32> {
 }
 
 pub(crate) struct Inner {
+    /// Windows: the named mutex, wake semaphores and registry marker.
+    /// First, so it drops first: the wake registration is keyed by the
+    /// view's address and must be gone before the view is unmapped, or a
+    /// view mapped meanwhile at the same address would find our wakers.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    os: OsObjects,
     name: String,
     path: PathBuf,
     /// The backing object (Windows: the section, only held open).
@@ -628,9 +634,6 @@ pub(crate) struct Inner {
     slot: usize,
     id: WriterId,
     lock_timeout: Duration,
-    /// Windows: the named mutex, wake semaphores and registry marker.
-    #[cfg_attr(not(windows), allow(dead_code))]
-    os: OsObjects,
 }
 
 /// A handle's OS objects besides the backing file and the mapping.

@@ -15,7 +15,7 @@ use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::ErrorClass;
@@ -374,9 +374,13 @@ impl NamedMutex {
     }
 }
 
-/// Most counts a wake semaphore holds; surplus counts only cause spurious
-/// wake-ups, so posts past it (`ERROR_TOO_MANY_POSTS`) are ignored.
-const SEMAPHORE_MAX: i32 = 1 << 20;
+/// Most counts a wake semaphore holds: one, so it acts as an auto-reset
+/// event. A post that finds it full (`ERROR_TOO_MANY_POSTS`) is dropped:
+/// the count already there wakes the next sleeper all the same. Surplus
+/// posts (for a waiter that had timed out, from scribbled waiter counts,
+/// from repeated interrupts) so leave at most one spurious wake-up behind,
+/// never a backlog that a later waiter would spin through.
+const SEMAPHORE_MAX: i32 = 1;
 
 struct Semaphore(OwnedHandle);
 
@@ -403,16 +407,11 @@ impl Semaphore {
         owned(raw).map(Semaphore)
     }
 
-    /// `ReleaseSemaphore` by `count`.
-    fn post(&self, count: u32) {
-        let count = count.clamp(1, SEMAPHORE_MAX as u32) as i32;
+    /// `ReleaseSemaphore` by one (a no-op when the count is already 1).
+    fn post(&self) {
         // SAFETY: the handle is open; a null previous-count pointer is allowed.
         unsafe {
-            ReleaseSemaphore(
-                self.0.as_raw_handle() as HANDLE,
-                count,
-                std::ptr::null_mut(),
-            );
+            ReleaseSemaphore(self.0.as_raw_handle() as HANDLE, 1, std::ptr::null_mut());
         }
     }
 
@@ -425,6 +424,19 @@ impl Semaphore {
     }
 }
 
+/// The threads of one handle that sleep. Only one of them, the leader,
+/// waits on the handle's semaphore; the others wait on [`Wakers::woken`]
+/// until the leader comes back, which bumps `epoch`. So one count taken
+/// from the semaphore wakes every sleeper of the handle. (With every
+/// thread waiting on the semaphore itself, a thread that began to wait
+/// after a publish, for the generation after it, could take the count
+/// posted for a thread that waited before the publish, which then slept
+/// on to the end of its slice.)
+struct Sleepers {
+    leader: bool,
+    epoch: u64,
+}
+
 /// One handle's notification objects: its own slot's semaphore (made on
 /// first wait) and the peers' semaphores it posts to (opened on first
 /// post, cached per slot and pid).
@@ -433,6 +445,8 @@ pub struct Wakers {
     prefix: String,
     own_slot: usize,
     own: OnceLock<Option<Semaphore>>,
+    sleepers: Mutex<Sleepers>,
+    woken: Condvar,
     peers: Mutex<Vec<Option<(u32, Semaphore)>>>,
 }
 
@@ -442,6 +456,11 @@ impl Wakers {
             prefix,
             own_slot,
             own: OnceLock::new(),
+            sleepers: Mutex::new(Sleepers {
+                leader: false,
+                epoch: 0,
+            }),
+            woken: Condvar::new(),
             peers: Mutex::new((0..slots).map(|_| None).collect()),
         }
     }
@@ -454,29 +473,61 @@ impl Wakers {
             .as_ref()
     }
 
+    fn sleepers(&self) -> std::sync::MutexGuard<'_, Sleepers> {
+        self.sleepers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Make sure this handle's semaphore exists, so a publisher that sees
     /// our waiter count can open it. `false` if it cannot be made.
     pub fn prepare(&self) -> bool {
         self.own().is_some()
     }
 
-    /// Sleep on this handle's semaphore for at most `timeout`.
-    pub fn sleep(&self, timeout: Duration) {
-        match self.own() {
-            Some(sem) => sem.wait(timeout),
-            None => std::thread::sleep(timeout),
-        }
+    /// The token for [`Wakers::sleep`]: take it after counting the thread
+    /// as a waiter and before re-checking the generation.
+    pub fn token(&self) -> u64 {
+        self.sleepers().epoch
     }
 
-    /// Post `count` to this handle's own semaphore (cut a local sleep short).
-    pub fn interrupt(&self, count: u32) {
+    /// Sleep for at most `timeout` until a count is taken from this
+    /// handle's semaphore (by this thread or the handle's leader); at once
+    /// if one was taken since `token` was.
+    pub fn sleep(&self, token: u64, timeout: Duration) {
+        let Some(sem) = self.own() else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let mut sleepers = self.sleepers();
+        if sleepers.epoch != token {
+            return;
+        }
+        if sleepers.leader {
+            let _ = self
+                .woken
+                .wait_timeout_while(sleepers, timeout, |s| s.epoch == token);
+            return;
+        }
+        sleepers.leader = true;
+        drop(sleepers);
+        sem.wait(timeout);
+        // Also after a timeout: the followers must not sleep on with no
+        // leader on the semaphore; one of them takes over.
+        let mut sleepers = self.sleepers();
+        sleepers.leader = false;
+        sleepers.epoch = sleepers.epoch.wrapping_add(1);
+        drop(sleepers);
+        self.woken.notify_all();
+    }
+
+    /// Post this handle's own semaphore (cut its sleepers' sleep short).
+    pub fn interrupt(&self) {
         if let Some(sem) = self.own() {
-            sem.post(count);
+            sem.post();
         }
     }
 
-    /// Post `count` to the semaphore of slot `slot`, owned by process `pid`.
-    pub fn wake(&self, slot: usize, pid: u32, count: u32) {
+    /// Post the semaphore of slot `slot`, owned by process `pid`.
+    pub fn wake(&self, slot: usize, pid: u32) {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = peers.get_mut(slot) else {
             return;
@@ -487,7 +538,7 @@ impl Wakers {
                 .map(|sem| (pid, sem));
         }
         if let Some((_, sem)) = entry {
-            sem.post(count);
+            sem.post();
         }
     }
 }
@@ -637,12 +688,12 @@ mod tests {
     }
 
     #[test]
-fn the_longest_object_names_are_accepted() {
+    fn the_longest_object_names_are_accepted() {
         let name = "n".repeat(crate::MAX_NAME_LEN);
         let longest = format!("Global\\filemap.{name}.wake.4294967295.127");
         assert_eq!(longest.len(), 259);
         let sem = Semaphore::create(&longest).expect("semaphore");
-        sem.post(1);
+        sem.post();
         assert!(Semaphore::open(&longest).is_ok());
         create_mutex(&format!("Global\\filemap.{name}.lock")).expect("mutex");
         create_section(None, Some(&format!("Global\\filemap.{name}")), 4096, true)
