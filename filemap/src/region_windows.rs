@@ -396,6 +396,12 @@ impl Inner {
             let h = self.header();
             if !h.is_persistent() && attached_pids(h).is_empty() {
                 let _ = sys::remove_file(path);
+                // An opener that claimed a slot after our check may have
+                // touched the marker before our delete: its claim is
+                // visible now, so give the live region its marker back.
+                if *path == marker_file(&self.name) && !attached_pids(h).is_empty() {
+                    let _ = sys::touch(path);
+                }
             }
         }
     }
@@ -502,11 +508,9 @@ pub(super) fn remove_named(name: &str) -> Result<()> {
         Err(e) if not_found(&e) => false,
         Err(e) => return Err(io_error(name, &file_path, "DeleteFile", e)),
     };
-    let marker = marker_file(name);
-    let live = sys::open_section(&object_name(false, name), false).is_ok();
-    let had_marker = marker.is_file();
-    if had_marker && !live {
-        let _ = sys::remove_file(&marker);
+    let had_marker = marker_file(name).is_file();
+    if had_marker {
+        remove_marker_if_gone(name);
     }
     if removed_file || had_marker {
         Ok(())
@@ -522,16 +526,35 @@ pub(super) fn clean_stale_regions() -> Result<Vec<String>> {
     let live_dir = sys::user_dir().join("live");
     let mut removed = Vec::new();
     for name in names_in(&live_dir) {
-        let gone = matches!(
-            sys::open_section(&object_name(false, &name), false),
-            Err(e) if not_found(&e)
-        );
-        if gone && sys::remove_file(&marker_file(&name)).is_ok() {
+        if remove_marker_if_gone(&name) {
             removed.push(name);
         }
     }
     removed.sort();
     Ok(removed)
+}
+
+/// Delete region `name`'s registry marker if its section is gone; `true`
+/// if it was deleted and stays so. A creator makes the section, then
+/// claims its slot, then touches the marker: one that did all that between
+/// our check and our delete has its section seen by the check after the
+/// delete, and gets its marker back.
+fn remove_marker_if_gone(name: &str) -> bool {
+    let section_gone = || {
+        matches!(
+            sys::open_section(&object_name(false, name), false),
+            Err(e) if not_found(&e)
+        )
+    };
+    let marker = marker_file(name);
+    if !section_gone() || sys::remove_file(&marker).is_err() {
+        return false;
+    }
+    if section_gone() {
+        return true;
+    }
+    let _ = sys::touch(&marker);
+    false
 }
 
 #[cfg(test)]
