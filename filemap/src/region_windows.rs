@@ -90,9 +90,13 @@ impl Builder {
                         Some(map) => return Ok(map),
                         None => continue,
                     },
+                    // Persistent files get their name only when complete,
+                    // so an empty one is foreign (or truncated), not young.
                     Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
+                        return Err(Error::NotARegion {
+                            path: file_path.display().to_string(),
+                            reason: "it is smaller than a filemap header",
+                        })
                     }
                     Err(e) => return Err(self.open_error(&file_path, "CreateFileMapping", e)),
                 },
