@@ -738,6 +738,12 @@ impl Inner {
             LockError::WouldDeadlock => Error::WouldDeadlock {
                 name: self.name.clone(),
             },
+            #[cfg(windows)]
+            LockError::Failed { code } => Error::Io {
+                op: "WaitForSingleObject",
+                name: self.name.clone(),
+                source: std::io::Error::from_raw_os_error(code),
+            },
         })?;
         if owner_died {
             // The dead owner may have published without waking anyone.

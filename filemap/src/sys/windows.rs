@@ -334,7 +334,8 @@ pub enum MutexWait {
     /// Acquired; the previous owner ended without releasing it.
     Abandoned,
     TimedOut,
-    Failed,
+    /// `WAIT_FAILED` (or an unexpected result): the thread's last error.
+    Failed(i32),
 }
 
 /// `CreateMutexW`: create or open the mutex named `name`, not owned.
@@ -363,7 +364,7 @@ impl NamedMutex {
             WAIT_OBJECT_0 => MutexWait::Acquired,
             WAIT_ABANDONED => MutexWait::Abandoned,
             WAIT_TIMEOUT => MutexWait::TimedOut,
-            _ => MutexWait::Failed,
+            _ => MutexWait::Failed(io::Error::last_os_error().raw_os_error().unwrap_or(0)),
         }
     }
 
