@@ -223,7 +223,14 @@ impl Builder {
     fn make_file(&self, path: &Path, capacity: usize, persistent: bool) -> Result<bool> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Relaxed);
-        let temp = parent_dir(path).join(format!(".filemap-init.{}.{n}", sys::pid()));
+        // Process ids are soon reused on Windows, and a creator that died
+        // here leaves its temporary file behind: the name also carries the
+        // process's start time, so no later process can collide with it.
+        let temp = parent_dir(path).join(format!(
+            ".filemap-init.{}.{}.{n}",
+            sys::pid(),
+            sys::own_start_time()
+        ));
         let result = self.fill_file(&temp, capacity, persistent).and_then(|()| {
             match std::fs::hard_link(&temp, path) {
                 Ok(()) => Ok(true),
@@ -598,5 +605,26 @@ mod tests {
         };
         assert!(!map.is_persistent());
         assert!(!file_path.exists(), "the losing persistent file is deleted");
+    }
+
+    /// Temporary files left by a creator that died, in a process whose id
+    /// this process now has, must not make `open` fail.
+    #[test]
+    fn a_dead_creators_temporary_files_do_not_block_creation() {
+        let dir = sys::user_dir();
+        sys::ensure_dir(&dir).unwrap();
+        let left: Vec<PathBuf> = (0..256)
+            .map(|n| dir.join(format!(".filemap-init.{}.{n}", sys::pid())))
+            .collect();
+        for path in &left {
+            std::fs::write(path, b"").unwrap();
+        }
+        let name = format!("unit-temp-{}", sys::pid());
+        let opened = FileMap::builder(&name).persistent(true).open();
+        for path in &left {
+            let _ = std::fs::remove_file(path);
+        }
+        drop(opened.unwrap());
+        FileMap::remove(&name).unwrap();
     }
 }
