@@ -492,8 +492,13 @@ fn header(map: &sys::Mapping) -> &Header {
     debug_assert!(map.len() >= HEADER_SIZE);
     // SAFETY:
     // - every mapping handed here is at least HEADER_SIZE bytes long
-    //   (checked by `map_existing`, or made that size by `create`);
-    // - mmap returns page-aligned memory, enough for `Header`'s alignment;
+    //   (Linux: checked by `map_existing`, or made that size by `create`;
+    //   Windows: the view's `VirtualQuery` length is checked against
+    //   HEADER_SIZE before any header access, or the section was just made
+    //   `region_size` long by this process; and no view is shorter than a
+    //   page, which is HEADER_SIZE);
+    // - views start page-aligned (`mmap`; `MapViewOfFile` even at the
+    //   64 KiB allocation granularity), enough for `Header`'s alignment;
     // - every field of `Header`, padding included, is an atomic, so a shared
     //   reference stays sound while other processes write the bytes;
     // - the reference borrows `map`, so it cannot outlive the mapping.
