@@ -627,4 +627,17 @@ mod tests {
         drop(opened.unwrap());
         FileMap::remove(&name).unwrap();
     }
+
+    /// A handle whose wake semaphore cannot be made still works (it polls),
+    /// so only a look inside tells that the longest name got one.
+    #[test]
+    fn a_handle_with_the_longest_name_gets_its_wake_semaphore() {
+        let name = format!("unit-sem-{}-", sys::pid());
+        let name = format!("{name}{}", "n".repeat(MAX_NAME_LEN - name.len()));
+        for global in [false, true] {
+            let map = FileMap::builder(&name).global(global).open().unwrap();
+            let wakers = sys::wakers_of(map.inner.map.as_ptr() as usize).unwrap();
+            assert!(wakers.prepare(), "global: {global}");
+        }
+    }
 }

@@ -95,6 +95,8 @@ fn the_longest_name_works_for_every_object_it_names() {
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::builder(&name).persistent(true).open().unwrap();
     // A sleep makes the handle's wake semaphore (Windows), the longest name.
+    // A failure to make it would only degrade to polling, invisible here:
+    // region_windows.rs has the unit test that looks at the semaphore.
     let seen = map.generation();
     assert_eq!(map.wait_change(seen, Some(Duration::from_millis(1))), None);
     map.write_str("long names work").unwrap();
