@@ -445,7 +445,7 @@ pub struct Wakers {
     /// `Local\filemap.<name>.wake.`
     prefix: String,
     own_slot: usize,
-    own: OnceLock<Option<Semaphore>>,
+    own: OnceLock<Semaphore>,
     sleepers: Mutex<Sleepers>,
     woken: Condvar,
     peers: Mutex<Vec<Option<(u32, Semaphore)>>>,
@@ -466,12 +466,17 @@ impl Wakers {
         }
     }
 
+    /// This handle's semaphore, made on first use. A failure is not
+    /// remembered: the next wait tries again, rather than the handle
+    /// polling for the rest of its life after one transient error.
     fn own(&self) -> Option<&Semaphore> {
-        self.own
-            .get_or_init(|| {
-                Semaphore::create(&format!("{}{}.{}", self.prefix, pid(), self.own_slot)).ok()
-            })
-            .as_ref()
+        if let Some(sem) = self.own.get() {
+            return Some(sem);
+        }
+        let made =
+            Semaphore::create(&format!("{}{}.{}", self.prefix, pid(), self.own_slot)).ok()?;
+        // Another thread may have set it first: the same named object.
+        Some(self.own.get_or_init(|| made))
     }
 
     fn sleepers(&self) -> std::sync::MutexGuard<'_, Sleepers> {
