@@ -465,10 +465,15 @@ fn info_of(name: &str, path: &Path, fd: &sys::Fd) -> Result<RegionInfo> {
             reason: "it is smaller than a filemap header",
         });
     }
-    let size = fd
+    let file_len = fd
         .file_len()
-        .map_err(|e| io_error(name, path, "GetFileSize", e))?
-        .unwrap_or(map.len() as u64);
+        .map_err(|e| io_error(name, path, "GetFileSize", e))?;
+    // A live section may still be in its creator's hands: give it the
+    // time an attacher would, rather than call a new region foreign.
+    if file_len.is_none() {
+        wait_for_magic(header(&map));
+    }
+    let size = file_len.unwrap_or(map.len() as u64);
     if size < HEADER_SIZE as u64 {
         return Err(Error::NotARegion {
             path: path.display().to_string(),
@@ -639,5 +644,25 @@ mod tests {
             let wakers = sys::wakers_of(map.inner.map.as_ptr() as usize).unwrap();
             assert!(wakers.prepare(), "global: {global}");
         }
+    }
+
+    /// `inspect` (and so `list`) meeting a section whose creator has not
+    /// stored the magic yet waits for it, as an attacher does.
+    #[test]
+    fn inspect_waits_for_a_creator_still_initialising() {
+        let name = format!("unit-inspect-{}", sys::pid());
+        let capacity = 64;
+        let size = layout::region_size(capacity) as u64;
+        let object = object_name(false, &name);
+        let (fd, _) = sys::create_section(None, Some(&object), size, true).unwrap();
+        let map = sys::Mapping::new(&fd, true).unwrap();
+        let info = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                init_header(header(&map), capacity, false);
+            });
+            inspect_named(&name)
+        });
+        assert_eq!(info.unwrap().capacity, capacity);
     }
 }
