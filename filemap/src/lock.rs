@@ -60,6 +60,10 @@ pub enum LockError {
     },
     /// The calling thread holds the lock already.
     WouldDeadlock,
+    /// Waiting for the lock failed (Windows: `WAIT_FAILED`, with the OS
+    /// error code): not a timeout, and no holder to name.
+    #[cfg(windows)]
+    Failed { code: i32 },
 }
 
 #[cfg(not(windows))]
@@ -261,7 +265,8 @@ pub fn acquire_mutex(
     let owner_died = match mutex.wait(timeout) {
         sys::MutexWait::Acquired => false,
         sys::MutexWait::Abandoned => true,
-        sys::MutexWait::TimedOut | sys::MutexWait::Failed => {
+        sys::MutexWait::Failed(code) => return Err(LockError::Failed { code }),
+        sys::MutexWait::TimedOut => {
             let pid = h.lock_pid.load(Relaxed);
             return Err(LockError::Timeout {
                 waited: start.elapsed(),

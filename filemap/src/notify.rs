@@ -47,8 +47,12 @@
 //! sees the bit also sees the count. Lost-wakeup freedom is the same
 //! argument with the semaphore's count in place of the kernel's compare: a
 //! post that races ahead of the waiter's `WaitForSingleObject` is kept in
-//! the count and ends that wait at once. Surplus counts (posts to waiters
-//! that had already timed out) only cause spurious wake-ups, which every
+//! the count and ends that wait at once. The semaphore holds at most one
+//! count, and only one thread of a handle (the leader) waits on it; the
+//! handle's other sleepers wait for the leader to return, so a count is
+//! never taken by a thread that began waiting after the publish while one
+//! that waited before it sleeps on. Surplus counts (posts to waiters that
+//! had already timed out) only cause one spurious wake-up, which every
 //! caller loops over anyway.
 
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
@@ -79,8 +83,8 @@ pub fn wake_all(h: &Header) {
     sys::futex_wake(&h.notify, i32::MAX as u32);
 }
 
-/// Wake every thread sleeping on the region, in every process: post each
-/// slot's semaphore by that slot's waiter count.
+/// Wake every thread sleeping on the region, in every process: post the
+/// semaphore of each slot whose waiter count is non-zero.
 #[cfg(windows)]
 #[cold]
 pub fn wake_all(h: &Header) {
@@ -91,7 +95,7 @@ pub fn wake_all(h: &Header) {
         let waiting = slot.waiters.load(SeqCst);
         let pid = slot.pid.load(Acquire);
         if waiting != 0 && pid != 0 {
-            wakers.wake(index, pid, waiting);
+            wakers.wake(index, pid);
         }
     }
 }
@@ -108,7 +112,11 @@ pub fn header_key(h: &Header) -> usize {
 /// until its waiter has left: interrupts from elsewhere may interleave.)
 #[cold]
 pub fn interrupt(h: &Header, slot: &Slot) {
-    h.notify.fetch_add(1, SeqCst);
+    // Move the generation bits without carrying into (or clearing) SLEEPERS:
+    // other processes' sleepers still need the next publish to wake them.
+    let _ = h.notify.fetch_update(SeqCst, SeqCst, |word| {
+        Some((word & SLEEPERS) | (word.wrapping_add(1) & !SLEEPERS))
+    });
     #[cfg(not(windows))]
     {
         let _ = slot;
@@ -117,7 +125,8 @@ pub fn interrupt(h: &Header, slot: &Slot) {
     // Only this handle's own sleepers need waking: post its semaphore.
     #[cfg(windows)]
     if let Some(wakers) = sys::wakers_of(header_key(h)) {
-        wakers.interrupt(slot.waiters.load(SeqCst).max(1));
+        let _ = slot;
+        wakers.interrupt();
     }
 }
 
@@ -140,6 +149,10 @@ pub fn wait_once(
     let wakers = sys::wakers_of(header_key(h)).filter(|w| w.prepare());
     h.waiters.fetch_add(1, SeqCst);
     slot.waiters.fetch_add(1, SeqCst);
+    // After counting ourselves, before re-checking: a count taken from the
+    // semaphore after this (by any thread of the handle) ends our sleep.
+    #[cfg(windows)]
+    let token = wakers.as_ref().map(|w| w.token());
     let notify = h.notify.load(SeqCst);
     let mut generation = h.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
@@ -153,10 +166,10 @@ pub fn wait_once(
             #[cfg(not(windows))]
             sys::futex_wait(&h.notify, asleep, timeout.min(SLICE));
             #[cfg(windows)]
-            match &wakers {
-                Some(wakers) => wakers.sleep(timeout.min(SLICE)),
+            match (&wakers, token) {
+                (Some(wakers), Some(token)) => wakers.sleep(token, timeout.min(SLICE)),
                 // No semaphore could be made: poll.
-                None => std::thread::sleep(timeout.min(Duration::from_millis(1))),
+                _ => std::thread::sleep(timeout.min(Duration::from_millis(1))),
             }
         }
         // Else the word moved (a publish or an interrupt): look again.

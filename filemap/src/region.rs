@@ -496,8 +496,13 @@ fn header(map: &sys::Mapping) -> &Header {
     debug_assert!(map.len() >= HEADER_SIZE);
     // SAFETY:
     // - every mapping handed here is at least HEADER_SIZE bytes long
-    //   (checked by `map_existing`, or made that size by `create`);
-    // - mmap returns page-aligned memory, enough for `Header`'s alignment;
+    //   (Linux: checked by `map_existing`, or made that size by `create`;
+    //   Windows: the view's `VirtualQuery` length is checked against
+    //   HEADER_SIZE before any header access, or the section was just made
+    //   `region_size` long by this process; and no view is shorter than a
+    //   page, which is HEADER_SIZE);
+    // - views start page-aligned (`mmap`; `MapViewOfFile` even at the
+    //   64 KiB allocation granularity), enough for `Header`'s alignment;
     // - every field of `Header`, padding included, is an atomic, so a shared
     //   reference stays sound while other processes write the bytes;
     // - the reference borrows `map`, so it cannot outlive the mapping.
@@ -577,6 +582,12 @@ fn attached_pids(h: &Header) -> Vec<u32> {
 }
 
 pub(crate) struct Inner {
+    /// Windows: the named mutex, wake semaphores and registry marker.
+    /// First, so it drops first: the wake registration is keyed by the
+    /// view's address and must be gone before the view is unmapped, or a
+    /// view mapped meanwhile at the same address would find our wakers.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    os: OsObjects,
     name: String,
     path: PathBuf,
     /// The backing object (Windows: the section, only held open).
@@ -588,9 +599,6 @@ pub(crate) struct Inner {
     slot: usize,
     id: WriterId,
     lock_timeout: Duration,
-    /// Windows: the named mutex, wake semaphores and registry marker.
-    #[cfg_attr(not(windows), allow(dead_code))]
-    os: OsObjects,
 }
 
 /// A handle's OS objects besides the backing file and the mapping.
@@ -736,6 +744,12 @@ impl Inner {
             },
             LockError::WouldDeadlock => Error::WouldDeadlock {
                 name: self.name.clone(),
+            },
+            #[cfg(windows)]
+            LockError::Failed { code } => Error::Io {
+                op: "WaitForSingleObject",
+                name: self.name.clone(),
+                source: std::io::Error::from_raw_os_error(code),
             },
         })?;
         if owner_died {

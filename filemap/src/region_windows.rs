@@ -90,9 +90,13 @@ impl Builder {
                         Some(map) => return Ok(map),
                         None => continue,
                     },
+                    // Persistent files get their name only when complete,
+                    // so an empty one is foreign (or truncated), not young.
                     Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
+                        return Err(Error::NotARegion {
+                            path: file_path.display().to_string(),
+                            reason: "it is smaller than a filemap header",
+                        })
                     }
                     Err(e) => return Err(self.open_error(&file_path, "CreateFileMapping", e)),
                 },
@@ -152,7 +156,7 @@ impl Builder {
             });
         }
         let capacity = validate_header(&self.name, path, &map, size)?;
-        let cleanup = (!header(&map).is_persistent()).then(|| marker_file(&self.name));
+        let cleanup = self.marker().filter(|_| !header(&map).is_persistent());
         self.finish(path, fd, map, capacity, true, object, cleanup)
             .map(Some)
     }
@@ -170,7 +174,7 @@ impl Builder {
         }
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.open_error(shown, "MapView", e))?;
         init_header(header(&map), capacity, false);
-        let cleanup = Some(marker_file(&self.name));
+        let cleanup = self.marker();
         self.finish(shown, fd, map, capacity, false, object, cleanup)
             .map(Made::Map)
     }
@@ -219,7 +223,14 @@ impl Builder {
     fn make_file(&self, path: &Path, capacity: usize, persistent: bool) -> Result<bool> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Relaxed);
-        let temp = parent_dir(path).join(format!(".filemap-init.{}.{n}", sys::pid()));
+        // Process ids are soon reused on Windows, and a creator that died
+        // here leaves its temporary file behind: the name also carries the
+        // process's start time, so no later process can collide with it.
+        let temp = parent_dir(path).join(format!(
+            ".filemap-init.{}.{}.{n}",
+            sys::pid(),
+            sys::own_start_time()
+        ));
         let result = self.fill_file(&temp, capacity, persistent).and_then(|()| {
             match std::fs::hard_link(&temp, path) {
                 Ok(()) => Ok(true),
@@ -311,6 +322,15 @@ impl Builder {
         })
     }
 
+    /// The registry marker this handle keeps, if any. The registry covers
+    /// the `Local\` namespace only (`list`, `inspect` and `clean_stale`
+    /// look there): a `Global\` region gets no marker, or `list` would call
+    /// it stale, `clean_stale` would delete its marker, and its last closer
+    /// would delete the marker of a live `Local\` region of the same name.
+    fn marker(&self) -> Option<PathBuf> {
+        (!self.global).then(|| marker_file(&self.name))
+    }
+
     fn space_error(&self, path: &Path, op: &'static str, e: std::io::Error, size: u64) -> Error {
         match self.open_error(path, op, e) {
             Error::OutOfSpace { name, .. } => Error::OutOfSpace { name, needed: size },
@@ -387,6 +407,12 @@ impl Inner {
             let h = self.header();
             if !h.is_persistent() && attached_pids(h).is_empty() {
                 let _ = sys::remove_file(path);
+                // An opener that claimed a slot after our check may have
+                // touched the marker before our delete: its claim is
+                // visible now, so give the live region its marker back.
+                if *path == marker_file(&self.name) && !attached_pids(h).is_empty() {
+                    let _ = sys::touch(path);
+                }
             }
         }
     }
@@ -439,10 +465,15 @@ fn info_of(name: &str, path: &Path, fd: &sys::Fd) -> Result<RegionInfo> {
             reason: "it is smaller than a filemap header",
         });
     }
-    let size = fd
+    let file_len = fd
         .file_len()
-        .map_err(|e| io_error(name, path, "GetFileSize", e))?
-        .unwrap_or(map.len() as u64);
+        .map_err(|e| io_error(name, path, "GetFileSize", e))?;
+    // A live section may still be in its creator's hands: give it the
+    // time an attacher would, rather than call a new region foreign.
+    if file_len.is_none() {
+        wait_for_magic(header(&map));
+    }
+    let size = file_len.unwrap_or(map.len() as u64);
     if size < HEADER_SIZE as u64 {
         return Err(Error::NotARegion {
             path: path.display().to_string(),
@@ -493,11 +524,9 @@ pub(super) fn remove_named(name: &str) -> Result<()> {
         Err(e) if not_found(&e) => false,
         Err(e) => return Err(io_error(name, &file_path, "DeleteFile", e)),
     };
-    let marker = marker_file(name);
-    let live = sys::open_section(&object_name(false, name), false).is_ok();
-    let had_marker = marker.is_file();
-    if had_marker && !live {
-        let _ = sys::remove_file(&marker);
+    let had_marker = marker_file(name).is_file();
+    if had_marker {
+        remove_marker_if_gone(name);
     }
     if removed_file || had_marker {
         Ok(())
@@ -513,14 +542,127 @@ pub(super) fn clean_stale_regions() -> Result<Vec<String>> {
     let live_dir = sys::user_dir().join("live");
     let mut removed = Vec::new();
     for name in names_in(&live_dir) {
-        let gone = matches!(
-            sys::open_section(&object_name(false, &name), false),
-            Err(e) if not_found(&e)
-        );
-        if gone && sys::remove_file(&marker_file(&name)).is_ok() {
+        if remove_marker_if_gone(&name) {
             removed.push(name);
         }
     }
     removed.sort();
     Ok(removed)
+}
+
+/// Delete region `name`'s registry marker if its section is gone; `true`
+/// if it was deleted and stays so. A creator makes the section, then
+/// claims its slot, then touches the marker: one that did all that between
+/// our check and our delete has its section seen by the check after the
+/// delete, and gets its marker back.
+fn remove_marker_if_gone(name: &str) -> bool {
+    let section_gone = || {
+        matches!(
+            sys::open_section(&object_name(false, name), false),
+            Err(e) if not_found(&e)
+        )
+    };
+    let marker = marker_file(name);
+    if !section_gone() || sys::remove_file(&marker).is_err() {
+        return false;
+    }
+    if section_gone() {
+        return true;
+    }
+    let _ = sys::touch(&marker);
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A persistent creator that loses the race to a non-persistent one
+    /// still initialising its section must wait for the magic, not take
+    /// its own file's length for the section and fail with `NotARegion`.
+    #[test]
+    fn a_persistent_creator_waits_for_a_racing_non_persistent_creator() {
+        let nanos = std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("unit-race-{}-{nanos}", sys::pid());
+        let object = object_name(false, &name);
+        let capacity = 64;
+        let size = layout::region_size(capacity) as u64;
+        let (fd, existed) = sys::create_section(None, Some(&object), size, true).unwrap();
+        assert!(!existed);
+        let map = sys::Mapping::new(&fd, true).unwrap();
+        let builder = FileMap::builder(&name)
+            .capacity(capacity as u64)
+            .persistent(true);
+        let file_path = persistent_file(&name);
+        let made = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                init_header(header(&map), capacity, false);
+            });
+            builder.create_persistent(&file_path, &object, capacity)
+        });
+        let map = match made {
+            Ok(Made::Map(map)) => map,
+            Ok(Made::Retry) => panic!("retried although the creator finished"),
+            Err(e) => panic!("{e}"),
+        };
+        assert!(!map.is_persistent());
+        assert!(!file_path.exists(), "the losing persistent file is deleted");
+    }
+
+    /// Temporary files left by a creator that died, in a process whose id
+    /// this process now has, must not make `open` fail.
+    #[test]
+    fn a_dead_creators_temporary_files_do_not_block_creation() {
+        let dir = sys::user_dir();
+        sys::ensure_dir(&dir).unwrap();
+        let left: Vec<PathBuf> = (0..256)
+            .map(|n| dir.join(format!(".filemap-init.{}.{n}", sys::pid())))
+            .collect();
+        for path in &left {
+            std::fs::write(path, b"").unwrap();
+        }
+        let name = format!("unit-temp-{}", sys::pid());
+        let opened = FileMap::builder(&name).persistent(true).open();
+        for path in &left {
+            let _ = std::fs::remove_file(path);
+        }
+        drop(opened.unwrap());
+        FileMap::remove(&name).unwrap();
+    }
+
+    /// A handle whose wake semaphore cannot be made still works (it polls),
+    /// so only a look inside tells that the longest name got one.
+    #[test]
+    fn a_handle_with_the_longest_name_gets_its_wake_semaphore() {
+        let name = format!("unit-sem-{}-", sys::pid());
+        let name = format!("{name}{}", "n".repeat(MAX_NAME_LEN - name.len()));
+        for global in [false, true] {
+            let map = FileMap::builder(&name).global(global).open().unwrap();
+            let wakers = sys::wakers_of(map.inner.map.as_ptr() as usize).unwrap();
+            assert!(wakers.prepare(), "global: {global}");
+        }
+    }
+
+    /// `inspect` (and so `list`) meeting a section whose creator has not
+    /// stored the magic yet waits for it, as an attacher does.
+    #[test]
+    fn inspect_waits_for_a_creator_still_initialising() {
+        let name = format!("unit-inspect-{}", sys::pid());
+        let capacity = 64;
+        let size = layout::region_size(capacity) as u64;
+        let object = object_name(false, &name);
+        let (fd, _) = sys::create_section(None, Some(&object), size, true).unwrap();
+        let map = sys::Mapping::new(&fd, true).unwrap();
+        let info = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                init_header(header(&map), capacity, false);
+            });
+            inspect_named(&name)
+        });
+        assert_eq!(info.unwrap().capacity, capacity);
+    }
 }

@@ -95,6 +95,8 @@ fn the_longest_name_works_for_every_object_it_names() {
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::builder(&name).persistent(true).open().unwrap();
     // A sleep makes the handle's wake semaphore (Windows), the longest name.
+    // A failure to make it would only degrade to polling, invisible here:
+    // region_windows.rs has the unit test that looks at the semaphore.
     let seen = map.generation();
     assert_eq!(map.wait_change(seen, Some(Duration::from_millis(1))), None);
     map.write_str("long names work").unwrap();
@@ -306,6 +308,13 @@ fn truncated_and_foreign_files_are_not_regions() {
         Err(Error::NotARegion { .. })
     ));
     file.set_len(0).unwrap();
+    // Windows regression: an empty persistent file was retried as if its
+    // creator were still at work, then reported as a Timeout.
+    #[cfg(windows)]
+    assert!(matches!(
+        FileMap::open(&name),
+        Err(Error::NotARegion { .. })
+    ));
     std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
     match FileMap::open(&name) {
         Err(Error::NotARegion { reason, .. }) => assert!(reason.contains("magic"), "{reason}"),

@@ -92,6 +92,53 @@ fn wait_change_wakes_on_another_process_write_and_times_out_otherwise() {
     assert!(writer.finish().success());
 }
 
+// Windows regression: the threads of one handle share its wake semaphore
+// (one leader waits on it, the others on the leader); one publish must
+// wake them all and the handle's watcher too, none left to its 1 s slice.
+#[test]
+fn one_publish_wakes_every_thread_waiting_on_one_handle() {
+    let name = unique("threads");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let seen = map.generation();
+    let (changes, watched) = mpsc::channel();
+    let _watcher = map
+        .watch(move |change| {
+            let _ = changes.send(change.map(|c| c.generation));
+        })
+        .unwrap();
+    let mut writer = Child::spawn("write", &name);
+    writer.expect("open");
+    std::thread::scope(|scope| {
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let map = &map;
+                scope.spawn(move || {
+                    let found = map.wait_change(seen, Some(STEP));
+                    (found, Instant::now())
+                })
+            })
+            .collect();
+        writer.send("wake, all threads");
+        let gen: u64 = writer.expect("wrote gen=").parse().unwrap();
+        let published = Instant::now();
+        for waiter in waiters {
+            let (found, woke) = waiter.join().unwrap();
+            assert_eq!(found, Some(gen));
+            let late = woke.saturating_duration_since(published);
+            assert!(late < Duration::from_millis(900), "woke {late:?} late");
+        }
+        assert_eq!(
+            watched
+                .recv_timeout(Duration::from_millis(900))
+                .unwrap()
+                .unwrap(),
+            gen
+        );
+    });
+    assert!(writer.finish().success());
+}
+
 #[test]
 fn one_publish_wakes_every_waiting_process() {
     let name = unique("waiters");
@@ -369,6 +416,30 @@ fn global_and_local_names_are_separate_namespaces_on_windows() {
     global.write_str("g").unwrap();
     assert_eq!(again.read_string().unwrap().content, "g");
     assert!(child.finish().success());
+}
+
+// Regression: a Global region wrote the Local registry's marker, so its
+// last closer deleted a live Local region's marker (list missed it), and
+// list/clean_stale took the live Global region's marker for a stale one.
+#[cfg(windows)]
+#[test]
+fn a_global_region_leaves_the_local_registry_alone() {
+    let name = unique("global-registry");
+    let _cleanup = Cleanup(name.clone());
+    let listed_as = |name: &str| {
+        FileMap::list()
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, info)| info.unwrap().stale)
+    };
+    let local = FileMap::open(&name).unwrap();
+    drop(FileMap::builder(&name).global(true).open().unwrap());
+    assert_eq!(listed_as(&name), Some(false), "the live Local region");
+    drop(local);
+    let _global = FileMap::builder(&name).global(true).open().unwrap();
+    assert_eq!(listed_as(&name), None, "a Global region is not listed");
+    assert!(!FileMap::clean_stale().unwrap().contains(&name));
 }
 
 #[cfg(not(windows))]

@@ -7,17 +7,15 @@
 //! mutex) and `.wake.<pid>.<slot>` (a waiter's semaphore). The design, and
 //! why it differs from Linux, is written up in `docs/platforms.md`.
 
-use std::collections::hash_map::DefaultHasher;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
-use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::ErrorClass;
@@ -129,7 +127,10 @@ impl Fd {
 /// the paging file (committed now, `SEC_COMMIT`) when `file` is `None`,
 /// named `name` or unnamed. Returns the section and whether a section of
 /// that name existed already (`ERROR_ALREADY_EXISTS`: then it is that one,
-/// and `size` is ignored). `size` 0 means "the file's size".
+/// `size` is ignored, and `file` is dropped: the existing section may be
+/// another process's paging-file section, not one over `file`, so the
+/// caller must not take `file`'s length for the section's, nor skip the
+/// wait for its creator). `size` 0 means "the file's size".
 pub fn create_section(
     file: Option<File>,
     name: Option<&str>,
@@ -163,13 +164,9 @@ pub fn create_section(
         )
     };
     let existed = !raw.is_null() && is_code(&io::Error::last_os_error(), ERROR_ALREADY_EXISTS);
-    Ok((
-        Fd {
-            section: owned(raw)?,
-            file,
-        },
-        existed,
-    ))
+    let section = owned(raw)?;
+    let file = if existed { None } else { file };
+    Ok((Fd { section, file }, existed))
 }
 
 /// `OpenFileMappingW`: the live section named `name`; `NotFound` if none.
@@ -237,11 +234,16 @@ pub fn name_to_string(name: OsString) -> Option<String> {
     name.into_string().ok()
 }
 
-/// A stable 64-bit hash (for object names derived from file paths).
+/// A stable 64-bit hash (for object names derived from file paths):
+/// FNV-1a over the UTF-8 bytes. Every process must compute the same name
+/// for the same file, whatever toolchain built it, so this is a fixed
+/// algorithm, not `DefaultHasher` (whose output the standard library may
+/// change between releases: processes built by two Rust versions would
+/// then use two different lock mutexes for one file).
 pub fn hash_name(text: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    text.hash(&mut hasher);
-    hasher.finish()
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A view of a whole section, unmapped on drop.
@@ -332,7 +334,8 @@ pub enum MutexWait {
     /// Acquired; the previous owner ended without releasing it.
     Abandoned,
     TimedOut,
-    Failed,
+    /// `WAIT_FAILED` (or an unexpected result): the thread's last error.
+    Failed(i32),
 }
 
 /// `CreateMutexW`: create or open the mutex named `name`, not owned.
@@ -361,7 +364,7 @@ impl NamedMutex {
             WAIT_OBJECT_0 => MutexWait::Acquired,
             WAIT_ABANDONED => MutexWait::Abandoned,
             WAIT_TIMEOUT => MutexWait::TimedOut,
-            _ => MutexWait::Failed,
+            _ => MutexWait::Failed(io::Error::last_os_error().raw_os_error().unwrap_or(0)),
         }
     }
 
@@ -372,9 +375,13 @@ impl NamedMutex {
     }
 }
 
-/// Most counts a wake semaphore holds; surplus counts only cause spurious
-/// wake-ups, so posts past it (`ERROR_TOO_MANY_POSTS`) are ignored.
-const SEMAPHORE_MAX: i32 = 1 << 20;
+/// Most counts a wake semaphore holds: one, so it acts as an auto-reset
+/// event. A post that finds it full (`ERROR_TOO_MANY_POSTS`) is dropped:
+/// the count already there wakes the next sleeper all the same. Surplus
+/// posts (for a waiter that had timed out, from scribbled waiter counts,
+/// from repeated interrupts) so leave at most one spurious wake-up behind,
+/// never a backlog that a later waiter would spin through.
+const SEMAPHORE_MAX: i32 = 1;
 
 struct Semaphore(OwnedHandle);
 
@@ -401,16 +408,11 @@ impl Semaphore {
         owned(raw).map(Semaphore)
     }
 
-    /// `ReleaseSemaphore` by `count`.
-    fn post(&self, count: u32) {
-        let count = count.clamp(1, SEMAPHORE_MAX as u32) as i32;
+    /// `ReleaseSemaphore` by one (a no-op when the count is already 1).
+    fn post(&self) {
         // SAFETY: the handle is open; a null previous-count pointer is allowed.
         unsafe {
-            ReleaseSemaphore(
-                self.0.as_raw_handle() as HANDLE,
-                count,
-                std::ptr::null_mut(),
-            );
+            ReleaseSemaphore(self.0.as_raw_handle() as HANDLE, 1, std::ptr::null_mut());
         }
     }
 
@@ -423,6 +425,19 @@ impl Semaphore {
     }
 }
 
+/// The threads of one handle that sleep. Only one of them, the leader,
+/// waits on the handle's semaphore; the others wait on [`Wakers::woken`]
+/// until the leader comes back, which bumps `epoch`. So one count taken
+/// from the semaphore wakes every sleeper of the handle. (With every
+/// thread waiting on the semaphore itself, a thread that began to wait
+/// after a publish, for the generation after it, could take the count
+/// posted for a thread that waited before the publish, which then slept
+/// on to the end of its slice.)
+struct Sleepers {
+    leader: bool,
+    epoch: u64,
+}
+
 /// One handle's notification objects: its own slot's semaphore (made on
 /// first wait) and the peers' semaphores it posts to (opened on first
 /// post, cached per slot and pid).
@@ -430,7 +445,9 @@ pub struct Wakers {
     /// `Local\filemap.<name>.wake.`
     prefix: String,
     own_slot: usize,
-    own: OnceLock<Option<Semaphore>>,
+    own: OnceLock<Semaphore>,
+    sleepers: Mutex<Sleepers>,
+    woken: Condvar,
     peers: Mutex<Vec<Option<(u32, Semaphore)>>>,
 }
 
@@ -440,16 +457,30 @@ impl Wakers {
             prefix,
             own_slot,
             own: OnceLock::new(),
+            sleepers: Mutex::new(Sleepers {
+                leader: false,
+                epoch: 0,
+            }),
+            woken: Condvar::new(),
             peers: Mutex::new((0..slots).map(|_| None).collect()),
         }
     }
 
+    /// This handle's semaphore, made on first use. A failure is not
+    /// remembered: the next wait tries again, rather than the handle
+    /// polling for the rest of its life after one transient error.
     fn own(&self) -> Option<&Semaphore> {
-        self.own
-            .get_or_init(|| {
-                Semaphore::create(&format!("{}{}.{}", self.prefix, pid(), self.own_slot)).ok()
-            })
-            .as_ref()
+        if let Some(sem) = self.own.get() {
+            return Some(sem);
+        }
+        let made =
+            Semaphore::create(&format!("{}{}.{}", self.prefix, pid(), self.own_slot)).ok()?;
+        // Another thread may have set it first: the same named object.
+        Some(self.own.get_or_init(|| made))
+    }
+
+    fn sleepers(&self) -> std::sync::MutexGuard<'_, Sleepers> {
+        self.sleepers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Make sure this handle's semaphore exists, so a publisher that sees
@@ -458,23 +489,51 @@ impl Wakers {
         self.own().is_some()
     }
 
-    /// Sleep on this handle's semaphore for at most `timeout`.
-    pub fn sleep(&self, timeout: Duration) {
-        match self.own() {
-            Some(sem) => sem.wait(timeout),
-            None => std::thread::sleep(timeout),
-        }
+    /// The token for [`Wakers::sleep`]: take it after counting the thread
+    /// as a waiter and before re-checking the generation.
+    pub fn token(&self) -> u64 {
+        self.sleepers().epoch
     }
 
-    /// Post `count` to this handle's own semaphore (cut a local sleep short).
-    pub fn interrupt(&self, count: u32) {
+    /// Sleep for at most `timeout` until a count is taken from this
+    /// handle's semaphore (by this thread or the handle's leader); at once
+    /// if one was taken since `token` was.
+    pub fn sleep(&self, token: u64, timeout: Duration) {
+        let Some(sem) = self.own() else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let mut sleepers = self.sleepers();
+        if sleepers.epoch != token {
+            return;
+        }
+        if sleepers.leader {
+            let _ = self
+                .woken
+                .wait_timeout_while(sleepers, timeout, |s| s.epoch == token);
+            return;
+        }
+        sleepers.leader = true;
+        drop(sleepers);
+        sem.wait(timeout);
+        // Also after a timeout: the followers must not sleep on with no
+        // leader on the semaphore; one of them takes over.
+        let mut sleepers = self.sleepers();
+        sleepers.leader = false;
+        sleepers.epoch = sleepers.epoch.wrapping_add(1);
+        drop(sleepers);
+        self.woken.notify_all();
+    }
+
+    /// Post this handle's own semaphore (cut its sleepers' sleep short).
+    pub fn interrupt(&self) {
         if let Some(sem) = self.own() {
-            sem.post(count);
+            sem.post();
         }
     }
 
-    /// Post `count` to the semaphore of slot `slot`, owned by process `pid`.
-    pub fn wake(&self, slot: usize, pid: u32, count: u32) {
+    /// Post the semaphore of slot `slot`, owned by process `pid`.
+    pub fn wake(&self, slot: usize, pid: u32) {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = peers.get_mut(slot) else {
             return;
@@ -485,7 +544,7 @@ impl Wakers {
                 .map(|sem| (pid, sem));
         }
         if let Some((_, sem)) = entry {
-            sem.post(count);
+            sem.post();
         }
     }
 }
@@ -625,13 +684,22 @@ mod tests {
         assert_eq!(liveness(0), Liveness::Dead);
     }
 
+    /// Object names of file-backed regions are shared by every process:
+    /// the hash must be the published FNV-1a, not a toolchain's choice.
+    #[test]
+    fn path_hashes_are_fnv1a_and_stable() {
+        assert_eq!(hash_name(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(hash_name("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(hash_name("foobar"), 0x8594_4171_f739_67e8);
+    }
+
     #[test]
     fn the_longest_object_names_are_accepted() {
         let name = "n".repeat(crate::MAX_NAME_LEN);
         let longest = format!("Global\\filemap.{name}.wake.4294967295.127");
         assert_eq!(longest.len(), 259);
         let sem = Semaphore::create(&longest).expect("semaphore");
-        sem.post(1);
+        sem.post();
         assert!(Semaphore::open(&longest).is_ok());
         create_mutex(&format!("Global\\filemap.{name}.lock")).expect("mutex");
         create_section(None, Some(&format!("Global\\filemap.{name}")), 4096, true)
