@@ -199,6 +199,15 @@ pub enum Error {
     #[error("filemap does not support this platform yet")]
     Unsupported,
 
+    /// This platform's backend cannot do what the builder asked for.
+    #[error("{option} is not available on this platform: {reason}")]
+    UnsupportedOption {
+        /// What was asked for.
+        option: &'static str,
+        /// Why it cannot be done here, and what to do instead.
+        reason: &'static str,
+    },
+
     /// Another operating-system error.
     #[error("{op} failed for region {name:?}: {source}")]
     Io {

@@ -161,6 +161,9 @@ impl Builder {
     /// Keep a region this handle creates after its last handle closes,
     /// until [`FileMap::remove`]. Default: `false`, except for file-backed
     /// regions ([`Builder::path`]), which persist unless told otherwise.
+    /// On Windows a file-backed region is always persistent: asking for
+    /// `persistent(false)` with a path gives [`Error::UnsupportedOption`]
+    /// (see `docs/platforms.md`).
     pub fn persistent(mut self, persistent: bool) -> Self {
         self.persistent = Some(persistent);
         self

@@ -50,8 +50,8 @@ fn marker_file(name: &str) -> PathBuf {
 pub(super) struct Objects {
     mutex: sys::NamedMutex,
     _wake: sys::WakeRegistration,
-    /// A file to delete when the last process closes (the registry marker
-    /// of a non-persistent region, or a non-persistent region's file).
+    /// A file to delete when the last process closes: the registry marker
+    /// of a non-persistent region.
     cleanup: Option<PathBuf>,
 }
 
@@ -258,7 +258,19 @@ impl Builder {
     /// `.path(file)`: an unnamed section over the file; the lock and wake
     /// objects are named after a hash of the file's canonical path.
     fn open_file_backed(&self, path: &Path, capacity: usize) -> Result<FileMap> {
-        let persistent = self.persistent.unwrap_or(true);
+        // Linux removes a non-persistent file under an exclusive flock that
+        // openers re-check after taking their shared one. Windows has no
+        // race-free "remove the file if I am still its last user": a closer
+        // that checked the attach table could delete the file under an
+        // opener that had just opened it, and the next opener would make a
+        // second region under the same path. Refuse rather than split.
+        if self.persistent == Some(false) {
+            return Err(Error::UnsupportedOption {
+                option: "a non-persistent file-backed region (`path(..)` with `persistent(false)`)",
+                reason: "Windows cannot remove the file race-free when its last user closes; \
+                         keep it persistent and delete the file when done, or use a named region",
+            });
+        }
         for _ in 0..WINDOWS_OPEN_ATTEMPTS {
             let (file, existed) = match sys::open_file(path, false, true) {
                 Ok(file) => (file, true),
@@ -268,7 +280,7 @@ impl Builder {
                             name: self.name.clone(),
                         });
                     }
-                    if !self.make_file(path, capacity, persistent)? {
+                    if !self.make_file(path, capacity, true)? {
                         continue;
                     }
                     let file = sys::open_file(path, false, true)
@@ -312,8 +324,9 @@ impl Builder {
                 });
             }
             let capacity = validate_header(&self.name, path, &map, size)?;
-            let cleanup = (!header(&map).is_persistent()).then(|| path.to_owned());
-            return self.finish(path, fd, map, capacity, existed, &object, cleanup);
+            // Never removed on close, even if a header says non-persistent
+            // (see the top of this function).
+            return self.finish(path, fd, map, capacity, existed, &object, None);
         }
         Err(Error::Timeout {
             what: "a stable region file (other processes kept creating and removing it)",
@@ -401,7 +414,7 @@ impl Inner {
     }
 
     /// The section goes with its last handle by itself; the last process
-    /// also removes the registry marker (or a non-persistent file).
+    /// also removes the registry marker.
     pub(super) fn after_close(&self) {
         if let Some(path) = &self.os.cleanup {
             let h = self.header();

@@ -334,6 +334,25 @@ fn file_backed_region_persists_in_its_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Windows cannot remove a file race-free when its last user closes, so a
+/// non-persistent file-backed region is refused there, with a clear error,
+/// before any file is made.
+#[cfg(windows)]
+#[test]
+fn a_non_persistent_file_backed_region_is_refused_on_windows() {
+    let dir = std::env::temp_dir().join(unique("filebacked-transient"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("region");
+    match FileMap::builder("fbt").path(&path).persistent(false).open() {
+        Err(filemap::Error::UnsupportedOption { option, .. }) => {
+            assert!(option.contains("persistent(false)"), "{option}")
+        }
+        other => panic!("expected UnsupportedOption, got {other:?}"),
+    }
+    assert!(!path.exists(), "nothing was created");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 // Windows: the kernel removes a section with its last handle however the
 // process ended; only the registry entry is left behind, as a stale one.
 #[cfg(windows)]
