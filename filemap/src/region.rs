@@ -432,6 +432,14 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: std::io::Error) -> Err
     }
 }
 
+/// `path` is too short to hold a filemap header.
+fn too_small(path: &Path) -> Error {
+    Error::NotARegion {
+        path: path.display().to_string(),
+        reason: "it is smaller than a filemap header",
+    }
+}
+
 /// Map an existing backing file and validate its header. Returns the
 /// mapping and the capacity, which is read once here and trusted from then
 /// on by this handle only.
@@ -442,13 +450,9 @@ fn map_existing(
     fd: &sys::Fd,
     writable: bool,
 ) -> Result<(sys::Mapping, usize)> {
-    let shown = || path.display().to_string();
     let size = sys::file_size(fd).map_err(|e| io_error(name, path, "fstat", e))?;
     if size < HEADER_SIZE as u64 {
-        return Err(Error::NotARegion {
-            path: shown(),
-            reason: "it is smaller than a filemap header",
-        });
+        return Err(too_small(path));
     }
     let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
     let map =

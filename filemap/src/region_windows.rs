@@ -93,10 +93,7 @@ impl Builder {
                     // Persistent files get their name only when complete,
                     // so an empty one is foreign (or truncated), not young.
                     Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
-                        return Err(Error::NotARegion {
-                            path: file_path.display().to_string(),
-                            reason: "it is smaller than a filemap header",
-                        })
+                        return Err(too_small(&file_path))
                     }
                     Err(e) => return Err(self.open_error(&file_path, "CreateFileMapping", e)),
                 },
@@ -133,27 +130,9 @@ impl Builder {
                 name: self.name.clone(),
             });
         }
-        let map = sys::Mapping::new(&fd, true).map_err(|e| self.open_error(path, "MapView", e))?;
-        if map.len() < HEADER_SIZE {
-            return Err(Error::NotARegion {
-                path: path.display().to_string(),
-                reason: "it is smaller than a filemap header",
-            });
-        }
-        let file_len = fd
-            .file_len()
-            .map_err(|e| self.open_error(path, "GetFileSize", e))?;
-        // Files are built complete before they get their name; only a
-        // paging-file section can be caught before its creator finished.
-        if file_len.is_none() && !wait_for_magic(header(&map)) {
+        let (map, size, ready) = map_view(&self.name, path, &fd, true)?;
+        if !ready {
             return Ok(None);
-        }
-        let size = file_len.unwrap_or(map.len() as u64);
-        if size < HEADER_SIZE as u64 {
-            return Err(Error::NotARegion {
-                path: path.display().to_string(),
-                reason: "it is smaller than a filemap header",
-            });
         }
         let capacity = validate_header(&self.name, path, &map, size)?;
         let cleanup = self.marker().filter(|_| !header(&map).is_persistent());
@@ -304,25 +283,12 @@ impl Builder {
             let fd = match sys::create_section(Some(file), None, 0, true) {
                 Ok((fd, _)) => fd,
                 Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
-                    return Err(Error::NotARegion {
-                        path: path.display().to_string(),
-                        reason: "it is smaller than a filemap header",
-                    })
+                    return Err(too_small(path))
                 }
                 Err(e) => return Err(self.open_error(path, "CreateFileMapping", e)),
             };
-            let map =
-                sys::Mapping::new(&fd, true).map_err(|e| self.open_error(path, "MapView", e))?;
-            let size = fd
-                .file_len()
-                .map_err(|e| self.open_error(path, "GetFileSize", e))?
-                .unwrap_or(0);
-            if size < HEADER_SIZE as u64 {
-                return Err(Error::NotARegion {
-                    path: path.display().to_string(),
-                    reason: "it is smaller than a filemap header",
-                });
-            }
+            // A file's view is always ready: files are named complete.
+            let (map, size, _) = map_view(&self.name, path, &fd, true)?;
             let capacity = validate_header(&self.name, path, &map, size)?;
             // Never removed on close, even if a header says non-persistent
             // (see the top of this function).
@@ -389,6 +355,32 @@ fn init_header(h: &Header, capacity: usize, persistent: bool) {
     h.capacity.store(capacity as u64, Relaxed);
     h.creator_pid.store(sys::pid(), Relaxed);
     h.magic.store(MAGIC, Release);
+}
+
+/// Map `fd`'s whole view and measure the region: the mapping, its size
+/// (the file's length, or the section's view length), and whether it is
+/// ready. Files are built complete before they get their name, so only a
+/// paging-file section can be caught before its creator finished; it gets
+/// [`INIT_WAIT`] to store the magic, and `ready` is false if it did not.
+fn map_view(
+    name: &str,
+    path: &Path,
+    fd: &sys::Fd,
+    writable: bool,
+) -> Result<(sys::Mapping, u64, bool)> {
+    let map = sys::Mapping::new(fd, writable).map_err(|e| io_error(name, path, "MapView", e))?;
+    if map.len() < HEADER_SIZE {
+        return Err(too_small(path));
+    }
+    let file_len = fd
+        .file_len()
+        .map_err(|e| io_error(name, path, "GetFileSize", e))?;
+    let ready = file_len.is_some() || wait_for_magic(header(&map));
+    let size = file_len.unwrap_or(map.len() as u64);
+    if size < HEADER_SIZE as u64 {
+        return Err(too_small(path));
+    }
+    Ok((map, size, ready))
 }
 
 /// Wait up to [`INIT_WAIT`] for a creator to store the magic; `false` if
@@ -471,28 +463,9 @@ pub(super) fn inspect_named(name: &str) -> Result<RegionInfo> {
 }
 
 fn info_of(name: &str, path: &Path, fd: &sys::Fd) -> Result<RegionInfo> {
-    let map = sys::Mapping::new(fd, false).map_err(|e| io_error(name, path, "MapView", e))?;
-    if map.len() < HEADER_SIZE {
-        return Err(Error::NotARegion {
-            path: path.display().to_string(),
-            reason: "it is smaller than a filemap header",
-        });
-    }
-    let file_len = fd
-        .file_len()
-        .map_err(|e| io_error(name, path, "GetFileSize", e))?;
-    // A live section may still be in its creator's hands: give it the
-    // time an attacher would, rather than call a new region foreign.
-    if file_len.is_none() {
-        wait_for_magic(header(&map));
-    }
-    let size = file_len.unwrap_or(map.len() as u64);
-    if size < HEADER_SIZE as u64 {
-        return Err(Error::NotARegion {
-            path: path.display().to_string(),
-            reason: "it is smaller than a filemap header",
-        });
-    }
+    // A section still in its creator's hands gets the time an attacher
+    // gives it; if the magic never comes, the header check says so.
+    let (map, size, _ready) = map_view(name, path, fd, false)?;
     let capacity = validate_header(name, path, &map, size)?;
     Ok(region_info(name, path, header(&map), capacity))
 }
