@@ -587,6 +587,12 @@ pub fn wakers_of(addr: usize) -> Option<Arc<Wakers>> {
         .map(|(_, _, w)| Arc::clone(w))
 }
 
+/// Windows has no `fork`: a handle is always used in the process that
+/// opened it.
+pub fn fork_epoch() -> u32 {
+    0
+}
+
 /// This process's id: `GetCurrentProcessId`.
 pub fn pid() -> u32 {
     // SAFETY: no preconditions.
