@@ -57,6 +57,7 @@
 //! reported as `owner_died` exactly like a dead owner on Linux. Windows
 //! mutexes are recursive, so re-entry is caught here (`WouldDeadlock`).
 
+#[cfg(not(windows))]
 use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 #[cfg(not(windows))]

@@ -627,11 +627,6 @@ pub fn own_start_time() -> u64 {
     *CACHE.get_or_init(|| creation_time(unsafe { GetCurrentProcess() }).unwrap_or(0))
 }
 
-/// Not needed on Windows: the named mutex is robust in the kernel.
-pub fn own_thread_start_time() -> u64 {
-    0
-}
-
 /// What is known of a process id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
