@@ -442,6 +442,9 @@ fn sizes_take_units_on_every_command() {
     assert_eq!(info["capacity"], 65536);
 }
 
+// Not Windows: there a removed region stays reachable by name while handles
+// to it are open, so a watch goes on watching it (`FileMap::is_removed`).
+#[cfg(not(windows))]
 #[test]
 fn watch_says_so_when_its_region_is_removed() {
     let name = unique("watchrm");

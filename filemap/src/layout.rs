@@ -114,6 +114,15 @@ impl Header {
         self.flags.load(core::sync::atomic::Ordering::Relaxed) & FLAG_PERSISTENT != 0
     }
 
+    /// A header in ordinary memory, every field zero, for unit tests.
+    #[cfg(test)]
+    pub fn zeroed() -> Box<Header> {
+        // SAFETY: every field of `Header`, padding included, is an atomic
+        // integer, for which all-zero bytes are a valid value; the layout
+        // is `Header`'s own, so the allocation fits it.
+        unsafe { Box::new(core::mem::zeroed()) }
+    }
+
     /// Who published the current generation (packed [`WriterId`]).
     pub fn last_writer(&self) -> u64 {
         use core::sync::atomic::Ordering::{Acquire, Relaxed};

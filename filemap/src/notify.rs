@@ -169,12 +169,7 @@ pub fn wait_once(
     let mut generation = h.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
     if generation == seen && !cancelled {
-        let asleep = notify | SLEEPERS;
-        if notify == asleep
-            || h.notify
-                .compare_exchange(notify, asleep, SeqCst, SeqCst)
-                .is_ok()
-        {
+        if let Some(asleep) = announce_sleep(h, notify) {
             #[cfg(not(windows))]
             sys::futex_wait(&h.notify, asleep, timeout.min(SLICE));
             #[cfg(windows)]
@@ -190,6 +185,19 @@ pub fn wait_once(
     saturating_decrement(&slot.waiters);
     saturating_decrement(&h.waiters);
     generation
+}
+
+/// Set the sleepers bit in the word last read as `notify`; the value to
+/// sleep on, or `None` when the word moved since (an event happened: look
+/// at the generation again instead of sleeping).
+#[inline]
+fn announce_sleep(h: &Header, notify: u32) -> Option<u32> {
+    let asleep = notify | SLEEPERS;
+    (notify == asleep
+        || h.notify
+            .compare_exchange(notify, asleep, SeqCst, SeqCst)
+            .is_ok())
+    .then_some(asleep)
 }
 
 /// Busy-poll until the generation is not `seen` or `deadline` passes.
@@ -221,4 +229,60 @@ pub fn forget_waiters(h: &Header, slot: &Slot) {
 
 fn saturating_decrement(word: &AtomicU32) {
     let _ = word.fetch_update(SeqCst, SeqCst, |w| Some(w.saturating_sub(1)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An interrupt followed by a publish left the word at the value a
+    /// waiter had read before both (the interrupt bumped the generation
+    /// bits to g+1, the publish stored g+1), so the waiter's announcement
+    /// succeeded after the publish had looked for sleepers: a lost wake-up
+    /// of up to a slice.
+    #[test]
+    fn a_waiter_never_announces_itself_after_an_interrupt_and_a_publish() {
+        let h = Header::zeroed();
+        for _ in 0..3 {
+            let seen_by_waiter = h.notify.load(SeqCst);
+            interrupt(&h);
+            h.generation.fetch_add(1, SeqCst);
+            published(&h);
+            assert_eq!(announce_sleep(&h, seen_by_waiter), None);
+        }
+    }
+
+    #[test]
+    fn a_publish_after_an_announcement_clears_the_bit_and_moves_the_word() {
+        let h = Header::zeroed();
+        let before = h.notify.load(SeqCst);
+        let asleep = announce_sleep(&h, before).unwrap();
+        assert_eq!(asleep & SLEEPERS, SLEEPERS);
+        // A second waiter finds the bit set and sleeps on the same value.
+        assert_eq!(announce_sleep(&h, asleep), Some(asleep));
+        published(&h);
+        let after = h.notify.load(SeqCst);
+        assert_eq!(after & SLEEPERS, 0, "the publisher cleared the bit");
+        assert_ne!(after, asleep);
+        assert_ne!(after, before);
+        // Interrupts move the counter but leave other sleepers' bit alone.
+        let asleep = announce_sleep(&h, after).unwrap();
+        interrupt(&h);
+        let now = h.notify.load(SeqCst);
+        assert_eq!(now & SLEEPERS, SLEEPERS);
+        // A waiter holding `asleep` would now not sleep: the kernel's
+        // compare sees another value.
+        assert_ne!(now, asleep);
+    }
+
+    #[test]
+    fn the_counter_wraps_without_touching_the_sleepers_bit() {
+        let h = Header::zeroed();
+        h.notify.store(u32::MAX - 1, SeqCst); // counter at its top, bit clear
+        published(&h);
+        assert_eq!(h.notify.load(SeqCst), 0);
+        h.notify.store(u32::MAX, SeqCst); // counter at its top, bit set
+        published(&h);
+        assert_eq!(h.notify.load(SeqCst), 0, "wrapped, and the bit cleared");
+    }
 }
