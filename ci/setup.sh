@@ -10,7 +10,8 @@ test -d /dev/shm
 # The Windows leg (ci/windows.sh): mingw-w64 links the Windows test binaries
 # and builds the bcryptprimitives.dll stand-in; Wine runs them.
 missing=()
-for pkg in gcc-mingw-w64-x86-64 wine64; do
+# openssl(1): filemap-bridge's TLS test makes its certificates with it.
+for pkg in gcc-mingw-w64-x86-64 wine64 openssl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
         missing+=("$pkg")
 done
