@@ -714,12 +714,17 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
 }
 
 fn watch_loop(shared: &Shared, map: &Map) {
-    let mut seen = map.fm.generation();
+    // Look before every wait: a write made between `start` and this
+    // thread's first wait is not missed.
+    let mut seen = None;
     while !shared.stop.load(Ordering::SeqCst) {
-        if let Some(g) = map.fm.wait_change(seen, Some(Duration::from_millis(200))) {
-            seen = g;
+        let g = map.fm.generation();
+        if seen != Some(g) {
+            seen = Some(g);
             on_local_change(shared, map);
+            continue;
         }
+        map.fm.wait_change(g, Some(Duration::from_millis(200)));
     }
 }
 
