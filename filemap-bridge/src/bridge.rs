@@ -580,17 +580,17 @@ fn check_remote(
         Ok(m) => m,
         Err(e) => return refuse(format!("malformed sample: {e}")),
     };
-    if meta.len > shared.max_size as u64 {
-        return refuse(format!(
-            "content of {} bytes is over --max-size {}",
-            meta.len, shared.max_size
-        ));
-    }
     if meta.len > map.fm.capacity() as u64 {
         return refuse(format!(
             "content of {} bytes does not fit the region's capacity {}",
             meta.len,
             map.fm.capacity()
+        ));
+    }
+    if meta.len > shared.max_size as u64 {
+        return refuse(format!(
+            "content of {} bytes is over --max-size {}",
+            meta.len, shared.max_size
         ));
     }
     if meta.version.time > now_ntp64().saturating_add(skew_ntp64()) {

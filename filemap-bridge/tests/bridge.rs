@@ -558,6 +558,8 @@ fn malformed_samples_are_logged_and_dropped() {
         &listen,
         "--max-size",
         "2048",
+        "--capacity",
+        "4096",
     ]))
     .ready();
     let ma = open(&ra, 4096);
@@ -603,6 +605,7 @@ fn malformed_samples_are_logged_and_dropped() {
         (b"bad".to_vec(), Some(wrong_version.to_vec())),
         (b"abcd".to_vec(), Some(valid(3))),    // length mismatch
         (vec![b'x'; 3000], Some(valid(3000))), // over --max-size
+        (vec![b'y'; 5000], Some(valid(5000))), // over the capacity
         (b"future".to_vec(), Some(meta(6).encode().to_vec())), // from the far future
     ];
     let n = cases.len();
@@ -646,6 +649,7 @@ fn malformed_samples_are_logged_and_dropped() {
         "format version 99",
         "declares 3 bytes",
         "--max-size",
+        "capacity 4096",
         "future",
     ] {
         assert!(
