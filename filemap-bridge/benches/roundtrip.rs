@@ -98,8 +98,9 @@ fn child(role: &str, rest: &[String]) {
         "region-pong" => {
             let ping = FileMap::builder(&rest[0]).capacity(CAP).open().unwrap();
             let pong = FileMap::builder(&rest[1]).capacity(CAP).open().unwrap();
-            println!("ready");
+            // Before "ready": a ping sent right after it must not be missed.
             let mut seen = ping.generation();
+            println!("ready");
             let mut buf = Vec::new();
             loop {
                 let Some(g) = ping.wait_change(seen, Some(Duration::from_secs(30))) else {
@@ -132,7 +133,7 @@ fn count_until_stdin_closes(mut next: impl FnMut() -> bool) {
 
 struct Proc {
     child: Child,
-    out: BufReader<std::process::ChildStdout>,
+    out: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Proc {
@@ -151,13 +152,32 @@ impl Proc {
                 break;
             }
         }
-        Proc { child, out }
+        Proc {
+            child,
+            out: Some(out),
+        }
+    }
+
+    /// Keep reading (and dropping) the child's output, so it never blocks
+    /// on a full pipe: the bridges log every send and apply.
+    fn drain(mut self) -> Proc {
+        if let Some(mut out) = self.out.take() {
+            // BENCH_LOG=1 shows the bridges' logs.
+            if std::env::var_os("BENCH_LOG").is_some() {
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::stderr()));
+            } else {
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            }
+        }
+        self
     }
 
     fn finish(mut self) -> String {
         drop(self.child.stdin.take());
         let mut line = String::new();
-        self.out.read_line(&mut line).unwrap();
+        if let Some(out) = self.out.as_mut() {
+            out.read_line(&mut line).unwrap();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         line.trim().to_string()
@@ -246,11 +266,13 @@ fn bridges(tag: &str, names: &[&str]) -> Bridges {
     let a = Proc::spawn(
         Command::new(BIN).args(&args_a).args(["--listen", &ep]),
         "ready",
-    );
+    )
+    .drain();
     let b = Proc::spawn(
         Command::new(BIN).args(&args_b).args(["--connect", &ep]),
         "ready",
-    );
+    )
+    .drain();
     Bridges {
         _a: a,
         _b: b,

@@ -1,13 +1,13 @@
 //! The running bridge: one Zenoh session, and per mapped region a watcher
-//! (local → network), an applier (network → local) and a queryable
-//! (late joiners).
+//! thread (local → network), a subscriber (network → local) and a
+//! queryable (late joiners).
 
 use std::fs::File;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -129,20 +129,11 @@ struct State {
     max_seen: u64,
 }
 
-/// The newest sample waiting for the applier (older ones are dropped on
-/// arrival: they would lose anyway).
-#[derive(Default)]
-struct Pending {
-    sample: Option<(Meta, ZBytes)>,
-}
-
 struct Map {
     region: String,
     key: String,
     fm: FileMap,
     state: Mutex<State>,
-    pending: Mutex<Pending>,
-    pending_cv: Condvar,
     lock: RegionLock,
 }
 
@@ -377,8 +368,6 @@ impl Bridge {
                 key: m.key.clone(),
                 fm,
                 state: Mutex::new(state),
-                pending: Mutex::new(Pending::default()),
-                pending_cv: Condvar::new(),
                 lock,
             }));
         }
@@ -440,13 +429,6 @@ impl Bridge {
                 std::thread::Builder::new()
                     .name(format!("watch {}", map.region))
                     .spawn(move || watch_loop(&s, &m))
-                    .context("cannot start a thread")?,
-            );
-            let (s, m) = (Arc::clone(&shared), Arc::clone(map));
-            bridge.threads.push(
-                std::thread::Builder::new()
-                    .name(format!("apply {}", map.region))
-                    .spawn(move || apply_loop(&s, &m))
                     .context("cannot start a thread")?,
             );
         }
@@ -512,9 +494,6 @@ impl Bridge {
 impl Drop for Bridge {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        for map in &self.shared.maps {
-            map.pending_cv.notify_all();
-        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -615,14 +594,10 @@ fn on_sample(shared: &Shared, map: &Map, sample: Sample) {
     else {
         return;
     };
-    let mut p = lock(&map.pending);
-    if p.sample
-        .as_ref()
-        .is_none_or(|(m, _)| m.version < meta.version)
-    {
-        p.sample = Some((meta, sample.payload().clone()));
-        map.pending_cv.notify_one();
-    }
+    // Applied right here, on Zenoh's receiving thread: one thread wake-up
+    // less per hop than handing it to a thread of ours (the write is one
+    // memcpy under the region lock).
+    apply(shared, map, meta, sample.payload(), "sample");
 }
 
 fn on_query(map: &Map, query: &Query) {
@@ -632,28 +607,6 @@ fn on_query(map: &Map, query: &Query) {
             .reply(map.key.as_str(), payload)
             .attachment(meta.encode().to_vec())
             .wait();
-    }
-}
-
-fn apply_loop(shared: &Shared, map: &Map) {
-    loop {
-        let next = {
-            let mut p = lock(&map.pending);
-            loop {
-                if shared.stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                if let Some(s) = p.sample.take() {
-                    break s;
-                }
-                p = map
-                    .pending_cv
-                    .wait_timeout(p, Duration::from_millis(500))
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
-            }
-        };
-        apply(shared, map, next.0, &next.1, "sample");
     }
 }
 
