@@ -127,6 +127,9 @@ struct State {
     current: Option<(Meta, ZBytes)>,
     /// Greatest remote time seen, so local writes are dated after it.
     max_seen: u64,
+    /// Reused to make a fragmented payload contiguous (no fresh pages per
+    /// sample).
+    scratch: Vec<u8>,
 }
 
 struct Map {
@@ -511,6 +514,7 @@ fn recall_state(fm: &FileMap, lock: &RegionLock) -> State {
         local_gen: None,
         current: None,
         max_seen: 0,
+        scratch: Vec::new(),
     };
     let Some((generation, meta)) = lock.recall() else {
         return state;
@@ -623,8 +627,21 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
         // Nothing dated yet: whatever the region holds loses to a dated value.
         _ => map.fm.generation(),
     };
-    let content = payload.to_bytes();
-    match map.fm.write_if(expected, &content) {
+    let mut scratch = std::mem::take(&mut st.scratch);
+    let first = payload.slices().next().unwrap_or(&[]);
+    let content: &[u8] = if first.len() == payload.len() {
+        first
+    } else {
+        scratch.clear();
+        for piece in payload.slices() {
+            scratch.extend_from_slice(piece);
+        }
+        &scratch
+    };
+    let written = map.fm.write_if(expected, content);
+    let len = content.len();
+    st.scratch = scratch;
+    match written {
         Ok(p) => {
             map.lock.record(p.generation, &meta);
             st.version = Some(meta.version);
@@ -635,7 +652,7 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
                 "applied",
                 json!({
                     "region": map.region, "key": map.key, "via": via,
-                    "bytes": content.len(), "generation": p.generation,
+                    "bytes": len, "generation": p.generation,
                     "origin": meta.version.host_hex(), "time": meta.version.time,
                     "origin_generation": meta.generation,
                     "writer": format!("{}/{}", meta.writer.pid, meta.writer.handle),
@@ -684,10 +701,17 @@ fn watch_loop(shared: &Shared, map: &Map) {
 /// Publish the region's content if a local process wrote it (anything the
 /// bridge did not write itself).
 fn on_local_change(shared: &Shared, map: &Map) {
+    // Read under the state lock: every write of the bridge's own (apply)
+    // happens under it too and records its generation before releasing it,
+    // so a generation found here that is not `local_gen` is a local write.
+    // (A snapshot taken before the lock could be older than an apply that
+    // finished meanwhile, and be sent as new.)
+    let mut st = lock(&map.state);
     let mut buf = Vec::new();
     let stamp = match map.fm.read_into(&mut buf) {
         Ok(s) => s,
         Err(e) => {
+            drop(st);
             shared.log.event(
                 "error",
                 json!({ "region": map.region, "key": map.key, "reason": format!("cannot read the region: {e}") }),
@@ -695,7 +719,6 @@ fn on_local_change(shared: &Shared, map: &Map) {
             return;
         }
     };
-    let mut st = lock(&map.state);
     if st.local_gen == Some(stamp.generation) {
         return; // our own apply, or already sent
     }

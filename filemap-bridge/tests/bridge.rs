@@ -169,6 +169,8 @@ fn two_bridges_one_key_both_ways_no_echo() {
         &format!("{ra}={key}"),
         "--listen",
         &listen,
+        "--capacity",
+        "1MiB",
     ]))
     .ready();
     let b = Bridge::spawn(&args(&[
@@ -176,9 +178,11 @@ fn two_bridges_one_key_both_ways_no_echo() {
         &format!("{rb}={key}"),
         "--connect",
         &listen,
+        "--capacity",
+        "1MiB",
     ]))
     .ready();
-    let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
+    let (ma, mb) = (open(&ra, 1 << 20), open(&rb, 1 << 20));
 
     ma.write(b"from A").unwrap();
     eventually("A's write on B", || content(&mb) == b"from A");
@@ -191,6 +195,20 @@ fn two_bridges_one_key_both_ways_no_echo() {
     assert_eq!(a.count("sent"), 2, "A sends its two writes only");
     assert_eq!(b.count("sent"), 1, "B sends its one write only");
     assert_eq!(content(&ma), b"A again");
+
+    // A burst from A: B's bridge applies while its watcher runs; it must
+    // never take its own applies for local writes (and send them back).
+    // Large contents widen the window between B's watcher reading the
+    // region and taking the bridge's state.
+    let mut burst = vec![0u8; 256 << 10];
+    for n in 0..300u32 {
+        burst[..4].copy_from_slice(&n.to_le_bytes());
+        ma.write(&burst).unwrap();
+    }
+    eventually("the burst's last write on B", || content(&mb) == burst);
+    assert_eq!(b.count("sent"), 1, "B sent something it did not write");
+    assert_eq!(b.count("conflict"), 0);
+    assert_eq!(content(&ma), burst);
 
     // One bridge per region per host.
     let out = Command::new(BIN)
