@@ -87,7 +87,8 @@ fn thirty_two_watcher_processes_all_end_on_the_final_content() {
 /// the bug from tests that only wait for the end. Here every waiter must
 /// report the end of every burst within a fraction of that slice. Bursts
 /// of 1 to 32 publishes, with and without a pause before them (waiters
-/// asleep, or still between waking and re-checking), over and over.
+/// asleep, or still between waking and re-checking), and with a watcher's
+/// interrupt right before the last publish, over and over.
 #[test]
 fn every_sleeping_waiter_wakes_for_the_last_publish_of_every_burst() {
     const WAITERS: usize = 8;
@@ -96,6 +97,7 @@ fn every_sleeping_waiter_wakes_for_the_last_publish_of_every_burst() {
     let name = unique("load-wakeups");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
+    let interrupter = FileMap::open(&name).unwrap();
     let waiters: Vec<Child> = (0..WAITERS)
         .map(|_| Child::spawn("wait-for-ends", &name))
         .collect();
@@ -120,6 +122,12 @@ fn every_sleeping_waiter_wakes_for_the_last_publish_of_every_burst() {
         } else {
             format!("end {burst}")
         };
+        // Half the time a watcher stops right before the end is published:
+        // its interrupt moves the notify word just before the publish does
+        // (they once left it at the value a waiter had read before both).
+        if rng & 2 == 0 {
+            drop(interrupter.watch(|_| ()).unwrap());
+        }
         let published = Instant::now();
         map.write(end.as_bytes()).unwrap();
         for waiter in &waiters {
