@@ -172,6 +172,10 @@ pub fn wait_once(
         if let Some(asleep) = announce_sleep(h, notify) {
             #[cfg(not(windows))]
             sys::futex_wait(&h.notify, asleep, timeout.min(SLICE));
+            // The semaphore keeps a post that races ahead of the sleep, so
+            // the value announced plays no part here.
+            #[cfg(windows)]
+            let _ = asleep;
             #[cfg(windows)]
             match (&wakers, token) {
                 (Some(wakers), Some(token)) => wakers.sleep(token, timeout.min(SLICE)),
