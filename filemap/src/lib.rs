@@ -76,6 +76,7 @@
 mod copy;
 pub mod error;
 mod layout;
+mod loan;
 mod lock;
 mod notify;
 mod region;
@@ -85,6 +86,7 @@ mod watch;
 
 pub use error::{Error, NameRule, Result};
 pub use layout::WriterId;
+pub use loan::WriteLoan;
 pub use region::{
     shm_path, validate_name, Builder, FileMap, Guard, OwnedGuard, Published, RegionInfo, Snapshot,
     Stamp, Updated, DEFAULT_CAPACITY, DEFAULT_LOCK_TIMEOUT, MAX_CAPACITY, MAX_NAME_LEN,

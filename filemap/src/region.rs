@@ -25,6 +25,7 @@ use crate::error::{Error, NameRule, Result};
 use crate::layout::{
     self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SEQ_WRITING, SLOTS,
 };
+use crate::loan::WriteLoan;
 use crate::lock::{self, LockError};
 use crate::notify;
 use crate::sys;
@@ -820,7 +821,16 @@ impl Inner {
     /// Publish `content` as the next generation. The caller holds the lock
     /// and has checked `content.len() <= capacity`.
     fn publish_locked(&self, content: &[u8]) -> u64 {
-        debug_assert!(content.len() <= self.capacity);
+        let (next, index) = self.begin_publish();
+        self.store_at(index, 0, content);
+        self.finish_publish(next, index, content.len())
+    }
+
+    /// Start publishing the next generation: mark the inactive buffer as
+    /// being written and return (next generation, its buffer). The caller
+    /// holds the lock. Abandoning a publish after this is harmless: the
+    /// published buffer is untouched, and the marked one is not read.
+    pub(crate) fn begin_publish(&self) -> (u64, usize) {
         let h = self.header();
         // Acquire: after a takeover, nothing orders us after the dead
         // owner's last publish but this load.
@@ -831,29 +841,49 @@ impl Inner {
         // of them then sees the mark or a later value (fence to fence).
         h.seq[index].store(SEQ_WRITING, Relaxed);
         fence(Release);
+        (next, index)
+    }
+
+    /// Copy `bytes` into buffer `index` at `offset`, during a publish begun
+    /// by [`Inner::begin_publish`] (the caller holds the lock, checked that
+    /// `offset + bytes.len() <= capacity`, and keeps `offset` a multiple
+    /// of 8).
+    pub(crate) fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) {
+        assert!(index < 2 && offset % 8 == 0 && offset + bytes.len() <= self.capacity);
         // SAFETY:
-        // - the destination is buffer `index`, inside the mapping
-        //   (`content.len() <= capacity`, and the mapping holds
-        //   `region_size(capacity)` bytes);
-        // - buffers start 64-byte aligned (layout::buffer_offset), as
-        //   `store_shared` requires;
-        // - we hold the lock, so no other writer copies into it; readers
-        //   that copy it concurrently discard what they read because its
-        //   `seq` has moved since the buffer was last published;
-        // SAFETY: holds by the conditions listed above.
+        // - the destination is `bytes.len()` bytes of buffer `index` from
+        //   `offset`, inside the mapping (asserted above against the
+        //   capacity, and the mapping holds `region_size(capacity)` bytes);
+        // - buffers start 64-byte aligned (layout::buffer_offset) and
+        //   `offset` is a multiple of 8, as `store_shared` requires;
+        // - the caller holds the lock, so no other writer copies into it;
+        //   readers that copy it concurrently discard what they read
+        //   because its `seq` is marked as being written.
         unsafe {
             let dst = self
                 .map
                 .as_ptr()
-                .add(layout::buffer_offset(self.capacity, index));
-            store_shared(content, dst);
+                .add(layout::buffer_offset(self.capacity, index) + offset);
+            store_shared(bytes, dst);
         }
-        h.len[index].store(content.len() as u64, Relaxed);
+    }
+
+    /// Publish buffer `index`, filled with `len` bytes, as generation
+    /// `next` (from [`Inner::begin_publish`]), and wake the waiters.
+    pub(crate) fn finish_publish(&self, next: u64, index: usize, len: usize) -> u64 {
+        debug_assert!(len <= self.capacity);
+        let h = self.header();
+        h.len[index].store(len as u64, Relaxed);
         h.writer[index].store(self.id.pack(), Relaxed);
         h.seq[index].store(next, Release);
         h.generation.store(next, Release);
         notify::published(h);
         next
+    }
+
+    /// Release the lock taken by this thread (for the loan's drop).
+    pub(crate) fn unlock_public(&self) {
+        self.unlock();
     }
 }
 
@@ -1287,6 +1317,38 @@ impl FileMap {
             tid: sys::tid(),
             held: true,
         })
+    }
+
+    /// Lend the inactive buffer, under the lock, to be filled in place
+    /// through [`std::io::Write`] and published by [`WriteLoan::commit`]:
+    /// a serialiser writes straight into the region, with no intermediate
+    /// `Vec` of the whole content. Readers see nothing until the commit; a
+    /// loan dropped uncommitted, or grown past the capacity
+    /// ([`Error::TooLarge`]), leaves the published content as it was.
+    ///
+    /// ```
+    /// # fn main() -> filemap::Result<()> {
+    /// # let name = format!("doc-loan-{}", std::process::id());
+    /// use std::io::Write;
+    /// let map = filemap::FileMap::open(&name)?;
+    /// let mut loan = map.loan()?;
+    /// write!(loan, "{} {}", "speed", 12.5).unwrap();
+    /// let published = loan.commit()?;
+    /// assert_eq!(map.read()?.content, b"speed 12.5");
+    /// assert_eq!(map.generation(), published.generation);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`FileMap::lock`].
+    pub fn loan(&self) -> Result<WriteLoan<'_>> {
+        self.inner.usable()?;
+        let owner_died = self.inner.lock()?;
+        Ok(WriteLoan::new(self, owner_died))
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// Whether the region's name no longer leads to this region: it was
