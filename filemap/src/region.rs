@@ -289,6 +289,7 @@ impl Builder {
                 },
                 lock_timeout: self.lock_timeout,
                 epoch: sys::fork_epoch(),
+                learner: notify::Learner::default(),
                 os,
             }),
         }
@@ -577,6 +578,7 @@ fn claim_slot(h: &Header) -> Option<usize> {
                 && slot.pid.compare_exchange(0, pid, Acquire, Relaxed).is_ok()
             {
                 slot.waiters.store(0, Relaxed);
+                slot.spinners.store(0, Relaxed);
                 slot.start_time.store(sys::own_start_time(), Release);
                 return Some(index);
             }
@@ -620,6 +622,8 @@ pub(crate) struct Inner {
     /// The fork epoch the handle was opened at: another epoch means this
     /// is a forked child's copy, which must not be used.
     epoch: u32,
+    /// How soon changes have been arriving, for adaptive waits.
+    learner: notify::Learner,
 }
 
 /// A handle's OS objects besides the backing file and the mapping.
@@ -1413,6 +1417,31 @@ impl FileMap {
         }
     }
 
+    /// Like [`FileMap::wait_change`], but busy-polls for a short while
+    /// first when that has recently paid off: latency close to
+    /// [`FileMap::wait_change_spin`]'s when the peer answers promptly, and
+    /// close to no CPU when changes come rarely.
+    ///
+    /// The handle learns how soon changes arrive after a wait begins (a
+    /// moving average). While that is within a few tens of microseconds,
+    /// a wait spins (with the CPU's pause instruction) for about twice as
+    /// long before it sleeps; once changes come later, it sleeps at once,
+    /// and a fast change seen after a sleep teaches it to spin again. At
+    /// most one thread fewer than the machine has cores spin on a region at
+    /// once, across all processes, so spinners never starve the writer
+    /// they wait for. Sleeping is exactly [`FileMap::wait_change`]'s.
+    pub fn wait_change_adaptive(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
+        let h = self.inner.header();
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        notify::adaptive(
+            h,
+            &h.slots[self.inner.slot],
+            seen,
+            deadline,
+            &self.inner.learner,
+        )
+    }
+
     /// Like [`FileMap::wait_change`], but busy-polls the generation instead
     /// of sleeping: lowest latency, one core kept busy.
     pub fn wait_change_spin(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
@@ -1423,7 +1452,9 @@ impl FileMap {
     /// Call `callback` from a background thread with every change published
     /// by another handle (in this or another process), skipping this
     /// handle's own writes. Bursts are coalesced: the callback may skip
-    /// intermediate generations but always gets the latest content.
+    /// intermediate generations but always gets the latest content. The
+    /// thread waits as [`FileMap::wait_change_adaptive`] does: promptly
+    /// when changes come fast, at no CPU cost when they come rarely.
     /// Dropping the returned [`Watcher`] stops the thread. The watcher
     /// keeps the region attached (and so alive) until it is dropped, even
     /// after every `FileMap` handle is gone.
@@ -1557,9 +1588,21 @@ fn clean_stale_regions() -> Result<Vec<String>> {
 use windows::{clean_stale_regions, inspect_named, list_regions, remove_named};
 
 impl Inner {
+    /// One adaptive wait of a watcher: spin while that pays (see
+    /// [`FileMap::wait_change_adaptive`]), then sleep once, at most
+    /// `timeout`, unless `cancel` is set. Returns the generation found.
     pub(crate) fn wait_once(&self, seen: u64, timeout: Duration, cancel: &AtomicBool) -> u64 {
         let h = self.header();
-        notify::wait_once(h, &h.slots[self.slot], seen, timeout, Some(cancel))
+        let slot = &h.slots[self.slot];
+        let start = Instant::now();
+        if let Some(generation) = notify::spin_phase(h, slot, seen, None, &self.learner, start) {
+            return generation;
+        }
+        let generation = notify::wait_once(h, slot, seen, timeout, Some(cancel));
+        if generation != seen || start.elapsed() >= timeout {
+            self.learner.observe(start.elapsed());
+        }
+        generation
     }
 
     pub(crate) fn interrupt_waits(&self) {

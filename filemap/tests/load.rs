@@ -91,6 +91,17 @@ fn thirty_two_watcher_processes_all_end_on_the_final_content() {
 /// interrupt right before the last publish, over and over.
 #[test]
 fn every_sleeping_waiter_wakes_for_the_last_publish_of_every_burst() {
+    every_waiter_sees_the_end_of_every_burst(&[]);
+}
+
+/// The same with adaptive waiters: they spin first (at most one at a time
+/// on two cores), then sleep by the same protocol.
+#[test]
+fn every_adaptive_waiter_sees_the_last_publish_of_every_burst() {
+    every_waiter_sees_the_end_of_every_burst(&[("FILEMAP_CHILD_ADAPTIVE", "1".into())]);
+}
+
+fn every_waiter_sees_the_end_of_every_burst(env: &[(&str, String)]) {
     const WAITERS: usize = 8;
     const BURSTS: u64 = 150;
     let within = Duration::from_millis(500);
@@ -99,7 +110,7 @@ fn every_sleeping_waiter_wakes_for_the_last_publish_of_every_burst() {
     let map = FileMap::open(&name).unwrap();
     let interrupter = FileMap::open(&name).unwrap();
     let waiters: Vec<Child> = (0..WAITERS)
-        .map(|_| Child::spawn("wait-for-ends", &name))
+        .map(|_| Child::spawn_with("wait-for-ends", &name, env))
         .collect();
     for waiter in &waiters {
         assert_eq!(waiter.line(), "waiting");
