@@ -82,6 +82,8 @@ mod notify;
 mod region;
 mod sys;
 mod text;
+#[cfg(feature = "serde")]
+mod value;
 mod watch;
 
 pub use error::{Error, NameRule, Result};
@@ -93,4 +95,6 @@ pub use region::{
     MIN_CAPACITY,
 };
 pub use text::{RemoteChange, TextView};
+#[cfg(feature = "serde")]
+pub use value::{default_tag, value_parts, Codec, ValueParts, VALUE_MAGIC};
 pub use watch::Watcher;

@@ -78,6 +78,12 @@ impl<'a> WriteLoan<'a> {
         self.map.capacity()
     }
 
+    /// The length the content reached past the capacity, if it did.
+    #[cfg(feature = "serde")]
+    pub(crate) fn overflow(&self) -> Option<usize> {
+        self.overflow
+    }
+
     /// Whether the lock's previous owner died holding it.
     pub fn owner_died(&self) -> bool {
         self.owner_died
