@@ -590,6 +590,25 @@ fm_status fm_write(const fm_map *map,
                    uint64_t *generation);
 
 /**
+ * Publish `len` bytes from `data` only if the region's generation is
+ * still `expected` (compare-and-publish, no lock held across calls): read
+ * with `fm_read`, compute, then `fm_write_if` with the generation read.
+ * Stores the new generation in `*generation` (may be NULL).
+ *
+ * Returns `FM_OK`; `FM_E_CONFLICT` when another write came first
+ * (`fm_error_info.found` is the generation now; nothing written);
+ * otherwise as `fm_write`.
+ *
+ * # Safety
+ * As `fm_write`.
+ */
+fm_status fm_write_if(const fm_map *map,
+                      uint64_t expected,
+                      const uint8_t *data,
+                      size_t len,
+                      uint64_t *generation);
+
+/**
  * Copy the published content into `buf` (capacity `cap` bytes) and store
  * its length in `*len` and its generation and writer in `*stamp` (both
  * may be NULL). Lock-free.

@@ -9,8 +9,7 @@ use filemap::Error;
 
 use crate::args;
 use crate::map::FmMap;
-use crate::owned_shim::LockOwned;
-use crate::status::{boundary, Fail, FmStatus, FM_E_NOT_LOCKED};
+use crate::status::{boundary, Fail, FmStatus};
 
 /// Take the region's cross-process lock through `map`, waiting up to the
 /// lock timeout (10 s). Store in `*owner_died` (may be NULL) whether the
@@ -68,13 +67,9 @@ pub unsafe extern "C" fn fm_unlock(map: *const FmMap) -> FmStatus {
         let h = unsafe { args::handle(map) }?;
         let mut slot = h.lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(guard) = slot.as_mut() else {
-            return Err(Fail::Status(
-                FM_E_NOT_LOCKED,
-                format!(
-                    "the lock of region {:?} is not held through this handle",
-                    h.map.name()
-                ),
-            ));
+            return Err(Fail::Core(Error::NotLocked {
+                name: h.map.name().to_owned(),
+            }));
         };
         guard.unlock()?;
         *slot = None;

@@ -8,9 +8,7 @@ use std::ffi::c_char;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use filemap::{Error, FileMap, Stamp, WriterId};
-
-use crate::owned_shim::OwnedGuard;
+use filemap::{Error, FileMap, OwnedGuard, Stamp, WriterId};
 
 use crate::args::{self, Tagged};
 use crate::status::{boundary, Fail, FfiResult, FmStatus};
@@ -42,9 +40,9 @@ const _: () = assert!(FM_MAX_CAPACITY == filemap::MAX_CAPACITY as u64);
 #[repr(C)]
 pub struct FmMap {
     magic: u64,
+    pub(crate) map: FileMap,
     /// The lock taken by `fm_lock` through this handle, until `fm_unlock`.
     pub(crate) lock: Mutex<Option<OwnedGuard>>,
-    pub(crate) map: FileMap,
 }
 
 impl Tagged for FmMap {
@@ -186,8 +184,8 @@ pub unsafe extern "C" fn fm_open(
         }
         let handle = Box::new(FmMap {
             magic: FmMap::MAGIC,
-            lock: Mutex::new(None),
             map: builder.open()?,
+            lock: Mutex::new(None),
         });
         // SAFETY: `out` is not NULL (checked) and writable (contract).
         unsafe { out.write(Box::into_raw(handle)) };
@@ -303,6 +301,38 @@ pub unsafe extern "C" fn fm_write(
         };
         // SAFETY: as this function's contract.
         unsafe { args::put(generation, published) };
+        Ok(())
+    })
+}
+
+/// Publish `len` bytes from `data` only if the region's generation is
+/// still `expected` (compare-and-publish, no lock held across calls): read
+/// with `fm_read`, compute, then `fm_write_if` with the generation read.
+/// Stores the new generation in `*generation` (may be NULL).
+///
+/// Returns `FM_OK`; `FM_E_CONFLICT` when another write came first
+/// (`fm_error_info.found` is the generation now; nothing written);
+/// otherwise as `fm_write`.
+///
+/// # Safety
+/// As `fm_write`.
+#[no_mangle]
+pub unsafe extern "C" fn fm_write_if(
+    map: *const FmMap,
+    expected: u64,
+    data: *const u8,
+    len: usize,
+    generation: *mut u64,
+) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        check_fits(&h.map, len)?;
+        // SAFETY: as this function's contract.
+        let content = unsafe { args::bytes(data, len, "data") }?;
+        let published = h.map.write_if(expected, content)?;
+        // SAFETY: as this function's contract.
+        unsafe { args::put(generation, published.generation) };
         Ok(())
     })
 }

@@ -130,16 +130,8 @@ pub(crate) enum Fail {
     Core(Error),
     Null(&'static str),
     Invalid(String),
-    Name {
-        message: String,
-        scanned: usize,
-    },
-    BufferTooSmall {
-        needed: usize,
-        capacity: usize,
-    },
-    /// A status this layer decides itself, with its message.
-    Status(FmStatus, String),
+    Name { message: String, scanned: usize },
+    BufferTooSmall { needed: usize, capacity: usize },
 }
 
 impl From<Error> for Fail {
@@ -254,7 +246,6 @@ fn describe(fail: &Fail) -> (FmErrorInfo, String) {
             },
             message.clone(),
         ),
-        Fail::Status(status, message) => (info(*status), message.clone()),
         Fail::BufferTooSmall { needed, capacity } => (
             FmErrorInfo {
                 len: *needed as u64,
@@ -339,6 +330,20 @@ fn core_info(e: &Error) -> FmErrorInfo {
         Error::Io { source, .. } => FmErrorInfo {
             os_error: source.raw_os_error().unwrap_or(0),
             ..info(FM_E_IO)
+        },
+        Error::Conflict {
+            expected, found, ..
+        } => FmErrorInfo {
+            expected: *expected,
+            found: *found,
+            ..info(FM_E_CONFLICT)
+        },
+        Error::WrongThread { .. } => info(FM_E_WRONG_THREAD),
+        Error::NotLocked { .. } => info(FM_E_NOT_LOCKED),
+        Error::ForkedHandle { opened_by, pid, .. } => FmErrorInfo {
+            expected: u64::from(*opened_by),
+            pid: *pid,
+            ..info(FM_E_FORKED_HANDLE)
         },
         _ => info(FM_E_UNKNOWN),
     }

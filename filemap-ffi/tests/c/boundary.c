@@ -4,9 +4,12 @@
  * check holds; otherwise names the failed check and exits 1.
  * Usage: boundary REGION-NAME
  */
+#define _POSIX_C_SOURCE 200809L
 #include <filemap.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int failures = 0;
 #define CHECK(cond)                                                                     \
@@ -63,6 +66,27 @@ int main(int argc, char **argv) {
     CHECK(fm_lock(map, &died) == FM_OK && !died);
     CHECK(fm_write(map, (const uint8_t *)"locked", 6, &generation) == FM_OK && generation == 2);
     CHECK(fm_unlock(map) == FM_OK);
+
+    /* Compare-and-publish: the generation moved on, nothing written. */
+    CHECK(fm_write_if(map, 1, (const uint8_t *)"stale", 5, NULL) == FM_E_CONFLICT);
+    CHECK(fm_last_error_info(&info) == FM_OK);
+    CHECK(info.expected == 1 && info.found == 2);
+    CHECK(fm_write_if(map, 2, (const uint8_t *)"fresh", 5, &generation) == FM_OK && generation == 3);
+
+    /* A handle inherited through fork() is refused in the child. */
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        fm_status s = fm_write(map, (const uint8_t *)"child", 5, NULL);
+        fm_error_info ci;
+        fm_last_error_info(&ci);
+        _exit(s == FM_E_FORKED_HANDLE && ci.pid == (uint32_t)getpid() ? 0 : 1);
+    }
+    int wstatus = 0;
+    CHECK(child > 0 && waitpid(child, &wstatus, 0) == child);
+    CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    CHECK(fm_read(map, (uint8_t *)buf, sizeof buf, &len, NULL) == FM_OK);
+    CHECK(len == 5 && memcmp(buf, "fresh", 5) == 0);
 
     CHECK(strcmp(fm_status_name(FM_E_TOO_LARGE), "FM_E_TOO_LARGE") == 0);
     CHECK(fm_close(map) == FM_OK);
