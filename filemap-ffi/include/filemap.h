@@ -85,6 +85,7 @@ typedef int32_t fm_status;
  * | `FM_E_TIMEOUT` | `waited_ms`, `pid` (lock holder, 0 if none) |
  * | `FM_E_TOO_MANY_ATTACHED` | `max` |
  * | `FM_E_NOT_UTF8` | `len` (valid prefix) |
+ * | `FM_E_NOT_A_VALUE` | `len` (content) |
  * | `FM_E_FORKED_HANDLE` | `pid` (this process), `expected` (the opener's pid) |
  * | `FM_E_IO` | `os_error` (errno / GetLastError) |
  */
@@ -376,6 +377,22 @@ typedef void (*fm_watch_fn)(void *user_data,
  * in the child.
  */
 #define FM_E_FORKED_HANDLE -31
+
+/**
+ * The content is not a typed value (the Rust API's typed reads; the C
+ * ABI itself reads bytes and never returns it today).
+ */
+#define FM_E_NOT_A_VALUE -32
+
+/**
+ * A typed value of another type (the Rust API's typed reads).
+ */
+#define FM_E_WRONG_TYPE -33
+
+/**
+ * A typed value could not be encoded or decoded (the Rust API).
+ */
+#define FM_E_CODEC -34
 
 #ifdef __cplusplus
 extern "C" {

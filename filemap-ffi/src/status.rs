@@ -79,6 +79,13 @@ pub const FM_E_NOT_LOCKED: FmStatus = -30;
 /// The handle was inherited through fork(): open the region again by name
 /// in the child.
 pub const FM_E_FORKED_HANDLE: FmStatus = -31;
+/// The content is not a typed value (the Rust API's typed reads; the C
+/// ABI itself reads bytes and never returns it today).
+pub const FM_E_NOT_A_VALUE: FmStatus = -32;
+/// A typed value of another type (the Rust API's typed reads).
+pub const FM_E_WRONG_TYPE: FmStatus = -33;
+/// A typed value could not be encoded or decoded (the Rust API).
+pub const FM_E_CODEC: FmStatus = -34;
 
 /// The numbers of the last failed call on this thread. Fields a status
 /// does not use are 0.
@@ -97,6 +104,7 @@ pub const FM_E_FORKED_HANDLE: FmStatus = -31;
 /// | `FM_E_TIMEOUT` | `waited_ms`, `pid` (lock holder, 0 if none) |
 /// | `FM_E_TOO_MANY_ATTACHED` | `max` |
 /// | `FM_E_NOT_UTF8` | `len` (valid prefix) |
+/// | `FM_E_NOT_A_VALUE` | `len` (content) |
 /// | `FM_E_FORKED_HANDLE` | `pid` (this process), `expected` (the opener's pid) |
 /// | `FM_E_IO` | `os_error` (errno / GetLastError) |
 #[repr(C)]
@@ -350,6 +358,12 @@ fn core_info(e: &Error) -> FmErrorInfo {
             pid: *pid,
             ..info(FM_E_FORKED_HANDLE)
         },
+        Error::NotAValue { len, .. } => FmErrorInfo {
+            len: *len as u64,
+            ..info(FM_E_NOT_A_VALUE)
+        },
+        Error::WrongType { .. } => info(FM_E_WRONG_TYPE),
+        Error::Codec { .. } => info(FM_E_CODEC),
         _ => info(FM_E_UNKNOWN),
     }
 }
@@ -385,6 +399,9 @@ pub(crate) fn name_of(status: FmStatus) -> &'static CStr {
         FM_E_WRONG_THREAD => c"FM_E_WRONG_THREAD",
         FM_E_NOT_LOCKED => c"FM_E_NOT_LOCKED",
         FM_E_FORKED_HANDLE => c"FM_E_FORKED_HANDLE",
+        FM_E_NOT_A_VALUE => c"FM_E_NOT_A_VALUE",
+        FM_E_WRONG_TYPE => c"FM_E_WRONG_TYPE",
+        FM_E_CODEC => c"FM_E_CODEC",
         _ => c"FM_E_?",
     }
 }
