@@ -405,3 +405,142 @@ pub(crate) fn name_of(status: FmStatus) -> &'static CStr {
         _ => c"FM_E_?",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn all_variants() -> Vec<Error> {
+        let name = || "r".to_owned();
+        vec![
+            Error::InvalidName {
+                name: name(),
+                rule: NameRule::Empty,
+            },
+            Error::InvalidCapacity {
+                requested: 1,
+                min: 32,
+                max: 64,
+            },
+            Error::TooLarge {
+                len: 2,
+                capacity: 1,
+            },
+            Error::NotFound { name: name() },
+            Error::AlreadyExists { name: name() },
+            Error::PermissionDenied {
+                name: name(),
+                path: name(),
+            },
+            Error::OutOfSpace {
+                name: name(),
+                needed: 1,
+            },
+            Error::IncompatibleVersion {
+                name: name(),
+                found: 1,
+                expected: 2,
+            },
+            Error::NotARegion {
+                path: name(),
+                reason: "x",
+            },
+            Error::Truncated {
+                name: name(),
+                size: 1,
+                needed: 2,
+            },
+            Error::Corrupted {
+                name: name(),
+                field: "len",
+                value: 9,
+            },
+            Error::Timeout {
+                what: "x",
+                waited: Duration::from_millis(5),
+                holder_pid: Some(7),
+            },
+            Error::WouldDeadlock { name: name() },
+            Error::Conflict {
+                name: name(),
+                expected: 1,
+                found: 2,
+            },
+            Error::WrongThread { name: name() },
+            Error::NotLocked { name: name() },
+            Error::ForkedHandle {
+                name: name(),
+                opened_by: 1,
+                pid: 2,
+            },
+            Error::NotAValue {
+                name: name(),
+                len: 3,
+            },
+            Error::WrongType {
+                name: name(),
+                expected: name(),
+                found: name(),
+            },
+            Error::Codec {
+                name: name(),
+                op: "decode",
+                reason: name(),
+            },
+            Error::TooManyAttached {
+                name: name(),
+                max: 128,
+            },
+            Error::NotUtf8 { valid_up_to: 1 },
+            Error::Unsupported,
+            Error::UnsupportedOption {
+                option: "x",
+                reason: "y",
+            },
+            Error::Io {
+                op: "x",
+                name: name(),
+                source: std::io::Error::from_raw_os_error(2),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_its_own_named_status() {
+        let mut seen = Vec::new();
+        for e in all_variants() {
+            let status = core_info(&e).status;
+            assert!(status < FM_E_UNKNOWN, "{e:?} has no code of its own");
+            assert!(!seen.contains(&status), "{e:?} shares status {status}");
+            assert_ne!(
+                name_of(status).to_bytes(),
+                b"FM_E_?",
+                "{e:?} status unnamed"
+            );
+            seen.push(status);
+        }
+    }
+
+    #[test]
+    fn the_numbers_travel_with_the_status() {
+        let info = core_info(&Error::Timeout {
+            what: "x",
+            waited: Duration::from_millis(5),
+            holder_pid: Some(7),
+        });
+        assert_eq!((info.waited_ms, info.pid), (5, 7));
+        let info = core_info(&Error::Io {
+            op: "x",
+            name: String::new(),
+            source: std::io::Error::from_raw_os_error(2),
+        });
+        assert_eq!(info.os_error, 2);
+        let info = core_info(&Error::ForkedHandle {
+            name: String::new(),
+            opened_by: 1,
+            pid: 2,
+        });
+        assert_eq!((info.expected, info.pid), (1, 2));
+    }
+}
