@@ -163,6 +163,18 @@ impl Results {
                 at_least: true,
             });
         }
+        if let (Some(c), Some(rust)) = (
+            self.inproc_ns("C ABI", inproc::ABI_OP, inproc::ABI_PAYLOAD),
+            self.inproc_ns("filemap", inproc::ABI_OP, inproc::ABI_PAYLOAD),
+        ) {
+            out.push(Target {
+                name: "C ABI fm_write+fm_read / Rust write+read_into".to_owned(),
+                payload: Some(inproc::ABI_PAYLOAD),
+                ratio: c / rust,
+                limit: 1.1,
+                at_least: false,
+            });
+        }
         if let (Some(ours), Some(theirs)) = (
             self.inproc_ns("filemap", "read", 64),
             self.inproc_ns("mmap-sync", "read", 64),
@@ -379,7 +391,12 @@ impl Results {
         md.push_str("### In-process cost per call (vs cloudflare mmap-sync)\n\n");
         md.push_str("| payload | filemap write | filemap read_into | filemap write+read | mmap-sync write | mmap-sync read (zero-copy) | mmap-sync read+copy | mmap-sync write+read | memcpy |\n");
         md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        let mut sizes: Vec<usize> = self.inproc.iter().map(|r| r.payload).collect();
+        let mut sizes: Vec<usize> = self
+            .inproc
+            .iter()
+            .filter(|r| r.op != inproc::ABI_OP)
+            .map(|r| r.payload)
+            .collect();
         sizes.dedup();
         for p in sizes {
             let cell = |i, op| self.inproc_ns(i, op, p).map_or("–".to_owned(), ns);
@@ -398,6 +415,24 @@ impl Results {
             );
         }
         md.push('\n');
+        if let (Some(c), Some(rust)) = (
+            self.inproc_ns("C ABI", inproc::ABI_OP, inproc::ABI_PAYLOAD),
+            self.inproc_ns("filemap", inproc::ABI_OP, inproc::ABI_PAYLOAD),
+        ) {
+            md.push_str("### C ABI per-call overhead (filemap-ffi)\n\n");
+            md.push_str(
+                "| payload | Rust write + read_into | C ABI fm_write + fm_read | ratio |\n",
+            );
+            md.push_str("|---:|---:|---:|---:|\n");
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.2}x |\n",
+                bytes(inproc::ABI_PAYLOAD),
+                ns(rust),
+                ns(c),
+                c / rust
+            );
+        }
     }
 
     fn throughput_md(&self, md: &mut String) {
