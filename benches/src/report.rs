@@ -259,6 +259,9 @@ impl Results {
                 "publish_max_ns": r.publish.max,
                 "read_over_publish": r.ratio(),
                 "read_max_over_publish": r.max_ratio(),
+                "bound_ns": r.bound_ns(),
+                "reads_over_bound": r.over_bound(),
+                "read_ns": r.reads_ns,
             }));
         }
         for r in &self.scaling {
@@ -454,14 +457,15 @@ impl Results {
         md.push_str(
             "Read = one `read_into` under the writer; alone = the same reader's fastest of five \
              `read_into` with no writer (its processing after each read lasts as long). \
-             Ratios are to the median publish.\n\n",
+             Ratios are to the median publish. Bound = 3 × alone + median publish: two spoiled \
+             copies, one publish to wait out and its own copy.\n\n",
         );
-        md.push_str("| payload | reads | read median | read p99 | read max | read alone | publishes | publish median | publish p99 | read / publish | max read / publish |\n");
-        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("| payload | reads | read median | read p99 | read max | read alone | publishes | publish median | publish p99 | read / publish | max read / publish | reads over bound |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in &self.slow_reader {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2}× | {:.2}× |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2}× | {:.2}× | {} of {} |",
                 bytes(r.payload),
                 r.read.count,
                 ns(r.read.median as f64),
@@ -473,6 +477,8 @@ impl Results {
                 ns(r.publish.p99 as f64),
                 r.ratio(),
                 r.max_ratio(),
+                r.over_bound(),
+                r.read.count,
             );
         }
         md.push('\n');
@@ -681,11 +687,15 @@ mod tests {
             payload: 64 << 20,
             copy_ns: 12e6,
             read: summary(30_000_000, 45_000_000),
+            reads_ns: vec![30_000_000; 9]
+                .into_iter()
+                .chain([52_000_000])
+                .collect(),
             publish: summary(15_000_000, 16_000_000),
         });
         let md = r.markdown();
         assert!(
-            md.contains("| 64 MiB | 10 | 30.00 ms | 45.00 ms | 45.00 ms | 12.00 ms | 10 | 15.00 ms | 16.00 ms | 2.00× | 3.00× |"),
+            md.contains("| 64 MiB | 10 | 30.00 ms | 45.00 ms | 45.00 ms | 12.00 ms | 10 | 15.00 ms | 16.00 ms | 2.00× | 3.00× | 1 of 10 |"),
             "{md}"
         );
         let v = r.json();
@@ -698,6 +708,9 @@ mod tests {
         assert_eq!(row["read_median_ns"], 30_000_000);
         assert_eq!(row["publish_median_ns"], 15_000_000);
         assert_eq!(row["read_over_publish"], 2.0);
+        assert_eq!(row["bound_ns"], 51e6);
+        assert_eq!(row["reads_over_bound"], 1);
+        assert_eq!(row["read_ns"].as_array().unwrap().len(), 10);
     }
 
     #[test]

@@ -170,6 +170,8 @@ pub struct SlowRow {
     pub copy_ns: f64,
     /// Each measured `read_into` under the back-to-back writer.
     pub read: Summary,
+    /// The same reads, in the order they were made (nanoseconds).
+    pub reads_ns: Vec<u64>,
     /// Each publish (`write`) of the writer meanwhile.
     pub publish: Summary,
 }
@@ -182,6 +184,17 @@ impl SlowRow {
     /// Slowest read / median publish time.
     pub fn max_ratio(&self) -> f64 {
         self.read.max as f64 / self.publish.median.max(1) as f64
+    }
+    /// What a read should take at most once a lock hand-over bounds it:
+    /// two spoiled copies, one publish to wait out, its own copy (copies
+    /// as long as the reader's uncontended read, the publish its median).
+    pub fn bound_ns(&self) -> f64 {
+        3.0 * self.copy_ns + self.publish.median as f64
+    }
+    /// Reads that took longer than [`SlowRow::bound_ns`].
+    pub fn over_bound(&self) -> usize {
+        let bound = self.bound_ns();
+        self.reads_ns.iter().filter(|&&r| r as f64 > bound).count()
     }
 }
 
@@ -257,11 +270,12 @@ fn slow_one(
     let row = SlowRow {
         payload,
         copy_ns,
+        reads_ns: read.clone(),
         read: summarize(&mut read),
         publish: summarize(&mut publish),
     };
     eprintln!(
-        "  slow reader {:>9} B  read median {:>9.2} ms  p99 {:>9.2} ms  max {:>9.2} ms  (alone {:.2} ms)  publish median {:.2} ms ({} publishes)  read/publish {:.2}× (max {:.2}×)",
+        "  slow reader {:>9} B  read median {:>9.2} ms  p99 {:>9.2} ms  max {:>9.2} ms  (alone {:.2} ms)  publish median {:.2} ms ({} publishes)  read/publish {:.2}× (max {:.2}×)  {} reads over 3×alone + publish",
         payload,
         row.read.median as f64 / 1e6,
         row.read.p99 as f64 / 1e6,
@@ -271,6 +285,7 @@ fn slow_one(
         row.publish.count,
         row.ratio(),
         row.max_ratio(),
+        row.over_bound(),
     );
     Ok(row)
 }

@@ -123,6 +123,9 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
             r["read_over_publish"].as_f64().is_some_and(|x| x > 0.0),
             "{r}"
         );
+        let each = r["read_ns"].as_array().expect("read_ns");
+        assert_eq!(Some(each.len() as u64), r["reads"].as_u64(), "{r}");
+        assert!(r["reads_over_bound"].as_u64() <= r["reads"].as_u64(), "{r}");
     }
     assert!(stdout.contains("### Slow reader"), "{stdout}");
     for plot in ["results-latency.svg", "results-watchers.svg"] {
