@@ -49,12 +49,26 @@ pub fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The directory holding `libfilemap_ffi.so` / `.a`.
+/// The directory holding `libfilemap_ffi.so` / `.a`. `cargo test` builds
+/// only the rlib a test links against, not the C libraries, so on a fresh
+/// checkout they are built here, once per test binary, with the same
+/// profile and target directory.
 pub fn lib_dir() -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let dir = profile_dir();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-p", "filemap-ffi", "--lib"]);
+        if dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo build for filemap-ffi");
+        assert!(status.success(), "cargo build -p filemap-ffi failed");
+    });
     assert!(
         dir.join("libfilemap_ffi.so").exists(),
-        "{} lacks libfilemap_ffi.so (cargo builds it with this test)",
+        "{} lacks libfilemap_ffi.so after cargo build",
         dir.display()
     );
     dir
