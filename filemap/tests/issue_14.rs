@@ -8,9 +8,9 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{await_condition, unique, Child, Cleanup, STEP};
+use common::{await_condition, unique, Cleanup, STEP};
 use filemap::{Error, FileMap};
 
 #[test]
@@ -236,6 +236,8 @@ fn a_reader_slower_than_a_back_to_back_writer_always_gets_through() {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
+    use common::Child;
+    use std::time::Instant;
 
     /// Increment the counter under the lock, each time on a new thread (a
     /// thread's first acquisition is the one that used to record its

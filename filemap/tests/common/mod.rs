@@ -372,9 +372,15 @@ pub fn child_main() {
         "wait-for-ends" => {
             let map = open();
             let mut seen = map.generation();
+            let adaptive = std::env::var_os("FILEMAP_CHILD_ADAPTIVE").is_some();
             say("waiting");
             loop {
-                map.wait_change(seen, Some(STEP)).expect("a change in time");
+                if adaptive {
+                    map.wait_change_adaptive(seen, Some(STEP))
+                } else {
+                    map.wait_change(seen, Some(STEP))
+                }
+                .expect("a change in time");
                 let snap = map.read_string().expect("read");
                 seen = snap.generation;
                 if snap.content.starts_with("end ") {
