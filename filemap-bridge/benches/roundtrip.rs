@@ -256,6 +256,9 @@ fn bridges(tag: &str, names: &[&str]) -> Bridges {
     let ep = format!("tcp/127.0.0.1:{}", free_port());
     let mut regions = Vec::new();
     let mut args_a = vec!["--capacity".to_string(), CAP.to_string()];
+    if std::env::var_os("BENCH_LOG").is_some() {
+        args_a.push("--verbose".into());
+    }
     let mut args_b = args_a.clone();
     for n in names {
         let (ra, rb) = (format!("{tag}-{n}-a"), format!("{tag}-{n}-b"));

@@ -65,8 +65,10 @@ pub struct Options {
     pub capacity: u64,
     /// Largest content sent or applied.
     pub max_size: usize,
-    /// JSON lines logs.
+    /// JSON lines logs (every event).
     pub json: bool,
+    /// Human logs of every content sent and applied too.
+    pub verbose: bool,
     /// Secure mode.
     pub tls: Option<Tls>,
     /// How long to wait for peers' replies at start and after a reconnection.
@@ -75,20 +77,26 @@ pub struct Options {
     pub connect_timeout: Duration,
 }
 
-/// Event log: one line per event on stdout, human or JSON.
+/// Event log: one line per event on stdout, human or JSON. Every content
+/// sent or applied is logged in JSON mode and with `verbose`; otherwise
+/// only what needs attention (ready, peers, refusals, conflicts, errors).
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
     json: bool,
+    verbose: bool,
 }
 
 impl Log {
     /// A log in the given format.
-    pub fn new(json: bool) -> Log {
-        Log { json }
+    pub fn new(json: bool, verbose: bool) -> Log {
+        Log { json, verbose }
     }
 
     /// Log `event` with `fields` (a JSON object).
     pub fn event(&self, event: &str, fields: Value) {
+        if !self.json && !self.verbose && matches!(event, "sent" | "applied" | "synced") {
+            return;
+        }
         let line = if self.json {
             let mut obj = serde_json::Map::new();
             obj.insert("event".into(), Value::from(event));
@@ -338,7 +346,7 @@ impl Bridge {
     /// Bad options, a region already served by another bridge on this
     /// host, or a network that cannot be joined.
     pub fn start(opts: &Options) -> anyhow::Result<Bridge> {
-        let log = Log::new(opts.json);
+        let log = Log::new(opts.json, opts.verbose);
         if opts.maps.is_empty() {
             bail!("nothing to bridge: give at least one --map REGION=KEY");
         }

@@ -33,9 +33,14 @@ struct Cli {
     /// Refuse (do not send, do not apply) contents larger than N bytes.
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "64MiB")]
     max_size: u64,
-    /// Machine-readable logs: one JSON object per line on stdout.
+    /// Machine-readable logs: one JSON object per line on stdout for every
+    /// content sent, applied or refused, and every peer, conflict and error.
     #[arg(long)]
     json: bool,
+    /// Human logs of every content sent and applied too (by default only
+    /// ready, peers, refusals, conflicts and errors).
+    #[arg(long, short)]
+    verbose: bool,
     /// Secure mode: CA certificate (PEM) that signs every accepted peer.
     #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
     tls_ca: Option<PathBuf>,
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
         capacity: cli.capacity,
         max_size: usize::try_from(cli.max_size).unwrap_or(usize::MAX),
         json: cli.json,
+        verbose: cli.verbose,
         tls,
         query_timeout: Duration::from_millis(cli.query_timeout_ms),
         connect_timeout: Duration::from_millis(cli.connect_timeout_ms),
