@@ -407,6 +407,23 @@ fn partition_by_sigstop_heals_to_one_content() {
     eventually("first write on B", || content(&mb) == b"before");
     a.wait_for("A sees B", |v| v["event"] == "peer_up");
 
+    // A short stop (under the lease): A's value waits in B's socket while a
+    // local write lands on B that B's bridge has not seen. Whichever B's
+    // bridge handles first after SIGCONT, the local write must not be
+    // overwritten: it is the newer one and must end on both sides. (Here
+    // the watcher usually runs first; the `write_if` conflict branch, for
+    // the other order, is not forced by this test.)
+    b.signal("-STOP");
+    let g = ma.write(b"remote, queued").unwrap().generation;
+    a.wait_for("A sending", |v| {
+        v["event"] == "sent" && v["generation"] == g
+    });
+    mb.write(b"local, not yet seen").unwrap();
+    b.signal("-CONT");
+    eventually("the local write on both sides", || {
+        content(&ma) == b"local, not yet seen" && content(&mb) == b"local, not yet seen"
+    });
+
     b.signal("-STOP");
     ma.write(b"A during the partition").unwrap();
     a.wait_for("A losing B", |v| v["event"] == "peer_down");
