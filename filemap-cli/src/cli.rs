@@ -35,7 +35,7 @@ pub enum Command {
     Write(WriteArgs),
     /// Print the region's content (control characters escaped on a terminal).
     Read(ReadArgs),
-    /// Print one line per change until Ctrl-C: generation, writer pid, content.
+    /// Print one line per change until Ctrl-C: generation, writer pid, content. Waits for a region that does not exist yet; never creates one.
     Watch(WatchArgs),
     /// Show a region's capacity, length, generation, attached processes.
     Info(InfoArgs),
@@ -57,8 +57,9 @@ pub struct WriteArgs {
     pub region: Region,
     /// The content; standard input when absent or `-`.
     pub text: Option<String>,
-    /// Capacity in bytes, when this command creates the region.
-    #[arg(long, default_value_t = filemap::DEFAULT_CAPACITY as u64)]
+    /// Capacity in bytes, when this command creates the region (suffix K,
+    /// M or G for KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "4096")]
     pub capacity: u64,
     /// Remove the region when its last user closes, instead of keeping it
     /// until `filemap rm` (applies when this command creates it).
@@ -82,12 +83,6 @@ pub struct WatchArgs {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
-    /// Capacity in bytes, when this command creates the region.
-    #[arg(long, default_value_t = filemap::DEFAULT_CAPACITY as u64)]
-    pub capacity: u64,
-    /// Keep the region after this watcher exits, if it creates it.
-    #[arg(long)]
-    pub persistent: bool,
 }
 
 #[derive(Debug, Args)]
@@ -114,4 +109,48 @@ pub struct RmArgs {
     /// Remove every stale region: not persistent, and no live process attached.
     #[arg(long)]
     pub stale: bool,
+}
+
+/// Parse a byte count with an optional K, M or G suffix (powers of 1024;
+/// `KiB`, `KB` and `k` are accepted too).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count (examples: 4096, 64K, 1M)"))?;
+    let shift = match unit
+        .to_ascii_lowercase()
+        .trim_end_matches('b')
+        .trim_end_matches('i')
+    {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        _ => return Err(format!("unknown unit {unit:?} (use K, M or G)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
 }

@@ -187,7 +187,12 @@ fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
             }
         }
     });
-    await_attached(&name, watch.id());
+    // The region does not exist yet: watch waits for it, and prints its
+    // first content when it appears.
+    let mut stderr = BufReader::new(watch.stderr.take().unwrap());
+    let mut waiting = String::new();
+    stderr.read_line(&mut waiting).unwrap();
+    assert!(waiting.contains("waiting for region"), "{waiting}");
     let writer = bin().args(["write", &name, "one"]).status().unwrap();
     assert!(writer.success());
     let line = lines.recv_timeout(STEP).unwrap();
@@ -214,8 +219,8 @@ fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(5));
     };
     assert!(status.success(), "{status:?}");
-    // The watcher created the region (non-persistent) and was its last user.
-    assert!(!::filemap::shm_path(&name).exists());
+    // `filemap write` made the region, so it outlives the watcher.
+    assert_eq!(ok(&filemap(&["read", &name])), "two\nlines \x1b[31mred");
 }
 
 #[test]
@@ -246,12 +251,15 @@ fn watch_json_gives_one_object_per_change() {
 fn rm_stale_removes_regions_whose_users_died() {
     let name = unique("stale");
     let _cleanup = Cleanup(name.clone());
+    // A non-persistent region whose last user, a watcher, is killed.
+    let region = ::filemap::FileMap::open(&name).unwrap();
     let mut watch = bin()
         .args(["watch", &name])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     await_attached(&name, watch.id());
+    drop(region);
     watch.kill().unwrap(); // SIGKILL: no clean-up
     watch.wait().unwrap();
     let info: serde_json::Value =
@@ -312,4 +320,151 @@ fn read_on_a_terminal_escapes_control_characters() {
     );
     assert!(text.contains("clear\\u{1b}[2J\\u{7} line1"), "{text:?}");
     assert!(text.contains("line2"), "newlines are kept: {text:?}");
+}
+
+/// Run the CLI, failing the test (not hanging it) if it takes over `STEP`.
+#[cfg(target_os = "linux")]
+fn filemap_within_step(args: &[&str]) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + STEP;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("filemap {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().unwrap()
+}
+
+// Linux only: /dev/shm is where a stranger can plant things.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fifo_socket_or_directory_in_place_of_a_region_never_hangs_ls_info_or_rm() {
+    let fifo = unique("fifo");
+    let socket = unique("socket");
+    let dir = unique("dir");
+    let made = Command::new("mkfifo")
+        .arg(::filemap::shm_path(&fifo))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let _listener = std::os::unix::net::UnixListener::bind(::filemap::shm_path(&socket)).unwrap();
+    std::fs::create_dir(::filemap::shm_path(&dir)).unwrap();
+    let cleanup = || {
+        let _ = std::fs::remove_file(::filemap::shm_path(&fifo));
+        let _ = std::fs::remove_file(::filemap::shm_path(&socket));
+        let _ = std::fs::remove_dir(::filemap::shm_path(&dir));
+    };
+    let listing = ok(&filemap_within_step(&["ls"]));
+    assert!(
+        listing.contains(&fifo) && listing.contains("FIFO"),
+        "{listing}"
+    );
+    for (name, what) in [(&fifo, "FIFO"), (&socket, "socket"), (&dir, "directory")] {
+        let err = fails(&filemap_within_step(&["info", name]));
+        assert!(
+            err.contains("not a filemap region") && err.contains(what),
+            "{err}"
+        );
+        let err = fails(&filemap_within_step(&["write", name, "x"]));
+        assert!(err.contains(what), "{err}");
+        let err = fails(&filemap_within_step(&["read", name]));
+        assert!(err.contains(what), "{err}");
+    }
+    let out = ok(&filemap_within_step(&["rm", "--stale"]));
+    assert!(!out.contains(&fifo), "{out}");
+    assert!(::filemap::shm_path(&fifo).exists(), "not ours to remove");
+    cleanup();
+}
+
+#[test]
+fn oversized_standard_input_is_refused_reading_little_and_creating_nothing() {
+    let name = unique("bigin");
+    let _cleanup = Cleanup(name.clone());
+    let mut child = bin()
+        .args(["write", &name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Feed up to 100 MB; the command must stop reading long before.
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let chunk = vec![0u8; 64 << 10];
+        let mut sent = 0usize;
+        while sent < 100_000_000 {
+            match stdin.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break, // the command closed its end
+            }
+        }
+        sent
+    });
+    let out = child.wait_with_output().unwrap();
+    let sent = feeder.join().unwrap();
+    let err = fails(&out);
+    assert!(err.contains("more than the 4096 bytes"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(
+        sent < 8 << 20,
+        "the whole input was swallowed: {sent} bytes"
+    );
+    assert!(
+        matches!(
+            ::filemap::FileMap::inspect(&name),
+            Err(::filemap::Error::NotFound { .. })
+        ),
+        "a failed write left a region behind"
+    );
+
+    // Into an existing region, the old content stays.
+    ok(&filemap(&["write", &name, "kept", "--capacity", "64"]));
+    let out = filemap_stdin(&["write", &name], &[b'x'; 65]);
+    assert!(fails(&out).contains("more than the 64 bytes"));
+    assert_eq!(ok(&filemap(&["read", &name])), "kept");
+}
+
+#[test]
+fn sizes_take_units_on_every_command() {
+    let name = unique("units");
+    let _cleanup = Cleanup(name.clone());
+    ok(&filemap(&["write", &name, "x", "--capacity", "64K"]));
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
+    assert_eq!(info["capacity"], 65536);
+}
+
+#[test]
+fn watch_says_so_when_its_region_is_removed() {
+    let name = unique("watchrm");
+    let _cleanup = Cleanup(name.clone());
+    ok(&filemap(&["write", &name, "here"]));
+    let mut watch = bin()
+        .args(["watch", &name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    await_attached(&name, watch.id());
+    ok(&filemap(&["rm", &name]));
+    let deadline = Instant::now() + STEP;
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "watch stayed silent after rm");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("was removed"), "{err}");
 }

@@ -179,6 +179,46 @@ pub enum Error {
         name: String,
     },
 
+    /// [`FileMap::write_if`](crate::FileMap::write_if): the region moved
+    /// past the generation the caller expected; nothing was written.
+    #[error("region {name:?} is at generation {found}, not the expected {expected}; nothing was written")]
+    Conflict {
+        /// The region name.
+        name: String,
+        /// The generation the caller expected.
+        expected: u64,
+        /// The generation found.
+        found: u64,
+    },
+
+    /// An [`OwnedGuard`](crate::OwnedGuard) was used from a thread other
+    /// than the one that took the lock; the lock is still held.
+    #[error("the lock of region {name:?} belongs to the thread that took it; it is still held")]
+    WrongThread {
+        /// The region name.
+        name: String,
+    },
+
+    /// An [`OwnedGuard`](crate::OwnedGuard) was used after it unlocked.
+    #[error("the lock of region {name:?} was already released by this guard")]
+    NotLocked {
+        /// The region name.
+        name: String,
+    },
+
+    /// The handle was inherited through `fork()`: the child must open the
+    /// region again by name (the parent's handle may close, and with it a
+    /// non-persistent region, at any time).
+    #[error("this handle of region {name:?} was opened by process {opened_by} and inherited by process {pid} through fork(); open the region again in the child")]
+    ForkedHandle {
+        /// The region name.
+        name: String,
+        /// The process that opened the handle.
+        opened_by: u32,
+        /// The calling process.
+        pid: u32,
+    },
+
     /// Every slot of the region's attach table is taken by a live process.
     #[error("region {name:?} has {max} attached handles already, the most it can track")]
     TooManyAttached {

@@ -12,9 +12,10 @@
 //!     12     4  flags            FLAG_PERSISTENT
 //!     16     8  capacity         bytes per buffer (MIN_CAPACITY..=MAX_CAPACITY)
 //!     24     4  creator_pid
-//!     64     4  lock             futex word: 0 free, else owner tid | CONTENDED
-//!     68     4  lock_pid         owner's process id (informational)
-//!     72     8  lock_owner       owner tid << 40 | owner start time (clock ticks)
+//!     64     8  lock             owner's start time (low 32 bits) << 32 | flags |
+//!                                owner tid; its low half is the futex word
+//!     72     4  lock_pid         owner's process id (informational)
+//!     76     4  lock_tid         thread the `lock_pid` record is for
 //!    128     8  generation       bumped by every publish; parity = active buffer
 //!    136    16  len[2]           content length of each buffer
 //!    152    16  writer[2]        who published each buffer: pid << 32 | handle
@@ -34,8 +35,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
 /// Bumped whenever the layout changes incompatibly. 2: per-buffer `seq`
 /// and `writer` (so a reader is disturbed only by a rewrite of its own
 /// buffer) instead of one `last_writer`, the sleepers bit in `notify`, and
-/// the fields of a publish in one cache line.
-pub const LAYOUT_VERSION: u32 = 2;
+/// the fields of a publish in one cache line. 3: the lock word holds the
+/// owner's whole identity (thread id and start time) in one `u64`, and
+/// the notify word counts events instead of copying the generation.
+pub const LAYOUT_VERSION: u32 = 3;
 /// Size of the header; buffers start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
 /// Number of attach-table slots.
@@ -46,10 +49,19 @@ pub const FLAG_PERSISTENT: u32 = 1;
 
 /// Bit set in the lock word when a thread may sleep on it.
 #[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const LOCK_CONTENDED: u32 = 1 << 31;
-/// Mask of the owner thread id in the lock word.
+pub const LOCK_CONTENDED: u64 = 1 << 31;
+/// Bit set in the lock word by a waiter that has waited too long: the
+/// owner hands the lock over on release instead of freeing it.
 #[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const LOCK_TID_MASK: u32 = !LOCK_CONTENDED;
+pub const LOCK_STARVING: u64 = 1 << 30;
+/// Mask of the owner thread id in the lock word (Linux thread ids are at
+/// most 2^22).
+#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
+pub const LOCK_TID_MASK: u64 = (1 << 30) - 1;
+/// The lock word of a lock released to a starving waiter: free, but only
+/// for a thread that has already slept waiting for it.
+#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
+pub const LOCK_HANDOFF: u64 = LOCK_STARVING;
 
 /// `seq[i]` while a writer copies into buffer `i`: no generation an honest
 /// region reaches (2^64 - 1 publishes).
@@ -78,9 +90,9 @@ pub struct Header {
     pub creator_pid: AtomicU32,
     _pad0: [AtomicU32; 9],
 
-    pub lock: AtomicU32,
+    pub lock: AtomicU64,
     pub lock_pid: AtomicU32,
-    pub lock_owner: AtomicU64,
+    pub lock_tid: AtomicU32,
     _pad1: [AtomicU64; 6],
 
     // What a publish writes and a read reads: one cache line.
@@ -112,7 +124,8 @@ impl Header {
 const _: () = {
     assert!(core::mem::size_of::<Slot>() == 16);
     assert!(core::mem::offset_of!(Header, lock) == 64);
-    assert!(core::mem::offset_of!(Header, lock_owner) == 72);
+    assert!(core::mem::offset_of!(Header, lock_pid) == 72);
+    assert!(core::mem::offset_of!(Header, lock_tid) == 76);
     assert!(core::mem::offset_of!(Header, generation) == 128);
     assert!(core::mem::offset_of!(Header, len) == 136);
     assert!(core::mem::offset_of!(Header, writer) == 152);
@@ -162,15 +175,17 @@ impl WriterId {
     }
 }
 
-/// Pack a lock owner record: thread id and its start time.
-pub const fn pack_owner(tid: u32, start_time: u64) -> u64 {
-    ((tid as u64) << 40) | (start_time & ((1 << 40) - 1))
+/// The lock word naming thread `tid`, started at `start_time` clock ticks
+/// after boot (0: unknown), as its owner.
+#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
+pub const fn owner_word(tid: u32, start_time: u64) -> u64 {
+    ((start_time as u32 as u64) << 32) | (tid as u64 & LOCK_TID_MASK)
 }
 
-/// Unpack a lock owner record into (tid, start time).
+/// The thread id and start time (low 32 bits; 0: unknown) a lock word names.
 #[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const fn unpack_owner(word: u64) -> (u32, u64) {
-    ((word >> 40) as u32, word & ((1 << 40) - 1))
+pub const fn word_owner(word: u64) -> (u32, u32) {
+    ((word & LOCK_TID_MASK) as u32, (word >> 32) as u32)
 }
 
 #[cfg(test)]
@@ -187,9 +202,15 @@ mod tests {
     }
 
     #[test]
-    fn owner_round_trips_and_truncates_start_time_to_40_bits() {
-        assert_eq!(unpack_owner(pack_owner(12345, 678)), (12345, 678));
-        assert_eq!(unpack_owner(pack_owner(7, u64::MAX)), (7, (1 << 40) - 1));
+    fn owner_word_round_trips_and_leaves_the_flags_clear() {
+        let word = owner_word(4_194_304, 0x1_2345_6789);
+        assert_eq!(word_owner(word), (4_194_304, 0x2345_6789));
+        assert_eq!(word & (LOCK_CONTENDED | LOCK_STARVING), 0);
+        assert_eq!(
+            word_owner(word | LOCK_CONTENDED | LOCK_STARVING).0,
+            4_194_304
+        );
+        assert_ne!(owner_word(0, 0), LOCK_HANDOFF);
     }
 
     #[test]

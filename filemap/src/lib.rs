@@ -86,8 +86,9 @@ mod watch;
 pub use error::{Error, NameRule, Result};
 pub use layout::WriterId;
 pub use region::{
-    shm_path, validate_name, Builder, FileMap, Guard, Published, RegionInfo, Snapshot, Stamp,
-    Updated, DEFAULT_CAPACITY, DEFAULT_LOCK_TIMEOUT, MAX_CAPACITY, MAX_NAME_LEN, MIN_CAPACITY,
+    shm_path, validate_name, Builder, FileMap, Guard, OwnedGuard, Published, RegionInfo, Snapshot,
+    Stamp, Updated, DEFAULT_CAPACITY, DEFAULT_LOCK_TIMEOUT, MAX_CAPACITY, MAX_NAME_LEN,
+    MIN_CAPACITY,
 };
 pub use text::{RemoteChange, TextView};
 pub use watch::Watcher;

@@ -2,39 +2,47 @@
 //! sleepers after a publish.
 //!
 //! This module owns the `notify` futex word and the waiter counts. The word
-//! holds the low 31 bits of the generation and [`SLEEPERS`], which a waiter
-//! sets right before it sleeps. A publisher swaps in the new generation with
-//! the bit clear and makes a `futex_wake` only when the bit was set: no
-//! system call when nobody sleeps, and one per sleep, not one per publish,
-//! while a watcher is between waking and re-checking (benches/PERFORMANCE.md
-//! finding 4). The waiter counts (global and per attach slot) say how many
-//! threads are in [`wait_once`], for introspection and the crash accounting
-//! of dead slots; waking does not depend on them. This module must never
-//! sleep unboundedly: another process may have scribbled on the word, so
-//! sleeps last at most a slice and the generation is checked again after
-//! each.
+//! is a counter of events (publishes and interrupts) in bits 1..=31, which
+//! every event bumps by [`TICK`] and which therefore never repeats a value
+//! a waiter could have read a moment earlier (it wraps after 2^31 events),
+//! and [`SLEEPERS`] in bit 0, which a waiter sets right before it sleeps. A
+//! publisher makes a `futex_wake` only when the bit was set: no system call
+//! when nobody sleeps, and one per sleep, not one per publish, while a
+//! watcher is between waking and re-checking. The waiter counts (global
+//! and per attach slot) say how many threads are in [`wait_once`], for
+//! introspection and the crash accounting of dead slots; waking does not
+//! depend on them. This module must never sleep unboundedly: another
+//! process may have scribbled on the word, so sleeps last at most a slice
+//! and the generation is checked again after each.
 //!
-//! Lost-wakeup freedom (all `SeqCst`). Publisher: `store(generation,
-//! Release); old = swap(notify, new); if old & SLEEPERS { wake }`. Waiter:
-//! `n = load(notify); g = load(generation); if g == seen { CAS(notify, n,
-//! n | SLEEPERS) (skipped if set); futex_wait(notify, n | SLEEPERS) }`.
-//! Take the publisher's swap in the single order of operations on `notify`:
-//! - before the waiter's load of `n`: the load reads the swap (or later),
-//!   which follows the generation store, so the waiter sees the new
-//!   generation and does not sleep;
-//! - between the load and the CAS: the CAS fails (the word changed) and the
-//!   waiter returns without sleeping, to check the generation again;
-//! - after the CAS (or after the load, when the bit was already set by
-//!   another waiter and no swap came between): the swap returns the bit
-//!   set, so the publisher wakes; a waiter not yet in the kernel then finds
-//!   the word changed (`futex_wait` compares atomically with queueing) and
-//!   does not sleep.
+//! Lost-wakeup freedom (all `SeqCst`). Publisher (and [`interrupt`], which
+//! is a publish without a new generation): `store(generation); old =
+//! fetch_add(notify, TICK); if old & SLEEPERS { fetch_and(notify,
+//! !SLEEPERS); wake }`. Waiter: `n = load(notify); g = load(generation);
+//! if g == seen { CAS(notify, n, n | SLEEPERS) (skipped if set);
+//! futex_wait(notify, n | SLEEPERS) }`. Two facts carry the argument: every
+//! event changes the word (the counter moves), and only a publisher that
+//! then wakes clears the bit. Take a publisher's `fetch_add` P in the
+//! single order of operations on `notify`:
+//! - P before the waiter's load of `n`: the load reads P (or later), which
+//!   follows the generation store, so the waiter sees the new generation
+//!   and does not sleep;
+//! - P between the load and the CAS: the CAS fails (P moved the counter)
+//!   and the waiter returns without sleeping, to check the generation
+//!   again;
+//! - P after the CAS (or after the load, when the bit was already set and
+//!   the waiter skipped the CAS): P finds the bit set and wakes, unless an
+//!   earlier publisher P2 cleared it in between, and P2 wakes after its
+//!   clear. Either wake comes after the word changed; a waiter not yet in
+//!   the kernel then finds the word changed (`futex_wait` compares
+//!   atomically with queueing) and does not sleep, one already queued is
+//!   woken.
 //!
-//! Every case ends with the waiter awake and looking at the new
-//! generation. The bit can stay set with nobody asleep (a waiter that timed
+//! Every case ends with the waiter awake and looking at the generation
+//! again. The bit can stay set with nobody asleep (a waiter that timed
 //! out): the next publish then makes one needless wake. A scribble that
-//! clears it can delay a sleeper by at most a slice. [`interrupt`] changes
-//! the word and wakes unconditionally.
+//! clears it, or rewinds the counter, can delay a sleeper by at most a
+//! slice.
 //!
 //! Windows has no cross-process futex (`WaitOnAddress` is process-local),
 //! so each attach-table slot has a named semaphore
@@ -66,14 +74,24 @@ use crate::sys;
 pub const SLICE: Duration = Duration::from_secs(1);
 
 /// Bit of the notify word set by a waiter about to sleep.
-pub const SLEEPERS: u32 = 1 << 31;
+pub const SLEEPERS: u32 = 1;
+/// What one event (a publish or an interrupt) adds to the notify word: the
+/// counter lives above [`SLEEPERS`], so adding never touches the bit.
+pub const TICK: u32 = 2;
 
-/// Tell sleepers that `generation` was published. Call after storing it.
+/// Tell sleepers that a new generation was published. Call after storing it.
 #[inline]
-pub fn published(h: &Header, generation: u64) {
-    if h.notify.swap(generation as u32 & !SLEEPERS, SeqCst) & SLEEPERS != 0 {
-        wake_all(h);
+pub fn published(h: &Header) {
+    if h.notify.fetch_add(TICK, SeqCst) & SLEEPERS != 0 {
+        woken(h);
     }
+}
+
+/// A publish found the sleepers bit set: clear it, then wake them all.
+#[cold]
+fn woken(h: &Header) {
+    h.notify.fetch_and(!SLEEPERS, SeqCst);
+    wake_all(h);
 }
 
 /// Wake every thread sleeping on the region, in every process.
@@ -107,25 +125,19 @@ pub fn header_key(h: &Header) -> usize {
 }
 
 /// Cut short the sleep of a local waiter whose `cancel` flag was just set:
-/// change the futex word (so a waiter about to sleep does not), then wake.
-/// Other sleepers wake spuriously and sleep again. (The caller repeats
-/// until its waiter has left: interrupts from elsewhere may interleave.)
+/// move the counter (so a waiter about to sleep does not), then wake.
+/// Other sleepers wake spuriously and sleep again. The sleepers bit is
+/// left alone: other processes' sleepers still need the next publish to
+/// wake them. (The caller repeats until its waiter has left: interrupts
+/// from elsewhere may interleave.)
 #[cold]
-pub fn interrupt(h: &Header, slot: &Slot) {
-    // Move the generation bits without carrying into (or clearing) SLEEPERS:
-    // other processes' sleepers still need the next publish to wake them.
-    let _ = h.notify.fetch_update(SeqCst, SeqCst, |word| {
-        Some((word & SLEEPERS) | (word.wrapping_add(1) & !SLEEPERS))
-    });
+pub fn interrupt(h: &Header) {
+    h.notify.fetch_add(TICK, SeqCst);
     #[cfg(not(windows))]
-    {
-        let _ = slot;
-        wake_all(h);
-    }
+    wake_all(h);
     // Only this handle's own sleepers need waking: post its semaphore.
     #[cfg(windows)]
     if let Some(wakers) = sys::wakers_of(header_key(h)) {
-        let _ = slot;
         wakers.interrupt();
     }
 }

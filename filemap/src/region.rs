@@ -53,6 +53,9 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 const PREFIX: &str = "filemap.";
 /// Optimistic read attempts before a reader falls back to the lock.
 const READ_ATTEMPTS: u32 = 64;
+/// Copies of more than a chunk spoiled by a rewrite before a reader falls
+/// back to the lock.
+const SPOILED_COPIES: u32 = 2;
 /// A lock-free read checks between chunks of this many bytes that its
 /// buffer is not being rewritten (64-byte multiple: chunks stay aligned).
 const COPY_CHUNK: usize = 64 << 10;
@@ -284,6 +287,7 @@ impl Builder {
                     handle: next_handle_number(),
                 },
                 lock_timeout: self.lock_timeout,
+                epoch: sys::fork_epoch(),
                 os,
             }),
         }
@@ -414,6 +418,12 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: std::io::Error) -> Err
             return Error::NotARegion {
                 path: path.display().to_string(),
                 reason: "it is a symbolic link",
+            }
+        }
+        sys::ErrorClass::NotRegular(reason) => {
+            return Error::NotARegion {
+                path: path.display().to_string(),
+                reason,
             }
         }
         sys::ErrorClass::Other => {}
@@ -606,6 +616,9 @@ pub(crate) struct Inner {
     slot: usize,
     id: WriterId,
     lock_timeout: Duration,
+    /// The fork epoch the handle was opened at: another epoch means this
+    /// is a forked child's copy, which must not be used.
+    epoch: u32,
 }
 
 /// A handle's OS objects besides the backing file and the mapping.
@@ -617,6 +630,32 @@ type OsObjects = windows::Objects;
 impl Inner {
     fn header(&self) -> &Header {
         header(&self.map)
+    }
+
+    /// `Err(ForkedHandle)` in a forked child: the parent may close the
+    /// handle, and with it a non-persistent region, at any time, and the
+    /// lifetime lock and attach slot are the parent's.
+    #[inline]
+    pub(crate) fn usable(&self) -> Result<()> {
+        if sys::fork_epoch() == self.epoch {
+            Ok(())
+        } else {
+            Err(self.forked())
+        }
+    }
+
+    #[cold]
+    fn forked(&self) -> Error {
+        Error::ForkedHandle {
+            name: self.name.clone(),
+            opened_by: self.id.pid,
+            pid: sys::pid(),
+        }
+    }
+
+    /// Whether this is a forked child's copy of the handle.
+    pub(crate) fn in_forked_child(&self) -> bool {
+        sys::fork_epoch() != self.epoch
     }
 
     fn corrupted(&self, field: &'static str, value: u64) -> Error {
@@ -691,6 +730,7 @@ impl Inner {
     #[inline]
     pub(crate) fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
         let h = self.header();
+        let mut spoiled = 0;
         for _ in 0..READ_ATTEMPTS {
             let generation = h.generation.load(Acquire);
             let index = (generation & 1) as usize;
@@ -720,6 +760,16 @@ impl Inner {
                     generation,
                     writer: WriterId::unpack(writer),
                 }));
+            }
+            // A copy of several chunks spoiled twice: this reader is slower
+            // than a writer publishing back to back, and will stay so. The
+            // caller reads under the lock, which a starving waiter is
+            // handed within one publish (lock.rs, fairness).
+            if len as usize > COPY_CHUNK {
+                spoiled += 1;
+                if spoiled == SPOILED_COPIES {
+                    return Ok(None);
+                }
             }
             std::hint::spin_loop();
         }
@@ -762,7 +812,7 @@ impl Inner {
         if owner_died {
             // The dead owner may have published without waking anyone.
             let h = self.header();
-            notify::published(h, h.generation.load(Acquire));
+            notify::published(h);
         }
         Ok(owner_died)
     }
@@ -802,14 +852,14 @@ impl Inner {
         h.writer[index].store(self.id.pack(), Relaxed);
         h.seq[index].store(next, Release);
         h.generation.store(next, Release);
-        notify::published(h, next);
+        notify::published(h);
         next
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if sys::pid() != self.id.pid {
+        if self.in_forked_child() {
             // A forked child's copy: the slot and the lifetime lock (shared
             // through the inherited open file) are the parent's.
             return;
@@ -832,6 +882,16 @@ impl Inner {
 
     fn unlock(&self) {
         lock::release(self.header());
+    }
+
+    /// Release the lock held by thread `tid` of this process, from another
+    /// thread (an [`OwnedGuard`] dropped elsewhere).
+    fn unlock_for(&self, tid: u32) {
+        lock::release_for(self.header(), tid);
+    }
+
+    fn is_removed(&self) -> bool {
+        !sys::names_file(&self.path, &self.fd).unwrap_or(true)
     }
 
     /// The last handle takes the exclusive lock and removes the name.
@@ -1073,6 +1133,33 @@ impl FileMap {
         })
     }
 
+    /// Publish `content` only if the region is still at generation
+    /// `expected` (compare-and-publish): a write made after reading
+    /// generation `expected` never overwrites a change it has not seen.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] with the generation found when the region moved
+    /// (nothing written); otherwise as [`FileMap::write`].
+    pub fn write_if(&self, expected: u64, content: &[u8]) -> Result<Published> {
+        self.check_fits(content.len())?;
+        let owner_died = self.inner.lock()?;
+        let found = self.inner.header().generation.load(Acquire);
+        if found != expected {
+            self.inner.unlock();
+            return Err(Error::Conflict {
+                name: self.inner.name.clone(),
+                expected,
+                found,
+            });
+        }
+        let generation = self.inner.publish_locked(content);
+        self.inner.unlock();
+        Ok(Published {
+            generation,
+            owner_died,
+        })
+    }
+
     /// Publish a string. See [`FileMap::write`].
     ///
     /// # Errors
@@ -1095,6 +1182,7 @@ impl FileMap {
     }
 
     fn check_fits(&self, len: usize) -> Result<()> {
+        self.inner.usable()?;
         if len > self.inner.capacity {
             return Err(Error::TooLarge {
                 len,
@@ -1113,6 +1201,7 @@ impl FileMap {
     /// that the reader falls back to the lock and cannot get it.
     #[inline]
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
+        self.inner.usable()?;
         if let Some(stamp) = self.inner.try_read(buf)? {
             return Ok(stamp);
         }
@@ -1168,12 +1257,45 @@ impl FileMap {
     /// [`Error::Timeout`] naming the holding process after the lock
     /// timeout; [`Error::WouldDeadlock`] when this thread holds it already.
     pub fn lock(&self) -> Result<Guard<'_>> {
+        self.inner.usable()?;
         let owner_died = self.inner.lock()?;
         Ok(Guard {
             map: self,
             owner_died,
             _not_send: PhantomData,
         })
+    }
+
+    /// Take the cross-process lock with a guard that owns its share of the
+    /// handle instead of borrowing it, for callers that keep the guard in
+    /// a structure of their own (language bindings, state machines).
+    ///
+    /// The lock still belongs to the thread that took it: the guard may
+    /// move, but [`OwnedGuard::read`], [`OwnedGuard::publish`] and
+    /// [`OwnedGuard::unlock`] called from another thread return
+    /// [`Error::WrongThread`] and leave it held.
+    ///
+    /// # Errors
+    /// As [`FileMap::lock`].
+    pub fn lock_owned(&self) -> Result<OwnedGuard> {
+        self.inner.usable()?;
+        let owner_died = self.inner.lock()?;
+        Ok(OwnedGuard {
+            inner: Arc::clone(&self.inner),
+            owner_died,
+            thread: std::thread::current().id(),
+            tid: sys::tid(),
+            held: true,
+        })
+    }
+
+    /// Whether the region's name no longer leads to this region: it was
+    /// removed ([`FileMap::remove`], `filemap rm`), or removed and made
+    /// anew. This handle still works, but no process that opens the name
+    /// from now on will see its changes. Windows: always `false` (a
+    /// section stays reachable by name while handles to it are open).
+    pub fn is_removed(&self) -> bool {
+        self.inner.is_removed()
     }
 
     /// Read-modify-write under the lock: `f` gets the current content and
@@ -1250,6 +1372,7 @@ impl FileMap {
     where
         F: FnMut(Result<Snapshot>) + Send + 'static,
     {
+        self.inner.usable()?;
         crate::watch::spawn(Arc::clone(&self.inner), callback)
     }
 
@@ -1378,8 +1501,7 @@ impl Inner {
     }
 
     pub(crate) fn interrupt_waits(&self) {
-        let h = self.header();
-        notify::interrupt(h, &h.slots[self.slot]);
+        notify::interrupt(self.header());
     }
 
     pub(crate) fn current_generation(&self) -> u64 {
@@ -1455,6 +1577,14 @@ impl Guard<'_> {
         Ok(self.map.inner.read_locked(&mut content)?.with(content))
     }
 
+    /// The published content into `buf` (replacing what it held).
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`].
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
+        self.map.inner.read_locked(buf)
+    }
+
     /// Publish `content`; the lock stays held.
     ///
     /// # Errors
@@ -1471,6 +1601,113 @@ impl Guard<'_> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         self.map.inner.unlock();
+    }
+}
+
+/// Holds the region lock, owning its share of the handle; see
+/// [`FileMap::lock_owned`]. Released by [`OwnedGuard::unlock`] or on drop.
+///
+/// The guard is `Send` so that it can live in any structure, but the lock
+/// belongs to the thread that took it: used from another thread, every
+/// method returns [`Error::WrongThread`] and the lock stays held. Dropped
+/// on another thread, it is released there on Linux (the lock word names
+/// the thread, which any thread of the process can clear); on Windows the
+/// kernel mutex can only be released by its owner thread, so it stays held
+/// until that thread ends, and the next taker is then told `owner_died`.
+pub struct OwnedGuard {
+    inner: Arc<Inner>,
+    owner_died: bool,
+    thread: std::thread::ThreadId,
+    /// The OS id of the thread that took the lock.
+    tid: u32,
+    held: bool,
+}
+
+impl std::fmt::Debug for OwnedGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedGuard")
+            .field("name", &self.inner.name)
+            .field("owner_died", &self.owner_died)
+            .field("held", &self.held)
+            .finish()
+    }
+}
+
+impl OwnedGuard {
+    /// Whether the previous owner died holding the lock.
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+
+    /// Whether the guard still holds the lock (it has not been unlocked).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// `Ok` when the lock is held and this is the thread that took it.
+    fn check(&self) -> Result<()> {
+        let name = || self.inner.name.clone();
+        if !self.held {
+            return Err(Error::NotLocked { name: name() });
+        }
+        if std::thread::current().id() != self.thread {
+            return Err(Error::WrongThread { name: name() });
+        }
+        Ok(())
+    }
+
+    /// The published content; stable while the lock is held.
+    ///
+    /// # Errors
+    /// [`Error::WrongThread`], [`Error::NotLocked`], [`Error::Corrupted`].
+    pub fn read(&self) -> Result<Snapshot> {
+        self.check()?;
+        let mut content = Vec::new();
+        Ok(self.inner.read_locked(&mut content)?.with(content))
+    }
+
+    /// Publish `content`; the lock stays held.
+    ///
+    /// # Errors
+    /// [`Error::WrongThread`], [`Error::NotLocked`], [`Error::TooLarge`]
+    /// (nothing written).
+    pub fn publish(&mut self, content: &[u8]) -> Result<Published> {
+        self.check()?;
+        if content.len() > self.inner.capacity {
+            return Err(Error::TooLarge {
+                len: content.len(),
+                capacity: self.inner.capacity,
+            });
+        }
+        Ok(Published {
+            generation: self.inner.publish_locked(content),
+            owner_died: self.owner_died,
+        })
+    }
+
+    /// Release the lock now.
+    ///
+    /// # Errors
+    /// [`Error::WrongThread`] (the lock stays held), [`Error::NotLocked`]
+    /// when it was released already.
+    pub fn unlock(&mut self) -> Result<()> {
+        self.check()?;
+        self.held = false;
+        self.inner.unlock();
+        Ok(())
+    }
+}
+
+impl Drop for OwnedGuard {
+    fn drop(&mut self) {
+        if !self.held || self.inner.in_forked_child() {
+            return;
+        }
+        if std::thread::current().id() == self.thread {
+            self.inner.unlock();
+        } else {
+            self.inner.unlock_for(self.tid);
+        }
     }
 }
 

@@ -405,6 +405,16 @@ impl Inner {
         lock::release_mutex(self.header(), &self.os.mutex);
     }
 
+    /// A kernel mutex can only be released by its owner thread: an
+    /// [`OwnedGuard`](crate::OwnedGuard) dropped on another thread leaves
+    /// it held until that thread ends (then abandoned: `owner_died`).
+    pub(super) fn unlock_for(&self, _tid: u32) {}
+
+    /// A section stays reachable by name while handles to it are open.
+    pub(super) fn is_removed(&self) -> bool {
+        false
+    }
+
     /// The section goes with its last handle by itself; the last process
     /// also removes the registry marker.
     pub(super) fn after_close(&self) {

@@ -2,11 +2,14 @@
 //!
 //! This module owns one thread per watcher. It must stop promptly when the
 //! [`Watcher`] is dropped and never call back for the watched handle's own
-//! writes.
+//! writes. A callback that panics does not end the watcher: the panic is
+//! reported by the panic hook as usual, counted ([`Watcher::panics`]), and
+//! watching goes on with the next change.
 
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,8 +22,17 @@ use crate::region::{Inner, Snapshot};
 #[must_use = "dropping the Watcher stops watching"]
 pub struct Watcher {
     stop: Arc<AtomicBool>,
+    panics: Arc<AtomicU64>,
     inner: Arc<Inner>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// How many times the callback panicked. Each panic was reported by
+    /// the panic hook (by default on standard error) and watching went on.
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
 }
 
 pub(crate) fn spawn<F>(inner: Arc<Inner>, mut callback: F) -> Result<Watcher>
@@ -28,8 +40,13 @@ where
     F: FnMut(Result<Snapshot>) + Send + 'static,
 {
     let stop = Arc::new(AtomicBool::new(false));
+    let panics = Arc::new(AtomicU64::new(0));
+    // The callback's state after a panic is whatever the panic left; the
+    // callback is the caller's, and it asked to be called again.
+    let mut callback = move |change| catch_unwind(AssertUnwindSafe(|| callback(change))).is_ok();
     let thread = {
         let stop = Arc::clone(&stop);
+        let panics = Arc::clone(&panics);
         let inner = Arc::clone(&inner);
         let mut seen = inner.current_generation();
         std::thread::Builder::new()
@@ -47,8 +64,9 @@ where
                     match inner.try_read(&mut buf) {
                         Ok(Some(stamp)) => {
                             seen = stamp.generation;
-                            if stamp.writer != inner.id() {
-                                callback(Ok(stamp.with(buf.clone())));
+                            if stamp.writer != inner.id() && !callback(Ok(stamp.with(buf.clone())))
+                            {
+                                panics.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                         // Writers kept the content moving: try again.
@@ -57,7 +75,9 @@ where
                             // A corrupted generation stays corrupted until
                             // the next publish: report it once, then wait.
                             seen = now;
-                            callback(Err(e));
+                            if !callback(Err(e)) {
+                                panics.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                 }
@@ -70,6 +90,7 @@ where
     };
     Ok(Watcher {
         stop,
+        panics,
         inner,
         thread: Some(thread),
     })
@@ -83,6 +104,13 @@ impl Drop for Watcher {
         };
         // A callback that drops its own watcher must not join itself.
         if thread.thread().id() == std::thread::current().id() {
+            return;
+        }
+        // A forked child has the watcher but not its thread, which stayed
+        // in the parent: nothing to stop or join. Forget the handle (and
+        // what the thread owns), which the child can never reclaim.
+        if self.inner.in_forked_child() {
+            std::mem::forget(thread);
             return;
         }
         // Interrupt until the thread is out: another process's interrupt

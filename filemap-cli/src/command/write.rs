@@ -1,33 +1,103 @@
 //! `filemap write NAME [TEXT]`.
+//!
+//! The content is read before the region is created, and at most one byte
+//! past the capacity is read from standard input: an oversized input costs
+//! memory bounded by the capacity, and a failed write leaves no region
+//! behind that was not there before. Regions this command creates persist
+//! until `filemap rm` unless `--transient`.
 
 use std::io::Read;
 
 use anyhow::Context;
-use filemap::FileMap;
+use filemap::{Error, FileMap, MAX_CAPACITY, MIN_CAPACITY};
 
 use crate::cli::WriteArgs;
 
 pub fn run(args: WriteArgs) -> anyhow::Result<()> {
-    let content = match args.text.as_deref() {
-        None | Some("-") => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .context("cannot read standard input")?;
-            bytes
+    let name = &args.region.name;
+    // An existing region's capacity wins over --capacity.
+    let existing = match FileMap::builder(name).open_only().open() {
+        Ok(map) => Some(map),
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let capacity = match &existing {
+        Some(map) => map.capacity(),
+        None if (MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&args.capacity) => {
+            args.capacity as usize
         }
+        // Let the library say why, without creating anything.
+        None => {
+            return Err(FileMap::builder(name)
+                .capacity(args.capacity)
+                .open()
+                .unwrap_err()
+                .into())
+        }
+    };
+    let content = match args.text.as_deref() {
+        None | Some("-") => read_at_most(std::io::stdin().lock(), capacity)?,
         Some(text) => text.as_bytes().to_vec(),
     };
-    let map = FileMap::builder(&args.region.name)
-        .capacity(args.capacity)
-        .persistent(!args.transient)
-        .open()?;
-    let published = map.write(&content)?;
+    if content.len() > capacity {
+        if args.text.is_some_and(|t| t != "-") {
+            return Err(Error::TooLarge {
+                len: content.len(),
+                capacity,
+            }
+            .into());
+        }
+        anyhow::bail!(
+            "standard input holds more than the {capacity} bytes region {name:?} can take; nothing was written and the previous content is kept"
+        );
+    }
+    let map = match existing {
+        Some(map) => map,
+        None => FileMap::builder(name)
+            .capacity(capacity as u64)
+            .persistent(!args.transient)
+            .open()?,
+    };
+    let published = match map.write(&content) {
+        Ok(published) => published,
+        Err(e) => {
+            // Another process may have created the region between our look
+            // and our open, with a smaller capacity: only a region this
+            // command made, and nobody wrote yet, is taken back.
+            if !map.existed_already() && map.generation() == 0 {
+                let _ = FileMap::remove(name);
+            }
+            return Err(e.into());
+        }
+    };
     if published.owner_died {
         eprintln!(
-            "filemap: note: the previous lock holder of {:?} died while holding it; its unfinished write was discarded",
-            args.region.name
+            "filemap: note: the previous lock holder of {name:?} died while holding it; its unfinished write was discarded"
         );
     }
     Ok(())
+}
+
+/// Read `input` to its end, but stop after `limit + 1` bytes: the caller
+/// then knows the input does not fit, having held no more than that.
+fn read_at_most(input: impl Read, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    input
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .context("cannot read standard input")?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_at_most;
+
+    #[test]
+    fn reading_stops_one_byte_past_the_limit() {
+        let input = vec![7u8; 1 << 20];
+        assert_eq!(read_at_most(&input[..], 4096).unwrap().len(), 4097);
+        assert_eq!(read_at_most(&input[..10], 4096).unwrap().len(), 10);
+        assert_eq!(read_at_most(&[][..], 32).unwrap().len(), 0);
+    }
 }

@@ -33,18 +33,53 @@ pub fn shm_dir() -> &'static Path {
 }
 
 /// `open(2)` an existing backing file read-write (or read-only), never
-/// following a symlink at `path`.
+/// following a symlink at `path`, never blocking (a FIFO opened read-only
+/// would wait for a writer) and never taking a controlling terminal.
+/// Anything but a regular file (FIFO, socket, device, directory) is
+/// refused with [`NotRegular`], checked by `fstat(2)` on what was opened.
 pub fn open_existing(path: &Path, writable: bool) -> io::Result<Fd> {
     let access = if writable {
         OFlags::RDWR
     } else {
         OFlags::RDONLY
     };
-    Ok(fs::open(
-        path,
-        access | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = match fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // A directory opened for writing, or a socket: not a region.
+        Err(Errno::ISDIR | Errno::NXIO) => {
+            return Err(not_regular("it is a directory or a socket"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let kind = fs::FileType::from_raw_mode(fs::fstat(&fd)?.st_mode);
+    match kind {
+        fs::FileType::RegularFile => Ok(fd),
+        fs::FileType::Fifo => Err(not_regular("it is a FIFO (named pipe)")),
+        fs::FileType::Directory => Err(not_regular("it is a directory")),
+        fs::FileType::Socket => Err(not_regular("it is a socket")),
+        fs::FileType::CharacterDevice | fs::FileType::BlockDevice => {
+            Err(not_regular("it is a device"))
+        }
+        _ => Err(not_regular("it is not a regular file")),
+    }
+}
+
+/// The error payload of an `open_existing` that found something other
+/// than a regular file; [`classify`] reports it as [`ErrorClass::NotRegular`].
+#[derive(Debug)]
+pub struct NotRegular(pub &'static str);
+
+impl std::fmt::Display for NotRegular {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for NotRegular {}
+
+fn not_regular(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, NotRegular(what))
 }
 
 /// A file being prepared for creation, not yet visible under its name.
@@ -280,6 +315,52 @@ pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
     futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
 }
 
+/// The address of the low 32 bits of a 64-bit word: the futex word of the
+/// region lock, whose high half holds the owner's start time.
+fn low_half(word: &AtomicU64) -> *mut u32 {
+    let base = word.as_ptr().cast::<u32>();
+    if cfg!(target_endian = "little") {
+        base
+    } else {
+        base.wrapping_add(1)
+    }
+}
+
+/// Sleep while the low 32 bits of `word` equal `expected`, at most
+/// `timeout`: `futex(2)` `FUTEX_WAIT` on the word's low half (shared).
+/// Returns on wake, timeout, signal or a changed word alike.
+pub fn futex_wait_low(word: &AtomicU64, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    // SAFETY:
+    // - the address is 4-byte aligned and inside `word` (half of an 8-byte
+    //   aligned atomic), which outlives the call;
+    // - the kernel only reads the 32 bits (comparing them with `expected`
+    //   atomically with queueing); Rust code never accesses them as a
+    //   32-bit value, so no mixed-size access happens on our side;
+    // - `ts` is a valid timespec for the duration of the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            low_half(word),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// Wake up to `count` threads sleeping on the low half of `word`:
+/// `futex(2)` `FUTEX_WAKE`. Returns how many were woken.
+pub fn futex_wake_low(word: &AtomicU64, count: u32) -> usize {
+    // SAFETY: the address is a 4-byte aligned half of `word`, alive for the
+    // call; FUTEX_WAKE does not access the memory, it only keys the queue.
+    let woken = unsafe { libc::syscall(libc::SYS_futex, low_half(word), libc::FUTEX_WAKE, count) };
+    usize::try_from(woken).unwrap_or(0)
+}
+
 /// Bumped in the child after every `fork(2)`, so per-thread caches made
 /// before the fork (the parent's thread id) are not trusted after it.
 static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
@@ -288,7 +369,10 @@ extern "C" fn after_fork_in_child() {
     FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
 }
 
-fn fork_epoch() -> u32 {
+/// How many `fork(2)`s this process descends through since filemap was
+/// first used in it: a handle made at one epoch and used at another is
+/// in a forked child.
+pub fn fork_epoch() -> u32 {
     static REGISTERED: OnceLock<()> = OnceLock::new();
     REGISTERED.get_or_init(|| {
         // SAFETY: `pthread_atfork(3)` with only a child handler, which is
@@ -400,6 +484,15 @@ pub fn liveness(id: u32) -> Liveness {
     }
 }
 
+/// The process a thread belongs to: `Tgid` in `/proc/<tid>/status`.
+pub fn process_of_thread(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
 /// Parse state and start time out of a `/proc/<id>/stat` line. The command
 /// name (field 2) may hold spaces and parentheses, so fields are counted
 /// from the last `)`.
@@ -419,8 +512,12 @@ fn parse_stat(stat: &[u8]) -> Liveness {
 }
 
 /// Classify an OS error: `ENOSPC` is out of space, `ELOOP` (from
-/// `O_NOFOLLOW`) a refused symbolic link.
+/// `O_NOFOLLOW`) a refused symbolic link, [`NotRegular`] a file of the
+/// wrong kind.
 pub fn classify(e: &io::Error) -> ErrorClass {
+    if let Some(NotRegular(what)) = e.get_ref().and_then(|inner| inner.downcast_ref()) {
+        return ErrorClass::NotRegular(what);
+    }
     match e.raw_os_error() {
         Some(code) if code == Errno::NOSPC.raw_os_error() => ErrorClass::OutOfSpace,
         Some(code) if code == Errno::LOOP.raw_os_error() => ErrorClass::Symlink,

@@ -21,5 +21,8 @@ pub enum ErrorClass {
     OutOfSpace,
     /// A symbolic link (or other reparse point) was refused.
     Symlink,
+    /// Not a regular file: a FIFO, socket, device or directory (what it is).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    NotRegular(&'static str),
     Other,
 }

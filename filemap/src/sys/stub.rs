@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use super::ErrorClass;
@@ -102,6 +102,22 @@ pub fn futex_wait(_word: &AtomicU32, _expected: u32, timeout: Duration) {
 }
 
 pub fn futex_wake(_word: &AtomicU32, _count: u32) -> usize {
+    0
+}
+
+pub fn futex_wait_low(_word: &AtomicU64, _expected: u32, timeout: Duration) {
+    std::thread::sleep(timeout);
+}
+
+pub fn futex_wake_low(_word: &AtomicU64, _count: u32) -> usize {
+    0
+}
+
+pub fn process_of_thread(_tid: u32) -> Option<u32> {
+    None
+}
+
+pub fn fork_epoch() -> u32 {
     0
 }
 

@@ -587,6 +587,12 @@ pub fn wakers_of(addr: usize) -> Option<Arc<Wakers>> {
         .map(|(_, _, w)| Arc::clone(w))
 }
 
+/// Windows has no `fork`: a handle is always used in the process that
+/// opened it.
+pub fn fork_epoch() -> u32 {
+    0
+}
+
 /// This process's id: `GetCurrentProcessId`.
 pub fn pid() -> u32 {
     // SAFETY: no preconditions.
@@ -619,11 +625,6 @@ pub fn own_start_time() -> u64 {
     // SAFETY: `GetCurrentProcess` returns a pseudo-handle valid in this
     // process, with every right.
     *CACHE.get_or_init(|| creation_time(unsafe { GetCurrentProcess() }).unwrap_or(0))
-}
-
-/// Not needed on Windows: the named mutex is robust in the kernel.
-pub fn own_thread_start_time() -> u64 {
-    0
 }
 
 /// What is known of a process id.
