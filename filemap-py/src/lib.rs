@@ -9,6 +9,7 @@
 //! pickling, the text view.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -202,6 +203,29 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
                 ("os_errno", obj(py, source.raw_os_error())),
             ],
         ),
+        Error::Conflict {
+            name,
+            expected,
+            found,
+        } => make_error(
+            py,
+            "Conflict",
+            message,
+            &[
+                ("name", o(&name)),
+                ("expected", obj(py, expected)),
+                ("found", obj(py, found)),
+            ],
+        ),
+        Error::WrongThread { name } => {
+            make_error(py, "WrongThread", message, &[("name", o(&name))])
+        }
+        Error::NotLocked { name } => make_error(py, "NotLocked", message, &[("name", o(&name))]),
+        Error::ForkedHandle {
+            name,
+            opened_by,
+            pid,
+        } => forked_error(py, &name, opened_by, pid),
         _ => make_error(py, "Error", message, &[]),
     }
 }
@@ -224,6 +248,35 @@ fn timeout_error(py: Python<'_>, what: &str, waited: Duration, holder_pid: Optio
             ("holder_pid", obj(py, holder_pid)),
         ],
     )
+}
+
+fn forked_error(py: Python<'_>, name: &str, opened_by: u32, pid: u32) -> PyErr {
+    let message = Error::ForkedHandle {
+        name: name.to_owned(),
+        opened_by,
+        pid,
+    }
+    .to_string();
+    make_error(
+        py,
+        "ForkedHandle",
+        message,
+        &[
+            ("name", obj(py, name)),
+            ("opened_by", obj(py, opened_by)),
+            ("pid", obj(py, pid)),
+        ],
+    )
+}
+
+/// Bumped in a child after `os.fork()` (through `os.register_at_fork`, set
+/// up by the package): a handle opened in an older epoch was inherited.
+static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the package in a child process right after `fork()`.
+#[pyfunction]
+fn _after_fork_in_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
 }
 
 fn closed_error(py: Python<'_>, name: &str) -> PyErr {
@@ -385,12 +438,19 @@ struct PyFileMap {
     pid: u32,
     handle: u32,
     lock_timeout: Option<Duration>,
+    /// [`FORK_EPOCH`] when the handle was opened.
+    epoch: u64,
     /// Reused by `read`/`read_into` so polling allocates nothing.
     scratch: Mutex<Vec<u8>>,
 }
 
 impl PyFileMap {
     fn get(&self, py: Python<'_>) -> PyResult<Arc<FileMap>> {
+        // The library refuses inherited handles in its fallible calls; this
+        // covers the others (waits, generation) too.
+        if FORK_EPOCH.load(Ordering::Relaxed) != self.epoch {
+            return Err(forked_error(py, &self.name, self.pid, std::process::id()));
+        }
         self.map
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -464,6 +524,7 @@ impl PyFileMap {
             pid: id.pid,
             handle: id.handle,
             lock_timeout,
+            epoch: FORK_EPOCH.load(Ordering::Relaxed),
             map: RwLock::new(Some(Arc::new(map))),
             scratch: Mutex::new(Vec::new()),
         })
@@ -553,6 +614,16 @@ impl PyFileMap {
         let map = self.get(py)?;
         with_content(content, |bytes| {
             with_lock_retry(py, self.lock_timeout, || map.write(bytes)).map(|p| p.generation)
+        })
+    }
+
+    /// Publish ``content`` only if the generation is still ``expected``;
+    /// else raise ``Conflict`` (nothing written). Returns the new generation.
+    fn write_if(&self, py: Python<'_>, expected: u64, content: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let map = self.get(py)?;
+        with_content(content, |bytes| {
+            with_lock_retry(py, self.lock_timeout, || map.write_if(expected, bytes))
+                .map(|p| p.generation)
         })
     }
 
@@ -805,6 +876,7 @@ fn _filemap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remove, m)?)?;
     m.add_function(wrap_pyfunction!(clean_stale, m)?)?;
     m.add_function(wrap_pyfunction!(validate_name, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     m.add("DEFAULT_CAPACITY", filemap::DEFAULT_CAPACITY)?;
     m.add("MIN_CAPACITY", filemap::MIN_CAPACITY)?;
     m.add("MAX_CAPACITY", filemap::MAX_CAPACITY)?;

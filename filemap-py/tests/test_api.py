@@ -406,3 +406,46 @@ def test_watcher_can_stop_itself_and_outlive_handle(name: str) -> None:
         other.write("two")
         time.sleep(0.05)
         assert calls == [b"one"]
+
+
+def test_write_if_conflict_keeps_content(name: str) -> None:
+    with filemap.FileMap(name) as fm:
+        g = fm.write("one")
+        assert fm.write_if(g, "two") == g + 1
+        with pytest.raises(filemap.Conflict) as e:
+            fm.write_if(g, "three")
+        assert (e.value.expected, e.value.found) == (g, g + 1)
+        assert fm.read().content == b"two"
+
+
+def test_lock_from_another_thread_is_wrong_thread_and_stays_held(name: str) -> None:
+    with filemap.FileMap(name) as fm, filemap.FileMap(name) as other:
+        lk = fm.lock()
+        errors: list[BaseException] = []
+
+        def misuse() -> None:
+            for call in (lk.read, lk.unlock, lambda: lk.publish(b"x")):
+                try:
+                    call()
+                except filemap.Error as e:
+                    errors.append(e)
+
+        t = threading.Thread(target=misuse)
+        t.start()
+        t.join()
+        assert [type(e) for e in errors] == [filemap.WrongThread] * 3
+        assert lk.locked
+        timed_out: list[BaseException] = []
+
+        def try_lock() -> None:
+            try:
+                other.lock(timeout=0.02)
+            except filemap.Timeout as e:
+                timed_out.append(e)
+
+        t = threading.Thread(target=try_lock)
+        t.start()
+        t.join()
+        assert len(timed_out) == 1  # still held by this thread
+        lk.unlock()
+        other.lock(timeout=1).unlock()

@@ -220,3 +220,37 @@ def test_last_handle_across_processes_removes_region(name: str) -> None:
     child.stdin.close()  # type: ignore[union-attr]
     assert child.wait(30) == 0
     assert not os.path.exists(path)
+
+
+def test_handle_inherited_through_fork_raises_forked_handle(name: str) -> None:
+    with filemap.FileMap(name) as fm:
+        fm.write("parent's")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report through the pipe, never return
+            code = 1
+            try:
+                results = []
+                for call in (fm.read, lambda: fm.write("x"), lambda: fm.wait_change(0, 0.01), fm.lock, lambda: fm.generation):
+                    try:
+                        call()
+                        results.append("ok")
+                    except filemap.ForkedHandle as e:
+                        results.append("forked" if e.pid == os.getpid() and e.opened_by == os.getppid() else "bad")
+                    except BaseException as e:  # noqa: BLE001
+                        results.append(type(e).__name__)
+                with filemap.FileMap(name, create=False) as again:
+                    results.append(again.read().content.decode())
+                os.write(w, " ".join(results).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        _, status = os.waitpid(pid, 0)
+        report = os.read(r, 1000).decode()
+        os.close(r)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert report == "forked forked forked forked forked parent's"
+        # The child's exit left the parent's handle and region alone.
+        assert fm.read().content == b"parent's"
+        fm.write("still usable")

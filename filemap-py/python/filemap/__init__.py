@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -268,6 +269,10 @@ class Watcher:
 
     def __repr__(self) -> str:
         return f"<filemap.Watcher {'running' if self.running else 'stopped'}>"
+
+
+# Handles inherited through fork() raise ForkedHandle in the child.
+os.register_at_fork(after_in_child=_filemap._after_fork_in_child)
 
 
 @atexit.register

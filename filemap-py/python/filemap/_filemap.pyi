@@ -69,6 +69,9 @@ class FileMap:
 
         Raises ``TooLarge`` (nothing written), ``Timeout``, ``WouldDeadlock``.
         """
+    def write_if(self, expected: int, content: _Content) -> int:
+        """Publish only if the generation is still ``expected``; else raise
+        ``Conflict`` (nothing written). Returns the new generation."""
     def read(self) -> Snapshot:
         """The published content (lock-free)."""
     def read_into(self, buffer: bytearray) -> int:
@@ -133,5 +136,6 @@ def remove(name: str) -> None:
 def clean_stale() -> list[str]:
     """Remove every stale region; return their names."""
 
+def _after_fork_in_child() -> None: ...
 def validate_name(name: str) -> None:
     """Check a region name; raises ``InvalidName``."""
