@@ -29,6 +29,11 @@ use guard::PyLock;
 /// signals are checked (Ctrl-C must interrupt a wait within 100 ms).
 const SLICE: Duration = Duration::from_millis(50);
 
+/// How long `wait_change` busy-polls before it sleeps: a peer answering
+/// within this is caught without a sleep and a wake-up (each costs
+/// microseconds); an idle waiter pays it once per call.
+const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
 /// The library lock timeout the binding opens every handle with: lock
 /// waits run in slices this long, so the binding can honour its own
 /// timeout (any length, or none) to a few milliseconds and check signals
@@ -649,17 +654,30 @@ impl PyFileMap {
     }
 
     /// Block until the generation differs from ``seen``; return the new one,
-    /// or ``None`` when ``timeout`` seconds pass first.
-    #[pyo3(signature = (seen, timeout = None))]
+    /// or ``None`` when ``timeout`` seconds pass first. Busy-polls for
+    /// ``spin`` seconds first (default 50 µs, at most 50 ms: a change that
+    /// comes that fast is caught without a sleep and a wake-up), then
+    /// sleeps in the kernel.
+    #[pyo3(signature = (seen, timeout = None, *, spin = DEFAULT_SPIN.as_secs_f64()))]
     fn wait_change(
         &self,
         py: Python<'_>,
         seen: u64,
         timeout: Option<f64>,
+        spin: f64,
     ) -> PyResult<Option<u64>> {
         let timeout = duration(timeout, "timeout")?;
+        let spin = duration(Some(spin), "spin")?.unwrap_or(SLICE).min(SLICE);
         let map = self.get(py)?;
-        wait_in_slices(py, &map, seen, timeout, FileMap::wait_change)
+        let start = Instant::now();
+        if !spin.is_zero() {
+            let spin = timeout.map_or(spin, |t| t.min(spin));
+            if let Some(generation) = py.detach(|| map.wait_change_spin(seen, Some(spin))) {
+                return Ok(Some(generation));
+            }
+        }
+        let rest = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        wait_in_slices(py, &map, seen, rest, FileMap::wait_change)
     }
 
     /// Like :meth:`wait_change` but busy-polls: lowest latency, one core busy.
