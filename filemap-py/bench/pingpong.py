@@ -8,8 +8,8 @@ echoes what it got); a round trip is timed in A from before its send to
 after it holds B's reply. Methods:
 
 - filemap wait_change: two regions (ping, pong), writes + ``wait_change``
-  (busy-polls 50 µs, then sleeps in the kernel) + ``read_into``.
-- filemap wait_change(spin=0): the same, sleeping at once.
+  (sleeps in the kernel) + ``read_into``.
+- filemap wait_change(spin=50µs): the same, busy-polling 50 µs first.
 - filemap wait_change_spin: the same, busy-polling.
 - multiprocessing.Pipe: ``send_bytes`` / ``recv_bytes``.
 - multiprocessing.Queue: ``put`` / ``get``.
@@ -17,6 +17,8 @@ after it holds B's reply. Methods:
   a sequence number in the first 8 bytes polled in a Python loop, the
   payload after it (no lock, no stored length: the hand-made minimum).
 
+With ``--pin`` the two processes are pinned to one core each (do not
+pin on a loaded machine: a pinned spinner then fights for its core).
 Reported: the median round trip in microseconds over all timed rounds
 (after a warm-up), at 8 B and 64 KiB, and the CPU time an idle waiter
 burns per second of waiting.
@@ -38,6 +40,26 @@ from typing import Any
 import filemap
 
 SIZES = (8, 64 * 1024)
+# --pin: the two processes each get a core of their own.
+PIN = False
+CORES = sorted(os.sched_getaffinity(0))[:2]
+
+
+def _pin(index: int) -> None:
+    if PIN:
+        os.sched_setaffinity(0, {CORES[index]})
+
+
+def _child(target: Callable[..., None], *args: Any) -> Any:
+    """A spawned process running ``target(*args)`` pinned to the second core."""
+    return SPAWN.Process(target=_run_pinned, args=(PIN, target, *args))
+
+
+def _run_pinned(pin: bool, target: Callable[..., None], *args: Any) -> None:
+    global PIN
+    PIN = pin
+    _pin(1)
+    target(*args)
 WARMUP = 200
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -48,8 +70,8 @@ SPAWN = multiprocessing.get_context("spawn")
 def _waiter(fm: filemap.FileMap, mode: str) -> Callable[[int], int | None]:
     if mode == "spin":
         return fm.wait_change_spin
-    if mode == "sleep":
-        return lambda seen: fm.wait_change(seen, spin=0)
+    if mode == "spin-first":
+        return lambda seen: fm.wait_change(seen, spin=50e-6)
     return fm.wait_change
 
 
@@ -70,7 +92,7 @@ def bench_filemap(size: int, rounds: int, mode: str) -> list[int]:
     cap = max(size, 64)
     with filemap.FileMap(tag + "-ping", cap) as ping, filemap.FileMap(tag + "-pong", cap) as pong:
         ready = SPAWN.Event()
-        child = SPAWN.Process(target=_fm_echo, args=(ping.name, pong.name, rounds, mode, ready))
+        child = _child(_fm_echo, ping.name, pong.name, rounds, mode, ready)
         child.start()
         ready.wait(60)
         wait = _waiter(pong, mode)
@@ -100,7 +122,7 @@ def _pipe_echo(conn: Any, rounds: int) -> None:
 
 def bench_pipe(size: int, rounds: int) -> list[int]:
     mine, theirs = SPAWN.Pipe()
-    child = SPAWN.Process(target=_pipe_echo, args=(theirs, rounds))
+    child = _child(_pipe_echo, theirs, rounds)
     child.start()
     payload = os.urandom(size)
     times = []
@@ -125,7 +147,7 @@ def _queue_echo(inq: Any, outq: Any, rounds: int) -> None:
 
 def bench_queue(size: int, rounds: int) -> list[int]:
     inq, outq = SPAWN.Queue(), SPAWN.Queue()
-    child = SPAWN.Process(target=_queue_echo, args=(inq, outq, rounds))
+    child = _child(_queue_echo, inq, outq, rounds)
     child.start()
     payload = os.urandom(size)
     times = []
@@ -175,7 +197,7 @@ def bench_shm(size: int, rounds: int) -> list[int]:
     ping = shared_memory.SharedMemory(create=True, size=8 + size)
     pong = shared_memory.SharedMemory(create=True, size=8 + size)
     try:
-        child = SPAWN.Process(target=_shm_echo, args=(ping.name, pong.name, size, rounds))
+        child = _child(_shm_echo, ping.name, pong.name, size, rounds)
         child.start()
         payload = os.urandom(size)
         pbuf, qbuf = ping.buf, pong.buf
@@ -249,7 +271,7 @@ def idle_cpu(seconds: float) -> dict[str, float]:
 
 METHODS: dict[str, Callable[[int, int], list[int]]] = {
     "filemap wait_change": lambda size, n: bench_filemap(size, n, "default"),
-    "filemap wait_change(spin=0)": lambda size, n: bench_filemap(size, n, "sleep"),
+    "filemap wait_change(spin=50µs)": lambda size, n: bench_filemap(size, n, "spin-first"),
     "filemap wait_change_spin": lambda size, n: bench_filemap(size, n, "spin"),
     "multiprocessing.Pipe": bench_pipe,
     "multiprocessing.Queue": bench_queue,
@@ -259,11 +281,15 @@ METHODS: dict[str, Callable[[int, int], list[int]]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5000, help="timed round trips per run")
+    parser.add_argument("--rounds", type=int, default=2000, help="timed round trips per run")
     parser.add_argument("--runs", type=int, default=3, help="runs per method and size")
     parser.add_argument("--idle", type=float, default=2.0, help="seconds of idle waiting")
     parser.add_argument("--json", help="write the results here too")
+    parser.add_argument("--pin", action="store_true", help="pin the two processes to a core each")
     args = parser.parse_args()
+    global PIN
+    PIN = args.pin and len(os.sched_getaffinity(0)) >= 2
+    _pin(0)
 
     results: dict[str, dict[str, float]] = {}
     for name, bench in METHODS.items():

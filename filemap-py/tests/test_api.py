@@ -246,6 +246,9 @@ def test_wait_change_returns_new_generation_or_none(name: str) -> None:
         assert fm.wait_change(seen, timeout=0.12) is None
         assert 0.12 <= time.monotonic() - start < 0.25
         assert fm.wait_change_spin(seen, timeout=0.01) is None
+        assert fm.wait_change(seen, timeout=0.01, spin=0.002) is None
+        with pytest.raises(ValueError):
+            fm.wait_change(seen, timeout=0.01, spin=-1)
         threading.Timer(0.05, lambda: other.write("x")).start()
         assert fm.wait_change(seen, timeout=10) == seen + 1
         assert fm.wait_change(seen - 1 if seen else 99, timeout=0) is not None

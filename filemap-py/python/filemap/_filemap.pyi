@@ -76,9 +76,12 @@ class FileMap:
         """The published content (lock-free)."""
     def read_into(self, buffer: bytearray) -> int:
         """Read the content into ``buffer`` (resized to fit); return its generation."""
-    def wait_change(self, seen: int, timeout: float | None = None) -> int | None:
+    def wait_change(
+        self, seen: int, timeout: float | None = None, *, spin: float = 0.0
+    ) -> int | None:
         """Sleep until the generation differs from ``seen``; return it, or
-        ``None`` after ``timeout`` seconds. Ctrl-C interrupts it."""
+        ``None`` after ``timeout`` seconds. With ``spin`` (seconds, at most
+        0.05) it busy-polls that long before sleeping. Ctrl-C interrupts it."""
     def wait_change_spin(self, seen: int, timeout: float | None = None) -> int | None:
         """Like :meth:`wait_change`, busy-polling (lowest latency, one core busy)."""
     def _lock(self, timeout: float | None = None) -> Lock: ...
