@@ -31,7 +31,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import struct
 import time
 from collections.abc import Callable
 from multiprocessing import shared_memory
@@ -164,9 +163,6 @@ def bench_queue(size: int, rounds: int) -> list[int]:
 
 # --- shared_memory busy-poll ------------------------------------------------
 
-SEQ = struct.Struct("Q")
-
-
 def _attach(name: str) -> shared_memory.SharedMemory:
     # Attaching registers the segment with the resource tracker; spawned
     # children share the parent's tracker, so the parent's unlink() is the
@@ -176,18 +172,27 @@ def _attach(name: str) -> shared_memory.SharedMemory:
     return shm
 
 
+def _seq(buf: memoryview) -> memoryview:
+    # The sequence number as one 8-byte item: a memoryview item store is a
+    # single 8-byte copy. (struct.pack_into zero-fills before it writes, so
+    # a poller can read 0 in between: it did, and the pair fell out of step.)
+    return buf[:8].cast("Q")
+
+
 def _shm_echo(ping: str, pong: str, size: int, rounds: int) -> None:
     a, b = _attach(ping), _attach(pong)
     abuf, bbuf = a.buf, b.buf
-    unpack, pack = SEQ.unpack_from, SEQ.pack_into
+    aseq, bseq = _seq(abuf), _seq(bbuf)
     seen = 0
     for _ in range(rounds):
-        while unpack(abuf, 0)[0] == seen:
+        while aseq[0] == seen:
             pass
         seen += 1
         data = bytes(abuf[8 : 8 + size])
         bbuf[8 : 8 + size] = data
-        pack(bbuf, 0, seen)
+        bseq[0] = seen
+    aseq.release()
+    bseq.release()
     del abuf, bbuf
     a.close()
     b.close()
@@ -201,19 +206,21 @@ def bench_shm(size: int, rounds: int) -> list[int]:
         child.start()
         payload = os.urandom(size)
         pbuf, qbuf = ping.buf, pong.buf
-        unpack, pack = SEQ.unpack_from, SEQ.pack_into
+        pseq, qseq = _seq(pbuf), _seq(qbuf)
         times = []
         clock = time.perf_counter_ns
         for seq in range(1, rounds + 1):
             t0 = clock()
             pbuf[8 : 8 + size] = payload
-            pack(pbuf, 0, seq)
-            while unpack(qbuf, 0)[0] != seq:
+            pseq[0] = seq
+            while qseq[0] != seq:
                 pass
             reply = bytes(qbuf[8 : 8 + size])
             times.append(clock() - t0)
         assert reply == payload
         child.join(60)
+        pseq.release()
+        qseq.release()
         del pbuf, qbuf
     finally:
         for shm in (ping, pong):
@@ -236,11 +243,13 @@ def _idle_filemap(name: str, seconds: float, out: Any) -> None:
 def _idle_shm(name: str, seconds: float, out: Any) -> None:
     shm = _attach(name)
     buf = shm.buf
+    seq = _seq(buf)
     before = os.times()
     deadline = time.monotonic() + seconds
-    while SEQ.unpack_from(buf, 0)[0] == 0 and time.monotonic() < deadline:
+    while seq[0] == 0 and time.monotonic() < deadline:
         pass
     after = os.times()
+    seq.release()
     del buf
     shm.close()
     out.put((after.user - before.user) + (after.system - before.system))
