@@ -254,3 +254,22 @@ def test_handle_inherited_through_fork_raises_forked_handle(name: str) -> None:
         # The child's exit left the parent's handle and region alone.
         assert fm.read().content == b"parent's"
         fm.write("still usable")
+
+
+IDLE = """
+import os, sys, filemap
+fm = filemap.FileMap(sys.argv[1], create=False)
+before = os.times()
+assert fm.wait_change(fm.generation, timeout=1.0) is None
+after = os.times()
+print((after.user - before.user) + (after.system - before.system), flush=True)
+"""
+
+
+def test_idle_waiter_burns_no_cpu(name: str) -> None:
+    with filemap.FileMap(name):
+        child = python_child(IDLE, name)
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 0, err
+        # One second asleep in wait_change (50 ms slices): next to no CPU.
+        assert float(out) < 0.05, out
