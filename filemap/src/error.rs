@@ -219,6 +219,40 @@ pub enum Error {
         pid: u32,
     },
 
+    /// A typed read ([`FileMap::read_value`](crate::FileMap::read_value))
+    /// found content that is not a typed value.
+    #[error(
+        "region {name:?} does not hold a typed value (it holds {len} bytes of something else)"
+    )]
+    NotAValue {
+        /// The region name.
+        name: String,
+        /// Length of the content found.
+        len: usize,
+    },
+
+    /// A typed read found a value of another type than the one asked for.
+    #[error("region {name:?} holds a value of type {found:?}, not {expected:?}")]
+    WrongType {
+        /// The region name.
+        name: String,
+        /// The type tag asked for.
+        expected: String,
+        /// The type tag found.
+        found: String,
+    },
+
+    /// A typed value could not be encoded or decoded.
+    #[error("cannot {op} the value of region {name:?}: {reason}")]
+    Codec {
+        /// The region name.
+        name: String,
+        /// `"encode"` or `"decode"`.
+        op: &'static str,
+        /// What the codec said.
+        reason: String,
+    },
+
     /// Every slot of the region's attach table is taken by a live process.
     #[error("region {name:?} has {max} attached handles already, the most it can track")]
     TooManyAttached {

@@ -24,7 +24,10 @@
 //!    184     4  notify           futex word: low 31 bits of the generation,
 //!                                bit 31 set by a waiter about to sleep
 //!    188     4  waiters          number of threads in `wait_once`
-//!    256  2048  slots[128]       attach table: (pid, waiters, start time)
+//!    192     4  spinners         number of threads busy-polling in an
+//!                                adaptive wait (bounded by the CPU count)
+//!    256  3072  slots[128]       attach table: (pid, waiters, start time,
+//!                                spinners)
 //!   4096        buffer 0, then buffer 1 (each `stride(capacity)` bytes)
 //! ```
 
@@ -75,6 +78,9 @@ pub struct Slot {
     pub waiters: AtomicU32,
     /// Start time of `pid` in clock ticks since boot, 0 until recorded.
     pub start_time: AtomicU64,
+    /// Threads of this slot's handle busy-polling in an adaptive wait.
+    pub spinners: AtomicU32,
+    _pad: AtomicU32,
 }
 
 /// The region header. Lives at offset 0 of the mapping.
@@ -102,7 +108,9 @@ pub struct Header {
     pub seq: [AtomicU64; 2],
     pub notify: AtomicU32,
     pub waiters: AtomicU32,
-    _pad2: [AtomicU64; 8],
+    // Outside the publish line: only adaptive waiters touch it.
+    pub spinners: AtomicU32,
+    _pad2: [AtomicU32; 15],
 
     pub slots: [Slot; SLOTS],
 }
@@ -114,6 +122,15 @@ impl Header {
         self.flags.load(core::sync::atomic::Ordering::Relaxed) & FLAG_PERSISTENT != 0
     }
 
+    /// A header in ordinary memory, every field zero, for unit tests.
+    #[cfg(test)]
+    pub fn zeroed() -> Box<Header> {
+        // SAFETY: every field of `Header`, padding included, is an atomic
+        // integer, for which all-zero bytes are a valid value; the layout
+        // is `Header`'s own, so the allocation fits it.
+        unsafe { Box::new(core::mem::zeroed()) }
+    }
+
     /// Who published the current generation (packed [`WriterId`]).
     pub fn last_writer(&self) -> u64 {
         use core::sync::atomic::Ordering::{Acquire, Relaxed};
@@ -122,7 +139,7 @@ impl Header {
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<Slot>() == 16);
+    assert!(core::mem::size_of::<Slot>() == 24);
     assert!(core::mem::offset_of!(Header, lock) == 64);
     assert!(core::mem::offset_of!(Header, lock_pid) == 72);
     assert!(core::mem::offset_of!(Header, lock_tid) == 76);
@@ -133,6 +150,7 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, notify) == 184);
     assert!(core::mem::offset_of!(Header, waiters) == 188);
     assert!(core::mem::offset_of!(Header, waiters) + 4 <= 192);
+    assert!(core::mem::offset_of!(Header, spinners) == 192);
     assert!(core::mem::offset_of!(Header, slots) == 256);
     assert!(core::mem::size_of::<Header>() <= HEADER_SIZE);
     assert!(HEADER_SIZE % 4096 == 0);

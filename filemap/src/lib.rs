@@ -76,19 +76,25 @@
 mod copy;
 pub mod error;
 mod layout;
+mod loan;
 mod lock;
 mod notify;
 mod region;
 mod sys;
 mod text;
+#[cfg(feature = "serde")]
+mod value;
 mod watch;
 
 pub use error::{Error, NameRule, Result};
 pub use layout::WriterId;
+pub use loan::WriteLoan;
 pub use region::{
     shm_path, validate_name, Builder, FileMap, Guard, OwnedGuard, Published, RegionInfo, Snapshot,
     Stamp, Updated, DEFAULT_CAPACITY, DEFAULT_LOCK_TIMEOUT, MAX_CAPACITY, MAX_NAME_LEN,
     MIN_CAPACITY,
 };
 pub use text::{RemoteChange, TextView};
+#[cfg(feature = "serde")]
+pub use value::{default_tag, value_parts, Codec, ValueParts, VALUE_MAGIC};
 pub use watch::Watcher;

@@ -63,8 +63,9 @@
 //! had already timed out) only cause one spurious wake-up, which every
 //! caller loops over anyway.
 
-use std::sync::atomic::Ordering::{Acquire, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::layout::{Header, Slot};
@@ -169,14 +170,13 @@ pub fn wait_once(
     let mut generation = h.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
     if generation == seen && !cancelled {
-        let asleep = notify | SLEEPERS;
-        if notify == asleep
-            || h.notify
-                .compare_exchange(notify, asleep, SeqCst, SeqCst)
-                .is_ok()
-        {
+        if let Some(asleep) = announce_sleep(h, notify) {
             #[cfg(not(windows))]
             sys::futex_wait(&h.notify, asleep, timeout.min(SLICE));
+            // The semaphore keeps a post that races ahead of the sleep, so
+            // the value announced plays no part here.
+            #[cfg(windows)]
+            let _ = asleep;
             #[cfg(windows)]
             match (&wakers, token) {
                 (Some(wakers), Some(token)) => wakers.sleep(token, timeout.min(SLICE)),
@@ -192,11 +192,24 @@ pub fn wait_once(
     generation
 }
 
+/// Set the sleepers bit in the word last read as `notify`; the value to
+/// sleep on, or `None` when the word moved since (an event happened: look
+/// at the generation again instead of sleeping).
+#[inline]
+fn announce_sleep(h: &Header, notify: u32) -> Option<u32> {
+    let asleep = notify | SLEEPERS;
+    (notify == asleep
+        || h.notify
+            .compare_exchange(notify, asleep, SeqCst, SeqCst)
+            .is_ok())
+    .then_some(asleep)
+}
+
 /// Busy-poll until the generation is not `seen` or `deadline` passes.
 #[inline]
 pub fn spin(h: &Header, seen: u64, deadline: Option<Instant>) -> Option<u64> {
     loop {
-        for _ in 0..1024 {
+        for _ in 0..64 {
             let generation = h.generation.load(Acquire);
             if generation != seen {
                 return Some(generation);
@@ -209,16 +222,269 @@ pub fn spin(h: &Header, seen: u64, deadline: Option<Instant>) -> Option<u64> {
     }
 }
 
-/// Forget the sleepers counted in a dead process's slot.
+/// Forget the sleepers and spinners counted in a dead process's slot.
 pub fn forget_waiters(h: &Header, slot: &Slot) {
-    let dead = slot.waiters.swap(0, SeqCst);
-    if dead != 0 {
-        let _ = h
-            .waiters
-            .fetch_update(SeqCst, SeqCst, |w| Some(w.saturating_sub(dead)));
+    for (own, global) in [(&slot.waiters, &h.waiters), (&slot.spinners, &h.spinners)] {
+        let dead = own.swap(0, SeqCst);
+        if dead != 0 {
+            let _ = global.fetch_update(SeqCst, SeqCst, |w| Some(w.saturating_sub(dead)));
+        }
+    }
+}
+
+/// The longest an adaptive wait busy-polls before it sleeps.
+pub const MAX_SPIN: Duration = Duration::from_micros(50);
+/// Longest gap an adaptive waiter remembers: one long wait must not make
+/// re-learning a fast peer take long.
+const LONGEST_GAP: Duration = Duration::from_millis(1);
+
+/// What an adaptive waiter has learnt of its peer: a moving average of how
+/// long recent changes took to arrive after it began to wait (nanoseconds;
+/// shared by the threads of a handle, updated without a lock: it is a
+/// heuristic, and a lost update only costs a slightly different budget).
+#[derive(Debug, Default)]
+pub struct Learner {
+    gap_ns: AtomicU64,
+}
+
+impl Learner {
+    /// How long to spin before sleeping: twice the recent gap (and a
+    /// little), while that is within [`MAX_SPIN`]; nothing once changes
+    /// have been arriving later than spinning could wait.
+    pub fn budget(&self) -> Duration {
+        let gap = self.gap_ns.load(Relaxed);
+        if gap > MAX_SPIN.as_nanos() as u64 {
+            return Duration::ZERO;
+        }
+        (Duration::from_nanos(2 * gap) + Duration::from_micros(2)).min(MAX_SPIN)
+    }
+
+    /// A change arrived `gap` after the wait began (or the wait gave up
+    /// after `gap`): fold it into the average (weight 1/8).
+    pub fn observe(&self, gap: Duration) {
+        let gap = gap.min(LONGEST_GAP).as_nanos() as u64;
+        let old = self.gap_ns.load(Relaxed);
+        self.gap_ns.store(old - old / 8 + gap / 8, Relaxed);
+    }
+}
+
+/// How many threads of all processes may busy-poll one region at once:
+/// one core is left for the peer that is to publish.
+fn spin_limit() -> u32 {
+    static LIMIT: OnceLock<u32> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        u32::try_from(cpus.saturating_sub(1)).unwrap_or(u32::MAX)
+    })
+}
+
+/// Count this thread in as a spinner, if the region has a core to spare.
+fn claim_spinner(h: &Header, slot: &Slot) -> bool {
+    if h.spinners.fetch_add(1, SeqCst) >= spin_limit() {
+        saturating_decrement(&h.spinners);
+        return false;
+    }
+    slot.spinners.fetch_add(1, SeqCst);
+    true
+}
+
+fn release_spinner(h: &Header, slot: &Slot) {
+    // Slot first, global second: a crash between them leaves the global
+    // count high, which only costs spinning, never correctness.
+    saturating_decrement(&slot.spinners);
+    saturating_decrement(&h.spinners);
+}
+
+/// The busy-polling part of an adaptive wait begun at `start`: spin for
+/// the budget `learner` allows, if a core is free for it, and `Some` new
+/// generation if it came meanwhile (which the learner is told).
+pub fn spin_phase(
+    h: &Header,
+    slot: &Slot,
+    seen: u64,
+    deadline: Option<Instant>,
+    learner: &Learner,
+    start: Instant,
+) -> Option<u64> {
+    let budget = learner.budget();
+    if budget.is_zero() || !claim_spinner(h, slot) {
+        return None;
+    }
+    let until = start + budget;
+    let spun = spin(h, seen, Some(deadline.map_or(until, |d| d.min(until))));
+    release_spinner(h, slot);
+    if spun.is_some() {
+        learner.observe(start.elapsed());
+    }
+    spun
+}
+
+/// Wait for the generation to leave `seen`: busy-poll for the budget
+/// `learner` allows (if a core is free for it), then sleep as
+/// [`wait_once`] does, in slices, until `deadline`. Returns the new
+/// generation, or `None` at the deadline. Sleeping follows the sleepers-bit
+/// protocol above unchanged, so spinning first adds no way to lose a
+/// wake-up: a publish during the spin is seen by the poll, one after it by
+/// the protocol.
+pub fn adaptive(
+    h: &Header,
+    slot: &Slot,
+    seen: u64,
+    deadline: Option<Instant>,
+    learner: &Learner,
+) -> Option<u64> {
+    let start = Instant::now();
+    if let Some(generation) = spin_phase(h, slot, seen, deadline, learner, start) {
+        return Some(generation);
+    }
+    loop {
+        let generation = h.generation.load(Acquire);
+        if generation != seen {
+            learner.observe(start.elapsed());
+            return Some(generation);
+        }
+        let remaining = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(r) if !r.is_zero() => r,
+                _ => {
+                    learner.observe(start.elapsed());
+                    return None;
+                }
+            },
+            None => SLICE,
+        };
+        wait_once(h, slot, seen, remaining, None);
     }
 }
 
 fn saturating_decrement(word: &AtomicU32) {
     let _ = word.fetch_update(SeqCst, SeqCst, |w| Some(w.saturating_sub(1)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An interrupt followed by a publish left the word at the value a
+    /// waiter had read before both (the interrupt bumped the generation
+    /// bits to g+1, the publish stored g+1), so the waiter's announcement
+    /// succeeded after the publish had looked for sleepers: a lost wake-up
+    /// of up to a slice.
+    #[test]
+    fn a_waiter_never_announces_itself_after_an_interrupt_and_a_publish() {
+        let h = Header::zeroed();
+        for _ in 0..3 {
+            let seen_by_waiter = h.notify.load(SeqCst);
+            interrupt(&h);
+            h.generation.fetch_add(1, SeqCst);
+            published(&h);
+            assert_eq!(announce_sleep(&h, seen_by_waiter), None);
+        }
+    }
+
+    #[test]
+    fn a_publish_after_an_announcement_clears_the_bit_and_moves_the_word() {
+        let h = Header::zeroed();
+        let before = h.notify.load(SeqCst);
+        let asleep = announce_sleep(&h, before).unwrap();
+        assert_eq!(asleep & SLEEPERS, SLEEPERS);
+        // A second waiter finds the bit set and sleeps on the same value.
+        assert_eq!(announce_sleep(&h, asleep), Some(asleep));
+        published(&h);
+        let after = h.notify.load(SeqCst);
+        assert_eq!(after & SLEEPERS, 0, "the publisher cleared the bit");
+        assert_ne!(after, asleep);
+        assert_ne!(after, before);
+        // Interrupts move the counter but leave other sleepers' bit alone.
+        let asleep = announce_sleep(&h, after).unwrap();
+        interrupt(&h);
+        let now = h.notify.load(SeqCst);
+        assert_eq!(now & SLEEPERS, SLEEPERS);
+        // A waiter holding `asleep` would now not sleep: the kernel's
+        // compare sees another value.
+        assert_ne!(now, asleep);
+    }
+
+    #[test]
+    fn the_counter_wraps_without_touching_the_sleepers_bit() {
+        let h = Header::zeroed();
+        h.notify.store(u32::MAX - 1, SeqCst); // counter at its top, bit clear
+        published(&h);
+        assert_eq!(h.notify.load(SeqCst), 0);
+        h.notify.store(u32::MAX, SeqCst); // counter at its top, bit set
+        published(&h);
+        assert_eq!(h.notify.load(SeqCst), 0, "wrapped, and the bit cleared");
+    }
+
+    #[test]
+    fn the_learner_spins_only_while_changes_come_soon_and_relearns() {
+        let learner = Learner::default();
+        assert!(!learner.budget().is_zero(), "a new handle tries spinning");
+        for _ in 0..50 {
+            learner.observe(Duration::from_micros(1));
+        }
+        let fast = learner.budget();
+        assert!(
+            fast > Duration::ZERO && fast <= Duration::from_micros(10),
+            "{fast:?}"
+        );
+        for _ in 0..50 {
+            learner.observe(Duration::from_millis(10));
+        }
+        assert_eq!(
+            learner.budget(),
+            Duration::ZERO,
+            "rare changes: sleep at once"
+        );
+        for _ in 0..40 {
+            learner.observe(Duration::from_micros(3));
+        }
+        assert!(!learner.budget().is_zero(), "a fast peer is learnt again");
+        assert!(learner.budget() <= MAX_SPIN);
+    }
+
+    #[test]
+    fn spinners_are_bounded_by_the_cores_and_forgotten_with_a_dead_slot() {
+        let h = Header::zeroed();
+        let slot = &h.slots[3];
+        let mut claimed = 0;
+        while claim_spinner(&h, slot) {
+            claimed += 1;
+            assert!(claimed <= 1024, "no bound");
+        }
+        assert_eq!(claimed, spin_limit());
+        assert_eq!(
+            h.spinners.load(SeqCst),
+            spin_limit(),
+            "a refusal undoes its count"
+        );
+        release_spinner(&h, slot);
+        assert!(claim_spinner(&h, slot), "a released place can be taken");
+        // The process dies spinning: its slot's spinners are forgotten.
+        h.waiters.store(2, SeqCst);
+        slot.waiters.store(2, SeqCst);
+        forget_waiters(&h, slot);
+        assert_eq!(h.spinners.load(SeqCst), 0);
+        assert_eq!(h.waiters.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn an_adaptive_wait_honours_its_deadline_and_sees_a_change() {
+        let h = Header::zeroed();
+        let learner = Learner::default();
+        let start = Instant::now();
+        let timeout = Duration::from_millis(30);
+        assert_eq!(
+            adaptive(&h, &h.slots[0], 0, Some(start + timeout), &learner),
+            None
+        );
+        let waited = start.elapsed();
+        assert!(
+            waited >= timeout && waited < timeout + Duration::from_millis(500),
+            "{waited:?}"
+        );
+        assert_eq!(h.spinners.load(SeqCst), 0, "the spinner left");
+        h.generation.store(5, SeqCst);
+        assert_eq!(adaptive(&h, &h.slots[0], 0, None, &learner), Some(5));
+    }
 }

@@ -25,6 +25,7 @@ use crate::error::{Error, NameRule, Result};
 use crate::layout::{
     self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SEQ_WRITING, SLOTS,
 };
+use crate::loan::WriteLoan;
 use crate::lock::{self, LockError};
 use crate::notify;
 use crate::sys;
@@ -288,6 +289,7 @@ impl Builder {
                 },
                 lock_timeout: self.lock_timeout,
                 epoch: sys::fork_epoch(),
+                learner: notify::Learner::default(),
                 os,
             }),
         }
@@ -576,6 +578,7 @@ fn claim_slot(h: &Header) -> Option<usize> {
                 && slot.pid.compare_exchange(0, pid, Acquire, Relaxed).is_ok()
             {
                 slot.waiters.store(0, Relaxed);
+                slot.spinners.store(0, Relaxed);
                 slot.start_time.store(sys::own_start_time(), Release);
                 return Some(index);
             }
@@ -619,6 +622,8 @@ pub(crate) struct Inner {
     /// The fork epoch the handle was opened at: another epoch means this
     /// is a forked child's copy, which must not be used.
     epoch: u32,
+    /// How soon changes have been arriving, for adaptive waits.
+    learner: notify::Learner,
 }
 
 /// A handle's OS objects besides the backing file and the mapping.
@@ -820,7 +825,16 @@ impl Inner {
     /// Publish `content` as the next generation. The caller holds the lock
     /// and has checked `content.len() <= capacity`.
     fn publish_locked(&self, content: &[u8]) -> u64 {
-        debug_assert!(content.len() <= self.capacity);
+        let (next, index) = self.begin_publish();
+        self.store_at(index, 0, content);
+        self.finish_publish(next, index, content.len())
+    }
+
+    /// Start publishing the next generation: mark the inactive buffer as
+    /// being written and return (next generation, its buffer). The caller
+    /// holds the lock. Abandoning a publish after this is harmless: the
+    /// published buffer is untouched, and the marked one is not read.
+    pub(crate) fn begin_publish(&self) -> (u64, usize) {
         let h = self.header();
         // Acquire: after a takeover, nothing orders us after the dead
         // owner's last publish but this load.
@@ -831,29 +845,49 @@ impl Inner {
         // of them then sees the mark or a later value (fence to fence).
         h.seq[index].store(SEQ_WRITING, Relaxed);
         fence(Release);
+        (next, index)
+    }
+
+    /// Copy `bytes` into buffer `index` at `offset`, during a publish begun
+    /// by [`Inner::begin_publish`] (the caller holds the lock, checked that
+    /// `offset + bytes.len() <= capacity`, and keeps `offset` a multiple
+    /// of 8).
+    pub(crate) fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) {
+        assert!(index < 2 && offset % 8 == 0 && offset + bytes.len() <= self.capacity);
         // SAFETY:
-        // - the destination is buffer `index`, inside the mapping
-        //   (`content.len() <= capacity`, and the mapping holds
-        //   `region_size(capacity)` bytes);
-        // - buffers start 64-byte aligned (layout::buffer_offset), as
-        //   `store_shared` requires;
-        // - we hold the lock, so no other writer copies into it; readers
-        //   that copy it concurrently discard what they read because its
-        //   `seq` has moved since the buffer was last published;
-        // SAFETY: holds by the conditions listed above.
+        // - the destination is `bytes.len()` bytes of buffer `index` from
+        //   `offset`, inside the mapping (asserted above against the
+        //   capacity, and the mapping holds `region_size(capacity)` bytes);
+        // - buffers start 64-byte aligned (layout::buffer_offset) and
+        //   `offset` is a multiple of 8, as `store_shared` requires;
+        // - the caller holds the lock, so no other writer copies into it;
+        //   readers that copy it concurrently discard what they read
+        //   because its `seq` is marked as being written.
         unsafe {
             let dst = self
                 .map
                 .as_ptr()
-                .add(layout::buffer_offset(self.capacity, index));
-            store_shared(content, dst);
+                .add(layout::buffer_offset(self.capacity, index) + offset);
+            store_shared(bytes, dst);
         }
-        h.len[index].store(content.len() as u64, Relaxed);
+    }
+
+    /// Publish buffer `index`, filled with `len` bytes, as generation
+    /// `next` (from [`Inner::begin_publish`]), and wake the waiters.
+    pub(crate) fn finish_publish(&self, next: u64, index: usize, len: usize) -> u64 {
+        debug_assert!(len <= self.capacity);
+        let h = self.header();
+        h.len[index].store(len as u64, Relaxed);
         h.writer[index].store(self.id.pack(), Relaxed);
         h.seq[index].store(next, Release);
         h.generation.store(next, Release);
         notify::published(h);
         next
+    }
+
+    /// Release the lock taken by this thread (for the loan's drop).
+    pub(crate) fn unlock_public(&self) {
+        self.unlock();
     }
 }
 
@@ -1289,6 +1323,38 @@ impl FileMap {
         })
     }
 
+    /// Lend the inactive buffer, under the lock, to be filled in place
+    /// through [`std::io::Write`] and published by [`WriteLoan::commit`]:
+    /// a serialiser writes straight into the region, with no intermediate
+    /// `Vec` of the whole content. Readers see nothing until the commit; a
+    /// loan dropped uncommitted, or grown past the capacity
+    /// ([`Error::TooLarge`]), leaves the published content as it was.
+    ///
+    /// ```
+    /// # fn main() -> filemap::Result<()> {
+    /// # let name = format!("doc-loan-{}", std::process::id());
+    /// use std::io::Write;
+    /// let map = filemap::FileMap::open(&name)?;
+    /// let mut loan = map.loan()?;
+    /// write!(loan, "{} {}", "speed", 12.5).unwrap();
+    /// let published = loan.commit()?;
+    /// assert_eq!(map.read()?.content, b"speed 12.5");
+    /// assert_eq!(map.generation(), published.generation);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`FileMap::lock`].
+    pub fn loan(&self) -> Result<WriteLoan<'_>> {
+        self.inner.usable()?;
+        let owner_died = self.inner.lock()?;
+        Ok(WriteLoan::new(self, owner_died))
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Whether the region's name no longer leads to this region: it was
     /// removed ([`FileMap::remove`], `filemap rm`), or removed and made
     /// anew. This handle still works, but no process that opens the name
@@ -1351,6 +1417,31 @@ impl FileMap {
         }
     }
 
+    /// Like [`FileMap::wait_change`], but busy-polls for a short while
+    /// first when that has recently paid off: latency close to
+    /// [`FileMap::wait_change_spin`]'s when the peer answers promptly, and
+    /// close to no CPU when changes come rarely.
+    ///
+    /// The handle learns how soon changes arrive after a wait begins (a
+    /// moving average). While that is within a few tens of microseconds,
+    /// a wait spins (with the CPU's pause instruction) for about twice as
+    /// long before it sleeps; once changes come later, it sleeps at once,
+    /// and a fast change seen after a sleep teaches it to spin again. At
+    /// most one thread fewer than the machine has cores spin on a region at
+    /// once, across all processes, so spinners never starve the writer
+    /// they wait for. Sleeping is exactly [`FileMap::wait_change`]'s.
+    pub fn wait_change_adaptive(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
+        let h = self.inner.header();
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        notify::adaptive(
+            h,
+            &h.slots[self.inner.slot],
+            seen,
+            deadline,
+            &self.inner.learner,
+        )
+    }
+
     /// Like [`FileMap::wait_change`], but busy-polls the generation instead
     /// of sleeping: lowest latency, one core kept busy.
     pub fn wait_change_spin(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
@@ -1361,7 +1452,9 @@ impl FileMap {
     /// Call `callback` from a background thread with every change published
     /// by another handle (in this or another process), skipping this
     /// handle's own writes. Bursts are coalesced: the callback may skip
-    /// intermediate generations but always gets the latest content.
+    /// intermediate generations but always gets the latest content. The
+    /// thread waits as [`FileMap::wait_change_adaptive`] does: promptly
+    /// when changes come fast, at no CPU cost when they come rarely.
     /// Dropping the returned [`Watcher`] stops the thread. The watcher
     /// keeps the region attached (and so alive) until it is dropped, even
     /// after every `FileMap` handle is gone.
@@ -1495,9 +1588,21 @@ fn clean_stale_regions() -> Result<Vec<String>> {
 use windows::{clean_stale_regions, inspect_named, list_regions, remove_named};
 
 impl Inner {
+    /// One adaptive wait of a watcher: spin while that pays (see
+    /// [`FileMap::wait_change_adaptive`]), then sleep once, at most
+    /// `timeout`, unless `cancel` is set. Returns the generation found.
     pub(crate) fn wait_once(&self, seen: u64, timeout: Duration, cancel: &AtomicBool) -> u64 {
         let h = self.header();
-        notify::wait_once(h, &h.slots[self.slot], seen, timeout, Some(cancel))
+        let slot = &h.slots[self.slot];
+        let start = Instant::now();
+        if let Some(generation) = notify::spin_phase(h, slot, seen, None, &self.learner, start) {
+            return generation;
+        }
+        let generation = notify::wait_once(h, slot, seen, timeout, Some(cancel));
+        if generation != seen || start.elapsed() >= timeout {
+            self.learner.observe(start.elapsed());
+        }
+        generation
     }
 
     pub(crate) fn interrupt_waits(&self) {

@@ -446,8 +446,14 @@ pub(super) fn inspect_named(name: &str) -> Result<RegionInfo> {
     let file_path = persistent_file(name);
     match sys::open_file(&file_path, false, false) {
         Ok(file) => {
-            let (fd, _) = sys::create_section(Some(file), None, 0, false)
-                .map_err(|e| io_error(name, &file_path, "CreateFileMapping", e))?;
+            let (fd, _) = match sys::create_section(Some(file), None, 0, false) {
+                Ok(made) => made,
+                // A section over an empty file: not a region.
+                Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
+                    return Err(too_small(&file_path))
+                }
+                Err(e) => return Err(io_error(name, &file_path, "CreateFileMapping", e)),
+            };
             return info_of(name, &file_path, &fd);
         }
         Err(e) if not_found(&e) => {}

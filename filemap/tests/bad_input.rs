@@ -315,6 +315,13 @@ fn truncated_and_foreign_files_are_not_regions() {
         FileMap::open(&name),
         Err(Error::NotARegion { .. })
     ));
+    // Windows regression: inspecting an empty persistent file was an I/O
+    // error (ERROR_FILE_INVALID from CreateFileMapping), found by the fuzz
+    // harness in hostile.rs.
+    assert!(matches!(
+        FileMap::inspect(&name),
+        Err(Error::NotARegion { .. })
+    ));
     std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
     match FileMap::open(&name) {
         Err(Error::NotARegion { reason, .. }) => assert!(reason.contains("magic"), "{reason}"),

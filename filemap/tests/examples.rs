@@ -84,3 +84,51 @@ fn reader_prints_what_writer_publishes() {
         "the last process removed the region"
     );
 }
+
+/// The typed pair (feature `serde`, which `cargo test --workspace` turns on
+/// through the CLI): a struct crosses, and other content is a typed error.
+#[cfg(feature = "serde")]
+#[test]
+fn typed_reader_decodes_what_typed_writer_publishes() {
+    let name = format!("test-typed-examples-{}", std::process::id());
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "-p", "filemap", "--features", "serde"])
+        .args(["--example", "typed_reader", "--example", "typed_writer"])
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let keep = filemap::FileMap::open(&name).unwrap();
+    let mut reader = Command::new(example("typed_reader"))
+        .args([&name, "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(reader.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let mut writer = Command::new(example("typed_writer"))
+        .arg(&name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = writer.stdin.take().unwrap();
+    let mut acks = BufReader::new(writer.stdout.take().unwrap()).lines();
+    writeln!(input, "1.5 -2 90 dock one").unwrap();
+    assert_eq!(acks.next().unwrap().unwrap(), "published generation 1");
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(
+        first,
+        "generation 1: x=1.5 y=-2 heading=90 label=\"dock one\""
+    );
+    keep.write_str("not a pose").unwrap();
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.contains("does not hold a typed value"), "{second}");
+    writeln!(input, "0 0 0").unwrap();
+    assert_eq!(acks.next().unwrap().unwrap(), "published generation 3");
+    drop(input);
+    assert!(writer.wait().unwrap().success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(rest, ["generation 3: x=0 y=0 heading=0 label=\"\""]);
+    assert!(reader.wait().unwrap().success());
+}

@@ -136,6 +136,11 @@ impl Child {
         stdin.flush().unwrap();
     }
 
+    /// Close the child's stdin (its signal to finish), keeping its output.
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
     /// Close the child's stdin (its signal to finish) and wait for it.
     pub fn finish(mut self) -> std::process::ExitStatus {
         drop(self.stdin.take());
@@ -223,12 +228,12 @@ pub fn count_in_processes(name: &str, processes: usize, each: u64) -> Duration {
     start.elapsed()
 }
 
-fn say(msg: impl std::fmt::Display) {
+pub fn say(msg: impl std::fmt::Display) {
     println!("@@ {msg}");
     std::io::stdout().flush().unwrap();
 }
 
-fn stdin_line() -> Option<String> {
+pub fn stdin_line() -> Option<String> {
     let mut line = String::new();
     match std::io::stdin().read_line(&mut line) {
         Ok(0) | Err(_) => None,
@@ -236,7 +241,7 @@ fn stdin_line() -> Option<String> {
     }
 }
 
-fn wait_for_stdin_eof() {
+pub fn wait_for_stdin_eof() {
     while stdin_line().is_some() {}
 }
 
@@ -367,9 +372,15 @@ pub fn child_main() {
         "wait-for-ends" => {
             let map = open();
             let mut seen = map.generation();
+            let adaptive = std::env::var_os("FILEMAP_CHILD_ADAPTIVE").is_some();
             say("waiting");
             loop {
-                map.wait_change(seen, Some(STEP)).expect("a change in time");
+                if adaptive {
+                    map.wait_change_adaptive(seen, Some(STEP))
+                } else {
+                    map.wait_change(seen, Some(STEP))
+                }
+                .expect("a change in time");
                 let snap = map.read_string().expect("read");
                 seen = snap.generation;
                 if snap.content.starts_with("end ") {

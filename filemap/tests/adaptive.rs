@@ -1,0 +1,121 @@
+//! Adaptive waiting: spins only while it pays, costs next to nothing
+//! while it does not. (Its lost-wake-up test is in load.rs, beside the
+//! blocking one; its latency is measured in the bench harness.)
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{unique, Cleanup};
+use filemap::FileMap;
+
+/// CPU time (user + system) used so far by the calling thread.
+#[cfg(target_os = "linux")]
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage(2) fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// CPU a waiter thread uses while another thread publishes `changes`
+/// times, `every` apart; `wait` is the wait under test.
+#[cfg(target_os = "linux")]
+fn waiter_cpu(
+    name: &str,
+    changes: u64,
+    every: Duration,
+    wait: fn(&FileMap, u64) -> Option<u64>,
+) -> (Duration, Duration) {
+    let waiter = FileMap::open(name).unwrap();
+    let writer = FileMap::open(name).unwrap();
+    let start_gen = waiter.generation();
+    std::thread::scope(|s| {
+        let handle = s.spawn(|| {
+            let before = thread_cpu();
+            let started = Instant::now();
+            let mut seen = start_gen;
+            while seen < start_gen + changes {
+                seen = wait(&waiter, seen).expect("a change in time");
+            }
+            (thread_cpu() - before, started.elapsed())
+        });
+        for i in 0..changes {
+            std::thread::sleep(every);
+            writer.write(&i.to_le_bytes()).unwrap();
+        }
+        handle.join().unwrap()
+    })
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_waiter_for_rare_changes_costs_what_a_blocking_one_costs() {
+    let name = unique("adaptive-rare");
+    let _cleanup = Cleanup(name.clone());
+    let blocking = waiter_cpu(&name, 60, Duration::from_millis(10), |m, seen| {
+        m.wait_change(seen, Some(common::STEP))
+    });
+    let adaptive = waiter_cpu(&name, 60, Duration::from_millis(10), |m, seen| {
+        m.wait_change_adaptive(seen, Some(common::STEP))
+    });
+    let share = |(cpu, wall): (Duration, Duration)| cpu.as_secs_f64() / wall.as_secs_f64();
+    eprintln!(
+        "CPU share of a waiter, one change per 10 ms: blocking {:.3} %, adaptive {:.3} %",
+        100.0 * share(blocking),
+        100.0 * share(adaptive)
+    );
+    assert!(
+        share(adaptive) - share(blocking) < 0.02,
+        "within 2 percentage points of blocking"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_adaptive_waiter_uses_next_to_no_cpu() {
+    let name = unique("adaptive-idle");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let before = thread_cpu();
+    let start = Instant::now();
+    assert_eq!(
+        map.wait_change_adaptive(map.generation(), Some(Duration::from_secs(1))),
+        None
+    );
+    let waited = start.elapsed();
+    let cpu = thread_cpu() - before;
+    eprintln!("idle adaptive waiter: {cpu:?} of CPU in {waited:?}");
+    assert!(waited >= Duration::from_secs(1));
+    assert!(cpu < Duration::from_millis(20), "{cpu:?}");
+}
+
+#[test]
+fn an_adaptive_wait_is_woken_across_processes_and_honours_its_timeout() {
+    let name = unique("adaptive-wake");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let seen = map.generation();
+    let start = Instant::now();
+    assert_eq!(
+        map.wait_change_adaptive(seen, Some(Duration::from_millis(40))),
+        None
+    );
+    assert!(start.elapsed() >= Duration::from_millis(40));
+    let writer = common::Child::spawn("write", &name);
+    writer.expect("open pid=");
+    let mut writer = writer;
+    writer.send("hello");
+    let woke = map.wait_change_adaptive(seen, Some(common::STEP));
+    assert_eq!(woke, Some(seen + 1));
+    assert_eq!(map.read_string().unwrap().content, "hello");
+}
+
+#[test]
+fn child_role() {
+    common::child_main();
+}

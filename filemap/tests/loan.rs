@@ -1,0 +1,141 @@
+//! Write loans: serialising straight into the region.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::{unique, Child, Cleanup, STEP};
+use filemap::{Error, FileMap};
+use proptest::prelude::*;
+
+#[test]
+fn child_role() {
+    if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("half-a-loan") {
+        let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
+        let map = FileMap::open(&name).unwrap();
+        let mut loan = map.loan().unwrap();
+        loan.write_all(&[b'x'; 100_000]).unwrap();
+        common::say("half written");
+        common::wait_for_stdin_eof();
+        std::process::exit(0);
+    }
+    common::child_main();
+}
+
+#[test]
+fn a_loan_publishes_what_was_written_in_pieces_of_any_size() {
+    let name = unique("loan");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(1 << 20).open().unwrap();
+    let other = FileMap::open(&name).unwrap();
+    let seen = other.generation();
+    let mut expected = Vec::new();
+    let mut loan = map.loan().unwrap();
+    // Small pieces, one crossing the staging chunk, then a huge one.
+    for (i, size) in [1usize, 7, 64, 65_535, 3, 200_000, 0, 13]
+        .into_iter()
+        .enumerate()
+    {
+        let piece: Vec<u8> = (0..size).map(|j| (i * 31 + j) as u8).collect();
+        loan.write_all(&piece).unwrap();
+        expected.extend_from_slice(&piece);
+    }
+    assert_eq!(loan.len(), expected.len());
+    // Nothing is visible before the commit.
+    assert_eq!(other.read().unwrap().content, b"");
+    let published = loan.commit().unwrap();
+    assert_eq!(
+        other.wait_change(seen, Some(STEP)),
+        Some(published.generation)
+    );
+    let snap = other.read().unwrap();
+    assert_eq!(snap.content, expected);
+    assert_eq!(snap.writer, map.id());
+}
+
+#[test]
+fn a_dropped_loan_publishes_nothing_and_releases_the_lock() {
+    let name = unique("loandrop");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let before = map.write_str("kept").unwrap().generation;
+    let mut loan = map.loan().unwrap();
+    loan.write_all(b"never published").unwrap();
+    drop(loan);
+    assert_eq!(map.generation(), before);
+    assert_eq!(map.read_string().unwrap().content, "kept");
+    let other = FileMap::builder(&name)
+        .lock_timeout(Duration::from_millis(200))
+        .open()
+        .unwrap();
+    assert!(!other.write_str("free").unwrap().owner_died);
+}
+
+#[test]
+fn a_loan_outgrowing_the_capacity_is_too_large_and_keeps_the_content() {
+    let name = unique("loanbig");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(100).open().unwrap();
+    map.write_str("kept").unwrap();
+    let mut loan = map.loan().unwrap();
+    loan.write_all(&[1; 60]).unwrap();
+    let err = loan.write_all(&[2; 60]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+    match loan.append(b"x") {
+        Err(Error::TooLarge { len, capacity }) => assert_eq!((len, capacity), (121, 100)),
+        other => panic!("{other:?}"),
+    }
+    match loan.commit() {
+        Err(Error::TooLarge { capacity: 100, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(map.read_string().unwrap().content, "kept");
+    // Exactly the capacity fits.
+    let mut loan = map.loan().unwrap();
+    loan.write_all(&[3; 100]).unwrap();
+    loan.commit().unwrap();
+    assert_eq!(map.read().unwrap().content, vec![3; 100]);
+}
+
+#[test]
+fn a_writer_killed_mid_loan_leaves_the_published_content_intact() {
+    let name = unique("loankill");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(1 << 20).open().unwrap();
+    map.write_str("published").unwrap();
+    let child = Child::spawn("half-a-loan", &name);
+    assert_eq!(child.line(), "half written");
+    // Lock-free readers see the published content meanwhile.
+    assert_eq!(map.read_string().unwrap().content, "published");
+    child.kill9();
+    let published = map.write_str("after").unwrap();
+    assert!(published.owner_died);
+    assert_eq!(map.read_string().unwrap().content, "after");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+    #[test]
+    fn a_loan_is_the_concatenation_of_its_writes(
+        pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..70_000), 0..6)
+    ) {
+        let name = unique("loanprop");
+        let _cleanup = Cleanup(name.clone());
+        let map = FileMap::builder(&name).capacity(256 << 10).open().unwrap();
+        let total: usize = pieces.iter().map(Vec::len).sum();
+        let mut loan = map.loan().unwrap();
+        let mut fits = true;
+        for piece in &pieces {
+            fits &= loan.append(piece).is_ok();
+        }
+        prop_assert_eq!(fits, total <= 256 << 10);
+        if fits {
+            loan.commit().unwrap();
+            prop_assert_eq!(map.read().unwrap().content, pieces.concat());
+        } else {
+            prop_assert!(loan.commit().is_err());
+            prop_assert_eq!(map.read().unwrap().content, Vec::<u8>::new());
+        }
+    }
+}
