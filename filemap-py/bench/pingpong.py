@@ -10,6 +10,8 @@ after it holds B's reply. Methods:
 - filemap wait_change: two regions (ping, pong), writes + ``wait_change``
   (sleeps in the kernel) + ``read_into``.
 - filemap wait_change(spin=50µs): the same, busy-polling 50 µs first.
+- filemap wait_change_adaptive: the library's adaptive wait (spins while
+  changes come within microseconds, else sleeps).
 - filemap wait_change_spin: the same, busy-polling.
 - multiprocessing.Pipe: ``send_bytes`` / ``recv_bytes``.
 - multiprocessing.Queue: ``put`` / ``get``.
@@ -69,6 +71,8 @@ SPAWN = multiprocessing.get_context("spawn")
 def _waiter(fm: filemap.FileMap, mode: str) -> Callable[[int], int | None]:
     if mode == "spin":
         return fm.wait_change_spin
+    if mode == "adaptive":
+        return fm.wait_change_adaptive
     if mode == "spin-first":
         return lambda seen: fm.wait_change(seen, spin=50e-6)
     return fm.wait_change
@@ -281,6 +285,7 @@ def idle_cpu(seconds: float) -> dict[str, float]:
 METHODS: dict[str, Callable[[int, int], list[int]]] = {
     "filemap wait_change": lambda size, n: bench_filemap(size, n, "default"),
     "filemap wait_change(spin=50µs)": lambda size, n: bench_filemap(size, n, "spin-first"),
+    "filemap wait_change_adaptive": lambda size, n: bench_filemap(size, n, "adaptive"),
     "filemap wait_change_spin": lambda size, n: bench_filemap(size, n, "spin"),
     "multiprocessing.Pipe": bench_pipe,
     "multiprocessing.Queue": bench_queue,

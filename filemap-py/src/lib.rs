@@ -681,6 +681,22 @@ impl PyFileMap {
         wait_in_slices(py, &map, seen, rest, FileMap::wait_change)
     }
 
+    /// Like :meth:`wait_change`, but spins first while changes have been
+    /// arriving within microseconds of a wait's start (learnt per handle),
+    /// and sleeps at once when they come later. Never more spinners on a
+    /// region than the machine has cores, less one.
+    #[pyo3(signature = (seen, timeout = None))]
+    fn wait_change_adaptive(
+        &self,
+        py: Python<'_>,
+        seen: u64,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<u64>> {
+        let timeout = duration(timeout, "timeout")?;
+        let map = self.get(py)?;
+        wait_in_slices(py, &map, seen, timeout, FileMap::wait_change_adaptive)
+    }
+
     /// Like :meth:`wait_change` but busy-polls: lowest latency, one core busy.
     #[pyo3(signature = (seen, timeout = None))]
     fn wait_change_spin(

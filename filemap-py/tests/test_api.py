@@ -246,6 +246,7 @@ def test_wait_change_returns_new_generation_or_none(name: str) -> None:
         assert fm.wait_change(seen, timeout=0.12) is None
         assert 0.12 <= time.monotonic() - start < 0.25
         assert fm.wait_change_spin(seen, timeout=0.01) is None
+        assert fm.wait_change_adaptive(seen, timeout=0.01) is None
         assert fm.wait_change(seen, timeout=0.01, spin=0.002) is None
         with pytest.raises(ValueError):
             fm.wait_change(seen, timeout=0.01, spin=-1)
@@ -254,6 +255,8 @@ def test_wait_change_returns_new_generation_or_none(name: str) -> None:
         assert fm.wait_change(seen - 1 if seen else 99, timeout=0) is not None
         threading.Timer(0.05, lambda: other.write("y")).start()
         assert fm.wait_change_spin(seen + 1, timeout=10) == seen + 2
+        threading.Timer(0.05, lambda: other.write("z")).start()
+        assert fm.wait_change_adaptive(seen + 2, timeout=10) == seen + 3
 
 
 def test_blocking_calls_release_the_gil(name: str) -> None:

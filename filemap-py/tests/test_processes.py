@@ -95,6 +95,9 @@ try:
     elif what == "wait_change_spin":
         print("ready", flush=True)
         fm.wait_change_spin(fm.generation)
+    elif what == "wait_change_adaptive":
+        print("ready", flush=True)
+        fm.wait_change_adaptive(fm.generation)
     elif what == "lock":
         print("ready", flush=True)
         fm.lock(timeout=float("inf"))
@@ -112,7 +115,9 @@ print("returned", flush=True)
 """
 
 
-@pytest.mark.parametrize("what", ["wait_change", "wait_change_spin", "lock", "changes"])
+@pytest.mark.parametrize(
+    "what", ["wait_change", "wait_change_spin", "wait_change_adaptive", "lock", "changes"]
+)
 def test_sigint_interrupts_a_blocked_child_within_100ms(name: str, what: str) -> None:
     with filemap.FileMap(name) as fm:
         child = python_child(BLOCKED, name, what)
