@@ -19,8 +19,8 @@ def main() -> None:
     limit = int(sys.argv[2]) if len(sys.argv) > 2 else None
     with filemap.FileMap(name) as region:
         print(f"reader: watching region {name!r}", file=sys.stderr)
+        seen = region.generation  # before "ready": no change after it is missed
         print("ready", flush=True)
-        seen = region.generation
         while limit is None or seen < limit:
             # Sleeps in the kernel until a publish; Ctrl-C interrupts it.
             if region.wait_change(seen, timeout=60) is None:

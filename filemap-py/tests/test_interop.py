@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
+import time
 
 import filemap
-from conftest import REPO, read_line, wait_for
+from conftest import REPO, read_line
 
 PY_EXAMPLES = REPO / "examples" / "python"
 
@@ -42,14 +45,23 @@ def test_python_writes_cli_reads_and_watches(name: str, cli: str) -> None:
         assert record["writer_pid"] == os.getpid()
 
         watcher = _start([cli, "watch", "--json", name])
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in watcher.stdout], daemon=True).start()  # type: ignore[union-attr]
         try:
-            wait_for(
-                lambda: watcher.pid in filemap.info(name).attached,
-                what="the CLI watcher attaching",
-            )
-            fm.write("watched")
-            line = json.loads(read_line(watcher))
-            assert line["content"] == "watched" and line["writer_pid"] == os.getpid()
+            # The watcher prints changes after the one it starts at: publish
+            # until it reports one (it may attach between two publishes).
+            line = None
+            deadline = time.monotonic() + 20
+            while line is None and time.monotonic() < deadline:
+                fm.write(f"watched {time.monotonic()}")
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    pass
+            assert line is not None, "the CLI watcher printed nothing"
+            record = json.loads(line)
+            assert record["content"].startswith("watched ")
+            assert record["writer_pid"] == os.getpid()
         finally:
             watcher.kill()
             watcher.wait(10)
