@@ -5,8 +5,8 @@
 # Error::Unsupported.
 set -euo pipefail
 echo "--- cargo clippy --target x86_64-pc-windows-gnu"
-cargo clippy --locked -p filemap -p filemap-cli --all-targets --target x86_64-pc-windows-gnu -- -D warnings
+cargo clippy --locked -p filemap -p filemap-cli -p filemap-ffi --all-targets --target x86_64-pc-windows-gnu -- -D warnings
 for target in x86_64-apple-darwin x86_64-unknown-freebsd; do
     echo "--- cargo check --target $target"
-    RUSTFLAGS="-D warnings" cargo check --locked -p filemap -p filemap-cli --target "$target"
+    RUSTFLAGS="-D warnings" cargo check --locked -p filemap -p filemap-cli -p filemap-ffi --target "$target"
 done

@@ -10,7 +10,9 @@ test -d /dev/shm
 # The Windows leg (ci/windows.sh): mingw-w64 links the Windows test binaries
 # and builds the bcryptprimitives.dll stand-in; Wine runs them.
 missing=()
-for pkg in gcc-mingw-w64-x86-64 wine64; do
+# filemap-ffi tests: g++ for the C++ test, pkg-config for filemap.pc, Free
+# Pascal for bindings/pascal.
+for pkg in gcc-mingw-w64-x86-64 wine64 g++ pkg-config fp-compiler fp-units-rtl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
         missing+=("$pkg")
 done

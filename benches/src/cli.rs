@@ -107,6 +107,19 @@ impl Mode {
         }
     }
 
+    /// (payload, measured reads) of the slow-reader case of the throughput
+    /// suite. Above 64 KiB, where a read falls back to the lock after two
+    /// spoiled copies, so smoke mode exercises that path too. A 256 MiB
+    /// region maps 512 MiB of `/dev/shm`, and each side holds a private
+    /// 256 MiB buffer besides: full mode only.
+    pub fn slow_reader_plan(self) -> Vec<(usize, usize)> {
+        match self {
+            Mode::Smoke => vec![(256 << 10, 10)],
+            Mode::Quick => vec![(16 << 20, 30), (64 << 20, 15)],
+            Mode::Full => vec![(16 << 20, 200), (64 << 20, 100), (256 << 20, 40)],
+        }
+    }
+
     /// Samples of in-process timings (each a batch of calls).
     pub fn samples(self) -> usize {
         match self {
@@ -290,6 +303,16 @@ mod tests {
         for payload in [8, 4096, 65536] {
             let plan = Mode::Full.plan(payload);
             assert!(plan.min >= 100_000 && plan.max >= plan.min);
+        }
+        assert!(Mode::Full
+            .slow_reader_plan()
+            .iter()
+            .any(|&(p, _)| p == 256 << 20));
+        for mode in [Mode::Smoke, Mode::Quick] {
+            assert!(mode
+                .slow_reader_plan()
+                .iter()
+                .all(|&(p, n)| p > 64 << 10 && p <= 64 << 20 && n >= 10));
         }
         let smoke = Mode::Smoke.plan(8);
         assert!(smoke.min >= 100 && smoke.max <= 1_000);

@@ -257,6 +257,16 @@ impl ChildProc {
         Ok((stdin, stdout))
     }
 
+    /// Whether the child has exited (successfully or not), without
+    /// waiting; [`ChildProc::finish`] then collects its report and status.
+    pub fn exited(&mut self) -> Result<bool> {
+        Ok(self
+            .child
+            .try_wait()
+            .with_context(|| format!("checking on {}", self.what))?
+            .is_some())
+    }
+
     /// Wait (at most [`TIMEOUT`]) for the child to exit successfully;
     /// returns what it printed after its ready byte.
     pub fn finish(mut self) -> Result<String> {

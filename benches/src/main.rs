@@ -55,6 +55,7 @@ fn child_main(argv: &[String]) -> ExitCode {
         match role.as_str() {
             "echo" => mech::echo_main(&args),
             "watch" => throughput::watch_main(&args),
+            "slowreader" => throughput::slow_reader_main(&args),
             "watcher" => scaling::watcher_main(&args),
             other => bail!("unknown child role {other}"),
         }
@@ -88,6 +89,7 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         latency: Vec::new(),
         inproc: Vec::new(),
         throughput: Vec::new(),
+        slow_reader: Vec::new(),
         scaling: Vec::new(),
         lifecycle: Vec::new(),
         failures: Vec::new(),
@@ -121,6 +123,12 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         eprintln!("throughput:");
         match throughput::run(&ns, mode, args.pin) {
             Ok(rows) => results.throughput = rows,
+            Err(e) => record(Suite::Throughput, e),
+        }
+        ns.clean();
+        eprintln!("slow reader (read_into + as long again processing, writer back to back):");
+        match throughput::slow_reader(&ns, mode, args.pin) {
+            Ok(rows) => results.slow_reader = rows,
             Err(e) => record(Suite::Throughput, e),
         }
         ns.clean();

@@ -50,6 +50,7 @@ pub struct Results {
     pub latency: Vec<latency::Cell>,
     pub inproc: Vec<inproc::Row>,
     pub throughput: Vec<throughput::Row>,
+    pub slow_reader: Vec<throughput::SlowRow>,
     pub scaling: Vec<scaling::Row>,
     pub lifecycle: Vec<lifecycle::Row>,
     /// Benchmarks that failed as a whole, with their error.
@@ -163,6 +164,18 @@ impl Results {
                 at_least: true,
             });
         }
+        if let (Some(c), Some(rust)) = (
+            self.inproc_ns("C ABI", inproc::ABI_OP, inproc::ABI_PAYLOAD),
+            self.inproc_ns("filemap", inproc::ABI_OP, inproc::ABI_PAYLOAD),
+        ) {
+            out.push(Target {
+                name: "C ABI fm_write+fm_read / Rust write+read_into".to_owned(),
+                payload: Some(inproc::ABI_PAYLOAD),
+                ratio: c / rust,
+                limit: 1.1,
+                at_least: false,
+            });
+        }
         if let (Some(ours), Some(theirs)) = (
             self.inproc_ns("filemap", "read", 64),
             self.inproc_ns("mmap-sync", "read", 64),
@@ -241,6 +254,28 @@ impl Results {
                 "memcpy_gib_per_s": r.memcpy_gib_per_s(),
             }));
         }
+        for r in &self.slow_reader {
+            rows.push(json!({
+                "kind": "slow_reader",
+                "mechanism": "filemap",
+                "payload_bytes": r.payload,
+                "reads": r.read.count,
+                "read_alone_ns": r.copy_ns,
+                "read_median_ns": r.read.median,
+                "read_p99_ns": r.read.p99,
+                "read_max_ns": r.read.max,
+                "read_min_ns": r.read.min,
+                "publishes": r.publish.count,
+                "publish_median_ns": r.publish.median,
+                "publish_p99_ns": r.publish.p99,
+                "publish_max_ns": r.publish.max,
+                "read_over_publish": r.ratio(),
+                "read_max_over_publish": r.max_ratio(),
+                "bound_ns": r.bound_ns(),
+                "reads_over_bound": r.over_bound(),
+                "read_ns": r.reads_ns,
+            }));
+        }
         for r in &self.scaling {
             rows.push(json!({
                 "kind": "scaling",
@@ -311,6 +346,7 @@ impl Results {
         self.latency_md(&mut md);
         self.inproc_md(&mut md);
         self.throughput_md(&mut md);
+        self.slow_reader_md(&mut md);
         self.scaling_md(&mut md);
         self.lifecycle_md(&mut md);
         self.targets_md(&mut md);
@@ -379,7 +415,12 @@ impl Results {
         md.push_str("### In-process cost per call (vs cloudflare mmap-sync)\n\n");
         md.push_str("| payload | filemap write | filemap read_into | filemap write+read | mmap-sync write | mmap-sync read (zero-copy) | mmap-sync read+copy | mmap-sync write+read | memcpy |\n");
         md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        let mut sizes: Vec<usize> = self.inproc.iter().map(|r| r.payload).collect();
+        let mut sizes: Vec<usize> = self
+            .inproc
+            .iter()
+            .filter(|r| r.op != inproc::ABI_OP)
+            .map(|r| r.payload)
+            .collect();
         sizes.dedup();
         for p in sizes {
             let cell = |i, op| self.inproc_ns(i, op, p).map_or("–".to_owned(), ns);
@@ -398,6 +439,24 @@ impl Results {
             );
         }
         md.push('\n');
+        if let (Some(c), Some(rust)) = (
+            self.inproc_ns("C ABI", inproc::ABI_OP, inproc::ABI_PAYLOAD),
+            self.inproc_ns("filemap", inproc::ABI_OP, inproc::ABI_PAYLOAD),
+        ) {
+            md.push_str("### C ABI per-call overhead (filemap-ffi)\n\n");
+            md.push_str(
+                "| payload | Rust write + read_into | C ABI fm_write + fm_read | ratio |\n",
+            );
+            md.push_str("|---:|---:|---:|---:|\n");
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.2}x |\n",
+                bytes(inproc::ABI_PAYLOAD),
+                ns(rust),
+                ns(c),
+                c / rust
+            );
+        }
     }
 
     fn throughput_md(&self, md: &mut String) {
@@ -420,6 +479,41 @@ impl Results {
                 r.write_gib_per_s(),
                 r.read_gib_per_s(),
                 r.memcpy_gib_per_s(),
+            );
+        }
+        md.push('\n');
+    }
+
+    fn slow_reader_md(&self, md: &mut String) {
+        if self.slow_reader.is_empty() {
+            return;
+        }
+        md.push_str("### Slow reader (writer publishing back to back; reader: `read_into`, then as long again processing)\n\n");
+        md.push_str(
+            "Read = one `read_into` under the writer; alone = the same reader's fastest of five \
+             `read_into` with no writer (its processing after each read lasts as long). \
+             Ratios are to the median publish. Bound = 3 × alone + median publish: two spoiled \
+             copies, one publish to wait out and its own copy.\n\n",
+        );
+        md.push_str("| payload | reads | read median | read p99 | read max | read alone | publishes | publish median | publish p99 | read / publish | max read / publish | reads over bound |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for r in &self.slow_reader {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2}× | {:.2}× | {} of {} |",
+                bytes(r.payload),
+                r.read.count,
+                ns(r.read.median as f64),
+                ns(r.read.p99 as f64),
+                ns(r.read.max as f64),
+                ns(r.copy_ns),
+                r.publish.count,
+                ns(r.publish.median as f64),
+                ns(r.publish.p99 as f64),
+                r.ratio(),
+                r.max_ratio(),
+                r.over_bound(),
+                r.read.count,
             );
         }
         md.push('\n');
@@ -563,6 +657,7 @@ mod tests {
             ],
             inproc: Vec::new(),
             throughput: Vec::new(),
+            slow_reader: Vec::new(),
             scaling: Vec::new(),
             lifecycle: Vec::new(),
             failures: Vec::new(),
@@ -609,6 +704,48 @@ mod tests {
         assert!(md.contains("| futex-floor | 1.00 µs |"), "{md}");
         assert!(md.contains("0.91×"), "{md}");
         assert!(md.contains("failed: did not build"), "{md}");
+    }
+
+    #[test]
+    fn slow_reader_rows_show_latency_against_publish_time() {
+        let summary = |median: u64, max: u64| crate::stats::Summary {
+            count: 10,
+            min: median / 2,
+            median,
+            p99: max,
+            p999: max,
+            max,
+            mean: median as f64,
+        };
+        let mut r = results();
+        r.slow_reader.push(throughput::SlowRow {
+            payload: 64 << 20,
+            copy_ns: 12e6,
+            read: summary(30_000_000, 45_000_000),
+            reads_ns: vec![30_000_000; 9]
+                .into_iter()
+                .chain([52_000_000])
+                .collect(),
+            publish: summary(15_000_000, 16_000_000),
+        });
+        let md = r.markdown();
+        assert!(
+            md.contains("| 64 MiB | 10 | 30.00 ms | 45.00 ms | 45.00 ms | 12.00 ms | 10 | 15.00 ms | 16.00 ms | 2.00× | 3.00× | 1 of 10 |"),
+            "{md}"
+        );
+        let v = r.json();
+        let row = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["kind"] == "slow_reader")
+            .unwrap();
+        assert_eq!(row["read_median_ns"], 30_000_000);
+        assert_eq!(row["publish_median_ns"], 15_000_000);
+        assert_eq!(row["read_over_publish"], 2.0);
+        assert_eq!(row["bound_ns"], 51e6);
+        assert_eq!(row["reads_over_bound"], 1);
+        assert_eq!(row["read_ns"].as_array().unwrap().len(), 10);
     }
 
     #[test]

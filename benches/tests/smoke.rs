@@ -99,6 +99,7 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
     for kind in [
         "inproc",
         "throughput",
+        "slow_reader",
         "scaling",
         "lifecycle",
         "target",
@@ -106,6 +107,27 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
     ] {
         assert!(rows.iter().any(|r| r["kind"] == kind), "no {kind} rows");
     }
+    // The slow reader read what it was told to, each read timed, and the
+    // writer published meanwhile.
+    let slow: Vec<_> = rows.iter().filter(|r| r["kind"] == "slow_reader").collect();
+    assert!(!slow.is_empty());
+    for r in slow {
+        assert!(r["reads"].as_u64() >= Some(10), "{r}");
+        assert!(r["publishes"].as_u64() >= Some(1), "{r}");
+        let read = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} of {r}"));
+        assert!(read("read_min_ns") > 0, "{r}");
+        assert!(read("read_median_ns") <= read("read_p99_ns"), "{r}");
+        assert!(read("read_p99_ns") <= read("read_max_ns"), "{r}");
+        assert!(read("publish_median_ns") > 0, "{r}");
+        assert!(
+            r["read_over_publish"].as_f64().is_some_and(|x| x > 0.0),
+            "{r}"
+        );
+        let each = r["read_ns"].as_array().expect("read_ns");
+        assert_eq!(Some(each.len() as u64), r["reads"].as_u64(), "{r}");
+        assert!(r["reads_over_bound"].as_u64() <= r["reads"].as_u64(), "{r}");
+    }
+    assert!(stdout.contains("### Slow reader"), "{stdout}");
     for plot in ["results-latency.svg", "results-watchers.svg"] {
         let svg = std::fs::read_to_string(dir.join(plot)).unwrap();
         assert!(
