@@ -5,6 +5,9 @@
 //! through `loan()` + `write_all` in chunks against building a `Vec` from
 //! the same chunks + `write`. In-process, one region, the same run; the
 //! operations alternate over a few rounds and the median round is kept.
+//! Each batch is timed twice: wall clock, and the thread's CPU time
+//! (`CLOCK_THREAD_CPUTIME_ID`), which leaves out the time other processes
+//! of a shared host held the core; the ratios use the CPU time.
 
 #![forbid(unsafe_code)]
 
@@ -18,7 +21,7 @@ use serde::Serialize;
 use crate::cli::Mode;
 use crate::harness::{Msg, Namespace};
 use crate::stats::median_f64;
-use crate::timing::per_call;
+use crate::sys;
 
 /// One element of the struct: a few fields, ~60 bytes encoded with names.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -68,7 +71,38 @@ pub struct Row {
     pub op: String,
     /// Bytes published (the encoded struct, or the raw content).
     pub bytes: usize,
+    /// Thread CPU time per publish (median batch of the median round).
     pub ns_per_op: f64,
+    /// Wall-clock time per publish, the same way.
+    pub wall_ns_per_op: f64,
+}
+
+/// (wall, thread CPU) nanoseconds per call of `f`: one calibration and one
+/// warm-up batch, then `samples` batches of about `batch_time`; the median
+/// batch of each clock.
+fn per_call(
+    samples: usize,
+    batch_time: Duration,
+    f: &mut dyn FnMut() -> Result<()>,
+) -> Result<(f64, f64)> {
+    let t = sys::now_ns();
+    let mut calls = 0u64;
+    while calls < 2 || (sys::now_ns() - t < batch_time.as_nanos() as u64 / 4 && calls < 10_000) {
+        f()?;
+        calls += 1;
+    }
+    let per = (sys::now_ns() - t) as f64 / calls as f64;
+    let batch = ((batch_time.as_nanos() as f64 / per.max(1.0)) as u64).clamp(1, 10_000);
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..samples.max(1) {
+        let (w0, c0) = (sys::now_ns(), sys::thread_cpu_ns());
+        for _ in 0..batch {
+            f()?;
+        }
+        wall.push((sys::now_ns() - w0) as f64 / batch as f64);
+        cpu.push((sys::thread_cpu_ns() - c0) as f64 / batch as f64);
+    }
+    Ok((median_f64(&mut wall), median_f64(&mut cpu)))
 }
 
 /// Raw-content chunk sizes: a serialiser's small writes, and page-sized ones.
@@ -165,27 +199,31 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
             }),
         ));
     }
-    let mut per_round: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
+    let mut per_round: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); ops.len()];
     for _ in 0..rounds {
         for (i, (_, _, f)) in ops.iter_mut().enumerate() {
-            per_round[i].push(per_call(samples, batch, f)?);
+            let (wall, cpu) = per_call(samples, batch, f.as_mut())?;
+            per_round[i].0.push(wall);
+            per_round[i].1.push(cpu);
         }
     }
     let rows: Vec<Row> = ops
         .into_iter()
         .zip(per_round)
-        .map(|((op, bytes, _), mut r)| Row {
+        .map(|((op, bytes, _), (mut wall, mut cpu))| Row {
             op,
             bytes,
-            ns_per_op: median_f64(&mut r),
+            ns_per_op: median_f64(&mut cpu),
+            wall_ns_per_op: median_f64(&mut wall),
         })
         .collect();
     for r in &rows {
         eprintln!(
-            "  {:<28} {:>9} B  {:>10} per publish",
+            "  {:<36} {:>9} B  CPU {:>10}  wall {:>10} per publish",
             r.op,
             r.bytes,
-            crate::report::ns(r.ns_per_op)
+            crate::report::ns(r.ns_per_op),
+            crate::report::ns(r.wall_ns_per_op)
         );
     }
     Ok(rows)

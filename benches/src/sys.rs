@@ -46,11 +46,13 @@ pub fn now_ns() -> u64 {
 }
 
 /// CPU time (user + system, all threads) process `pid` has used, in
-/// nanoseconds: its `CLOCK_PROCESS_CPUTIME_ID`-like clock from
-/// `clock_getcpuclockid(3)`, read with `clock_gettime(2)`. Exact to the
-/// nanosecond (the scheduler's runtime, brought up to date for a running
-/// task), unlike `/proc/<pid>/stat`'s clock ticks. `None` if the process is
-/// gone.
+/// nanoseconds: its process CPU clock from `clock_getcpuclockid(3)`, read
+/// with `clock_gettime(2)` (the scheduler's runtime, in ns, where
+/// `/proc/<pid>/stat` has 10 ms clock ticks). Exact for this process; for
+/// another, Linux does not bring a thread that is running at that moment up
+/// to date, so it lags by up to one scheduler tick (4 ms at HZ=250) while
+/// that process runs, and is exact while it sleeps. `None` if the process
+/// is gone.
 pub fn process_cpu_ns(pid: u32) -> Option<u64> {
     let pid = libc::pid_t::try_from(pid).ok()?;
     let mut clock: libc::clockid_t = 0;

@@ -80,13 +80,17 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
                     for key in ["median_ns", "p99_ns", "p999_ns", "runs"] {
                         assert!(r[key].as_u64().is_some(), "{key} of {r}");
                     }
-                    // CPU of both processes beside every latency, and
-                    // some of it spent: each round trip runs code in both.
+                    // CPU of both processes beside every latency. The
+                    // parent reads its own clock exactly, so some is
+                    // spent; the child's clock, read from another process,
+                    // lags by up to a scheduler tick while the child runs,
+                    // more than a whole smoke window of 200 round trips.
                     let cpu = r["cpu_ns_per_rt"].as_f64();
                     assert!(cpu.is_some_and(|c| c > 0.0), "cpu_ns_per_rt of {r}");
-                    for key in ["cpu_ns_per_rt_parent", "cpu_ns_per_rt_child"] {
-                        assert!(r[key].as_f64().is_some_and(|c| c > 0.0), "{key} of {r}");
-                    }
+                    let parent = r["cpu_ns_per_rt_parent"].as_f64();
+                    assert!(parent.is_some_and(|c| c > 0.0), "{r}");
+                    let child = r["cpu_ns_per_rt_child"].as_f64();
+                    assert!(child.is_some_and(|c| c >= 0.0), "{r}");
                     assert!(r["median_ns"].as_u64() <= r["p99_ns"].as_u64(), "{r}");
                     assert!(r["p99_ns"].as_u64() <= r["p999_ns"].as_u64(), "{r}");
                 }
