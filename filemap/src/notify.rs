@@ -245,15 +245,29 @@ const LONGEST_GAP: Duration = Duration::from_millis(1);
 #[derive(Debug, Default)]
 pub struct Learner {
     gap_ns: AtomicU64,
+    /// Waits that did not spin since the last probe.
+    unspun: AtomicU32,
 }
+
+/// While spinning does not pay, every this many waits one spins for the
+/// whole [`MAX_SPIN`] anyway: the measured gap includes the waiter's own
+/// wake-up, so two adaptive waiters that both went to sleep would
+/// otherwise each see a sleeping round trip and never learn that the other
+/// answers promptly once one of them spins.
+const PROBE_EVERY: u32 = 8;
 
 impl Learner {
     /// How long to spin before sleeping: twice the recent gap (and a
-    /// little), while that is within [`MAX_SPIN`]; nothing once changes
-    /// have been arriving later than spinning could wait.
+    /// little), while that is within [`MAX_SPIN`]; once changes have been
+    /// arriving later than spinning could wait, nothing, except a probe of
+    /// the whole [`MAX_SPIN`] every [`PROBE_EVERY`] waits.
     pub fn budget(&self) -> Duration {
         let gap = self.gap_ns.load(Relaxed);
         if gap > MAX_SPIN.as_nanos() as u64 {
+            if self.unspun.fetch_add(1, Relaxed) + 1 >= PROBE_EVERY {
+                self.unspun.store(0, Relaxed);
+                return MAX_SPIN;
+            }
             return Duration::ZERO;
         }
         (Duration::from_nanos(2 * gap) + Duration::from_micros(2)).min(MAX_SPIN)
@@ -431,11 +445,13 @@ mod tests {
         for _ in 0..50 {
             learner.observe(Duration::from_millis(10));
         }
+        let budgets: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| learner.budget()).collect();
+        let probes = budgets.iter().filter(|b| !b.is_zero()).count();
         assert_eq!(
-            learner.budget(),
-            Duration::ZERO,
-            "rare changes: sleep at once"
+            probes, 2,
+            "rare changes: sleep at once, but for a probe every {PROBE_EVERY} waits: {budgets:?}"
         );
+        assert!(budgets.iter().all(|b| b.is_zero() || *b == MAX_SPIN));
         for _ in 0..40 {
             learner.observe(Duration::from_micros(3));
         }
