@@ -178,6 +178,12 @@ impl std::io::Write for WriteLoan<'_> {
         Ok(bytes.len())
     }
 
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.append(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::StorageFull, e))
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
