@@ -48,13 +48,13 @@ where
         let stop = Arc::clone(&stop);
         let panics = Arc::clone(&panics);
         let inner = Arc::clone(&inner);
-        let mut seen = inner.current_generation();
+        let mut seen = inner.generation();
         std::thread::Builder::new()
             .name("filemap-watch".into())
             .spawn(move || {
                 let mut buf = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
-                    let now = inner.current_generation();
+                    let now = inner.generation();
                     if now == seen {
                         inner.wait_once(seen, Duration::from_secs(1), &stop);
                         continue;
@@ -64,8 +64,7 @@ where
                     match inner.try_read(&mut buf) {
                         Ok(Some(stamp)) => {
                             seen = stamp.generation;
-                            if stamp.writer != inner.id() && !callback(Ok(stamp.with(buf.clone())))
-                            {
+                            if stamp.writer != inner.id && !callback(Ok(stamp.with(buf.clone()))) {
                                 panics.fetch_add(1, Ordering::Relaxed);
                             }
                         }
