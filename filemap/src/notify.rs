@@ -67,6 +67,8 @@
 //! had already timed out) only cause one spurious wake-up, which every
 //! caller loops over anyway.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::OnceLock;

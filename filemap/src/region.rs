@@ -256,6 +256,11 @@ impl Inner {
         self.os.view()
     }
 
+    /// The region name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The current generation (one atomic load).
     #[inline]
     pub(crate) fn generation(&self) -> u64 {
@@ -516,7 +521,7 @@ impl FileMap {
 
     /// The region name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.inner.name()
     }
 
     /// The backing file's path.

@@ -44,6 +44,7 @@ where
     // The callback's state after a panic is whatever the panic left; the
     // callback is the caller's, and it asked to be called again.
     let mut callback = move |change| catch_unwind(AssertUnwindSafe(|| callback(change))).is_ok();
+    let name = inner.name().to_owned();
     let thread = {
         let stop = Arc::clone(&stop);
         let panics = Arc::clone(&panics);
@@ -83,7 +84,7 @@ where
             })
             .map_err(|source| Error::Io {
                 op: "spawn watcher thread",
-                name: String::new(),
+                name,
                 source,
             })?
     };

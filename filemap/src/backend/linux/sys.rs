@@ -2,6 +2,8 @@
 //! (`O_TMPFILE`) and naming it complete (`linkat(2)`), reserving its
 //! storage (`fallocate(2)`), and `flock(2)` for lifetime.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};

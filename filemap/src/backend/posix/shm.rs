@@ -13,6 +13,8 @@
 //! symlinks), so the objects it makes are the files tests look at. macOS
 //! and FreeBSD use `shm_open(2)` / `shm_unlink(2)`.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::path::{Path, PathBuf};
 
