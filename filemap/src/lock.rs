@@ -55,12 +55,13 @@
 //! names the owning *thread* (its id and start time, checked through
 //! `/proc`); the `posix` backend names the owning *process* (its pid and
 //! start time), because macOS and FreeBSD cannot check another process's
-//! thread ids, and tells its own threads apart with a process-local table
-//! of the regions each thread holds: a word naming this process is re-entry
-//! (`WouldDeadlock`) when the table says this thread holds the region,
-//! another live thread's lock (wait) when it names another thread, and a
-//! scribble (take over) when no thread here holds it. Sleeping and waking
-//! are the backend's wait-on-address primitive on the word's low half.
+//! thread ids, and lets its own threads through a process-local gate per
+//! region one at a time (`backend/posix`, `Gate`, with its own table), so
+//! only one thread of a process ever contends for the word. A word that
+//! names the caller's own identity is re-entry (`WouldDeadlock`) when the
+//! backend says the calling thread holds the lock, else a scribble, taken
+//! over. Sleeping and waking are the backend's wait-on-address primitive
+//! on the word's low half.
 //!
 //! Windows uses a named kernel mutex per region instead
 //! (`backend/windows`), so it does not use this module.
@@ -123,26 +124,16 @@ pub enum LockError {
     Failed { op: &'static str, code: i32 },
 }
 
-/// A lock word naming the caller's own identity (its thread, or its
-/// process): who in this process holds the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Local {
-    /// The calling thread: taking it again would deadlock.
-    Me,
-    /// Another live thread of this process: wait for it.
-    Other,
-    /// Nobody here: the word was scribbled (or left by a forked
-    /// ancestor's copy of us), take it over.
-    Nobody,
-}
-
 /// What the backend says about owners: the identity written into the word,
 /// proofs of death, and its wait-on-address primitive.
 pub trait Owner {
     /// The word naming the calling thread (or its process) as owner.
     fn own_word(&self) -> u64;
-    /// The word names the caller's own identity: who here holds the lock.
-    fn local(&self) -> Local;
+    /// The word names the caller's own identity (its thread, or its
+    /// process): whether the calling thread holds the lock already
+    /// (taking it again would deadlock). If not, the word was scribbled,
+    /// or left by a forked ancestor's copy of us, and is taken over.
+    fn holds_it(&self) -> bool;
     /// The caller took the lock (bookkeeping for [`Owner::local`]).
     fn acquired(&self);
     /// Thread `tid` of this process released the lock.
@@ -214,25 +205,18 @@ fn acquire_slow(
             }
             continue;
         }
-        let (id, _) = word_owner(word);
-        let local = if id == my_id {
-            owner.local()
-        } else {
-            Local::Other
-        };
-        match local {
-            Local::Me => return Err(LockError::WouldDeadlock),
-            // Nobody here holds it, so the word was scribbled: take it.
-            Local::Nobody => {
-                if h.lock
-                    .compare_exchange(word, me | LOCK_CONTENDED, Acquire, Relaxed)
-                    .is_ok()
-                {
-                    return Ok(true);
-                }
-                continue;
+        if word_owner(word).0 == my_id {
+            if owner.holds_it() {
+                return Err(LockError::WouldDeadlock);
             }
-            Local::Other => {}
+            // Nobody here holds it, so the word was scribbled: take it.
+            if h.lock
+                .compare_exchange(word, me | LOCK_CONTENDED, Acquire, Relaxed)
+                .is_ok()
+            {
+                return Ok(true);
+            }
+            continue;
         }
         // Announce ourselves (and our starving) to the owner. A HANDOFF
         // word stays as it is: the thread it was handed to takes it, or we

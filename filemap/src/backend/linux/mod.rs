@@ -38,7 +38,7 @@ use super::{
 use crate::attach;
 use crate::error::{Error, Result};
 use crate::layout::{self, Header, SLOTS};
-use crate::lock::{self, owner_word, word_owner, Local, LockError, LOCK_ID_MASK};
+use crate::lock::{self, owner_word, word_owner, LockError, LOCK_ID_MASK};
 use crate::protocol::View;
 use crate::region::{region_info, validate_name, OpenMode, RegionInfo, MAX_CAPACITY};
 
@@ -250,12 +250,8 @@ impl lock::Owner for ThreadOwner {
         })
     }
 
-    fn local(&self) -> Local {
-        if HELD.with(Cell::get) > 0 {
-            Local::Me
-        } else {
-            Local::Nobody
-        }
+    fn holds_it(&self) -> bool {
+        HELD.with(Cell::get) > 0
     }
 
     fn acquired(&self) {

@@ -37,8 +37,9 @@
 //!
 //! **Lock.** `lock.rs`'s word, naming the owning *process* (pid and start
 //! time), because macOS and FreeBSD cannot check another process's
-//! thread ids; this process's threads are told apart by a table of the
-//! regions each holds ([`ProcessOwner`]). Waits go through `wait.rs`
+//! thread ids; this process's threads pass a process-local [`Gate`] per
+//! region one at a time (which thread holds which region; re-entry is
+//! caught there), and only the thread inside takes the word. Waits go through `wait.rs`
 //! (futex, `_umtx_op`, `os_sync_wait_on_address`/`__ulock_wait`) and
 //! liveness through `proc.rs` (`kill(2)` plus the process start time).
 
@@ -50,7 +51,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use self::shm::Object;
@@ -62,7 +63,7 @@ use super::{
 use crate::attach;
 use crate::error::{Error, Result};
 use crate::layout::{self, Header, HEADER_SIZE, NAME_BYTES, SLOTS};
-use crate::lock::{self, owner_word, word_owner, Local, LockError, LOCK_ID_MASK};
+use crate::lock::{self, owner_word, word_owner, LockError, LOCK_ID_MASK};
 use crate::protocol::View;
 use crate::region::{region_info, validate_name, OpenMode, RegionInfo, MAX_CAPACITY};
 
@@ -92,8 +93,8 @@ pub(crate) struct Os {
     /// Whether this handle's region is in the registry (named regions).
     registered: bool,
     lock_timeout: Duration,
-    /// Identifies the region in this process's table of held locks.
-    key: u64,
+    /// This process's gate to the region lock (see [`Gate`]).
+    gate: Arc<Gate>,
 }
 
 impl Backend for Os {
@@ -152,22 +153,27 @@ impl Backend for Os {
         unsafe { View::new(self.map.base(), self.capacity) }
     }
 
+    /// Through this process's gate first (one thread of the process at a
+    /// time, re-entry caught there), then the cross-process word.
     fn lock(&self, timeout: Duration) -> std::result::Result<bool, LockError> {
-        lock::acquire(self.header(), &ProcessOwner { key: self.key }, timeout)
+        let start = Instant::now();
+        self.gate.enter(timeout)?;
+        let left = timeout.saturating_sub(start.elapsed());
+        let owner = ProcessOwner { gate: &self.gate };
+        let taken = lock::acquire(self.header(), &owner, left);
+        if taken.is_err() {
+            self.gate.leave(thread_number());
+        }
+        taken
     }
 
     fn unlock(&self) -> bool {
-        lock::release(
-            self.header(),
-            &ProcessOwner { key: self.key },
-            thread_number(),
-        )
+        self.release(thread_number())
     }
 
-    /// The table of held regions names the thread: any thread may release
-    /// on its behalf.
+    /// The gate names the thread: any thread may release on its behalf.
     fn unlock_for(&self, tid: u32) {
-        lock::release(self.header(), &ProcessOwner { key: self.key }, tid);
+        self.release(tid);
     }
 
     fn is_removed(&self) -> bool {
@@ -347,6 +353,17 @@ impl Backend for Os {
     }
 }
 
+impl Os {
+    /// Release the lock held by thread `tid` of this process: the word,
+    /// then the gate.
+    fn release(&self, tid: u32) -> bool {
+        let owner = ProcessOwner { gate: &self.gate };
+        let released = lock::release(self.header(), &owner, tid);
+        self.gate.leave(tid);
+        released
+    }
+}
+
 impl Wake for Os {
     fn sleep(&self, h: &Header, asleep: u32, _token: u64, _prepared: bool, timeout: Duration) {
         wait::wait(&h.notify, asleep, timeout);
@@ -358,7 +375,7 @@ impl Wake for Os {
 }
 
 /// A number for the calling thread, unique in this process (what the
-/// table of held locks and [`Backend::unlock_for`] take): the OS thread id
+/// [`Gate`] and [`Backend::unlock_for`] take): the OS thread id
 /// would need a different call on each system, and nothing outside this
 /// process ever sees it.
 fn thread_number() -> u32 {
@@ -369,24 +386,94 @@ fn thread_number() -> u32 {
     NUMBER.with(|n| *n)
 }
 
-/// Region locks held by this process's threads: (region key, thread).
-static HELD: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
-
-fn held() -> std::sync::MutexGuard<'static, Vec<(u64, u32)>> {
-    HELD.lock().unwrap_or_else(|e| e.into_inner())
+/// This process's gate to one region's lock: which of its threads holds
+/// it, or is taking it. The lock word names the owning *process* (pid and
+/// start time), so the threads of one process first pass this gate one at
+/// a time, and only the thread inside takes the word:
+///
+/// | word names   | gate holder      | meaning                                  |
+/// |--------------|------------------|------------------------------------------|
+/// | (any)        | the caller       | re-entry: `WouldDeadlock` (at the gate)  |
+/// | (any)        | another thread   | a live local owner: wait at the gate     |
+/// | this process | the caller       | scribbled (no other thread of ours can hold it): take over |
+/// | another pid  | the caller       | wait; take over once that process is proven dead |
+///
+/// Gates are per region and per fork epoch: a forked child, whose copy of
+/// a gate may name a thread of its parent, gets fresh ones.
+pub(crate) struct Gate {
+    holder: Mutex<Option<u32>>,
+    freed: Condvar,
 }
 
-/// The lock word names the owning process: its pid and start time.
-/// Which of its threads holds the lock is in [`HELD`]:
-///
-/// | word names   | `HELD` for this region | meaning                         |
-/// |--------------|------------------------|---------------------------------|
-/// | this process | this thread            | re-entry: `WouldDeadlock`       |
-/// | this process | another thread         | a live local owner: wait        |
-/// | this process | nobody                 | scribbled: take over            |
-/// | another pid  | -                      | wait; take over once proven dead|
-struct ProcessOwner {
-    key: u64,
+impl Gate {
+    /// The gate of region `key` in this process (at this fork epoch).
+    fn of(key: u64) -> Arc<Gate> {
+        type Gates = Mutex<Vec<(u64, u32, Arc<Gate>)>>;
+        static GATES: Gates = Mutex::new(Vec::new());
+        let epoch = unix::fork_epoch();
+        let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+        gates.retain(|(_, e, _)| *e == epoch);
+        if let Some((_, _, gate)) = gates.iter().find(|(k, _, _)| *k == key) {
+            return Arc::clone(gate);
+        }
+        let gate = Arc::new(Gate {
+            holder: Mutex::new(None),
+            freed: Condvar::new(),
+        });
+        gates.push((key, epoch, Arc::clone(&gate)));
+        gate
+    }
+
+    fn holder(&self) -> std::sync::MutexGuard<'_, Option<u32>> {
+        self.holder.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pass the gate for the calling thread, waiting at most `timeout`
+    /// for another thread of this process to leave it.
+    fn enter(&self, timeout: Duration) -> std::result::Result<(), LockError> {
+        let me = thread_number();
+        let start = Instant::now();
+        let mut holder = self.holder();
+        if *holder == Some(me) {
+            return Err(LockError::WouldDeadlock);
+        }
+        while holder.is_some() {
+            let waited = start.elapsed();
+            let Some(left) = timeout.checked_sub(waited).filter(|l| !l.is_zero()) else {
+                return Err(LockError::Timeout {
+                    waited,
+                    holder_pid: Some(unix::pid()),
+                });
+            };
+            holder = self
+                .freed
+                .wait_timeout(holder, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *holder = Some(me);
+        Ok(())
+    }
+
+    /// Thread `tid` leaves the gate (if it holds it).
+    fn leave(&self, tid: u32) {
+        let mut holder = self.holder();
+        if *holder == Some(tid) {
+            *holder = None;
+            drop(holder);
+            self.freed.notify_one();
+        }
+    }
+
+    fn is_held_by(&self, tid: u32) -> bool {
+        *self.holder() == Some(tid)
+    }
+}
+
+/// The lock word names the owning process: its pid and start time; see
+/// [`Gate`] for how this process's threads are told apart.
+struct ProcessOwner<'a> {
+    gate: &'a Gate,
 }
 
 /// This process's lock word, per fork epoch (a forked child has another
@@ -404,33 +491,24 @@ fn own_process_word() -> u64 {
     word
 }
 
-impl lock::Owner for ProcessOwner {
+impl lock::Owner for ProcessOwner<'_> {
     fn own_word(&self) -> u64 {
         own_process_word()
     }
 
-    fn local(&self) -> Local {
-        let me = thread_number();
-        match held().iter().find(|(key, _)| *key == self.key) {
-            Some(&(_, thread)) if thread == me => Local::Me,
-            Some(_) => Local::Other,
-            None => Local::Nobody,
-        }
+    /// Only the gate's holder (the caller, who has not taken the word
+    /// yet) takes the word, so a word naming this process is nobody's
+    /// here: scribbled.
+    fn holds_it(&self) -> bool {
+        false
     }
 
-    fn acquired(&self) {
-        held().push((self.key, thread_number()));
-    }
+    fn acquired(&self) {}
 
-    fn released(&self, tid: u32) {
-        let mut held = held();
-        if let Some(i) = held.iter().position(|&entry| entry == (self.key, tid)) {
-            held.swap_remove(i);
-        }
-    }
+    fn released(&self, _tid: u32) {}
 
     fn owns(&self, word: u64, tid: u32) -> bool {
-        word_owner(word).0 == unix::pid() & LOCK_ID_MASK as u32 && held().contains(&(self.key, tid))
+        word_owner(word).0 == unix::pid() & LOCK_ID_MASK as u32 && self.gate.is_held_by(tid)
     }
 
     fn is_dead(&self, word: u64) -> bool {
@@ -734,7 +812,7 @@ impl Opener<'_> {
                 fd,
                 map,
                 capacity,
-                key: self.object.key(),
+                gate: Gate::of(self.object.key()),
                 registered: matches!(self.object, Object::Shm(_)),
                 object: self.object.clone(),
                 name: self.req.name.to_owned(),
