@@ -4,3 +4,7 @@
 set -euo pipefail
 cargo test --workspace --locked
 cargo test -p filemap --locked --features posix-backend
+# The library's seqlock (filemap/src/protocol/seqlock.rs) under loom, in a
+# target directory of its own (other RUSTFLAGS would rebuild the main one).
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test -p filemap --locked --release --test model

@@ -20,6 +20,7 @@
 //!    136    16  len[2]           content length of each buffer
 //!    152    16  writer[2]        who published each buffer: pid << 32 | handle
 //!    168    16  seq[2]           generation each buffer holds; SEQ_WRITING
+//!                                (generation..seq are `protocol::Line`)
 //!                                while a writer copies into it
 //!    184     4  notify           futex word: low 31 bits of the generation,
 //!                                bit 31 set by a waiter about to sleep
@@ -38,6 +39,8 @@
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64};
+
+pub use crate::protocol::Line;
 
 /// `b"FILEMAP\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
@@ -58,10 +61,6 @@ pub const FLAG_PERSISTENT: u32 = 1;
 // Bit 2 of `flags` is the `posix` backend's `FLAG_REMOVED`.
 /// Bytes of the full region name kept in the header (`posix` backend).
 pub const NAME_BYTES: usize = 256;
-
-/// `seq[i]` while a writer copies into buffer `i`: no generation an honest
-/// region reaches (2^64 - 1 publishes).
-pub const SEQ_WRITING: u64 = u64::MAX;
 
 /// One attach-table entry. `pid == 0` means free.
 #[repr(C)]
@@ -95,10 +94,7 @@ pub struct Header {
     _pad1: [AtomicU64; 6],
 
     // What a publish writes and a read reads: one cache line.
-    pub generation: AtomicU64,
-    pub len: [AtomicU64; 2],
-    pub writer: [AtomicU64; 2],
-    pub seq: [AtomicU64; 2],
+    pub line: Line,
     pub notify: AtomicU32,
     pub waiters: AtomicU32,
     // Outside the publish line: only adaptive waiters touch it.
@@ -145,8 +141,7 @@ impl Header {
 
     /// Who published the current generation (packed [`WriterId`]).
     pub fn last_writer(&self) -> u64 {
-        use core::sync::atomic::Ordering::{Acquire, Relaxed};
-        self.writer[(self.generation.load(Acquire) & 1) as usize].load(Relaxed)
+        self.line.last_writer()
     }
 }
 
@@ -155,10 +150,10 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, lock) == 64);
     assert!(core::mem::offset_of!(Header, lock_pid) == 72);
     assert!(core::mem::offset_of!(Header, lock_tid) == 76);
-    assert!(core::mem::offset_of!(Header, generation) == 128);
-    assert!(core::mem::offset_of!(Header, len) == 136);
-    assert!(core::mem::offset_of!(Header, writer) == 152);
-    assert!(core::mem::offset_of!(Header, seq) == 168);
+    assert!(core::mem::offset_of!(Header, line) == 128);
+    assert!(core::mem::offset_of!(Line, len) == 8);
+    assert!(core::mem::offset_of!(Line, writer) == 24);
+    assert!(core::mem::offset_of!(Line, seq) == 40);
     assert!(core::mem::offset_of!(Header, notify) == 184);
     assert!(core::mem::offset_of!(Header, waiters) == 188);
     assert!(core::mem::offset_of!(Header, waiters) + 4 <= 192);

@@ -102,6 +102,7 @@ mod lock;
 mod notify;
 mod protocol;
 mod region;
+mod sync;
 mod text;
 #[cfg(feature = "serde")]
 mod value;

@@ -134,14 +134,14 @@ pub fn wait_once(
     slot.waiters.fetch_add(1, SeqCst);
     let token = wake.token();
     let notify = h.notify.load(SeqCst);
-    let mut generation = h.generation.load(SeqCst);
+    let mut generation = h.line.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
     if generation == seen && !cancelled {
         if let Some(asleep) = announce_sleep(h, notify) {
             wake.sleep(h, asleep, token, prepared, timeout.min(SLICE));
         }
         // Else the word moved (a publish or an interrupt): look again.
-        generation = h.generation.load(Acquire);
+        generation = h.line.generation.load(Acquire);
     }
     saturating_decrement(&slot.waiters);
     saturating_decrement(&h.waiters);
@@ -166,7 +166,7 @@ fn announce_sleep(h: &Header, notify: u32) -> Option<u32> {
 pub fn spin(h: &Header, seen: u64, deadline: Option<Instant>) -> Option<u64> {
     loop {
         for _ in 0..64 {
-            let generation = h.generation.load(Acquire);
+            let generation = h.line.generation.load(Acquire);
             if generation != seen {
                 return Some(generation);
             }
@@ -295,7 +295,7 @@ pub fn adaptive(
         return Some(generation);
     }
     loop {
-        let generation = h.generation.load(Acquire);
+        let generation = h.line.generation.load(Acquire);
         if generation != seen {
             learner.observe(start.elapsed());
             return Some(generation);
@@ -344,7 +344,7 @@ mod tests {
         for _ in 0..3 {
             let seen_by_waiter = h.notify.load(SeqCst);
             interrupt(&h, &Poll);
-            h.generation.fetch_add(1, SeqCst);
+            h.line.generation.fetch_add(1, SeqCst);
             published(&h, &Poll);
             assert_eq!(announce_sleep(&h, seen_by_waiter), None);
         }
@@ -452,7 +452,7 @@ mod tests {
             "{waited:?}"
         );
         assert_eq!(h.spinners.load(SeqCst), 0, "the spinner left");
-        h.generation.store(5, SeqCst);
+        h.line.generation.store(5, SeqCst);
         assert_eq!(adaptive(&h, &h.slots[0], &Poll, 0, None, &learner), Some(5));
     }
 }

@@ -264,7 +264,7 @@ impl Inner {
     /// The current generation (one atomic load).
     #[inline]
     pub(crate) fn generation(&self) -> u64 {
-        self.header().generation.load(Acquire)
+        self.header().line.generation.load(Acquire)
     }
 
     /// `Err(ForkedHandle)` in a forked child: the parent may close the
@@ -817,7 +817,7 @@ impl FileMap {
         let slot = &h.slots[self.inner.slot];
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
-            let generation = h.generation.load(Acquire);
+            let generation = h.line.generation.load(Acquire);
             if generation != seen {
                 return Some(generation);
             }
@@ -967,8 +967,8 @@ impl Inner {
 /// What [`FileMap::info`] and the backends' `inspect` report of a region
 /// whose header was validated with capacity `capacity`.
 pub(crate) fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionInfo {
-    let generation = h.generation.load(Acquire);
-    let len = h.len[(generation & 1) as usize]
+    let generation = h.line.generation.load(Acquire);
+    let len = h.line.len[(generation & 1) as usize]
         .load(Relaxed)
         .min(capacity as u64) as usize;
     let persistent = h.is_persistent();
@@ -979,7 +979,7 @@ pub(crate) fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) 
         capacity,
         len,
         generation,
-        last_writer: WriterId::unpack(h.writer[(generation & 1) as usize].load(Relaxed)),
+        last_writer: WriterId::unpack(h.line.writer[(generation & 1) as usize].load(Relaxed)),
         persistent,
         stale: !persistent && attached.is_empty(),
         attached,
