@@ -28,6 +28,7 @@ use std::cell::Cell;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::unix::{self, linux as kernel, Fd, Mapping};
@@ -341,10 +342,11 @@ impl Opener<'_> {
             self.lock_shared(&fd)?;
         }
         // The last handle may have removed the name before we locked.
-        if sys::is_unlinked(&fd).map_err(|e| self.error("fstat", e))? {
+        let (size, links) = sys::size_and_links(&fd).map_err(|e| self.error("fstat", e))?;
+        if links == 0 {
             return Ok(Step::Retry);
         }
-        let (map, capacity) = map_existing(self.req.name, self.path, &fd, true)?;
+        let (map, capacity) = map_sized(self.req.name, self.path, &fd, size, true)?;
         let persistent = map.header().is_persistent();
         if alone && !persistent {
             // Every user of this non-persistent region died without closing:
@@ -415,11 +417,31 @@ impl Opener<'_> {
 /// on by this handle only.
 fn map_existing(name: &str, path: &Path, fd: &Fd, writable: bool) -> Result<(Mapping, usize)> {
     let size = unix::file_size(fd).map_err(|e| io_error(name, path, "fstat", e))?;
+    map_sized(name, path, fd, size, writable)
+}
+
+/// As [`map_existing`], for a file known to be `size` bytes long.
+fn map_sized(
+    name: &str,
+    path: &Path,
+    fd: &Fd,
+    size: u64,
+    writable: bool,
+) -> Result<(Mapping, usize)> {
     if size < layout::HEADER_SIZE as u64 {
         return Err(too_small(path));
     }
     let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
     let map = Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
+    if writable {
+        // Touch the header first with a write, so the kernel maps its page
+        // alone: a first read of a file mapping also maps up to 15 more
+        // pages of the file around it ("fault-around"), which a short
+        // attach + close would pay to map and unmap. A compare-and-swap of
+        // 0 for 0 changes nothing, and on x86 writes even when it fails
+        // (an OR of 0 would be compiled to a plain load).
+        let _ = map.header().magic.compare_exchange(0, 0, Relaxed, Relaxed);
+    }
     let capacity = validate_header(name, path, map.header(), map.len(), size)?;
     Ok((map, capacity))
 }

@@ -145,3 +145,10 @@ pub fn try_lock_exclusive(fd: &Fd) -> io::Result<bool> {
 pub fn is_unlinked(fd: &Fd) -> io::Result<bool> {
     Ok(fs::fstat(fd)?.st_nlink == 0)
 }
+
+/// The file's size and link count (0: it lost its last name): one
+/// `fstat(2)`.
+pub fn size_and_links(fd: &Fd) -> io::Result<(u64, u64)> {
+    let stat = fs::fstat(fd)?;
+    Ok((stat.st_size as u64, stat.st_nlink as u64))
+}
