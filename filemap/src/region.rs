@@ -32,8 +32,9 @@ pub const MIN_CAPACITY: usize = 32;
 pub const MAX_CAPACITY: usize = 1 << 30;
 /// Longest region name in bytes: what the backing object's name allows
 /// (Linux: the 255-byte file-name limit less the `filemap.` prefix;
-/// Windows: the longest kernel object name filemap makes,
-/// `Global\filemap.<name>.wake.<pid>.<slot>`, within `MAX_PATH`).
+/// macOS and FreeBSD: the same limit on the registry entry
+/// `filemap.<name>`; Windows: the longest kernel object name filemap
+/// makes, `Global\filemap.<name>.wake.<pid>.<slot>`, within `MAX_PATH`).
 pub const MAX_NAME_LEN: usize = <Os as Backend>::MAX_NAME_LEN;
 /// How long blocking calls wait for the region lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -906,7 +907,9 @@ impl FileMap {
     /// lists a registry kept by filemap in `%LOCALAPPDATA%\filemap`
     /// (persistent regions' files and a marker per live region; best
     /// effort, `Local\` namespace only); a marker whose section is gone
-    /// is reported stale.
+    /// is reported stale. macOS and FreeBSD (the `posix` backend) cannot
+    /// list their shared-memory objects either: there this lists the
+    /// per-user registry `$TMPDIR/filemap-<uid>` in the same way.
     ///
     /// # Errors
     /// [`Error::Io`] when the shared-memory directory cannot be listed.
