@@ -27,8 +27,12 @@
 //!
 //! OS `cfg`s elsewhere are few, each for a reason: `lib.rs` quiets the
 //! unreachable code of the stub targets; `lock.rs` is unused on Windows
-//! (a kernel mutex), which it says once; `copy.rs` picks the x86-64
-//! assembly copy.
+//! (a kernel mutex), which it says once, and its `Failed` error is made on
+//! Windows only; `copy/tests.rs` maps guard pages with Linux calls.
+//! (`copy.rs` picks the x86-64 assembly copy by architecture, not OS.)
+//! Tests that poke backing files or need `/proc`, `fork` or signals are
+//! gated inside `filemap/tests`, and the few that check one backend's own
+//! mechanism (the Linux `flock`) by the `posix-backend` feature.
 //!
 //! The one generic conformance suite is the library's test suite
 //! (`filemap/tests`): it drives the public API only, so it runs unchanged
