@@ -7,13 +7,13 @@
 # targets, tests included.
 set -euo pipefail
 echo "--- cargo clippy --target x86_64-pc-windows-gnu"
-cargo clippy --locked -p filemap -p filemap-cli --all-targets --target x86_64-pc-windows-gnu -- -D warnings
+cargo clippy --locked -p filemap -p filemap-cli -p filemap-ffi --all-targets --target x86_64-pc-windows-gnu -- -D warnings
 for target in x86_64-apple-darwin aarch64-apple-darwin x86_64-unknown-freebsd; do
     echo "--- cargo clippy -p filemap --target $target"
     cargo clippy --locked -p filemap --all-targets --target "$target" -- -D warnings
 done
-# The CLI type-checks there too.
+# The CLI and the C library type-check there too.
 for target in x86_64-apple-darwin x86_64-unknown-freebsd; do
-    echo "--- cargo check -p filemap-cli --target $target"
-    RUSTFLAGS="-D warnings" cargo check --locked -p filemap-cli --target "$target"
+    echo "--- cargo check -p filemap-cli -p filemap-ffi --target $target"
+    RUSTFLAGS="-D warnings" cargo check --locked -p filemap-cli -p filemap-ffi --target "$target"
 done

@@ -10,7 +10,9 @@ test -d /dev/shm
 # The Windows leg (ci/windows.sh): mingw-w64 links the Windows test binaries
 # and builds the bcryptprimitives.dll stand-in; Wine runs them.
 missing=()
-for pkg in gcc-mingw-w64-x86-64 wine64; do
+# filemap-ffi tests: g++ for the C++ test, pkg-config for filemap.pc, Free
+# Pascal for bindings/pascal.
+for pkg in gcc-mingw-w64-x86-64 wine64 g++ pkg-config fp-compiler fp-units-rtl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
         missing+=("$pkg")
 done
@@ -21,3 +23,7 @@ if ((${#missing[@]})); then
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The Python package's build and tests (ci/python.sh): maturin builds the
+# wheel, pytest + pytest-timeout run the suite. Pinned; pip skips what is there.
+python3 -m pip install --quiet --disable-pip-version-check \
+    maturin==1.15.0 pytest==9.0.2 pytest-timeout==2.4.0

@@ -12,6 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # this script replace the list for one run: ci/windows.sh -p filemap --test crash
 TESTS=(
     "-p filemap -p filemap-cli --tests"
+    "-p filemap-ffi --test boundary --test c_windows"
 )
 if (($#)); then
     TESTS=("$*")
@@ -44,6 +45,19 @@ stop_wine() {
     echo "=== windows leg took $((SECONDS - start)) s"
 }
 trap stop_wine EXIT
+
+# The C example pair for filemap-ffi's Windows test: filemap_ffi.dll, and
+# writer.exe/reader.exe linked against it with mingw (tests/c_windows.rs).
+ffi_bin=$target_dir/$target/debug/ffi-c
+cargo build --locked --target "$target" -p filemap-ffi
+mkdir -p "$ffi_bin"
+for program in writer reader; do
+    x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Werror -pedantic -D__USE_MINGW_ANSI_STDIO=1 \
+        -I filemap-ffi/include "filemap-ffi/examples/c/$program.c" \
+        -L "$target_dir/$target/debug" -lfilemap_ffi -o "$ffi_bin/$program.exe"
+done
+cp "$target_dir/$target/debug/filemap_ffi.dll" "$ffi_bin/"
+export FILEMAP_FFI_C_BIN=$ffi_bin
 
 for entry in "${TESTS[@]}"; do
     read -ra args <<<"$entry"

@@ -24,13 +24,15 @@ MODES
 OPTIONS
   --json FILE        write results as a JSON array to FILE, SVG plots beside it
   --mechanisms A,B   only these ping-pong mechanisms (default: all)
-  --suites A,B       only these of: latency,inproc,throughput,scaling,lifecycle
+  --suites A,B       only these of: latency,waiting,inproc,loan,throughput,
+                     scaling,lifecycle
   --runs N           repetitions per measurement
   --no-pin           do not pin the two processes to their own cores
   -h, --help         this text
 
 MECHANISMS
-  filemap-blocking filemap-spin futex-floor spin-floor unix-socket pipe
+  filemap-blocking filemap-spin filemap-adaptive futex-floor spin-floor
+  unix-socket pipe
   tcp-loopback iceoryx2-spin iceoryx2-event shared_memory-raw_sync
 ";
 
@@ -107,6 +109,19 @@ impl Mode {
         }
     }
 
+    /// (payload, measured reads) of the slow-reader case of the throughput
+    /// suite. Above 64 KiB, where a read falls back to the lock after two
+    /// spoiled copies, so smoke mode exercises that path too. A 256 MiB
+    /// region maps 512 MiB of `/dev/shm`, and each side holds a private
+    /// 256 MiB buffer besides: full mode only.
+    pub fn slow_reader_plan(self) -> Vec<(usize, usize)> {
+        match self {
+            Mode::Smoke => vec![(256 << 10, 10)],
+            Mode::Quick => vec![(16 << 20, 30), (64 << 20, 15)],
+            Mode::Full => vec![(16 << 20, 200), (64 << 20, 100), (256 << 20, 40)],
+        }
+    }
+
     /// Samples of in-process timings (each a batch of calls).
     pub fn samples(self) -> usize {
         match self {
@@ -138,16 +153,20 @@ impl Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Suite {
     Latency,
+    Waiting,
     Inproc,
+    Loan,
     Throughput,
     Scaling,
     Lifecycle,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 5] = [
+    pub const ALL: [Suite; 7] = [
         Suite::Latency,
+        Suite::Waiting,
         Suite::Inproc,
+        Suite::Loan,
         Suite::Throughput,
         Suite::Scaling,
         Suite::Lifecycle,
@@ -156,7 +175,9 @@ impl Suite {
     pub fn name(self) -> &'static str {
         match self {
             Suite::Latency => "latency",
+            Suite::Waiting => "waiting",
             Suite::Inproc => "inproc",
+            Suite::Loan => "loan",
             Suite::Throughput => "throughput",
             Suite::Scaling => "scaling",
             Suite::Lifecycle => "lifecycle",
@@ -251,7 +272,7 @@ mod tests {
     fn defaults_to_the_full_set() {
         let args = parse(&[]).unwrap();
         assert_eq!(args.mode, Mode::Full);
-        assert_eq!(args.mechanisms.len(), 10);
+        assert_eq!(args.mechanisms.len(), 11);
         assert_eq!(args.runs, 5);
         assert!(args.pin);
         assert!(Mode::Full.payloads().contains(&(4 << 20)));
@@ -290,6 +311,16 @@ mod tests {
         for payload in [8, 4096, 65536] {
             let plan = Mode::Full.plan(payload);
             assert!(plan.min >= 100_000 && plan.max >= plan.min);
+        }
+        assert!(Mode::Full
+            .slow_reader_plan()
+            .iter()
+            .any(|&(p, _)| p == 256 << 20));
+        for mode in [Mode::Smoke, Mode::Quick] {
+            assert!(mode
+                .slow_reader_plan()
+                .iter()
+                .all(|&(p, n)| p > 64 << 10 && p <= 64 << 20 && n >= 10));
         }
         let smoke = Mode::Smoke.plan(8);
         assert!(smoke.min >= 100 && smoke.max <= 1_000);

@@ -40,9 +40,95 @@ pub fn sizes(mode: Mode) -> Vec<usize> {
 
 const BATCH: Duration = Duration::from_micros(500);
 
+/// The op of the C ABI comparison rows (payload [`ABI_PAYLOAD`]).
+pub const ABI_OP: &str = "abi write+read";
+/// Payload of the C ABI comparison: small, so the per-call overhead shows.
+pub const ABI_PAYLOAD: usize = 8;
+
+/// `fm_write` + `fm_read` through filemap-ffi's C ABI against
+/// `write` + `read_into` from Rust, same handles, same run. Three rounds,
+/// alternating, each side's median round reported, so drift hits both.
+fn abi_overhead(ns: &Namespace, samples: usize, rows: &mut Vec<Row>) -> Result<()> {
+    use filemap_ffi::{fm_close, fm_open, fm_read, fm_write, FmMap, FM_OK};
+    let name = ns.name("abi");
+    let writer = FileMap::builder(&name)
+        .capacity(filemap::MIN_CAPACITY as u64)
+        .create_only()
+        .open()
+        .with_context(|| format!("creating {name}"))?;
+    let reader = FileMap::builder(&name).open_only().open()?;
+    let c_name = std::ffi::CString::new(name.clone())?;
+    let (mut c_writer, mut c_reader): (*mut FmMap, *mut FmMap) =
+        (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: a valid C string and out-pointers; each handle closed below.
+    let opened = unsafe {
+        (
+            fm_open(c_name.as_ptr(), 0, 0, &mut c_writer),
+            fm_open(c_name.as_ptr(), 0, 0, &mut c_reader),
+        )
+    };
+    anyhow::ensure!(opened == (FM_OK, FM_OK), "fm_open failed: {opened:?}");
+    let msg = [7u8; ABI_PAYLOAD];
+    let mut buf = Vec::with_capacity(64);
+    let mut c_buf = [0u8; 64];
+    let (mut rust, mut c) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        rust.push(per_call(samples, BATCH, || {
+            writer.write(black_box(&msg))?;
+            reader.read_into(&mut buf)?;
+            black_box(&mut buf);
+            Ok(())
+        })?);
+        c.push(per_call(samples, BATCH, || {
+            let mut len = 0usize;
+            // SAFETY: live handles, `msg` and `c_buf` valid for their lengths.
+            let status = unsafe {
+                (
+                    fm_write(
+                        c_writer,
+                        black_box(msg.as_ptr()),
+                        msg.len(),
+                        std::ptr::null_mut(),
+                    ),
+                    fm_read(
+                        c_reader,
+                        c_buf.as_mut_ptr(),
+                        c_buf.len(),
+                        &mut len,
+                        std::ptr::null_mut(),
+                    ),
+                )
+            };
+            anyhow::ensure!(status == (FM_OK, FM_OK), "C ABI call failed: {status:?}");
+            black_box(&mut c_buf);
+            Ok(())
+        })?);
+    }
+    // SAFETY: the handles from fm_open above, each closed once.
+    unsafe {
+        fm_close(c_writer);
+        fm_close(c_reader);
+    }
+    for (implementation, mut runs) in [("filemap", rust), ("C ABI", c)] {
+        let ns_per_op = crate::stats::median_f64(&mut runs);
+        eprintln!(
+            "  {implementation:<9} {ABI_OP:<15} {ABI_PAYLOAD:>3} B  {:>10}/op",
+            crate::report::ns(ns_per_op)
+        );
+        rows.push(Row {
+            op: ABI_OP,
+            implementation,
+            payload: ABI_PAYLOAD,
+            ns_per_op,
+        });
+    }
+    Ok(())
+}
+
 pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
     let samples = mode.samples();
     let mut rows = Vec::new();
+    abi_overhead(ns, samples, &mut rows)?;
     for payload in sizes(mode) {
         let mut row = |op, implementation, ns_per_op: f64| {
             eprintln!(

@@ -10,6 +10,7 @@ mod harness;
 mod inproc;
 mod latency;
 mod lifecycle;
+mod loan;
 mod mech;
 mod plot;
 mod report;
@@ -18,6 +19,7 @@ mod stats;
 mod sys;
 mod throughput;
 mod timing;
+mod waiting;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +57,7 @@ fn child_main(argv: &[String]) -> ExitCode {
         match role.as_str() {
             "echo" => mech::echo_main(&args),
             "watch" => throughput::watch_main(&args),
+            "slowreader" => throughput::slow_reader_main(&args),
             "watcher" => scaling::watcher_main(&args),
             other => bail!("unknown child role {other}"),
         }
@@ -86,8 +89,11 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         machine: Machine::detect(),
         pinned: args.pin && sys::cpu_count() >= 2,
         latency: Vec::new(),
+        waiting: Vec::new(),
         inproc: Vec::new(),
+        loan: Vec::new(),
         throughput: Vec::new(),
+        slow_reader: Vec::new(),
         scaling: Vec::new(),
         lifecycle: Vec::new(),
         failures: Vec::new(),
@@ -109,6 +115,14 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         eprintln!("round-trip latency:");
         results.latency = latency::run(&ns, &args, mode);
     }
+    if args.wants(Suite::Waiting) {
+        eprintln!("waiting with little traffic (CPU of one waiter):");
+        match waiting::run(&ns, mode) {
+            Ok(rows) => results.waiting = rows,
+            Err(e) => record(Suite::Waiting, e),
+        }
+        ns.clean();
+    }
     if args.wants(Suite::Inproc) {
         eprintln!("in-process read/write:");
         match inproc::run(&ns, mode) {
@@ -117,10 +131,24 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         }
         ns.clean();
     }
+    if args.wants(Suite::Loan) {
+        eprintln!("serialise and publish ~1 MiB (loan vs Vec + write):");
+        match loan::run(&ns, mode) {
+            Ok(rows) => results.loan = rows,
+            Err(e) => record(Suite::Loan, e),
+        }
+        ns.clean();
+    }
     if args.wants(Suite::Throughput) {
         eprintln!("throughput:");
         match throughput::run(&ns, mode, args.pin) {
             Ok(rows) => results.throughput = rows,
+            Err(e) => record(Suite::Throughput, e),
+        }
+        ns.clean();
+        eprintln!("slow reader (read_into + as long again processing, writer back to back):");
+        match throughput::slow_reader(&ns, mode, args.pin) {
+            Ok(rows) => results.slow_reader = rows,
             Err(e) => record(Suite::Throughput, e),
         }
         ns.clean();

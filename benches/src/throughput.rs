@@ -3,17 +3,28 @@
 //! keeps up as well as it can. Reports writes/s, the watcher's reads/s and
 //! the share of generations it saw, and bytes/s next to a plain memcpy of
 //! the same size.
+//!
+//! The slow-reader case (issue 14, item 7): the writer publishes a large
+//! content back to back, and a reader process calls `read_into` and then
+//! spends about as long again on the content (checksum passes over every
+//! byte, for as long as its own uncontended copy took), so it reads slower
+//! than the writer publishes. Reported: the time of each `read_into`
+//! against the time of each publish. A read whose lock-free copies keep
+//! being spoiled falls back to the lock, which a writer publishing back to
+//! back hands over to a waiter that has waited 2 ms; so a read should take
+//! about two spoiled copies, at most one publish and its own copy.
 
 #![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use filemap::FileMap;
 
 use crate::cli::Mode;
 use crate::harness::{self, seq_of, ChildArgs, ChildProc, ChildStdinMode, Msg, Namespace, TIMEOUT};
+use crate::stats::{summarize, Summary};
 use crate::sys;
 use crate::timing::{gib_per_s, per_call};
 
@@ -147,5 +158,210 @@ pub fn watch_main(args: &ChildArgs) -> Result<()> {
         bytes += buf.len() as u64;
     }
     println!("{reads} {bytes}");
+    Ok(())
+}
+
+/// One size of the slow-reader case.
+#[derive(Debug, Clone)]
+pub struct SlowRow {
+    pub payload: usize,
+    /// The reader's `read_into` alone, with no writer running (the fastest
+    /// of five): what its processing step is sized to.
+    pub copy_ns: f64,
+    /// Each measured `read_into` under the back-to-back writer.
+    pub read: Summary,
+    /// The same reads, in the order they were made (nanoseconds).
+    pub reads_ns: Vec<u64>,
+    /// Each publish (`write`) of the writer meanwhile.
+    pub publish: Summary,
+}
+
+impl SlowRow {
+    /// Median read latency / median publish time.
+    pub fn ratio(&self) -> f64 {
+        self.read.median as f64 / self.publish.median.max(1) as f64
+    }
+    /// Slowest read / median publish time.
+    pub fn max_ratio(&self) -> f64 {
+        self.read.max as f64 / self.publish.median.max(1) as f64
+    }
+    /// What a read should take at most once a lock hand-over bounds it:
+    /// two spoiled copies, one publish to wait out, its own copy (copies
+    /// as long as the reader's uncontended read, the publish its median).
+    pub fn bound_ns(&self) -> f64 {
+        3.0 * self.copy_ns + self.publish.median as f64
+    }
+    /// Reads that took longer than [`SlowRow::bound_ns`].
+    pub fn over_bound(&self) -> usize {
+        let bound = self.bound_ns();
+        self.reads_ns.iter().filter(|&&r| r as f64 > bound).count()
+    }
+}
+
+/// Longest the writer keeps publishing for one size: the reader's reads
+/// must all be done by then (1.45 s per read at 256 MiB before issue 14's
+/// fix would still finish a full-mode run of 40 reads).
+const SLOW_READER_LIMIT: Duration = Duration::from_secs(180);
+
+/// Reads of the slow reader before it measures (page faults of its
+/// mapping's second buffer, the first hand-overs).
+const SLOW_READER_WARMUP: usize = 2;
+
+pub fn slow_reader(ns: &Namespace, mode: Mode, pin: bool) -> Result<Vec<SlowRow>> {
+    let pinned = pin && sys::cpu_count() >= 2 && sys::pin_to_cpu(0).is_ok();
+    let result = mode
+        .slow_reader_plan()
+        .into_iter()
+        .map(|(payload, reads)| slow_one(ns, payload, reads, pinned.then_some(1)))
+        .collect();
+    if pinned {
+        let _ = sys::unpin();
+    }
+    result
+}
+
+fn slow_one(
+    ns: &Namespace,
+    payload: usize,
+    reads: usize,
+    child_cpu: Option<usize>,
+) -> Result<SlowRow> {
+    let name = ns.name("slowread");
+    let map = FileMap::builder(&name)
+        .capacity(payload.max(filemap::MIN_CAPACITY) as u64)
+        .create_only()
+        .open()
+        .with_context(|| format!("creating {name}"))?;
+    let mut msg = Msg::new(payload);
+    // Both buffers once, so the writer's page faults are not timed.
+    map.write(msg.set_seq(0))?;
+    map.write(msg.set_seq(1))?;
+    let mut args = vec![
+        format!("region={name}"),
+        format!("payload={payload}"),
+        format!("reads={reads}"),
+    ];
+    if let Some(cpu) = child_cpu {
+        args.push(format!("cpu={cpu}"));
+    }
+    let mut child = ChildProc::spawn(ns, "slowreader", &args, ChildStdinMode::Null)?;
+    child.wait_ready()?;
+    let started = Instant::now();
+    let mut publish = Vec::new();
+    let mut seq = 2u64;
+    while !child.exited()? {
+        if started.elapsed() > SLOW_READER_LIMIT {
+            bail!("the slow reader of {payload} B did not finish {reads} reads within {SLOW_READER_LIMIT:?}");
+        }
+        let t = Instant::now();
+        map.write(msg.set_seq(seq))?;
+        publish.push(t.elapsed().as_nanos() as u64);
+        seq += 1;
+    }
+    let report = child.finish()?;
+    let mut fields = report.split_whitespace().map(str::parse::<u64>);
+    let copy_ns = fields
+        .next()
+        .ok_or_else(|| anyhow!("empty slow-reader report"))?? as f64;
+    let mut read = fields.collect::<Result<Vec<u64>, _>>()?;
+    if read.len() != reads {
+        bail!("the slow reader reported {} reads, not {reads}", read.len());
+    }
+    let row = SlowRow {
+        payload,
+        copy_ns,
+        reads_ns: read.clone(),
+        read: summarize(&mut read),
+        publish: summarize(&mut publish),
+    };
+    eprintln!(
+        "  slow reader {:>9} B  read median {:>9.2} ms  p99 {:>9.2} ms  max {:>9.2} ms  (alone {:.2} ms)  publish median {:.2} ms ({} publishes)  read/publish {:.2}× (max {:.2}×)  {} reads over 3×alone + publish",
+        payload,
+        row.read.median as f64 / 1e6,
+        row.read.p99 as f64 / 1e6,
+        row.read.max as f64 / 1e6,
+        row.copy_ns / 1e6,
+        row.publish.median as f64 / 1e6,
+        row.publish.count,
+        row.ratio(),
+        row.max_ratio(),
+        row.over_bound(),
+    );
+    Ok(row)
+}
+
+/// One checksum pass over every byte of `buf` (a sum of 8-byte words and
+/// the tail bytes, which the compiler vectorises: it reads everything).
+fn checksum(buf: &[u8]) -> u64 {
+    let mut words = buf.chunks_exact(8);
+    let mut sum = 0u64;
+    for w in &mut words {
+        sum = sum.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+    }
+    words
+        .remainder()
+        .iter()
+        .fold(sum, |s, &b| s.wrapping_add(u64::from(b)))
+}
+
+/// Child role `slowreader`: time five uncontended reads, get ready, wait
+/// for the writer to start, then `reads` times (after a warm-up): time one
+/// `read_into`, check what it read, and process the content for about as
+/// long as an uncontended copy took. Prints "<uncontended copy ns>
+/// <read ns>...".
+pub fn slow_reader_main(args: &ChildArgs) -> Result<()> {
+    if let Some(cpu) = args.opt("cpu") {
+        sys::pin_to_cpu(cpu.parse()?)?;
+    }
+    let name = args.get("region")?;
+    let payload = args.usize("payload")?;
+    let reads = args.usize("reads")?;
+    let map = FileMap::builder(name).open_only().open()?;
+    let mut buf = harness::buffer(payload);
+    // The fastest of a few: on a busy machine the slower ones measure the
+    // other load more than the copy.
+    let mut copy = Duration::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        map.read_into(&mut buf)?;
+        copy = copy.min(t.elapsed());
+    }
+    let seen = map.generation();
+    harness::child_ready()?;
+    map.wait_change(seen, Some(TIMEOUT))
+        .ok_or_else(|| anyhow!("the writer did not start within {TIMEOUT:?}"))?;
+    let mut latencies = Vec::with_capacity(reads);
+    let mut last = 0u64;
+    let mut sink = 0u64;
+    for i in 0..SLOW_READER_WARMUP + reads {
+        let t = Instant::now();
+        let stamp = map.read_into(&mut buf)?;
+        let took = t.elapsed();
+        // The writer publishes sequence g - 1 as generation g.
+        if buf.len() != payload || stamp.generation < last || seq_of(&buf) + 1 != stamp.generation {
+            bail!(
+                "read {} B with sequence {} as generation {} (after generation {last})",
+                buf.len(),
+                seq_of(&buf),
+                stamp.generation
+            );
+        }
+        last = stamp.generation;
+        if i >= SLOW_READER_WARMUP {
+            latencies.push(took.as_nanos() as u64);
+        }
+        // Process: at least one pass over every byte, then more until the
+        // processing took as long as a copy.
+        let t = Instant::now();
+        loop {
+            sink = sink.wrapping_add(checksum(black_box(&buf)));
+            if t.elapsed() >= copy {
+                break;
+            }
+        }
+    }
+    black_box(sink);
+    let list: Vec<String> = latencies.iter().map(u64::to_string).collect();
+    println!("{} {}", copy.as_nanos(), list.join(" "));
     Ok(())
 }

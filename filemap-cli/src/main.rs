@@ -12,7 +12,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     match command::run(cli.command) {
-        Ok(code) => code,
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("filemap: {e:#}");
             std::process::ExitCode::FAILURE

@@ -190,37 +190,64 @@ pub fn forget_waiters(h: &Header, slot: &Slot) {
 
 /// The longest an adaptive wait busy-polls before it sleeps.
 pub const MAX_SPIN: Duration = Duration::from_micros(50);
-/// Longest gap an adaptive waiter remembers: one long wait must not make
-/// re-learning a fast peer take long.
-const LONGEST_GAP: Duration = Duration::from_millis(1);
+/// Spins in a row that saw nothing before a waiter stops spinning.
+const MISSES: u32 = 4;
+/// While spinning does not pay, every this many waits one spins for the
+/// whole [`MAX_SPIN`] anyway, to notice when it pays again.
+const PROBE_EVERY: u32 = 8;
 
-/// What an adaptive waiter has learnt of its peer: a moving average of how
-/// long recent changes took to arrive after it began to wait (nanoseconds;
-/// shared by the threads of a handle, updated without a lock: it is a
-/// heuristic, and a lost update only costs a slightly different budget).
+/// What an adaptive waiter has learnt: whether spinning pays, and how long
+/// it takes when it does. Shared by the threads of a handle and updated
+/// without a lock: it is a heuristic, and a lost update only costs a
+/// slightly different budget.
+///
+/// Only spins teach it. A change that a spin caught tells how soon the
+/// peer answers while it is being waited for (a moving average of those
+/// gaps sets the next budget); a spin that caught nothing is a miss, and
+/// after [`MISSES`] in a row the waiter sleeps at once, except for a probe
+/// of the whole [`MAX_SPIN`] every [`PROBE_EVERY`] waits. What a sleep saw
+/// teaches nothing: its gap includes the waiter's own wake-up, so two
+/// adaptive waiters that both slept would each measure a sleeping round
+/// trip and conclude, wrongly, that the other is slow.
 #[derive(Debug, Default)]
 pub struct Learner {
+    /// Moving average of the gaps caught by spins, in nanoseconds.
     gap_ns: AtomicU64,
+    /// Spins in a row that caught nothing.
+    misses: AtomicU32,
+    /// Waits without a spin since the last probe.
+    unspun: AtomicU32,
 }
 
 impl Learner {
-    /// How long to spin before sleeping: twice the recent gap (and a
-    /// little), while that is within [`MAX_SPIN`]; nothing once changes
-    /// have been arriving later than spinning could wait.
+    /// How long the next wait spins before sleeping: twice the average
+    /// gap a spin caught, and a little, at most [`MAX_SPIN`]; nothing while
+    /// spinning does not pay, but for a probe every [`PROBE_EVERY`] waits.
     pub fn budget(&self) -> Duration {
-        let gap = self.gap_ns.load(Relaxed);
-        if gap > MAX_SPIN.as_nanos() as u64 {
+        if self.misses.load(Relaxed) >= MISSES {
+            if self.unspun.fetch_add(1, Relaxed) + 1 >= PROBE_EVERY {
+                self.unspun.store(0, Relaxed);
+                return MAX_SPIN;
+            }
             return Duration::ZERO;
         }
+        let gap = self.gap_ns.load(Relaxed);
         (Duration::from_nanos(2 * gap) + Duration::from_micros(2)).min(MAX_SPIN)
     }
 
-    /// A change arrived `gap` after the wait began (or the wait gave up
-    /// after `gap`): fold it into the average (weight 1/8).
-    pub fn observe(&self, gap: Duration) {
-        let gap = gap.min(LONGEST_GAP).as_nanos() as u64;
+    /// A spin saw the change `gap` after the wait began.
+    pub fn hit(&self, gap: Duration) {
+        let gap = gap.min(MAX_SPIN).as_nanos() as u64;
         let old = self.gap_ns.load(Relaxed);
         self.gap_ns.store(old - old / 8 + gap / 8, Relaxed);
+        self.misses.store(0, Relaxed);
+    }
+
+    /// A spin ran out without seeing a change.
+    pub fn miss(&self) {
+        let _ = self
+            .misses
+            .fetch_update(Relaxed, Relaxed, |m| Some(m.saturating_add(1)));
     }
 }
 
@@ -267,10 +294,14 @@ pub fn spin_phase(
         return None;
     }
     let until = start + budget;
-    let spun = spin(h, seen, Some(deadline.map_or(until, |d| d.min(until))));
+    let stop = deadline.map_or(until, |d| d.min(until));
+    let spun = spin(h, seen, Some(stop));
     release_spinner(h, slot);
-    if spun.is_some() {
-        learner.observe(start.elapsed());
+    match spun {
+        Some(_) => learner.hit(start.elapsed()),
+        // A spin cut short by the caller's deadline proves nothing.
+        None if stop == until => learner.miss(),
+        None => {}
     }
     spun
 }
@@ -297,17 +328,12 @@ pub fn adaptive(
     loop {
         let generation = h.line.generation.load(Acquire);
         if generation != seen {
-            learner.observe(start.elapsed());
             return Some(generation);
         }
         let remaining = match deadline {
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(r) if !r.is_zero() => r,
-                _ => {
-                    learner.observe(start.elapsed());
-                    return None;
-                }
-            },
+            Some(d) => d
+                .checked_duration_since(Instant::now())
+                .filter(|r| !r.is_zero())?,
             None => SLICE,
         };
         wait_once(h, slot, wake, seen, remaining, None);
@@ -385,30 +411,31 @@ mod tests {
     }
 
     #[test]
-    fn the_learner_spins_only_while_changes_come_soon_and_relearns() {
+    fn the_learner_spins_only_while_spinning_pays_and_probes_meanwhile() {
         let learner = Learner::default();
         assert!(!learner.budget().is_zero(), "a new handle tries spinning");
         for _ in 0..50 {
-            learner.observe(Duration::from_micros(1));
+            learner.hit(Duration::from_micros(1));
         }
         let fast = learner.budget();
         assert!(
             fast > Duration::ZERO && fast <= Duration::from_micros(10),
             "{fast:?}"
         );
-        for _ in 0..50 {
-            learner.observe(Duration::from_millis(10));
+        for _ in 0..MISSES {
+            learner.miss();
         }
+        let budgets: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| learner.budget()).collect();
+        let probes = budgets.iter().filter(|b| !b.is_zero()).count();
         assert_eq!(
-            learner.budget(),
-            Duration::ZERO,
-            "rare changes: sleep at once"
+            probes, 2,
+            "sleep at once but for a probe every {PROBE_EVERY} waits: {budgets:?}"
         );
-        for _ in 0..40 {
-            learner.observe(Duration::from_micros(3));
-        }
-        assert!(!learner.budget().is_zero(), "a fast peer is learnt again");
-        assert!(learner.budget() <= MAX_SPIN);
+        assert!(budgets.iter().all(|b| b.is_zero() || *b == MAX_SPIN));
+        // A probe that catches a change: spinning pays again.
+        learner.hit(Duration::from_micros(30));
+        let budget = learner.budget();
+        assert!(!budget.is_zero() && budget <= MAX_SPIN, "{budget:?}");
     }
 
     #[test]

@@ -955,11 +955,7 @@ impl Inner {
         if let Some(generation) = notify::spin_phase(h, slot, seen, None, &self.learner, start) {
             return generation;
         }
-        let generation = notify::wait_once(h, slot, &self.os, seen, timeout, Some(cancel));
-        if generation != seen || start.elapsed() >= timeout {
-            self.learner.observe(start.elapsed());
-        }
-        generation
+        notify::wait_once(h, slot, &self.os, seen, timeout, Some(cancel))
     }
 
     pub(crate) fn interrupt_waits(&self) {

@@ -7,11 +7,9 @@ mod rm;
 mod watch;
 mod write;
 
-use std::process::ExitCode;
-
 use crate::cli::Command;
 
-pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Memo(args) => crate::memo::run(args)?,
         Command::Write(args) => write::run(args)?,
@@ -21,7 +19,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => ls::run(args)?,
         Command::Rm(args) => rm::run(args)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Text safe to print on a terminal: invalid UTF-8 becomes U+FFFD, and

@@ -11,9 +11,10 @@
 use std::time::{Duration, Instant};
 
 use filemap::{Error, FileMap, RegionInfo, RemoteChange, TextView, WriterId};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::KeyEvent;
 
 use super::editor::{Editor, Outcome};
+pub use super::keys::{command_for, Command, KEYS};
 
 /// How often the status line's region figures (attached processes) are
 /// refreshed when nothing is published.
@@ -30,54 +31,6 @@ pub struct Options {
     pub capacity_given: bool,
     /// Text a region this instance creates starts with (`--init FILE`).
     pub init: Option<String>,
-}
-
-/// A command bound to a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Attach to the region again after [`Command::Close`].
-    Open,
-    /// Let go of the region; editing goes on locally.
-    Close,
-    /// Take the shared text now, dropping local edits.
-    Read,
-    /// Publish the local text now.
-    Write,
-    /// Clear the text.
-    Clear,
-    /// Turn write-through and pull on or off.
-    ToggleAutoSync,
-    /// Leave (asks first when that would lose the text).
-    Quit,
-}
-
-/// Keys for the help line, in order; [`command_for`] is the full map.
-pub const KEYS: [(&str, &str); 7] = [
-    ("F2", "open"),
-    ("F3", "close"),
-    ("F4", "read"),
-    ("F5", "write"),
-    ("F6", "clear"),
-    ("F7", "auto-sync"),
-    ("^Q", "quit"),
-];
-
-/// The command bound to `key`. F-keys are the commands; quit is also on
-/// Ctrl-C, Esc and F10. (In raw mode the terminal passes Ctrl-Q and Ctrl-S
-/// through instead of using them for flow control.)
-pub fn command_for(key: &KeyEvent) -> Option<Command> {
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    Some(match key.code {
-        KeyCode::F(2) => Command::Open,
-        KeyCode::F(3) => Command::Close,
-        KeyCode::F(4) => Command::Read,
-        KeyCode::F(5) => Command::Write,
-        KeyCode::F(6) => Command::Clear,
-        KeyCode::F(7) => Command::ToggleAutoSync,
-        KeyCode::F(10) | KeyCode::Esc => Command::Quit,
-        KeyCode::Char('q' | 'c') if ctrl => Command::Quit,
-        _ => return None,
-    })
 }
 
 /// A change by another writer that the local text does not show.
@@ -124,24 +77,70 @@ pub struct App {
     name: String,
     capacity: u64,
     editor: Editor,
-    /// `None` while closed.
-    view: Option<TextView>,
+    /// The editor holds edits not handed to the region (or, while closed,
+    /// not yet counted as offline edits).
+    unflushed: bool,
     /// Wanted auto-sync; kept while closed and applied on open.
     auto_sync: bool,
+    link: Link,
+    message: Option<Message>,
+    quit: Quit,
+}
+
+/// The memo's tie to its region: what exists only while it is open lives
+/// in [`Linked`], so a closed memo cannot have a pending change, a
+/// too-large write or region figures.
+#[derive(Debug)]
+enum Link {
+    Open(Box<Linked>),
+    Closed {
+        /// Edits made while closed, or left unpublished at close.
+        edited_offline: bool,
+    },
+}
+
+/// The state of an open memo.
+#[derive(Debug)]
+struct Linked {
+    view: TextView,
     existed_already: bool,
-    /// The editor holds edits not handed to the view yet.
-    unflushed: bool,
-    /// Edits made while closed, or left unpublished at close.
-    edited_offline: bool,
+    /// A change by another writer the local text does not show.
     pending: Option<Pending>,
     /// The last write-through failed: (text length, capacity).
     too_large: Option<(usize, usize)>,
     /// Generation whose read failed; not retried until a new publish.
     unreadable: Option<u64>,
-    message: Option<Message>,
-    info: Option<RegionInfo>,
-    info_at: Option<Instant>,
-    quit: Quit,
+    info: RegionInfo,
+    info_at: Instant,
+}
+
+impl Linked {
+    fn new(view: TextView) -> Linked {
+        Linked {
+            existed_already: view.map().existed_already(),
+            info: view.map().info(),
+            info_at: Instant::now(),
+            view,
+            pending: None,
+            too_large: None,
+            unreadable: None,
+        }
+    }
+
+    /// Record a failure of this region's calls: a too-large write is
+    /// shown in the status line, anything else as a message (returned).
+    fn failed(&mut self, what: &str, e: Error) -> Option<Message> {
+        match e {
+            Error::TooLarge { len, capacity } => {
+                self.too_large = Some((len, capacity));
+                None
+            }
+            e => Some(Message {
+                level: Level::Error,
+                text: format!("{what}: {e}"),
+            }),
+        }
+    }
 }
 
 impl App {
@@ -157,29 +156,20 @@ impl App {
             capacity_given,
             init,
         } = options;
+        let view = attach(&name, capacity)?;
         let mut app = App {
             name,
             capacity,
-            editor: Editor::default(),
-            view: None,
-            auto_sync: true,
-            existed_already: false,
+            editor: Editor::new(view.lines()),
             unflushed: false,
-            edited_offline: false,
-            pending: None,
-            too_large: None,
-            unreadable: None,
+            auto_sync: true,
+            link: Link::Open(Box::new(Linked::new(view))),
             message: None,
-            info: None,
-            info_at: None,
             quit: Quit::No,
         };
-        let view = app.attach()?;
-        app.editor = Editor::new(view.lines());
-        app.existed_already = view.map().existed_already();
-        let actual = view.map().capacity() as u64;
-        app.view = Some(view);
-        if app.existed_already && init.is_some() {
+        let existed = app.existed_already();
+        let actual = app.map().map_or(capacity, |m| m.capacity() as u64);
+        if existed && init.is_some() {
             app.say(
                 Level::Info,
                 "Attached to an existing memo: its text is shown, not --init's.",
@@ -189,7 +179,7 @@ impl App {
             app.unflushed = true;
             app.flush();
         }
-        if app.existed_already && capacity_given && actual != capacity {
+        if existed && capacity_given && actual != capacity {
             app.say(
                 Level::Info,
                 format!("The existing region holds {actual} B; --capacity {capacity} applies only to a new one."),
@@ -199,11 +189,11 @@ impl App {
         Ok(app)
     }
 
-    fn attach(&self) -> anyhow::Result<TextView> {
-        let map = FileMap::builder(&self.name)
-            .capacity(self.capacity)
-            .open()?;
-        Ok(TextView::new(map)?)
+    fn linked(&self) -> Option<&Linked> {
+        match &self.link {
+            Link::Open(linked) => Some(linked),
+            Link::Closed { .. } => None,
+        }
     }
 
     // ----- What the screen shows.
@@ -225,18 +215,18 @@ impl App {
 
     /// The region, while open.
     pub fn map(&self) -> Option<&FileMap> {
-        self.view.as_ref().map(TextView::map)
+        self.linked().map(|l| l.view.map())
     }
 
     /// Whether the region is open.
     pub fn is_open(&self) -> bool {
-        self.view.is_some()
+        self.linked().is_some()
     }
 
     /// Whether this instance attached to a region another made (false
     /// while closed).
     pub fn existed_already(&self) -> bool {
-        self.view.is_some() && self.existed_already
+        self.linked().is_some_and(|l| l.existed_already)
     }
 
     /// Whether edits are written through and remote changes pulled.
@@ -247,17 +237,17 @@ impl App {
     /// The region's figures, refreshed on every publish and a few times a
     /// second (`None` while closed).
     pub fn info(&self) -> Option<&RegionInfo> {
-        self.info.as_ref()
+        self.linked().map(|l| &l.info)
     }
 
     /// A change by another writer not shown locally.
     pub fn pending(&self) -> Option<Pending> {
-        self.pending
+        self.linked().and_then(|l| l.pending)
     }
 
     /// The last write-through did not fit: (text length, capacity).
     pub fn too_large(&self) -> Option<(usize, usize)> {
-        self.too_large
+        self.linked().and_then(|l| l.too_large)
     }
 
     /// The latest status message.
@@ -267,9 +257,9 @@ impl App {
 
     /// Whether the local text has edits the region does not have.
     pub fn has_unpublished(&self) -> bool {
-        match &self.view {
-            Some(view) => self.unflushed || view.is_dirty(),
-            None => self.edited_offline,
+        match &self.link {
+            Link::Open(linked) => self.unflushed || linked.view.is_dirty(),
+            Link::Closed { edited_offline } => self.unflushed || *edited_offline,
         }
     }
 
@@ -333,18 +323,26 @@ impl App {
         if !std::mem::take(&mut self.unflushed) {
             return;
         }
-        let Some(view) = self.view.as_mut() else {
-            self.edited_offline = true;
-            return;
+        let linked = match &mut self.link {
+            Link::Open(linked) => linked,
+            Link::Closed { edited_offline } => {
+                *edited_offline = true;
+                return;
+            }
         };
+        let view = &mut linked.view;
         match view.set_lines(self.editor.shared_lines()) {
-            Ok(Some(_)) => self.too_large = None,
+            Ok(Some(_)) => linked.too_large = None,
             Ok(None) => {
                 if !view.auto_sync() && self.editor.text_len() <= view.map().capacity() {
-                    self.too_large = None;
+                    linked.too_large = None;
                 }
             }
-            Err(e) => self.failed("Publishing the edit failed", e),
+            Err(e) => {
+                if let Some(message) = linked.failed("Publishing the edit failed", e) {
+                    self.message = Some(message);
+                }
+            }
         }
     }
 
@@ -354,18 +352,11 @@ impl App {
     pub fn tick(&mut self, now: Instant) -> bool {
         self.flush();
         let mut changed = self.poll_remote();
-        let Some(view) = &self.view else {
+        let Some(linked) = self.linked() else {
             return changed;
         };
-        let generation = view.map().generation();
-        let due = self
-            .info_at
-            .is_none_or(|at| now.duration_since(at) >= INFO_EVERY);
-        if due
-            || self
-                .info
-                .as_ref()
-                .is_some_and(|i| i.generation != generation)
+        let generation = linked.view.map().generation();
+        if now.duration_since(linked.info_at) >= INFO_EVERY || linked.info.generation != generation
         {
             changed |= self.refresh_info(now);
         }
@@ -373,13 +364,14 @@ impl App {
     }
 
     fn poll_remote(&mut self) -> bool {
-        let Some(view) = self.view.as_mut() else {
+        let Link::Open(linked) = &mut self.link else {
             return false;
         };
+        let view = &mut linked.view;
         let generation = view.map().generation();
         if generation == view.synced_generation()
-            || self.pending.is_some_and(|p| p.generation == generation)
-            || self.unreadable == Some(generation)
+            || linked.pending.is_some_and(|p| p.generation == generation)
+            || linked.unreadable == Some(generation)
         {
             return false;
         }
@@ -388,45 +380,51 @@ impl App {
             // unpublished. `TextView::sync_remote` would pull over them, so
             // report the change instead and let the user choose.
             let writer = view.map().info().last_writer;
-            self.pending = Some(Pending { writer, generation });
+            linked.pending = Some(Pending { writer, generation });
             return true;
         }
         match view.sync_remote() {
             Ok(RemoteChange::None) => false,
             Ok(RemoteChange::Pulled(_)) => {
-                self.pending = None;
+                linked.pending = None;
                 if !self.editor.shared_lines().eq(view.lines()) {
                     self.editor.replace(view.lines());
                 }
                 true
             }
             Ok(RemoteChange::Pending(writer)) => {
-                self.pending = Some(Pending { writer, generation });
+                linked.pending = Some(Pending { writer, generation });
                 true
             }
             Err(e) => {
-                self.unreadable = Some(generation);
-                self.failed("Reading the shared text failed", e);
+                linked.unreadable = Some(generation);
+                if let Some(message) = linked.failed("Reading the shared text failed", e) {
+                    self.message = Some(message);
+                }
                 true
             }
         }
     }
 
     fn refresh_info(&mut self, now: Instant) -> bool {
-        let info = self.view.as_ref().map(|v| v.map().info());
-        self.info_at = Some(now);
-        let changed = info != self.info;
-        self.info = info;
+        let Link::Open(linked) = &mut self.link else {
+            return false;
+        };
+        let info = linked.view.map().info();
+        linked.info_at = now;
+        let changed = info != linked.info;
+        linked.info = info;
         changed
     }
 
     // ----- Commands.
 
     fn open(&mut self) {
-        if self.view.is_some() {
-            return self.say(Level::Info, "The memo is open already.");
-        }
-        let mut view = match self.attach() {
+        let edited_offline = match self.link {
+            Link::Open(_) => return self.say(Level::Info, "The memo is open already."),
+            Link::Closed { edited_offline } => edited_offline || self.unflushed,
+        };
+        let mut view = match attach(&self.name, self.capacity) {
             Ok(view) => view,
             Err(e) => {
                 return self.say(
@@ -437,9 +435,6 @@ impl App {
         };
         let existed = view.map().existed_already();
         let local = self.editor.shared_lines();
-        self.existed_already = existed;
-        self.pending = None;
-        self.unreadable = None;
         self.unflushed = false;
         let outcome = if view.lines() == local {
             view.set_auto_sync(self.auto_sync)
@@ -449,7 +444,7 @@ impl App {
             view.set_auto_sync(self.auto_sync)
                 .and_then(|_| view.set_lines(local))
                 .map(|_| (Level::Info, "Opened a new region with the local text."))
-        } else if self.edited_offline {
+        } else if edited_offline {
             // Both sides changed: keep the local edits, local.
             self.auto_sync = false;
             view.set_auto_sync(false)
@@ -466,28 +461,29 @@ impl App {
             view.set_auto_sync(self.auto_sync)
                 .map(|_| (Level::Info, "Opened: showing the shared text."))
         };
-        self.edited_offline = false;
-        self.view = Some(view);
-        match outcome {
-            Ok((level, text)) => {
-                self.too_large = None;
-                self.say(level, text);
-            }
-            Err(e) => self.failed("Publishing the local text failed", e),
+        let mut linked = Box::new(Linked::new(view));
+        let message = match outcome {
+            Ok((level, text)) => Some(Message {
+                level,
+                text: text.into(),
+            }),
+            Err(e) => linked.failed("Publishing the local text failed", e),
+        };
+        self.link = Link::Open(linked);
+        if let Some(message) = message {
+            self.message = Some(message);
         }
         self.refresh_info(Instant::now());
     }
 
     fn close(&mut self) {
         self.flush();
-        let Some(view) = self.view.take() else {
+        let Link::Open(linked) = &self.link else {
             return self.say(Level::Info, "The memo is closed already.");
         };
-        self.edited_offline = view.is_dirty();
-        self.pending = None;
-        self.too_large = None;
-        self.info = None;
-        drop(view);
+        let edited_offline = linked.view.is_dirty();
+        // Dropping the view closes the handle.
+        self.link = Link::Closed { edited_offline };
         self.say(
             Level::Info,
             "Closed: editing is local. F2 opens the memo again.",
@@ -495,43 +491,49 @@ impl App {
     }
 
     fn read(&mut self) {
-        let Some(view) = self.view.as_mut() else {
+        let Link::Open(linked) = &mut self.link else {
             return self.say(Level::Warn, "The memo is closed: F2 opens it.");
         };
         self.unflushed = false;
-        match view.read() {
+        let message = match linked.view.read() {
             Ok(generation) => {
-                self.editor.replace(view.lines());
-                self.pending = None;
-                self.too_large = None;
-                self.unreadable = None;
-                self.say(
-                    Level::Info,
-                    format!("Read the shared text (generation {generation})."),
-                );
+                self.editor.replace(linked.view.lines());
+                linked.pending = None;
+                linked.too_large = None;
+                linked.unreadable = None;
+                Some(Message {
+                    level: Level::Info,
+                    text: format!("Read the shared text (generation {generation})."),
+                })
             }
-            Err(e) => self.failed("Reading the shared text failed", e),
+            Err(e) => linked.failed("Reading the shared text failed", e),
+        };
+        if let Some(message) = message {
+            self.message = Some(message);
         }
     }
 
     fn write(&mut self) {
         self.flush();
-        let Some(view) = self.view.as_mut() else {
+        let Link::Open(linked) = &mut self.link else {
             return self.say(Level::Warn, "The memo is closed: F2 opens it.");
         };
-        match view.write() {
+        let message = match linked.view.write() {
             Ok(published) => {
-                self.pending = None;
-                self.too_large = None;
-                self.say(
-                    Level::Info,
-                    format!(
+                linked.pending = None;
+                linked.too_large = None;
+                Some(Message {
+                    level: Level::Info,
+                    text: format!(
                         "Wrote the local text (generation {}).",
                         published.generation
                     ),
-                );
+                })
             }
-            Err(e) => self.failed("Writing failed", e),
+            Err(e) => linked.failed("Writing failed", e),
+        };
+        if let Some(message) = message {
+            self.message = Some(message);
         }
     }
 
@@ -539,7 +541,7 @@ impl App {
         self.editor.clear();
         self.unflushed = true;
         self.flush();
-        let shared = self.view.as_ref().is_some_and(|v| !v.is_dirty());
+        let shared = self.linked().is_some_and(|l| !l.view.is_dirty());
         self.say(
             Level::Info,
             if shared {
@@ -554,37 +556,42 @@ impl App {
         self.flush();
         self.auto_sync = !self.auto_sync;
         let on = self.auto_sync;
-        let Some(view) = self.view.as_mut() else {
+        let Link::Open(linked) = &mut self.link else {
             let state = if on { "on" } else { "off" };
             return self.say(
                 Level::Info,
                 format!("Auto-sync {state}; it applies when the memo is open."),
             );
         };
-        let pending = self.pending.take();
-        match view.set_auto_sync(on) {
+        let pending = linked.pending.take();
+        let message = match linked.view.set_auto_sync(on) {
             Ok(Some(_)) => {
-                self.too_large = None;
+                linked.too_large = None;
                 let over = pending.map_or(String::new(), |p| {
                     format!(" over pid {}'s change", p.writer.pid)
                 });
-                self.say(
+                Some((
                     Level::Info,
                     format!("Auto-sync on: published your local edits{over}."),
-                );
+                ))
             }
-            Ok(None) if on => self.say(Level::Info, "Auto-sync on."),
+            Ok(None) if on => Some((Level::Info, "Auto-sync on.".to_owned())),
             Ok(None) => {
-                self.pending = pending;
-                self.say(
+                linked.pending = pending;
+                Some((
                     Level::Info,
-                    "Auto-sync off: edits stay local until F5 write.",
-                );
+                    "Auto-sync off: edits stay local until F5 write.".to_owned(),
+                ))
             }
             Err(e) => {
-                self.pending = pending;
-                self.failed("Publishing the local edits failed", e);
+                linked.pending = pending;
+                linked
+                    .failed("Publishing the local edits failed", e)
+                    .map(|m| (m.level, m.text))
             }
+        };
+        if let Some((level, text)) = message {
+            self.say(level, text);
         }
     }
 
@@ -597,15 +604,12 @@ impl App {
         let loses = if self.has_unpublished() {
             Some("your local edits are not published")
         } else {
-            match &self.view {
-                Some(view) => {
-                    let info = view.map().info();
-                    let alone = info.attached.iter().all(|&pid| pid == view.map().id().pid);
-                    (alone && !info.persistent && info.len > 0)
-                        .then_some("this is the last instance: the memo goes away")
-                }
-                None => None,
-            }
+            self.map().and_then(|map| {
+                let info = map.info();
+                let alone = info.attached.iter().all(|&pid| pid == map.id().pid);
+                (alone && !info.persistent && info.len > 0)
+                    .then_some("this is the last instance: the memo goes away")
+            })
         };
         match loses {
             Some(why) => {
@@ -627,13 +631,12 @@ impl App {
             text: text.into(),
         });
     }
+}
 
-    fn failed(&mut self, what: &str, e: Error) {
-        match e {
-            Error::TooLarge { len, capacity } => self.too_large = Some((len, capacity)),
-            e => self.say(Level::Error, format!("{what}: {e}")),
-        }
-    }
+/// Open (create or attach to) region `name` as a text view.
+fn attach(name: &str, capacity: u64) -> anyhow::Result<TextView> {
+    let map = FileMap::builder(name).capacity(capacity).open()?;
+    Ok(TextView::new(map)?)
 }
 
 /// The memo's default capacity: 64 KiB, or enough for `init` and as much
@@ -649,6 +652,7 @@ pub fn default_capacity(init: Option<&str>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// A unique region name; regions are not persistent, so each goes away
@@ -727,10 +731,8 @@ mod tests {
         assert!(b.tick(Instant::now()));
         assert_eq!(text(&b), "from a!");
         assert_eq!(b.pending(), None);
-        assert!(
-            !a.tick(Instant::now()) || text(&a) == "from a!",
-            "own write is not a remote change"
-        );
+        assert!(!a.poll_remote(), "own write is not a remote change");
+        assert_eq!(text(&a), "from a!");
         assert_eq!(
             b.info().unwrap().attached.len(),
             1,

@@ -14,6 +14,7 @@
 
 mod app;
 mod editor;
+mod keys;
 mod term;
 mod ui;
 

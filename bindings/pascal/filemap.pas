@@ -1,0 +1,474 @@
+{ filemap for Free Pascal and Delphi: a TFileMap component over the C ABI
+  of filemap (libfilemap_ffi.so / filemap_ffi.dll, see filemap-ffi/).
+
+  TFileMap keeps the old component's shape: MapName, Size, ExistsAlready,
+  IsMapOpen, AutoSynchronize, MapStrings and OnChange; OpenMap, CloseMap,
+  ReadMap, WriteMap, Clear. Behind it is filemap: a publish never tears,
+  a reader never blocks a writer, a crashed writer loses nothing that was
+  published, and too-large content raises EFileMapError while the content
+  already in the map stays.
+
+  Delivery of changes made by others: OpenMap starts a thread that sleeps
+  until the map changes and queues the change to the main thread
+  (TThread.Queue). A GUI application gets OnChange on the main thread from
+  its message loop; a console program calls CheckSynchronize (or
+  ProcessChanges) from its loop. CheckChanges checks without any thread.
+  OnChange never fires for this component's own writes.
+
+  On Unix the program must put cthreads first in its uses clause. Linking:
+  the library's directory must be known to the linker and loader, e.g.
+  fpc -Fl<dir> -k-rpath=<dir> app.pas. A map inherited through fork() is
+  refused in the child (EFileMapError with FM_E_FORKED_HANDLE): reopen it
+  there. }
+unit filemap;
+
+{$ifdef FPC}
+  {$mode objfpc}{$H+}
+  {$packrecords C}
+{$endif}
+
+interface
+
+uses
+  Classes, SysUtils;
+
+const
+  {$ifdef MSWINDOWS}
+  FileMapLib = 'filemap_ffi.dll';
+  {$else}
+  FileMapLib = 'filemap_ffi';
+  {$endif}
+
+  FM_OK = 0;
+  FM_E_NULL = -1;
+  FM_E_INVALID_ARGUMENT = -2;
+  FM_E_PANIC = -3;
+  FM_E_BUFFER_TOO_SMALL = -4;
+  FM_E_INVALID_NAME = -10;
+  FM_E_INVALID_CAPACITY = -11;
+  FM_E_TOO_LARGE = -12;
+  FM_E_NOT_FOUND = -13;
+  FM_E_ALREADY_EXISTS = -14;
+  FM_E_TIMEOUT = -21;
+  FM_E_WOULD_DEADLOCK = -22;
+  FM_E_WRONG_THREAD = -29;
+  FM_E_NOT_LOCKED = -30;
+  FM_E_FORKED_HANDLE = -31;
+
+  FM_CREATE_ONLY = 1;
+  FM_OPEN_ONLY = 2;
+  FM_PERSISTENT = 4;
+
+  FileMapDefaultSize = 4096;
+  FileMapMinSize = 32;
+
+type
+  { The C ABI's types (filemap.h). }
+  TFmWriter = record
+    Pid: LongWord;
+    Handle: LongWord;
+  end;
+  TFmStamp = record
+    Generation: QWord;
+    Writer: TFmWriter;
+  end;
+  PFmStamp = ^TFmStamp;
+  {$ifndef FPC}
+  { Delphi spellings of FPC's integer types. }
+  QWord = UInt64;
+  PQWord = ^QWord;
+  PtrUInt = NativeUInt;
+  PPtrUInt = ^PtrUInt;
+  {$endif}
+
+{ The C ABI, as declared in filemap.h; see there for each call's contract. }
+function fm_abi_version: LongWord; cdecl; external FileMapLib;
+function fm_open(Name: PAnsiChar; Capacity: QWord; Flags: LongWord; OutMap: PPointer): LongInt; cdecl; external FileMapLib;
+function fm_close(Map: Pointer): LongInt; cdecl; external FileMapLib;
+function fm_existed_already(Map: Pointer; OutExisted: PByte): LongInt; cdecl; external FileMapLib;
+function fm_capacity(Map: Pointer; OutCapacity: PPtrUInt): LongInt; cdecl; external FileMapLib;
+function fm_id(Map: Pointer; OutId: Pointer): LongInt; cdecl; external FileMapLib;
+function fm_write(Map: Pointer; Data: PByte; Len: PtrUInt; Generation: PQWord): LongInt; cdecl; external FileMapLib;
+function fm_read(Map: Pointer; Buf: PByte; Cap: PtrUInt; Len: PPtrUInt; Stamp: PFmStamp): LongInt; cdecl; external FileMapLib;
+function fm_generation(Map: Pointer; OutGeneration: PQWord): LongInt; cdecl; external FileMapLib;
+function fm_wait_change(Map: Pointer; Seen: QWord; TimeoutMs: Int64; Generation: PQWord): LongInt; cdecl; external FileMapLib;
+function fm_lock(Map: Pointer; OwnerDied: PByte): LongInt; cdecl; external FileMapLib;
+function fm_unlock(Map: Pointer): LongInt; cdecl; external FileMapLib;
+function fm_remove(Name: PAnsiChar): LongInt; cdecl; external FileMapLib;
+function fm_last_error: PAnsiChar; cdecl; external FileMapLib;
+function fm_status_name(Status: LongInt): PAnsiChar; cdecl; external FileMapLib;
+
+type
+  { Raised for every failed call; Status is the C ABI's FM_E_* code. }
+  EFileMapError = class(Exception)
+  private
+    FStatus: LongInt;
+  public
+    constructor CreateStatus(AStatus: LongInt; const What: string);
+    property Status: LongInt read FStatus;
+  end;
+
+  TFileMap = class;
+
+  { Sleeps in fm_wait_change and queues each change to the main thread. }
+  TFileMapWatchThread = class(TThread)
+  private
+    FOwner: TFileMap;
+    FMap: Pointer;
+    FSeen: QWord;
+    procedure Deliver;
+  protected
+    procedure Execute; override;
+  public
+    constructor Create(AOwner: TFileMap; AMap: Pointer; ASeen: QWord);
+  end;
+
+  TFileMap = class(TComponent)
+  private
+    FMap: Pointer;
+    FMapName: string;
+    FSize: LongWord;
+    FExistsAlready: Boolean;
+    FAutoSynchronize: Boolean;
+    FMapStrings: TStringList;
+    FOnChange: TNotifyEvent;
+    FSeen: QWord;
+    FId: TFmWriter;
+    FLoading: Boolean;
+    FWatch: TFileMapWatchThread;
+    FUseThread: Boolean;
+    procedure SetMapName(const Value: string);
+    procedure SetSize(Value: LongWord);
+    function GetIsMapOpen: Boolean;
+    procedure StringsChanged(Sender: TObject);
+    procedure Check(Status: LongInt; const What: string);
+    procedure LoadContent(const Content: AnsiString);
+    function ReadContent(out Stamp: TFmStamp): AnsiString;
+    function JoinLines: AnsiString;
+    procedure RequireOpen(const What: string);
+  public
+    constructor Create(AOwner: TComponent); override;
+    destructor Destroy; override;
+    { Open (or create) the map MapName. If it existed, MapStrings gets its
+      content; if this call created it, MapStrings is written into it. }
+    procedure OpenMap;
+    { Close the map; a non-persistent map disappears with its last user. }
+    procedure CloseMap;
+    { Replace MapStrings with the map's content (no OnChange). }
+    procedure ReadMap;
+    { Publish MapStrings (lines joined by LF). Raises EFileMapError with
+      FM_E_TOO_LARGE when they do not fit; the map keeps its content. }
+    procedure WriteMap;
+    { Empty MapStrings and the map. }
+    procedure Clear;
+    { Take the map's cross-process lock (thread-affine: Unlock from the same
+      thread). ReadMap and WriteMap from this thread run under it. Returns
+      whether the previous owner died holding it. }
+    function Lock: Boolean;
+    procedure Unlock;
+    { If another writer changed the map since we last looked, load its
+      content into MapStrings and fire OnChange; True when it did. Needs no
+      thread: call it from a timer or a loop. }
+    function CheckChanges: Boolean;
+    { Deliver what the watch thread queued (console programs); waits up to
+      TimeoutMs for something to arrive. Same as CheckSynchronize. }
+    procedure ProcessChanges(TimeoutMs: Integer = 0);
+    property IsMapOpen: Boolean read GetIsMapOpen;
+    property ExistsAlready: Boolean read FExistsAlready;
+    property MapStrings: TStringList read FMapStrings;
+    { The generation MapStrings was last read from or written as. }
+    property Generation: QWord read FSeen;
+  published
+    property MapName: string read FMapName write SetMapName;
+    { Capacity in bytes (default 4096, at least 32); set while closed. }
+    property Size: LongWord read FSize write SetSize default FileMapDefaultSize;
+    { When True, every change to MapStrings is written through at once. }
+    property AutoSynchronize: Boolean read FAutoSynchronize write FAutoSynchronize default False;
+    { Start the watch thread in OpenMap (default True). Without it, call
+      CheckChanges to see others' changes. }
+    property UseThread: Boolean read FUseThread write FUseThread default True;
+    { Fired on the main thread for changes made by others, never for ours. }
+    property OnChange: TNotifyEvent read FOnChange write FOnChange;
+  end;
+
+implementation
+
+constructor EFileMapError.CreateStatus(AStatus: LongInt; const What: string);
+begin
+  inherited Create(What + ': ' + string(fm_last_error()) + ' (' +
+    string(fm_status_name(AStatus)) + ')');
+  FStatus := AStatus;
+end;
+
+{ TFileMapWatchThread }
+
+constructor TFileMapWatchThread.Create(AOwner: TFileMap; AMap: Pointer; ASeen: QWord);
+begin
+  FOwner := AOwner;
+  FMap := AMap;
+  FSeen := ASeen;
+  FreeOnTerminate := False;
+  inherited Create(False);
+end;
+
+procedure TFileMapWatchThread.Deliver;
+begin
+  FOwner.CheckChanges;
+end;
+
+procedure TFileMapWatchThread.Execute;
+var
+  Now: QWord;
+begin
+  while not Terminated do
+  begin
+    { A short timeout so CloseMap's Terminate is seen promptly. }
+    if fm_wait_change(FMap, FSeen, 100, @Now) = FM_OK then
+    begin
+      FSeen := Now;
+      Queue({$ifdef FPC}@{$endif}Deliver);
+    end;
+  end;
+end;
+
+{ TFileMap }
+
+constructor TFileMap.Create(AOwner: TComponent);
+begin
+  inherited Create(AOwner);
+  FSize := FileMapDefaultSize;
+  FUseThread := True;
+  FMapStrings := TStringList.Create;
+  FMapStrings.OnChange := {$ifdef FPC}@{$endif}StringsChanged;
+end;
+
+destructor TFileMap.Destroy;
+begin
+  CloseMap;
+  FMapStrings.Free;
+  inherited Destroy;
+end;
+
+procedure TFileMap.Check(Status: LongInt; const What: string);
+begin
+  if Status <> FM_OK then
+    raise EFileMapError.CreateStatus(Status, What);
+end;
+
+procedure TFileMap.RequireOpen(const What: string);
+begin
+  if FMap = nil then
+    raise EFileMapError.CreateStatus(FM_E_NULL, What + ': the map is not open');
+end;
+
+procedure TFileMap.SetMapName(const Value: string);
+begin
+  if IsMapOpen then
+    raise EFileMapError.CreateStatus(FM_E_INVALID_ARGUMENT, 'MapName: close the map first');
+  FMapName := Value;
+end;
+
+procedure TFileMap.SetSize(Value: LongWord);
+begin
+  if IsMapOpen then
+    raise EFileMapError.CreateStatus(FM_E_INVALID_ARGUMENT, 'Size: close the map first');
+  if Value < FileMapMinSize then
+    raise EFileMapError.CreateStatus(FM_E_INVALID_CAPACITY,
+      Format('Size %d is below the minimum of %d bytes', [Value, FileMapMinSize]));
+  FSize := Value;
+end;
+
+function TFileMap.GetIsMapOpen: Boolean;
+begin
+  Result := FMap <> nil;
+end;
+
+procedure TFileMap.OpenMap;
+var
+  Map: Pointer;
+  Existed: Byte;
+  CName: AnsiString;
+begin
+  if IsMapOpen then
+    Exit;
+  CName := AnsiString(FMapName);
+  Map := nil;
+  Check(fm_open(PAnsiChar(CName), FSize, 0, @Map), 'OpenMap ' + FMapName);
+  FMap := Map;
+  try
+    Existed := 0;
+    Check(fm_existed_already(FMap, @Existed), 'OpenMap');
+    FExistsAlready := Existed <> 0;
+    Check(fm_id(FMap, @FId), 'OpenMap');
+    if FExistsAlready then
+      ReadMap
+    else
+      WriteMap;
+    if FUseThread then
+      FWatch := TFileMapWatchThread.Create(Self, FMap, FSeen);
+  except
+    CloseMap;
+    raise;
+  end;
+end;
+
+procedure TFileMap.CloseMap;
+begin
+  if FWatch <> nil then
+  begin
+    FWatch.Terminate;
+    FWatch.WaitFor;
+    { Changes it queued must not reach a closed (or freed) component. }
+    TThread.RemoveQueuedEvents(FWatch);
+    FreeAndNil(FWatch);
+  end;
+  if FMap <> nil then
+  begin
+    fm_close(FMap);
+    FMap := nil;
+  end;
+end;
+
+function TFileMap.ReadContent(out Stamp: TFmStamp): AnsiString;
+var
+  Len: PtrUInt;
+  Status: LongInt;
+begin
+  RequireOpen('ReadMap');
+  Result := '';
+  Len := 0;
+  { Ask for the length, then read; retry if a writer grew it meanwhile. }
+  repeat
+    SetLength(Result, Len);
+    if Len = 0 then
+      Status := fm_read(FMap, nil, 0, @Len, @Stamp)
+    else
+      Status := fm_read(FMap, PByte(PAnsiChar(Result)), Len, @Len, @Stamp);
+  until Status <> FM_E_BUFFER_TOO_SMALL;
+  Check(Status, 'ReadMap');
+  SetLength(Result, Len);
+end;
+
+procedure TFileMap.LoadContent(const Content: AnsiString);
+var
+  Start, I: Integer;
+begin
+  FLoading := True;
+  FMapStrings.BeginUpdate;
+  try
+    FMapStrings.Clear;
+    if Content <> '' then
+    begin
+      Start := 1;
+      for I := 1 to Length(Content) do
+        if Content[I] = #10 then
+        begin
+          FMapStrings.Add(Copy(Content, Start, I - Start));
+          Start := I + 1;
+        end;
+      FMapStrings.Add(Copy(Content, Start, Length(Content) - Start + 1));
+    end;
+  finally
+    FMapStrings.EndUpdate;
+    FLoading := False;
+  end;
+end;
+
+procedure TFileMap.ReadMap;
+var
+  Stamp: TFmStamp;
+  Content: AnsiString;
+begin
+  Content := ReadContent(Stamp);
+  FSeen := Stamp.Generation;
+  LoadContent(Content);
+end;
+
+function TFileMap.JoinLines: AnsiString;
+var
+  I: Integer;
+begin
+  Result := '';
+  for I := 0 to FMapStrings.Count - 1 do
+  begin
+    if I > 0 then
+      Result := Result + #10;
+    Result := Result + AnsiString(FMapStrings[I]);
+  end;
+end;
+
+procedure TFileMap.WriteMap;
+var
+  Content: AnsiString;
+  Gen: QWord;
+begin
+  RequireOpen('WriteMap');
+  Content := JoinLines;
+  Gen := 0;
+  Check(fm_write(FMap, PByte(PAnsiChar(Content)), Length(Content), @Gen), 'WriteMap');
+  FSeen := Gen;
+end;
+
+procedure TFileMap.Clear;
+begin
+  FLoading := True;
+  try
+    FMapStrings.Clear;
+  finally
+    FLoading := False;
+  end;
+  if IsMapOpen then
+    WriteMap;
+end;
+
+function TFileMap.Lock: Boolean;
+var
+  Died: Byte;
+begin
+  RequireOpen('Lock');
+  Died := 0;
+  Check(fm_lock(FMap, @Died), 'Lock');
+  Result := Died <> 0;
+end;
+
+procedure TFileMap.Unlock;
+begin
+  RequireOpen('Unlock');
+  Check(fm_unlock(FMap), 'Unlock');
+end;
+
+procedure TFileMap.StringsChanged(Sender: TObject);
+begin
+  if FAutoSynchronize and not FLoading and IsMapOpen then
+    WriteMap;
+end;
+
+function TFileMap.CheckChanges: Boolean;
+var
+  Now: QWord;
+  Stamp: TFmStamp;
+  Content: AnsiString;
+begin
+  Result := False;
+  if not IsMapOpen then
+    Exit;
+  Check(fm_generation(FMap, @Now), 'CheckChanges');
+  if Now = FSeen then
+    Exit;
+  Content := ReadContent(Stamp);
+  FSeen := Stamp.Generation;
+  { Our own write (the latest one is ours): nothing to report. }
+  if (Stamp.Writer.Pid = FId.Pid) and (Stamp.Writer.Handle = FId.Handle) then
+    Exit;
+  LoadContent(Content);
+  Result := True;
+  if Assigned(FOnChange) then
+    FOnChange(Self);
+end;
+
+procedure TFileMap.ProcessChanges(TimeoutMs: Integer);
+begin
+  CheckSynchronize(TimeoutMs);
+end;
+
+end.

@@ -1,0 +1,150 @@
+//! Checking what C hands over: names, byte ranges, handles, out-pointers.
+//!
+//! This module owns every conversion from a raw C argument to a Rust value.
+//! Each function states what it relies on from the caller (the contract the
+//! header documents) and turns everything it can check into a [`Fail`].
+
+use std::ffi::c_char;
+
+use crate::status::{Fail, FfiResult};
+
+/// The longest byte range accepted from C. Rust slices cannot exceed
+/// `isize::MAX` bytes; anything longer is a caller bug, not content.
+const MAX_SLICE: usize = isize::MAX as usize;
+
+/// A region name from a NUL-terminated C string.
+///
+/// Reads at most `MAX_NAME_LEN + 1` bytes, so a string missing its NUL is
+/// refused instead of read past.
+///
+/// # Safety
+/// `name` is NULL or readable up to its NUL or `MAX_NAME_LEN + 1` bytes,
+/// whichever comes first.
+pub(crate) unsafe fn name(name: *const c_char) -> FfiResult<String> {
+    if name.is_null() {
+        return Err(Fail::Null("name"));
+    }
+    let limit = filemap::MAX_NAME_LEN + 1;
+    let mut bytes = Vec::new();
+    loop {
+        if bytes.len() == limit {
+            return Err(Fail::Name {
+                message: format!(
+                    "region name has no NUL within {limit} bytes (the maximum length is {} bytes)",
+                    filemap::MAX_NAME_LEN
+                ),
+                scanned: limit,
+            });
+        }
+        // SAFETY: the caller guarantees `name` is readable up to its NUL or
+        // `limit` bytes; `bytes.len() < limit` and no NUL was seen before.
+        let byte = unsafe { name.add(bytes.len()).cast::<u8>().read() };
+        if byte == 0 {
+            break;
+        }
+        bytes.push(byte);
+    }
+    let scanned = bytes.len();
+    String::from_utf8(bytes).map_err(|e| Fail::Name {
+        message: format!(
+            "region name is not UTF-8 (valid up to byte {})",
+            e.utf8_error().valid_up_to()
+        ),
+        scanned,
+    })
+}
+
+/// `len` bytes at `data` as a slice; NULL is fine for zero bytes.
+///
+/// # Safety
+/// When `len > 0` and `data` is not NULL, `data` is readable for `len`
+/// bytes that nobody writes during the call.
+pub(crate) unsafe fn bytes<'a>(
+    data: *const u8,
+    len: usize,
+    what: &'static str,
+) -> FfiResult<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(Fail::Null(what));
+    }
+    if len > MAX_SLICE {
+        return Err(Fail::Invalid(format!(
+            "{what} length {len} is larger than any buffer can be"
+        )));
+    }
+    // SAFETY:
+    // - `data` is not NULL and `len` is in 1..=isize::MAX (checked above);
+    // - the caller guarantees `len` readable bytes, unchanged during the call.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Store `value` through `out` when `out` is not NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for writing a `T`.
+#[inline]
+pub(crate) unsafe fn put<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: not NULL, and the caller guarantees it is writable.
+        unsafe { out.write(value) };
+    }
+}
+
+/// Like [`put`], but `out` is required.
+///
+/// # Safety
+/// As [`put`].
+#[inline]
+pub(crate) unsafe fn put_required<T>(out: *mut T, value: T, what: &'static str) -> FfiResult {
+    if out.is_null() {
+        return Err(Fail::Null(what));
+    }
+    // SAFETY: as this function's contract.
+    unsafe { put(out, value) };
+    Ok(())
+}
+
+/// A handle that starts with a magic word, so a pointer of the wrong kind
+/// (or one already closed, in most cases) is refused rather than used.
+pub(crate) trait Tagged {
+    const MAGIC: u64;
+    const WHAT: &'static str;
+    fn magic(&self) -> u64;
+}
+
+/// The handle behind `ptr`.
+///
+/// # Safety
+/// `ptr` is NULL or points to at least 8 readable, 8-aligned bytes; when
+/// they hold `T::MAGIC`, `ptr` is a live `T` made by this library and not
+/// freed for the call's duration.
+#[inline]
+pub(crate) unsafe fn handle<'a, T: Tagged>(ptr: *const T) -> FfiResult<&'a T> {
+    if ptr.is_null() {
+        return Err(Fail::Null(T::WHAT));
+    }
+    if ptr.align_offset(std::mem::align_of::<u64>()) != 0 {
+        return Err(not_a_handle::<T>());
+    }
+    // SAFETY: not NULL, aligned (checked), readable for 8 bytes (contract).
+    let magic = unsafe { ptr.cast::<u64>().read() };
+    if magic != T::MAGIC {
+        return Err(not_a_handle::<T>());
+    }
+    // SAFETY: the magic matches, so by the contract `ptr` is a live `T`.
+    let value = unsafe { &*ptr };
+    debug_assert_eq!(value.magic(), T::MAGIC);
+    Ok(value)
+}
+
+#[cold]
+fn not_a_handle<T: Tagged>() -> Fail {
+    Fail::Invalid(format!(
+        "{} does not point to a live {} (closed already, or another kind of pointer)",
+        T::WHAT,
+        T::WHAT
+    ))
+}

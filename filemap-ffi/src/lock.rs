@@ -1,0 +1,161 @@
+//! The cross-process lock from C: `fm_lock`, `fm_unlock`, `fm_update`.
+//!
+//! This module owns the rule that a lock taken through a handle lives in
+//! that handle's slot until the thread that took it releases it.
+
+use std::ffi::c_void;
+
+use filemap::Error;
+
+use crate::args;
+use crate::map::FmMap;
+use crate::status::{boundary, Fail, FmStatus};
+
+/// Take the region's cross-process lock through `map`, waiting up to the
+/// lock timeout (10 s). Store in `*owner_died` (may be NULL) whether the
+/// previous owner died holding it (its unpublished write was discarded;
+/// the published content is intact).
+///
+/// The lock is thread-affine: it belongs to the calling thread, and only
+/// that thread may `fm_unlock` it (another thread gets
+/// `FM_E_WRONG_THREAD` and the lock stays held). While it is held,
+/// `fm_write` and `fm_read` on this handle from this thread run under it,
+/// and no other handle (in any process) can publish. `fm_close` releases a
+/// lock still held.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TIMEOUT`
+/// (`fm_error_info.pid` names the holder), `FM_E_WOULD_DEADLOCK` (this
+/// thread holds it already), `FM_E_FORKED_HANDLE`.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `owner_died` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_lock(map: *const FmMap, owner_died: *mut bool) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        // Wait for the region lock outside the slot's mutex: the holder's
+        // fm_unlock needs that mutex to let go.
+        let guard = h.map.lock_owned()?;
+        let died = guard.owner_died();
+        let previous = h
+            .lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(guard);
+        // Cannot hold a live lock: this thread just took the region lock,
+        // so whoever filled the slot released it already.
+        drop(previous);
+        // SAFETY: as this function's contract.
+        unsafe { args::put(owner_died, died) };
+        Ok(())
+    })
+}
+
+/// Release the lock this thread took with `fm_lock` on `map`.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
+/// `FM_E_NOT_LOCKED` (no lock held through this handle),
+/// `FM_E_WRONG_THREAD` (another thread took it; it stays held).
+///
+/// # Safety
+/// `map` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fm_unlock(map: *const FmMap) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        let mut slot = h.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(guard) = slot.as_mut() else {
+            return Err(Fail::Core(Error::NotLocked {
+                name: h.map.name().to_owned(),
+            }));
+        };
+        guard.unlock()?;
+        *slot = None;
+        Ok(())
+    })
+}
+
+/// The read-modify-write callback of `fm_update`.
+///
+/// Called once, under the region lock, with `buf` holding the current
+/// content in its first `*len` bytes and room for `capacity` bytes in all.
+/// It may change the bytes and `*len` (at most `capacity`). Return 0 to
+/// keep the result (published if it differs from the content before), or
+/// nonzero to discard it (nothing is published). `buf` is owned by the
+/// library and valid only during the call. It must not call `fm_lock`,
+/// `fm_update` or `fm_close` on the same region, nor longjmp out. A Rust
+/// panic unwinding out of it (the "C-unwind" ABI) is caught: `fm_update`
+/// returns `FM_E_PANIC` and publishes nothing. A C++ exception must not
+/// escape it.
+pub type FmUpdateFn = Option<
+    unsafe extern "C-unwind" fn(
+        user_data: *mut c_void,
+        buf: *mut u8,
+        capacity: usize,
+        len: *mut usize,
+    ) -> i32,
+>;
+
+/// Read-modify-write under the lock: `callback` gets the current content
+/// and may change it; a changed content is published when it returns 0.
+/// N processes incrementing a counter this way never lose an update.
+/// `user_data` is passed through untouched. Stores the generation after
+/// the call in `*generation` and whether it published in `*published`
+/// (both may be NULL).
+///
+/// Returns `FM_OK` (also when the callback returned nonzero: nothing
+/// published, `*published` false), `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
+/// `FM_E_TOO_LARGE` (the callback set `*len` past the capacity; nothing
+/// published), `FM_E_TIMEOUT`, `FM_E_WOULD_DEADLOCK` (this thread holds
+/// the lock: use `fm_read`/`fm_write` under `fm_lock` instead),
+/// `FM_E_FORKED_HANDLE`.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `callback` is NULL or a function as
+/// `FmUpdateFn` describes; `generation` and `published` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_update(
+    map: *const FmMap,
+    callback: FmUpdateFn,
+    user_data: *mut c_void,
+    generation: *mut u64,
+    published: *mut bool,
+) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        let callback = callback.ok_or(Fail::Null("callback"))?;
+        let capacity = h.map.capacity();
+        let updated = h.map.update(|content| {
+            let before = content.clone();
+            let mut len = content.len();
+            content.resize(capacity, 0);
+            // SAFETY:
+            // - `content` holds `capacity` initialised bytes, and `len`
+            //   is a live local: both valid for the call;
+            // - the callback's own contract is the caller's to keep.
+            let rc = unsafe { callback(user_data, content.as_mut_ptr(), capacity, &mut len) };
+            if rc != 0 {
+                *content = before;
+                return Ok(());
+            }
+            if len > capacity {
+                *content = before;
+                return Err(Error::TooLarge { len, capacity });
+            }
+            content.truncate(len);
+            Ok(())
+        })?;
+        updated.value?;
+        // SAFETY: as this function's contract.
+        unsafe {
+            args::put(generation, updated.generation);
+        }
+        // SAFETY: as this function's contract.
+        unsafe { args::put(published, updated.published) };
+        Ok(())
+    })
+}

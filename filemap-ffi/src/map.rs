@@ -1,0 +1,594 @@
+//! The handle and its calls: open, close, write, read, wait, info.
+//!
+//! This module owns `fm_map`: a heap box holding a magic word, the
+//! `FileMap` and the slot for a lock taken with `fm_lock`.
+
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use filemap::{Error, FileMap, OwnedGuard, Stamp, WriterId};
+
+use crate::args::{self, Tagged};
+use crate::status::{boundary, Fail, FfiResult, FmStatus};
+
+/// Open only if the region does not exist yet (else `FM_E_ALREADY_EXISTS`).
+pub const FM_CREATE_ONLY: u32 = 1;
+/// Open only an existing region (else `FM_E_NOT_FOUND`).
+pub const FM_OPEN_ONLY: u32 = 2;
+/// When creating: the region outlives its last handle (removed only by
+/// `fm_remove`).
+pub const FM_PERSISTENT: u32 = 4;
+const ALL_FLAGS: u32 = FM_CREATE_ONLY | FM_OPEN_ONLY | FM_PERSISTENT;
+
+/// The version of this C ABI (`fm_abi_version`). Bumped when a signature
+/// or a struct changes incompatibly; new functions and status codes do not.
+pub const FM_ABI_VERSION: u32 = 1;
+/// The default capacity in bytes (`capacity` 0 in `fm_open`).
+pub const FM_DEFAULT_CAPACITY: u64 = 4096;
+/// The smallest capacity in bytes.
+pub const FM_MIN_CAPACITY: u64 = 32;
+/// The largest capacity in bytes (1 GiB).
+pub const FM_MAX_CAPACITY: u64 = 1 << 30;
+// Literals, so cbindgen can write them as numbers; held to the library's.
+const _: () = assert!(FM_DEFAULT_CAPACITY == filemap::DEFAULT_CAPACITY as u64);
+const _: () = assert!(FM_MIN_CAPACITY == filemap::MIN_CAPACITY as u64);
+const _: () = assert!(FM_MAX_CAPACITY == filemap::MAX_CAPACITY as u64);
+
+/// An open region; opaque to C. Made by `fm_open`, freed by `fm_close`.
+#[repr(C)]
+pub struct FmMap {
+    magic: u64,
+    pub(crate) map: FileMap,
+    /// The lock taken by `fm_lock` through this handle, until `fm_unlock`.
+    pub(crate) lock: Mutex<Option<OwnedGuard>>,
+}
+
+impl Tagged for FmMap {
+    const MAGIC: u64 = u64::from_le_bytes(*b"fm_map\x01\x00");
+    const WHAT: &'static str = "map";
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+}
+
+/// Who published a generation.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FmWriter {
+    /// Process id (0 when nobody has written yet).
+    pub pid: u32,
+    /// Number of the writing handle inside that process.
+    pub handle: u32,
+}
+
+impl From<WriterId> for FmWriter {
+    fn from(w: WriterId) -> FmWriter {
+        FmWriter {
+            pid: w.pid,
+            handle: w.handle,
+        }
+    }
+}
+
+/// A generation and who published it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FmStamp {
+    /// The generation: 0 for a new region, bumped by every publish.
+    pub generation: u64,
+    /// Who published it.
+    pub writer: FmWriter,
+}
+
+impl From<Stamp> for FmStamp {
+    fn from(s: Stamp) -> FmStamp {
+        FmStamp {
+            generation: s.generation,
+            writer: s.writer.into(),
+        }
+    }
+}
+
+/// A region's header, from `fm_info`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FmInfo {
+    /// Capacity in bytes.
+    pub capacity: u64,
+    /// Length of the published content in bytes.
+    pub len: u64,
+    /// Current generation.
+    pub generation: u64,
+    /// Who published the current generation.
+    pub last_writer: FmWriter,
+    /// Live processes attached.
+    pub attached: u32,
+    /// Whether the region outlives its last handle.
+    pub persistent: bool,
+    /// Non-persistent and nobody attached (its users died without closing).
+    pub stale: bool,
+}
+
+/// The version of the C ABI this library implements (`FM_ABI_VERSION`).
+/// A program built against another major version should refuse to run.
+#[no_mangle]
+pub extern "C" fn fm_abi_version() -> u32 {
+    FM_ABI_VERSION
+}
+
+/// Open region `name`, creating it when it does not exist (unless
+/// `FM_OPEN_ONLY`).
+///
+/// - `name`: NUL-terminated UTF-8, at most `fm_max_name_len()` bytes, no `/`,
+///   `\` or control characters. At most `fm_max_name_len() + 1` bytes
+///   are read: a longer or unterminated string gives `FM_E_INVALID_NAME`.
+/// - `capacity`: bytes of content when creating; 0 means
+///   `FM_DEFAULT_CAPACITY` (4096). Ignored when attaching to an existing
+///   region.
+/// - `flags`: 0 or `FM_CREATE_ONLY` / `FM_OPEN_ONLY` (not both), with
+///   `FM_PERSISTENT`. Other bits give `FM_E_INVALID_ARGUMENT`.
+/// - `out`: receives the handle, which the caller owns and frees with
+///   `fm_close`. Untouched on failure.
+///
+/// A handle may be used from any thread. A handle inherited through
+/// fork() is refused with `FM_E_FORKED_HANDLE` in the child: open the
+/// region again there.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
+/// `FM_E_INVALID_NAME`, `FM_E_INVALID_CAPACITY`, `FM_E_NOT_FOUND`,
+/// `FM_E_ALREADY_EXISTS`, `FM_E_PERMISSION_DENIED`, `FM_E_OUT_OF_SPACE`,
+/// `FM_E_INCOMPATIBLE_VERSION`, `FM_E_NOT_A_REGION`, `FM_E_TIMEOUT`,
+/// `FM_E_IO`...
+///
+/// # Safety
+/// `name` is NULL or a string readable as described; `out` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_open(
+    name: *const c_char,
+    capacity: u64,
+    flags: u32,
+    out: *mut *mut FmMap,
+) -> FmStatus {
+    boundary(|| {
+        if out.is_null() {
+            return Err(Fail::Null("out"));
+        }
+        // SAFETY: as this function's contract.
+        let name = unsafe { args::name(name) }?;
+        if flags & !ALL_FLAGS != 0 {
+            return Err(Fail::Invalid(format!(
+                "unknown flag bits {:#x}",
+                flags & !ALL_FLAGS
+            )));
+        }
+        if flags & FM_CREATE_ONLY != 0 && flags & FM_OPEN_ONLY != 0 {
+            return Err(Fail::Invalid(
+                "FM_CREATE_ONLY and FM_OPEN_ONLY exclude each other".into(),
+            ));
+        }
+        let mut builder = FileMap::builder(name);
+        if capacity != 0 {
+            builder = builder.capacity(capacity);
+        }
+        if flags & FM_CREATE_ONLY != 0 {
+            builder = builder.create_only();
+        }
+        if flags & FM_OPEN_ONLY != 0 {
+            builder = builder.open_only();
+        }
+        if flags & FM_PERSISTENT != 0 {
+            builder = builder.persistent(true);
+        }
+        let handle = Box::new(FmMap {
+            magic: FmMap::MAGIC,
+            map: builder.open()?,
+            lock: Mutex::new(None),
+        });
+        // SAFETY: `out` is not NULL (checked) and writable (contract).
+        unsafe { out.write(Box::into_raw(handle)) };
+        Ok(())
+    })
+}
+
+/// Close a handle made by `fm_open` and free it. A lock still held through
+/// it is released. Closing the last handle of a non-persistent region
+/// (in any process) removes the region; a running watcher keeps it alive
+/// until `fm_watch_stop`.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, or `FM_E_INVALID_ARGUMENT` when `map` is
+/// not a live handle (the check is best effort: never close twice).
+///
+/// # Safety
+/// `map` is NULL or a handle from `fm_open` not closed yet, and no other
+/// thread uses it during or after this call.
+#[no_mangle]
+pub unsafe extern "C" fn fm_close(map: *mut FmMap) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        unsafe { args::handle(map) }?;
+        // SAFETY: `map` is a live handle from `Box::into_raw` in `fm_open`
+        // (checked), and the caller gives up every other use of it.
+        let mut handle = unsafe { Box::from_raw(map) };
+        handle.magic = 0;
+        drop(handle);
+        Ok(())
+    })
+}
+
+/// Store in `*out` whether the region existed before this handle opened
+/// it (`false`: this handle created it).
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_existed_already(map: *const FmMap, out: *mut bool) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        // SAFETY: as this function's contract.
+        unsafe { args::put_required(out, h.map.existed_already(), "out") }
+    })
+}
+
+/// Store the region's capacity in bytes in `*out`.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_capacity(map: *const FmMap, out: *mut usize) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        // SAFETY: as this function's contract.
+        unsafe { args::put_required(out, h.map.capacity(), "out") }
+    })
+}
+
+/// Store this handle's identity (the `FmWriter` its writes carry) in `*out`.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_id(map: *const FmMap, out: *mut FmWriter) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        // SAFETY: as this function's contract.
+        unsafe { args::put_required(out, h.map.id().into(), "out") }
+    })
+}
+
+/// Publish `len` bytes from `data` as the region's new content, and store
+/// the new generation in `*generation` (may be NULL).
+///
+/// The bytes are copied; the caller keeps `data`. `data` may be NULL when
+/// `len` is 0. Content longer than the capacity gives `FM_E_TOO_LARGE`
+/// and nothing is written: the previous content stays. Called while this
+/// thread holds the lock through `fm_lock` on the same handle, it
+/// publishes under that lock.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TOO_LARGE`,
+/// `FM_E_TIMEOUT` (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
+///
+/// # Safety
+/// `map` is NULL or a live handle; `data` is NULL or readable for `len`
+/// bytes; `generation` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_write(
+    map: *const FmMap,
+    data: *const u8,
+    len: usize,
+    generation: *mut u64,
+) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        check_fits(&h.map, len)?;
+        // SAFETY: as this function's contract.
+        let content = unsafe { args::bytes(data, len, "data") }?;
+        let published = match h.map.write(content) {
+            Err(Error::WouldDeadlock { .. }) => h.locked_write(content)?,
+            other => other?.generation,
+        };
+        // SAFETY: as this function's contract.
+        unsafe { args::put(generation, published) };
+        Ok(())
+    })
+}
+
+/// Publish `len` bytes from `data` only if the region's generation is
+/// still `expected` (compare-and-publish, no lock held across calls): read
+/// with `fm_read`, compute, then `fm_write_if` with the generation read.
+/// Stores the new generation in `*generation` (may be NULL).
+///
+/// Returns `FM_OK`; `FM_E_CONFLICT` when another write came first
+/// (`fm_error_info.found` is the generation now; nothing written);
+/// otherwise as `fm_write`.
+///
+/// # Safety
+/// As `fm_write`.
+#[no_mangle]
+pub unsafe extern "C" fn fm_write_if(
+    map: *const FmMap,
+    expected: u64,
+    data: *const u8,
+    len: usize,
+    generation: *mut u64,
+) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        check_fits(&h.map, len)?;
+        // SAFETY: as this function's contract.
+        let content = unsafe { args::bytes(data, len, "data") }?;
+        let published = h.map.write_if(expected, content)?;
+        // SAFETY: as this function's contract.
+        unsafe { args::put(generation, published.generation) };
+        Ok(())
+    })
+}
+
+/// `TooLarge` before a slice is made: `len` may be any number.
+fn check_fits(map: &FileMap, len: usize) -> FfiResult {
+    if len > map.capacity() {
+        return Err(Fail::Core(Error::TooLarge {
+            len,
+            capacity: map.capacity(),
+        }));
+    }
+    Ok(())
+}
+
+impl FmMap {
+    /// Publish through the guard this thread took with `fm_lock`, when the
+    /// plain write found this thread holding the lock.
+    #[cold]
+    fn locked_write(&self, content: &[u8]) -> FfiResult<u64> {
+        let mut slot = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_mut() {
+            Some(guard) => Ok(guard.publish(content)?.generation),
+            None => Err(Fail::Core(Error::WouldDeadlock {
+                name: self.map.name().to_owned(),
+            })),
+        }
+    }
+
+    /// A failed lock-free read: this thread may hold the lock through
+    /// `fm_lock`, then read under it.
+    #[cold]
+    fn read_failed(&self, result: filemap::Result<Stamp>, buf: &mut Vec<u8>) -> FfiResult<Stamp> {
+        match result {
+            Ok(stamp) => Ok(stamp),
+            Err(Error::WouldDeadlock { .. }) => self.locked_read(buf),
+            Err(e) => Err(Fail::Core(e)),
+        }
+    }
+
+    fn locked_read(&self, buf: &mut Vec<u8>) -> FfiResult<Stamp> {
+        let slot = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some(guard) => {
+                let snap = guard.read()?;
+                let stamp = snap.stamp();
+                *buf = snap.content;
+                Ok(stamp)
+            }
+            None => Err(Fail::Core(Error::WouldDeadlock {
+                name: self.map.name().to_owned(),
+            })),
+        }
+    }
+}
+
+thread_local! {
+    /// Where `fm_read` reads before copying to the caller: the library
+    /// reads into a `Vec`, and the caller's buffer may be too small.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Copy the published content into `buf` (capacity `cap` bytes) and store
+/// its length in `*len` and its generation and writer in `*stamp` (both
+/// may be NULL). Lock-free.
+///
+/// When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`,
+/// stores the needed length in `*len` (and the stamp), and leaves `buf`
+/// untouched: call again with a buffer of `fm_capacity` bytes, which
+/// always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
+/// The caller owns `buf`.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
+/// `FM_E_BUFFER_TOO_SMALL`, `FM_E_CORRUPTED`, `FM_E_TIMEOUT`,
+/// `FM_E_FORKED_HANDLE`...
+///
+/// # Safety
+/// `map` is NULL or a live handle; `buf` is NULL or writable for `cap`
+/// bytes; `len` and `stamp` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_read(
+    map: *const FmMap,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    stamp: *mut FmStamp,
+) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        if buf.is_null() && cap > 0 {
+            return Err(Fail::Null("buf"));
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.try_borrow_mut().map_err(|_| {
+                Fail::Invalid("fm_read called from inside fm_read on one thread".into())
+            })?;
+            let result = h.map.read_into(&mut scratch);
+            let got = match &result {
+                Ok(s) => s,
+                Err(_) => &h.read_failed(result, &mut scratch)?,
+            };
+            // The writer's halves one at a time: reloading the `Stamp` as
+            // a whole stalls on store forwarding (the library stores its
+            // two u32 halves apart), which cost a third of the call.
+            // SAFETY: both point into `got`, a live, aligned `Stamp`.
+            let (pid, handle) = unsafe {
+                (
+                    std::ptr::read_volatile(&got.writer.pid),
+                    std::ptr::read_volatile(&got.writer.handle),
+                )
+            };
+            let generation = got.generation;
+            // SAFETY: as this function's contract.
+            unsafe { args::put(len, scratch.len()) };
+            if !stamp.is_null() {
+                // SAFETY: not NULL, writable by the contract.
+                unsafe {
+                    (*stamp).generation = generation;
+                    (*stamp).writer.pid = pid;
+                    (*stamp).writer.handle = handle;
+                }
+            }
+            if scratch.len() > cap {
+                return Err(Fail::BufferTooSmall {
+                    needed: scratch.len(),
+                    capacity: cap,
+                });
+            }
+            if !scratch.is_empty() {
+                // SAFETY:
+                // - `buf` is not NULL here (cap >= len > 0, and NULL with
+                //   cap > 0 was refused) and writable for `cap` bytes;
+                // - `scratch` is ours, so the ranges do not overlap.
+                unsafe { std::ptr::copy_nonoverlapping(scratch.as_ptr(), buf, scratch.len()) };
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Store the region's current generation in `*out` (one atomic load).
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_generation(map: *const FmMap, out: *mut u64) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        // SAFETY: as this function's contract.
+        unsafe { args::put_required(out, h.map.generation(), "out") }
+    })
+}
+
+/// Block until the region's generation differs from `seen`, then store the
+/// new generation in `*generation` (may be NULL). `timeout_ms` < 0 waits
+/// as long as it takes; 0 only checks. Sleeps in the kernel; wakes within
+/// microseconds of a publish.
+///
+/// Returns `FM_OK`, `FM_E_TIMEOUT` (nothing changed in time),
+/// `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `map` is NULL or a live handle not closed during the wait;
+/// `generation` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_wait_change(
+    map: *const FmMap,
+    seen: u64,
+    timeout_ms: i64,
+    generation: *mut u64,
+) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        match h.map.wait_change(seen, timeout) {
+            Some(now) => {
+                // SAFETY: as this function's contract.
+                unsafe { args::put(generation, now) };
+                Ok(())
+            }
+            None => Err(Fail::Core(Error::Timeout {
+                what: "a change",
+                waited: timeout.unwrap_or_default(),
+                holder_pid: None,
+            })),
+        }
+    })
+}
+
+/// Fill `*out` with the region's header: capacity, length, generation,
+/// last writer, attached processes.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_info(map: *const FmMap, out: *mut FmInfo) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        if out.is_null() {
+            return Err(Fail::Null("out"));
+        }
+        let info = h.map.info();
+        let value = FmInfo {
+            capacity: info.capacity as u64,
+            len: info.len as u64,
+            generation: info.generation,
+            last_writer: info.last_writer.into(),
+            attached: u32::try_from(info.attached.len()).unwrap_or(u32::MAX),
+            persistent: info.persistent,
+            stale: info.stale,
+        };
+        // SAFETY: as this function's contract.
+        unsafe { args::put(out, value) };
+        Ok(())
+    })
+}
+
+/// Remove region `name`'s name now: processes attached keep their mapping,
+/// new opens create a new region. (Windows: see docs/platforms.md.)
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_NAME`, `FM_E_NOT_FOUND`,
+/// `FM_E_PERMISSION_DENIED`, `FM_E_IO`.
+///
+/// # Safety
+/// `name` is NULL or a string readable as for `fm_open`.
+#[no_mangle]
+pub unsafe extern "C" fn fm_remove(name: *const c_char) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let name = unsafe { args::name(name) }?;
+        FileMap::remove(&name)?;
+        Ok(())
+    })
+}
+
+/// Remove every stale region (non-persistent, no live process attached)
+/// and store how many were removed in `*removed` (may be NULL).
+///
+/// Returns `FM_OK`, `FM_E_IO`.
+///
+/// # Safety
+/// `removed` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_clean_stale(removed: *mut usize) -> FmStatus {
+    boundary(|| {
+        let names = FileMap::clean_stale()?;
+        // SAFETY: as this function's contract.
+        unsafe { args::put(removed, names.len()) };
+        Ok(())
+    })
+}

@@ -1,0 +1,636 @@
+//! Every boundary case of the C ABI, called the way C would: NULLs, names
+//! that are not UTF-8 or not terminated, absurd lengths, pointers of the
+//! wrong kind, panics in callbacks. Each gets its status, and the region's
+//! content stays what it was.
+
+use std::ffi::{c_void, CStr, CString};
+use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use filemap_ffi::*;
+
+fn unique(tag: &str) -> CString {
+    static N: AtomicU32 = AtomicU32::new(0);
+    CString::new(format!(
+        "test-ffi-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+    .unwrap()
+}
+
+/// A handle on a fresh region, closed and removed at the end.
+struct Map {
+    ptr: *mut FmMap,
+    name: CString,
+}
+
+impl Map {
+    fn new(tag: &str, capacity: u64) -> Map {
+        let name = unique(tag);
+        let mut ptr = null_mut();
+        // SAFETY: a valid C string and out-pointer.
+        let status = unsafe { fm_open(name.as_ptr(), capacity, FM_CREATE_ONLY, &mut ptr) };
+        assert_eq!(status, FM_OK, "{}", last_error());
+        Map { ptr, name }
+    }
+
+    fn write(&self, content: &[u8]) -> FmStatus {
+        // SAFETY: a live handle and a valid slice.
+        unsafe { fm_write(self.ptr, content.as_ptr(), content.len(), null_mut()) }
+    }
+
+    fn read(&self) -> Vec<u8> {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut len = 0;
+        let status =
+            // SAFETY: a live handle, a buffer of buf.len() bytes.
+            unsafe { fm_read(self.ptr, buf.as_mut_ptr(), buf.len(), &mut len, null_mut()) };
+        assert_eq!(status, FM_OK, "{}", last_error());
+        buf.truncate(len);
+        buf
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: the handle from `new`, closed once.
+        unsafe { fm_close(self.ptr) };
+        // SAFETY: a valid C string.
+        unsafe { fm_remove(self.name.as_ptr()) };
+    }
+}
+
+fn last_error() -> String {
+    // SAFETY: fm_last_error returns a valid C string, never NULL.
+    unsafe { CStr::from_ptr(fm_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn last_info() -> FmErrorInfo {
+    let mut info = FmErrorInfo::default();
+    // SAFETY: a writable struct.
+    assert_eq!(unsafe { fm_last_error_info(&mut info) }, FM_OK);
+    info
+}
+
+fn open_status(name: *const std::ffi::c_char, capacity: u64, flags: u32) -> FmStatus {
+    let mut ptr = null_mut();
+    // SAFETY: the name is NULL or valid as each test sets up; out is valid.
+    let status = unsafe { fm_open(name, capacity, flags, &mut ptr) };
+    if status == FM_OK {
+        // SAFETY: a handle just opened.
+        unsafe { fm_close(ptr) };
+    }
+    status
+}
+
+#[test]
+fn open_refuses_null_and_bad_names_flags_and_capacities() {
+    assert_eq!(open_status(null(), 0, 0), FM_E_NULL);
+    assert!(last_error().contains("name"), "{}", last_error());
+
+    let name = unique("nullout");
+    assert_eq!(
+        // SAFETY: a NULL out-pointer is what is being tested.
+        unsafe { fm_open(name.as_ptr(), 0, 0, null_mut()) },
+        FM_E_NULL
+    );
+
+    let not_utf8 = [b'a', 0xff, 0xfe, 0];
+    assert_eq!(
+        open_status(not_utf8.as_ptr().cast(), 0, 0),
+        FM_E_INVALID_NAME
+    );
+    assert!(last_error().contains("UTF-8"), "{}", last_error());
+
+    // No NUL anywhere in the longest readable prefix: refused after
+    // reading exactly that much (the Vec holds no more).
+    let unterminated = vec![b'x'; fm_max_name_len() + 1];
+    assert_eq!(
+        open_status(unterminated.as_ptr().cast(), 0, 0),
+        FM_E_INVALID_NAME
+    );
+    assert_eq!(last_info().len, fm_max_name_len() as u64 + 1);
+
+    let slash = CString::new("a/b").unwrap();
+    assert_eq!(open_status(slash.as_ptr(), 0, 0), FM_E_INVALID_NAME);
+    let empty = CString::new("").unwrap();
+    assert_eq!(open_status(empty.as_ptr(), 0, 0), FM_E_INVALID_NAME);
+
+    let name = unique("flags");
+    assert_eq!(open_status(name.as_ptr(), 0, 0x80), FM_E_INVALID_ARGUMENT);
+    assert!(last_error().contains("0x80"), "{}", last_error());
+    assert_eq!(
+        open_status(name.as_ptr(), 0, FM_CREATE_ONLY | FM_OPEN_ONLY),
+        FM_E_INVALID_ARGUMENT
+    );
+    assert_eq!(open_status(name.as_ptr(), 0, FM_OPEN_ONLY), FM_E_NOT_FOUND);
+
+    assert_eq!(open_status(name.as_ptr(), 16, 0), FM_E_INVALID_CAPACITY);
+    let info = last_info();
+    assert_eq!(
+        (info.status, info.len, info.min, info.max),
+        (FM_E_INVALID_CAPACITY, 16, 32, 1 << 30)
+    );
+    assert_eq!(
+        open_status(name.as_ptr(), u64::MAX, 0),
+        FM_E_INVALID_CAPACITY
+    );
+    // SAFETY: valid C string (the region does not exist: nothing removed).
+    assert_eq!(unsafe { fm_remove(name.as_ptr()) }, FM_E_NOT_FOUND);
+}
+
+#[test]
+fn open_flags_create_only_and_existed_already() {
+    let map = Map::new("existed", 0);
+    let mut existed = true;
+    // SAFETY: live handle, writable bool.
+    assert_eq!(unsafe { fm_existed_already(map.ptr, &mut existed) }, FM_OK);
+    assert!(!existed);
+    let mut cap = 0;
+    // SAFETY: live handle, writable size.
+    assert_eq!(unsafe { fm_capacity(map.ptr, &mut cap) }, FM_OK);
+    assert_eq!(cap, 4096);
+    assert_eq!(
+        open_status(map.name.as_ptr(), 0, FM_CREATE_ONLY),
+        FM_E_ALREADY_EXISTS
+    );
+
+    let mut second = null_mut();
+    assert_eq!(
+        // SAFETY: valid name and out-pointer.
+        unsafe { fm_open(map.name.as_ptr(), 0, FM_OPEN_ONLY, &mut second) },
+        FM_OK
+    );
+    // SAFETY: live handle, writable bool.
+    assert_eq!(unsafe { fm_existed_already(second, &mut existed) }, FM_OK);
+    assert!(existed);
+    // SAFETY: NULL out-pointer is the case under test.
+    assert_eq!(unsafe { fm_existed_already(second, null_mut()) }, FM_E_NULL);
+    // SAFETY: the handle opened above, closed once.
+    assert_eq!(unsafe { fm_close(second) }, FM_OK);
+}
+
+#[test]
+fn write_refuses_null_data_and_absurd_lengths_and_keeps_the_content() {
+    let map = Map::new("write", 64);
+    assert_eq!(map.write(b"kept"), FM_OK);
+
+    assert_eq!(
+        // SAFETY: NULL data with a nonzero length is the case under test.
+        unsafe { fm_write(map.ptr, null(), 3, null_mut()) },
+        FM_E_NULL
+    );
+    // Absurd length: refused as too large before any byte is read.
+    let one = [0u8; 1];
+    assert_eq!(
+        // SAFETY: the length is checked against the capacity before any read.
+        unsafe { fm_write(map.ptr, one.as_ptr(), usize::MAX, null_mut()) },
+        FM_E_TOO_LARGE
+    );
+    let info = last_info();
+    assert_eq!((info.len, info.capacity), (usize::MAX as u64, 64));
+    assert_eq!(map.write(&[b'x'; 65]), FM_E_TOO_LARGE);
+    assert!(
+        last_error().contains("65") && last_error().contains("64"),
+        "{}",
+        last_error()
+    );
+    assert_eq!(map.read(), b"kept");
+
+    // Exactly the capacity fits; NULL with length 0 is empty content.
+    assert_eq!(map.write(&[b'y'; 64]), FM_OK);
+    let mut generation = 0;
+    assert_eq!(
+        // SAFETY: NULL data with length 0 is allowed.
+        unsafe { fm_write(map.ptr, null(), 0, &mut generation) },
+        FM_OK
+    );
+    assert_eq!(generation, 3);
+    assert_eq!(map.read(), b"");
+}
+
+#[test]
+fn read_reports_the_needed_length_and_leaves_a_small_buffer_alone() {
+    let map = Map::new("read", 0);
+    assert_eq!(map.write(b"hello world"), FM_OK);
+    let mut buf = [b'#'; 4];
+    let mut len = 0;
+    let mut stamp = FmStamp::default();
+    // SAFETY: a 4-byte buffer is passed with cap 4.
+    let status = unsafe { fm_read(map.ptr, buf.as_mut_ptr(), 4, &mut len, &mut stamp) };
+    assert_eq!(status, FM_E_BUFFER_TOO_SMALL);
+    assert_eq!(len, 11);
+    assert_eq!(&buf, b"####");
+    assert_eq!(stamp.generation, 1);
+    assert_eq!(stamp.writer.pid, std::process::id());
+    let info = last_info();
+    assert_eq!(
+        (info.status, info.len, info.capacity),
+        (FM_E_BUFFER_TOO_SMALL, 11, 4)
+    );
+
+    // Length query with no buffer at all.
+    // SAFETY: NULL buffer with cap 0 is allowed.
+    let status = unsafe { fm_read(map.ptr, null_mut(), 0, &mut len, null_mut()) };
+    assert_eq!((status, len), (FM_E_BUFFER_TOO_SMALL, 11));
+    // NULL buffer claiming room is refused.
+    assert_eq!(
+        // SAFETY: the NULL buffer is refused before use.
+        unsafe { fm_read(map.ptr, null_mut(), 8, &mut len, null_mut()) },
+        FM_E_NULL
+    );
+    assert_eq!(map.read(), b"hello world");
+}
+
+#[test]
+fn null_and_foreign_handles_are_refused() {
+    // library checks; the foreign pointers point to readable memory.
+    // SAFETY: (whole test) NULL and wrong-kind pointers are what the
+    unsafe {
+        assert_eq!(fm_write(null(), null(), 0, null_mut()), FM_E_NULL);
+        assert_eq!(fm_close(null_mut()), FM_E_NULL);
+        assert_eq!(fm_watch_stop(null_mut()), FM_E_NULL);
+        let mut g = 0;
+        assert_eq!(fm_generation(null(), &mut g), FM_E_NULL);
+
+        let mut garbage = [0u64; 8];
+        let fake: *mut FmMap = garbage.as_mut_ptr().cast();
+        assert_eq!(fm_write(fake, null(), 0, null_mut()), FM_E_INVALID_ARGUMENT);
+        assert_eq!(fm_close(fake), FM_E_INVALID_ARGUMENT);
+        assert!(last_error().contains("live map"), "{}", last_error());
+
+        // A map handle passed where a watcher is expected.
+        let map = Map::new("kind", 0);
+        assert_eq!(fm_watch_stop(map.ptr.cast()), FM_E_INVALID_ARGUMENT);
+        // Misaligned pointer.
+        let bytes = [0u8; 16];
+        assert_eq!(
+            fm_close(bytes.as_ptr().add(1) as *mut FmMap),
+            FM_E_INVALID_ARGUMENT
+        );
+        assert_eq!(map.write(b"still fine"), FM_OK);
+    }
+}
+
+#[test]
+fn status_names_and_last_error_info() {
+    let name = |s| {
+        // SAFETY: fm_status_name returns static C strings.
+        unsafe { CStr::from_ptr(fm_status_name(s)) }
+            .to_str()
+            .unwrap()
+    };
+    assert_eq!(name(FM_OK), "FM_OK");
+    assert_eq!(name(FM_E_TOO_LARGE), "FM_E_TOO_LARGE");
+    assert_eq!(name(-999), "FM_E_?");
+    // SAFETY: NULL is the case under test.
+    assert_eq!(unsafe { fm_last_error_info(null_mut()) }, FM_E_NULL);
+    assert_eq!(fm_abi_version(), FM_ABI_VERSION);
+    // The last error is per thread.
+    assert_eq!(open_status(null(), 0, 0), FM_E_NULL);
+    let other = std::thread::spawn(|| (last_info().status, last_error()))
+        .join()
+        .unwrap();
+    assert_eq!(other, (FM_OK, String::new()));
+}
+
+#[test]
+fn wait_change_times_out_and_wakes() {
+    let map = Map::new("wait", 0);
+    let mut g = 0;
+    // SAFETY: (block) live handle, writable u64.
+    unsafe {
+        assert_eq!(fm_wait_change(map.ptr, 0, 0, &mut g), FM_E_TIMEOUT);
+        assert_eq!(fm_wait_change(map.ptr, 0, 20, &mut g), FM_E_TIMEOUT);
+        assert_eq!(last_info().waited_ms, 20);
+    }
+    let name = map.name.clone();
+    let writer = std::thread::spawn(move || {
+        let other = Map {
+            ptr: {
+                let mut p = null_mut();
+                assert_eq!(
+                    // SAFETY: valid name and out-pointer.
+                    unsafe { fm_open(name.as_ptr(), 0, FM_OPEN_ONLY, &mut p) },
+                    FM_OK
+                );
+                p
+            },
+            name,
+        };
+        assert_eq!(other.write(b"x"), FM_OK);
+        // Do not remove the name on drop: the test's own Map does.
+        // SAFETY: the handle opened above, closed once.
+        unsafe { fm_close(other.ptr) };
+        std::mem::forget(other);
+    });
+    // SAFETY: live handle; a negative timeout waits as long as it takes.
+    assert_eq!(unsafe { fm_wait_change(map.ptr, 0, -1, &mut g) }, FM_OK);
+    assert_eq!(g, 1);
+    writer.join().unwrap();
+}
+
+unsafe extern "C-unwind" fn increment(
+    _user: *mut c_void,
+    buf: *mut u8,
+    capacity: usize,
+    len: *mut usize,
+) -> i32 {
+    // SAFETY: fm_update passes `capacity` bytes and a valid `len`.
+    let (bytes, len) = unsafe { (std::slice::from_raw_parts_mut(buf, capacity), &mut *len) };
+    let n: u64 = std::str::from_utf8(&bytes[..*len])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let text = (n + 1).to_string();
+    bytes[..text.len()].copy_from_slice(text.as_bytes());
+    *len = text.len();
+    0
+}
+
+unsafe extern "C-unwind" fn abort_after_scribbling(
+    _user: *mut c_void,
+    buf: *mut u8,
+    _capacity: usize,
+    len: *mut usize,
+) -> i32 {
+    // SAFETY: fm_update passes a buffer of at least MIN_CAPACITY bytes.
+    unsafe {
+        *buf = b'!';
+        *len = 1;
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn overflow(
+    user: *mut c_void,
+    _buf: *mut u8,
+    capacity: usize,
+    len: *mut usize,
+) -> i32 {
+    // SAFETY: `len` is valid; `user` is unused.
+    unsafe { *len = capacity + usize::from(!user.is_null()) + 1 };
+    0
+}
+
+unsafe extern "C-unwind" fn panics(_: *mut c_void, _: *mut u8, _: usize, _: *mut usize) -> i32 {
+    panic!("callback panicked");
+}
+
+#[test]
+fn update_publishes_aborts_refuses_overflow_and_catches_panics() {
+    let map = Map::new("update", 64);
+    let (mut generation, mut published) = (0, false);
+    // SAFETY: (block) live handle, callbacks as FmUpdateFn says, outputs valid.
+    unsafe {
+        for _ in 0..5 {
+            let s = fm_update(
+                map.ptr,
+                Some(increment),
+                null_mut(),
+                &mut generation,
+                &mut published,
+            );
+            assert_eq!(s, FM_OK, "{}", last_error());
+        }
+        assert!(published);
+        assert_eq!(generation, 5);
+        assert_eq!(map.read(), b"5");
+
+        let s = fm_update(
+            map.ptr,
+            Some(abort_after_scribbling),
+            null_mut(),
+            &mut generation,
+            &mut published,
+        );
+        assert_eq!((s, published, generation), (FM_OK, false, 5));
+        assert_eq!(map.read(), b"5");
+
+        let s = fm_update(
+            map.ptr,
+            Some(overflow),
+            null_mut(),
+            &mut generation,
+            &mut published,
+        );
+        assert_eq!(s, FM_E_TOO_LARGE);
+        assert_eq!(map.read(), b"5");
+
+        assert_eq!(
+            fm_update(map.ptr, None, null_mut(), null_mut(), null_mut()),
+            FM_E_NULL
+        );
+
+        let s = fm_update(map.ptr, Some(panics), null_mut(), null_mut(), null_mut());
+        assert_eq!(s, FM_E_PANIC);
+        assert!(
+            last_error().contains("callback panicked"),
+            "{}",
+            last_error()
+        );
+        // The lock was released on the way out, the content kept.
+        let s = fm_update(
+            map.ptr,
+            Some(increment),
+            null_mut(),
+            &mut generation,
+            null_mut(),
+        );
+        assert_eq!((s, generation), (FM_OK, 6));
+        assert_eq!(map.read(), b"6");
+    }
+}
+
+#[test]
+fn lock_is_thread_affine_and_writes_go_through_it() {
+    let map = Map::new("lock", 0);
+    let mut died = true;
+    // SAFETY: (block) live handle, valid outputs.
+    unsafe {
+        assert_eq!(fm_unlock(map.ptr), FM_E_NOT_LOCKED);
+        assert_eq!(fm_lock(map.ptr, &mut died), FM_OK);
+        assert!(!died);
+        assert_eq!(fm_lock(map.ptr, null_mut()), FM_E_WOULD_DEADLOCK);
+        // Read and write under the lock, on the locking thread.
+        assert_eq!(map.write(b"under lock"), FM_OK);
+        assert_eq!(map.read(), b"under lock");
+        assert_eq!(
+            fm_update(map.ptr, Some(increment), null_mut(), null_mut(), null_mut()),
+            FM_E_WOULD_DEADLOCK
+        );
+    }
+    let addr = map.ptr as usize;
+    let from_other_thread = std::thread::spawn(move || {
+        // SAFETY: the handle stays open until this thread is joined.
+        unsafe { fm_unlock(addr as *const FmMap) }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(from_other_thread, FM_E_WRONG_THREAD);
+    // Still held by this thread.
+    // SAFETY: live handle.
+    assert_eq!(unsafe { fm_lock(map.ptr, null_mut()) }, FM_E_WOULD_DEADLOCK);
+    // SAFETY: live handle.
+    assert_eq!(unsafe { fm_unlock(map.ptr) }, FM_OK);
+    // SAFETY: live handle.
+    assert_eq!(unsafe { fm_unlock(map.ptr) }, FM_E_NOT_LOCKED);
+
+    // Another thread can take it now; its write goes through.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let p = addr as *const FmMap;
+        // SAFETY: the handle stays open until the result is received.
+        let r = unsafe {
+            (
+                fm_lock(p, null_mut()),
+                fm_write(p, b"t2".as_ptr(), 2, null_mut()),
+                fm_unlock(p),
+            )
+        };
+        tx.send(r).unwrap();
+    });
+    let r = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(r, (FM_OK, FM_OK, FM_OK));
+    assert_eq!(map.read(), b"t2");
+}
+
+#[test]
+fn close_releases_a_held_lock() {
+    let map = Map::new("closelock", 0);
+    let mut second = null_mut();
+    // SAFETY: (block) valid name, live handles, each closed once.
+    unsafe {
+        assert_eq!(
+            fm_open(map.name.as_ptr(), 0, FM_OPEN_ONLY, &mut second),
+            FM_OK
+        );
+        assert_eq!(fm_lock(second, null_mut()), FM_OK);
+        assert_eq!(fm_close(second), FM_OK);
+    }
+    // The lock is free again: this thread can take it through `map`.
+    // SAFETY: live handle.
+    assert_eq!(unsafe { fm_lock(map.ptr, null_mut()) }, FM_OK);
+    // SAFETY: live handle.
+    assert_eq!(unsafe { fm_unlock(map.ptr) }, FM_OK);
+}
+
+struct Seen {
+    tx: mpsc::Sender<(FmStatus, u64, Vec<u8>)>,
+    panic_once: bool,
+}
+
+unsafe extern "C-unwind" fn on_change(
+    user: *mut c_void,
+    status: FmStatus,
+    stamp: *const FmStamp,
+    data: *const u8,
+    len: usize,
+) {
+    // SAFETY: `user` is the `Seen` the test keeps alive until fm_watch_stop.
+    let seen = unsafe { &mut *user.cast::<Seen>() };
+    if status != FM_OK {
+        let _ = seen.tx.send((status, 0, Vec::new()));
+        return;
+    }
+    // SAFETY: on FM_OK, `stamp` and `len` bytes at `data` are valid for the call.
+    let (generation, content) = unsafe {
+        (
+            (*stamp).generation,
+            std::slice::from_raw_parts(data, len).to_vec(),
+        )
+    };
+    if seen.panic_once {
+        seen.panic_once = false;
+        panic!("watch callback panicked");
+    }
+    let _ = seen.tx.send((status, generation, content));
+}
+
+#[test]
+fn watch_skips_own_writes_and_survives_a_panicking_callback() {
+    let map = Map::new("watch", 0);
+    let (tx, rx) = mpsc::channel();
+    let mut seen = Box::new(Seen {
+        tx,
+        panic_once: true,
+    });
+    let mut watcher = null_mut();
+    // SAFETY: live handle, a callback as FmWatchFn says, `seen` outlives the watcher.
+    let s = unsafe {
+        fm_watch(
+            map.ptr,
+            Some(on_change),
+            (&mut *seen as *mut Seen).cast(),
+            &mut watcher,
+        )
+    };
+    assert_eq!(s, FM_OK);
+    assert_eq!(
+        // SAFETY: NULL callback is the case under test.
+        unsafe { fm_watch(map.ptr, None, null_mut(), &mut watcher.clone()) },
+        FM_E_NULL
+    );
+
+    let mut other = null_mut();
+    assert_eq!(
+        // SAFETY: valid name and out-pointer.
+        unsafe { fm_open(map.name.as_ptr(), 0, FM_OPEN_ONLY, &mut other) },
+        FM_OK
+    );
+    // Own write: not reported. Then another handle's write: reported,
+    // first as a caught panic, then (next write) as content.
+    assert_eq!(map.write(b"own"), FM_OK);
+    assert_eq!(
+        // SAFETY: live handle and slice.
+        unsafe { fm_write(other, b"theirs".as_ptr(), 6, null_mut()) },
+        FM_OK
+    );
+    let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(first.0, FM_E_PANIC);
+    assert_eq!(
+        // SAFETY: live handle and slice.
+        unsafe { fm_write(other, b"again".as_ptr(), 5, null_mut()) },
+        FM_OK
+    );
+    let second = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(second, (FM_OK, 3, b"again".to_vec()));
+
+    // SAFETY: the watcher from fm_watch, stopped once; then no callback runs.
+    assert_eq!(unsafe { fm_watch_stop(watcher) }, FM_OK);
+    assert_eq!(
+        // SAFETY: live handle and slice.
+        unsafe { fm_write(other, b"late".as_ptr(), 4, null_mut()) },
+        FM_OK
+    );
+    drop(seen);
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    // SAFETY: opened above, closed once.
+    unsafe { fm_close(other) };
+}
+
+#[test]
+fn info_and_clean_stale() {
+    let map = Map::new("info", 128);
+    assert_eq!(map.write(b"abc"), FM_OK);
+    let mut info = FmInfo::default();
+    // SAFETY: live handle, writable struct.
+    assert_eq!(unsafe { fm_info(map.ptr, &mut info) }, FM_OK);
+    assert_eq!((info.capacity, info.len, info.generation), (128, 3, 1));
+    assert_eq!(info.last_writer.pid, std::process::id());
+    assert_eq!(info.attached, 1);
+    assert!(!info.persistent && !info.stale);
+    let mut id = FmWriter::default();
+    // SAFETY: live handle, writable struct.
+    assert_eq!(unsafe { fm_id(map.ptr, &mut id) }, FM_OK);
+    assert_eq!(id, info.last_writer);
+    // SAFETY: NULL is allowed for the count.
+    assert_eq!(unsafe { fm_clean_stale(null_mut()) }, FM_OK);
+    // SAFETY: NULL out is the case under test.
+    assert_eq!(unsafe { fm_info(map.ptr, null_mut()) }, FM_E_NULL);
+}

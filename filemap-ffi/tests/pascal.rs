@@ -1,0 +1,227 @@
+//! The Pascal `TFileMap` unit (bindings/pascal), compiled with Free Pascal
+//! and run as real processes against the `filemap` CLI and Rust processes.
+//!
+//! Without `fpc` these tests say so and pass, except when
+//! `FILEMAP_REQUIRE_FPC` or `CI` is set (ci/test.sh sets the former; CI's
+//! setup installs fp-compiler and fp-units-rtl).
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use common::*;
+use filemap::FileMap;
+
+#[test]
+fn child_role() {
+    common::child_main()
+}
+
+fn pascal_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/pascal")
+}
+
+/// `fpc` when installed; `None` (after saying why) when the tests may skip.
+fn fpc() -> Option<&'static str> {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    let found = *FOUND.get_or_init(|| Command::new("fpc").arg("-iV").output().is_ok());
+    if found {
+        return Some("fpc");
+    }
+    let required =
+        std::env::var_os("FILEMAP_REQUIRE_FPC").is_some() || std::env::var_os("CI").is_some();
+    assert!(
+        !required,
+        "fpc (Free Pascal) is missing; ci/setup.sh installs fp-compiler and fp-units-rtl"
+    );
+    eprintln!("SKIPPED: fpc (Free Pascal) is not installed; install fp-compiler and fp-units-rtl to run the Pascal tests");
+    None
+}
+
+/// Compile a Pascal program (once per run) against the unit and library.
+fn build_pascal(fpc: &str, source: &Path) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let out = out_dir().join("pascal");
+    let units = out.join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    let exe = out.join(source.file_stem().unwrap());
+    static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if built.contains(&exe) {
+        return exe;
+    }
+    let lib = lib_dir();
+    let mut cmd = Command::new(fpc);
+    cmd.arg("-vw")
+        .arg("-Sew")
+        .arg(format!("-Fu{}", pascal_dir().display()))
+        .arg(format!("-FU{}", units.display()))
+        .arg(format!("-FE{}", out.display()))
+        .arg(format!("-Fl{}", lib.display()))
+        .arg(format!("-k-rpath={}", lib.display()))
+        .arg(source);
+    run_compiler(&mut cmd);
+    built.push(exe.clone());
+    exe
+}
+
+fn fmtest(fpc: &str) -> Proc {
+    Proc::spawn(Command::new(build_pascal(
+        fpc,
+        &pascal_dir().join("tests/fmtest.pas"),
+    )))
+}
+
+#[test]
+fn pascal_writes_and_the_cli_reads_the_lines() {
+    let Some(fpc) = fpc() else { return };
+    let name = unique("pas-writes");
+    let _cleanup = Cleanup(name.clone());
+    let mut pas = fmtest(fpc);
+    pas.send(&format!("open {name}"));
+    pas.expect("opened existed=0");
+    pas.send("write first line|second line|third");
+    pas.expect_line(|l| l.starts_with("written "), "written");
+    let out = run_cli(&["read", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        "first line\nsecond line\nthird"
+    );
+    // A Rust process sees the same.
+    let rust = Proc::spawn(rust_child("read", &[&name]));
+    rust.expect("@@ content first line");
+    rust.wait_success();
+    pas.finish();
+}
+
+#[test]
+fn cli_write_fires_onchange_but_own_writes_do_not() {
+    let Some(fpc) = fpc() else { return };
+    let name = unique("pas-onchange");
+    let _cleanup = Cleanup(name.clone());
+    let mut a = fmtest(fpc);
+    a.send(&format!("open {name}"));
+    a.expect("opened existed=0");
+    let mut b = fmtest(fpc);
+    b.send(&format!("open {name}"));
+    b.expect("opened existed=1");
+
+    run_cli(&["write", &name, "from\nthe CLI"]);
+    for p in [&mut a, &mut b] {
+        p.send("wait");
+        p.expect("changed from|the CLI");
+        p.send("read");
+        p.expect("lines from|the CLI");
+    }
+
+    // B writes: A's OnChange fires with B's lines.
+    b.send("write b's own");
+    b.expect_line(|l| l.starts_with("written "), "written");
+    a.send("wait");
+    a.expect("changed b's own");
+    // B's own write fired nothing in B: the next change B reports is the
+    // CLI's, not its own.
+    run_cli(&["write", &name, "after"]);
+    b.send("wait");
+    let first = b.expect_line(|l| l.starts_with("changed ") || l == "timeout", "a change");
+    assert_eq!(first, "changed after");
+    a.finish();
+    b.finish();
+}
+
+#[test]
+fn too_large_writemap_raises_and_keeps_the_content() {
+    let Some(fpc) = fpc() else { return };
+    let name = unique("pas-toolarge");
+    let _cleanup = Cleanup(name.clone());
+    let mut pas = fmtest(fpc);
+    pas.send(&format!("open {name} 64"));
+    pas.expect("opened existed=0");
+    pas.send("write small|content");
+    pas.expect_line(|l| l.starts_with("written "), "written");
+    pas.send(&format!("write {}", "x".repeat(100)));
+    let raised = pas.expect_line(|l| l.starts_with("raised "), "an exception");
+    assert!(raised.starts_with("raised -12 "), "{raised}");
+    assert!(raised.contains("100") && raised.contains("64"), "{raised}");
+    let out = run_cli(&["read", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        "small\ncontent"
+    );
+
+    // An over-long name raises too, and Size below the minimum.
+    let mut other = fmtest(fpc);
+    other.send(&format!("open {}", "n".repeat(300)));
+    let raised = other.expect_line(|l| l.starts_with("raised "), "an exception");
+    assert!(raised.starts_with("raised -10 "), "{raised}");
+    other.send(&format!("open {name}-small 16"));
+    let raised = other.expect_line(|l| l.starts_with("raised "), "an exception");
+    assert!(raised.starts_with("raised -11 "), "{raised}");
+    other.finish();
+    pas.finish();
+}
+
+#[test]
+fn two_pascal_and_one_rust_process_count_exactly() {
+    let Some(fpc) = fpc() else { return };
+    let name = unique("pas-count");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(64).open().unwrap();
+    map.write_str("0").unwrap();
+    const N: u32 = 300;
+    let mut pascals: Vec<Proc> = (0..2).map(|_| fmtest(fpc)).collect();
+    for p in &mut pascals {
+        p.send(&format!("open {name}"));
+        p.expect("opened existed=1");
+    }
+    for p in &mut pascals {
+        p.send(&format!("count {N}"));
+    }
+    let rust = Proc::spawn(rust_child("count", &[&name, &N.to_string()]));
+    for p in pascals {
+        p.expect("counted");
+        p.finish();
+    }
+    rust.expect("@@ done");
+    rust.wait_success();
+    assert_eq!(map.read_string().unwrap().content, (3 * N).to_string());
+}
+
+#[test]
+fn memo_demo_shares_typed_lines_and_loads_its_initial_file() {
+    let Some(fpc) = fpc() else { return };
+    let exe = build_pascal(fpc, &pascal_dir().join("memo.pas"));
+    let name = unique("pas-memo");
+    let _cleanup = Cleanup(name.clone());
+    let initial = out_dir().join(format!("{name}.txt"));
+    std::fs::write(&initial, "loaded one\nloaded two\n").unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&name).arg(&initial);
+    let mut first = Proc::spawn(cmd);
+    first.expect_line(|l| l.starts_with("--- created "), "created");
+    first.expect("loaded two");
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&name).arg("/nonexistent");
+    let second = Proc::spawn(cmd);
+    second.expect_line(|l| l.starts_with("--- attached to "), "attached");
+    second.expect("loaded two");
+    first.send("typed in the first");
+    second.expect_line(
+        |l| l.starts_with("--- changed by another instance"),
+        "the change",
+    );
+    second.expect("typed in the first");
+    let out = run_cli(&["read", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        "loaded one\nloaded two\ntyped in the first"
+    );
+    first.finish();
+    second.finish();
+    let _ = std::fs::remove_file(initial);
+}
