@@ -193,7 +193,7 @@ impl Drop for WriteLoan<'_> {
     fn drop(&mut self) {
         // Committed or not, the lock is released here; an uncommitted loan
         // published nothing.
-        self.map.inner().unlock_public();
+        self.map.inner().unlock();
     }
 }
 
