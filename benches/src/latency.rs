@@ -80,9 +80,9 @@ pub fn run(ns: &Namespace, args: &Args, mode: Mode) -> Vec<Cell> {
                             args.runs,
                             mechanism.name(),
                             payload,
-                            crate::report::ns(s.median as f64),
-                            crate::report::ns(s.p99 as f64),
-                            per_rt.map_or("?".to_owned(), |c| crate::report::ns(c.total_ns())),
+                            crate::units::ns(s.median as f64),
+                            crate::units::ns(s.p99 as f64),
+                            per_rt.map_or("?".to_owned(), |c| crate::units::ns(c.total_ns())),
                             s.count
                         );
                         runs.entry(key).or_default().push(s);

@@ -222,8 +222,8 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
             "  {:<36} {:>9} B  CPU {:>10}  wall {:>10} per publish",
             r.op,
             r.bytes,
-            crate::report::ns(r.ns_per_op),
-            crate::report::ns(r.wall_ns_per_op)
+            crate::units::ns(r.ns_per_op),
+            crate::units::ns(r.wall_ns_per_op)
         );
     }
     Ok(rows)

@@ -19,6 +19,7 @@ mod stats;
 mod sys;
 mod throughput;
 mod timing;
+mod units;
 mod waiting;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::cli::Mode;
 use crate::mech::Mechanism;
+use crate::units::{bytes, ns};
 use crate::{inproc, latency, lifecycle, loan, scaling, throughput, waiting};
 
 /// Where the numbers come from.
@@ -58,32 +59,6 @@ pub struct Results {
     /// Benchmarks that failed as a whole, with their error.
     pub failures: Vec<(String, String)>,
     pub seconds: f64,
-}
-
-/// A human-readable duration from nanoseconds.
-pub fn ns(ns: f64) -> String {
-    if !ns.is_finite() {
-        "n/a".to_owned()
-    } else if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.2} µs", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.2} ms", ns / 1e6)
-    } else {
-        format!("{:.2} s", ns / 1e9)
-    }
-}
-
-/// A human-readable size.
-pub fn bytes(n: usize) -> String {
-    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-        format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-        format!("{} KiB", n >> 10)
-    } else {
-        format!("{n} B")
-    }
 }
 
 /// A target from the issue and where we stand.

@@ -85,8 +85,8 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
             eprintln!(
                 "  {:<18} {n:>3} watchers  last-watcher median {:>10}  p99 {:>10}",
                 kind.name(),
-                crate::report::ns(summary.median as f64),
-                crate::report::ns(summary.p99 as f64)
+                crate::units::ns(summary.median as f64),
+                crate::units::ns(summary.p99 as f64)
             );
             rows.push(Row {
                 kind,

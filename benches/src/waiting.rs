@@ -120,13 +120,13 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
                 "  {:<18} {:<5} CPU {:>10} over {:>10} ({:.2}% of a core), {} changes{}",
                 kind.name(),
                 scenario.name(),
-                crate::report::ns(row.cpu_ns as f64),
-                crate::report::ns(row.wall_ns as f64),
+                crate::units::ns(row.cpu_ns as f64),
+                crate::units::ns(row.wall_ns as f64),
                 row.cpu_percent(),
                 row.changes,
                 row.wake.map_or(String::new(), |w| format!(
                     ", wake median {}",
-                    crate::report::ns(w.median as f64)
+                    crate::units::ns(w.median as f64)
                 )),
             );
             rows.push(row);
