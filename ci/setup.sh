@@ -3,7 +3,7 @@
 set -euo pipefail
 rustup component add rustfmt clippy >/dev/null
 # Standard-library sources for the targets we type-check but cannot test here.
-rustup target add x86_64-apple-darwin x86_64-pc-windows-gnu x86_64-unknown-freebsd >/dev/null
+rustup target add x86_64-apple-darwin aarch64-apple-darwin x86_64-pc-windows-gnu x86_64-unknown-freebsd >/dev/null
 # Tests run real processes and signal them with kill(1); tmux drives no test.
 command -v kill >/dev/null
 test -d /dev/shm
@@ -24,3 +24,7 @@ if ((${#missing[@]})); then
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The Python package's build and tests (ci/python.sh): maturin builds the
+# wheel, pytest + pytest-timeout run the suite. Pinned; pip skips what is there.
+python3 -m pip install --quiet --disable-pip-version-check \
+    maturin==1.15.0 pytest==9.0.2 pytest-timeout==2.4.0

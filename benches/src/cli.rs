@@ -24,13 +24,15 @@ MODES
 OPTIONS
   --json FILE        write results as a JSON array to FILE, SVG plots beside it
   --mechanisms A,B   only these ping-pong mechanisms (default: all)
-  --suites A,B       only these of: latency,inproc,throughput,scaling,lifecycle
+  --suites A,B       only these of: latency,waiting,inproc,loan,throughput,
+                     scaling,lifecycle
   --runs N           repetitions per measurement
   --no-pin           do not pin the two processes to their own cores
   -h, --help         this text
 
 MECHANISMS
-  filemap-blocking filemap-spin futex-floor spin-floor unix-socket pipe
+  filemap-blocking filemap-spin filemap-adaptive futex-floor spin-floor
+  unix-socket pipe
   tcp-loopback iceoryx2-spin iceoryx2-event shared_memory-raw_sync
 ";
 
@@ -151,16 +153,20 @@ impl Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Suite {
     Latency,
+    Waiting,
     Inproc,
+    Loan,
     Throughput,
     Scaling,
     Lifecycle,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 5] = [
+    pub const ALL: [Suite; 7] = [
         Suite::Latency,
+        Suite::Waiting,
         Suite::Inproc,
+        Suite::Loan,
         Suite::Throughput,
         Suite::Scaling,
         Suite::Lifecycle,
@@ -169,7 +175,9 @@ impl Suite {
     pub fn name(self) -> &'static str {
         match self {
             Suite::Latency => "latency",
+            Suite::Waiting => "waiting",
             Suite::Inproc => "inproc",
+            Suite::Loan => "loan",
             Suite::Throughput => "throughput",
             Suite::Scaling => "scaling",
             Suite::Lifecycle => "lifecycle",
@@ -264,7 +272,7 @@ mod tests {
     fn defaults_to_the_full_set() {
         let args = parse(&[]).unwrap();
         assert_eq!(args.mode, Mode::Full);
-        assert_eq!(args.mechanisms.len(), 10);
+        assert_eq!(args.mechanisms.len(), 11);
         assert_eq!(args.runs, 5);
         assert!(args.pin);
         assert!(Mode::Full.payloads().contains(&(4 << 20)));

@@ -228,6 +228,11 @@ impl ChildProc {
         })
     }
 
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Wait for the child's ready byte (`R` on its stdout).
     pub fn wait_ready(&mut self) -> Result<()> {
         let out = self
@@ -404,7 +409,26 @@ pub enum Step {
 
 /// Drive the parent's side: warm-up, then timed round trips, then stop.
 /// Returns one latency in nanoseconds per measured round trip.
-pub fn drive(plan: &Plan, mut step: impl FnMut(Step) -> Result<()>) -> Result<Vec<u64>> {
+#[cfg(test)]
+pub fn drive(plan: &Plan, step: impl FnMut(Step) -> Result<()>) -> Result<Vec<u64>> {
+    drive_marked(plan, |_| {}, step)
+}
+
+/// Where [`drive_marked`] is: just before the first measured round trip,
+/// or just after the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Start,
+    End,
+}
+
+/// [`drive`], calling `mark` around the measured round trips (the CPU
+/// time of both processes is read there).
+pub fn drive_marked(
+    plan: &Plan,
+    mut mark: impl FnMut(Mark),
+    mut step: impl FnMut(Step) -> Result<()>,
+) -> Result<Vec<u64>> {
     let started = Instant::now();
     for seq in 0..plan.warmup as u64 {
         step(Step::RoundTrip(seq))?;
@@ -413,11 +437,13 @@ pub fn drive(plan: &Plan, mut step: impl FnMut(Step) -> Result<()>) -> Result<Ve
     let fit = (plan.budget.as_secs_f64() / per_trip.max(1e-9)) as usize;
     let count = fit.clamp(plan.min, plan.max.max(plan.min));
     let mut samples = Vec::with_capacity(count);
+    mark(Mark::Start);
     for i in 0..count as u64 {
         let t = Instant::now();
         step(Step::RoundTrip(plan.warmup as u64 + i))?;
         samples.push(t.elapsed().as_nanos() as u64);
     }
+    mark(Mark::End);
     step(Step::Stop)?;
     Ok(samples)
 }

@@ -113,7 +113,7 @@ fn abi_overhead(ns: &Namespace, samples: usize, rows: &mut Vec<Row>) -> Result<(
         let ns_per_op = crate::stats::median_f64(&mut runs);
         eprintln!(
             "  {implementation:<9} {ABI_OP:<15} {ABI_PAYLOAD:>3} B  {:>10}/op",
-            crate::report::ns(ns_per_op)
+            crate::units::ns(ns_per_op)
         );
         rows.push(Row {
             op: ABI_OP,
@@ -133,7 +133,7 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
         let mut row = |op, implementation, ns_per_op: f64| {
             eprintln!(
                 "  {implementation:<9} {op:<10} {payload:>8} B  {:>10}/op",
-                crate::report::ns(ns_per_op)
+                crate::units::ns(ns_per_op)
             );
             rows.push(Row {
                 op,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::cli::{Args, Mode};
 use crate::harness::Namespace;
 use crate::mech::{Ctx, Mechanism};
-use crate::stats::{summarize, Repeated, Summary};
+use crate::stats::{median_f64, summarize, Repeated, Summary};
 use crate::sys;
 
 /// The outcome for one mechanism at one payload size.
@@ -19,6 +19,35 @@ pub struct Cell {
     pub mechanism: Mechanism,
     pub payload: usize,
     pub result: Result<Repeated, String>,
+    /// CPU time per measured round trip of each repetition, both processes.
+    pub cpu: Vec<CpuPerRt>,
+}
+
+/// CPU time (user + system) per round trip over one repetition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuPerRt {
+    pub parent_ns: f64,
+    pub child_ns: f64,
+}
+
+impl CpuPerRt {
+    pub fn total_ns(&self) -> f64 {
+        self.parent_ns + self.child_ns
+    }
+}
+
+impl Cell {
+    /// Median over the repetitions of both processes' CPU time per round
+    /// trip; `None` if it could not be read.
+    pub fn cpu_ns_per_rt(&self) -> Option<f64> {
+        self.cpu_median(CpuPerRt::total_ns)
+    }
+
+    pub fn cpu_median(&self, f: impl Fn(&CpuPerRt) -> f64) -> Option<f64> {
+        let mut v: Vec<f64> = self.cpu.iter().map(f).collect();
+        let m = median_f64(&mut v);
+        m.is_finite().then_some(m)
+    }
 }
 
 pub fn run(ns: &Namespace, args: &Args, mode: Mode) -> Vec<Cell> {
@@ -27,6 +56,7 @@ pub fn run(ns: &Namespace, args: &Args, mode: Mode) -> Vec<Cell> {
     let payloads = mode.payloads();
     let mut runs: BTreeMap<(usize, Mechanism), Vec<Summary>> = BTreeMap::new();
     let mut failed: BTreeMap<(usize, Mechanism), String> = BTreeMap::new();
+    let mut cpu: BTreeMap<(usize, Mechanism), Vec<CpuPerRt>> = BTreeMap::new();
     for rep in 0..args.runs {
         for &payload in &payloads {
             for &mechanism in &args.mechanisms {
@@ -34,28 +64,29 @@ pub fn run(ns: &Namespace, args: &Args, mode: Mode) -> Vec<Cell> {
                 if failed.contains_key(&key) {
                     continue;
                 }
-                let ctx = Ctx {
-                    mechanism,
-                    ns,
-                    plan: mode.plan(payload),
-                    child_cpu,
-                };
+                let ctx = Ctx::new(mechanism, ns, mode.plan(payload), child_cpu);
                 let outcome = mechanism.run_parent(&ctx);
                 ns.clean();
                 match outcome {
                     Ok(mut samples) => {
                         let s = summarize(&mut samples);
+                        let per_rt = ctx.cpu.get().filter(|_| s.count > 0).map(|c| CpuPerRt {
+                            parent_ns: c.parent_ns as f64 / s.count as f64,
+                            child_ns: c.child_ns as f64 / s.count as f64,
+                        });
                         eprintln!(
-                            "  [{}/{}] {:<24} {:>8} B  median {:>10}  p99 {:>10}  ({} round trips)",
+                            "  [{}/{}] {:<24} {:>8} B  median {:>10}  p99 {:>10}  cpu/rt {:>10}  ({} round trips)",
                             rep + 1,
                             args.runs,
                             mechanism.name(),
                             payload,
-                            crate::report::ns(s.median as f64),
-                            crate::report::ns(s.p99 as f64),
+                            crate::units::ns(s.median as f64),
+                            crate::units::ns(s.p99 as f64),
+                            per_rt.map_or("?".to_owned(), |c| crate::units::ns(c.total_ns())),
                             s.count
                         );
                         runs.entry(key).or_default().push(s);
+                        cpu.entry(key).or_default().extend(per_rt);
                     }
                     Err(e) => {
                         let e = format!("{e:#}");
@@ -82,6 +113,7 @@ pub fn run(ns: &Namespace, args: &Args, mode: Mode) -> Vec<Cell> {
                 mechanism,
                 payload,
                 result,
+                cpu: cpu.remove(&key).unwrap_or_default(),
             });
         }
     }

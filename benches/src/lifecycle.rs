@@ -37,7 +37,7 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
         let mut row = |op, implementation, ns_per_op: f64| {
             eprintln!(
                 "  {implementation:<9} {op:<13} capacity {capacity:>8} B  {:>10}/op",
-                crate::report::ns(ns_per_op)
+                crate::units::ns(ns_per_op)
             );
             rows.push(Row {
                 op,

@@ -10,6 +10,7 @@ mod harness;
 mod inproc;
 mod latency;
 mod lifecycle;
+mod loan;
 mod mech;
 mod plot;
 mod report;
@@ -18,6 +19,8 @@ mod stats;
 mod sys;
 mod throughput;
 mod timing;
+mod units;
+mod waiting;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,7 +90,9 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         machine: Machine::detect(),
         pinned: args.pin && sys::cpu_count() >= 2,
         latency: Vec::new(),
+        waiting: Vec::new(),
         inproc: Vec::new(),
+        loan: Vec::new(),
         throughput: Vec::new(),
         slow_reader: Vec::new(),
         scaling: Vec::new(),
@@ -111,11 +116,27 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         eprintln!("round-trip latency:");
         results.latency = latency::run(&ns, &args, mode);
     }
+    if args.wants(Suite::Waiting) {
+        eprintln!("waiting with little traffic (CPU of one waiter):");
+        match waiting::run(&ns, mode) {
+            Ok(rows) => results.waiting = rows,
+            Err(e) => record(Suite::Waiting, e),
+        }
+        ns.clean();
+    }
     if args.wants(Suite::Inproc) {
         eprintln!("in-process read/write:");
         match inproc::run(&ns, mode) {
             Ok(rows) => results.inproc = rows,
             Err(e) => record(Suite::Inproc, e),
+        }
+        ns.clean();
+    }
+    if args.wants(Suite::Loan) {
+        eprintln!("serialise and publish ~1 MiB (loan vs Vec + write):");
+        match loan::run(&ns, mode) {
+            Ok(rows) => results.loan = rows,
+            Err(e) => record(Suite::Loan, e),
         }
         ns.clean();
     }

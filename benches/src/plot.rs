@@ -51,7 +51,7 @@ pub fn latency_vs_payload(results: &Results, path: &Path) -> Result<()> {
         .configure_mesh()
         .x_desc("payload (bytes)")
         .y_desc("round trip (µs)")
-        .x_label_formatter(&|x| crate::report::bytes(x.round() as usize))
+        .x_label_formatter(&|x| crate::units::bytes(x.round() as usize))
         .draw()
         .map_err(err)?;
     for (i, (name, points)) in series.iter().enumerate() {

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use crate::cli::Mode;
 use crate::mech::Mechanism;
-use crate::{inproc, latency, lifecycle, scaling, throughput};
+use crate::units::{bytes, ns};
+use crate::{inproc, latency, lifecycle, loan, scaling, throughput, waiting};
 
 /// Where the numbers come from.
 #[derive(Debug, Clone)]
@@ -48,7 +49,9 @@ pub struct Results {
     pub machine: Machine,
     pub pinned: bool,
     pub latency: Vec<latency::Cell>,
+    pub waiting: Vec<waiting::Row>,
     pub inproc: Vec<inproc::Row>,
+    pub loan: Vec<loan::Row>,
     pub throughput: Vec<throughput::Row>,
     pub slow_reader: Vec<throughput::SlowRow>,
     pub scaling: Vec<scaling::Row>,
@@ -56,32 +59,6 @@ pub struct Results {
     /// Benchmarks that failed as a whole, with their error.
     pub failures: Vec<(String, String)>,
     pub seconds: f64,
-}
-
-/// A human-readable duration from nanoseconds.
-pub fn ns(ns: f64) -> String {
-    if !ns.is_finite() {
-        "n/a".to_owned()
-    } else if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.2} µs", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.2} ms", ns / 1e6)
-    } else {
-        format!("{:.2} s", ns / 1e9)
-    }
-}
-
-/// A human-readable size.
-pub fn bytes(n: usize) -> String {
-    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-        format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-        format!("{} KiB", n >> 10)
-    } else {
-        format!("{n} B")
-    }
 }
 
 /// A target from the issue and where we stand.
@@ -93,6 +70,8 @@ pub struct Target {
     /// `ratio <= limit` (or `>=` when `at_least`) meets it.
     pub limit: f64,
     pub at_least: bool,
+    /// `×` for a ratio, ` pp` for a difference of percentages.
+    pub unit: &'static str,
 }
 
 impl Target {
@@ -127,6 +106,12 @@ impl Results {
         p
     }
 
+    /// (loan, baseline) ns per publish of a pair of loan rows.
+    fn loan_pair(&self, ours: &str, theirs: &str) -> Option<(f64, f64)> {
+        let find = |op: &str| self.loan.iter().find(|r| r.op == op).map(|r| r.ns_per_op);
+        Some((find(ours)?, find(theirs)?))
+    }
+
     /// The issue's targets, each at every payload size measured.
     pub fn targets(&self) -> Vec<Target> {
         use Mechanism::*;
@@ -148,9 +133,72 @@ impl Results {
                         ratio: a / b,
                         limit,
                         at_least: false,
+                        unit: "×",
                     });
                 }
             }
+        }
+        // Issue 13: the adaptive wait, prompt peer at 8 B.
+        for (theirs, limit) in [(FilemapSpin, 1.5), (FilemapBlocking, 0.2)] {
+            if let (Some(a), Some(b)) = (self.median(FilemapAdaptive, 8), self.median(theirs, 8)) {
+                out.push(Target {
+                    name: format!("(13a) filemap-adaptive / {} median", theirs.name()),
+                    payload: Some(8),
+                    ratio: a / b,
+                    limit,
+                    at_least: false,
+                    unit: "×",
+                });
+            }
+        }
+        // Rare changes: the adaptive waiter's CPU against the blocking one's.
+        let rare = |k| {
+            self.waiting
+                .iter()
+                .find(|r| r.kind == k && matches!(r.scenario, waiting::Scenario::Rare { .. }))
+                .map(waiting::Row::cpu_percent)
+        };
+        if let (Some(a), Some(b)) = (rare(waiting::Kind::Adaptive), rare(waiting::Kind::Blocking)) {
+            out.push(Target {
+                name: "(13b) one change per 10 ms: adaptive waiter CPU % − blocking waiter CPU %"
+                    .to_owned(),
+                payload: None,
+                ratio: a - b,
+                limit: 2.0,
+                at_least: false,
+                unit: " pp",
+            });
+        }
+        // More waiting processes than cores: 1 writer + 8 watchers.
+        let scale = |k| {
+            self.scaling
+                .iter()
+                .find(|r| r.kind == k && r.watchers == 8)
+                .map(|r| r.summary.median as f64)
+        };
+        if let (Some(a), Some(b)) = (
+            scale(scaling::Kind::FilemapAdaptive),
+            scale(scaling::Kind::Filemap),
+        ) {
+            out.push(Target {
+                name: "(13c) 1 writer + 8 watcher processes on 2 cores: adaptive / blocking median (last watcher)".to_owned(),
+                payload: None,
+                ratio: a / b,
+                limit: 1.2,
+                at_least: false,
+                unit: "×",
+            });
+        }
+        // The loan: serialise-and-publish ~1 MiB.
+        if let Some((a, b)) = self.loan_pair(loan::OP_VALUE, loan::OP_VEC_VALUE) {
+            out.push(Target {
+                name: "(13, item 3) to_vec_named + write time / write_value (loan) time, ~1 MiB struct".to_owned(),
+                payload: self.loan.first().map(|r| r.bytes),
+                ratio: b / a,
+                limit: 1.3,
+                at_least: true,
+                unit: "×",
+            });
         }
         if let (Some(wr), Some(mc)) = (
             self.inproc_ns("filemap", "write+read", 1 << 20),
@@ -162,6 +210,7 @@ impl Results {
                 ratio: mc / wr,
                 limit: 0.8,
                 at_least: true,
+                unit: "×",
             });
         }
         if let (Some(c), Some(rust)) = (
@@ -174,6 +223,7 @@ impl Results {
                 ratio: c / rust,
                 limit: 1.1,
                 at_least: false,
+                unit: "×",
             });
         }
         if let (Some(ours), Some(theirs)) = (
@@ -186,6 +236,7 @@ impl Results {
                 ratio: ours / theirs,
                 limit: 1.0,
                 at_least: false,
+                unit: "×",
             });
         }
         out
@@ -218,6 +269,10 @@ impl Results {
                         "run_medians_ns": r.runs.iter().map(|s| s.median).collect::<Vec<_>>(),
                         "run_p99_ns": r.runs.iter().map(|s| s.p99).collect::<Vec<_>>(),
                         "run_p999_ns": r.runs.iter().map(|s| s.p999).collect::<Vec<_>>(),
+                        "cpu_ns_per_rt": cell.cpu_ns_per_rt(),
+                        "cpu_ns_per_rt_parent": cell.cpu_median(|c| c.parent_ns),
+                        "cpu_ns_per_rt_child": cell.cpu_median(|c| c.child_ns),
+                        "run_cpu_ns_per_rt": cell.cpu.iter().map(|c| c.total_ns()).collect::<Vec<_>>(),
                     }));
                 }
                 Err(e) => rows.push(json!({
@@ -227,6 +282,30 @@ impl Results {
                     "error": e,
                 })),
             }
+        }
+        for r in &self.waiting {
+            rows.push(json!({
+                "kind": "waiting",
+                "mechanism": r.kind.name(),
+                "scenario": r.scenario.name(),
+                "interval_ns": r.scenario.interval_ns(),
+                "wall_ns": r.wall_ns,
+                "cpu_ns": r.cpu_ns,
+                "cpu_percent": r.cpu_percent(),
+                "changes": r.changes,
+                "wake_median_ns": r.wake.map(|w| w.median),
+                "wake_p99_ns": r.wake.map(|w| w.p99),
+            }));
+        }
+        for r in &self.loan {
+            rows.push(json!({
+                "kind": "loan",
+                "op": r.op,
+                "payload_bytes": r.bytes,
+                "ns_per_op": r.ns_per_op,
+                "wall_ns_per_op": r.wall_ns_per_op,
+                "gib_per_s": crate::timing::gib_per_s(r.bytes, r.ns_per_op),
+            }));
         }
         for r in &self.inproc {
             rows.push(json!({
@@ -305,6 +384,7 @@ impl Results {
                 "ratio": t.ratio,
                 "limit": t.limit,
                 "at_least": t.at_least,
+                "unit": t.unit.trim(),
                 "met": t.met(),
             }));
         }
@@ -344,7 +424,9 @@ impl Results {
             md.push_str("**Smoke mode: a few hundred round trips, no timing claims.**\n\n");
         }
         self.latency_md(&mut md);
+        self.waiting_md(&mut md);
         self.inproc_md(&mut md);
+        self.loan_md(&mut md);
         self.throughput_md(&mut md);
         self.slow_reader_md(&mut md);
         self.scaling_md(&mut md);
@@ -363,12 +445,15 @@ impl Results {
         md.push_str("### Round-trip latency (two processes, ping-pong)\n\n");
         md.push_str(
             "Median repetition shown; spread = lowest–highest median over the repetitions. \
-             Ratios are of medians (lower is better for filemap when > 1).\n\n",
+             Ratios are of medians (lower is better for filemap when > 1). \
+             CPU / rt = user + system CPU time of both processes per measured round trip \
+             (median over the repetitions); a round trip lasting the median with both \
+             processes busy throughout would cost 2 × median.\n\n",
         );
         for payload in self.payloads() {
             let _ = writeln!(md, "**{}**\n", bytes(payload));
-            md.push_str("| mechanism | median | p99 | p99.9 | round trips × runs | median spread | × filemap-blocking | × filemap-spin |\n");
-            md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+            md.push_str("| mechanism | median | p99 | p99.9 | CPU / rt | round trips × runs | median spread | × filemap-blocking | × filemap-spin |\n");
+            md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
             let blocking = self.median(Mechanism::FilemapBlocking, payload);
             let spin = self.median(Mechanism::FilemapSpin, payload);
             for cell in self.latency.iter().filter(|c| c.payload == payload) {
@@ -381,11 +466,12 @@ impl Results {
                         };
                         let _ = writeln!(
                             md,
-                            "| {} | {} | {} | {} | {} × {} | {}–{} | {} | {} |",
+                            "| {} | {} | {} | {} | {} | {} × {} | {}–{} | {} | {} |",
                             cell.mechanism.name(),
                             ns(med),
                             ns(r.chosen.p99 as f64),
                             ns(r.chosen.p999 as f64),
+                            cell.cpu_ns_per_rt().map_or("–".to_owned(), ns),
                             r.chosen.count,
                             r.runs.len(),
                             ns(lo as f64),
@@ -397,7 +483,7 @@ impl Results {
                     Err(e) => {
                         let _ = writeln!(
                             md,
-                            "| {} | failed: {} | | | | | | |",
+                            "| {} | failed: {} | | | | | | | |",
                             cell.mechanism.name(),
                             e.replace('|', "\\|").replace('\n', " ")
                         );
@@ -406,6 +492,79 @@ impl Results {
             }
             md.push('\n');
         }
+    }
+
+    fn waiting_md(&self, md: &mut String) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        md.push_str("### Waiting with little traffic (one waiter thread, its CPU time)\n\n");
+        md.push_str(
+            "idle = one wait with no change at all; rare = one change per 10 ms, each read \
+             (wake = publish → content read). CPU = user + system time of the waiter thread; \
+             % = of one core over the run.\n\n",
+        );
+        md.push_str(
+            "| waiter | scenario | run | CPU | CPU % | changes seen | wake median | wake p99 |\n",
+        );
+        md.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        for r in &self.waiting {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.2}% | {} | {} | {} |",
+                r.kind.name(),
+                r.scenario.name(),
+                ns(r.wall_ns as f64),
+                ns(r.cpu_ns as f64),
+                r.cpu_percent(),
+                r.changes,
+                r.wake.map_or("–".to_owned(), |w| ns(w.median as f64)),
+                r.wake.map_or("–".to_owned(), |w| ns(w.p99 as f64)),
+            );
+        }
+        md.push('\n');
+    }
+
+    fn loan_md(&self, md: &mut String) {
+        if self.loan.is_empty() {
+            return;
+        }
+        md.push_str(
+            "### Serialise and publish (the loan vs a private Vec + write, in process)\n\n",
+        );
+        md.push_str(
+            "Per publish: the thread's CPU time (what the host's other processes took is left \
+             out), and wall-clock time. Ratio of CPU times.\n\n",
+        );
+        md.push_str("| way | bytes published | per publish (CPU) | wall | GiB/s (CPU) | baseline | baseline time / loan time |\n");
+        md.push_str("|---|---:|---:|---:|---:|---|---:|\n");
+        let mut shown = Vec::new();
+        for (ours, theirs) in loan::pairs() {
+            for (op, base) in [(&ours, Some(&theirs)), (&theirs, None)] {
+                let Some(r) = self.loan.iter().find(|r| &r.op == op) else {
+                    continue;
+                };
+                if base.is_none() && shown.contains(op) {
+                    continue;
+                }
+                shown.push(op.clone());
+                let vs = base
+                    .and_then(|b| self.loan_pair(op, b))
+                    .map_or(String::new(), |(a, b)| format!("{:.2}×", b / a));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {:.2} | {} | {} |",
+                    r.op,
+                    r.bytes,
+                    ns(r.ns_per_op),
+                    ns(r.wall_ns_per_op),
+                    crate::timing::gib_per_s(r.bytes, r.ns_per_op),
+                    base.map_or("", |b| b.as_str()),
+                    vs,
+                );
+            }
+        }
+        md.push('\n');
     }
 
     fn inproc_md(&self, md: &mut String) {
@@ -526,14 +685,15 @@ impl Results {
         md.push_str(
             "### Notification latency to the last of N watchers (publish → content read)\n\n",
         );
-        md.push_str("| watchers | filemap-blocking median | p99 | futex-floor median | p99 | ratio of medians |\n");
-        md.push_str("|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("| watchers | filemap-blocking median | p99 | filemap-adaptive median | p99 | futex-floor median | p99 | blocking / floor | adaptive / blocking |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         let mut counts: Vec<usize> = self.scaling.iter().map(|r| r.watchers).collect();
         counts.dedup();
         for n in counts {
             let find = |k| self.scaling.iter().find(|r| r.watchers == n && r.kind == k);
-            let (f, b) = (
+            let (f, a, b) = (
                 find(scaling::Kind::Filemap),
+                find(scaling::Kind::FilemapAdaptive),
                 find(scaling::Kind::FutexFloor),
             );
             let med = |r: Option<&scaling::Row>| {
@@ -541,19 +701,23 @@ impl Results {
             };
             let p99 =
                 |r: Option<&scaling::Row>| r.map_or("–".to_owned(), |r| ns(r.summary.p99 as f64));
-            let ratio = match (f, b) {
-                (Some(f), Some(b)) => {
-                    format!("{:.2}×", f.summary.median as f64 / b.summary.median as f64)
+            let ratio = |x: Option<&scaling::Row>, y: Option<&scaling::Row>| match (x, y) {
+                (Some(x), Some(y)) => {
+                    format!("{:.2}×", x.summary.median as f64 / y.summary.median as f64)
                 }
                 _ => "–".to_owned(),
             };
             let _ = writeln!(
                 md,
-                "| {n} | {} | {} | {} | {} | {ratio} |",
+                "| {n} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 med(f),
                 p99(f),
+                med(a),
+                p99(a),
                 med(b),
-                p99(b)
+                p99(b),
+                ratio(f, b),
+                ratio(a, f),
             );
         }
         md.push('\n');
@@ -597,12 +761,14 @@ impl Results {
         for t in targets {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.2}× | {} {:.1}× | {} |",
+                "| {} | {} | {:.2}{} | {} {:.1}{} | {} |",
                 t.name,
                 t.payload.map_or(String::new(), bytes),
                 t.ratio,
+                t.unit,
                 if t.at_least { "≥" } else { "≤" },
                 t.limit,
+                t.unit,
                 if t.met() { "yes" } else { "**no**" }
             );
         }
@@ -632,6 +798,10 @@ mod tests {
             mechanism: m,
             payload,
             result: Ok(Repeated::new(vec![s, s, s]).unwrap()),
+            cpu: vec![latency::CpuPerRt {
+                parent_ns: median as f64,
+                child_ns: median as f64 / 2.0,
+            }],
         }
     }
 
@@ -645,6 +815,8 @@ mod tests {
                 kernel: "k".into(),
             },
             pinned: true,
+            waiting: Vec::new(),
+            loan: Vec::new(),
             latency: vec![
                 cell(Mechanism::FilemapBlocking, 8, 1100),
                 cell(Mechanism::FutexFloor, 8, 1000),
@@ -653,6 +825,7 @@ mod tests {
                     mechanism: Mechanism::Iceoryx2Spin,
                     payload: 8,
                     result: Err("did not build".into()),
+                    cpu: Vec::new(),
                 },
             ],
             inproc: Vec::new(),

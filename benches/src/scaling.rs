@@ -3,7 +3,9 @@
 //! read against the `CLOCK_MONOTONIC` stamp the writer put in the message
 //! (the same clock in every process) and acknowledges; the writer
 //! publishes the next message only when all N acknowledged, so no watcher
-//! skips one. `futex-floor` does the same with a bare futex broadcast.
+//! skips one. `filemap-adaptive` does the same with `wait_change_adaptive`
+//! (issue 13: more waiting processes than cores), `futex-floor` with a bare
+//! futex broadcast.
 //!
 //! Nothing is pinned here: N processes share the 2 cores, as they would.
 
@@ -25,16 +27,19 @@ use crate::sys::{self, Shm};
 pub enum Kind {
     /// filemap `wait_change` + `read_into`.
     Filemap,
+    /// filemap `wait_change_adaptive` + `read_into`.
+    FilemapAdaptive,
     /// Bare futex broadcast on a sequence word.
     FutexFloor,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Filemap, Kind::FutexFloor];
+    pub const ALL: [Kind; 3] = [Kind::Filemap, Kind::FilemapAdaptive, Kind::FutexFloor];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Filemap => "filemap-blocking",
+            Kind::FilemapAdaptive => "filemap-adaptive",
             Kind::FutexFloor => "futex-floor",
         }
     }
@@ -80,8 +85,8 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
             eprintln!(
                 "  {:<18} {n:>3} watchers  last-watcher median {:>10}  p99 {:>10}",
                 kind.name(),
-                crate::report::ns(summary.median as f64),
-                crate::report::ns(summary.p99 as f64)
+                crate::units::ns(summary.median as f64),
+                crate::units::ns(summary.p99 as f64)
             );
             rows.push(Row {
                 kind,
@@ -100,7 +105,7 @@ fn one(ns: &Namespace, mode: Mode, kind: Kind, n: usize) -> Result<Summary> {
     };
     let data_name = ns.name("scale");
     let region = match kind {
-        Kind::Filemap => Some(
+        Kind::Filemap | Kind::FilemapAdaptive => Some(
             FileMap::builder(&data_name)
                 .capacity(64)
                 .create_only()
@@ -109,7 +114,7 @@ fn one(ns: &Namespace, mode: Mode, kind: Kind, n: usize) -> Result<Summary> {
         Kind::FutexFloor => None,
     };
     let floor = match kind {
-        Kind::Filemap => None,
+        Kind::Filemap | Kind::FilemapAdaptive => None,
         Kind::FutexFloor => Some(Shm::create(&data_name, 4096)?),
     };
     let mut children = Vec::with_capacity(n);
@@ -200,15 +205,19 @@ pub fn watcher_main(args: &ChildArgs) -> Result<()> {
         }
     };
     match args.get("kind")? {
-        "filemap-blocking" => {
+        kind @ ("filemap-blocking" | "filemap-adaptive") => {
+            let adaptive = kind == "filemap-adaptive";
             let map = FileMap::builder(data).open_only().open()?;
             let mut buf = harness::buffer(64);
             let mut seen = map.generation();
             harness::child_ready()?;
             loop {
-                seen = map
-                    .wait_change(seen, Some(TIMEOUT))
-                    .ok_or_else(|| anyhow!("watcher {i}: no change within {TIMEOUT:?}"))?;
+                let moved = if adaptive {
+                    map.wait_change_adaptive(seen, Some(TIMEOUT))
+                } else {
+                    map.wait_change(seen, Some(TIMEOUT))
+                };
+                seen = moved.ok_or_else(|| anyhow!("watcher {i}: no change within {TIMEOUT:?}"))?;
                 map.read_into(&mut buf)?;
                 anyhow::ensure!(
                     buf.len() == 16,

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const MECHANISMS: [&str; 10] = [
+const MECHANISMS: [&str; 11] = [
     "filemap-blocking",
     "filemap-spin",
+    "filemap-adaptive",
     "futex-floor",
     "spin-floor",
     "unix-socket",
@@ -79,6 +80,17 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
                     for key in ["median_ns", "p99_ns", "p999_ns", "runs"] {
                         assert!(r[key].as_u64().is_some(), "{key} of {r}");
                     }
+                    // CPU of both processes beside every latency. The
+                    // parent reads its own clock exactly, so some is
+                    // spent; the child's clock, read from another process,
+                    // lags by up to a scheduler tick while the child runs,
+                    // more than a whole smoke window of 200 round trips.
+                    let cpu = r["cpu_ns_per_rt"].as_f64();
+                    assert!(cpu.is_some_and(|c| c > 0.0), "cpu_ns_per_rt of {r}");
+                    let parent = r["cpu_ns_per_rt_parent"].as_f64();
+                    assert!(parent.is_some_and(|c| c > 0.0), "{r}");
+                    let child = r["cpu_ns_per_rt_child"].as_f64();
+                    assert!(child.is_some_and(|c| c >= 0.0), "{r}");
                     assert!(r["median_ns"].as_u64() <= r["p99_ns"].as_u64(), "{r}");
                     assert!(r["p99_ns"].as_u64() <= r["p999_ns"].as_u64(), "{r}");
                 }
@@ -97,6 +109,8 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
         }
     }
     for kind in [
+        "waiting",
+        "loan",
         "inproc",
         "throughput",
         "slow_reader",
@@ -128,6 +142,42 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
         assert!(r["reads_over_bound"].as_u64() <= r["reads"].as_u64(), "{r}");
     }
     assert!(stdout.contains("### Slow reader"), "{stdout}");
+    assert!(stdout.contains("| CPU / rt |"), "{stdout}");
+
+    // Waiting: every kind, idle and rare; a spinning waiter burns far more
+    // CPU than a sleeping one, and the rare-change waiters saw changes.
+    let waiting: Vec<_> = rows.iter().filter(|r| r["kind"] == "waiting").collect();
+    let cpu = |m: &str, s: &str| {
+        let r = waiting
+            .iter()
+            .find(|r| r["mechanism"] == m && r["scenario"] == s)
+            .unwrap_or_else(|| panic!("no waiting row {m} {s}"));
+        if s == "rare" {
+            assert!(r["changes"].as_u64() > Some(0), "{r}");
+            assert!(r["wake_median_ns"].as_u64() > Some(0), "{r}");
+        }
+        r["cpu_ns"].as_u64().unwrap()
+    };
+    for s in ["idle", "rare"] {
+        let spin = cpu("filemap-spin", s);
+        assert!(spin > 10 * cpu("filemap-blocking", s), "{s}: spin {spin}");
+        cpu("filemap-adaptive", s);
+    }
+
+    // The loan: serde and raw rows, ~1 MiB each, with a time.
+    let loan: Vec<_> = rows.iter().filter(|r| r["kind"] == "loan").collect();
+    for op in ["write_value", "to_vec_named+write"] {
+        let r = loan
+            .iter()
+            .find(|r| r["op"] == op)
+            .unwrap_or_else(|| panic!("no loan row {op}"));
+        assert!(r["payload_bytes"].as_u64() > Some(900 << 10), "{r}");
+        assert!(r["ns_per_op"].as_f64().is_some_and(|t| t > 0.0), "{r}");
+    }
+    assert!(loan.len() >= 6, "{loan:?}");
+    assert!(rows
+        .iter()
+        .any(|r| r["kind"] == "scaling" && r["mechanism"] == "filemap-adaptive"));
     for plot in ["results-latency.svg", "results-watchers.svg"] {
         let svg = std::fs::read_to_string(dir.join(plot)).unwrap();
         assert!(

@@ -18,8 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let limit: Option<u64> = args.next().map(|n| n.parse()).transpose()?;
     let map = filemap::FileMap::open(&name)?;
     eprintln!("reader: watching region {name:?}");
-    println!("ready");
+    // The starting point first: a publish right after "ready" is a change.
     let mut seen = map.generation();
+    println!("ready");
     while limit.is_none_or(|limit| seen < limit) {
         let Some(_) = map.wait_change(seen, Some(Duration::from_secs(60))) else {
             continue;

@@ -28,8 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = args.next().unwrap_or_else(|| "pose".into());
     let limit: Option<u64> = args.next().map(|n| n.parse()).transpose()?;
     let map = filemap::FileMap::open(&name)?;
-    println!("ready");
     let mut seen = map.generation();
+    println!("ready");
     while limit.is_none_or(|limit| seen < limit) {
         let Some(generation) = map.wait_change_adaptive(seen, Some(Duration::from_secs(60))) else {
             continue;

@@ -15,10 +15,10 @@
 //!   by `asm!` are outside the Rust memory model: what they do when another
 //!   process writes the same bytes is defined by the hardware (each access
 //!   returns some mix of old and new bytes; x86 never faults on a race),
-//!   and the seqlock validates the bytes afterwards. Compared with the word
-//!   loop it replaced, this is 2-4 times fewer instructions per byte and
-//!   runs near memcpy speed (benches/PERFORMANCE.md, finding 2). It does
-//!   not use `rep movsb`, which hits 4K aliasing on AMD Zen 3 (finding 6).
+//!   and the seqlock validates the bytes afterwards. Against a loop of
+//!   8-byte atomics this is 2-4 times fewer instructions per byte, and it
+//!   runs near memcpy speed (the bench harness measures both). It does not
+//!   use `rep movsb`, which suffers 4K aliasing on AMD Zen 3.
 //! - **Elsewhere**: relaxed 8-byte atomic loads/stores, then single bytes.
 //!   The compiler cannot widen those, but they are sound everywhere.
 //!

@@ -136,6 +136,17 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Another region's object has the name this region's would have
+    /// (macOS and FreeBSD name objects by a hash of the region name): the
+    /// two names hash the same. Nothing was attached to.
+    #[error("region {name:?} collides with region {other:?}: their object names hash the same")]
+    NameCollision {
+        /// The region asked for.
+        name: String,
+        /// The region the object belongs to.
+        other: String,
+    },
+
     /// The backing file is shorter than its header says the region is.
     #[error(
         "region {name:?} is truncated: its file holds {size} bytes, its header needs {needed}"

@@ -20,6 +20,7 @@
 //!    136    16  len[2]           content length of each buffer
 //!    152    16  writer[2]        who published each buffer: pid << 32 | handle
 //!    168    16  seq[2]           generation each buffer holds; SEQ_WRITING
+//!                                (generation..seq are `protocol::Line`)
 //!                                while a writer copies into it
 //!    184     4  notify           futex word: low 31 bits of the generation,
 //!                                bit 31 set by a waiter about to sleep
@@ -28,10 +29,18 @@
 //!                                adaptive wait (bounded by the CPU count)
 //!    256  3072  slots[128]       attach table: (pid, waiters, start time,
 //!                                spinners)
+//!   3328     8  life             `posix` backend: lifetime lock word
+//!                                (owner pid + start time; 0: free)
+//!   3336     4  name_len         `posix` backend: length of `name`
+//!   3344   256  name             `posix` backend: the full region name
+//!                                (objects are named by its hash)
 //!   4096        buffer 0, then buffer 1 (each `stride(capacity)` bytes)
 //! ```
 
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64};
+
+pub use crate::protocol::Line;
 
 /// `b"FILEMAP\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
@@ -49,26 +58,9 @@ pub const SLOTS: usize = 128;
 
 /// Set in `flags` when the region outlives its last handle.
 pub const FLAG_PERSISTENT: u32 = 1;
-
-/// Bit set in the lock word when a thread may sleep on it.
-#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const LOCK_CONTENDED: u64 = 1 << 31;
-/// Bit set in the lock word by a waiter that has waited too long: the
-/// owner hands the lock over on release instead of freeing it.
-#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const LOCK_STARVING: u64 = 1 << 30;
-/// Mask of the owner thread id in the lock word (Linux thread ids are at
-/// most 2^22).
-#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const LOCK_TID_MASK: u64 = (1 << 30) - 1;
-/// The lock word of a lock released to a starving waiter: free, but only
-/// for a thread that has already slept waiting for it.
-#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const LOCK_HANDOFF: u64 = LOCK_STARVING;
-
-/// `seq[i]` while a writer copies into buffer `i`: no generation an honest
-/// region reaches (2^64 - 1 publishes).
-pub const SEQ_WRITING: u64 = u64::MAX;
+// Bit 2 of `flags` is the `posix` backend's `FLAG_REMOVED`.
+/// Bytes of the full region name kept in the header (`posix` backend).
+pub const NAME_BYTES: usize = 256;
 
 /// One attach-table entry. `pid == 0` means free.
 #[repr(C)]
@@ -102,10 +94,7 @@ pub struct Header {
     _pad1: [AtomicU64; 6],
 
     // What a publish writes and a read reads: one cache line.
-    pub generation: AtomicU64,
-    pub len: [AtomicU64; 2],
-    pub writer: [AtomicU64; 2],
-    pub seq: [AtomicU64; 2],
+    pub line: Line,
     pub notify: AtomicU32,
     pub waiters: AtomicU32,
     // Outside the publish line: only adaptive waiters touch it.
@@ -113,6 +102,13 @@ pub struct Header {
     _pad2: [AtomicU32; 15],
 
     pub slots: [Slot; SLOTS],
+
+    // Used by the `posix` backend only; zero elsewhere. Adding them in
+    // space that was padding keeps the layout version.
+    pub life: AtomicU64,
+    pub name_len: AtomicU32,
+    _pad3: AtomicU32,
+    pub name: [AtomicU64; NAME_BYTES / 8],
 }
 
 impl Header {
@@ -120,6 +116,18 @@ impl Header {
     /// that changes lifetime only).
     pub fn is_persistent(&self) -> bool {
         self.flags.load(core::sync::atomic::Ordering::Relaxed) & FLAG_PERSISTENT != 0
+    }
+
+    /// The header at `base`.
+    ///
+    /// # Safety
+    /// `base` must point to at least [`HEADER_SIZE`] bytes, aligned to 64,
+    /// that stay mapped (readable, and writable if the caller writes) for
+    /// `'a`. Their contents may be anything: every field is an atomic.
+    pub unsafe fn at<'a>(base: NonNull<u8>) -> &'a Header {
+        // SAFETY: the caller vouches for size, alignment and lifetime; any
+        // bytes are valid atomics.
+        unsafe { &*base.as_ptr().cast::<Header>() }
     }
 
     /// A header in ordinary memory, every field zero, for unit tests.
@@ -133,8 +141,7 @@ impl Header {
 
     /// Who published the current generation (packed [`WriterId`]).
     pub fn last_writer(&self) -> u64 {
-        use core::sync::atomic::Ordering::{Acquire, Relaxed};
-        self.writer[(self.generation.load(Acquire) & 1) as usize].load(Relaxed)
+        self.line.last_writer()
     }
 }
 
@@ -143,15 +150,18 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, lock) == 64);
     assert!(core::mem::offset_of!(Header, lock_pid) == 72);
     assert!(core::mem::offset_of!(Header, lock_tid) == 76);
-    assert!(core::mem::offset_of!(Header, generation) == 128);
-    assert!(core::mem::offset_of!(Header, len) == 136);
-    assert!(core::mem::offset_of!(Header, writer) == 152);
-    assert!(core::mem::offset_of!(Header, seq) == 168);
+    assert!(core::mem::offset_of!(Header, line) == 128);
+    assert!(core::mem::offset_of!(Line, len) == 8);
+    assert!(core::mem::offset_of!(Line, writer) == 24);
+    assert!(core::mem::offset_of!(Line, seq) == 40);
     assert!(core::mem::offset_of!(Header, notify) == 184);
     assert!(core::mem::offset_of!(Header, waiters) == 188);
     assert!(core::mem::offset_of!(Header, waiters) + 4 <= 192);
     assert!(core::mem::offset_of!(Header, spinners) == 192);
     assert!(core::mem::offset_of!(Header, slots) == 256);
+    assert!(core::mem::offset_of!(Header, life) == 3328);
+    assert!(core::mem::offset_of!(Header, name_len) == 3336);
+    assert!(core::mem::offset_of!(Header, name) == 3344);
     assert!(core::mem::size_of::<Header>() <= HEADER_SIZE);
     assert!(HEADER_SIZE % 4096 == 0);
 };
@@ -193,19 +203,6 @@ impl WriterId {
     }
 }
 
-/// The lock word naming thread `tid`, started at `start_time` clock ticks
-/// after boot (0: unknown), as its owner.
-#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const fn owner_word(tid: u32, start_time: u64) -> u64 {
-    ((start_time as u32 as u64) << 32) | (tid as u64 & LOCK_TID_MASK)
-}
-
-/// The thread id and start time (low 32 bits; 0: unknown) a lock word names.
-#[cfg_attr(windows, allow(dead_code))] // Windows locks a named mutex
-pub const fn word_owner(word: u64) -> (u32, u32) {
-    ((word & LOCK_TID_MASK) as u32, (word >> 32) as u32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,18 +214,6 @@ mod tests {
             handle: u32::MAX,
         };
         assert_eq!(WriterId::unpack(id.pack()), id);
-    }
-
-    #[test]
-    fn owner_word_round_trips_and_leaves_the_flags_clear() {
-        let word = owner_word(4_194_304, 0x1_2345_6789);
-        assert_eq!(word_owner(word), (4_194_304, 0x2345_6789));
-        assert_eq!(word & (LOCK_CONTENDED | LOCK_STARVING), 0);
-        assert_eq!(
-            word_owner(word | LOCK_CONTENDED | LOCK_STARVING).0,
-            4_194_304
-        );
-        assert_ne!(owner_word(0, 0), LOCK_HANDOFF);
     }
 
     #[test]

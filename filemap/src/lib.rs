@@ -71,16 +71,38 @@
 //! region's file, but the region stays reachable by name while handles to
 //! it are open. See `docs/platforms.md` in the repository.
 //!
+//! macOS and FreeBSD (the `posix` backend): regions are `shm_open` objects
+//! named by a hash of the region name, whose header keeps the full name (a
+//! different name there is [`Error::NameCollision`]); a per-user registry
+//! of names serves [`FileMap::list`]. Built and lint-checked in CI, its
+//! shared logic tested on Linux (cargo feature `posix-backend`), never run
+//! on those systems. See `docs/platforms.md`.
+//!
 //! Other targets compile and return [`Error::Unsupported`].
 
+// Targets without a backend get the stub, whose `open` always fails: the
+// rest of the crate is unreachable there.
+#![cfg_attr(
+    not(any(
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "freebsd",
+        windows
+    )),
+    allow(dead_code, unreachable_code)
+)]
+
+mod attach;
+mod backend;
 mod copy;
 pub mod error;
 mod layout;
 mod loan;
 mod lock;
 mod notify;
+mod protocol;
 mod region;
-mod sys;
+mod sync;
 mod text;
 #[cfg(feature = "serde")]
 mod value;

@@ -44,6 +44,8 @@ pub struct WriteLoan<'a> {
     stage: Vec<u8>,
     /// The length the content reached past the capacity, if it did.
     overflow: Option<usize>,
+    /// The region's capacity (read once: the fast path checks it per write).
+    capacity: usize,
     /// The lock belongs to the thread that took it.
     _not_send: PhantomData<*const ()>,
 }
@@ -57,8 +59,9 @@ impl<'a> WriteLoan<'a> {
             next,
             index,
             stored: 0,
-            stage: Vec::new(),
+            stage: Vec::with_capacity(STAGE.min(map.capacity())),
             overflow: None,
+            capacity: map.capacity(),
             _not_send: PhantomData,
         }
     }
@@ -75,7 +78,7 @@ impl<'a> WriteLoan<'a> {
 
     /// The most the content may hold.
     pub fn capacity(&self) -> usize {
-        self.map.capacity()
+        self.capacity
     }
 
     /// The length the content reached past the capacity, if it did.
@@ -95,8 +98,22 @@ impl<'a> WriteLoan<'a> {
     /// [`Error::TooLarge`] (with the length the content would have) when it
     /// would outgrow the capacity; the loan then refuses every later write
     /// and its commit, and the published content stays as it was.
-    pub fn append(&mut self, mut bytes: &[u8]) -> Result<()> {
-        let capacity = self.capacity();
+    #[inline]
+    pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        // The common case of a serialiser's many small writes: room in the
+        // staging chunk and in the region. Inlined into the caller, so a
+        // byte-sized write costs about what a `Vec`'s does.
+        let staged = self.stage.len() + bytes.len();
+        if staged < STAGE && self.stored + staged <= self.capacity && self.overflow.is_none() {
+            self.stage.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.append_slow(bytes)
+    }
+
+    #[cold]
+    fn append_slow(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let capacity = self.capacity;
         let wanted = self.overflow.unwrap_or(0).max(self.len()) + bytes.len();
         if self.overflow.is_some() || wanted > capacity {
             self.overflow = Some(wanted);
@@ -154,10 +171,17 @@ impl<'a> WriteLoan<'a> {
 }
 
 impl std::io::Write for WriteLoan<'_> {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.append(bytes)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::StorageFull, e))?;
         Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.append(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::StorageFull, e))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -169,7 +193,7 @@ impl Drop for WriteLoan<'_> {
     fn drop(&mut self) {
         // Committed or not, the lock is released here; an uncommitted loan
         // published nothing.
-        self.map.inner().unlock_public();
+        self.map.inner().unlock();
     }
 }
 

@@ -11,10 +11,10 @@
 //!
 //! | bits   | field                                                        |
 //! |--------|--------------------------------------------------------------|
-//! | 0..30  | owner thread id (0: nobody)                                  |
+//! | 0..30  | owner id (0: nobody): a thread id, or a process id (below)   |
 //! | 30     | `STARVING`: a waiter waited too long; hand over on release   |
 //! | 31     | `CONTENDED`: a waiter may sleep; wake one on release         |
-//! | 32..64 | owner thread's start time, low 32 bits of clock ticks (0: unknown) |
+//! | 32..64 | owner's start time, low 32 bits (0: unknown)                 |
 //!
 //! | word                     | state                                          |
 //! |--------------------------|------------------------------------------------|
@@ -51,37 +51,61 @@
 //! `HANDOFF`, which the fast path cannot take, and wakes a sleeper, which
 //! takes it. If nobody was left to wake, the releaser frees the word.
 //!
+//! **Who the owner is** is the backend's ([`Owner`]): the Linux backend
+//! names the owning *thread* (its id and start time, checked through
+//! `/proc`); the `posix` backend names the owning *process* (its pid and
+//! start time), because macOS and FreeBSD cannot check another process's
+//! thread ids, and lets its own threads through a process-local gate per
+//! region one at a time (`backend/posix`, `Gate`, with its own table), so
+//! only one thread of a process ever contends for the word. A word that
+//! names the caller's own identity is re-entry (`WouldDeadlock`) when the
+//! backend says the calling thread holds the lock, else a scribble, taken
+//! over. Sleeping and waking are the backend's wait-on-address primitive
+//! on the word's low half.
+//!
 //! Windows uses a named kernel mutex per region instead
-//! (`Local\filemap.<name>.lock`): the kernel tells the next taker when
-//! the owner ended without releasing it (`WAIT_ABANDONED`), which is
-//! reported as `owner_died` exactly like a dead owner on Linux. Windows
-//! mutexes are recursive, so re-entry is caught here (`WouldDeadlock`).
+//! (`backend/windows`), so it does not use this module.
 
-#[cfg(not(windows))]
-use std::cell::Cell;
-use std::sync::atomic::Ordering::Relaxed;
-#[cfg(not(windows))]
-use std::sync::atomic::Ordering::{Acquire, Release};
+// Windows locks a kernel mutex: nothing here is used there.
+#![cfg_attr(windows, allow(dead_code))]
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
+use crate::backend::{Backend, Os};
 use crate::layout::Header;
-#[cfg(not(windows))]
-use crate::layout::{
-    owner_word, word_owner, LOCK_CONTENDED, LOCK_HANDOFF, LOCK_STARVING, LOCK_TID_MASK,
-};
-use crate::sys;
 
-#[cfg(not(windows))]
+/// Bit set in the lock word when a thread may sleep on it.
+pub const LOCK_CONTENDED: u64 = 1 << 31;
+/// Bit set in the lock word by a waiter that has waited too long: the
+/// owner hands the lock over on release instead of freeing it.
+pub const LOCK_STARVING: u64 = 1 << 30;
+/// Mask of the owner id in the lock word (Linux thread ids are at most
+/// 2^22, macOS and FreeBSD process ids at most 99999).
+pub const LOCK_ID_MASK: u64 = (1 << 30) - 1;
+/// The lock word of a lock released to a starving waiter: free, but only
+/// for a thread that has already slept waiting for it.
+pub const LOCK_HANDOFF: u64 = LOCK_STARVING;
+
+/// The lock word naming owner `id`, started at `start_time` (0: unknown).
+pub const fn owner_word(id: u32, start_time: u64) -> u64 {
+    ((start_time as u32 as u64) << 32) | (id as u64 & LOCK_ID_MASK)
+}
+
+/// The owner id and start time (low 32 bits; 0: unknown) a lock word names.
+pub const fn word_owner(word: u64) -> (u32, u32) {
+    ((word & LOCK_ID_MASK) as u32, (word >> 32) as u32)
+}
+
 /// The first sleep before the owner's liveness is checked; each next sleep
 /// doubles, up to [`MAX_SLICE`].
 const FIRST_SLICE: Duration = Duration::from_millis(1);
-#[cfg(not(windows))]
 const MAX_SLICE: Duration = Duration::from_millis(10);
 /// How long a waiter waits before it asks the owner to hand the lock over.
-#[cfg(not(windows))]
 pub const STARVE_AFTER: Duration = Duration::from_millis(2);
 /// Spins before the first sleep.
-#[cfg(not(windows))]
 const SPINS: u32 = 64;
 
 /// Why the lock was not taken.
@@ -96,44 +120,68 @@ pub enum LockError {
     WouldDeadlock,
     /// Waiting for the lock failed (Windows: `WAIT_FAILED`, with the OS
     /// error code): not a timeout, and no holder to name.
-    #[cfg(windows)]
-    Failed { code: i32 },
+    #[cfg_attr(not(windows), allow(dead_code))]
+    Failed { op: &'static str, code: i32 },
 }
 
-#[cfg(not(windows))]
+/// What the backend says about owners: the identity written into the word,
+/// proofs of death, and its wait-on-address primitive.
+pub trait Owner {
+    /// The word naming the calling thread (or its process) as owner.
+    fn own_word(&self) -> u64;
+    /// The word names the caller's own identity (its thread, or its
+    /// process): whether the calling thread holds the lock already
+    /// (taking it again would deadlock). If not, the word was scribbled,
+    /// or left by a forked ancestor's copy of us, and is taken over.
+    fn holds_it(&self) -> bool;
+    /// The caller took the lock (bookkeeping for [`Owner::local`]).
+    fn acquired(&self);
+    /// Thread `tid` of this process released the lock.
+    fn released(&self, tid: u32);
+    /// Whether `word` is held by thread `tid` of this process.
+    fn owns(&self, word: u64, tid: u32) -> bool;
+    /// Whether the owner named by `word` is proven gone. Anything
+    /// uncertain counts as alive: taking a live owner's lock would let two
+    /// writers publish at once.
+    fn is_dead(&self, word: u64) -> bool;
+    /// The process named by a word, when the owner record does not say.
+    fn process_of(&self, word: u64) -> Option<u32>;
+    /// Sleep at most `timeout` while the low half of `word` is `expected`.
+    fn wait(&self, word: &AtomicU64, expected: u32, timeout: Duration);
+    /// Wake up to `count` sleepers on the low half of `word`; how many.
+    fn wake(&self, word: &AtomicU64, count: u32) -> usize;
+}
+
 /// Take the lock. `Ok(true)` when the previous owner died holding it.
 #[inline]
-pub fn acquire(h: &Header, timeout: Duration) -> Result<bool, LockError> {
-    let me = own_word();
+pub fn acquire(h: &Header, owner: &impl Owner, timeout: Duration) -> Result<bool, LockError> {
+    let me = owner.own_word();
     let taken = if h.lock.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
         Ok(false)
     } else {
-        acquire_slow(h, me, timeout)
+        acquire_slow(h, owner, me, timeout)
     };
     if taken.is_ok() {
-        record_owner(h, sys::tid());
-        HELD.with(|held| held.set(held.get() + 1));
+        record_owner(h, word_owner(me).0);
+        owner.acquired();
     }
     taken
 }
 
-#[cfg(not(windows))]
-thread_local! {
-    /// Region locks this thread holds: tells re-entry (a deadlock) from a
-    /// lock word that merely names this thread because it was scribbled.
-    static HELD: Cell<usize> = const { Cell::new(0) };
-}
-
-#[cfg(not(windows))]
 #[cold]
-fn acquire_slow(h: &Header, me: u64, timeout: Duration) -> Result<bool, LockError> {
+fn acquire_slow(
+    h: &Header,
+    owner: &impl Owner,
+    me: u64,
+    timeout: Duration,
+) -> Result<bool, LockError> {
     for _ in 0..SPINS {
         std::hint::spin_loop();
         if h.lock.load(Relaxed) == 0 && h.lock.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
             return Ok(false);
         }
     }
-    let my_tid = word_owner(me).0;
+    let my_id = word_owner(me).0;
     let start = Instant::now();
     let mut slice = FIRST_SLICE;
     let mut slept = false;
@@ -143,7 +191,7 @@ fn acquire_slow(h: &Header, me: u64, timeout: Duration) -> Result<bool, LockErro
         if waited >= timeout {
             return Err(LockError::Timeout {
                 waited,
-                holder_pid: holder_pid(h, word),
+                holder_pid: holder_pid(h, owner, word),
             });
         }
         // Free, or handed over and we have slept for it: take it. Others
@@ -157,12 +205,11 @@ fn acquire_slow(h: &Header, me: u64, timeout: Duration) -> Result<bool, LockErro
             }
             continue;
         }
-        let (owner, _) = word_owner(word);
-        if owner == my_tid {
-            if HELD.with(Cell::get) > 0 {
+        if word_owner(word).0 == my_id {
+            if owner.holds_it() {
                 return Err(LockError::WouldDeadlock);
             }
-            // We hold no lock, so the word was scribbled: take it.
+            // Nobody here holds it, so the word was scribbled: take it.
             if h.lock
                 .compare_exchange(word, me | LOCK_CONTENDED, Acquire, Relaxed)
                 .is_ok()
@@ -188,12 +235,13 @@ fn acquire_slow(h: &Header, me: u64, timeout: Duration) -> Result<bool, LockErro
         {
             continue;
         }
-        sys::futex_wait_low(&h.lock, expected as u32, slice.min(timeout - waited));
+        owner.wait(&h.lock, expected as u32, slice.min(timeout - waited));
         slept = true;
         slice = (slice * 2).min(MAX_SLICE);
         if expected != LOCK_HANDOFF
+            && word_owner(expected).0 != my_id
             && h.lock.load(Relaxed) == expected
-            && owner_is_dead(expected)
+            && owner.is_dead(expected)
             && h.lock
                 .compare_exchange(expected, me | LOCK_CONTENDED, Acquire, Relaxed)
                 .is_ok()
@@ -203,89 +251,40 @@ fn acquire_slow(h: &Header, me: u64, timeout: Duration) -> Result<bool, LockErro
     }
 }
 
-#[cfg(not(windows))]
 /// The process holding the lock, as far as it can be told: the record the
-/// owner wrote after taking it if that record is for the thread the word
-/// names, else the thread's process from `/proc`.
-fn holder_pid(h: &Header, word: u64) -> Option<u32> {
-    let (owner, _) = word_owner(word);
-    if owner == 0 {
+/// owner wrote after taking it if that record is for the owner the word
+/// names, else what the backend can find out.
+fn holder_pid(h: &Header, owner: &impl Owner, word: u64) -> Option<u32> {
+    let (id, _) = word_owner(word);
+    if id == 0 {
         return None;
     }
     let pid = h.lock_pid.load(Relaxed);
-    if h.lock_tid.load(Relaxed) == owner && pid != 0 {
+    if h.lock_tid.load(Relaxed) == id && pid != 0 {
         return Some(pid);
     }
-    sys::process_of_thread(owner)
+    owner.process_of(word)
 }
 
 /// Record (informationally) who holds the lock: error messages name it.
-fn record_owner(h: &Header, tid: u32) {
-    h.lock_tid.store(tid, Relaxed);
-    h.lock_pid.store(sys::pid(), Relaxed);
+/// `lock_tid` holds the id the word names (a thread id, or with process
+/// identity the pid), so [`holder_pid`] can tell the record is current.
+pub fn record_owner(h: &Header, id: u32) {
+    h.lock_tid.store(id, Relaxed);
+    h.lock_pid.store(Os::pid(), Relaxed);
 }
 
-#[cfg(not(windows))]
-thread_local! {
-    /// This thread's lock word and the thread id it was made for.
-    static OWN_WORD: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
-}
-
-#[cfg(not(windows))]
-/// `owner_word(this thread, its start time)`, computed once per thread
-/// (the start time is a `/proc` read) and keyed by thread id, so a forked
-/// child (a new thread id) computes its own.
-#[inline]
-fn own_word() -> u64 {
-    let tid = sys::tid();
-    OWN_WORD.with(|cell| match cell.get() {
-        (cached, word) if cached == tid && tid != 0 => word,
-        _ => {
-            let word = owner_word(tid, sys::own_thread_start_time());
-            cell.set((tid, word));
-            word
-        }
-    })
-}
-
-#[cfg(not(windows))]
-/// Whether the owner named by lock word `word` is proven gone. Anything
-/// uncertain counts as alive: taking a live owner's lock would let two
-/// writers publish at once.
-fn owner_is_dead(word: u64) -> bool {
-    let (owner, start) = word_owner(word);
-    match sys::liveness(owner) {
-        sys::Liveness::Dead => true, // died, or the word is garbage
-        sys::Liveness::Unknown => false,
-        // A live thread with another start time is not the owner: the id
-        // was reused after the owner died, or the word is garbage. A start
-        // time of 0 ("unknown") proves nothing.
-        sys::Liveness::Alive { start_time } => {
-            start != 0 && start_time != 0 && start_time as u32 != start
-        }
-    }
-}
-
-#[cfg(not(windows))]
-/// Release the lock taken by [`acquire`] in this thread. Returns `false`
-/// (and changes nothing) if the lock is no longer ours: another process
-/// took it over, judging us dead, or scribbled on it.
-#[inline]
-pub fn release(h: &Header) -> bool {
-    HELD.with(|held| held.set(held.get().saturating_sub(1)));
-    release_for(h, sys::tid())
-}
-
-#[cfg(not(windows))]
 /// Release the lock held by thread `tid` of this process (the caller's own
 /// thread, or the thread that took an owned guard being dropped
 /// elsewhere). Returns `false` (and changes nothing) if `tid` does not
-/// hold it.
-pub fn release_for(h: &Header, tid: u32) -> bool {
+/// hold it: another process took it over, judging us dead, or scribbled
+/// on it.
+pub fn release(h: &Header, owner: &impl Owner, tid: u32) -> bool {
     let mut word = h.lock.load(Relaxed);
     let mut next;
     loop {
-        if word == LOCK_HANDOFF || word_owner(word).0 != tid & LOCK_TID_MASK as u32 {
+        if word == LOCK_HANDOFF || !owner.owns(word, tid) {
+            owner.released(tid);
             return false;
         }
         next = if word & LOCK_STARVING != 0 {
@@ -298,8 +297,9 @@ pub fn release_for(h: &Header, tid: u32) -> bool {
             Err(now) => word = now,
         }
     }
+    owner.released(tid);
     if word & (LOCK_CONTENDED | LOCK_STARVING) != 0 {
-        let woken = sys::futex_wake_low(&h.lock, 1);
+        let woken = owner.wake(&h.lock, 1);
         if next == LOCK_HANDOFF && woken == 0 {
             // The starving waiter left (timed out): free the word, or the
             // next taker would sleep a slice before it may take HANDOFF.
@@ -309,54 +309,19 @@ pub fn release_for(h: &Header, tid: u32) -> bool {
     true
 }
 
-#[cfg(windows)]
-thread_local! {
-    /// Keys of the region mutexes this thread holds (Windows mutexes are
-    /// recursive, so the kernel would let a re-entry through).
-    static HELD_MUTEXES: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Take the region's named mutex. `Ok(true)` when the previous owner ended
-/// without releasing it (`WAIT_ABANDONED`): the published content is
-/// intact, its half-written inactive buffer is simply ignored.
-#[cfg(windows)]
-pub fn acquire_mutex(
-    h: &Header,
-    mutex: &sys::NamedMutex,
-    timeout: Duration,
-) -> Result<bool, LockError> {
-    let key = mutex.key();
-    if HELD_MUTEXES.with(|held| held.borrow().contains(&key)) {
-        return Err(LockError::WouldDeadlock);
+    #[test]
+    fn owner_word_round_trips_and_leaves_the_flags_clear() {
+        let word = owner_word(4_194_304, 0x1_2345_6789);
+        assert_eq!(word_owner(word), (4_194_304, 0x2345_6789));
+        assert_eq!(word & (LOCK_CONTENDED | LOCK_STARVING), 0);
+        assert_eq!(
+            word_owner(word | LOCK_CONTENDED | LOCK_STARVING).0,
+            4_194_304
+        );
+        assert_ne!(owner_word(0, 0), LOCK_HANDOFF);
     }
-    let start = Instant::now();
-    let owner_died = match mutex.wait(timeout) {
-        sys::MutexWait::Acquired => false,
-        sys::MutexWait::Abandoned => true,
-        sys::MutexWait::Failed(code) => return Err(LockError::Failed { code }),
-        sys::MutexWait::TimedOut => {
-            let pid = h.lock_pid.load(Relaxed);
-            return Err(LockError::Timeout {
-                waited: start.elapsed(),
-                holder_pid: (pid != 0).then_some(pid),
-            });
-        }
-    };
-    record_owner(h, sys::tid());
-    HELD_MUTEXES.with(|held| held.borrow_mut().push(key));
-    Ok(owner_died)
-}
-
-/// Release the mutex taken by [`acquire_mutex`] in this thread.
-#[cfg(windows)]
-pub fn release_mutex(h: &Header, mutex: &sys::NamedMutex) -> bool {
-    let key = mutex.key();
-    HELD_MUTEXES.with(|held| {
-        let mut held = held.borrow_mut();
-        if let Some(i) = held.iter().rposition(|&k| k == key) {
-            held.swap_remove(i);
-        }
-    });
-    h.lock_pid.store(0, Relaxed);
-    mutex.release()
 }

@@ -1,6 +1,10 @@
 //! Change notification: sleeping until the generation moves, and waking
 //! sleepers after a publish.
 //!
+//! Platform-free: sleeping and waking go through the backend's [`Wake`]
+//! (a wait-on-address primitive on the notify word, or on Windows a
+//! semaphore per attach slot).
+//!
 //! This module owns the `notify` futex word and the waiter counts. The word
 //! is a counter of events (publishes and interrupts) in bits 1..=31, which
 //! every event bumps by [`TICK`] and which therefore never repeats a value
@@ -63,13 +67,15 @@
 //! had already timed out) only cause one spurious wake-up, which every
 //! caller loops over anyway.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::backend::Wake;
 use crate::layout::{Header, Slot};
-use crate::sys;
 
 /// Longest single sleep; bounds the harm of scribbled waiter counts.
 pub const SLICE: Duration = Duration::from_secs(1);
@@ -82,47 +88,17 @@ pub const TICK: u32 = 2;
 
 /// Tell sleepers that a new generation was published. Call after storing it.
 #[inline]
-pub fn published(h: &Header) {
+pub fn published(h: &Header, wake: &impl Wake) {
     if h.notify.fetch_add(TICK, SeqCst) & SLEEPERS != 0 {
-        woken(h);
+        woken(h, wake);
     }
 }
 
 /// A publish found the sleepers bit set: clear it, then wake them all.
 #[cold]
-fn woken(h: &Header) {
+fn woken(h: &Header, wake: &impl Wake) {
     h.notify.fetch_and(!SLEEPERS, SeqCst);
-    wake_all(h);
-}
-
-/// Wake every thread sleeping on the region, in every process.
-#[cfg(not(windows))]
-#[cold]
-pub fn wake_all(h: &Header) {
-    sys::futex_wake(&h.notify, i32::MAX as u32);
-}
-
-/// Wake every thread sleeping on the region, in every process: post the
-/// semaphore of each slot whose waiter count is non-zero.
-#[cfg(windows)]
-#[cold]
-pub fn wake_all(h: &Header) {
-    let Some(wakers) = sys::wakers_of(header_key(h)) else {
-        return;
-    };
-    for (index, slot) in h.slots.iter().enumerate() {
-        let waiting = slot.waiters.load(SeqCst);
-        let pid = slot.pid.load(Acquire);
-        if waiting != 0 && pid != 0 {
-            wakers.wake(index, pid);
-        }
-    }
-}
-
-/// Identifies a mapping of a region in this process: its base address.
-#[cfg(windows)]
-pub fn header_key(h: &Header) -> usize {
-    h as *const Header as usize
+    wake.wake_all(h);
 }
 
 /// Cut short the sleep of a local waiter whose `cancel` flag was just set:
@@ -132,15 +108,9 @@ pub fn header_key(h: &Header) -> usize {
 /// wake them. (The caller repeats until its waiter has left: interrupts
 /// from elsewhere may interleave.)
 #[cold]
-pub fn interrupt(h: &Header) {
+pub fn interrupt(h: &Header, wake: &impl Wake) {
     h.notify.fetch_add(TICK, SeqCst);
-    #[cfg(not(windows))]
-    wake_all(h);
-    // Only this handle's own sleepers need waking: post its semaphore.
-    #[cfg(windows)]
-    if let Some(wakers) = sys::wakers_of(header_key(h)) {
-        wakers.interrupt();
-    }
+    wake.interrupt(h);
 }
 
 /// Sleep once while the generation is `seen`, at most `timeout` (capped at
@@ -150,42 +120,28 @@ pub fn interrupt(h: &Header) {
 pub fn wait_once(
     h: &Header,
     slot: &Slot,
+    wake: &impl Wake,
     seen: u64,
     timeout: Duration,
     cancel: Option<&AtomicBool>,
 ) -> u64 {
+    let prepared = wake.prepare();
     // A crash between two steps may only ever leave the global count too
     // high (a spurious wake-up), never below the sum of the slots' counts,
     // which the sweep of a dead slot subtracts: global up first, slot down
     // first.
-    #[cfg(windows)]
-    let wakers = sys::wakers_of(header_key(h)).filter(|w| w.prepare());
     h.waiters.fetch_add(1, SeqCst);
     slot.waiters.fetch_add(1, SeqCst);
-    // After counting ourselves, before re-checking: a count taken from the
-    // semaphore after this (by any thread of the handle) ends our sleep.
-    #[cfg(windows)]
-    let token = wakers.as_ref().map(|w| w.token());
+    let token = wake.token();
     let notify = h.notify.load(SeqCst);
-    let mut generation = h.generation.load(SeqCst);
+    let mut generation = h.line.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
     if generation == seen && !cancelled {
         if let Some(asleep) = announce_sleep(h, notify) {
-            #[cfg(not(windows))]
-            sys::futex_wait(&h.notify, asleep, timeout.min(SLICE));
-            // The semaphore keeps a post that races ahead of the sleep, so
-            // the value announced plays no part here.
-            #[cfg(windows)]
-            let _ = asleep;
-            #[cfg(windows)]
-            match (&wakers, token) {
-                (Some(wakers), Some(token)) => wakers.sleep(token, timeout.min(SLICE)),
-                // No semaphore could be made: poll.
-                _ => std::thread::sleep(timeout.min(Duration::from_millis(1))),
-            }
+            wake.sleep(h, asleep, token, prepared, timeout.min(SLICE));
         }
         // Else the word moved (a publish or an interrupt): look again.
-        generation = h.generation.load(Acquire);
+        generation = h.line.generation.load(Acquire);
     }
     saturating_decrement(&slot.waiters);
     saturating_decrement(&h.waiters);
@@ -210,7 +166,7 @@ fn announce_sleep(h: &Header, notify: u32) -> Option<u32> {
 pub fn spin(h: &Header, seen: u64, deadline: Option<Instant>) -> Option<u64> {
     loop {
         for _ in 0..64 {
-            let generation = h.generation.load(Acquire);
+            let generation = h.line.generation.load(Acquire);
             if generation != seen {
                 return Some(generation);
             }
@@ -234,37 +190,64 @@ pub fn forget_waiters(h: &Header, slot: &Slot) {
 
 /// The longest an adaptive wait busy-polls before it sleeps.
 pub const MAX_SPIN: Duration = Duration::from_micros(50);
-/// Longest gap an adaptive waiter remembers: one long wait must not make
-/// re-learning a fast peer take long.
-const LONGEST_GAP: Duration = Duration::from_millis(1);
+/// Spins in a row that saw nothing before a waiter stops spinning.
+const MISSES: u32 = 4;
+/// While spinning does not pay, every this many waits one spins for the
+/// whole [`MAX_SPIN`] anyway, to notice when it pays again.
+const PROBE_EVERY: u32 = 8;
 
-/// What an adaptive waiter has learnt of its peer: a moving average of how
-/// long recent changes took to arrive after it began to wait (nanoseconds;
-/// shared by the threads of a handle, updated without a lock: it is a
-/// heuristic, and a lost update only costs a slightly different budget).
+/// What an adaptive waiter has learnt: whether spinning pays, and how long
+/// it takes when it does. Shared by the threads of a handle and updated
+/// without a lock: it is a heuristic, and a lost update only costs a
+/// slightly different budget.
+///
+/// Only spins teach it. A change that a spin caught tells how soon the
+/// peer answers while it is being waited for (a moving average of those
+/// gaps sets the next budget); a spin that caught nothing is a miss, and
+/// after [`MISSES`] in a row the waiter sleeps at once, except for a probe
+/// of the whole [`MAX_SPIN`] every [`PROBE_EVERY`] waits. What a sleep saw
+/// teaches nothing: its gap includes the waiter's own wake-up, so two
+/// adaptive waiters that both slept would each measure a sleeping round
+/// trip and conclude, wrongly, that the other is slow.
 #[derive(Debug, Default)]
 pub struct Learner {
+    /// Moving average of the gaps caught by spins, in nanoseconds.
     gap_ns: AtomicU64,
+    /// Spins in a row that caught nothing.
+    misses: AtomicU32,
+    /// Waits without a spin since the last probe.
+    unspun: AtomicU32,
 }
 
 impl Learner {
-    /// How long to spin before sleeping: twice the recent gap (and a
-    /// little), while that is within [`MAX_SPIN`]; nothing once changes
-    /// have been arriving later than spinning could wait.
+    /// How long the next wait spins before sleeping: twice the average
+    /// gap a spin caught, and a little, at most [`MAX_SPIN`]; nothing while
+    /// spinning does not pay, but for a probe every [`PROBE_EVERY`] waits.
     pub fn budget(&self) -> Duration {
-        let gap = self.gap_ns.load(Relaxed);
-        if gap > MAX_SPIN.as_nanos() as u64 {
+        if self.misses.load(Relaxed) >= MISSES {
+            if self.unspun.fetch_add(1, Relaxed) + 1 >= PROBE_EVERY {
+                self.unspun.store(0, Relaxed);
+                return MAX_SPIN;
+            }
             return Duration::ZERO;
         }
+        let gap = self.gap_ns.load(Relaxed);
         (Duration::from_nanos(2 * gap) + Duration::from_micros(2)).min(MAX_SPIN)
     }
 
-    /// A change arrived `gap` after the wait began (or the wait gave up
-    /// after `gap`): fold it into the average (weight 1/8).
-    pub fn observe(&self, gap: Duration) {
-        let gap = gap.min(LONGEST_GAP).as_nanos() as u64;
+    /// A spin saw the change `gap` after the wait began.
+    pub fn hit(&self, gap: Duration) {
+        let gap = gap.min(MAX_SPIN).as_nanos() as u64;
         let old = self.gap_ns.load(Relaxed);
         self.gap_ns.store(old - old / 8 + gap / 8, Relaxed);
+        self.misses.store(0, Relaxed);
+    }
+
+    /// A spin ran out without seeing a change.
+    pub fn miss(&self) {
+        let _ = self
+            .misses
+            .fetch_update(Relaxed, Relaxed, |m| Some(m.saturating_add(1)));
     }
 }
 
@@ -311,10 +294,14 @@ pub fn spin_phase(
         return None;
     }
     let until = start + budget;
-    let spun = spin(h, seen, Some(deadline.map_or(until, |d| d.min(until))));
+    let stop = deadline.map_or(until, |d| d.min(until));
+    let spun = spin(h, seen, Some(stop));
     release_spinner(h, slot);
-    if spun.is_some() {
-        learner.observe(start.elapsed());
+    match spun {
+        Some(_) => learner.hit(start.elapsed()),
+        // A spin cut short by the caller's deadline proves nothing.
+        None if stop == until => learner.miss(),
+        None => {}
     }
     spun
 }
@@ -329,6 +316,7 @@ pub fn spin_phase(
 pub fn adaptive(
     h: &Header,
     slot: &Slot,
+    wake: &impl Wake,
     seen: u64,
     deadline: Option<Instant>,
     learner: &Learner,
@@ -338,22 +326,17 @@ pub fn adaptive(
         return Some(generation);
     }
     loop {
-        let generation = h.generation.load(Acquire);
+        let generation = h.line.generation.load(Acquire);
         if generation != seen {
-            learner.observe(start.elapsed());
             return Some(generation);
         }
         let remaining = match deadline {
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(r) if !r.is_zero() => r,
-                _ => {
-                    learner.observe(start.elapsed());
-                    return None;
-                }
-            },
+            Some(d) => d
+                .checked_duration_since(Instant::now())
+                .filter(|r| !r.is_zero())?,
             None => SLICE,
         };
-        wait_once(h, slot, seen, remaining, None);
+        wait_once(h, slot, wake, seen, remaining, None);
     }
 }
 
@@ -365,6 +348,17 @@ fn saturating_decrement(word: &AtomicU32) {
 mod tests {
     use super::*;
 
+    /// Sleeps by polling: the tests here check the words, not the OS.
+    struct Poll;
+
+    impl Wake for Poll {
+        fn sleep(&self, _h: &Header, _asleep: u32, _token: u64, _prepared: bool, t: Duration) {
+            std::thread::sleep(t.min(Duration::from_millis(1)));
+        }
+
+        fn wake_all(&self, _h: &Header) {}
+    }
+
     /// An interrupt followed by a publish left the word at the value a
     /// waiter had read before both (the interrupt bumped the generation
     /// bits to g+1, the publish stored g+1), so the waiter's announcement
@@ -375,9 +369,9 @@ mod tests {
         let h = Header::zeroed();
         for _ in 0..3 {
             let seen_by_waiter = h.notify.load(SeqCst);
-            interrupt(&h);
-            h.generation.fetch_add(1, SeqCst);
-            published(&h);
+            interrupt(&h, &Poll);
+            h.line.generation.fetch_add(1, SeqCst);
+            published(&h, &Poll);
             assert_eq!(announce_sleep(&h, seen_by_waiter), None);
         }
     }
@@ -390,14 +384,14 @@ mod tests {
         assert_eq!(asleep & SLEEPERS, SLEEPERS);
         // A second waiter finds the bit set and sleeps on the same value.
         assert_eq!(announce_sleep(&h, asleep), Some(asleep));
-        published(&h);
+        published(&h, &Poll);
         let after = h.notify.load(SeqCst);
         assert_eq!(after & SLEEPERS, 0, "the publisher cleared the bit");
         assert_ne!(after, asleep);
         assert_ne!(after, before);
         // Interrupts move the counter but leave other sleepers' bit alone.
         let asleep = announce_sleep(&h, after).unwrap();
-        interrupt(&h);
+        interrupt(&h, &Poll);
         let now = h.notify.load(SeqCst);
         assert_eq!(now & SLEEPERS, SLEEPERS);
         // A waiter holding `asleep` would now not sleep: the kernel's
@@ -409,38 +403,39 @@ mod tests {
     fn the_counter_wraps_without_touching_the_sleepers_bit() {
         let h = Header::zeroed();
         h.notify.store(u32::MAX - 1, SeqCst); // counter at its top, bit clear
-        published(&h);
+        published(&h, &Poll);
         assert_eq!(h.notify.load(SeqCst), 0);
         h.notify.store(u32::MAX, SeqCst); // counter at its top, bit set
-        published(&h);
+        published(&h, &Poll);
         assert_eq!(h.notify.load(SeqCst), 0, "wrapped, and the bit cleared");
     }
 
     #[test]
-    fn the_learner_spins_only_while_changes_come_soon_and_relearns() {
+    fn the_learner_spins_only_while_spinning_pays_and_probes_meanwhile() {
         let learner = Learner::default();
         assert!(!learner.budget().is_zero(), "a new handle tries spinning");
         for _ in 0..50 {
-            learner.observe(Duration::from_micros(1));
+            learner.hit(Duration::from_micros(1));
         }
         let fast = learner.budget();
         assert!(
             fast > Duration::ZERO && fast <= Duration::from_micros(10),
             "{fast:?}"
         );
-        for _ in 0..50 {
-            learner.observe(Duration::from_millis(10));
+        for _ in 0..MISSES {
+            learner.miss();
         }
+        let budgets: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| learner.budget()).collect();
+        let probes = budgets.iter().filter(|b| !b.is_zero()).count();
         assert_eq!(
-            learner.budget(),
-            Duration::ZERO,
-            "rare changes: sleep at once"
+            probes, 2,
+            "sleep at once but for a probe every {PROBE_EVERY} waits: {budgets:?}"
         );
-        for _ in 0..40 {
-            learner.observe(Duration::from_micros(3));
-        }
-        assert!(!learner.budget().is_zero(), "a fast peer is learnt again");
-        assert!(learner.budget() <= MAX_SPIN);
+        assert!(budgets.iter().all(|b| b.is_zero() || *b == MAX_SPIN));
+        // A probe that catches a change: spinning pays again.
+        learner.hit(Duration::from_micros(30));
+        let budget = learner.budget();
+        assert!(!budget.is_zero() && budget <= MAX_SPIN, "{budget:?}");
     }
 
     #[test]
@@ -475,7 +470,7 @@ mod tests {
         let start = Instant::now();
         let timeout = Duration::from_millis(30);
         assert_eq!(
-            adaptive(&h, &h.slots[0], 0, Some(start + timeout), &learner),
+            adaptive(&h, &h.slots[0], &Poll, 0, Some(start + timeout), &learner),
             None
         );
         let waited = start.elapsed();
@@ -484,7 +479,7 @@ mod tests {
             "{waited:?}"
         );
         assert_eq!(h.spinners.load(SeqCst), 0, "the spinner left");
-        h.generation.store(5, SeqCst);
-        assert_eq!(adaptive(&h, &h.slots[0], 0, None, &learner), Some(5));
+        h.line.generation.store(5, SeqCst);
+        assert_eq!(adaptive(&h, &h.slots[0], &Poll, 0, None, &learner), Some(5));
     }
 }

@@ -1,34 +1,27 @@
-//! Regions: open, create, attach, lifetime; publish and read; transactions.
+//! The public API: regions, the builder, guards and the value types.
 //!
-//! This module owns the protocol on top of the header. It validates every
-//! value it reads from the mapping before using it as a length or index, and
-//! touches the buffers only through raw copies. It must never make a system
-//! call directly: those live in `sys`.
-//!
-//! Lifetime uses `flock(2)`-style locks on the backing file, which the kernel
-//! holds for us and drops when a process dies, so no scribble can keep a
-//! region alive or kill it: every handle holds a shared lock; a closing
-//! handle that can upgrade to exclusive is the last one and removes a
-//! non-persistent region's name; an opener that can take the exclusive lock
-//! of a non-persistent region has found a stale one (all its users died)
-//! and replaces it.
+//! Platform-free. Opening, lifetime, the lock and wake-ups are the
+//! backend's (`backend/`); the publish/read protocol is `protocol.rs`; the
+//! attach table is `attach.rs`. This module wires them together and turns
+//! their outcomes into [`Error`]s that name the region.
+
+#![forbid(unsafe_code)]
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::copy::{load_shared, store_shared};
+use crate::attach;
+use crate::backend::{Backend, Opened, Os, Request};
 use crate::error::{Error, NameRule, Result};
-use crate::layout::{
-    self, Header, WriterId, FLAG_PERSISTENT, HEADER_SIZE, LAYOUT_VERSION, MAGIC, SEQ_WRITING, SLOTS,
-};
+use crate::layout::{Header, WriterId};
 use crate::loan::WriteLoan;
-use crate::lock::{self, LockError};
+use crate::lock::LockError;
 use crate::notify;
-use crate::sys;
+use crate::protocol::{Corrupt, View};
 use crate::watch::Watcher;
 
 /// Capacity of a region when the builder names none: 4096 bytes.
@@ -37,33 +30,14 @@ pub const DEFAULT_CAPACITY: usize = 4096;
 pub const MIN_CAPACITY: usize = 32;
 /// Largest capacity accepted: 1 GiB (the mapping holds two buffers).
 pub const MAX_CAPACITY: usize = 1 << 30;
-/// Longest region name in bytes. The backing file is `filemap.<name>`,
-/// which must fit the 255-byte file-name limit.
-#[cfg(not(windows))]
-pub const MAX_NAME_LEN: usize = 255 - PREFIX.len();
-/// Longest region name in bytes. On Windows the longest kernel object
-/// name filemap makes, `Global\filemap.<name>.wake.<pid>.<slot>`, must
-/// fit `MAX_PATH` (260) characters with its terminating NUL, which leaves
-/// 224.
-#[cfg(windows)]
-pub const MAX_NAME_LEN: usize =
-    259 - "Global\\".len() - PREFIX.len() - ".wake.4294967295.127".len();
+/// Longest region name in bytes: what the backing object's name allows
+/// (Linux: the 255-byte file-name limit less the `filemap.` prefix;
+/// macOS and FreeBSD: the same limit on the registry entry
+/// `filemap.<name>`; Windows: the longest kernel object name filemap
+/// makes, `Global\filemap.<name>.wake.<pid>.<slot>`, within `MAX_PATH`).
+pub const MAX_NAME_LEN: usize = <Os as Backend>::MAX_NAME_LEN;
 /// How long blocking calls wait for the region lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-
-const PREFIX: &str = "filemap.";
-/// Optimistic read attempts before a reader falls back to the lock.
-const READ_ATTEMPTS: u32 = 64;
-/// Copies of more than a chunk spoiled by a rewrite before a reader falls
-/// back to the lock.
-const SPOILED_COPIES: u32 = 2;
-/// A lock-free read checks between chunks of this many bytes that its
-/// buffer is not being rewritten (64-byte multiple: chunks stay aligned).
-const COPY_CHUNK: usize = 64 << 10;
-/// Attempts to reach a stable name (each lost race to a closer or creator
-/// costs one) before `open` gives up.
-#[cfg(not(windows))]
-const OPEN_ATTEMPTS: u32 = 100;
 
 /// Check a region name against the naming rules.
 ///
@@ -97,24 +71,15 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 /// Path of the shared-memory object backing region `name`. On Windows
 /// this is the kernel object name `Local\filemap.<name>`, not a file.
-#[cfg(not(windows))]
-pub fn shm_path(name: &str) -> PathBuf {
-    sys::shm_dir().join(format!("{PREFIX}{name}"))
-}
-
 /// Path of the shared-memory object backing region `name`. On Windows
 /// this is the kernel object name `Local\filemap.<name>`, not a file.
-#[cfg(windows)]
 pub fn shm_path(name: &str) -> PathBuf {
-    PathBuf::from(windows::object_name(false, name))
+    Os::shm_path(name)
 }
 
-#[cfg(windows)]
-#[path = "region_windows.rs"]
-mod windows;
-
+/// What an open may do with an existing or missing region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpenMode {
+pub(crate) enum OpenMode {
     CreateOrAttach,
     CreateOnly,
     OpenOnly,
@@ -216,317 +181,21 @@ impl Builder {
                 max: MAX_CAPACITY,
             });
         }
-        self.open_backend(capacity as usize)
-    }
-}
-
-#[cfg(not(windows))]
-impl Builder {
-    fn open_backend(&self, capacity: usize) -> Result<FileMap> {
-        let path = self.path.clone().unwrap_or_else(|| shm_path(&self.name));
-        for _ in 0..OPEN_ATTEMPTS {
-            let step = match sys::open_existing(&path, true) {
-                Ok(fd) => self.attach(&path, fd)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if self.mode == OpenMode::OpenOnly {
-                        return Err(Error::NotFound {
-                            name: self.name.clone(),
-                        });
-                    }
-                    self.create(&path, capacity)?
-                }
-                Err(e) => return Err(self.open_error(&path, "open", e)),
-            };
-            if let Step::Done(map) = step {
-                return Ok(map);
-            }
-        }
-        Err(Error::Timeout {
-            what: "a stable region name (other processes kept creating and removing it)",
-            waited: Duration::ZERO,
-            holder_pid: None,
+        let request = Request {
+            name: &self.name,
+            capacity: capacity as usize,
+            mode: self.mode,
+            permissions: self.permissions,
+            persistent: self.persistent,
+            path: self.path.as_deref(),
+            lock_timeout: self.lock_timeout,
+            global: self.global,
+        };
+        let opened = Os::open(&request)?;
+        Ok(FileMap {
+            inner: Arc::new(Inner::new(&self.name, self.lock_timeout, opened)),
         })
     }
-}
-
-impl Builder {
-    fn open_error(&self, path: &Path, op: &'static str, e: std::io::Error) -> Error {
-        io_error(&self.name, path, op, e)
-    }
-
-    /// Claim a slot in the mapping's attach table for this handle.
-    fn claim_slot(&self, map: &sys::Mapping) -> Result<usize> {
-        claim_slot(header(map)).ok_or_else(|| Error::TooManyAttached {
-            name: self.name.clone(),
-            max: SLOTS,
-        })
-    }
-
-    /// The handle over an opened, validated region whose slot is claimed.
-    #[allow(clippy::too_many_arguments)]
-    fn handle(
-        &self,
-        path: &Path,
-        fd: sys::Fd,
-        map: sys::Mapping,
-        capacity: usize,
-        existed: bool,
-        slot: usize,
-        os: OsObjects,
-    ) -> FileMap {
-        FileMap {
-            inner: Arc::new(Inner {
-                name: self.name.clone(),
-                path: path.to_owned(),
-                fd,
-                map,
-                capacity,
-                existed,
-                slot,
-                id: WriterId {
-                    pid: sys::pid(),
-                    handle: next_handle_number(),
-                },
-                lock_timeout: self.lock_timeout,
-                epoch: sys::fork_epoch(),
-                learner: notify::Learner::default(),
-                os,
-            }),
-        }
-    }
-}
-
-#[cfg(not(windows))]
-impl Builder {
-    /// Take the shared lifetime lock. Exclusive holders (a closing or
-    /// replacing handle) keep it for microseconds, but any process that can
-    /// open the file could hold it forever, so the wait is bounded.
-    fn lock_shared(&self, path: &Path, fd: &sys::Fd) -> Result<()> {
-        let start = Instant::now();
-        let mut pause = Duration::from_micros(50);
-        while !sys::try_lock_shared(fd).map_err(|e| self.open_error(path, "flock", e))? {
-            if start.elapsed() >= self.lock_timeout {
-                return Err(Error::Timeout {
-                    what: "the region's lifetime lock (another process holds it exclusively)",
-                    waited: start.elapsed(),
-                    holder_pid: None,
-                });
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(10));
-        }
-        Ok(())
-    }
-
-    /// Attach to the existing file `fd`, or find it stale and remove it.
-    fn attach(&self, path: &Path, fd: sys::Fd) -> Result<Step> {
-        let err = |op, e| self.open_error(path, op, e);
-        let alone = sys::try_lock_exclusive(&fd).map_err(|e| err("flock", e))?;
-        if !alone {
-            self.lock_shared(path, &fd)?;
-        }
-        // The last handle may have removed the name before we locked.
-        if sys::is_unlinked(&fd).map_err(|e| err("fstat", e))? {
-            return Ok(Step::Retry);
-        }
-        let (map, capacity) = map_existing(&self.name, path, &fd, true)?;
-        let h = header(&map);
-        let persistent = h.is_persistent();
-        if alone && !persistent {
-            // Every user of this non-persistent region died without closing:
-            // it is gone in spirit. Replace it.
-            unlink_if_named(path, &fd).map_err(|e| err("unlink", e))?;
-            return Ok(Step::Retry);
-        }
-        if self.mode == OpenMode::CreateOnly {
-            return Err(Error::AlreadyExists {
-                name: self.name.clone(),
-            });
-        }
-        if alone {
-            self.lock_shared(path, &fd)?;
-        }
-        self.finish(path, fd, map, capacity, true).map(Step::Done)
-    }
-
-    /// Create a region at `path`, fully initialised before its name appears.
-    fn create(&self, path: &Path, capacity: usize) -> Result<Step> {
-        let err = |op, e| self.open_error(path, op, e);
-        let file = sys::create_unnamed(parent_dir(path), self.permissions)
-            .map_err(|e| err("create", e))?;
-        let size = layout::region_size(capacity);
-        sys::reserve(&file.fd, size as u64).map_err(|e| match err("fallocate", e) {
-            Error::OutOfSpace { name, .. } => Error::OutOfSpace {
-                name,
-                needed: size as u64,
-            },
-            other => other,
-        })?;
-        let map = sys::Mapping::new(&file.fd, size, true).map_err(|e| err("mmap", e))?;
-        let h = header(&map);
-        let persistent = self.persistent.unwrap_or(self.path.is_some());
-        h.version.store(LAYOUT_VERSION, Relaxed);
-        h.flags
-            .store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
-        h.capacity.store(capacity as u64, Relaxed);
-        h.creator_pid.store(sys::pid(), Relaxed);
-        h.magic.store(MAGIC, Release);
-        // Nobody else can have opened a file without a name yet.
-        if !sys::try_lock_shared(&file.fd).map_err(|e| err("flock", e))? {
-            return Err(err(
-                "flock",
-                std::io::Error::other("a new file was locked by another process"),
-            ));
-        }
-        match sys::publish_name(&file, path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Step::Retry),
-            Err(e) => return Err(err("link", e)),
-        }
-        let sys::Unnamed { fd, .. } = file;
-        self.finish(path, fd, map, capacity, false).map(Step::Done)
-    }
-
-    fn finish(
-        &self,
-        path: &Path,
-        fd: sys::Fd,
-        map: sys::Mapping,
-        capacity: usize,
-        existed: bool,
-    ) -> Result<FileMap> {
-        let slot = self.claim_slot(&map)?;
-        Ok(self.handle(path, fd, map, capacity, existed, slot, ()))
-    }
-}
-
-#[cfg(not(windows))]
-enum Step {
-    Done(FileMap),
-    Retry,
-}
-
-fn io_error(name: &str, path: &Path, op: &'static str, e: std::io::Error) -> Error {
-    use std::io::ErrorKind;
-    match sys::classify(&e) {
-        sys::ErrorClass::OutOfSpace => {
-            return Error::OutOfSpace {
-                name: name.to_owned(),
-                needed: 0,
-            }
-        }
-        // A symlink planted at the region's path was refused.
-        sys::ErrorClass::Symlink => {
-            return Error::NotARegion {
-                path: path.display().to_string(),
-                reason: "it is a symbolic link",
-            }
-        }
-        sys::ErrorClass::NotRegular(reason) => {
-            return Error::NotARegion {
-                path: path.display().to_string(),
-                reason,
-            }
-        }
-        sys::ErrorClass::Other => {}
-    }
-    match e.kind() {
-        ErrorKind::PermissionDenied => Error::PermissionDenied {
-            name: name.to_owned(),
-            path: path.display().to_string(),
-        },
-        ErrorKind::Unsupported => Error::Unsupported,
-        _ => Error::Io {
-            op,
-            name: name.to_owned(),
-            source: e,
-        },
-    }
-}
-
-/// `path` is too short to hold a filemap header.
-fn too_small(path: &Path) -> Error {
-    Error::NotARegion {
-        path: path.display().to_string(),
-        reason: "it is smaller than a filemap header",
-    }
-}
-
-/// Map an existing backing file and validate its header. Returns the
-/// mapping and the capacity, which is read once here and trusted from then
-/// on by this handle only.
-#[cfg(not(windows))]
-fn map_existing(
-    name: &str,
-    path: &Path,
-    fd: &sys::Fd,
-    writable: bool,
-) -> Result<(sys::Mapping, usize)> {
-    let size = sys::file_size(fd).map_err(|e| io_error(name, path, "fstat", e))?;
-    if size < HEADER_SIZE as u64 {
-        return Err(too_small(path));
-    }
-    let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
-    let map =
-        sys::Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
-    let capacity = validate_header(name, path, &map, size)?;
-    Ok((map, capacity))
-}
-
-/// Validate the header of a mapping of a `size`-byte region; returns its
-/// capacity, read once here and trusted from then on by this handle only.
-fn validate_header(name: &str, path: &Path, map: &sys::Mapping, size: u64) -> Result<usize> {
-    let shown = || path.display().to_string();
-    let h = header(map);
-    if h.magic.load(Acquire) != MAGIC {
-        return Err(Error::NotARegion {
-            path: shown(),
-            reason: "it does not start with the filemap magic number",
-        });
-    }
-    let version = h.version.load(Relaxed);
-    if version != LAYOUT_VERSION {
-        return Err(Error::IncompatibleVersion {
-            name: name.to_owned(),
-            found: version,
-            expected: LAYOUT_VERSION,
-        });
-    }
-    let capacity = h.capacity.load(Relaxed);
-    if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) {
-        return Err(Error::Corrupted {
-            name: name.to_owned(),
-            field: "capacity",
-            value: capacity,
-        });
-    }
-    let needed = layout::region_size(capacity as usize) as u64;
-    if needed > size || needed > map.len() as u64 {
-        return Err(Error::Truncated {
-            name: name.to_owned(),
-            size,
-            needed,
-        });
-    }
-    Ok(capacity as usize)
-}
-
-fn header(map: &sys::Mapping) -> &Header {
-    debug_assert!(map.len() >= HEADER_SIZE);
-    // SAFETY:
-    // - every mapping handed here is at least HEADER_SIZE bytes long
-    //   (Linux: checked by `map_existing`, or made that size by `create`;
-    //   Windows: the view's `VirtualQuery` length is checked against
-    //   HEADER_SIZE before any header access, or the section was just made
-    //   `region_size` long by this process; and no view is shorter than a
-    //   page, which is HEADER_SIZE);
-    // - views start page-aligned (`mmap`; `MapViewOfFile` even at the
-    //   64 KiB allocation granularity), enough for `Header`'s alignment;
-    // - every field of `Header`, padding included, is an atomic, so a shared
-    //   reference stays sound while other processes write the bytes;
-    // - the reference borrows `map`, so it cannot outlive the mapping.
-    // SAFETY: holds by the conditions listed above.
-    unsafe { &*map.as_ptr().cast::<Header>() }
 }
 
 fn next_handle_number() -> u32 {
@@ -534,90 +203,16 @@ fn next_handle_number() -> u32 {
     NEXT.fetch_add(1, Relaxed)
 }
 
-/// A slot's pid while a sweeper reclaims it; never a real pid.
-const RECLAIMING: u32 = u32::MAX;
-
-/// Whether the process recorded in a slot may still run (unknown counts
-/// as alive; a start time of 0 means "not recorded yet").
-fn slot_alive(pid: u32, start_time: u64) -> bool {
-    match sys::liveness(pid) {
-        sys::Liveness::Dead => false,
-        sys::Liveness::Unknown => true,
-        sys::Liveness::Alive { start_time: actual } => start_time == 0 || start_time == actual,
-    }
-}
-
-/// Free the attach-table slots of processes that died without closing,
-/// with the waiters they counted. A slot is first claimed for reclaiming
-/// (pid -> RECLAIMING), so a slot just re-taken by a live process is never
-/// cleaned under it.
-fn sweep_dead_slots(h: &Header) {
-    for slot in &h.slots {
-        let pid = slot.pid.load(Acquire);
-        if pid == 0 || pid == RECLAIMING || slot_alive(pid, slot.start_time.load(Relaxed)) {
-            continue;
-        }
-        if slot
-            .pid
-            .compare_exchange(pid, RECLAIMING, Acquire, Relaxed)
-            .is_ok()
-        {
-            notify::forget_waiters(h, slot);
-            slot.start_time.store(0, Relaxed);
-            slot.pid.store(0, Release);
-        }
-    }
-}
-
-fn claim_slot(h: &Header) -> Option<usize> {
-    let pid = sys::pid();
-    sweep_dead_slots(h);
-    for _ in 0..2 {
-        for (index, slot) in h.slots.iter().enumerate() {
-            if slot.pid.load(Relaxed) == 0
-                && slot.pid.compare_exchange(0, pid, Acquire, Relaxed).is_ok()
-            {
-                slot.waiters.store(0, Relaxed);
-                slot.spinners.store(0, Relaxed);
-                slot.start_time.store(sys::own_start_time(), Release);
-                return Some(index);
-            }
-        }
-    }
-    None
-}
-
-/// Live process ids in the attach table, without duplicates.
-fn attached_pids(h: &Header) -> Vec<u32> {
-    let mut pids: Vec<u32> = h
-        .slots
-        .iter()
-        .map(|s| (s.pid.load(Acquire), s.start_time.load(Relaxed)))
-        .filter(|&(pid, start)| pid != 0 && pid != RECLAIMING && slot_alive(pid, start))
-        .map(|(pid, _)| pid)
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
 pub(crate) struct Inner {
-    /// Windows: the named mutex, wake semaphores and registry marker.
-    /// First, so it drops first: the wake registration is keyed by the
-    /// view's address and must be gone before the view is unmapped, or a
-    /// view mapped meanwhile at the same address would find our wakers.
-    #[cfg_attr(not(windows), allow(dead_code))]
-    os: OsObjects,
+    /// The backend's handle: the mapping and the OS objects.
+    pub(crate) os: Os,
     name: String,
     path: PathBuf,
-    /// The backing object (Windows: the section, only held open).
-    #[cfg_attr(windows, allow(dead_code))]
-    fd: sys::Fd,
-    map: sys::Mapping,
     capacity: usize,
     existed: bool,
     slot: usize,
-    id: WriterId,
+    /// This handle's writer id, recorded with its publishes.
+    pub(crate) id: WriterId,
     lock_timeout: Duration,
     /// The fork epoch the handle was opened at: another epoch means this
     /// is a forked child's copy, which must not be used.
@@ -626,15 +221,51 @@ pub(crate) struct Inner {
     learner: notify::Learner,
 }
 
-/// A handle's OS objects besides the backing file and the mapping.
-#[cfg(not(windows))]
-type OsObjects = ();
-#[cfg(windows)]
-type OsObjects = windows::Objects;
-
 impl Inner {
+    fn new(name: &str, lock_timeout: Duration, opened: Opened<Os>) -> Inner {
+        let Opened {
+            os,
+            path,
+            capacity,
+            existed,
+            slot,
+        } = opened;
+        Inner {
+            os,
+            name: name.to_owned(),
+            path,
+            capacity,
+            existed,
+            slot,
+            id: WriterId {
+                pid: Os::pid(),
+                handle: next_handle_number(),
+            },
+            lock_timeout,
+            epoch: Os::fork_epoch(),
+            learner: notify::Learner::default(),
+        }
+    }
+
     fn header(&self) -> &Header {
-        header(&self.map)
+        self.os.header()
+    }
+
+    /// The region's protocol view.
+    #[inline]
+    pub(crate) fn view(&self) -> View<'_> {
+        self.os.view()
+    }
+
+    /// The region name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current generation (one atomic load).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.header().line.generation.load(Acquire)
     }
 
     /// `Err(ForkedHandle)` in a forked child: the parent may close the
@@ -642,7 +273,7 @@ impl Inner {
     /// lifetime lock and attach slot are the parent's.
     #[inline]
     pub(crate) fn usable(&self) -> Result<()> {
-        if sys::fork_epoch() == self.epoch {
+        if Os::fork_epoch() == self.epoch {
             Ok(())
         } else {
             Err(self.forked())
@@ -654,13 +285,13 @@ impl Inner {
         Error::ForkedHandle {
             name: self.name.clone(),
             opened_by: self.id.pid,
-            pid: sys::pid(),
+            pid: Os::pid(),
         }
     }
 
     /// Whether this is a forked child's copy of the handle.
     pub(crate) fn in_forked_child(&self) -> bool {
-        sys::fork_epoch() != self.epoch
+        Os::fork_epoch() != self.epoch
     }
 
     fn corrupted(&self, field: &'static str, value: u64) -> Error {
@@ -671,134 +302,23 @@ impl Inner {
         }
     }
 
-    /// Copy buffer `index` (`len <= capacity`, checked) into `out`, in
-    /// chunks of [`COPY_CHUNK`] bytes. Stops early, returning `false` with
-    /// `out` empty, as soon as `intact` says the buffer is being rewritten:
-    /// a doomed copy of a large content then costs a chunk, not the whole.
-    #[inline]
-    fn copy_out(
-        &self,
-        index: usize,
-        len: usize,
-        out: &mut Vec<u8>,
-        intact: impl Fn() -> bool,
-    ) -> bool {
-        debug_assert!(index < 2 && len <= self.capacity);
-        out.clear();
-        out.reserve(len);
-        let mut done = 0;
-        loop {
-            let chunk = (len - done).min(COPY_CHUNK);
-            // SAFETY:
-            // - the source lies inside the mapping: `done + chunk <= len <=
-            //   capacity`, and the mapping holds `region_size(capacity)`
-            //   bytes (checked at open);
-            // - the destination has room for `len` bytes (reserved above)
-            //   and does not overlap the mapping;
-            // - buffers start 64-byte aligned (layout::buffer_offset) and
-            //   `done` is a multiple of COPY_CHUNK, as `load_shared` needs;
-            // - other processes may write the source concurrently: the copy
-            //   is made of atomic or asm loads (copy.rs), and the caller
-            //   either holds the lock (no writer touches the active buffer)
-            //   or discards the bytes unless the buffer's `seq` proves them
-            //   untouched (seqlock).
-            // SAFETY: holds by the conditions listed above.
-            unsafe {
-                let src = self
-                    .map
-                    .as_ptr()
-                    .add(layout::buffer_offset(self.capacity, index) + done);
-                load_shared(src, out.as_mut_ptr().add(done), chunk);
-            }
-            done += chunk;
-            if done == len {
-                break;
-            }
-            if !intact() {
-                return false;
-            }
-        }
-        // SAFETY: the `len` bytes were written above; `u8` has no invalid
-        // values, so `set_len` exposes initialised bytes only.
-        unsafe { out.set_len(len) };
-        true
+    fn corrupt(&self, c: Corrupt) -> Error {
+        self.corrupted(c.field, c.value)
     }
 
     /// Optimistic lock-free read; `None` when writers kept moving.
-    ///
-    /// A seqlock per buffer: the copy of buffer `generation & 1` stands if
-    /// that buffer still holds `generation` after it (`seq`). The next
-    /// publish writes the other buffer, so only the one after it can spoil
-    /// a copy; a reader as slow as a writer still gets through (checking
-    /// the global generation instead starved readers of large contents,
-    /// benches/PERFORMANCE.md finding 3).
     #[inline]
     pub(crate) fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
-        let h = self.header();
-        let mut spoiled = 0;
-        for _ in 0..READ_ATTEMPTS {
-            let generation = h.generation.load(Acquire);
-            let index = (generation & 1) as usize;
-            // Acquire: pairs with the writer's release store of `seq`, so
-            // `len` and `writer` below are the ones published with it.
-            if h.seq[index].load(Acquire) != generation {
-                // A publish after this generation is under way in it.
-                std::hint::spin_loop();
-                continue;
-            }
-            let len = h.len[index].load(Relaxed);
-            let writer = h.writer[index].load(Relaxed);
-            if len > self.capacity as u64 {
-                fence(Acquire);
-                if h.seq[index].load(Relaxed) == generation {
-                    return Err(self.corrupted("len", len));
-                }
-                continue;
-            }
-            // A relaxed look suffices to give up early; accepting the copy
-            // takes the fence below.
-            let intact = || h.seq[index].load(Relaxed) == generation;
-            let copied = self.copy_out(index, len as usize, out, intact);
-            fence(Acquire);
-            if copied && h.seq[index].load(Relaxed) == generation {
-                return Ok(Some(Stamp {
-                    generation,
-                    writer: WriterId::unpack(writer),
-                }));
-            }
-            // A copy of several chunks spoiled twice: this reader is slower
-            // than a writer publishing back to back, and will stay so. The
-            // caller reads under the lock, which a starving waiter is
-            // handed within one publish (lock.rs, fairness).
-            if len as usize > COPY_CHUNK {
-                spoiled += 1;
-                if spoiled == SPOILED_COPIES {
-                    return Ok(None);
-                }
-            }
-            std::hint::spin_loop();
-        }
-        Ok(None)
+        self.view().try_read(out).map_err(|c| self.corrupt(c))
     }
 
     /// Read the published content while holding the lock (it cannot move).
     fn read_locked(&self, out: &mut Vec<u8>) -> Result<Stamp> {
-        let h = self.header();
-        let generation = h.generation.load(Acquire);
-        let index = (generation & 1) as usize;
-        let len = h.len[index].load(Relaxed);
-        if len > self.capacity as u64 {
-            return Err(self.corrupted("len", len));
-        }
-        self.copy_out(index, len as usize, out, || true);
-        Ok(Stamp {
-            generation,
-            writer: WriterId::unpack(h.writer[index].load(Relaxed)),
-        })
+        self.view().read_locked(out).map_err(|c| self.corrupt(c))
     }
 
     fn lock(&self) -> Result<bool> {
-        let owner_died = self.acquire_lock().map_err(|e| match e {
+        let owner_died = self.os.lock(self.lock_timeout).map_err(|e| match e {
             LockError::Timeout { waited, holder_pid } => Error::Timeout {
                 what: "the region lock",
                 waited,
@@ -807,17 +327,15 @@ impl Inner {
             LockError::WouldDeadlock => Error::WouldDeadlock {
                 name: self.name.clone(),
             },
-            #[cfg(windows)]
-            LockError::Failed { code } => Error::Io {
-                op: "WaitForSingleObject",
+            LockError::Failed { op, code } => Error::Io {
+                op,
                 name: self.name.clone(),
                 source: std::io::Error::from_raw_os_error(code),
             },
         })?;
         if owner_died {
             // The dead owner may have published without waking anyone.
-            let h = self.header();
-            notify::published(h);
+            notify::published(self.header(), &self.os);
         }
         Ok(owner_died)
     }
@@ -830,64 +348,29 @@ impl Inner {
         self.finish_publish(next, index, content.len())
     }
 
-    /// Start publishing the next generation: mark the inactive buffer as
-    /// being written and return (next generation, its buffer). The caller
-    /// holds the lock. Abandoning a publish after this is harmless: the
-    /// published buffer is untouched, and the marked one is not read.
+    /// Start publishing the next generation (see
+    /// [`View::begin_publish`]); the caller holds the lock.
     pub(crate) fn begin_publish(&self) -> (u64, usize) {
-        let h = self.header();
-        // Acquire: after a takeover, nothing orders us after the dead
-        // owner's last publish but this load.
-        let next = h.generation.load(Acquire).wrapping_add(1);
-        let index = (next & 1) as usize;
-        // Readers that still copy this (formerly active) buffer must see it
-        // marked before they can see our bytes: a reader whose copy saw any
-        // of them then sees the mark or a later value (fence to fence).
-        h.seq[index].store(SEQ_WRITING, Relaxed);
-        fence(Release);
-        (next, index)
+        self.view().begin_publish()
     }
 
-    /// Copy `bytes` into buffer `index` at `offset`, during a publish begun
-    /// by [`Inner::begin_publish`] (the caller holds the lock, checked that
-    /// `offset + bytes.len() <= capacity`, and keeps `offset` a multiple
-    /// of 8).
+    /// Copy `bytes` into buffer `index` at `offset` (see
+    /// [`View::store_at`]); the caller holds the lock.
     pub(crate) fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) {
-        assert!(index < 2 && offset % 8 == 0 && offset + bytes.len() <= self.capacity);
-        // SAFETY:
-        // - the destination is `bytes.len()` bytes of buffer `index` from
-        //   `offset`, inside the mapping (asserted above against the
-        //   capacity, and the mapping holds `region_size(capacity)` bytes);
-        // - buffers start 64-byte aligned (layout::buffer_offset) and
-        //   `offset` is a multiple of 8, as `store_shared` requires;
-        // - the caller holds the lock, so no other writer copies into it;
-        //   readers that copy it concurrently discard what they read
-        //   because its `seq` is marked as being written.
-        unsafe {
-            let dst = self
-                .map
-                .as_ptr()
-                .add(layout::buffer_offset(self.capacity, index) + offset);
-            store_shared(bytes, dst);
-        }
+        self.view().store_at(index, offset, bytes);
     }
 
     /// Publish buffer `index`, filled with `len` bytes, as generation
-    /// `next` (from [`Inner::begin_publish`]), and wake the waiters.
+    /// `next`, and wake the waiters.
     pub(crate) fn finish_publish(&self, next: u64, index: usize, len: usize) -> u64 {
-        debug_assert!(len <= self.capacity);
-        let h = self.header();
-        h.len[index].store(len as u64, Relaxed);
-        h.writer[index].store(self.id.pack(), Relaxed);
-        h.seq[index].store(next, Release);
-        h.generation.store(next, Release);
-        notify::published(h);
+        let next = self.view().finish_publish(next, index, len, self.id);
+        notify::published(self.header(), &self.os);
         next
     }
 
-    /// Release the lock taken by this thread (for the loan's drop).
-    pub(crate) fn unlock_public(&self) {
-        self.unlock();
+    /// Release the lock taken by this thread.
+    pub(crate) fn unlock(&self) {
+        self.os.unlock();
     }
 }
 
@@ -898,78 +381,10 @@ impl Drop for Inner {
             // through the inherited open file) are the parent's.
             return;
         }
-        let h = self.header();
-        let slot = &h.slots[self.slot];
-        slot.start_time.store(0, Relaxed);
-        let _ = slot.pid.compare_exchange(self.id.pid, 0, Release, Relaxed);
-        // No sweep here: opening sweeps, and a close that checked every
-        // slot's liveness made attach + close 4x slower (bench harness).
-        self.after_close();
-    }
-}
-
-#[cfg(not(windows))]
-impl Inner {
-    fn acquire_lock(&self) -> std::result::Result<bool, LockError> {
-        lock::acquire(self.header(), self.lock_timeout)
-    }
-
-    fn unlock(&self) {
-        lock::release(self.header());
-    }
-
-    /// Release the lock held by thread `tid` of this process, from another
-    /// thread (an [`OwnedGuard`] dropped elsewhere).
-    fn unlock_for(&self, tid: u32) {
-        lock::release_for(self.header(), tid);
-    }
-
-    fn is_removed(&self) -> bool {
-        !sys::names_file(&self.path, &self.fd).unwrap_or(true)
-    }
-
-    /// The last handle takes the exclusive lock and removes the name.
-    fn after_close(&self) {
-        if !self.header().is_persistent() && sys::try_lock_exclusive(&self.fd).unwrap_or(false) {
-            let _ = unlink_if_named(&self.path, &self.fd);
-        }
-    }
-}
-
-/// Remove `path` if it still names `fd`'s file. All filemap unlinks run
-/// under an exclusive lock on the directory, so this check-then-unlink
-/// cannot remove a name another handle just gave to a new region.
-#[cfg(not(windows))]
-fn unlink_if_named(path: &Path, fd: &sys::Fd) -> std::io::Result<()> {
-    let _dir = lock_dir_of(path)?;
-    if sys::names_file(path, fd)? {
-        sys::unlink(path)?;
-    }
-    Ok(())
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
-/// Lock the directory holding `path` for a name change; waits at most a
-/// second (the lock is held for microseconds), then goes ahead without.
-#[cfg(not(windows))]
-fn lock_dir_of(path: &Path) -> std::io::Result<Option<sys::DirLock>> {
-    let dir = parent_dir(path);
-    let start = Instant::now();
-    loop {
-        if let Some(lock) = sys::try_lock_dir(dir)? {
-            return Ok(Some(lock));
-        }
-        if start.elapsed() > Duration::from_secs(1) {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_micros(200));
+        attach::release(self.header(), self.slot, self.id.pid);
+        // No sweep here: a liveness check per slot on every close would
+        // cost more than the whole close; opening reclaims dead slots.
+        self.os.close();
     }
 }
 
@@ -1107,7 +522,7 @@ impl FileMap {
 
     /// The region name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.inner.name()
     }
 
     /// The backing file's path.
@@ -1145,7 +560,7 @@ impl FileMap {
     /// The current generation (one atomic load).
     #[inline]
     pub fn generation(&self) -> u64 {
-        self.inner.header().generation.load(Acquire)
+        self.inner.generation()
     }
 
     /// Publish `content` as the region's whole new content.
@@ -1177,7 +592,7 @@ impl FileMap {
     pub fn write_if(&self, expected: u64, content: &[u8]) -> Result<Published> {
         self.check_fits(content.len())?;
         let owner_died = self.inner.lock()?;
-        let found = self.inner.header().generation.load(Acquire);
+        let found = self.inner.generation();
         if found != expected {
             self.inner.unlock();
             return Err(Error::Conflict {
@@ -1318,7 +733,7 @@ impl FileMap {
             inner: Arc::clone(&self.inner),
             owner_died,
             thread: std::thread::current().id(),
-            tid: sys::tid(),
+            tid: Os::tid(),
             held: true,
         })
     }
@@ -1361,7 +776,7 @@ impl FileMap {
     /// from now on will see its changes. Windows: always `false` (a
     /// section stays reachable by name while handles to it are open).
     pub fn is_removed(&self) -> bool {
-        self.inner.is_removed()
+        self.inner.os.is_removed()
     }
 
     /// Read-modify-write under the lock: `f` gets the current content and
@@ -1403,7 +818,7 @@ impl FileMap {
         let slot = &h.slots[self.inner.slot];
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
-            let generation = h.generation.load(Acquire);
+            let generation = h.line.generation.load(Acquire);
             if generation != seen {
                 return Some(generation);
             }
@@ -1413,7 +828,7 @@ impl FileMap {
                     .filter(|r| !r.is_zero())?,
                 None => notify::SLICE,
             };
-            notify::wait_once(h, slot, seen, remaining, None);
+            notify::wait_once(h, slot, &self.inner.os, seen, remaining, None);
         }
     }
 
@@ -1436,6 +851,7 @@ impl FileMap {
         notify::adaptive(
             h,
             &h.slots[self.inner.slot],
+            &self.inner.os,
             seen,
             deadline,
             &self.inner.learner,
@@ -1481,7 +897,7 @@ impl FileMap {
     /// As [`Builder::open`] with `open_only`.
     pub fn inspect(name: &str) -> Result<RegionInfo> {
         validate_name(name)?;
-        inspect_named(name)
+        Os::inspect(name)
     }
 
     /// Every shared-memory region on this host, each with its info or the
@@ -1491,12 +907,14 @@ impl FileMap {
     /// lists a registry kept by filemap in `%LOCALAPPDATA%\filemap`
     /// (persistent regions' files and a marker per live region; best
     /// effort, `Local\` namespace only); a marker whose section is gone
-    /// is reported stale.
+    /// is reported stale. macOS and FreeBSD (the `posix` backend) cannot
+    /// list their shared-memory objects either: there this lists the
+    /// per-user registry `$TMPDIR/filemap-<uid>` in the same way.
     ///
     /// # Errors
     /// [`Error::Io`] when the shared-memory directory cannot be listed.
     pub fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
-        list_regions()
+        Os::list()
     }
 
     /// Remove region `name`'s name now. Processes attached keep their
@@ -1512,7 +930,7 @@ impl FileMap {
     /// [`Error::PermissionDenied`], [`Error::Io`].
     pub fn remove(name: &str) -> Result<()> {
         validate_name(name)?;
-        remove_named(name)
+        Os::remove(name)
     }
 
     /// Remove every stale region (non-persistent, no live process attached)
@@ -1522,70 +940,9 @@ impl FileMap {
     /// # Errors
     /// As [`FileMap::list`].
     pub fn clean_stale() -> Result<Vec<String>> {
-        clean_stale_regions()
+        Os::clean_stale()
     }
 }
-
-#[cfg(not(windows))]
-fn inspect_named(name: &str) -> Result<RegionInfo> {
-    inspect_path(name, &shm_path(name))
-}
-
-#[cfg(not(windows))]
-fn list_regions() -> Result<Vec<(String, Result<RegionInfo>)>> {
-    let dir = sys::shm_dir();
-    let entries = sys::list_dir(dir).map_err(|e| io_error("*", dir, "readdir", e))?;
-    let mut regions: Vec<_> = entries
-        .into_iter()
-        .filter_map(sys::name_to_string)
-        .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
-        .filter(|name| validate_name(name).is_ok())
-        .map(|name| {
-            let info = inspect_path(&name, &shm_path(&name));
-            (name, info)
-        })
-        .collect();
-    regions.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(regions)
-}
-
-#[cfg(not(windows))]
-fn remove_named(name: &str) -> Result<()> {
-    let path = shm_path(name);
-    let _dir = lock_dir_of(&path).map_err(|e| io_error(name, &path, "flock", e))?;
-    sys::unlink(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound {
-            name: name.to_owned(),
-        },
-        _ => io_error(name, &path, "unlink", e),
-    })
-}
-
-#[cfg(not(windows))]
-fn clean_stale_regions() -> Result<Vec<String>> {
-    let mut removed = Vec::new();
-    for (name, info) in list_regions()? {
-        if !info.is_ok_and(|i| i.stale) {
-            continue;
-        }
-        let path = shm_path(&name);
-        let Ok(fd) = sys::open_existing(&path, false) else {
-            continue;
-        };
-        // Only a region nobody holds open can be taken exclusively.
-        if sys::try_lock_exclusive(&fd).unwrap_or(false)
-            && !sys::is_unlinked(&fd).unwrap_or(true)
-            && unlink_if_named(&path, &fd).is_ok()
-            && sys::is_unlinked(&fd).unwrap_or(false)
-        {
-            removed.push(name);
-        }
-    }
-    Ok(removed)
-}
-
-#[cfg(windows)]
-use windows::{clean_stale_regions, inspect_named, list_regions, remove_named};
 
 impl Inner {
     /// One adaptive wait of a watcher: spin while that pays (see
@@ -1598,52 +955,30 @@ impl Inner {
         if let Some(generation) = notify::spin_phase(h, slot, seen, None, &self.learner, start) {
             return generation;
         }
-        let generation = notify::wait_once(h, slot, seen, timeout, Some(cancel));
-        if generation != seen || start.elapsed() >= timeout {
-            self.learner.observe(start.elapsed());
-        }
-        generation
+        notify::wait_once(h, slot, &self.os, seen, timeout, Some(cancel))
     }
 
     pub(crate) fn interrupt_waits(&self) {
-        notify::interrupt(self.header());
-    }
-
-    pub(crate) fn current_generation(&self) -> u64 {
-        self.header().generation.load(Acquire)
-    }
-
-    pub(crate) fn id(&self) -> WriterId {
-        self.id
+        notify::interrupt(self.header(), &self.os);
     }
 }
 
-#[cfg(not(windows))]
-fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
-    let fd = sys::open_existing(path, false).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound {
-            name: name.to_owned(),
-        },
-        _ => io_error(name, path, "open", e),
-    })?;
-    let (map, capacity) = map_existing(name, path, &fd, false)?;
-    Ok(region_info(name, path, header(&map), capacity))
-}
-
-fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionInfo {
-    let generation = h.generation.load(Acquire);
-    let len = h.len[(generation & 1) as usize]
+/// What [`FileMap::info`] and the backends' `inspect` report of a region
+/// whose header was validated with capacity `capacity`.
+pub(crate) fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionInfo {
+    let generation = h.line.generation.load(Acquire);
+    let len = h.line.len[(generation & 1) as usize]
         .load(Relaxed)
         .min(capacity as u64) as usize;
     let persistent = h.is_persistent();
-    let attached = attached_pids(h);
+    let attached = attach::attached_pids(h);
     RegionInfo {
         name: name.to_owned(),
         path: path.to_owned(),
         capacity,
         len,
         generation,
-        last_writer: WriterId::unpack(h.writer[(generation & 1) as usize].load(Relaxed)),
+        last_writer: WriterId::unpack(h.line.writer[(generation & 1) as usize].load(Relaxed)),
         persistent,
         stale: !persistent && attached.is_empty(),
         attached,
@@ -1811,7 +1146,7 @@ impl Drop for OwnedGuard {
         if std::thread::current().id() == self.thread {
             self.inner.unlock();
         } else {
-            self.inner.unlock_for(self.tid);
+            self.inner.os.unlock_for(self.tid);
         }
     }
 }

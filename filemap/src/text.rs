@@ -43,7 +43,6 @@ pub enum RemoteChange {
     /// Another writer published; the local text was kept (auto-sync off, or
     /// a local edit not yet written). [`TextView::read`] takes the shared
     /// text, [`TextView::write`] publishes the local one.
-    /// [`TextView::read`] takes the shared text.
     Pending(WriterId),
 }
 

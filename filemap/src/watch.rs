@@ -44,17 +44,18 @@ where
     // The callback's state after a panic is whatever the panic left; the
     // callback is the caller's, and it asked to be called again.
     let mut callback = move |change| catch_unwind(AssertUnwindSafe(|| callback(change))).is_ok();
+    let name = inner.name().to_owned();
     let thread = {
         let stop = Arc::clone(&stop);
         let panics = Arc::clone(&panics);
         let inner = Arc::clone(&inner);
-        let mut seen = inner.current_generation();
+        let mut seen = inner.generation();
         std::thread::Builder::new()
             .name("filemap-watch".into())
             .spawn(move || {
                 let mut buf = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
-                    let now = inner.current_generation();
+                    let now = inner.generation();
                     if now == seen {
                         inner.wait_once(seen, Duration::from_secs(1), &stop);
                         continue;
@@ -64,8 +65,7 @@ where
                     match inner.try_read(&mut buf) {
                         Ok(Some(stamp)) => {
                             seen = stamp.generation;
-                            if stamp.writer != inner.id() && !callback(Ok(stamp.with(buf.clone())))
-                            {
+                            if stamp.writer != inner.id && !callback(Ok(stamp.with(buf.clone()))) {
                                 panics.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -84,7 +84,7 @@ where
             })
             .map_err(|source| Error::Io {
                 op: "spawn watcher thread",
-                name: String::new(),
+                name,
                 source,
             })?
     };

@@ -93,6 +93,9 @@ fn tolerated(e: &Error) -> bool {
             | Error::IncompatibleVersion { .. }
             | Error::Truncated { .. }
             | Error::TooManyAttached { .. }
+            // The posix backend keeps the region name in the header: bytes
+            // copied from another region's file belong to that region.
+            | Error::NameCollision { .. }
     )
 }
 

@@ -484,7 +484,10 @@ mod linux {
             }
             let listed = FileMap::list().unwrap();
             let entry = listed.iter().find(|(n, _)| *n == f);
-            if !matches!(entry, Some((_, Err(Error::NotARegion { .. })))) {
+            // The posix backend lists its registry of names, where no
+            // stranger's file appears.
+            let passed_over = cfg!(feature = "posix-backend") && entry.is_none();
+            if !passed_over && !matches!(entry, Some((_, Err(Error::NotARegion { .. })))) {
                 seen.push(format!("list: {entry:?}"));
             }
             let cleaned = FileMap::clean_stale().unwrap();

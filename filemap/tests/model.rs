@@ -11,6 +11,14 @@
 //! either a complete published content or a retry, never a mix. Mutants
 //! that write into the active buffer, or that skip the mark, must be
 //! caught, so the model is shown to be able to fail.
+//!
+//! Under `cfg(loom)` (`RUSTFLAGS="--cfg loom" cargo test -p filemap --test
+//! model --release`, run by `ci/test.sh`), this file also compiles the
+//! library's own seqlock, `src/protocol/seqlock.rs`, against loom's atomics
+//! and checks it, fences included, under every interleaving loom explores
+//! (within its preemption bound): a reader accepts only whole published
+//! contents, with the generation that published them. A buffer layer that
+//! writes into the active buffer must be caught there too.
 
 use proptest::prelude::*;
 
@@ -246,4 +254,117 @@ fn the_model_catches_a_writer_that_does_not_mark_its_buffer() {
     // Without the mark, a reader of generation g that is still copying
     // when the publish of g + 2 rewrites its buffer would accept a mix.
     assert!(catches(Variant::NoMark), "the mark must matter");
+}
+
+/// The atomics `seqlock.rs` takes from `crate::sync`: loom's.
+#[cfg(loom)]
+mod sync {
+    pub use loom::sync::atomic::{fence, AtomicU64};
+}
+
+/// The library's seqlock itself, not a copy.
+#[cfg(loom)]
+#[path = "../src/protocol/seqlock.rs"]
+#[allow(dead_code)]
+mod seqlock;
+
+#[cfg(loom)]
+mod loom_model {
+    use super::seqlock::{self, Buffers, Line};
+    use loom::sync::atomic::{AtomicU64, AtomicU8};
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    /// Bytes per buffer: enough for a copy to be torn.
+    const CAP: usize = 2;
+
+    /// Two buffers of loom atomics, copied with relaxed accesses (as the
+    /// library's racy copies are); `mutant` writes into the other buffer
+    /// (the one readers are reading).
+    struct Region {
+        line: Line,
+        bytes: [[AtomicU8; CAP]; 2],
+        mutant: bool,
+    }
+
+    impl Buffers for Region {
+        fn capacity(&self) -> usize {
+            CAP
+        }
+
+        fn load(&self, index: usize, offset: usize, len: usize, out: &mut Vec<u8>) {
+            for byte in &self.bytes[index][offset..offset + len] {
+                out.push(byte.load(Relaxed));
+            }
+        }
+
+        fn store(&self, index: usize, offset: usize, bytes: &[u8]) {
+            let index = if self.mutant { index ^ 1 } else { index };
+            for (i, b) in bytes.iter().enumerate() {
+                self.bytes[index][offset + i].store(*b, Relaxed);
+            }
+        }
+    }
+
+    fn region(mutant: bool) -> Region {
+        let zero = || AtomicU64::new(0);
+        Region {
+            line: Line {
+                generation: zero(),
+                len: [zero(), zero()],
+                writer: [zero(), zero()],
+                seq: [zero(), zero()],
+            },
+            bytes: [
+                [AtomicU8::new(0), AtomicU8::new(0)],
+                [AtomicU8::new(0), AtomicU8::new(0)],
+            ],
+            mutant,
+        }
+    }
+
+    /// A writer publishes [1, 1] then [2, 2] (the second rewrites the
+    /// buffer a reader of generation 0 may still be copying) while a reader
+    /// reads once: whatever it accepts is a whole published content, with
+    /// its generation and writer.
+    fn check(mutant: bool) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(move || {
+            let region = Arc::new(region(mutant));
+            let writer = {
+                let region = Arc::clone(&region);
+                loom::thread::spawn(move || {
+                    for n in 1..=2u8 {
+                        let (next, index) = seqlock::begin_publish(&region.line);
+                        seqlock::store_at(&*region, index, 0, &[n; CAP]);
+                        seqlock::finish_publish(&region.line, next, index, CAP, u64::from(n));
+                    }
+                })
+            };
+            let mut out = Vec::new();
+            if let Some((generation, writer)) =
+                seqlock::try_read(&region.line, &*region, &mut out).unwrap()
+            {
+                let expected: Vec<u8> = match generation {
+                    0 => Vec::new(),
+                    n => vec![n as u8; CAP],
+                };
+                assert_eq!(out, expected, "generation {generation}");
+                assert_eq!(writer, generation, "the writer of generation {generation}");
+            }
+            writer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn readers_accept_only_whole_published_contents_under_loom() {
+        check(false);
+    }
+
+    #[test]
+    fn loom_catches_a_writer_that_scribbles_on_the_active_buffer() {
+        let caught = std::panic::catch_unwind(|| check(true)).is_err();
+        assert!(caught, "the loom model must be able to fail");
+    }
 }

@@ -471,3 +471,35 @@ fn global_changes_nothing_off_windows() {
     assert!(global.existed_already());
     assert_eq!(global.path(), plain.path());
 }
+
+/// Threads of one process, each with its own handle or sharing one, never
+/// hold the lock together: on the posix backend the lock word names the
+/// process, so only its per-process gate keeps them apart.
+#[test]
+fn threads_of_one_process_never_lose_an_increment() {
+    let name = unique("threads");
+    let _cleanup = Cleanup(name.clone());
+    let shared = std::sync::Arc::new(FileMap::open(&name).unwrap());
+    shared.write_str("0").unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let name = name.clone();
+            let shared = std::sync::Arc::clone(&shared);
+            std::thread::spawn(move || {
+                let own = FileMap::open(&name).unwrap();
+                let map = if i % 2 == 0 { &own } else { &*shared };
+                for _ in 0..250 {
+                    map.update(|text| {
+                        let n: u64 = std::str::from_utf8(text).unwrap().parse().unwrap();
+                        *text = (n + 1).to_string().into_bytes();
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(shared.read_string().unwrap().content, "1000");
+}

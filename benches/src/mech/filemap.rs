@@ -1,7 +1,9 @@
-//! `filemap-blocking` and `filemap-spin`: one region per direction. The
-//! sender publishes the whole message with `write`; the receiver waits for
-//! the generation to move (`wait_change` sleeping on the futex, or
-//! `wait_change_spin` busy-polling), then copies it out with `read_into`.
+//! `filemap-blocking`, `filemap-spin` and `filemap-adaptive`: one region
+//! per direction. The sender publishes the whole message with `write`; the
+//! receiver waits for the generation to move (`wait_change` sleeping on the
+//! futex, `wait_change_spin` busy-polling, or `wait_change_adaptive`
+//! spinning briefly while that has recently paid off, then sleeping), then
+//! copies it out with `read_into`.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +18,7 @@ use crate::harness::{self, expect, seq_of, ChildArgs, ChildStdinMode, Msg, Step,
 pub enum Wait {
     Block,
     Spin,
+    Adaptive,
 }
 
 /// Wait until `map`'s generation moves past `seen`; the new generation.
@@ -24,6 +27,7 @@ fn wait(map: &FileMap, seen: u64, how: Wait) -> Result<u64> {
     let moved = match how {
         Wait::Block => map.wait_change(seen, Some(TIMEOUT)),
         Wait::Spin => map.wait_change_spin(seen, Some(TIMEOUT)),
+        Wait::Adaptive => map.wait_change_adaptive(seen, Some(TIMEOUT)),
     };
     moved.ok_or_else(|| anyhow!("no change in {} after {TIMEOUT:?}", map.name()))
 }
@@ -49,7 +53,7 @@ pub fn parent(ctx: &Ctx, how: Wait) -> Result<Vec<u64>> {
     let mut msg = Msg::new(payload);
     let mut buf = harness::buffer(payload);
     let mut seen = pong.generation();
-    let samples = harness::drive(&ctx.plan, |step| {
+    let samples = ctx.drive(|step| {
         match step {
             Step::RoundTrip(seq) => {
                 ping.write(msg.set_seq(seq))?;

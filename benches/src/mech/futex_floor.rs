@@ -51,7 +51,7 @@ pub fn parent(ctx: &Ctx) -> Result<Vec<u64>> {
     let mut seen = pair
         .word(Dir::Pong)
         .load(std::sync::atomic::Ordering::Acquire);
-    let samples = harness::drive(&ctx.plan, |step| {
+    let samples = ctx.drive(|step| {
         match step {
             Step::RoundTrip(seq) => {
                 send(&pair, Dir::Ping, msg.set_seq(seq));

@@ -242,7 +242,7 @@ pub fn parent(ctx: &Ctx, how: Wait) -> Result<Vec<u64>> {
     child.wait_ready()?;
     let mut msg = Msg::new(payload);
     let mut buf = harness::buffer(payload);
-    let samples = harness::drive(&ctx.plan, |step| {
+    let samples = ctx.drive(|step| {
         match step {
             Step::RoundTrip(seq) => {
                 send(&publisher, notifier.as_ref(), msg.set_seq(seq))?;

@@ -5,9 +5,11 @@
 //! `shared_memory_raw_sync` (raw pointers into the peer's mapping) forbids
 //! `unsafe`.
 
+use std::cell::Cell;
+
 use anyhow::{anyhow, Result};
 
-use crate::harness::{ChildArgs, ChildProc, ChildStdinMode, Namespace, Plan};
+use crate::harness::{self, ChildArgs, ChildProc, ChildStdinMode, Mark, Namespace, Plan, Step};
 
 pub mod filemap;
 pub mod futex_floor;
@@ -25,6 +27,7 @@ pub mod unix_socket;
 pub enum Mechanism {
     FilemapBlocking,
     FilemapSpin,
+    FilemapAdaptive,
     FutexFloor,
     SpinFloor,
     UnixSocket,
@@ -37,9 +40,10 @@ pub enum Mechanism {
 
 impl Mechanism {
     /// Every mechanism, in report order.
-    pub const ALL: [Mechanism; 10] = [
+    pub const ALL: [Mechanism; 11] = [
         Mechanism::FilemapBlocking,
         Mechanism::FilemapSpin,
+        Mechanism::FilemapAdaptive,
         Mechanism::FutexFloor,
         Mechanism::SpinFloor,
         Mechanism::UnixSocket,
@@ -55,6 +59,7 @@ impl Mechanism {
         match self {
             Mechanism::FilemapBlocking => "filemap-blocking",
             Mechanism::FilemapSpin => "filemap-spin",
+            Mechanism::FilemapAdaptive => "filemap-adaptive",
             Mechanism::FutexFloor => "futex-floor",
             Mechanism::SpinFloor => "spin-floor",
             Mechanism::UnixSocket => "unix-socket",
@@ -75,6 +80,7 @@ impl Mechanism {
         match self {
             Mechanism::FilemapBlocking => filemap::parent(ctx, filemap::Wait::Block),
             Mechanism::FilemapSpin => filemap::parent(ctx, filemap::Wait::Spin),
+            Mechanism::FilemapAdaptive => filemap::parent(ctx, filemap::Wait::Adaptive),
             Mechanism::FutexFloor => futex_floor::parent(ctx),
             Mechanism::SpinFloor => spin_floor::parent(ctx),
             Mechanism::UnixSocket => unix_socket::parent(ctx),
@@ -91,6 +97,7 @@ impl Mechanism {
         match self {
             Mechanism::FilemapBlocking => filemap::child(args, filemap::Wait::Block),
             Mechanism::FilemapSpin => filemap::child(args, filemap::Wait::Spin),
+            Mechanism::FilemapAdaptive => filemap::child(args, filemap::Wait::Adaptive),
             Mechanism::FutexFloor => futex_floor::child(args),
             Mechanism::SpinFloor => spin_floor::child(args),
             Mechanism::UnixSocket => unix_socket::child(args),
@@ -110,6 +117,63 @@ pub struct Ctx<'a> {
     pub plan: Plan,
     /// CPU the child pins itself to (the parent is pinned to another).
     pub child_cpu: Option<usize>,
+    /// The echo child's pid, once spawned.
+    pub child_pid: Cell<Option<u32>>,
+    /// CPU time of both processes over the measured round trips.
+    pub cpu: Cell<Option<CpuSpan>>,
+    /// Both processes' CPU clocks at the start of the measured round trips.
+    cpu_start: Cell<Option<(u64, u64)>>,
+}
+
+/// CPU time (user + system, all threads) each process of a ping-pong used
+/// over the measured round trips, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuSpan {
+    pub parent_ns: u64,
+    pub child_ns: u64,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        mechanism: Mechanism,
+        ns: &'a Namespace,
+        plan: Plan,
+        child_cpu: Option<usize>,
+    ) -> Ctx<'a> {
+        Ctx {
+            mechanism,
+            ns,
+            plan,
+            child_cpu,
+            child_pid: Cell::new(None),
+            cpu: Cell::new(None),
+            cpu_start: Cell::new(None),
+        }
+    }
+
+    /// [`harness::drive`] with this repetition's plan, reading both
+    /// processes' CPU clocks around the measured round trips.
+    pub fn drive(&self, step: impl FnMut(Step) -> Result<()>) -> Result<Vec<u64>> {
+        let me = std::process::id();
+        let clocks = || {
+            let child = crate::sys::process_cpu_ns(self.child_pid.get()?)?;
+            Some((crate::sys::process_cpu_ns(me)?, child))
+        };
+        harness::drive_marked(
+            &self.plan,
+            |mark| match mark {
+                Mark::Start => self.cpu_start.set(clocks()),
+                Mark::End => {
+                    let span = self.cpu_start.get().zip(clocks()).map(|(a, b)| CpuSpan {
+                        parent_ns: b.0.saturating_sub(a.0),
+                        child_ns: b.1.saturating_sub(a.1),
+                    });
+                    self.cpu.set(span);
+                }
+            },
+            step,
+        )
+    }
 }
 
 impl Ctx<'_> {
@@ -123,7 +187,9 @@ impl Ctx<'_> {
             all.push(format!("cpu={cpu}"));
         }
         all.extend_from_slice(args);
-        ChildProc::spawn(self.ns, "echo", &all, stdin)
+        let child = ChildProc::spawn(self.ns, "echo", &all, stdin)?;
+        self.child_pid.set(Some(child.id()));
+        Ok(child)
     }
 }
 

@@ -14,7 +14,7 @@ pub fn parent(ctx: &Ctx) -> Result<Vec<u64>> {
     let mut child = ctx.spawn(&[], ChildStdinMode::Piped)?;
     child.wait_ready()?;
     let (mut tx, mut rx) = child.take_pipes()?;
-    let samples = stream::drive(&ctx.plan, &mut tx, &mut rx)?;
+    let samples = stream::drive(ctx, &mut tx, &mut rx)?;
     drop(tx);
     child.finish()?;
     Ok(samples)

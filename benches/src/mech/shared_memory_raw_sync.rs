@@ -152,7 +152,7 @@ pub fn parent(ctx: &Ctx) -> Result<Vec<u64>> {
     child.wait_ready()?;
     let mut msg = Msg::new(payload);
     let mut buf = harness::buffer(payload);
-    let samples = harness::drive(&ctx.plan, |step| {
+    let samples = ctx.drive(|step| {
         match step {
             Step::RoundTrip(seq) => {
                 channel.send(true, msg.set_seq(seq))?;

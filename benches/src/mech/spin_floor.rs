@@ -28,7 +28,7 @@ pub fn parent(ctx: &Ctx) -> Result<Vec<u64>> {
     let mut msg = Msg::new(payload);
     let mut buf = harness::buffer(payload);
     let mut seen = pair.word(Dir::Pong).load(Acquire);
-    let samples = harness::drive(&ctx.plan, |step| {
+    let samples = ctx.drive(|step| {
         match step {
             Step::RoundTrip(seq) => {
                 pair.send(Dir::Ping, msg.set_seq(seq));

@@ -7,14 +7,15 @@ use std::io::{Read, Write};
 
 use anyhow::Result;
 
-use crate::harness::{self, expect, seq_of, Msg, Plan, Step};
+use super::Ctx;
+use crate::harness::{self, expect, seq_of, Msg, Step};
 
 /// Parent side over `tx` (towards the child) and `rx` (back from it).
-pub fn drive(plan: &Plan, tx: &mut impl Write, rx: &mut impl Read) -> Result<Vec<u64>> {
-    let payload = plan.payload;
+pub fn drive(ctx: &Ctx, tx: &mut impl Write, rx: &mut impl Read) -> Result<Vec<u64>> {
+    let payload = ctx.plan.payload;
     let mut msg = Msg::new(payload);
     let mut buf = harness::buffer(payload);
-    harness::drive(plan, |step| {
+    ctx.drive(|step| {
         match step {
             Step::RoundTrip(seq) => {
                 tx.write_all(msg.set_seq(seq))?;

@@ -20,7 +20,7 @@ pub fn parent(ctx: &Ctx) -> Result<Vec<u64>> {
     sock.set_nodelay(true)?;
     let mut rx = sock.try_clone()?;
     let mut tx = sock;
-    let samples = stream::drive(&ctx.plan, &mut tx, &mut rx)?;
+    let samples = stream::drive(ctx, &mut tx, &mut rx)?;
     child.finish()?;
     Ok(samples)
 }

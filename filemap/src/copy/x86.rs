@@ -65,7 +65,6 @@ pub unsafe fn copy_sse2(src: *const u8, dst: *mut u8, len: usize) {
     //   [0, 64 * blocks) with 64 * blocks <= len, on both sides;
     // - the memory accesses are asm `movdqu`s (defined under a race, no
     //   alignment needed); the registers used are declared.
-    // SAFETY: holds by the conditions listed above.
     unsafe {
         asm!(
             "2:",
@@ -115,7 +114,6 @@ pub unsafe fn copy_avx2(src: *const u8, dst: *mut u8, len: usize) {
     // - the memory accesses are asm `vmovdqu`s (defined under a race, no
     //   alignment needed); the CPU has AVX2 (caller); the registers used
     //   are declared.
-    // SAFETY: holds by the conditions listed above.
     unsafe {
         asm!(
             "2:",

@@ -15,10 +15,11 @@ use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::ErrorClass;
+use crate::backend::{ErrorClass, Liveness};
+use crate::layout::{Header, HEADER_SIZE};
 use windows_sys::Win32::Foundation::{
     ERROR_ALREADY_EXISTS, ERROR_CANT_ACCESS_FILE, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,
     ERROR_HANDLE_DISK_FULL, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY,
@@ -234,17 +235,7 @@ pub fn name_to_string(name: OsString) -> Option<String> {
     name.into_string().ok()
 }
 
-/// A stable 64-bit hash (for object names derived from file paths):
-/// FNV-1a over the UTF-8 bytes. Every process must compute the same name
-/// for the same file, whatever toolchain built it, so this is a fixed
-/// algorithm, not `DefaultHasher` (whose output the standard library may
-/// change between releases: processes built by two Rust versions would
-/// then use two different lock mutexes for one file).
-pub fn hash_name(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
+pub(crate) use crate::backend::hash_name;
 
 /// A view of a whole section, unmapped on drop.
 pub struct Mapping {
@@ -292,11 +283,29 @@ impl Mapping {
             return Err(io::Error::last_os_error());
         }
         map.len = info.RegionSize;
+        // Views are whole pages, so never shorter than a header; checked
+        // all the same, because [`Mapping::header`] relies on it.
+        if map.len < HEADER_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a view shorter than a filemap header",
+            ));
+        }
         Ok(map)
     }
 
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+    /// The start of the view.
+    pub fn base(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// The header at the start of the view.
+    pub fn header(&self) -> &Header {
+        // SAFETY: `new` refused views shorter than a header, and views
+        // start at the 64 KiB allocation granularity (alignment enough for
+        // `Header`); the reference borrows `self`, so it cannot outlive
+        // the view.
+        unsafe { Header::at(self.ptr) }
     }
 
     pub fn len(&self) -> usize {
@@ -549,50 +558,6 @@ impl Wakers {
     }
 }
 
-type Registry = Mutex<Vec<(usize, u64, Arc<Wakers>)>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: Registry = Mutex::new(Vec::new());
-    &REGISTRY
-}
-
-/// Keeps a mapping's [`Wakers`] findable from its header address (the
-/// publish path only has the header); unregisters on drop.
-pub struct WakeRegistration {
-    addr: usize,
-    token: u64,
-}
-
-/// Register `wakers` for the mapping whose header is at `addr`.
-pub fn register_wakers(addr: usize, wakers: Arc<Wakers>) -> WakeRegistration {
-    static TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let token = TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut list = registry().lock().unwrap_or_else(|e| e.into_inner());
-    list.push((addr, token, wakers));
-    WakeRegistration { addr, token }
-}
-
-impl Drop for WakeRegistration {
-    fn drop(&mut self) {
-        let mut list = registry().lock().unwrap_or_else(|e| e.into_inner());
-        list.retain(|(addr, token, _)| (*addr, *token) != (self.addr, self.token));
-    }
-}
-
-/// The [`Wakers`] registered for the mapping whose header is at `addr`.
-pub fn wakers_of(addr: usize) -> Option<Arc<Wakers>> {
-    let list = registry().lock().unwrap_or_else(|e| e.into_inner());
-    list.iter()
-        .find(|(a, _, _)| *a == addr)
-        .map(|(_, _, w)| Arc::clone(w))
-}
-
-/// Windows has no `fork`: a handle is always used in the process that
-/// opened it.
-pub fn fork_epoch() -> u32 {
-    0
-}
-
 /// This process's id: `GetCurrentProcessId`.
 pub fn pid() -> u32 {
     // SAFETY: no preconditions.
@@ -625,17 +590,6 @@ pub fn own_start_time() -> u64 {
     // SAFETY: `GetCurrentProcess` returns a pseudo-handle valid in this
     // process, with every right.
     *CACHE.get_or_init(|| creation_time(unsafe { GetCurrentProcess() }).unwrap_or(0))
-}
-
-/// What is known of a process id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
-    /// It runs; created at `start_time` (FILETIME).
-    Alive { start_time: u64 },
-    /// No such process, or it has exited: proven gone.
-    Dead,
-    /// Could not tell (access denied...): treat as alive.
-    Unknown,
 }
 
 /// Whether process `id` runs: `OpenProcess` (`ERROR_INVALID_PARAMETER`

@@ -15,14 +15,30 @@
 //! each opener, removed by the last closer; a marker whose section is gone
 //! is a stale entry). See `docs/platforms.md`.
 //!
-//! This module makes no system call itself: those live in `sys`.
+//! This module makes no system call itself: those live in `sys.rs`.
 
-#![forbid(unsafe_code)]
+mod sys;
 
-use std::io::ErrorKind;
+use std::cell::RefCell;
+use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::time::{Duration, Instant};
 
-use super::*;
+use super::{
+    init_header, io_error, parent_dir, space_error, too_small, validate_header, Backend,
+    ErrorClass, Liveness, Opened, Request, Wake,
+};
+use crate::attach::{self, attached_pids};
+use crate::error::{Error, Result};
+use crate::layout::{self, Header, WriterId, HEADER_SIZE, SLOTS};
+use crate::lock::{record_owner, LockError};
+use crate::protocol::View;
+use crate::region::{region_info, validate_name, OpenMode, RegionInfo};
 
+/// Prefix of every kernel object and file name.
+const PREFIX: &str = "filemap.";
 /// How long an attacher waits for a creator to store the magic.
 const INIT_WAIT: Duration = Duration::from_secs(1);
 /// Open attempts (each lost race or dead creator costs one) before `open`
@@ -32,7 +48,7 @@ const WINDOWS_OPEN_ATTEMPTS: u32 = 10;
 const ERROR_FILE_INVALID: i32 = 1006;
 
 /// Kernel object name of region `name`: `Local\filemap.<name>`.
-pub(super) fn object_name(global: bool, name: &str) -> String {
+fn object_name(global: bool, name: &str) -> String {
     format!("{}{PREFIX}{name}", sys::namespace(global))
 }
 
@@ -46,10 +62,16 @@ fn marker_file(name: &str) -> PathBuf {
     sys::user_dir().join("live").join(format!("{PREFIX}{name}"))
 }
 
-/// A handle's Windows objects besides the section and the view.
-pub(super) struct Objects {
+/// One open handle: the section, its view, and the handle's other
+/// kernel objects.
+pub(crate) struct Os {
+    /// The section (and its file, for file-backed regions), held open.
+    _fd: sys::Fd,
+    map: sys::Mapping,
+    capacity: usize,
+    name: String,
     mutex: sys::NamedMutex,
-    _wake: sys::WakeRegistration,
+    wakers: sys::Wakers,
     /// A file to delete when the last process closes: the registry marker
     /// of a non-persistent region.
     cleanup: Option<PathBuf>,
@@ -57,22 +79,33 @@ pub(super) struct Objects {
 
 /// What a creation attempt found.
 enum Made {
-    Map(FileMap),
+    Map(Box<Opened<Os>>),
     Retry,
 }
 
-fn not_found(e: &std::io::Error) -> bool {
+fn not_found(e: &io::Error) -> bool {
     e.kind() == ErrorKind::NotFound
 }
 
-impl Builder {
-    pub(super) fn open_backend(&self, capacity: usize) -> Result<FileMap> {
-        if let Some(path) = self.path.clone() {
+/// One `open` of a region.
+struct Opener<'a> {
+    req: &'a Request<'a>,
+}
+
+impl Opener<'_> {
+    fn error(&self, path: &Path, op: &'static str, e: io::Error) -> Error {
+        io_error(self.req.name, path, op, e)
+    }
+
+    fn open(&self) -> Result<Opened<Os>> {
+        let capacity = self.req.capacity;
+        let start = Instant::now();
+        if let Some(path) = self.req.path.map(Path::to_owned) {
             return self.open_file_backed(&path, capacity);
         }
-        let object = object_name(self.global, &self.name);
+        let object = object_name(self.req.global, self.req.name);
         let shown = PathBuf::from(&object);
-        let file_path = persistent_file(&self.name);
+        let file_path = persistent_file(self.req.name);
         for _ in 0..WINDOWS_OPEN_ATTEMPTS {
             // 1. A live region of that name.
             match sys::open_section(&object, true) {
@@ -81,7 +114,7 @@ impl Builder {
                     None => continue,
                 },
                 Err(e) if not_found(&e) => {}
-                Err(e) => return Err(self.open_error(&shown, "OpenFileMapping", e)),
+                Err(e) => return Err(self.error(&shown, "OpenFileMapping", e)),
             }
             // 2. A persistent region's file, with no live section yet.
             match sys::open_file(&file_path, false, true) {
@@ -95,47 +128,47 @@ impl Builder {
                     Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
                         return Err(too_small(&file_path))
                     }
-                    Err(e) => return Err(self.open_error(&file_path, "CreateFileMapping", e)),
+                    Err(e) => return Err(self.error(&file_path, "CreateFileMapping", e)),
                 },
                 Err(e) if not_found(&e) => {}
-                Err(e) => return Err(self.open_error(&file_path, "CreateFile", e)),
+                Err(e) => return Err(self.error(&file_path, "CreateFile", e)),
             }
-            if self.mode == OpenMode::OpenOnly {
+            if self.req.mode == OpenMode::OpenOnly {
                 return Err(Error::NotFound {
-                    name: self.name.clone(),
+                    name: self.req.name.to_owned(),
                 });
             }
             // 3. Create it.
-            let made = if self.persistent.unwrap_or(false) {
+            let made = if self.req.persistent.unwrap_or(false) {
                 self.create_persistent(&file_path, &object, capacity)?
             } else {
                 self.create_section(&shown, &object, capacity)?
             };
-            if let Made::Map(map) = made {
-                return Ok(map);
+            if let Made::Map(opened) = made {
+                return Ok(*opened);
             }
         }
         Err(Error::Timeout {
             what: "a region whose creator finished initialising it (creators kept dying or racing)",
-            waited: Duration::ZERO,
+            waited: start.elapsed(),
             holder_pid: None,
         })
     }
 
     /// Attach to an existing section; `None` when its creator never
     /// finished initialising it (the caller retries the open).
-    fn attach(&self, fd: sys::Fd, path: &Path, object: &str) -> Result<Option<FileMap>> {
-        if self.mode == OpenMode::CreateOnly {
+    fn attach(&self, fd: sys::Fd, path: &Path, object: &str) -> Result<Option<Opened<Os>>> {
+        if self.req.mode == OpenMode::CreateOnly {
             return Err(Error::AlreadyExists {
-                name: self.name.clone(),
+                name: self.req.name.to_owned(),
             });
         }
-        let (map, size, ready) = map_view(&self.name, path, &fd, true)?;
+        let (map, size, ready) = map_view(self.req.name, path, &fd, true)?;
         if !ready {
             return Ok(None);
         }
-        let capacity = validate_header(&self.name, path, &map, size)?;
-        let cleanup = self.marker().filter(|_| !header(&map).is_persistent());
+        let capacity = validate_header(self.req.name, path, map.header(), map.len(), size)?;
+        let cleanup = self.marker().filter(|_| !map.header().is_persistent());
         self.finish(path, fd, map, capacity, true, object, cleanup)
             .map(Some)
     }
@@ -147,15 +180,15 @@ impl Builder {
             .map_err(|e| self.space_error(shown, "CreateFileMapping", e, size))?;
         if existed {
             return Ok(match self.attach(fd, shown, object)? {
-                Some(map) => Made::Map(map),
+                Some(opened) => Made::Map(Box::new(opened)),
                 None => Made::Retry,
             });
         }
-        let map = sys::Mapping::new(&fd, true).map_err(|e| self.open_error(shown, "MapView", e))?;
-        init_header(header(&map), capacity, false);
+        let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(shown, "MapView", e))?;
+        init_header(map.header(), capacity, false);
         let cleanup = self.marker();
         self.finish(shown, fd, map, capacity, false, object, cleanup)
-            .map(Made::Map)
+            .map(|opened| Made::Map(Box::new(opened)))
     }
 
     /// Create a persistent region: a file made complete under a temporary
@@ -164,36 +197,37 @@ impl Builder {
     /// over it.
     fn create_persistent(&self, file_path: &Path, object: &str, capacity: usize) -> Result<Made> {
         let dir = sys::user_dir();
-        sys::ensure_dir(&dir).map_err(|e| self.open_error(&dir, "CreateDirectory", e))?;
+        sys::ensure_dir(&dir).map_err(|e| self.error(&dir, "CreateDirectory", e))?;
         if !self.make_file(file_path, capacity, true)? {
             return Ok(Made::Retry);
         }
         let file = sys::open_file(file_path, false, true)
-            .map_err(|e| self.open_error(file_path, "CreateFile", e))?;
+            .map_err(|e| self.error(file_path, "CreateFile", e))?;
         let (fd, existed) = sys::create_section(Some(file), Some(object), 0, true)
-            .map_err(|e| self.open_error(file_path, "CreateFileMapping", e))?;
+            .map_err(|e| self.error(file_path, "CreateFileMapping", e))?;
         if !existed {
-            let map = sys::Mapping::new(&fd, true)
-                .map_err(|e| self.open_error(file_path, "MapView", e))?;
+            let map =
+                sys::Mapping::new(&fd, true).map_err(|e| self.error(file_path, "MapView", e))?;
             let size = fd
                 .file_len()
-                .map_err(|e| self.open_error(file_path, "GetFileSize", e))?
+                .map_err(|e| self.error(file_path, "GetFileSize", e))?
                 .unwrap_or(0);
-            let capacity = validate_header(&self.name, file_path, &map, size)?;
+            let capacity =
+                validate_header(self.req.name, file_path, map.header(), map.len(), size)?;
             return self
                 .finish(file_path, fd, map, capacity, false, object, None)
-                .map(Made::Map);
+                .map(|opened| Made::Map(Box::new(opened)));
         }
         // A section of that name appeared meanwhile. Over our file (an
         // opener found it first) it is ours; a non-persistent one won the
         // race and our file must go.
-        let map = self.attach(fd, file_path, object)?;
-        if let Some(map) = &map {
-            if !map.is_persistent() {
+        let opened = self.attach(fd, file_path, object)?;
+        if let Some(opened) = &opened {
+            if !opened.os.header().is_persistent() {
                 let _ = sys::remove_file(file_path);
             }
         }
-        Ok(map.map_or(Made::Retry, Made::Map))
+        Ok(opened.map_or(Made::Retry, |opened| Made::Map(Box::new(opened))))
     }
 
     /// Make a complete region file at `path`: build it under a temporary
@@ -214,7 +248,7 @@ impl Builder {
             match std::fs::hard_link(&temp, path) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(self.open_error(path, "CreateHardLink", e)),
+                Err(e) => Err(self.error(path, "CreateHardLink", e)),
             }
         });
         let _ = sys::remove_file(&temp);
@@ -224,26 +258,27 @@ impl Builder {
     fn fill_file(&self, temp: &Path, capacity: usize, persistent: bool) -> Result<()> {
         let size = layout::region_size(capacity) as u64;
         let file =
-            sys::open_file(temp, true, true).map_err(|e| self.open_error(temp, "CreateFile", e))?;
+            sys::open_file(temp, true, true).map_err(|e| self.error(temp, "CreateFile", e))?;
         file.set_len(size)
             .map_err(|e| self.space_error(temp, "SetEndOfFile", e, size))?;
         let (fd, _) = sys::create_section(Some(file), None, 0, true)
             .map_err(|e| self.space_error(temp, "CreateFileMapping", e, size))?;
-        let map = sys::Mapping::new(&fd, true).map_err(|e| self.open_error(temp, "MapView", e))?;
-        init_header(header(&map), capacity, persistent);
+        let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(temp, "MapView", e))?;
+        init_header(map.header(), capacity, persistent);
         Ok(())
     }
 
     /// `.path(file)`: an unnamed section over the file; the lock and wake
     /// objects are named after a hash of the file's canonical path.
-    fn open_file_backed(&self, path: &Path, capacity: usize) -> Result<FileMap> {
+    fn open_file_backed(&self, path: &Path, capacity: usize) -> Result<Opened<Os>> {
+        let start = Instant::now();
         // Linux removes a non-persistent file under an exclusive flock that
         // openers re-check after taking their shared one. Windows has no
         // race-free "remove the file if I am still its last user": a closer
         // that checked the attach table could delete the file under an
         // opener that had just opened it, and the next opener would make a
         // second region under the same path. Refuse rather than split.
-        if self.persistent == Some(false) {
+        if self.req.persistent == Some(false) {
             return Err(Error::UnsupportedOption {
                 option: "a non-persistent file-backed region (`path(..)` with `persistent(false)`)",
                 reason: "Windows cannot remove the file race-free when its last user closes; \
@@ -254,30 +289,30 @@ impl Builder {
             let (file, existed) = match sys::open_file(path, false, true) {
                 Ok(file) => (file, true),
                 Err(e) if not_found(&e) => {
-                    if self.mode == OpenMode::OpenOnly {
+                    if self.req.mode == OpenMode::OpenOnly {
                         return Err(Error::NotFound {
-                            name: self.name.clone(),
+                            name: self.req.name.to_owned(),
                         });
                     }
                     if !self.make_file(path, capacity, true)? {
                         continue;
                     }
                     let file = sys::open_file(path, false, true)
-                        .map_err(|e| self.open_error(path, "CreateFile", e))?;
+                        .map_err(|e| self.error(path, "CreateFile", e))?;
                     (file, false)
                 }
-                Err(e) => return Err(self.open_error(path, "CreateFile", e)),
+                Err(e) => return Err(self.error(path, "CreateFile", e)),
             };
-            if existed && self.mode == OpenMode::CreateOnly {
+            if existed && self.req.mode == OpenMode::CreateOnly {
                 return Err(Error::AlreadyExists {
-                    name: self.name.clone(),
+                    name: self.req.name.to_owned(),
                 });
             }
-            let canonical = std::fs::canonicalize(path)
-                .map_err(|e| self.open_error(path, "GetFinalPathName", e))?;
+            let canonical =
+                std::fs::canonicalize(path).map_err(|e| self.error(path, "GetFinalPathName", e))?;
             let object = format!(
                 "{}{PREFIX}path.{:016x}",
-                sys::namespace(self.global),
+                sys::namespace(self.req.global),
                 sys::hash_name(&canonical.to_string_lossy().to_lowercase())
             );
             let fd = match sys::create_section(Some(file), None, 0, true) {
@@ -285,18 +320,18 @@ impl Builder {
                 Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
                     return Err(too_small(path))
                 }
-                Err(e) => return Err(self.open_error(path, "CreateFileMapping", e)),
+                Err(e) => return Err(self.error(path, "CreateFileMapping", e)),
             };
             // A file's view is always ready: files are named complete.
-            let (map, size, _) = map_view(&self.name, path, &fd, true)?;
-            let capacity = validate_header(&self.name, path, &map, size)?;
+            let (map, size, _) = map_view(self.req.name, path, &fd, true)?;
+            let capacity = validate_header(self.req.name, path, map.header(), map.len(), size)?;
             // Never removed on close, even if a header says non-persistent
             // (see the top of this function).
             return self.finish(path, fd, map, capacity, existed, &object, None);
         }
         Err(Error::Timeout {
             what: "a stable region file (other processes kept creating and removing it)",
-            waited: Duration::ZERO,
+            waited: start.elapsed(),
             holder_pid: None,
         })
     }
@@ -307,14 +342,11 @@ impl Builder {
     /// it stale, `clean_stale` would delete its marker, and its last closer
     /// would delete the marker of a live `Local\` region of the same name.
     fn marker(&self) -> Option<PathBuf> {
-        (!self.global).then(|| marker_file(&self.name))
+        (!self.req.global).then(|| marker_file(self.req.name))
     }
 
-    fn space_error(&self, path: &Path, op: &'static str, e: std::io::Error, size: u64) -> Error {
-        match self.open_error(path, op, e) {
-            Error::OutOfSpace { name, .. } => Error::OutOfSpace { name, needed: size },
-            other => other,
-        }
+    fn space_error(&self, path: &Path, op: &'static str, e: io::Error, size: u64) -> Error {
+        space_error(self.req.name, path, op, e, size)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -327,34 +359,33 @@ impl Builder {
         existed: bool,
         object: &str,
         cleanup: Option<PathBuf>,
-    ) -> Result<FileMap> {
+    ) -> Result<Opened<Os>> {
         let mutex = sys::create_mutex(&format!("{object}.lock"))
-            .map_err(|e| self.open_error(path, "CreateMutex", e))?;
-        let slot = self.claim_slot(&map)?;
-        if let Some(marker) = cleanup.as_deref().filter(|_| self.path.is_none()) {
+            .map_err(|e| self.error(path, "CreateMutex", e))?;
+        let slot = attach::claim(map.header()).ok_or_else(|| Error::TooManyAttached {
+            name: self.req.name.to_owned(),
+            max: SLOTS,
+        })?;
+        if let Some(marker) = cleanup.as_deref().filter(|_| self.req.path.is_none()) {
             // Best effort: the registry only serves `list`.
             let _ = sys::ensure_dir(parent_dir(marker)).and_then(|()| sys::touch(marker));
         }
-        let wakers = Arc::new(sys::Wakers::new(format!("{object}.wake."), slot, SLOTS));
-        let registration = sys::register_wakers(map.as_ptr() as usize, wakers);
-        let os = Objects {
-            mutex,
-            _wake: registration,
-            cleanup,
-        };
-        Ok(self.handle(path, fd, map, capacity, existed, slot, os))
+        Ok(Opened {
+            os: Os {
+                _fd: fd,
+                map,
+                capacity,
+                name: self.req.name.to_owned(),
+                mutex,
+                wakers: sys::Wakers::new(format!("{object}.wake."), slot, SLOTS),
+                cleanup,
+            },
+            path: path.to_owned(),
+            capacity,
+            existed,
+            slot,
+        })
     }
-}
-
-/// Initialise a zeroed header; the magic is stored last (Release), so an
-/// attacher that sees it sees the rest.
-fn init_header(h: &Header, capacity: usize, persistent: bool) {
-    h.version.store(LAYOUT_VERSION, Relaxed);
-    h.flags
-        .store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
-    h.capacity.store(capacity as u64, Relaxed);
-    h.creator_pid.store(sys::pid(), Relaxed);
-    h.magic.store(MAGIC, Release);
 }
 
 /// Map `fd`'s whole view and measure the region: the mapping, its size
@@ -375,7 +406,7 @@ fn map_view(
     let file_len = fd
         .file_len()
         .map_err(|e| io_error(name, path, "GetFileSize", e))?;
-    let ready = file_len.is_some() || wait_for_magic(header(&map));
+    let ready = file_len.is_some() || wait_for_magic(map.header());
     let size = file_len.unwrap_or(map.len() as u64);
     if size < HEADER_SIZE as u64 {
         return Err(too_small(path));
@@ -396,29 +427,98 @@ fn wait_for_magic(h: &Header) -> bool {
     true
 }
 
-impl Inner {
-    pub(super) fn acquire_lock(&self) -> std::result::Result<bool, LockError> {
-        lock::acquire_mutex(self.header(), &self.os.mutex, self.lock_timeout)
+thread_local! {
+    /// Keys of the region mutexes this thread holds (Windows mutexes are
+    /// recursive, so the kernel would let a re-entry through).
+    static HELD_MUTEXES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Backend for Os {
+    /// The longest kernel object name filemap makes,
+    /// `Global\filemap.<name>.wake.<pid>.<slot>`, must fit `MAX_PATH` (260)
+    /// characters with its terminating NUL, which leaves 224.
+    const MAX_NAME_LEN: usize =
+        259 - "Global\\".len() - PREFIX.len() - ".wake.4294967295.127".len();
+
+    /// The kernel object name `Local\filemap.<name>`, not a file.
+    fn shm_path(name: &str) -> PathBuf {
+        PathBuf::from(object_name(false, name))
     }
 
-    pub(super) fn unlock(&self) {
-        lock::release_mutex(self.header(), &self.os.mutex);
+    fn open(req: &Request<'_>) -> Result<Opened<Os>> {
+        Opener { req }.open()
+    }
+
+    fn header(&self) -> &Header {
+        self.map.header()
+    }
+
+    fn view(&self) -> View<'_> {
+        // SAFETY: the view starts at the 64 KiB allocation granularity and
+        // holds `region_size(capacity)` bytes: `capacity` is the one the
+        // header was validated with against the view's length at open, and
+        // the view borrows `self`, which owns the mapping.
+        unsafe { View::new(self.map.base(), self.capacity) }
+    }
+
+    /// Take the region's named mutex. `Ok(true)` when the previous owner
+    /// ended without releasing it (`WAIT_ABANDONED`): the published content
+    /// is intact, its half-written inactive buffer is simply ignored.
+    fn lock(&self, timeout: Duration) -> std::result::Result<bool, LockError> {
+        let h = self.header();
+        let key = self.mutex.key();
+        if HELD_MUTEXES.with(|held| held.borrow().contains(&key)) {
+            return Err(LockError::WouldDeadlock);
+        }
+        let start = Instant::now();
+        let owner_died = match self.mutex.wait(timeout) {
+            sys::MutexWait::Acquired => false,
+            sys::MutexWait::Abandoned => true,
+            sys::MutexWait::Failed(code) => {
+                return Err(LockError::Failed {
+                    op: "WaitForSingleObject",
+                    code,
+                })
+            }
+            sys::MutexWait::TimedOut => {
+                let pid = h.lock_pid.load(Relaxed);
+                return Err(LockError::Timeout {
+                    waited: start.elapsed(),
+                    holder_pid: (pid != 0).then_some(pid),
+                });
+            }
+        };
+        record_owner(h, sys::tid());
+        HELD_MUTEXES.with(|held| held.borrow_mut().push(key));
+        Ok(owner_died)
+    }
+
+    fn unlock(&self) -> bool {
+        let key = self.mutex.key();
+        HELD_MUTEXES.with(|held| {
+            let mut held = held.borrow_mut();
+            if let Some(i) = held.iter().rposition(|&k| k == key) {
+                held.swap_remove(i);
+            }
+        });
+        self.header().lock_pid.store(0, Relaxed);
+        self.mutex.release()
     }
 
     /// A kernel mutex can only be released by its owner thread: an
     /// [`OwnedGuard`](crate::OwnedGuard) dropped on another thread leaves
     /// it held until that thread ends (then abandoned: `owner_died`).
-    pub(super) fn unlock_for(&self, _tid: u32) {}
+    fn unlock_for(&self, _tid: u32) {}
 
     /// A section stays reachable by name while handles to it are open.
-    pub(super) fn is_removed(&self) -> bool {
+    fn is_removed(&self) -> bool {
         false
     }
 
     /// The section goes with its last handle by itself; the last process
     /// also removes the registry marker.
-    pub(super) fn after_close(&self) {
-        if let Some(path) = &self.os.cleanup {
+    fn close(&self) {
+        if let Some(path) = &self.cleanup {
             let h = self.header();
             if !h.is_persistent() && attached_pids(h).is_empty() {
                 let _ = sys::remove_file(path);
@@ -431,11 +531,92 @@ impl Inner {
             }
         }
     }
+
+    fn inspect(name: &str) -> Result<RegionInfo> {
+        inspect_named(name)
+    }
+
+    fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
+        list_regions()
+    }
+
+    fn remove(name: &str) -> Result<()> {
+        remove_named(name)
+    }
+
+    fn clean_stale() -> Result<Vec<String>> {
+        clean_stale_regions()
+    }
+
+    fn pid() -> u32 {
+        sys::pid()
+    }
+
+    fn tid() -> u32 {
+        sys::tid()
+    }
+
+    /// Windows has no `fork`: a handle is always used in the process that
+    /// opened it.
+    fn fork_epoch() -> u32 {
+        0
+    }
+
+    fn own_start_time() -> u64 {
+        sys::own_start_time()
+    }
+
+    fn liveness(pid: u32) -> Liveness {
+        sys::liveness(pid)
+    }
+
+    fn classify(e: &io::Error) -> ErrorClass {
+        sys::classify(e)
+    }
+}
+
+/// Windows has no cross-process futex (`WaitOnAddress` is process-local):
+/// each attach slot has a named semaphore, see `notify.rs`.
+impl Wake for Os {
+    fn prepare(&self) -> bool {
+        self.wakers.prepare()
+    }
+
+    fn token(&self) -> u64 {
+        self.wakers.token()
+    }
+
+    /// The semaphore keeps a post that races ahead of the sleep, so the
+    /// value announced plays no part here.
+    fn sleep(&self, _h: &Header, _asleep: u32, token: u64, prepared: bool, timeout: Duration) {
+        if prepared {
+            self.wakers.sleep(token, timeout);
+        } else {
+            // No semaphore could be made: poll.
+            std::thread::sleep(timeout.min(Duration::from_millis(1)));
+        }
+    }
+
+    /// Post the semaphore of each slot whose waiter count is non-zero.
+    fn wake_all(&self, h: &Header) {
+        for (index, slot) in h.slots.iter().enumerate() {
+            let waiting = slot.waiters.load(std::sync::atomic::Ordering::SeqCst);
+            let pid = slot.pid.load(Acquire);
+            if waiting != 0 && pid != 0 {
+                self.wakers.wake(index, pid);
+            }
+        }
+    }
+
+    /// Only this handle's own sleepers need waking: post its semaphore.
+    fn interrupt(&self, _h: &Header) {
+        self.wakers.interrupt();
+    }
 }
 
 /// Introspect region `name` without attaching: its live section, else
 /// its persistent file, else a stale registry marker.
-pub(super) fn inspect_named(name: &str) -> Result<RegionInfo> {
+fn inspect_named(name: &str) -> Result<RegionInfo> {
     let object = object_name(false, name);
     let shown = PathBuf::from(&object);
     match sys::open_section(&object, false) {
@@ -482,8 +663,8 @@ fn info_of(name: &str, path: &Path, fd: &sys::Fd) -> Result<RegionInfo> {
     // A section still in its creator's hands gets the time an attacher
     // gives it; if the magic never comes, the header check says so.
     let (map, size, _ready) = map_view(name, path, fd, false)?;
-    let capacity = validate_header(name, path, &map, size)?;
-    Ok(region_info(name, path, header(&map), capacity))
+    let capacity = validate_header(name, path, map.header(), map.len(), size)?;
+    Ok(region_info(name, path, map.header(), capacity))
 }
 
 /// Region names in a registry directory (`filemap.<name>` files).
@@ -498,7 +679,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 }
 
 /// Every region in the registry: persistent files and live markers.
-pub(super) fn list_regions() -> Result<Vec<(String, Result<RegionInfo>)>> {
+fn list_regions() -> Result<Vec<(String, Result<RegionInfo>)>> {
     let dir = sys::user_dir();
     let mut names: Vec<String> = names_in(&dir)
         .into_iter()
@@ -519,7 +700,7 @@ pub(super) fn list_regions() -> Result<Vec<(String, Result<RegionInfo>)>> {
 /// Delete persistent region `name`'s file (it goes when its last handle
 /// closes; a live section stays reachable by name until then) and a
 /// stale registry marker.
-pub(super) fn remove_named(name: &str) -> Result<()> {
+fn remove_named(name: &str) -> Result<()> {
     let file_path = persistent_file(name);
     let removed_file = match sys::remove_file(&file_path) {
         Ok(()) => true,
@@ -540,7 +721,7 @@ pub(super) fn remove_named(name: &str) -> Result<()> {
 }
 
 /// Delete the registry markers whose section is gone.
-pub(super) fn clean_stale_regions() -> Result<Vec<String>> {
+fn clean_stale_regions() -> Result<Vec<String>> {
     let live_dir = sys::user_dir().join("live");
     let mut removed = Vec::new();
     for name in names_in(&live_dir) {
@@ -594,23 +775,30 @@ mod tests {
         let (fd, existed) = sys::create_section(None, Some(&object), size, true).unwrap();
         assert!(!existed);
         let map = sys::Mapping::new(&fd, true).unwrap();
-        let builder = FileMap::builder(&name)
-            .capacity(capacity as u64)
-            .persistent(true);
+        let request = Request {
+            name: &name,
+            capacity,
+            mode: OpenMode::CreateOrAttach,
+            permissions: 0o600,
+            persistent: Some(true),
+            path: None,
+            lock_timeout: Duration::from_secs(10),
+            global: false,
+        };
         let file_path = persistent_file(&name);
         let made = std::thread::scope(|scope| {
             scope.spawn(|| {
                 std::thread::sleep(Duration::from_millis(200));
-                init_header(header(&map), capacity, false);
+                init_header(map.header(), capacity, false);
             });
-            builder.create_persistent(&file_path, &object, capacity)
+            Opener { req: &request }.create_persistent(&file_path, &object, capacity)
         });
-        let map = match made {
-            Ok(Made::Map(map)) => map,
+        let opened = match made {
+            Ok(Made::Map(opened)) => opened,
             Ok(Made::Retry) => panic!("retried although the creator finished"),
             Err(e) => panic!("{e}"),
         };
-        assert!(!map.is_persistent());
+        assert!(!opened.os.header().is_persistent());
         assert!(!file_path.exists(), "the losing persistent file is deleted");
     }
 
@@ -627,12 +815,12 @@ mod tests {
             std::fs::write(path, b"").unwrap();
         }
         let name = format!("unit-temp-{}", sys::pid());
-        let opened = FileMap::builder(&name).persistent(true).open();
+        let opened = crate::FileMap::builder(&name).persistent(true).open();
         for path in &left {
             let _ = std::fs::remove_file(path);
         }
         drop(opened.unwrap());
-        FileMap::remove(&name).unwrap();
+        crate::FileMap::remove(&name).unwrap();
     }
 
     /// A handle whose wake semaphore cannot be made still works (it polls),
@@ -640,11 +828,13 @@ mod tests {
     #[test]
     fn a_handle_with_the_longest_name_gets_its_wake_semaphore() {
         let name = format!("unit-sem-{}-", sys::pid());
-        let name = format!("{name}{}", "n".repeat(MAX_NAME_LEN - name.len()));
+        let name = format!("{name}{}", "n".repeat(crate::MAX_NAME_LEN - name.len()));
         for global in [false, true] {
-            let map = FileMap::builder(&name).global(global).open().unwrap();
-            let wakers = sys::wakers_of(map.inner.map.as_ptr() as usize).unwrap();
-            assert!(wakers.prepare(), "global: {global}");
+            let map = crate::FileMap::builder(&name)
+                .global(global)
+                .open()
+                .unwrap();
+            assert!(map.inner().os.wakers.prepare(), "global: {global}");
         }
     }
 
@@ -661,7 +851,7 @@ mod tests {
         let info = std::thread::scope(|scope| {
             scope.spawn(|| {
                 std::thread::sleep(Duration::from_millis(200));
-                init_header(header(&map), capacity, false);
+                init_header(map.header(), capacity, false);
             });
             inspect_named(&name)
         });

@@ -1,0 +1,422 @@
+"""Named shared-memory regions for inter-process communication.
+
+Processes open a region by name, publish whole contents into it and hear at
+once when another process published::
+
+    import filemap
+
+    with filemap.FileMap("demo", 4096) as fm:      # create or attach
+        seen = fm.generation
+        fm.write("hello")                          # atomic publish
+        snap = fm.read()                           # lock-free read
+        fm.wait_change(seen, timeout=5)            # sleep until a change
+
+A write replaces the whole content: readers see the old or the new one,
+never a mix. The region goes away with its last handle in any process
+(unless ``persistent=True``); a process that dies attached leaves it
+intact for the others.
+
+**Blocking**: every call that can block (opening, writing, locking,
+waiting, stopping a watcher) releases the GIL, and waits in slices of at
+most 50 ms, so Ctrl-C raises ``KeyboardInterrupt`` promptly.
+
+**fork()**: a handle inherited through ``fork()`` must not be used in the
+child (the ``multiprocessing`` "fork" start method included): the child
+opens the region again by name. Where the library detects such reuse it
+raises :class:`ForkedHandle`. Handles pickle by name, so passing one to a
+``spawn``-ed process re-opens it there.
+
+**Threads**: a ``FileMap`` may be shared between threads. A
+:class:`Lock` belongs to the thread that took it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from . import _filemap
+from ._errors import (
+    AlreadyExists,
+    Closed,
+    Conflict,
+    Corrupted,
+    Error,
+    ForkedHandle,
+    FormatError,
+    IncompatibleVersion,
+    InvalidCapacity,
+    InvalidName,
+    Io,
+    NotARegion,
+    NotFound,
+    NotLocked,
+    NotUtf8,
+    OutOfSpace,
+    PermissionDenied,
+    Timeout,
+    TooLarge,
+    TooManyAttached,
+    Truncated,
+    Unsupported,
+    WouldDeadlock,
+    WrongThread,
+)
+from ._filemap import (
+    DEFAULT_CAPACITY,
+    MAX_CAPACITY,
+    MAX_NAME_LEN,
+    MIN_CAPACITY,
+    Lock,
+    validate_name,
+)
+from ._types import RegionInfo, Snapshot, Updated
+
+__all__ = [
+    "FileMap",
+    "Lock",
+    "Watcher",
+    "TextView",
+    "Snapshot",
+    "RegionInfo",
+    "Updated",
+    "list",
+    "info",
+    "remove",
+    "clean_stale",
+    "validate_name",
+    "DEFAULT_CAPACITY",
+    "MIN_CAPACITY",
+    "MAX_CAPACITY",
+    "MAX_NAME_LEN",
+    "Error",
+    "InvalidName",
+    "InvalidCapacity",
+    "TooLarge",
+    "NotUtf8",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "Timeout",
+    "OutOfSpace",
+    "Io",
+    "TooManyAttached",
+    "FormatError",
+    "Corrupted",
+    "NotARegion",
+    "Truncated",
+    "IncompatibleVersion",
+    "WouldDeadlock",
+    "Conflict",
+    "WrongThread",
+    "NotLocked",
+    "ForkedHandle",
+    "Closed",
+    "Unsupported",
+]
+
+Content = bytes | bytearray | memoryview | str
+
+_builtin_list = list
+
+
+class FileMap(_filemap.FileMap):
+    """A handle to the named shared-memory region ``name``.
+
+    ``FileMap(name, capacity=4096, *, create=None, persistent=False,
+    lock_timeout=10.0, path=None, mode=0o600)``
+
+    - ``capacity``: bytes of content a region this handle *creates* holds;
+      attaching keeps the existing region's capacity (see :attr:`capacity`).
+    - ``create``: ``None`` creates or attaches, ``True`` only creates
+      (:class:`AlreadyExists`), ``False`` only attaches (:class:`NotFound`).
+    - ``persistent``: keep the region after its last handle closes, until
+      :func:`remove`.
+    - ``lock_timeout``: seconds :meth:`write`, :meth:`lock` and
+      :meth:`update` wait for the region lock before :class:`Timeout`
+      (``None``: no limit).
+    - ``path``: back the region by this regular file instead of shared
+      memory (persistent unless told otherwise).
+
+    A context manager: leaving the ``with`` block closes the handle.
+    Pickles by name: unpickling opens the region again (attach only).
+    """
+
+    def write_lines(self, lines: Iterable[str]) -> int:
+        """Publish ``lines`` joined by ``'\\n'``; return the new generation."""
+        return self.write("\n".join(lines))
+
+    def read_text(self) -> str:
+        """The content as UTF-8 text; raises :class:`NotUtf8`."""
+        return self.read().text
+
+    def lines(self) -> _builtin_list[str]:
+        """The content as lines split at ``'\\n'`` (empty content: no lines)."""
+        return self.read().lines
+
+    def lock(self, timeout: float | None = None) -> Lock:
+        """Take the cross-process region lock and return it held.
+
+        Use it as a context manager::
+
+            with fm.lock() as lk:
+                if lk.owner_died: ...      # the previous holder died holding it
+                lk.publish(transform(lk.read().content))
+
+        ``timeout``: seconds (``None``: the handle's ``lock_timeout``;
+        ``math.inf``: no limit). Raises :class:`Timeout` (with
+        ``holder_pid``), :class:`WouldDeadlock` when this thread holds it.
+        The lock belongs to the thread that took it.
+        """
+        return self._lock(timeout)
+
+    def update(
+        self,
+        function: Callable[[bytes], Content | None],
+        timeout: float | None = None,
+    ) -> Updated:
+        """Read-modify-write under the lock.
+
+        ``function(content)`` gets the current content and returns the new
+        one (``None``: unchanged). A changed content is published; if
+        ``function`` raises, nothing is published and the exception
+        propagates. N processes incrementing a counter this way never lose
+        an update.
+        """
+        return Updated(*self._update(function, timeout))
+
+    def watch(
+        self,
+        callback: Callable[[Snapshot], object],
+        on_error: Callable[[Error], object] | None = None,
+    ) -> Watcher:
+        """Call ``callback(snapshot)`` from a background thread with every
+        change published by *another* handle (this handle's own writes are
+        skipped). Bursts coalesce: intermediate generations may be skipped,
+        the latest content always arrives.
+
+        An exception raised by ``callback`` goes to ``sys.unraisablehook``
+        and the watcher keeps watching. A read error (a corrupted region)
+        goes to ``on_error`` if given, else to ``sys.unraisablehook``.
+        The returned :class:`Watcher` is a context manager; ``stop()`` ends it.
+        """
+        return Watcher(self._watch(callback, on_error))
+
+    async def changes(self) -> AsyncIterator[Snapshot]:
+        """``async for snap in fm.changes():`` every change published by
+        another handle, as the latest content: a slow consumer skips
+        intermediate generations, it never gets a backlog.
+        """
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+
+        def wake(_: object) -> None:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop closed
+                pass
+
+        watcher = self._watch(wake, wake)
+        try:
+            while True:
+                await event.wait()
+                event.clear()
+                yield self.read()
+        finally:
+            watcher.stop()
+
+    def __reduce__(self) -> Any:
+        return (_reopen, (self.name, self.capacity, self.persistent, self.lock_timeout))
+
+
+def _reopen(name: str, capacity: int, persistent: bool, lock_timeout: float | None) -> FileMap:
+    return FileMap(name, capacity, create=False, persistent=persistent, lock_timeout=lock_timeout)
+
+
+_watchers: weakref.WeakSet[Watcher] = weakref.WeakSet()
+_watchers_lock = threading.Lock()
+
+
+class Watcher:
+    """A running watcher made by :meth:`FileMap.watch`. A context manager:
+    leaving the ``with`` block stops it, as :meth:`stop` does."""
+
+    def __init__(self, native: _filemap.Watcher) -> None:
+        self._native = native
+        with _watchers_lock:
+            _watchers.add(self)
+
+    def stop(self) -> None:
+        """Stop watching and wait for the thread (idempotent). Called from
+        inside a callback, the watcher ends after that callback returns."""
+        self._native.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether the watcher still runs."""
+        return self._native.running
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<filemap.Watcher {'running' if self.running else 'stopped'}>"
+
+
+# Handles inherited through fork() raise ForkedHandle in the child.
+os.register_at_fork(after_in_child=_filemap._after_fork_in_child)
+
+
+@atexit.register
+def _stop_watchers() -> None:
+    # Watcher threads call into Python; stop them before the interpreter
+    # goes away.
+    with _watchers_lock:
+        watchers = _builtin_list(_watchers)
+    for watcher in watchers:
+        watcher.stop()
+
+
+def list() -> _builtin_list[tuple[str, RegionInfo | Error]]:  # noqa: A001
+    """Every region on this host, sorted by name: ``(name, info)``, where
+    ``info`` is a :class:`RegionInfo` or the :class:`Error` that kept it
+    from being read (permissions, corruption...)."""
+    return _filemap.list_regions()
+
+
+def info(name: str) -> RegionInfo:
+    """Introspect region ``name`` without attaching to it."""
+    return _filemap.info(name)
+
+
+def remove(name: str) -> None:
+    """Remove region ``name``'s name now: attached processes keep their
+    mapping, new opens create a new region. Raises :class:`NotFound`."""
+    _filemap.remove(name)
+
+
+def clean_stale() -> _builtin_list[str]:
+    """Remove every stale region (not persistent, no live process attached)
+    and return their names."""
+    return _filemap.clean_stale()
+
+
+class TextView:
+    """A local copy of a region's text, kept in step with it (the library's
+    ``TextView``).
+
+    With ``auto_sync`` on (the default), every local edit is published at
+    once and :meth:`sync_remote` pulls remote changes; with it off, local
+    edits stay local until :meth:`write` and remote changes are only
+    reported. An edit that does not fit stays local (the view stays dirty).
+    """
+
+    def __init__(self, map: FileMap) -> None:
+        self._map = map
+        self._lines: _builtin_list[str] = []
+        self._auto_sync = True
+        self._synced = 0
+        self._dirty = False
+        self.read()
+
+    @property
+    def map(self) -> FileMap:
+        """The handle the view reads and writes."""
+        return self._map
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The local lines."""
+        return tuple(self._lines)
+
+    @property
+    def text(self) -> str:
+        """The local lines joined by ``'\\n'``."""
+        return "\n".join(self._lines)
+
+    @property
+    def auto_sync(self) -> bool:
+        """Whether edits are published at once and remote changes pulled."""
+        return self._auto_sync
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the local text has edits the region lacks."""
+        return self._dirty
+
+    @property
+    def synced_generation(self) -> int:
+        """The generation the local text was last read from or written as."""
+        return self._synced
+
+    def set_auto_sync(self, on: bool) -> int | None:
+        """Switch auto-sync; switching it on publishes pending edits
+        (returns the new generation, else ``None``)."""
+        self._auto_sync = on
+        if on and self._dirty:
+            return self.write()
+        return None
+
+    def set_lines(self, lines: Iterable[str]) -> int | None:
+        """Replace the local lines; with auto-sync on, publish them."""
+        new = _builtin_list(lines)
+        if new != self._lines:
+            self._lines = new
+            self._dirty = True
+        if self._auto_sync and self._dirty:
+            return self.write()
+        return None
+
+    def set_text(self, text: str) -> int | None:
+        """Replace the local text (split at ``'\\n'``)."""
+        return self.set_lines(text.split("\n") if text else [])
+
+    def clear(self) -> int | None:
+        """Remove every local line."""
+        return self.set_lines([])
+
+    def write(self) -> int:
+        """Publish the local text; return the new generation."""
+        generation = self._map.write(self.text)
+        self._synced = generation
+        self._dirty = False
+        return generation
+
+    def read(self) -> int:
+        """Replace the local text with the region's (dropping local edits)."""
+        snap = self._map.read()
+        self._adopt(snap)
+        return snap.generation
+
+    def _adopt(self, snap: Snapshot) -> None:
+        text = snap.content.decode("utf-8", errors="replace")
+        self._lines = text.split("\n") if text else []
+        self._synced = snap.generation
+        self._dirty = False
+
+    def sync_remote(self) -> tuple[str, tuple[int, int] | None]:
+        """Look for another writer's publish: ``("none", None)``,
+        ``("pulled", (pid, handle))`` when auto-sync took it, or
+        ``("pending", (pid, handle))`` when the local text was kept."""
+        if self._map.generation == self._synced:
+            return ("none", None)
+        if self._auto_sync and not self._dirty:
+            snap = self._map.read()
+            self._adopt(snap)
+            writer = (snap.writer_pid, snap.writer_handle)
+            if writer == self._map.id:
+                return ("none", None)
+            return ("pulled", writer)
+        snap = self._map.read()
+        writer = (snap.writer_pid, snap.writer_handle)
+        if writer == self._map.id:
+            return ("none", None)
+        return ("pending", writer)

@@ -1,0 +1,230 @@
+"""The exception hierarchy of :mod:`filemap`.
+
+Every exception derives from :class:`Error` and also from the built-in
+exception a Python programmer would catch for that situation
+(``ValueError`` for bad arguments, ``FileNotFoundError`` for a missing
+region, ``TimeoutError`` for a lock that stays held...). Whatever the
+error, the region's published content is left as it was.
+
+Each exception keeps its details as attributes and pickles with them, so
+it can cross a process pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "Error",
+    "InvalidName",
+    "InvalidCapacity",
+    "TooLarge",
+    "NotUtf8",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "Timeout",
+    "OutOfSpace",
+    "Io",
+    "TooManyAttached",
+    "FormatError",
+    "Corrupted",
+    "NotARegion",
+    "Truncated",
+    "IncompatibleVersion",
+    "WouldDeadlock",
+    "Conflict",
+    "WrongThread",
+    "NotLocked",
+    "ForkedHandle",
+    "Closed",
+    "Unsupported",
+]
+
+
+class Error(Exception):
+    """Base class of every filemap error.
+
+    The message is ``str(exc)``; the details are keyword attributes named
+    in each subclass. Pickling keeps both.
+    """
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message)
+        for key, value in details.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> Any:
+        # (class, message) plus the details as state: works for the OSError
+        # subclasses too, whose default reduce drops unknown attributes'
+        # constructor form.
+        return (type(self), (str(self),), dict(self.__dict__))
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidName(Error, ValueError):
+    """The region name breaks a naming rule. Attributes: ``name``, ``rule``."""
+
+    name: str
+    rule: str
+
+
+class InvalidCapacity(Error, ValueError):
+    """The capacity is out of range. Attributes: ``requested``, ``min``, ``max``."""
+
+    requested: int
+    min: int
+    max: int
+
+
+class TooLarge(Error, ValueError):
+    """The content does not fit; nothing was written.
+
+    Attributes: ``length`` (of the rejected content), ``capacity``.
+    """
+
+    length: int
+    capacity: int
+
+
+class NotUtf8(Error, ValueError):
+    """The content is not UTF-8 text. Attribute: ``valid_up_to``."""
+
+    valid_up_to: int
+
+
+class NotFound(Error, FileNotFoundError):
+    """No region of that name exists. Attribute: ``name``."""
+
+    name: str
+
+
+class AlreadyExists(Error, FileExistsError):
+    """A region of that name exists (and ``create=True`` was asked). Attribute: ``name``."""
+
+    name: str
+
+
+class PermissionDenied(Error, PermissionError):
+    """The OS refused access to the region. Attributes: ``name``, ``path``."""
+
+    name: str
+    path: str
+
+
+class Timeout(Error, TimeoutError):
+    """A blocking call gave up.
+
+    Attributes: ``holder_pid`` (the process holding the lock, or ``None``),
+    ``waited`` (seconds), ``what``.
+    """
+
+    holder_pid: int | None
+    waited: float
+    what: str
+
+
+class OutOfSpace(Error, OSError):
+    """No room left to create the region. Attributes: ``name``, ``needed``."""
+
+    name: str
+    needed: int
+
+
+class Io(Error, OSError):
+    """Another operating-system error. Attributes: ``op``, ``name``, ``os_errno``."""
+
+    op: str
+    name: str
+    os_errno: int | None
+
+
+class TooManyAttached(Error, OSError):
+    """Every slot of the region's attach table is taken. Attributes: ``name``, ``max``."""
+
+    name: str
+    max: int
+
+
+class FormatError(Error):
+    """The backing object does not hold a valid region of this filemap."""
+
+
+class Corrupted(FormatError):
+    """A header field holds an impossible value. Attributes: ``name``, ``field``, ``value``."""
+
+    name: str
+    field: str
+    value: int
+
+
+class NotARegion(FormatError):
+    """The backing object is not a filemap region. Attributes: ``path``, ``reason``."""
+
+    path: str
+    reason: str
+
+
+class Truncated(FormatError):
+    """The backing file is shorter than its header says. Attributes: ``name``, ``size``, ``needed``."""
+
+    name: str
+    size: int
+    needed: int
+
+
+class IncompatibleVersion(FormatError):
+    """The region has another layout version. Attributes: ``name``, ``found``, ``expected``."""
+
+    name: str
+    found: int
+    expected: int
+
+
+class WouldDeadlock(Error, RuntimeError):
+    """This thread holds the region's lock already. Attribute: ``name``."""
+
+    name: str
+
+
+class Conflict(Error):
+    """A conditional write found another generation. Attributes: ``name``, ``expected``, ``found``."""
+
+    name: str
+    expected: int
+    found: int
+
+
+class WrongThread(Error, RuntimeError):
+    """A lock was used from a thread that did not take it; it stays held. Attribute: ``name``."""
+
+    name: str
+
+
+class NotLocked(Error, RuntimeError):
+    """The lock was used after it was released. Attribute: ``name``."""
+
+    name: str
+
+
+class ForkedHandle(Error, RuntimeError):
+    """A handle inherited through ``fork()`` was used; open the region again by name.
+
+    Attributes: ``name``, ``opened_by`` (pid), ``pid`` (this process).
+    """
+
+    name: str
+    opened_by: int
+    pid: int
+
+
+class Closed(Error, ValueError):
+    """The handle (or watcher) was closed. Attribute: ``name``."""
+
+    name: str
+
+
+class Unsupported(Error, NotImplementedError):
+    """This platform (or option) is not supported. Attributes: ``option``, ``reason`` when known."""

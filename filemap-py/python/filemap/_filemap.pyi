@@ -1,0 +1,147 @@
+"""Type stubs of the native module ``filemap._filemap`` (use ``filemap``)."""
+
+from collections.abc import Callable
+from os import PathLike
+from types import TracebackType
+
+from ._errors import Error
+from ._types import RegionInfo, Snapshot
+
+DEFAULT_CAPACITY: int
+MIN_CAPACITY: int
+MAX_CAPACITY: int
+MAX_NAME_LEN: int
+
+_Content = bytes | bytearray | memoryview | str
+
+class FileMap:
+    """A handle to a named shared-memory region (see ``filemap.FileMap``)."""
+
+    def __new__(
+        cls,
+        name: str,
+        capacity: int = 4096,
+        *,
+        create: bool | None = None,
+        persistent: bool = False,
+        lock_timeout: float | None = 10.0,
+        path: str | PathLike[str] | None = None,
+        mode: int = 0o600,
+    ) -> FileMap: ...
+    @property
+    def name(self) -> str:
+        """The region name."""
+    @property
+    def path(self) -> str:
+        """The backing object's path (``/dev/shm/filemap.<name>`` on Linux)."""
+    @property
+    def capacity(self) -> int:
+        """Capacity in bytes: the most content a write may carry."""
+    @property
+    def existed_already(self) -> bool:
+        """Whether this handle attached to a region that existed before."""
+    @property
+    def persistent(self) -> bool:
+        """Whether the region outlives its last handle."""
+    @property
+    def id(self) -> tuple[int, int]:
+        """This handle's writer id ``(pid, handle)``, recorded with its writes."""
+    @property
+    def lock_timeout(self) -> float | None:
+        """The default lock timeout in seconds (``None``: no limit)."""
+    @property
+    def generation(self) -> int:
+        """The current generation (one atomic load)."""
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+    def close(self) -> None:
+        """Close the handle (idempotent); the region goes with its last handle."""
+    def __enter__(self) -> FileMap: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def write(self, content: _Content) -> int:
+        """Publish ``content`` as the whole new content; return the new generation.
+
+        Raises ``TooLarge`` (nothing written), ``Timeout``, ``WouldDeadlock``.
+        """
+    def write_if(self, expected: int, content: _Content) -> int:
+        """Publish only if the generation is still ``expected``; else raise
+        ``Conflict`` (nothing written). Returns the new generation."""
+    def read(self) -> Snapshot:
+        """The published content (lock-free)."""
+    def read_into(self, buffer: bytearray) -> int:
+        """Read the content into ``buffer`` (resized to fit); return its generation."""
+    def wait_change(
+        self, seen: int, timeout: float | None = None, *, spin: float = 0.0
+    ) -> int | None:
+        """Sleep until the generation differs from ``seen``; return it, or
+        ``None`` after ``timeout`` seconds. With ``spin`` (seconds, at most
+        0.05) it busy-polls that long before sleeping. Ctrl-C interrupts it."""
+    def wait_change_adaptive(self, seen: int, timeout: float | None = None) -> int | None:
+        """Like :meth:`wait_change`, spinning first while changes have been
+        arriving within microseconds (learnt per handle), else sleeping."""
+    def wait_change_spin(self, seen: int, timeout: float | None = None) -> int | None:
+        """Like :meth:`wait_change`, busy-polling (lowest latency, one core busy)."""
+    def _lock(self, timeout: float | None = None) -> Lock: ...
+    def _update(
+        self, function: Callable[[bytes], _Content | None], timeout: float | None = None
+    ) -> tuple[int, bool, bool]: ...
+    def _watch(
+        self,
+        callback: Callable[[Snapshot], object],
+        on_error: Callable[[Error], object] | None = None,
+    ) -> Watcher: ...
+
+class Lock:
+    """The region lock, held; a context manager that releases it on exit.
+    It belongs to the thread that took it."""
+
+    @property
+    def owner_died(self) -> bool:
+        """Whether the previous holder died holding the lock."""
+    @property
+    def locked(self) -> bool:
+        """Whether the lock is still held."""
+    def read(self) -> Snapshot:
+        """The published content; stable while the lock is held."""
+    def publish(self, content: _Content) -> int:
+        """Publish ``content``; the lock stays held. Returns the new generation."""
+    def unlock(self) -> None:
+        """Release the lock; raises ``NotLocked`` if released already."""
+    def __enter__(self) -> Lock: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+class Watcher:
+    """A running native watcher (``filemap.Watcher`` wraps it)."""
+
+    def stop(self) -> None:
+        """Stop the watcher thread and wait for it (idempotent)."""
+    @property
+    def running(self) -> bool:
+        """Whether the watcher still runs."""
+
+def list_regions() -> list[tuple[str, RegionInfo | Error]]:
+    """Every region on this host with its info or the error reading it."""
+
+def info(name: str) -> RegionInfo:
+    """Introspect region ``name`` without attaching to it."""
+
+def remove(name: str) -> None:
+    """Remove region ``name``'s name now."""
+
+def clean_stale() -> list[str]:
+    """Remove every stale region; return their names."""
+
+def _after_fork_in_child() -> None: ...
+def validate_name(name: str) -> None:
+    """Check a region name; raises ``InvalidName``."""

@@ -1,0 +1,485 @@
+//! The Linux backend: a region is a file `filemap.<name>` in `/dev/shm`
+//! (or any regular file, [`Builder::path`](crate::Builder::path)),
+//! mapped shared; the lock is a futex word naming the owning thread; wake-ups
+//! are a futex on the notify word.
+//!
+//! **Creation** builds the whole file unnamed (`O_TMPFILE`, or a temporary
+//! name), initialises its header and only then gives it its name with
+//! `linkat(2)`, which fails if the name is taken: no opener ever sees a
+//! half-made region.
+//!
+//! **Lifetime** uses `flock(2)` locks on the backing file, which the
+//! kernel holds for us and drops when a process dies, so no scribble can
+//! keep a region alive or kill it: every handle holds a shared lock; a
+//! closing handle that can upgrade to exclusive is the last one and
+//! removes a non-persistent region's name; an opener that can take the
+//! exclusive lock of a non-persistent region has found a stale one (all
+//! its users died) and replaces it. Every name removal runs under an
+//! exclusive `flock` of the directory, so a check-then-unlink never
+//! removes a name another process just gave to a new region.
+//!
+//! **The lock** is `lock.rs`'s word, naming the owning thread by its id
+//! and start time; `/proc` proves an owner dead. So all processes sharing
+//! a region must share a pid namespace.
+
+mod sys;
+
+use std::cell::Cell;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use super::unix::{self, linux as kernel, Fd, Mapping};
+use super::{
+    init_header, io_error, parent_dir, space_error, too_small, validate_header, Backend,
+    ErrorClass, Liveness, Opened, Request, Wake,
+};
+use crate::attach;
+use crate::error::{Error, Result};
+use crate::layout::{self, Header, SLOTS};
+use crate::lock::{self, owner_word, word_owner, LockError, LOCK_ID_MASK};
+use crate::protocol::View;
+use crate::region::{region_info, validate_name, OpenMode, RegionInfo, MAX_CAPACITY};
+
+/// Prefix of every backing file's name.
+const PREFIX: &str = "filemap.";
+/// Attempts to reach a stable name (each lost race to a closer or creator
+/// costs one) before `open` gives up.
+const OPEN_ATTEMPTS: u32 = 100;
+
+/// One open handle: the backing file (holding its shared `flock`) and the
+/// mapping.
+pub(crate) struct Os {
+    fd: Fd,
+    map: Mapping,
+    path: PathBuf,
+    capacity: usize,
+}
+
+impl Backend for Os {
+    /// The backing file is `filemap.<name>`, within the 255-byte file-name
+    /// limit.
+    const MAX_NAME_LEN: usize = 255 - PREFIX.len();
+
+    fn shm_path(name: &str) -> PathBuf {
+        sys::shm_dir().join(format!("{PREFIX}{name}"))
+    }
+
+    fn open(req: &Request<'_>) -> Result<Opened<Os>> {
+        let path = req
+            .path
+            .map_or_else(|| Os::shm_path(req.name), Path::to_owned);
+        let opener = Opener { req, path: &path };
+        let start = Instant::now();
+        for _ in 0..OPEN_ATTEMPTS {
+            let step = match unix::open_existing(&path, true) {
+                Ok(fd) => opener.attach(fd)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if req.mode == OpenMode::OpenOnly {
+                        return Err(Error::NotFound {
+                            name: req.name.to_owned(),
+                        });
+                    }
+                    opener.create()?
+                }
+                Err(e) => return Err(opener.error("open", e)),
+            };
+            if let Step::Done(opened) = step {
+                return Ok(opened);
+            }
+        }
+        Err(Error::Timeout {
+            what: "a stable region name (other processes kept creating and removing it)",
+            waited: start.elapsed(),
+            holder_pid: None,
+        })
+    }
+
+    fn header(&self) -> &Header {
+        self.map.header()
+    }
+
+    fn view(&self) -> View<'_> {
+        // SAFETY: the mapping starts page-aligned and holds
+        // `region_size(capacity)` bytes: `capacity` is the one the header
+        // was validated with against the mapping's length at open, and the
+        // view borrows `self`, which owns the mapping.
+        unsafe { View::new(self.map.base(), self.capacity) }
+    }
+
+    fn lock(&self, timeout: Duration) -> std::result::Result<bool, LockError> {
+        lock::acquire(self.header(), &ThreadOwner, timeout)
+    }
+
+    fn unlock(&self) -> bool {
+        lock::release(self.header(), &ThreadOwner, kernel::tid())
+    }
+
+    /// The lock word names the thread, which any thread of the process
+    /// may clear on its behalf.
+    fn unlock_for(&self, tid: u32) {
+        lock::release(self.header(), &ThreadOwner, tid);
+    }
+
+    fn is_removed(&self) -> bool {
+        !unix::names_file(&self.path, &self.fd).unwrap_or(true)
+    }
+
+    /// The last handle takes the exclusive lock and removes the name.
+    fn close(&self) {
+        if !self.header().is_persistent() && sys::try_lock_exclusive(&self.fd).unwrap_or(false) {
+            let _ = unlink_if_named(&self.path, &self.fd);
+        }
+    }
+
+    fn inspect(name: &str) -> Result<RegionInfo> {
+        inspect_path(name, &Os::shm_path(name))
+    }
+
+    fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
+        let dir = sys::shm_dir();
+        let entries = unix::list_dir(dir).map_err(|e| io_error("*", dir, "readdir", e))?;
+        let mut regions: Vec<_> = entries
+            .into_iter()
+            .filter_map(unix::name_to_string)
+            .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
+            .filter(|name| validate_name(name).is_ok())
+            .map(|name| {
+                let info = Os::inspect(&name);
+                (name, info)
+            })
+            .collect();
+        regions.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(regions)
+    }
+
+    fn remove(name: &str) -> Result<()> {
+        let path = Os::shm_path(name);
+        let _dir = lock_dir_of(&path).map_err(|e| io_error(name, &path, "flock", e))?;
+        unix::unlink(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                name: name.to_owned(),
+            },
+            _ => io_error(name, &path, "unlink", e),
+        })
+    }
+
+    fn clean_stale() -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for (name, info) in Os::list()? {
+            if !info.is_ok_and(|i| i.stale) {
+                continue;
+            }
+            let path = Os::shm_path(&name);
+            let Ok(fd) = unix::open_existing(&path, false) else {
+                continue;
+            };
+            // Only a region nobody holds open can be taken exclusively.
+            if sys::try_lock_exclusive(&fd).unwrap_or(false)
+                && !sys::is_unlinked(&fd).unwrap_or(true)
+                && unlink_if_named(&path, &fd).is_ok()
+                && sys::is_unlinked(&fd).unwrap_or(false)
+            {
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn pid() -> u32 {
+        unix::pid()
+    }
+
+    fn tid() -> u32 {
+        kernel::tid()
+    }
+
+    fn fork_epoch() -> u32 {
+        unix::fork_epoch()
+    }
+
+    fn own_start_time() -> u64 {
+        kernel::own_start_time()
+    }
+
+    fn liveness(pid: u32) -> Liveness {
+        kernel::liveness(pid)
+    }
+
+    fn classify(e: &io::Error) -> ErrorClass {
+        unix::classify(e)
+    }
+}
+
+impl Wake for Os {
+    fn sleep(&self, h: &Header, asleep: u32, _token: u64, _prepared: bool, timeout: Duration) {
+        kernel::futex_wait(&h.notify, asleep, timeout);
+    }
+
+    fn wake_all(&self, h: &Header) {
+        kernel::futex_wake(&h.notify, i32::MAX as u32);
+    }
+}
+
+/// The lock word names the owning thread: its id and start time.
+struct ThreadOwner;
+
+thread_local! {
+    /// Region locks this thread holds: tells re-entry (a deadlock) from a
+    /// lock word that merely names this thread because it was scribbled.
+    static HELD: Cell<usize> = const { Cell::new(0) };
+    /// This thread's lock word and the thread id it was made for.
+    static OWN_WORD: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
+}
+
+impl lock::Owner for ThreadOwner {
+    /// `owner_word(this thread, its start time)`, computed once per thread
+    /// (the start time is a `/proc` read) and keyed by thread id, so a
+    /// forked child (a new thread id) computes its own.
+    #[inline]
+    fn own_word(&self) -> u64 {
+        let tid = kernel::tid();
+        OWN_WORD.with(|cell| match cell.get() {
+            (cached, word) if cached == tid && tid != 0 => word,
+            _ => {
+                let word = owner_word(tid, kernel::own_thread_start_time());
+                cell.set((tid, word));
+                word
+            }
+        })
+    }
+
+    fn holds_it(&self) -> bool {
+        HELD.with(Cell::get) > 0
+    }
+
+    fn acquired(&self) {
+        HELD.with(|held| held.set(held.get() + 1));
+    }
+
+    fn released(&self, tid: u32) {
+        if tid == kernel::tid() {
+            HELD.with(|held| held.set(held.get().saturating_sub(1)));
+        }
+    }
+
+    fn owns(&self, word: u64, tid: u32) -> bool {
+        word_owner(word).0 == tid & LOCK_ID_MASK as u32
+    }
+
+    /// Proof is: no task with that id (`kill(2)` says `ESRCH`), a zombie,
+    /// or a live task whose start time differs from the one in the word
+    /// (the id was reused, or the word is garbage). A start time of 0 in
+    /// the word ("unknown") or an unreadable `/proc` proves nothing.
+    fn is_dead(&self, word: u64) -> bool {
+        let (owner, start) = word_owner(word);
+        match kernel::liveness(owner) {
+            Liveness::Dead => true,
+            Liveness::Unknown => false,
+            Liveness::Alive { start_time } => {
+                start != 0 && start_time != 0 && start_time as u32 != start
+            }
+        }
+    }
+
+    fn process_of(&self, word: u64) -> Option<u32> {
+        kernel::process_of_thread(word_owner(word).0)
+    }
+
+    fn wait(&self, word: &AtomicU64, expected: u32, timeout: Duration) {
+        kernel::futex_wait_low(word, expected, timeout);
+    }
+
+    fn wake(&self, word: &AtomicU64, count: u32) -> usize {
+        kernel::futex_wake_low(word, count)
+    }
+}
+
+/// What one open attempt found.
+enum Step {
+    Done(Opened<Os>),
+    /// Lost a race to a closer or creator: try again.
+    Retry,
+}
+
+/// One `open` of region `req.name` at `path`.
+struct Opener<'a> {
+    req: &'a Request<'a>,
+    path: &'a Path,
+}
+
+impl Opener<'_> {
+    fn error(&self, op: &'static str, e: io::Error) -> Error {
+        io_error(self.req.name, self.path, op, e)
+    }
+
+    /// Take the shared lifetime lock. Exclusive holders (a closing or
+    /// replacing handle) keep it for microseconds, but any process that can
+    /// open the file could hold it forever, so the wait is bounded.
+    fn lock_shared(&self, fd: &Fd) -> Result<()> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        while !sys::try_lock_shared(fd).map_err(|e| self.error("flock", e))? {
+            if start.elapsed() >= self.req.lock_timeout {
+                return Err(Error::Timeout {
+                    what: "the region's lifetime lock (another process holds it exclusively)",
+                    waited: start.elapsed(),
+                    holder_pid: None,
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Attach to the existing file `fd`, or find it stale and remove it.
+    fn attach(&self, fd: Fd) -> Result<Step> {
+        let alone = sys::try_lock_exclusive(&fd).map_err(|e| self.error("flock", e))?;
+        if !alone {
+            self.lock_shared(&fd)?;
+        }
+        // The last handle may have removed the name before we locked.
+        let (size, links) = sys::size_and_links(&fd).map_err(|e| self.error("fstat", e))?;
+        if links == 0 {
+            return Ok(Step::Retry);
+        }
+        let (map, capacity) = map_sized(self.req.name, self.path, &fd, size, true)?;
+        let persistent = map.header().is_persistent();
+        if alone && !persistent {
+            // Every user of this non-persistent region died without closing:
+            // it is gone in spirit. Replace it.
+            unlink_if_named(self.path, &fd).map_err(|e| self.error("unlink", e))?;
+            return Ok(Step::Retry);
+        }
+        if self.req.mode == OpenMode::CreateOnly {
+            return Err(Error::AlreadyExists {
+                name: self.req.name.to_owned(),
+            });
+        }
+        if alone {
+            self.lock_shared(&fd)?;
+        }
+        self.finish(fd, map, capacity, true).map(Step::Done)
+    }
+
+    /// Create a region at `path`, fully initialised before its name appears.
+    fn create(&self) -> Result<Step> {
+        let file = sys::create_unnamed(parent_dir(self.path), self.req.permissions)
+            .map_err(|e| self.error("create", e))?;
+        let capacity = self.req.capacity;
+        let size = layout::region_size(capacity);
+        sys::reserve(&file.fd, size as u64)
+            .map_err(|e| space_error(self.req.name, self.path, "fallocate", e, size as u64))?;
+        let map = Mapping::new(&file.fd, size, true).map_err(|e| self.error("mmap", e))?;
+        let persistent = self.req.persistent.unwrap_or(self.req.path.is_some());
+        init_header(map.header(), capacity, persistent);
+        // Nobody else can have opened a file without a name yet.
+        if !sys::try_lock_shared(&file.fd).map_err(|e| self.error("flock", e))? {
+            return Err(self.error(
+                "flock",
+                io::Error::other("a new file was locked by another process"),
+            ));
+        }
+        match sys::publish_name(&file, self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Step::Retry),
+            Err(e) => return Err(self.error("link", e)),
+        }
+        let sys::Unnamed { fd, .. } = file;
+        self.finish(fd, map, capacity, false).map(Step::Done)
+    }
+
+    fn finish(&self, fd: Fd, map: Mapping, capacity: usize, existed: bool) -> Result<Opened<Os>> {
+        let slot = attach::claim(map.header()).ok_or_else(|| Error::TooManyAttached {
+            name: self.req.name.to_owned(),
+            max: SLOTS,
+        })?;
+        Ok(Opened {
+            os: Os {
+                fd,
+                map,
+                path: self.path.to_owned(),
+                capacity,
+            },
+            path: self.path.to_owned(),
+            capacity,
+            existed,
+            slot,
+        })
+    }
+}
+
+/// Map an existing backing file and validate its header. Returns the
+/// mapping and the capacity, which is read once here and trusted from then
+/// on by this handle only.
+fn map_existing(name: &str, path: &Path, fd: &Fd, writable: bool) -> Result<(Mapping, usize)> {
+    let size = unix::file_size(fd).map_err(|e| io_error(name, path, "fstat", e))?;
+    map_sized(name, path, fd, size, writable)
+}
+
+/// As [`map_existing`], for a file known to be `size` bytes long.
+fn map_sized(
+    name: &str,
+    path: &Path,
+    fd: &Fd,
+    size: u64,
+    writable: bool,
+) -> Result<(Mapping, usize)> {
+    if size < layout::HEADER_SIZE as u64 {
+        return Err(too_small(path));
+    }
+    let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
+    let map = Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
+    if writable {
+        // Touch the header first with a write, so the kernel maps its page
+        // alone: a first read of a file mapping also maps up to 15 more
+        // pages of the file around it ("fault-around"), which a short
+        // attach + close would pay to map and unmap. A compare-and-swap of
+        // 0 for 0 changes nothing, and on x86 writes even when it fails
+        // (an OR of 0 would be compiled to a plain load).
+        let _ = map.header().magic.compare_exchange(0, 0, Relaxed, Relaxed);
+    }
+    let capacity = validate_header(name, path, map.header(), map.len(), size)?;
+    Ok((map, capacity))
+}
+
+fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
+    let fd = unix::open_existing(path, false).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::NotFound {
+            name: name.to_owned(),
+        },
+        _ => io_error(name, path, "open", e),
+    })?;
+    let (map, capacity) = map_existing(name, path, &fd, false)?;
+    Ok(region_info(name, path, map.header(), capacity))
+}
+
+/// Remove `path` if it still names `fd`'s file. All filemap unlinks run
+/// under an exclusive lock on the directory, so this check-then-unlink
+/// cannot remove a name another handle just gave to a new region.
+fn unlink_if_named(path: &Path, fd: &Fd) -> io::Result<()> {
+    let _dir = lock_dir_of(path)?;
+    if unix::names_file(path, fd)? {
+        unix::unlink(path)?;
+    }
+    Ok(())
+}
+
+/// Lock the directory holding `path` for a name change; waits at most a
+/// second (the lock is held for microseconds), then goes ahead without.
+fn lock_dir_of(path: &Path) -> io::Result<Option<sys::DirLock>> {
+    let dir = parent_dir(path);
+    let start = Instant::now();
+    loop {
+        if let Some(lock) = sys::try_lock_dir(dir)? {
+            return Ok(Some(lock));
+        }
+        if start.elapsed() > Duration::from_secs(1) {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}

@@ -1,0 +1,937 @@
+//! The `posix` backend, for macOS and FreeBSD (and on Linux with the cargo
+//! feature `posix-backend`, so that its shared logic is tested there).
+//!
+//! **Objects.** A region is a POSIX shared-memory object (`shm_open(2)`)
+//! named by a hash of the region name, whose header keeps the full name
+//! (`shm.rs`), or a regular file ([`Builder::path`](crate::Builder::path)).
+//!
+//! **Creation.** A creator makes the object exclusively (`O_CREAT |
+//! O_EXCL`), gives it its size (`ftruncate(2)`), writes the header and the
+//! name, claims its attach slot, and stores the magic last: the magic is
+//! the "ready" mark. An opener that finds the object short or without its
+//! magic waits for it a bounded time ([`INIT_WAIT`]). A file is built
+//! complete under a temporary name and linked to its own (`link(2)`).
+//!
+//! **Lifetime** cannot use `flock(2)`: macOS shared-memory descriptors do
+//! not support it. It uses the attach table instead, whose slots name
+//! each handle's process by pid and start time, under a lifetime lock
+//! (the header's `life` word, held for microseconds, taken over from a
+//! dead holder):
+//! - a closing handle frees its slot, then, under the lifetime lock, finds
+//!   whether any slot still names a live process; if none does and the
+//!   region is not persistent, it marks the region removed
+//!   ([`FLAG_REMOVED`]) and removes its name;
+//! - an opener takes the lifetime lock before claiming its slot; a
+//!   non-persistent region with no live slot is stale (all its users died)
+//!   and is removed and replaced, as on Linux; a region marked removed is
+//!   being removed, and the opener starts again;
+//! - `remove` and `clean_stale` mark the region removed under the lock
+//!   before removing its name, so no later closer removes a name that by
+//!   then leads to a new region.
+//!
+//! **Registry.** macOS cannot list its shared-memory objects, so every
+//! region's name is also kept as an empty file `filemap.<name>` in a
+//! per-user directory (`$TMPDIR/filemap-<uid>`), made by the creator and
+//! removed with the region; `list`, `inspect` of a vanished region and
+//! `clean_stale` read it, as on Windows.
+//!
+//! **Lock.** `lock.rs`'s word, naming the owning *process* (pid and start
+//! time), because macOS and FreeBSD cannot check another process's
+//! thread ids; this process's threads pass a process-local [`Gate`] per
+//! region one at a time (which thread holds which region; re-entry is
+//! caught there), and only the thread inside takes the word. Waits go through `wait.rs`
+//! (futex, `_umtx_op`, `os_sync_wait_on_address`/`__ulock_wait`) and
+//! liveness through `proc.rs` (`kill(2)` plus the process start time).
+
+mod proc;
+mod shm;
+mod wait;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use self::shm::Object;
+use super::unix::{self, Fd, Mapping};
+use super::{
+    init_header, io_error, parent_dir, space_error, too_small, validate_header, Backend,
+    ErrorClass, Liveness, Opened, Request, Wake,
+};
+use crate::attach;
+use crate::error::{Error, Result};
+use crate::layout::{self, Header, HEADER_SIZE, NAME_BYTES, SLOTS};
+use crate::lock::{self, owner_word, word_owner, LockError, LOCK_ID_MASK};
+use crate::protocol::View;
+use crate::region::{region_info, validate_name, OpenMode, RegionInfo, MAX_CAPACITY};
+
+/// Set in the header's `flags`, under the lifetime lock, right before the
+/// region's name is removed: openers that mapped it meanwhile start again,
+/// and no later closer removes the name (it may lead to a new region by
+/// then).
+pub const FLAG_REMOVED: u32 = 2;
+
+/// Prefix of registry entries and temporary files.
+const PREFIX: &str = "filemap.";
+/// Attempts to reach a stable region (each lost race to a closer,
+/// creator or remover costs one) before `open` gives up.
+const OPEN_ATTEMPTS: u32 = 100;
+/// How long an opener waits for a creator to size the object and store
+/// the magic.
+pub const INIT_WAIT: Duration = Duration::from_secs(1);
+
+/// One open handle.
+pub(crate) struct Os {
+    fd: Fd,
+    map: Mapping,
+    capacity: usize,
+    object: Object,
+    /// The region name (registry entries are by name).
+    name: String,
+    /// Whether this handle's region is in the registry (named regions).
+    registered: bool,
+    lock_timeout: Duration,
+    /// This process's gate to the region lock (see [`Gate`]).
+    gate: Arc<Gate>,
+}
+
+impl Backend for Os {
+    /// Registry entries are `filemap.<name>` files, within the 255-byte
+    /// file-name limit (and the header keeps up to [`NAME_BYTES`]).
+    const MAX_NAME_LEN: usize = 255 - PREFIX.len();
+
+    fn shm_path(name: &str) -> PathBuf {
+        Object::for_name(name).shown()
+    }
+
+    fn open(req: &Request<'_>) -> Result<Opened<Os>> {
+        let object = match req.path {
+            Some(path) => Object::File(path.to_owned()),
+            None => Object::for_name(req.name),
+        };
+        let opener = Opener {
+            req,
+            shown: object.shown(),
+            object,
+        };
+        let start = Instant::now();
+        for _ in 0..OPEN_ATTEMPTS {
+            let step = match opener.object.open(true) {
+                Ok(fd) => opener.attach(fd)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if req.mode == OpenMode::OpenOnly {
+                        return Err(Error::NotFound {
+                            name: req.name.to_owned(),
+                        });
+                    }
+                    opener.create()?
+                }
+                Err(e) => return Err(opener.error("open", e)),
+            };
+            if let Step::Done(opened) = step {
+                return Ok(*opened);
+            }
+        }
+        Err(Error::Timeout {
+            what: "a stable region (other processes kept creating and removing it)",
+            waited: start.elapsed(),
+            holder_pid: None,
+        })
+    }
+
+    fn header(&self) -> &Header {
+        self.map.header()
+    }
+
+    fn view(&self) -> View<'_> {
+        // SAFETY: the mapping starts page-aligned and holds
+        // `region_size(capacity)` bytes: `capacity` is the one the header
+        // was validated with against the mapping's length at open, and the
+        // view borrows `self`, which owns the mapping.
+        unsafe { View::new(self.map.base(), self.capacity) }
+    }
+
+    /// Through this process's gate first (one thread of the process at a
+    /// time, re-entry caught there), then the cross-process word.
+    fn lock(&self, timeout: Duration) -> std::result::Result<bool, LockError> {
+        let start = Instant::now();
+        self.gate.enter(timeout)?;
+        let left = timeout.saturating_sub(start.elapsed());
+        let owner = ProcessOwner { gate: &self.gate };
+        let taken = lock::acquire(self.header(), &owner, left);
+        if taken.is_err() {
+            self.gate.leave(thread_number());
+        }
+        taken
+    }
+
+    fn unlock(&self) -> bool {
+        self.release(thread_number())
+    }
+
+    /// The gate names the thread: any thread may release on its behalf.
+    fn unlock_for(&self, tid: u32) {
+        self.release(tid);
+    }
+
+    fn is_removed(&self) -> bool {
+        self.header().flags.load(Acquire) & FLAG_REMOVED != 0
+            || self.object.names(&self.fd) == Some(false)
+    }
+
+    fn close(&self) {
+        let h = self.header();
+        if h.is_persistent() {
+            return;
+        }
+        let Ok(_life) = LifeLock::take(h, self.lock_timeout) else {
+            // A stalled process holds the lifetime lock: leave the name;
+            // the next opener finds the region stale and replaces it.
+            return;
+        };
+        if h.flags.load(Acquire) & FLAG_REMOVED == 0 && !any_alive(h) {
+            h.flags.fetch_or(FLAG_REMOVED, Release);
+            let _ = self.object.unlink();
+            if self.registered {
+                registry::remove(&self.name);
+            }
+        }
+    }
+
+    fn inspect(name: &str) -> Result<RegionInfo> {
+        let object = Object::for_name(name);
+        let shown = object.shown();
+        match object.open(false) {
+            Ok(fd) => {
+                let (map, capacity) = map_ready(name, &shown, &fd, false, true)?;
+                check_name(name, &shown, map.header())?;
+                Ok(region_info(name, &shown, map.header(), capacity))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if registry::contains(name) {
+                    // Its users died and the object went (a reboot, or a
+                    // `shm_unlink` by hand): only the entry is left.
+                    return Ok(RegionInfo {
+                        name: name.to_owned(),
+                        path: registry::entry(name).unwrap_or(shown),
+                        capacity: 0,
+                        len: 0,
+                        generation: 0,
+                        last_writer: layout::WriterId::default(),
+                        persistent: false,
+                        attached: Vec::new(),
+                        stale: true,
+                    });
+                }
+                Err(Error::NotFound {
+                    name: name.to_owned(),
+                })
+            }
+            Err(e) => Err(io_error(name, &shown, "shm_open", e)),
+        }
+    }
+
+    fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
+        let mut regions: Vec<_> = registry::names()
+            .into_iter()
+            .map(|name| {
+                let info = Os::inspect(&name);
+                (name, info)
+            })
+            .collect();
+        regions.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(regions)
+    }
+
+    fn remove(name: &str) -> Result<()> {
+        let object = Object::for_name(name);
+        let shown = object.shown();
+        let fd = match object.open(true) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return if registry::remove(name) {
+                    Ok(())
+                } else {
+                    Err(Error::NotFound {
+                        name: name.to_owned(),
+                    })
+                };
+            }
+            Err(e) => return Err(io_error(name, &shown, "shm_open", e)),
+        };
+        // A region of ours: mark it removed under its lifetime lock. Not a
+        // region at all (garbage, a half-made object): just remove it.
+        if let Ok((map, _)) = map_ready(name, &shown, &fd, true, false) {
+            let h = map.header();
+            check_name(name, &shown, h)?;
+            let timeout = crate::region::DEFAULT_LOCK_TIMEOUT;
+            let _life = LifeLock::take(h, timeout)?;
+            h.flags.fetch_or(FLAG_REMOVED, Release);
+            object
+                .unlink()
+                .map_err(|e| io_error(name, &shown, "shm_unlink", e))?;
+        } else {
+            object
+                .unlink()
+                .map_err(|e| io_error(name, &shown, "shm_unlink", e))?;
+        }
+        registry::remove(name);
+        Ok(())
+    }
+
+    fn clean_stale() -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for name in registry::names() {
+            let object = Object::for_name(&name);
+            let shown = object.shown();
+            let fd = match object.open(true) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if registry::remove(&name) {
+                        removed.push(name);
+                    }
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            let Ok((map, _)) = map_ready(&name, &shown, &fd, true, true) else {
+                continue;
+            };
+            let h = map.header();
+            if check_name(&name, &shown, h).is_err() || h.is_persistent() {
+                continue;
+            }
+            let Ok(_life) = LifeLock::take(h, Duration::from_millis(100)) else {
+                continue;
+            };
+            if h.flags.load(Acquire) & FLAG_REMOVED == 0 && !any_alive(h) {
+                h.flags.fetch_or(FLAG_REMOVED, Release);
+                if object.unlink().is_ok() {
+                    registry::remove(&name);
+                    removed.push(name);
+                }
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
+    fn pid() -> u32 {
+        unix::pid()
+    }
+
+    fn tid() -> u32 {
+        thread_number()
+    }
+
+    fn fork_epoch() -> u32 {
+        unix::fork_epoch()
+    }
+
+    fn own_start_time() -> u64 {
+        static CACHE: Mutex<(u32, u64)> = Mutex::new((u32::MAX, 0));
+        let epoch = unix::fork_epoch();
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 != epoch {
+            let start = match proc::liveness(unix::pid()) {
+                Liveness::Alive { start_time } => start_time,
+                _ => 0,
+            };
+            *cache = (epoch, start);
+        }
+        cache.1
+    }
+
+    fn liveness(pid: u32) -> Liveness {
+        proc::liveness(pid)
+    }
+
+    fn classify(e: &io::Error) -> ErrorClass {
+        unix::classify(e)
+    }
+}
+
+impl Os {
+    /// Release the lock held by thread `tid` of this process: the word,
+    /// then the gate.
+    fn release(&self, tid: u32) -> bool {
+        let owner = ProcessOwner { gate: &self.gate };
+        let released = lock::release(self.header(), &owner, tid);
+        self.gate.leave(tid);
+        released
+    }
+}
+
+impl Wake for Os {
+    fn sleep(&self, h: &Header, asleep: u32, _token: u64, _prepared: bool, timeout: Duration) {
+        wait::wait(&h.notify, asleep, timeout);
+    }
+
+    fn wake_all(&self, h: &Header) {
+        wait::wake_all(&h.notify);
+    }
+}
+
+/// A number for the calling thread, unique in this process (what the
+/// [`Gate`] and [`Backend::unlock_for`] take): the OS thread id
+/// would need a different call on each system, and nothing outside this
+/// process ever sees it.
+fn thread_number() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    thread_local! {
+        static NUMBER: u32 = NEXT.fetch_add(1, Relaxed);
+    }
+    NUMBER.with(|n| *n)
+}
+
+/// This process's gate to one region's lock: which of its threads holds
+/// it, or is taking it. The lock word names the owning *process* (pid and
+/// start time), so the threads of one process first pass this gate one at
+/// a time, and only the thread inside takes the word:
+///
+/// | word names   | gate holder      | meaning                                  |
+/// |--------------|------------------|------------------------------------------|
+/// | (any)        | the caller       | re-entry: `WouldDeadlock` (at the gate)  |
+/// | (any)        | another thread   | a live local owner: wait at the gate     |
+/// | this process | the caller       | scribbled (no other thread of ours can hold it): take over |
+/// | another pid  | the caller       | wait; take over once that process is proven dead |
+///
+/// Gates are per region and per fork epoch: a forked child, whose copy of
+/// a gate may name a thread of its parent, gets fresh ones.
+pub(crate) struct Gate {
+    holder: Mutex<Option<u32>>,
+    freed: Condvar,
+}
+
+impl Gate {
+    /// The gate of region `key` in this process (at this fork epoch).
+    fn of(key: u64) -> Arc<Gate> {
+        type Gates = Mutex<Vec<(u64, u32, Arc<Gate>)>>;
+        static GATES: Gates = Mutex::new(Vec::new());
+        let epoch = unix::fork_epoch();
+        let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+        gates.retain(|(_, e, _)| *e == epoch);
+        if let Some((_, _, gate)) = gates.iter().find(|(k, _, _)| *k == key) {
+            return Arc::clone(gate);
+        }
+        let gate = Arc::new(Gate {
+            holder: Mutex::new(None),
+            freed: Condvar::new(),
+        });
+        gates.push((key, epoch, Arc::clone(&gate)));
+        gate
+    }
+
+    fn holder(&self) -> std::sync::MutexGuard<'_, Option<u32>> {
+        self.holder.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pass the gate for the calling thread, waiting at most `timeout`
+    /// for another thread of this process to leave it.
+    fn enter(&self, timeout: Duration) -> std::result::Result<(), LockError> {
+        let me = thread_number();
+        let start = Instant::now();
+        let mut holder = self.holder();
+        if *holder == Some(me) {
+            return Err(LockError::WouldDeadlock);
+        }
+        while holder.is_some() {
+            let waited = start.elapsed();
+            let Some(left) = timeout.checked_sub(waited).filter(|l| !l.is_zero()) else {
+                return Err(LockError::Timeout {
+                    waited,
+                    holder_pid: Some(unix::pid()),
+                });
+            };
+            holder = self
+                .freed
+                .wait_timeout(holder, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *holder = Some(me);
+        Ok(())
+    }
+
+    /// Thread `tid` leaves the gate (if it holds it).
+    fn leave(&self, tid: u32) {
+        let mut holder = self.holder();
+        if *holder == Some(tid) {
+            *holder = None;
+            drop(holder);
+            self.freed.notify_one();
+        }
+    }
+
+    fn is_held_by(&self, tid: u32) -> bool {
+        *self.holder() == Some(tid)
+    }
+}
+
+/// The lock word names the owning process: its pid and start time; see
+/// [`Gate`] for how this process's threads are told apart.
+struct ProcessOwner<'a> {
+    gate: &'a Gate,
+}
+
+/// This process's lock word, per fork epoch (a forked child has another
+/// pid and start time).
+fn own_process_word() -> u64 {
+    static CACHE: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: AtomicU32 = AtomicU32::new(u32::MAX);
+    let epoch = unix::fork_epoch();
+    if EPOCH.load(Acquire) == epoch {
+        return CACHE.load(Relaxed);
+    }
+    let word = owner_word(unix::pid(), Os::own_start_time());
+    CACHE.store(word, Relaxed);
+    EPOCH.store(epoch, Release);
+    word
+}
+
+impl lock::Owner for ProcessOwner<'_> {
+    fn own_word(&self) -> u64 {
+        own_process_word()
+    }
+
+    /// Only the gate's holder (the caller, who has not taken the word
+    /// yet) takes the word, so a word naming this process is nobody's
+    /// here: scribbled.
+    fn holds_it(&self) -> bool {
+        false
+    }
+
+    fn acquired(&self) {}
+
+    fn released(&self, _tid: u32) {}
+
+    fn owns(&self, word: u64, tid: u32) -> bool {
+        word_owner(word).0 == unix::pid() & LOCK_ID_MASK as u32 && self.gate.is_held_by(tid)
+    }
+
+    fn is_dead(&self, word: u64) -> bool {
+        process_word_is_dead(word)
+    }
+
+    fn process_of(&self, word: u64) -> Option<u32> {
+        Some(word_owner(word).0).filter(|&pid| pid != 0)
+    }
+
+    fn wait(&self, word: &AtomicU64, expected: u32, timeout: Duration) {
+        wait::wait_low(word, expected, timeout);
+    }
+
+    fn wake(&self, word: &AtomicU64, count: u32) -> usize {
+        wait::wake_low(word, count)
+    }
+}
+
+/// Whether the process a word names (pid and start time) is proven gone:
+/// `kill(2)` says no such process, it is a zombie, or a live process with
+/// that pid started at another time. Unknown counts as alive.
+fn process_word_is_dead(word: u64) -> bool {
+    let (pid, start) = word_owner(word);
+    match proc::liveness(pid) {
+        Liveness::Dead => true,
+        Liveness::Unknown => false,
+        Liveness::Alive { start_time } => {
+            start != 0 && start_time != 0 && start_time as u32 != start
+        }
+    }
+}
+
+/// Whether any attach slot names a live process (stops at the first).
+fn any_alive(h: &Header) -> bool {
+    h.slots.iter().any(|slot| {
+        let pid = slot.pid.load(Acquire);
+        pid != 0
+            && pid != attach::RECLAIMING
+            && attach::slot_alive(pid, slot.start_time.load(Relaxed))
+    })
+}
+
+/// The lifetime lock (the header's `life` word), held while a handle
+/// claims or gives up its place and while a name is removed. Held for
+/// microseconds; its holder is named by pid and start time, so a dead
+/// holder's lock is taken over.
+struct LifeLock<'a> {
+    word: &'a AtomicU64,
+    mine: u64,
+}
+
+impl<'a> LifeLock<'a> {
+    fn take(h: &'a Header, timeout: Duration) -> Result<LifeLock<'a>> {
+        let word = &h.life;
+        let mine = own_process_word();
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let current = word.load(Relaxed);
+            let free = current == 0
+                || (word_owner(current).0 != word_owner(mine).0 && process_word_is_dead(current));
+            if free
+                && word
+                    .compare_exchange(current, mine, Acquire, Relaxed)
+                    .is_ok()
+            {
+                return Ok(LifeLock { word, mine });
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::Timeout {
+                    what: "the region's lifetime lock (another process holds it)",
+                    waited: start.elapsed(),
+                    holder_pid: Some(word_owner(current).0).filter(|&p| p != 0),
+                });
+            }
+            // Another thread of ours holds it (for microseconds), or a
+            // live process does: back off.
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for LifeLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.word.compare_exchange(self.mine, 0, Release, Relaxed);
+    }
+}
+
+/// Write the full region name into the header.
+fn store_name(h: &Header, name: &str) {
+    let bytes = name.as_bytes();
+    for (i, word) in h.name.iter().enumerate() {
+        let mut chunk = [0u8; 8];
+        if let Some(part) = bytes.get(i * 8..) {
+            let take = part.len().min(8);
+            chunk[..take].copy_from_slice(&part[..take]);
+        }
+        word.store(u64::from_le_bytes(chunk), Relaxed);
+    }
+    h.name_len.store(bytes.len() as u32, Relaxed);
+}
+
+/// The full name kept in the header (validated: at most [`NAME_BYTES`]).
+fn stored_name(h: &Header) -> Option<Vec<u8>> {
+    let len = h.name_len.load(Relaxed) as usize;
+    if len > NAME_BYTES {
+        return None;
+    }
+    let mut bytes: Vec<u8> = h
+        .name
+        .iter()
+        .flat_map(|w| w.load(Relaxed).to_le_bytes())
+        .collect();
+    bytes.truncate(len);
+    Some(bytes)
+}
+
+/// An object whose header holds another name is another region whose
+/// name hashes the same: refuse it.
+fn check_name(name: &str, shown: &Path, h: &Header) -> Result<()> {
+    match stored_name(h) {
+        Some(found) if found == name.as_bytes() => Ok(()),
+        Some(found) if found.is_empty() => Err(Error::NotARegion {
+            path: shown.display().to_string(),
+            reason: "its header holds no region name",
+        }),
+        found => Err(Error::NameCollision {
+            name: name.to_owned(),
+            other: found
+                .map(|f| String::from_utf8_lossy(&f).into_owned())
+                .unwrap_or_default(),
+        }),
+    }
+}
+
+/// Map an existing object and validate its header, first waiting (up to
+/// [`INIT_WAIT`], when `wait` says so) for a creator still sizing it (an
+/// empty object) or storing the magic (a zero one).
+fn map_ready(
+    name: &str,
+    shown: &Path,
+    fd: &Fd,
+    writable: bool,
+    wait: bool,
+) -> Result<(Mapping, usize)> {
+    let start = Instant::now();
+    let young = || wait && start.elapsed() < INIT_WAIT;
+    let size = loop {
+        let size = unix::file_size(fd).map_err(|e| io_error(name, shown, "fstat", e))?;
+        if size >= HEADER_SIZE as u64 {
+            break size;
+        }
+        // Sizing is one `ftruncate`: only an empty object is young.
+        if size != 0 || !young() {
+            return Err(too_small(shown));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
+    let map = Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, shown, "mmap", e))?;
+    while map.header().magic.load(Acquire) == 0 && young() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let capacity = validate_header(name, shown, map.header(), map.len(), size)?;
+    Ok((map, capacity))
+}
+
+/// What one open attempt found.
+enum Step {
+    Done(Box<Opened<Os>>),
+    /// Lost a race to a closer, creator or remover: try again.
+    Retry,
+}
+
+/// One `open` of a region.
+struct Opener<'a> {
+    req: &'a Request<'a>,
+    object: Object,
+    shown: PathBuf,
+}
+
+impl Opener<'_> {
+    fn error(&self, op: &'static str, e: io::Error) -> Error {
+        io_error(self.req.name, &self.shown, op, e)
+    }
+
+    /// Attach to the existing object `fd`, or find it stale and remove it.
+    fn attach(&self, fd: Fd) -> Result<Step> {
+        // Files are named complete: only a shared-memory object can be
+        // caught before its creator finished.
+        let young = matches!(self.object, Object::Shm(_));
+        let (map, capacity) = map_ready(self.req.name, &self.shown, &fd, true, young)?;
+        let h = map.header();
+        if matches!(self.object, Object::Shm(_)) {
+            check_name(self.req.name, &self.shown, h)?;
+        }
+        let life = LifeLock::take(h, self.req.lock_timeout)?;
+        if h.flags.load(Acquire) & FLAG_REMOVED != 0 {
+            // Being removed (or removed and replaced): look again.
+            return Ok(Step::Retry);
+        }
+        if !h.is_persistent() && !any_alive(h) {
+            // Every user of this non-persistent region died without
+            // closing: it is gone in spirit. Replace it.
+            h.flags.fetch_or(FLAG_REMOVED, Release);
+            self.object.unlink().map_err(|e| self.error("unlink", e))?;
+            return Ok(Step::Retry);
+        }
+        if self.req.mode == OpenMode::CreateOnly {
+            return Err(Error::AlreadyExists {
+                name: self.req.name.to_owned(),
+            });
+        }
+        let slot = self.claim(h)?;
+        drop(life);
+        Ok(self.done(fd, map, capacity, true, slot))
+    }
+
+    fn claim(&self, h: &Header) -> Result<usize> {
+        attach::claim(h).ok_or_else(|| Error::TooManyAttached {
+            name: self.req.name.to_owned(),
+            max: SLOTS,
+        })
+    }
+
+    /// Create the region: exclusively, ready (magic stored) last.
+    fn create(&self) -> Result<Step> {
+        match &self.object {
+            Object::Shm(object) => {
+                let fd = match shm::shm_create(object, self.req.permissions) {
+                    Ok(fd) => fd,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Step::Retry),
+                    Err(e) => return Err(self.error("shm_open", e)),
+                };
+                let made = self.fill(&fd, &self.shown, false);
+                let (map, slot) = match made {
+                    Ok(made) => made,
+                    Err(e) => {
+                        let _ = self.object.unlink();
+                        return Err(e);
+                    }
+                };
+                registry::add(self.req.name);
+                Ok(self.done(fd, map, self.req.capacity, false, slot))
+            }
+            Object::File(path) => self.create_file(path),
+        }
+    }
+
+    /// Size `fd`, map it and initialise the header with this handle's
+    /// slot claimed; the magic last.
+    fn fill(&self, fd: &Fd, shown: &Path, persistent: bool) -> Result<(Mapping, usize)> {
+        let capacity = self.req.capacity;
+        let size = layout::region_size(capacity);
+        shm::set_size(fd, size as u64)
+            .map_err(|e| space_error(self.req.name, shown, "ftruncate", e, size as u64))?;
+        let map = Mapping::new(fd, size, true).map_err(|e| self.error("mmap", e))?;
+        let h = map.header();
+        store_name(h, self.req.name);
+        // Claimed before the magic: an opener that sees the region ready
+        // also sees a live user, and never takes it for stale.
+        let slot = self.claim(h)?;
+        let persistent = persistent || self.req.persistent.unwrap_or(false);
+        init_header(h, capacity, persistent);
+        Ok((map, slot))
+    }
+
+    /// A file region: built complete under a temporary name in the same
+    /// directory, then linked to its own (failing if the name is taken).
+    fn create_file(&self, path: &Path) -> Result<Step> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Relaxed);
+        let temp = parent_dir(path).join(format!(
+            ".{PREFIX}init.{}.{}.{n}",
+            unix::pid(),
+            Os::own_start_time()
+        ));
+        let fd = shm::file_create(&temp, self.req.permissions)
+            .map_err(|e| io_error(self.req.name, &temp, "open", e))?;
+        // A file-backed region persists unless told otherwise.
+        let persistent = self.req.persistent.unwrap_or(true);
+        let made =
+            self.fill(&fd, &temp, persistent)
+                .and_then(|made| match shm::link(&temp, path) {
+                    Ok(()) => Ok(Some(made)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+                    Err(e) => Err(self.error("link", e)),
+                });
+        let _ = unix::unlink(&temp);
+        Ok(match made? {
+            Some((map, slot)) => self.done(fd, map, self.req.capacity, false, slot),
+            None => Step::Retry,
+        })
+    }
+
+    fn done(&self, fd: Fd, map: Mapping, capacity: usize, existed: bool, slot: usize) -> Step {
+        Step::Done(Box::new(Opened {
+            os: Os {
+                fd,
+                map,
+                capacity,
+                gate: Gate::of(self.object.key()),
+                registered: matches!(self.object, Object::Shm(_)),
+                object: self.object.clone(),
+                name: self.req.name.to_owned(),
+                lock_timeout: self.req.lock_timeout,
+            },
+            path: self.shown.clone(),
+            capacity,
+            existed,
+            slot,
+        }))
+    }
+}
+
+/// The per-user registry of region names: `$TMPDIR/filemap-<uid>`, one
+/// empty file `filemap.<name>` per region. Best effort: it only serves
+/// `list`, `inspect` of a vanished region and `clean_stale`.
+mod registry {
+    use super::*;
+
+    /// The registry directory, made (mode 0700) on first use; `None` when
+    /// it cannot be made or is not a directory of ours (another user made
+    /// it first in a shared temporary directory).
+    fn dir() -> Option<&'static Path> {
+        static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+        DIR.get_or_init(|| {
+            use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+            let uid = rustix::process::getuid().as_raw();
+            let dir = std::env::temp_dir().join(format!("filemap-{uid}"));
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+            let meta = std::fs::symlink_metadata(&dir).ok()?;
+            (meta.is_dir() && meta.uid() == uid).then_some(dir)
+        })
+        .as_deref()
+    }
+
+    /// The entry of region `name`.
+    pub fn entry(name: &str) -> Option<PathBuf> {
+        dir().map(|dir| dir.join(format!("{PREFIX}{name}")))
+    }
+
+    pub fn add(name: &str) {
+        if let Some(path) = entry(name) {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path);
+        }
+    }
+
+    /// Remove region `name`'s entry; whether there was one.
+    pub fn remove(name: &str) -> bool {
+        entry(name).is_some_and(|path| std::fs::remove_file(path).is_ok())
+    }
+
+    pub fn contains(name: &str) -> bool {
+        entry(name).is_some_and(|path| path.is_file())
+    }
+
+    /// Every region name in the registry.
+    pub fn names() -> Vec<String> {
+        let Some(dir) = dir() else {
+            return Vec::new();
+        };
+        unix::list_dir(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(unix::name_to_string)
+            .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
+            .filter(|name| validate_name(name).is_ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_the_header_and_others_collide() {
+        let h = Header::zeroed();
+        let name = "n".repeat(Os::MAX_NAME_LEN);
+        store_name(&h, &name);
+        let shown = Path::new("/fm.test");
+        assert!(check_name(&name, shown, &h).is_ok());
+        assert!(matches!(
+            check_name("another", shown, &h),
+            Err(Error::NameCollision { .. })
+        ));
+        h.name_len.store(NAME_BYTES as u32 + 1, Relaxed);
+        assert!(check_name(&name, shown, &h).is_err());
+    }
+
+    #[test]
+    fn object_names_fit_macos() {
+        let Object::Shm(object) = Object::for_name(&"x".repeat(Os::MAX_NAME_LEN)) else {
+            unreachable!()
+        };
+        assert!(object.len() <= 31, "{object}");
+        assert!(object.starts_with('/'));
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_reused_pid_is_not_its_owner() {
+        let me = own_process_word();
+        assert!(!process_word_is_dead(me));
+        let (pid, start) = word_owner(me);
+        assert_ne!(start, 0, "start time known");
+        assert!(process_word_is_dead(owner_word(pid, u64::from(start) + 1)));
+        assert!(process_word_is_dead(owner_word(0x3fff_fff0, 1)));
+    }
+
+    #[test]
+    fn a_dead_holders_lifetime_lock_is_taken_over() {
+        let h = Header::zeroed();
+        h.life.store(owner_word(0x3fff_fff0, 1), Relaxed);
+        let life = LifeLock::take(&h, Duration::from_secs(1)).unwrap();
+        assert_eq!(h.life.load(Relaxed), own_process_word());
+        drop(life);
+        assert_eq!(h.life.load(Relaxed), 0);
+    }
+}

@@ -1,0 +1,109 @@
+//! Targets without a backend: every call that would touch the OS fails
+//! with `Unsupported`, so the crate still type-checks there and users get
+//! a clear error at run time.
+
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Backend, ErrorClass, Liveness, Opened, Request, Wake};
+use crate::error::{Error, Result};
+use crate::layout::Header;
+use crate::lock::LockError;
+use crate::protocol::View;
+use crate::region::RegionInfo;
+
+/// Never constructed: `open` always fails.
+pub(crate) enum Os {}
+
+impl Backend for Os {
+    const MAX_NAME_LEN: usize = 247;
+
+    fn shm_path(name: &str) -> PathBuf {
+        PathBuf::from(name)
+    }
+
+    fn open(_req: &Request<'_>) -> Result<Opened<Os>> {
+        Err(Error::Unsupported)
+    }
+
+    fn header(&self) -> &Header {
+        match *self {}
+    }
+
+    fn view(&self) -> View<'_> {
+        match *self {}
+    }
+
+    fn lock(&self, _timeout: Duration) -> std::result::Result<bool, LockError> {
+        match *self {}
+    }
+
+    fn unlock(&self) -> bool {
+        match *self {}
+    }
+
+    fn unlock_for(&self, _tid: u32) {
+        match *self {}
+    }
+
+    fn is_removed(&self) -> bool {
+        match *self {}
+    }
+
+    fn close(&self) {
+        match *self {}
+    }
+
+    fn inspect(_name: &str) -> Result<RegionInfo> {
+        Err(Error::Unsupported)
+    }
+
+    fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
+        Err(Error::Unsupported)
+    }
+
+    fn remove(_name: &str) -> Result<()> {
+        Err(Error::Unsupported)
+    }
+
+    fn clean_stale() -> Result<Vec<String>> {
+        Err(Error::Unsupported)
+    }
+
+    fn pid() -> u32 {
+        std::process::id()
+    }
+
+    fn tid() -> u32 {
+        0
+    }
+
+    fn fork_epoch() -> u32 {
+        0
+    }
+
+    fn own_start_time() -> u64 {
+        0
+    }
+
+    fn liveness(_pid: u32) -> Liveness {
+        Liveness::Unknown
+    }
+
+    fn classify(_e: &io::Error) -> ErrorClass {
+        ErrorClass::Other
+    }
+}
+
+impl Wake for Os {
+    fn sleep(&self, _h: &Header, _asleep: u32, _token: u64, _prepared: bool, _t: Duration) {
+        match *self {}
+    }
+
+    fn wake_all(&self, _h: &Header) {
+        match *self {}
+    }
+}

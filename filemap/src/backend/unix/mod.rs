@@ -1,0 +1,242 @@
+//! What the Unix backends share: the mapping (`mmap(2)`), opening an
+//! existing backing file safely, `fstat(2)` checks, the fork epoch and the
+//! process id. Linux kernel facilities (futexes, `/proc`) are in
+//! `linux.rs` beside this file.
+//!
+//! Every function names the system call it wraps (its manual page).
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use rustix::fs::{self, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::mm::{self, MapFlags, ProtFlags};
+
+use super::ErrorClass;
+use crate::layout::{Header, HEADER_SIZE};
+
+#[cfg(target_os = "linux")]
+pub(crate) mod linux;
+
+/// An open backing file.
+pub type Fd = OwnedFd;
+
+/// `open(2)` an existing backing file read-write (or read-only), never
+/// following a symlink at `path`, never blocking (a FIFO opened read-only
+/// would wait for a writer) and never taking a controlling terminal.
+/// Anything but a regular file (FIFO, socket, device, directory) is
+/// refused with [`NotRegular`], checked by `fstat(2)` on what was opened.
+pub fn open_existing(path: &Path, writable: bool) -> io::Result<Fd> {
+    let access = if writable {
+        OFlags::RDWR
+    } else {
+        OFlags::RDONLY
+    };
+    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = match fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // A directory opened for writing, or a socket: not a region.
+        Err(Errno::ISDIR | Errno::NXIO) => {
+            return Err(not_regular("it is a directory or a socket"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let kind = fs::FileType::from_raw_mode(fs::fstat(&fd)?.st_mode);
+    match kind {
+        fs::FileType::RegularFile => Ok(fd),
+        fs::FileType::Fifo => Err(not_regular("it is a FIFO (named pipe)")),
+        fs::FileType::Directory => Err(not_regular("it is a directory")),
+        fs::FileType::Socket => Err(not_regular("it is a socket")),
+        fs::FileType::CharacterDevice | fs::FileType::BlockDevice => {
+            Err(not_regular("it is a device"))
+        }
+        _ => Err(not_regular("it is not a regular file")),
+    }
+}
+
+/// The error payload of an `open_existing` that found something other
+/// than a regular file; [`classify`] reports it as [`ErrorClass::NotRegular`].
+#[derive(Debug)]
+pub struct NotRegular(pub &'static str);
+
+impl std::fmt::Display for NotRegular {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for NotRegular {}
+
+fn not_regular(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, NotRegular(what))
+}
+
+/// Size of the file in bytes: `fstat(2)`.
+pub fn file_size(fd: &Fd) -> io::Result<u64> {
+    Ok(fs::fstat(fd)?.st_size as u64)
+}
+
+/// Whether `path` names the same file as `fd`: `fstat(2)` and `lstat(2)`.
+pub fn names_file(path: &Path, fd: &Fd) -> io::Result<bool> {
+    let ours = fs::fstat(fd)?;
+    match fs::lstat(path) {
+        Ok(named) => Ok(named.st_dev == ours.st_dev && named.st_ino == ours.st_ino),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Remove the name `path`: `unlink(2)`.
+pub fn unlink(path: &Path) -> io::Result<()> {
+    Ok(fs::unlink(path)?)
+}
+
+/// File names in `dir`: `getdents64(2)` through `std::fs`.
+pub fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        names.push(entry?.file_name());
+    }
+    Ok(names)
+}
+
+/// A shared mapping of a whole file, unmapped on drop.
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; all access to
+// its contents goes through atomics or raw copies whose callers uphold
+// their own synchronisation, so moving or sharing the owner across threads
+// is sound.
+unsafe impl Send for Mapping {}
+// SAFETY: as for `Send`: `&Mapping` only exposes the base pointer and length.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Map `len` bytes of `fd` shared: `mmap(2)` with `MAP_SHARED`.
+    /// Fails with `InvalidInput` for less than a header: every mapping
+    /// holds one, which [`Mapping::header`] relies on.
+    pub fn new(fd: &Fd, len: usize, writable: bool) -> io::Result<Mapping> {
+        if len < HEADER_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a mapping must hold a filemap header",
+            ));
+        }
+        let prot = if writable {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        // SAFETY:
+        // - a null hint lets the kernel choose an address, so no existing
+        //   mapping is replaced;
+        // - the caller checked that the file is at least `len` bytes long;
+        // - the returned memory is only used through `Mapping`, which unmaps
+        //   it exactly once in `drop`.
+        let ptr = unsafe {
+            mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                MapFlags::SHARED,
+                fd.as_fd(),
+                0,
+            )?
+        };
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The start of the mapping.
+    pub fn base(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// The header at the start of the mapping.
+    pub fn header(&self) -> &Header {
+        // SAFETY: `new` refused mappings shorter than a header, and `mmap`
+        // returns page-aligned memory (alignment enough for `Header`); the
+        // reference borrows `self`, so it cannot outlive the mapping.
+        unsafe { Header::at(self.ptr) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what `mmap` returned, and this is
+        // the only unmap: `Mapping` is not `Clone`. `munmap(2)`.
+        unsafe {
+            let _ = mm::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// Bumped in the child after every `fork(2)`, so per-thread caches made
+/// before the fork (the parent's thread id) are not trusted after it.
+static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many `fork(2)`s this process descends through since filemap was
+/// first used in it: a handle made at one epoch and used at another is
+/// in a forked child.
+pub fn fork_epoch() -> u32 {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // SAFETY: `pthread_atfork(3)` with only a child handler, which is
+        // async-signal-safe (one atomic add) as handlers run after fork.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    FORK_EPOCH.load(Ordering::Relaxed)
+}
+
+/// This process's id: `getpid(2)`, cached per fork (the lock records it on
+/// every acquisition, and `getpid` is a real system call).
+pub fn pid() -> u32 {
+    static CACHE: AtomicU64 = AtomicU64::new(0);
+    let epoch = u64::from(fork_epoch()) + 1; // 0 in the cache means "empty"
+    let cached = CACHE.load(Ordering::Relaxed);
+    if cached >> 32 == epoch {
+        return cached as u32;
+    }
+    let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+    CACHE.store(epoch << 32 | u64::from(pid), Ordering::Relaxed);
+    pid
+}
+
+/// Classify an OS error: `ENOSPC` is out of space, `ELOOP` (from
+/// `O_NOFOLLOW`) a refused symbolic link, [`NotRegular`] a file of the
+/// wrong kind.
+pub fn classify(e: &io::Error) -> ErrorClass {
+    if let Some(NotRegular(what)) = e.get_ref().and_then(|inner| inner.downcast_ref()) {
+        return ErrorClass::NotRegular(what);
+    }
+    match e.raw_os_error() {
+        Some(code) if code == Errno::NOSPC.raw_os_error() => ErrorClass::OutOfSpace,
+        Some(code) if code == Errno::LOOP.raw_os_error() => ErrorClass::Symlink,
+        _ => ErrorClass::Other,
+    }
+}
+
+/// Text for a raw name read from a directory.
+pub fn name_to_string(name: OsString) -> Option<String> {
+    String::from_utf8(name.into_vec()).ok()
+}

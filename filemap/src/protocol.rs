@@ -1,0 +1,138 @@
+//! The publish/read protocol over a validated header: no OS calls.
+//!
+//! The algorithm is `protocol/seqlock.rs`, written against any memory; this
+//! module gives it the mapping: [`View`] is a mapped region whose header
+//! was validated, and its buffers are copied with `copy.rs`'s racy-tolerant
+//! copies. `tests/model.rs` checks the seqlock under random interleavings
+//! (proptest, with mutants that must be caught) and, under `cfg(loom)`,
+//! the very same `seqlock.rs` under loom.
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use crate::copy::{load_shared, store_shared};
+use crate::layout::{self, Header, WriterId};
+use crate::region::Stamp;
+
+pub mod seqlock;
+
+pub use seqlock::{Corrupt, Line};
+
+/// A mapped region whose header was validated: its base and capacity.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    base: NonNull<u8>,
+    capacity: usize,
+    _mapping: PhantomData<&'a Header>,
+}
+
+impl<'a> View<'a> {
+    /// The region mapped at `base` with capacity `capacity`.
+    ///
+    /// # Safety
+    /// `base` must be the 64-byte aligned start of a mapping of at least
+    /// `layout::region_size(capacity)` bytes, readable and writable, that
+    /// stays mapped for `'a`; `capacity` must be the validated capacity
+    /// (at most `MAX_CAPACITY`). Other processes may write the bytes at any
+    /// time: every access here is atomic or a racy-tolerant raw copy.
+    pub unsafe fn new(base: NonNull<u8>, capacity: usize) -> View<'a> {
+        View {
+            base,
+            capacity,
+            _mapping: PhantomData,
+        }
+    }
+
+    /// The header.
+    #[inline]
+    pub fn header(&self) -> &'a Header {
+        // SAFETY: `new`'s contract: at least a header's worth of mapped,
+        // aligned bytes, alive for `'a`.
+        unsafe { Header::at(self.base) }
+    }
+
+    /// The start of buffer `index` at `offset`.
+    fn at(&self, index: usize, offset: usize) -> *mut u8 {
+        self.base
+            .as_ptr()
+            .wrapping_add(layout::buffer_offset(self.capacity, index) + offset)
+    }
+
+    /// Optimistic lock-free read; `None` when writers kept moving.
+    #[inline]
+    pub fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>, Corrupt> {
+        Ok(seqlock::try_read(&self.header().line, self, out)?.map(stamp))
+    }
+
+    /// Read the published content while holding the lock.
+    pub fn read_locked(&self, out: &mut Vec<u8>) -> Result<Stamp, Corrupt> {
+        seqlock::read_locked(&self.header().line, self, out).map(stamp)
+    }
+
+    /// See [`seqlock::begin_publish`].
+    pub fn begin_publish(&self) -> (u64, usize) {
+        seqlock::begin_publish(&self.header().line)
+    }
+
+    /// See [`seqlock::store_at`].
+    pub fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) {
+        seqlock::store_at(self, index, offset, bytes);
+    }
+
+    /// See [`seqlock::finish_publish`].
+    pub fn finish_publish(&self, next: u64, index: usize, len: usize, writer: WriterId) -> u64 {
+        debug_assert!(len <= self.capacity);
+        seqlock::finish_publish(&self.header().line, next, index, len, writer.pack())
+    }
+}
+
+fn stamp((generation, writer): (u64, u64)) -> Stamp {
+    Stamp {
+        generation,
+        writer: WriterId::unpack(writer),
+    }
+}
+
+impl seqlock::Buffers for View<'_> {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    #[inline]
+    fn load(&self, index: usize, offset: usize, len: usize, out: &mut Vec<u8>) {
+        assert!(index < 2 && offset + len <= self.capacity && out.capacity() - out.len() >= len);
+        let filled = out.len();
+        // SAFETY:
+        // - the source lies inside the mapping: `offset + len <= capacity`
+        //   (asserted), and the mapping holds `region_size(capacity)` bytes
+        //   (`new`'s contract);
+        // - the destination is `out`'s spare capacity, at least `len` bytes
+        //   (asserted), which does not overlap the mapping;
+        // - buffers start 64-byte aligned (layout::buffer_offset) and
+        //   `offset` is a multiple of COPY_CHUNK, as `load_shared` needs;
+        // - other processes may write the source concurrently: the copy is
+        //   made of atomic or asm loads (copy.rs), and the caller either
+        //   holds the lock (no writer touches the active buffer) or
+        //   discards the bytes unless the buffer's `seq` proves them
+        //   untouched (seqlock).
+        unsafe { load_shared(self.at(index, offset), out.as_mut_ptr().add(filled), len) };
+        // SAFETY: the `len` bytes after `filled` were written just above;
+        // `u8` has no invalid values.
+        unsafe { out.set_len(filled + len) };
+    }
+
+    #[inline]
+    fn store(&self, index: usize, offset: usize, bytes: &[u8]) {
+        assert!(index < 2 && offset % 8 == 0 && offset + bytes.len() <= self.capacity);
+        // SAFETY:
+        // - the destination is `bytes.len()` bytes of buffer `index` from
+        //   `offset`, inside the mapping (asserted above against the
+        //   capacity, and the mapping holds `region_size(capacity)` bytes);
+        // - buffers start 64-byte aligned (layout::buffer_offset) and
+        //   `offset` is a multiple of 8, as `store_shared` requires;
+        // - the caller holds the lock, so no other writer copies into it;
+        //   readers that copy it concurrently discard what they read
+        //   because its `seq` is marked as being written.
+        unsafe { store_shared(bytes, self.at(index, offset)) };
+    }
+}
