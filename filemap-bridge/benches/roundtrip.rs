@@ -1,0 +1,434 @@
+//! Bridge round trip against Zenoh's own pub/sub round trip, on loopback,
+//! in the same run. `cargo bench -p filemap-bridge --bench roundtrip`.
+//!
+//! - **zenoh**: process P puts N bytes on `ping`; process Q, subscribed,
+//!   puts them back on `pong`; P's subscriber gets them.
+//! - **bridge**: P writes N bytes into region `ping-a`; bridge A sends them
+//!   to bridge B, which writes region `ping-b`; Q, waiting on `ping-b`,
+//!   writes them into `pong-b`; bridges B and A carry them to `pong-a`,
+//!   where P is waiting.
+//!
+//! Also the 1 MiB throughput: distinct 1 MiB contents delivered per second
+//! to the other side while a writer publishes as fast as it can, for both.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use filemap::FileMap;
+use zenoh::qos::CongestionControl;
+use zenoh::Wait as _;
+
+const BIN: &str = env!("CARGO_BIN_EXE_filemap-bridge");
+/// (size, round trips per repetition).
+const SIZES: [(usize, usize); 3] = [(8, 1000), (64 << 10, 300), (1 << 20, 80)];
+/// Repetitions, zenoh and bridge alternated so that a busy host hurts both.
+const REPS: usize = 5;
+const CAP: u64 = 2 << 20;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn zenoh_session(listen: Option<&str>, connect: Option<&str>) -> zenoh::Session {
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", "\"peer\"").unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    if let Some(l) = listen {
+        c.insert_json5("listen/endpoints", &format!("[\"{l}\"]"))
+            .unwrap();
+    }
+    if let Some(e) = connect {
+        c.insert_json5("connect/endpoints", &format!("[\"{e}\"]"))
+            .unwrap();
+    }
+    zenoh::open(c).wait().unwrap()
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn p99(v: &[Duration]) -> Duration {
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Child roles, run as `roundtrip <role> ...`.
+fn child(role: &str, rest: &[String]) {
+    match role {
+        "zenoh-pong" => {
+            let s = zenoh_session(None, Some(&rest[0]));
+            let s2 = s.clone();
+            let _sub = s
+                .declare_subscriber("bench/zping")
+                .callback(move |sample| {
+                    s2.put("bench/zpong", sample.payload().clone())
+                        .congestion_control(CongestionControl::Block)
+                        .wait()
+                        .unwrap();
+                })
+                .wait()
+                .unwrap();
+            println!("ready");
+            // Until the parent closes stdin.
+            let _ = std::io::stdin().read_line(&mut String::new());
+        }
+        "zenoh-count" => {
+            let s = zenoh_session(None, Some(&rest[0]));
+            let (tx, rx) = mpsc::channel::<()>();
+            let _sub = s
+                .declare_subscriber("bench/zthroughput")
+                .callback(move |_| {
+                    let _ = tx.send(());
+                })
+                .wait()
+                .unwrap();
+            println!("ready");
+            count_until_stdin_closes(|| rx.recv_timeout(Duration::from_millis(50)).is_ok());
+        }
+        "region-pong" => {
+            let ping = FileMap::builder(&rest[0]).capacity(CAP).open().unwrap();
+            let pong = FileMap::builder(&rest[1]).capacity(CAP).open().unwrap();
+            // Before "ready": a ping sent right after it must not be missed.
+            let mut seen = ping.generation();
+            println!("ready");
+            let mut buf = Vec::new();
+            loop {
+                let Some(g) = ping.wait_change(seen, Some(Duration::from_secs(30))) else {
+                    return;
+                };
+                seen = g;
+                ping.read_into(&mut buf).unwrap();
+                pong.write(&buf).unwrap();
+            }
+        }
+        _ => panic!("unknown role {role}"),
+    }
+}
+
+/// Print how many events `next` reports until stdin closes.
+fn count_until_stdin_closes(mut next: impl FnMut() -> bool) {
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_line(&mut String::new());
+        let _ = done_tx.send(());
+    });
+    let mut n = 0u64;
+    while done_rx.try_recv().is_err() {
+        if next() {
+            n += 1;
+        }
+    }
+    println!("{n}");
+}
+
+struct Proc {
+    child: Child,
+    out: Option<BufReader<std::process::ChildStdout>>,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, ready: &str) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "child ended early");
+            if line.contains(ready) {
+                break;
+            }
+        }
+        Proc {
+            child,
+            out: Some(out),
+        }
+    }
+
+    /// Keep reading (and dropping) the child's output, so it never blocks
+    /// on a full pipe: the bridges log every send and apply.
+    fn drain(mut self) -> Proc {
+        if let Some(mut out) = self.out.take() {
+            // BENCH_LOG=1 shows the bridges' logs.
+            if std::env::var_os("BENCH_LOG").is_some() {
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::stderr()));
+            } else {
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            }
+        }
+        self
+    }
+
+    fn finish(mut self) -> String {
+        drop(self.child.stdin.take());
+        let mut line = String::new();
+        if let Some(out) = self.out.as_mut() {
+            out.read_line(&mut line).unwrap();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        line.trim().to_string()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn me(role: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.arg(role);
+    c
+}
+
+fn zenoh_round_trips(n: usize, iters: usize) -> Vec<Duration> {
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let s = zenoh_session(Some(&ep), None);
+    let (tx, rx) = mpsc::sync_channel::<()>(16);
+    let _sub = s
+        .declare_subscriber("bench/zpong")
+        .callback(move |_| {
+            let _ = tx.send(());
+        })
+        .wait()
+        .unwrap();
+    let _pong = Proc::spawn(me("zenoh-pong").arg(&ep), "ready");
+    let payload = vec![7u8; n];
+    let mut times = Vec::with_capacity(iters);
+    // Warm up until the route exists.
+    loop {
+        s.put("bench/zping", payload.clone()).wait().unwrap();
+        if rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+            break;
+        }
+    }
+    for i in 0..iters + iters / 10 {
+        let t = Instant::now();
+        s.put("bench/zping", payload.clone())
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        if i >= iters / 10 {
+            times.push(t.elapsed());
+        }
+    }
+    times
+}
+
+struct Bridges {
+    _a: Proc,
+    _b: Proc,
+    regions: Vec<String>,
+}
+
+impl Drop for Bridges {
+    fn drop(&mut self) {
+        for r in &self.regions {
+            let _ = FileMap::remove(r);
+            let lock = filemap::shm_path(r)
+                .parent()
+                .unwrap()
+                .join(format!("filemap-bridge.{r}.lock"));
+            let _ = std::fs::remove_file(lock);
+        }
+    }
+}
+
+/// Two bridges; A maps `{tag}-X-a`, B maps `{tag}-X-b`, for each X in `names`.
+fn bridges(tag: &str, names: &[&str]) -> Bridges {
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let mut regions = Vec::new();
+    let mut args_a = vec!["--capacity".to_string(), CAP.to_string()];
+    if std::env::var_os("BENCH_LOG").is_some() {
+        args_a.push("--verbose".into());
+    }
+    let mut args_b = args_a.clone();
+    for n in names {
+        let (ra, rb) = (format!("{tag}-{n}-a"), format!("{tag}-{n}-b"));
+        args_a.extend(["--map".into(), format!("{ra}=bench/{tag}/{n}")]);
+        args_b.extend(["--map".into(), format!("{rb}=bench/{tag}/{n}")]);
+        regions.extend([ra, rb]);
+    }
+    let a = Proc::spawn(
+        Command::new(BIN).args(&args_a).args(["--listen", &ep]),
+        "ready",
+    )
+    .drain();
+    let b = Proc::spawn(
+        Command::new(BIN).args(&args_b).args(["--connect", &ep]),
+        "ready",
+    )
+    .drain();
+    Bridges {
+        _a: a,
+        _b: b,
+        regions,
+    }
+}
+
+fn bridge_round_trips(n: usize, iters: usize) -> Vec<Duration> {
+    let tag = format!("rt{}-{n}", std::process::id());
+    let br = bridges(&tag, &["ping", "pong"]);
+    let ping = FileMap::open(&br.regions[0]).unwrap();
+    let pong = FileMap::open(&br.regions[2]).unwrap();
+    let _q = Proc::spawn(
+        me("region-pong").args([&br.regions[1], &br.regions[3]]),
+        "ready",
+    );
+    let mut payload = vec![7u8; n];
+    let mut times = Vec::with_capacity(iters);
+    let mut seen = pong.generation();
+    let mut buf = Vec::new();
+    for i in 0..iters + iters / 10 {
+        // A distinct content each time (the first bytes count).
+        let tagb = (i as u64).to_le_bytes();
+        let k = tagb.len().min(n);
+        payload[..k].copy_from_slice(&tagb[..k]);
+        let t = Instant::now();
+        ping.write(&payload).unwrap();
+        loop {
+            seen = pong
+                .wait_change(seen, Some(Duration::from_secs(10)))
+                .expect("no answer within 10 s");
+            pong.read_into(&mut buf).unwrap();
+            if buf == payload {
+                break;
+            }
+        }
+        if i >= iters / 10 {
+            times.push(t.elapsed());
+        }
+    }
+    times
+}
+
+const WINDOW: Duration = Duration::from_secs(3);
+
+fn zenoh_throughput() -> f64 {
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let s = zenoh_session(Some(&ep), None);
+    let counter = Proc::spawn(me("zenoh-count").arg(&ep), "ready");
+    let payload = vec![1u8; 1 << 20];
+    // Let the subscription reach us.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    while t.elapsed() < WINDOW {
+        s.put("bench/zthroughput", payload.clone())
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .unwrap();
+    }
+    let elapsed = t.elapsed();
+    let got: f64 = counter.finish().parse().unwrap();
+    got / elapsed.as_secs_f64()
+}
+
+fn bridge_throughput() -> (f64, f64) {
+    let tag = format!("tp{}", std::process::id());
+    let br = bridges(&tag, &["data"]);
+    let a = FileMap::open(&br.regions[0]).unwrap();
+    let b = FileMap::open(&br.regions[1]).unwrap();
+    let mut payload = vec![1u8; 1 << 20];
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let counter = std::thread::spawn(move || {
+        let mut seen = b.generation();
+        let mut n = 0u64;
+        while stop_rx.try_recv().is_err() {
+            if let Some(g) = b.wait_change(seen, Some(Duration::from_millis(50))) {
+                seen = g;
+                n += 1;
+            }
+        }
+        n
+    });
+    let t = Instant::now();
+    let mut writes = 0u64;
+    while t.elapsed() < WINDOW {
+        payload[..8].copy_from_slice(&writes.to_le_bytes());
+        a.write(&payload).unwrap();
+        writes += 1;
+    }
+    let elapsed = t.elapsed();
+    // Contents still in flight at the end of the window are not counted.
+    let _ = stop_tx.send(());
+    let got = counter.join().unwrap() as f64;
+    (
+        got / elapsed.as_secs_f64(),
+        writes as f64 / elapsed.as_secs_f64(),
+    )
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(role) = argv.first().filter(|r| !r.starts_with('-')) {
+        return child(role, &argv[1..]);
+    }
+    println!(
+        "round trip on loopback in µs: median of {REPS} alternated repetitions' medians \
+         [best repetition] (p99 of all)"
+    );
+    println!(
+        "{:>8} {:>26} {:>26} {:>7} {:>7}",
+        "size", "zenoh pub/sub", "bridge", "ratio", "best"
+    );
+    for (n, iters) in SIZES {
+        let (mut zmeds, mut bmeds, mut zall, mut ball) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..REPS {
+            let mut z = zenoh_round_trips(n, iters);
+            let mut b = bridge_round_trips(n, iters);
+            zmeds.push(median(&mut z));
+            bmeds.push(median(&mut b));
+            zall.extend(z);
+            ball.extend(b);
+        }
+        zall.sort();
+        ball.sort();
+        let (zm, bm) = (median(&mut zmeds), median(&mut bmeds));
+        let (zb, bb) = (zmeds[0], bmeds[0]);
+        println!(
+            "{:>8} {:>9.1} [{:>6.1}] ({:>6.0}) {:>9.1} [{:>6.1}] ({:>6.0}) {:>6.2}x {:>6.2}x",
+            if n >= 1 << 20 {
+                format!("{} MiB", n >> 20)
+            } else if n >= 1 << 10 {
+                format!("{} KiB", n >> 10)
+            } else {
+                format!("{n} B")
+            },
+            us(zm),
+            us(zb),
+            us(p99(&zall)),
+            us(bm),
+            us(bb),
+            us(p99(&ball)),
+            bm.as_secs_f64() / zm.as_secs_f64(),
+            bb.as_secs_f64() / zb.as_secs_f64()
+        );
+    }
+    let z = zenoh_throughput();
+    let (b, w) = bridge_throughput();
+    println!("1 MiB throughput over {WINDOW:?} (contents delivered per second):");
+    println!("  zenoh pub/sub: {z:.0}/s ({:.0} MiB/s)", z);
+    println!(
+        "  bridge:        {b:.0}/s ({b:.0} MiB/s; writer published {w:.0}/s, the rest coalesced)"
+    );
+}

@@ -1,0 +1,862 @@
+//! The running bridge: one Zenoh session, and per mapped region a watcher
+//! thread (local → network), a subscriber (network → local) and a
+//! queryable (late joiners).
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use filemap::{Error as FmError, FileMap};
+use serde_json::{json, Value};
+use zenoh::bytes::ZBytes;
+use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, Query};
+use zenoh::sample::{Locality, Sample, SampleKind};
+use zenoh::Wait as _;
+
+use crate::wire::{Meta, Version};
+
+/// Key prefix of the liveliness tokens bridges declare to notice each other.
+pub const LIVELINESS_PREFIX: &str = "filemap-bridge-peers";
+/// A remote write dated further than this in the future is refused: a rogue
+/// or broken clock must not pin a key forever.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
+
+/// One `--map REGION=KEY`.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// Local region name.
+    pub region: String,
+    /// Zenoh key (no wildcards).
+    pub key: String,
+}
+
+/// TLS files for the secure mode (mutual authentication).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// CA that signs every accepted peer certificate.
+    pub ca: PathBuf,
+    /// This bridge's certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// Everything the command line sets.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Regions and keys.
+    pub maps: Vec<Mapping>,
+    /// Endpoints to listen on.
+    pub listen: Vec<String>,
+    /// Endpoints to connect to.
+    pub connect: Vec<String>,
+    /// A Zenoh json5 configuration to start from.
+    pub config: Option<PathBuf>,
+    /// Multicast scouting on.
+    pub scout: bool,
+    /// Capacity of regions the bridge creates.
+    pub capacity: u64,
+    /// Largest content sent or applied.
+    pub max_size: usize,
+    /// JSON lines logs (every event).
+    pub json: bool,
+    /// Human logs of every content sent and applied too.
+    pub verbose: bool,
+    /// Secure mode.
+    pub tls: Option<Tls>,
+    /// How long to wait for peers' replies at start and after a reconnection.
+    pub query_timeout: Duration,
+    /// How long a connect may take before the bridge gives up.
+    pub connect_timeout: Duration,
+}
+
+/// Event log: one line per event on stdout, human or JSON. Every content
+/// sent or applied is logged in JSON mode and with `verbose`; otherwise
+/// only what needs attention (ready, peers, refusals, conflicts, errors).
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    json: bool,
+    verbose: bool,
+}
+
+impl Log {
+    /// A log in the given format.
+    pub fn new(json: bool, verbose: bool) -> Log {
+        Log { json, verbose }
+    }
+
+    /// Log `event` with `fields` (a JSON object).
+    pub fn event(&self, event: &str, fields: Value) {
+        if !self.json && !self.verbose && matches!(event, "sent" | "applied" | "synced") {
+            return;
+        }
+        let line = if self.json {
+            let mut obj = serde_json::Map::new();
+            obj.insert("event".into(), Value::from(event));
+            if let Value::Object(f) = fields {
+                obj.extend(f);
+            }
+            Value::Object(obj).to_string()
+        } else {
+            let mut s = event.to_string();
+            if let Value::Object(f) = fields {
+                for (k, v) in f {
+                    match v {
+                        Value::String(v) => s.push_str(&format!(" {k}={v}")),
+                        v => s.push_str(&format!(" {k}={v}")),
+                    }
+                }
+            }
+            s
+        };
+        let mut out = std::io::stdout().lock();
+        // A closed stdout must not stop the bridge.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// What the region holds, as the bridge knows it.
+struct State {
+    /// The version of the content at `local_gen`; `None` until the bridge
+    /// has published or applied anything (content it cannot date).
+    version: Option<Version>,
+    /// The region generation whose content carries `version` (or that the
+    /// bridge has accounted for); `None` before the first look.
+    local_gen: Option<u64>,
+    /// That content and its metadata, for queries.
+    current: Option<(Meta, ZBytes)>,
+    /// Greatest remote time seen, so local writes are dated after it.
+    max_seen: u64,
+    /// Reused to make a fragmented payload contiguous (no fresh pages per
+    /// sample).
+    scratch: Vec<u8>,
+}
+
+struct Map {
+    region: String,
+    key: String,
+    fm: FileMap,
+    state: Mutex<State>,
+    lock: RegionLock,
+}
+
+struct Shared {
+    session: zenoh::Session,
+    host: [u8; 16],
+    maps: Vec<Arc<Map>>,
+    log: Log,
+    max_size: usize,
+    stop: AtomicBool,
+    query_timeout: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking thread leaves consistent data here (plain assignments).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `/dev/shm/filemap-bridge.<region>.lock`, flock'ed for the bridge's
+/// life: one bridge per region per host. Removed on a clean exit.
+struct RegionLock {
+    file: File,
+}
+
+impl RegionLock {
+    fn take(region: &str) -> anyhow::Result<RegionLock> {
+        use rustix::fs::{flock, fstat, stat, FlockOperation};
+        let dir = filemap::shm_path(region)
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/dev/shm"));
+        let path = dir.join(format!("filemap-bridge.{region}.lock"));
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+            if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+                bail!(
+                    "another filemap-bridge already serves region {region:?} on this host (it holds {})",
+                    path.display()
+                );
+            }
+            // The previous holder may have removed the file between our open
+            // and our lock: only a lock on the file the path names counts.
+            let ours = fstat(&file).context("fstat of the lock file")?;
+            match stat(&path) {
+                Ok(now) if now.st_ino == ours.st_ino && now.st_dev == ours.st_dev => {
+                    return Ok(RegionLock { file });
+                }
+                _ => continue,
+            }
+        }
+    }
+}
+
+impl RegionLock {
+    /// Remember that region generation `local_gen` holds the value `meta`
+    /// describes, so a restarted bridge can tell an unsent local write
+    /// (the region moved past it) from content it already dated.
+    fn record(&self, local_gen: u64, meta: &Meta) {
+        use std::os::unix::fs::FileExt as _;
+        let mut b = [0u8; 8 + crate::wire::META_LEN];
+        b[..8].copy_from_slice(&local_gen.to_le_bytes());
+        b[8..].copy_from_slice(&meta.encode());
+        // Best effort: without the record a restart treats the content as undated.
+        let _ = self.file.write_at(&b, 0);
+    }
+
+    /// What [`RegionLock::record`] last wrote, if anything.
+    fn recall(&self) -> Option<(u64, Meta)> {
+        use std::os::unix::fs::FileExt as _;
+        let mut b = [0u8; 8 + crate::wire::META_LEN];
+        self.file.read_exact_at(&mut b, 0).ok()?;
+        let mut g = [0u8; 8];
+        g.copy_from_slice(&b[..8]);
+        let meta = Meta::decode(Some(&b[8..]), 0).ok().or_else(|| {
+            // decode checks the length against the payload: redo with the declared one.
+            let len = u64::from_le_bytes(b[56..64].try_into().ok()?);
+            Meta::decode(Some(&b[8..]), usize::try_from(len).ok()?).ok()
+        })?;
+        Some((u64::from_le_bytes(g), meta))
+    }
+}
+
+/// A running bridge. Dropping it stops every thread and closes the session.
+pub struct Bridge {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    _subscribers: Vec<zenoh::pubsub::Subscriber<()>>,
+    _queryables: Vec<zenoh::query::Queryable<()>>,
+    _token: Option<zenoh::liveliness::LivelinessToken>,
+    _peers: Option<zenoh::pubsub::Subscriber<()>>,
+}
+
+fn zenoh_config(opts: &Options) -> anyhow::Result<zenoh::Config> {
+    let mut config = match &opts.config {
+        Some(path) => zenoh::Config::from_file(path)
+            .map_err(|e| anyhow::anyhow!("cannot read Zenoh config {}: {e}", path.display()))?,
+        None => zenoh::Config::default(),
+    };
+    let set = |config: &mut zenoh::Config, key: &str, value: String| {
+        config
+            .insert_json5(key, &value)
+            .map_err(|e| anyhow::anyhow!("bad Zenoh setting {key}={value}: {e}"))
+    };
+    if opts.config.is_none() || !opts.listen.is_empty() || !opts.connect.is_empty() {
+        set(&mut config, "mode", "\"peer\"".into())?;
+    }
+    set(
+        &mut config,
+        "scouting/multicast/enabled",
+        opts.scout.to_string(),
+    )?;
+    if !opts.listen.is_empty() {
+        set(
+            &mut config,
+            "listen/endpoints",
+            serde_json::to_string(&opts.listen)?,
+        )?;
+        set(&mut config, "listen/exit_on_failure", "true".into())?;
+    }
+    if !opts.connect.is_empty() {
+        set(
+            &mut config,
+            "connect/endpoints",
+            serde_json::to_string(&opts.connect)?,
+        )?;
+        set(&mut config, "connect/exit_on_failure", "true".into())?;
+        set(
+            &mut config,
+            "connect/timeout_ms",
+            opts.connect_timeout.as_millis().to_string(),
+        )?;
+    }
+    if let Some(tls) = &opts.tls {
+        for (what, path) in [
+            ("CA", &tls.ca),
+            ("certificate", &tls.cert),
+            ("key", &tls.key),
+        ] {
+            if !path.is_file() {
+                bail!("TLS {what} file {} does not exist", path.display());
+            }
+        }
+        let s = |p: &PathBuf| serde_json::to_string(&p.to_string_lossy()).unwrap_or_default();
+        set(
+            &mut config,
+            "transport/link/tls/root_ca_certificate",
+            s(&tls.ca),
+        )?;
+        set(
+            &mut config,
+            "transport/link/tls/listen_certificate",
+            s(&tls.cert),
+        )?;
+        set(
+            &mut config,
+            "transport/link/tls/listen_private_key",
+            s(&tls.key),
+        )?;
+        set(
+            &mut config,
+            "transport/link/tls/connect_certificate",
+            s(&tls.cert),
+        )?;
+        set(
+            &mut config,
+            "transport/link/tls/connect_private_key",
+            s(&tls.key),
+        )?;
+        set(&mut config, "transport/link/tls/enable_mtls", "true".into())?;
+    }
+    // The bridge stamps its own writes; no need for Zenoh to time every put.
+    Ok(config)
+}
+
+fn validate_key(key: &str) -> anyhow::Result<()> {
+    if key.contains('*') || key.contains('$') {
+        bail!("key {key:?} has a wildcard; a region maps to one exact key");
+    }
+    zenoh::key_expr::KeyExpr::try_from(key)
+        .map_err(|e| anyhow::anyhow!("{key:?} is not a valid Zenoh key: {e}"))?;
+    if key == LIVELINESS_PREFIX || key.starts_with(&format!("{LIVELINESS_PREFIX}/")) {
+        bail!("key {key:?} is reserved for the bridges' own use");
+    }
+    Ok(())
+}
+
+impl Bridge {
+    /// Open the regions, join the network, converge with the peers, and
+    /// start mirroring. Returns once the bridge is ready (and has logged
+    /// `ready`).
+    ///
+    /// # Errors
+    /// Bad options, a region already served by another bridge on this
+    /// host, or a network that cannot be joined.
+    pub fn start(opts: &Options) -> anyhow::Result<Bridge> {
+        let log = Log::new(opts.json, opts.verbose);
+        if opts.maps.is_empty() {
+            bail!("nothing to bridge: give at least one --map REGION=KEY");
+        }
+        for (i, m) in opts.maps.iter().enumerate() {
+            filemap::validate_name(&m.region)
+                .map_err(|e| anyhow::anyhow!("bad region name {:?}: {e}", m.region))?;
+            validate_key(&m.key)?;
+            for other in &opts.maps[..i] {
+                if other.region == m.region {
+                    bail!("region {:?} is mapped twice", m.region);
+                }
+                if other.key == m.key {
+                    bail!("key {:?} is mapped twice", m.key);
+                }
+            }
+        }
+        let config = zenoh_config(opts)?;
+        // Regions first: a second bridge for the same region stops here,
+        // before it touches the network.
+        let mut maps = Vec::new();
+        for m in &opts.maps {
+            let lock = RegionLock::take(&m.region)?;
+            let fm = FileMap::builder(&m.region)
+                .capacity(opts.capacity)
+                .open()
+                .map_err(|e| anyhow::anyhow!("cannot open region {:?}: {e}", m.region))?;
+            let state = recall_state(&fm, &lock);
+            maps.push(Arc::new(Map {
+                region: m.region.clone(),
+                key: m.key.clone(),
+                fm,
+                state: Mutex::new(state),
+                lock,
+            }));
+        }
+        let session = zenoh::open(config).wait().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot join the network ({}): {e}",
+                if opts.connect.is_empty() {
+                    "listen".to_string()
+                } else {
+                    format!("connect to {}", opts.connect.join(", "))
+                }
+            )
+        })?;
+        let host = session.new_timestamp().get_id().to_le_bytes();
+        let shared = Arc::new(Shared {
+            session,
+            host,
+            maps,
+            log,
+            max_size: opts.max_size,
+            stop: AtomicBool::new(false),
+            query_timeout: opts.query_timeout,
+        });
+        let mut bridge = Bridge {
+            shared: Arc::clone(&shared),
+            threads: Vec::new(),
+            _subscribers: Vec::new(),
+            _queryables: Vec::new(),
+            _token: None,
+            _peers: None,
+        };
+        for map in &shared.maps {
+            let (s, m) = (Arc::clone(&shared), Arc::clone(map));
+            let sub = shared
+                .session
+                .declare_subscriber(map.key.as_str())
+                .callback(move |sample| on_sample(&s, &m, sample))
+                .wait()
+                .map_err(|e| anyhow::anyhow!("cannot subscribe to {:?}: {e}", map.key))?;
+            bridge._subscribers.push(sub);
+            let m = Arc::clone(map);
+            let q = shared
+                .session
+                .declare_queryable(map.key.as_str())
+                .callback(move |query| on_query(&m, &query))
+                .wait()
+                .map_err(|e| anyhow::anyhow!("cannot serve {:?}: {e}", map.key))?;
+            bridge._queryables.push(q);
+        }
+        // Late joiner: take the newest value any peer holds.
+        sync_all(&shared, "start");
+        // Local content nobody can date goes out now if no peer had one.
+        for map in &shared.maps {
+            on_local_change(&shared, map);
+        }
+        for map in &shared.maps {
+            let (s, m) = (Arc::clone(&shared), Arc::clone(map));
+            bridge.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("watch {}", map.region))
+                    .spawn(move || watch_loop(&s, &m))
+                    .context("cannot start a thread")?,
+            );
+        }
+        // Peers coming (back): resynchronise with them.
+        let (peer_tx, peer_rx) = mpsc::channel::<String>();
+        let s = Arc::clone(&shared);
+        bridge.threads.push(
+            std::thread::Builder::new()
+                .name("resync".into())
+                .spawn(move || resync_loop(&s, &peer_rx))
+                .context("cannot start a thread")?,
+        );
+        let own = format!("{LIVELINESS_PREFIX}/{}", shared.session.zid());
+        let s = Arc::clone(&shared);
+        let own2 = own.clone();
+        let peers = shared
+            .session
+            .liveliness()
+            .declare_subscriber(format!("{LIVELINESS_PREFIX}/*"))
+            .callback(move |sample: Sample| {
+                let key = sample.key_expr().as_str();
+                if key == own2 {
+                    return;
+                }
+                let peer = key.rsplit('/').next().unwrap_or(key).to_string();
+                match sample.kind() {
+                    SampleKind::Put => {
+                        s.log.event("peer_up", json!({ "peer": peer }));
+                        let _ = peer_tx.send(peer);
+                    }
+                    SampleKind::Delete => s.log.event("peer_down", json!({ "peer": peer })),
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow::anyhow!("cannot watch for peers: {e}"))?;
+        bridge._peers = Some(peers);
+        bridge._token = Some(
+            shared
+                .session
+                .liveliness()
+                .declare_token(own)
+                .wait()
+                .map_err(|e| anyhow::anyhow!("cannot announce this bridge: {e}"))?,
+        );
+        let maps: Vec<Value> = shared
+            .maps
+            .iter()
+            .map(|m| json!({ "region": m.region, "key": m.key, "generation": m.fm.generation() }))
+            .collect();
+        log.event(
+            "ready",
+            json!({ "host": shared.session.zid().to_string(), "pid": std::process::id(), "maps": maps }),
+        );
+        Ok(bridge)
+    }
+
+    /// This bridge's Zenoh id (its host id in the order of writes).
+    pub fn zid(&self) -> String {
+        self.shared.session.zid().to_string()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = self.shared.session.close().wait();
+    }
+}
+
+/// The state a previous bridge for this region left in its lock file: the
+/// version of the content at the recorded generation. If the region has
+/// moved since, that is a local write nobody sent; it gets published (as
+/// the newest value) once the bridge runs.
+fn recall_state(fm: &FileMap, lock: &RegionLock) -> State {
+    let mut state = State {
+        version: None,
+        local_gen: None,
+        current: None,
+        max_seen: 0,
+        scratch: Vec::new(),
+    };
+    let Some((generation, meta)) = lock.recall() else {
+        return state;
+    };
+    let Ok(snap) = fm.read() else { return state };
+    if snap.generation < generation {
+        return state; // a new region under the same name: nothing to recall
+    }
+    state.version = Some(meta.version);
+    state.max_seen = meta.version.time;
+    state.local_gen = Some(generation);
+    if snap.generation == generation && snap.content.len() as u64 == meta.len {
+        state.current = Some((meta, ZBytes::from(snap.content)));
+    }
+    state
+}
+
+fn now_ntp64() -> u64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs() << 32) + ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
+fn skew_ntp64() -> u64 {
+    MAX_CLOCK_SKEW.as_secs() << 32
+}
+
+/// Check a remote sample; `None` (logged) when it must be dropped.
+fn check_remote(
+    shared: &Shared,
+    map: &Map,
+    attachment: Option<&ZBytes>,
+    payload: &ZBytes,
+    via: &str,
+) -> Option<Meta> {
+    let att = attachment.map(|a| a.to_bytes());
+    let refuse = |reason: String| {
+        shared.log.event(
+            "refused",
+            json!({ "region": map.region, "key": map.key, "via": via, "reason": reason }),
+        );
+        None
+    };
+    let meta = match Meta::decode(att.as_deref(), payload.len()) {
+        Ok(m) => m,
+        Err(e) => return refuse(format!("malformed sample: {e}")),
+    };
+    if meta.len > map.fm.capacity() as u64 {
+        return refuse(format!(
+            "content of {} bytes does not fit the region's capacity {}",
+            meta.len,
+            map.fm.capacity()
+        ));
+    }
+    if meta.len > shared.max_size as u64 {
+        return refuse(format!(
+            "content of {} bytes is over --max-size {}",
+            meta.len, shared.max_size
+        ));
+    }
+    if meta.version.time > now_ntp64().saturating_add(skew_ntp64()) {
+        return refuse("timestamp more than 5 s in the future".into());
+    }
+    if meta.version.host == shared.host {
+        // Our own write, back through some path: nothing to do.
+        return None;
+    }
+    Some(meta)
+}
+
+fn on_sample(shared: &Shared, map: &Map, sample: Sample) {
+    if sample.kind() != SampleKind::Put {
+        shared.log.event(
+            "refused",
+            json!({ "region": map.region, "key": map.key, "via": "sample", "reason": "delete samples are not part of the protocol" }),
+        );
+        return;
+    }
+    let Some(meta) = check_remote(shared, map, sample.attachment(), sample.payload(), "sample")
+    else {
+        return;
+    };
+    // Applied right here, on Zenoh's receiving thread: one thread wake-up
+    // less per hop than handing it to a thread of ours (the write is one
+    // memcpy under the region lock).
+    apply(shared, map, meta, sample.payload(), "sample");
+}
+
+fn on_query(map: &Map, query: &Query) {
+    let current = lock(&map.state).current.clone();
+    if let Some((meta, payload)) = current {
+        let _ = query
+            .reply(map.key.as_str(), payload)
+            .attachment(meta.encode().to_vec())
+            .wait();
+    }
+}
+
+/// Write a remote value into the region if it is newer than what the
+/// region holds, never over a local write the bridge has not seen yet.
+fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
+    let mut st = lock(&map.state);
+    st.max_seen = st.max_seen.max(meta.version.time);
+    if st.version.is_some_and(|v| meta.version <= v) {
+        return;
+    }
+    let expected = match st.local_gen {
+        Some(g) if st.version.is_some() => g,
+        // Nothing dated yet: whatever the region holds loses to a dated value.
+        _ => map.fm.generation(),
+    };
+    let mut scratch = std::mem::take(&mut st.scratch);
+    let first = payload.slices().next().unwrap_or(&[]);
+    let content: &[u8] = if first.len() == payload.len() {
+        first
+    } else {
+        scratch.clear();
+        for piece in payload.slices() {
+            scratch.extend_from_slice(piece);
+        }
+        &scratch
+    };
+    let written = map.fm.write_if(expected, content);
+    let len = content.len();
+    st.scratch = scratch;
+    match written {
+        Ok(p) => {
+            map.lock.record(p.generation, &meta);
+            st.version = Some(meta.version);
+            st.local_gen = Some(p.generation);
+            st.current = Some((meta, payload.clone()));
+            drop(st);
+            shared.log.event(
+                "applied",
+                json!({
+                    "region": map.region, "key": map.key, "via": via,
+                    "bytes": len, "generation": p.generation,
+                    "origin": meta.version.host_hex(), "time": meta.version.time,
+                    "origin_generation": meta.generation,
+                    "writer": format!("{}/{}", meta.writer.pid, meta.writer.handle),
+                }),
+            );
+        }
+        Err(FmError::Conflict { found, .. }) => {
+            drop(st);
+            // A local write the watcher has not published yet: it is newer
+            // than this remote value (it will be dated after it) and wins.
+            shared.log.event(
+                "conflict",
+                json!({
+                    "region": map.region, "key": map.key, "via": via,
+                    "expected": expected, "found": found,
+                    "origin": meta.version.host_hex(), "time": meta.version.time,
+                    "resolution": "the local write wins",
+                }),
+            );
+        }
+        Err(e) => {
+            drop(st);
+            shared.log.event(
+                "error",
+                json!({ "region": map.region, "key": map.key, "reason": format!("cannot write the region: {e}") }),
+            );
+        }
+    }
+}
+
+fn watch_loop(shared: &Shared, map: &Map) {
+    // Look before every wait: a write made between `start` and this
+    // thread's first wait is not missed.
+    let mut seen = None;
+    while !shared.stop.load(Ordering::SeqCst) {
+        let g = map.fm.generation();
+        if seen != Some(g) {
+            seen = Some(g);
+            on_local_change(shared, map);
+            continue;
+        }
+        map.fm.wait_change(g, Some(Duration::from_millis(200)));
+    }
+}
+
+/// Publish the region's content if a local process wrote it (anything the
+/// bridge did not write itself).
+fn on_local_change(shared: &Shared, map: &Map) {
+    // Read under the state lock: every write of the bridge's own (apply)
+    // happens under it too and records its generation before releasing it,
+    // so a generation found here that is not `local_gen` is a local write.
+    // (A snapshot taken before the lock could be older than an apply that
+    // finished meanwhile, and be sent as new.)
+    let mut st = lock(&map.state);
+    let mut buf = Vec::new();
+    let stamp = match map.fm.read_into(&mut buf) {
+        Ok(s) => s,
+        Err(e) => {
+            drop(st);
+            shared.log.event(
+                "error",
+                json!({ "region": map.region, "key": map.key, "reason": format!("cannot read the region: {e}") }),
+            );
+            return;
+        }
+    };
+    if st.local_gen == Some(stamp.generation) {
+        return; // our own apply, or already sent
+    }
+    st.local_gen = Some(stamp.generation);
+    if stamp.generation == 0 && st.version.is_none() {
+        return; // a new empty region: nothing to tell
+    }
+    if buf.len() > shared.max_size {
+        drop(st);
+        shared.log.event(
+            "refused",
+            json!({ "region": map.region, "key": map.key, "via": "local",
+                    "reason": format!("local content of {} bytes is over --max-size {}", buf.len(), shared.max_size) }),
+        );
+        return;
+    }
+    let ts = shared.session.new_timestamp();
+    let mut time = ts.get_time().as_u64();
+    let floor = st.max_seen.max(st.version.map_or(0, |v| v.time));
+    if time <= floor {
+        time = floor + 1;
+    }
+    let version = Version {
+        time,
+        host: shared.host,
+    };
+    let meta = Meta {
+        version,
+        generation: stamp.generation,
+        writer: stamp.writer,
+        len: buf.len() as u64,
+    };
+    let len = buf.len();
+    map.lock.record(stamp.generation, &meta);
+    let payload = ZBytes::from(buf);
+    st.version = Some(version);
+    st.current = Some((meta, payload.clone()));
+    drop(st);
+    // Reliable (the default) with blocking congestion control: the latest
+    // value is never dropped; a
+    // stalled peer delays us (and is disconnected by Zenoh after a while).
+    let sent = shared
+        .session
+        .put(map.key.as_str(), payload)
+        .attachment(meta.encode().to_vec())
+        .congestion_control(CongestionControl::Block)
+        .allowed_destination(Locality::Remote)
+        .wait();
+    match sent {
+        Ok(()) => shared.log.event(
+            "sent",
+            json!({ "region": map.region, "key": map.key, "bytes": len,
+                    "generation": stamp.generation, "time": time,
+                    "writer": format!("{}/{}", stamp.writer.pid, stamp.writer.handle) }),
+        ),
+        Err(e) => shared.log.event(
+            "error",
+            json!({ "region": map.region, "key": map.key, "reason": format!("cannot send: {e}") }),
+        ),
+    }
+}
+
+/// Ask every peer for each key's value and apply the newest.
+fn sync_all(shared: &Shared, why: &str) {
+    for map in &shared.maps {
+        let started = Instant::now();
+        let replies = match shared
+            .session
+            .get(map.key.as_str())
+            .consolidation(ConsolidationMode::None)
+            .allowed_destination(Locality::Remote)
+            .timeout(shared.query_timeout)
+            .wait()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                shared.log.event(
+                    "error",
+                    json!({ "region": map.region, "key": map.key, "reason": format!("cannot query peers: {e}") }),
+                );
+                continue;
+            }
+        };
+        let mut best: Option<(Meta, ZBytes)> = None;
+        let mut count = 0usize;
+        while let Ok(reply) = replies.recv() {
+            let Ok(sample) = reply.result() else { continue };
+            count += 1;
+            if let Some(meta) =
+                check_remote(shared, map, sample.attachment(), sample.payload(), "reply")
+            {
+                if best.as_ref().is_none_or(|(m, _)| m.version < meta.version) {
+                    best = Some((meta, sample.payload().clone()));
+                }
+            }
+        }
+        if let Some((meta, payload)) = best {
+            apply(shared, map, meta, &payload, "reply");
+        }
+        shared.log.event(
+            "synced",
+            json!({ "region": map.region, "key": map.key, "why": why, "replies": count,
+                    "ms": started.elapsed().as_millis() as u64 }),
+        );
+    }
+}
+
+fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<String>) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        let Ok(peer) = peers.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        // Give the peer's declarations (queryables, subscribers) a moment
+        // to arrive with its token, and coalesce a burst of arrivals.
+        std::thread::sleep(Duration::from_millis(200));
+        while peers.try_recv().is_ok() {}
+        sync_all(shared, &format!("peer {peer} up"));
+        // Re-announce what we hold: a peer that was cut off applies it if
+        // it is newer than its own (it may have missed our last put).
+        for map in &shared.maps {
+            let current = lock(&map.state).current.clone();
+            if let Some((meta, payload)) = current {
+                let _ = shared
+                    .session
+                    .put(map.key.as_str(), payload)
+                    .attachment(meta.encode().to_vec())
+                    .congestion_control(CongestionControl::Block)
+                    .allowed_destination(Locality::Remote)
+                    .wait();
+            }
+        }
+    }
+}

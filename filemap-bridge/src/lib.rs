@@ -1,0 +1,50 @@
+//! `filemap-bridge`: one filemap region, several hosts, over Zenoh.
+//!
+//! A bridge mirrors local regions to Zenoh keys (`--map REGION=KEY`). On
+//! every host a bridge serves the same key; together they keep the regions
+//! equal.
+//!
+//! # Semantics
+//!
+//! - **Local to network.** A publish by any process on the host is put on
+//!   the key, whole, with its metadata ([`wire::Meta`]): an HLC timestamp,
+//!   the origin host id (the bridge's Zenoh id), the generation and the
+//!   writer.
+//! - **Network to local.** A remote value is written into the local region
+//!   only if it is newer than what the region holds, ordered by
+//!   (timestamp, host id) ([`wire::Version`]). Every host converges to the
+//!   same content whatever the order of arrival. A local write is dated
+//!   after every remote value the bridge has seen, so a write made after
+//!   seeing a remote value always wins.
+//! - **No echo.** A bridge publishes only what local processes wrote, never
+//!   what it applied, and drops its own writes coming back: three or more
+//!   hosts never loop.
+//! - **Conflicts.** Remote values are written with
+//!   [`filemap::FileMap::write_if`] against the generation the bridge last
+//!   accounted for: a local write that lands while a remote value is being
+//!   applied is never overwritten; it is published (dated later) and wins
+//!   everywhere.
+//! - **Late joiners.** Each bridge serves a queryable per key with the value
+//!   its region holds. A bridge that starts, or sees a peer (re)appear
+//!   (liveliness tokens under `filemap-bridge-peers/`), queries its peers and
+//!   applies the newest value; at start it does so before it logs `ready`.
+//! - **One bridge per region per host**, enforced by an exclusive `flock` on
+//!   `/dev/shm/filemap-bridge.<region>.lock`.
+//! - **Large contents** cross whole (a Zenoh message is delivered entire or
+//!   not at all; the region publish is atomic): never torn. Intermediate
+//!   values may be skipped; the latest always arrives (reliable, blocking
+//!   congestion control, and a resynchronisation when a peer reconnects).
+//!
+//! # Security
+//!
+//! With `--tls-ca/--tls-cert/--tls-key` and `tls/` endpoints, peers
+//! authenticate each other (mutual TLS): a peer without a certificate signed
+//! by the CA is refused. Samples that do not parse (missing or bad
+//! attachment, wrong format version, length mismatch), are larger than
+//! `--max-size` or the local capacity, or are dated more than
+//! [`bridge::MAX_CLOCK_SKEW`] in the future are logged (`refused`) and
+//! dropped; the region is untouched. An authenticated peer is trusted: it
+//! can write any content to the keys it knows.
+
+pub mod bridge;
+pub mod wire;
