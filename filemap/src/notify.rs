@@ -325,6 +325,19 @@ pub fn adaptive(
     if let Some(generation) = spin_phase(h, slot, seen, deadline, learner, start) {
         return Some(generation);
     }
+    sleep_until(h, slot, wake, seen, deadline)
+}
+
+/// Sleep (in slices, by [`wait_once`]) until the generation leaves
+/// `seen`, and return it; `None` once `deadline` passes first (no
+/// deadline: as long as it takes).
+pub fn sleep_until(
+    h: &Header,
+    slot: &Slot,
+    wake: &impl Wake,
+    seen: u64,
+    deadline: Option<Instant>,
+) -> Option<u64> {
     loop {
         let generation = h.line.generation.load(Acquire);
         if generation != seen {

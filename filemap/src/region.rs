@@ -817,19 +817,7 @@ impl FileMap {
         let h = self.inner.header();
         let slot = &h.slots[self.inner.slot];
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        loop {
-            let generation = h.line.generation.load(Acquire);
-            if generation != seen {
-                return Some(generation);
-            }
-            let remaining = match deadline {
-                Some(d) => d
-                    .checked_duration_since(Instant::now())
-                    .filter(|r| !r.is_zero())?,
-                None => notify::SLICE,
-            };
-            notify::wait_once(h, slot, &self.inner.os, seen, remaining, None);
-        }
+        notify::sleep_until(h, slot, &self.inner.os, seen, deadline)
     }
 
     /// Like [`FileMap::wait_change`], but busy-polls for a short while
