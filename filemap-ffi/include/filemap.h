@@ -394,6 +394,12 @@ typedef void (*fm_watch_fn)(void *user_data,
  */
 #define FM_E_CODEC -34
 
+/**
+ * The shared-memory object of this name belongs to a region of another
+ * name (macOS and FreeBSD name objects by a hash of the region name).
+ */
+#define FM_E_NAME_COLLISION -35
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

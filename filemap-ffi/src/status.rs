@@ -86,6 +86,9 @@ pub const FM_E_NOT_A_VALUE: FmStatus = -32;
 pub const FM_E_WRONG_TYPE: FmStatus = -33;
 /// A typed value could not be encoded or decoded (the Rust API).
 pub const FM_E_CODEC: FmStatus = -34;
+/// The shared-memory object of this name belongs to a region of another
+/// name (macOS and FreeBSD name objects by a hash of the region name).
+pub const FM_E_NAME_COLLISION: FmStatus = -35;
 
 /// The numbers of the last failed call on this thread. Fields a status
 /// does not use are 0.
@@ -364,6 +367,7 @@ fn core_info(e: &Error) -> FmErrorInfo {
         },
         Error::WrongType { .. } => info(FM_E_WRONG_TYPE),
         Error::Codec { .. } => info(FM_E_CODEC),
+        Error::NameCollision { .. } => info(FM_E_NAME_COLLISION),
         _ => info(FM_E_UNKNOWN),
     }
 }
@@ -402,6 +406,7 @@ pub(crate) fn name_of(status: FmStatus) -> &'static CStr {
         FM_E_NOT_A_VALUE => c"FM_E_NOT_A_VALUE",
         FM_E_WRONG_TYPE => c"FM_E_WRONG_TYPE",
         FM_E_CODEC => c"FM_E_CODEC",
+        FM_E_NAME_COLLISION => c"FM_E_NAME_COLLISION",
         _ => c"FM_E_?",
     }
 }
@@ -487,6 +492,10 @@ mod tests {
                 name: name(),
                 op: "decode",
                 reason: name(),
+            },
+            Error::NameCollision {
+                name: name(),
+                other: name(),
             },
             Error::TooManyAttached {
                 name: name(),

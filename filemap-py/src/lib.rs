@@ -159,6 +159,12 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
             message,
             &[("path", o(&path)), ("reason", o(reason))],
         ),
+        Error::NameCollision { name, other } => make_error(
+            py,
+            "NameCollision",
+            message,
+            &[("name", o(&name)), ("other", o(&other))],
+        ),
         Error::Truncated { name, size, needed } => make_error(
             py,
             "Truncated",

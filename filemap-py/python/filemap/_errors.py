@@ -167,6 +167,14 @@ class NotARegion(FormatError):
     reason: str
 
 
+class NameCollision(FormatError):
+    """The shared-memory object of this name belongs to another region (macOS and
+    FreeBSD name objects by a hash of the region name). Attributes: ``name``, ``other``."""
+
+    name: str
+    other: str
+
+
 class Truncated(FormatError):
     """The backing file is shorter than its header says. Attributes: ``name``, ``size``, ``needed``."""
 
