@@ -2,9 +2,9 @@
 
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
@@ -36,27 +36,55 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-#[test]
-fn reader_prints_what_writer_publishes() {
-    let name = format!("test-examples-{}", std::process::id());
-    let mut reader = Command::new(example("reader"))
-        .args([&name, "2"])
+/// A reader example that said "ready" and a writer example, both on
+/// region `name`, with the reader's lines, the writer's input and its acks.
+struct Pair {
+    reader: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    writer: Child,
+    input: ChildStdin,
+    acks: Lines<BufReader<ChildStdout>>,
+}
+
+/// Start `reader` (exiting after generation `last`), wait for it to be
+/// ready, then start `writer`.
+fn start_pair(reader: &str, writer: &str, name: &str, last: &str) -> Pair {
+    let mut reader = Command::new(example(reader))
+        .args([name, last])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(reader.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
-
-    let mut writer = Command::new(example("writer"))
-        .arg(&name)
+    let mut writer = Command::new(example(writer))
+        .arg(name)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut input = writer.stdin.take().unwrap();
-    let mut acks = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let input = writer.stdin.take().unwrap();
+    let acks = BufReader::new(writer.stdout.take().unwrap()).lines();
+    Pair {
+        reader,
+        lines,
+        writer,
+        input,
+        acks,
+    }
+}
+
+#[test]
+fn reader_prints_what_writer_publishes() {
+    let name = format!("test-examples-{}", std::process::id());
+    let Pair {
+        mut reader,
+        lines,
+        mut writer,
+        mut input,
+        mut acks,
+    } = start_pair("reader", "writer", &name, "2");
     writeln!(input, "first line").unwrap();
     assert_eq!(acks.next().unwrap().unwrap(), "published generation 1");
     writeln!(input, "second line").unwrap();
@@ -98,22 +126,13 @@ fn typed_reader_decodes_what_typed_writer_publishes() {
         .unwrap();
     assert!(built.success());
     let keep = filemap::FileMap::open(&name).unwrap();
-    let mut reader = Command::new(example("typed_reader"))
-        .args([&name, "3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(reader.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    let mut writer = Command::new(example("typed_writer"))
-        .arg(&name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut input = writer.stdin.take().unwrap();
-    let mut acks = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let Pair {
+        mut reader,
+        mut lines,
+        mut writer,
+        mut input,
+        mut acks,
+    } = start_pair("typed_reader", "typed_writer", &name, "3");
     writeln!(input, "1.5 -2 90 dock one").unwrap();
     assert_eq!(acks.next().unwrap().unwrap(), "published generation 1");
     let first = lines.next().unwrap().unwrap();
