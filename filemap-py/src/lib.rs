@@ -687,10 +687,10 @@ impl PyFileMap {
         wait_in_slices(py, &map, seen, rest, FileMap::wait_change)
     }
 
-    /// Like :meth:`wait_change`, but spins first while changes have been
-    /// arriving within microseconds of a wait's start (learnt per handle),
-    /// and sleeps at once when they come later. Never more spinners on a
-    /// region than the machine has cores, less one.
+    /// Like :meth:`wait_change`, but spins first while spinning has been
+    /// catching changes (learnt per handle from its spins; at most 50 µs),
+    /// and sleeps at once while it has not, probing now and then. Never
+    /// more spinners on a region than the machine has cores, less one.
     #[pyo3(signature = (seen, timeout = None))]
     fn wait_change_adaptive(
         &self,

@@ -825,11 +825,11 @@ impl FileMap {
     /// [`FileMap::wait_change_spin`]'s when the peer answers promptly, and
     /// close to no CPU when changes come rarely.
     ///
-    /// The handle learns how soon changes arrive after a wait begins (a
-    /// moving average). While that is within a few tens of microseconds,
-    /// a wait spins (with the CPU's pause instruction) for about twice as
-    /// long before it sleeps; once changes come later, it sleeps at once,
-    /// and a fast change seen after a sleep teaches it to spin again. At
+    /// The handle learns from its spins: a change a spin caught sets the
+    /// next budget (about twice the moving average of those gaps, at most
+    /// 50 µs, polling with the CPU's pause instruction); after four empty
+    /// spins in a row it sleeps at once, but for a full probe every eight
+    /// waits, which teaches it to spin again when the peer turns prompt. At
     /// most one thread fewer than the machine has cores spin on a region at
     /// once, across all processes, so spinners never starve the writer
     /// they wait for. Sleeping is exactly [`FileMap::wait_change`]'s.

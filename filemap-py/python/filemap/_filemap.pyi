@@ -83,8 +83,8 @@ class FileMap:
         ``None`` after ``timeout`` seconds. With ``spin`` (seconds, at most
         0.05) it busy-polls that long before sleeping. Ctrl-C interrupts it."""
     def wait_change_adaptive(self, seen: int, timeout: float | None = None) -> int | None:
-        """Like :meth:`wait_change`, spinning first while changes have been
-        arriving within microseconds (learnt per handle), else sleeping."""
+        """Like :meth:`wait_change`, spinning first while spinning has been
+        catching changes (learnt per handle from its spins), else sleeping."""
     def wait_change_spin(self, seen: int, timeout: float | None = None) -> int | None:
         """Like :meth:`wait_change`, busy-polling (lowest latency, one core busy)."""
     def _lock(self, timeout: float | None = None) -> Lock: ...
