@@ -71,7 +71,6 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::backend::Wake;
@@ -209,8 +208,12 @@ const PROBE_EVERY: u32 = 8;
 /// teaches nothing: its gap includes the waiter's own wake-up, so two
 /// adaptive waiters that both slept would each measure a sleeping round
 /// trip and conclude, wrongly, that the other is slow.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Learner {
+    /// How many threads of all processes may busy-poll one region at
+    /// once: one fewer than the machine's CPUs, so a core is left for the
+    /// peer that is to publish.
+    spin_limit: u32,
     /// Moving average of the gaps caught by spins, in nanoseconds.
     gap_ns: AtomicU64,
     /// Spins in a row that caught nothing.
@@ -220,6 +223,17 @@ pub struct Learner {
 }
 
 impl Learner {
+    /// A learner for a machine with `cpus` CPUs online; it tries spinning
+    /// at first.
+    pub fn new(cpus: usize) -> Learner {
+        Learner {
+            spin_limit: u32::try_from(cpus.saturating_sub(1)).unwrap_or(u32::MAX),
+            gap_ns: AtomicU64::new(0),
+            misses: AtomicU32::new(0),
+            unspun: AtomicU32::new(0),
+        }
+    }
+
     /// How long the next wait spins before sleeping: twice the average
     /// gap a spin caught, and a little, at most [`MAX_SPIN`]; nothing while
     /// spinning does not pay, but for a probe every [`PROBE_EVERY`] waits.
@@ -236,10 +250,23 @@ impl Learner {
     }
 
     /// A spin saw the change `gap` after the wait began.
+    ///
+    /// The first hit after spinning stopped paying (or ever) is taken as
+    /// it is, not averaged in: the average of a waiter that slept is
+    /// stale. This is what lets two adaptive waiters of a ping-pong start
+    /// spinning together: one's probe catches the other's sleeping answer
+    /// (its wake-up latency, tens of µs), so it keeps spinning for that
+    /// long and answers at once; the other's next probe catches that
+    /// prompt answer, and from then on both averages fall to the real
+    /// round trip. Averaged in from zero, the first hit gave a budget too
+    /// short to catch a sleeping peer's answer, and both kept sleeping.
     pub fn hit(&self, gap: Duration) {
         let gap = gap.min(MAX_SPIN).as_nanos() as u64;
         let old = self.gap_ns.load(Relaxed);
-        self.gap_ns.store(old - old / 8 + gap / 8, Relaxed);
+        let fresh = old == 0 || self.misses.load(Relaxed) >= MISSES;
+        let average = if fresh { gap } else { old - old / 8 + gap / 8 };
+        // 0 means "no hit yet".
+        self.gap_ns.store(average.max(1), Relaxed);
         self.misses.store(0, Relaxed);
     }
 
@@ -251,19 +278,10 @@ impl Learner {
     }
 }
 
-/// How many threads of all processes may busy-poll one region at once:
-/// one core is left for the peer that is to publish.
-fn spin_limit() -> u32 {
-    static LIMIT: OnceLock<u32> = OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        u32::try_from(cpus.saturating_sub(1)).unwrap_or(u32::MAX)
-    })
-}
-
-/// Count this thread in as a spinner, if the region has a core to spare.
-fn claim_spinner(h: &Header, slot: &Slot) -> bool {
-    if h.spinners.fetch_add(1, SeqCst) >= spin_limit() {
+/// Count this thread in as a spinner, if the region has a core to spare
+/// (fewer than `limit` spin on it).
+fn claim_spinner(h: &Header, slot: &Slot, limit: u32) -> bool {
+    if h.spinners.fetch_add(1, SeqCst) >= limit {
         saturating_decrement(&h.spinners);
         return false;
     }
@@ -290,7 +308,7 @@ pub fn spin_phase(
     start: Instant,
 ) -> Option<u64> {
     let budget = learner.budget();
-    if budget.is_zero() || !claim_spinner(h, slot) {
+    if budget.is_zero() || !claim_spinner(h, slot, learner.spin_limit) {
         return None;
     }
     let until = start + budget;
@@ -425,7 +443,7 @@ mod tests {
 
     #[test]
     fn the_learner_spins_only_while_spinning_pays_and_probes_meanwhile() {
-        let learner = Learner::default();
+        let learner = Learner::new(2);
         assert!(!learner.budget().is_zero(), "a new handle tries spinning");
         for _ in 0..50 {
             learner.hit(Duration::from_micros(1));
@@ -445,29 +463,39 @@ mod tests {
             "sleep at once but for a probe every {PROBE_EVERY} waits: {budgets:?}"
         );
         assert!(budgets.iter().all(|b| b.is_zero() || *b == MAX_SPIN));
-        // A probe that catches a change: spinning pays again.
+        // A probe that catches a change: spinning pays again, and the
+        // budget is set by that change's gap alone (a sleeping peer's
+        // answer, 30 µs: twice that is above the cap), not averaged in
+        // with the fast gaps of before.
         learner.hit(Duration::from_micros(30));
+        assert_eq!(learner.budget(), MAX_SPIN);
+        // Then fast answers bring it down again, gradually.
+        for _ in 0..50 {
+            learner.hit(Duration::from_micros(1));
+        }
         let budget = learner.budget();
-        assert!(!budget.is_zero() && budget <= MAX_SPIN, "{budget:?}");
+        assert!(budget <= Duration::from_micros(10), "{budget:?}");
     }
 
     #[test]
     fn spinners_are_bounded_by_the_cores_and_forgotten_with_a_dead_slot() {
         let h = Header::zeroed();
         let slot = &h.slots[3];
+        let limit = Learner::new(4).spin_limit;
+        assert_eq!(limit, 3, "one core is left for the publisher");
+        assert_eq!(Learner::new(1).spin_limit, 0, "one core: never spin");
         let mut claimed = 0;
-        while claim_spinner(&h, slot) {
+        while claim_spinner(&h, slot, limit) {
             claimed += 1;
             assert!(claimed <= 1024, "no bound");
         }
-        assert_eq!(claimed, spin_limit());
-        assert_eq!(
-            h.spinners.load(SeqCst),
-            spin_limit(),
-            "a refusal undoes its count"
-        );
+        assert_eq!(claimed, limit);
+        assert_eq!(h.spinners.load(SeqCst), limit, "a refusal undoes its count");
         release_spinner(&h, slot);
-        assert!(claim_spinner(&h, slot), "a released place can be taken");
+        assert!(
+            claim_spinner(&h, slot, limit),
+            "a released place can be taken"
+        );
         // The process dies spinning: its slot's spinners are forgotten.
         h.waiters.store(2, SeqCst);
         slot.waiters.store(2, SeqCst);
@@ -479,7 +507,7 @@ mod tests {
     #[test]
     fn an_adaptive_wait_honours_its_deadline_and_sees_a_change() {
         let h = Header::zeroed();
-        let learner = Learner::default();
+        let learner = Learner::new(2);
         let start = Instant::now();
         let timeout = Duration::from_millis(30);
         assert_eq!(

@@ -243,7 +243,7 @@ impl Inner {
             },
             lock_timeout,
             epoch: Os::fork_epoch(),
-            learner: notify::Learner::default(),
+            learner: notify::Learner::new(Os::online_cpus()),
         }
     }
 

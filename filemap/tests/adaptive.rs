@@ -52,6 +52,82 @@ fn waiter_cpu(
     })
 }
 
+/// Voluntary context switches of the calling thread so far: one per
+/// sleep, none while it spins.
+#[cfg(target_os = "linux")]
+fn thread_sleeps() -> i64 {
+    // SAFETY: getrusage(2) fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        usage
+    };
+    usage.ru_nvcsw
+}
+
+/// Pin the calling thread to `cpu`.
+#[cfg(target_os = "linux")]
+fn pin_to(cpu: usize) {
+    // SAFETY: the set is zeroed, then filled by CPU_SET within its size,
+    // and handed to sched_setaffinity(2) with that size (0 = this thread).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+            0
+        );
+    }
+}
+
+/// Latency-sensitive programs pin their threads to a core. The spinner
+/// limit is about the machine's cores, not the thread's affinity: a
+/// pinned waiter used to count one core, leave it to "the publisher", and
+/// never spin at all.
+#[cfg(target_os = "linux")]
+#[test]
+fn adaptive_waiters_pinned_to_a_core_each_still_spin_for_a_prompt_peer() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    let (ping_name, pong_name) = (unique("pinned-ping"), unique("pinned-pong"));
+    let _cleanup = (Cleanup(ping_name.clone()), Cleanup(pong_name.clone()));
+    let ping = FileMap::open(&ping_name).unwrap();
+    let pong = FileMap::open(&pong_name).unwrap();
+    const ROUNDS: u64 = 4000;
+    let timeout = Some(Duration::from_secs(10));
+    let (answered, sleeps) = std::thread::scope(|s| {
+        let ponger = s.spawn(|| {
+            pin_to(1);
+            let ping = FileMap::open(&ping_name).unwrap();
+            let pong = FileMap::open(&pong_name).unwrap();
+            let before = thread_sleeps();
+            let mut seen = 0;
+            for round in 1..=ROUNDS {
+                seen = ping.wait_change_adaptive(seen, timeout).expect("a ping");
+                pong.write(&round.to_le_bytes()).unwrap();
+            }
+            (seen, thread_sleeps() - before)
+        });
+        pin_to(0);
+        let mut seen = 0;
+        for round in 1..=ROUNDS {
+            ping.write(&round.to_le_bytes()).unwrap();
+            seen = pong.wait_change_adaptive(seen, timeout).expect("a pong");
+        }
+        ponger.join().unwrap()
+    });
+    assert_eq!(answered, ROUNDS);
+    // Sleeping on every wait would be one switch per round at least. A
+    // loaded machine preempts a spinner now and then (its spin then misses
+    // and it sleeps); most waits must still be caught spinning.
+    assert!(
+        sleeps < ROUNDS as i64 / 2,
+        "the pinned waiter slept {sleeps} times in {ROUNDS} waits: it did not spin"
+    );
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_waiter_for_rare_changes_costs_what_a_blocking_one_costs() {

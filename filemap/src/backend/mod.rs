@@ -240,6 +240,16 @@ pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
     /// Whether process `pid` runs, and since when.
     fn liveness(pid: u32) -> Liveness;
 
+    /// CPUs the machine has online, whatever this thread's affinity. The
+    /// adaptive wait's spinner limit is about the machine's cores: a
+    /// process pinned to one core (as latency-sensitive programs often
+    /// are) must still be allowed to spin on it. `available_parallelism`
+    /// counts the affinity mask on Unix (1 for a pinned process), and the
+    /// system's processors on Windows.
+    fn online_cpus() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
     /// How an OS error maps onto [`Error`] beyond its kind.
     fn classify(e: &io::Error) -> ErrorClass;
 }

@@ -322,6 +322,10 @@ impl Backend for Os {
         unix::pid()
     }
 
+    fn online_cpus() -> usize {
+        unix::online_cpus()
+    }
+
     fn tid() -> u32 {
         thread_number()
     }

@@ -208,6 +208,21 @@ pub fn fork_epoch() -> u32 {
     FORK_EPOCH.load(Ordering::Relaxed)
 }
 
+/// CPUs online on the machine (`sysconf(_SC_NPROCESSORS_ONLN)`), cached;
+/// at least 1.
+pub fn online_cpus() -> usize {
+    static CACHE: AtomicU64 = AtomicU64::new(0);
+    let cached = CACHE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached as usize;
+    }
+    // SAFETY: sysconf reads a system constant; it has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let cpus = u64::try_from(cpus).unwrap_or(1).max(1);
+    CACHE.store(cpus, Ordering::Relaxed);
+    cpus as usize
+}
+
 /// This process's id: `getpid(2)`, cached per fork (the lock records it on
 /// every acquisition, and `getpid` is a real system call).
 pub fn pid() -> u32 {
