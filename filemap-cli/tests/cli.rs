@@ -148,7 +148,8 @@ fn a_corrupted_region_is_an_error_exit_not_a_crash() {
     ok(&filemap(&["write", &name, "data"]));
     let path = ::filemap::shm_path(&name);
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[136..152].fill(0xff); // both buffer lengths
+    bytes[264..272].fill(0xff); // both buffer lengths (in each buffer's line)
+    bytes[392..400].fill(0xff);
     std::fs::write(&path, &bytes).unwrap();
     let err = fails(&filemap(&["read", &name]));
     assert!(err.contains("corrupted") && err.contains("len"), "{err}");

@@ -12,28 +12,35 @@
 //!     12     4  flags            FLAG_PERSISTENT
 //!     16     8  capacity         bytes per buffer (MIN_CAPACITY..=MAX_CAPACITY)
 //!     24     4  creator_pid
+//!     28     4  name_len         `posix` backend: length of `name`
+//!     32     8  life             `posix` backend: lifetime lock word
+//!                                (owner pid + start time; 0: free)
 //!     64     8  lock             owner's start time (low 32 bits) << 32 | flags |
 //!                                owner tid; its low half is the futex word
 //!     72     4  lock_pid         owner's process id (informational)
 //!     76     4  lock_tid         thread the `lock_pid` record is for
 //!    128     8  generation       bumped by every publish; parity = active buffer
-//!    136    16  len[2]           content length of each buffer
-//!    152    16  writer[2]        who published each buffer: pid << 32 | handle
-//!    168    16  seq[2]           generation each buffer holds; SEQ_WRITING
-//!                                (generation..seq are `protocol::Line`)
-//!                                while a writer copies into it
-//!    184     4  notify           futex word: low 31 bits of the generation,
-//!                                bit 31 set by a waiter about to sleep
-//!    188     4  waiters          number of threads in `wait_once`
-//!    192     4  spinners         number of threads busy-polling in an
+//!                                (alone in its 128-byte block: waiters poll it)
+//!    256    64  buffers[0]       buffer 0's line: `seq` (the generation it
+//!                                holds; SEQ_WRITING while a writer copies
+//!                                into it), `len`, `writer` (pid << 32 |
+//!                                handle), then up to 40 bytes of content
+//!                                (a content that small lives here)
+//!    384    64  buffers[1]       the same for buffer 1
+//!                                (generation..buffers are `protocol::Line`)
+//!    512     4  notify           futex word: an event counter (+2 per publish
+//!                                or interrupt), bit 0 set by a waiter about
+//!                                to sleep
+//!    516     4  waiters          number of threads in `wait_once`
+//!    640     4  spinners         number of threads busy-polling in an
 //!                                adaptive wait (bounded by the CPU count)
-//!    256  3072  slots[128]       attach table: (pid, waiters, start time,
+//!    768  3072  slots[128]       attach table: (pid, waiters, start time,
 //!                                spinners)
-//!   3328     8  life             `posix` backend: lifetime lock word
-//!                                (owner pid + start time; 0: free)
-//!   3336     4  name_len         `posix` backend: length of `name`
-//!   3344   256  name             `posix` backend: the full region name
+//!   3840   256  name             `posix` backend: the full region name
 //!                                (objects are named by its hash)
+//!
+//! Hot fields (written by one process while another polls them) each have
+//! a 128-byte block to themselves, the unit x86 CPUs fetch lines in.
 //!   4096        buffer 0, then buffer 1 (each `stride(capacity)` bytes)
 //! ```
 
@@ -49,8 +56,12 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
 /// buffer) instead of one `last_writer`, the sleepers bit in `notify`, and
 /// the fields of a publish in one cache line. 3: the lock word holds the
 /// owner's whole identity (thread id and start time) in one `u64`, and
-/// the notify word counts events instead of copying the generation.
-pub const LAYOUT_VERSION: u32 = 3;
+/// the notify word counts events instead of copying the generation. 4: the
+/// generation alone in its line, each buffer's `seq`, `len` and `writer`
+/// in a line of its own with contents of up to 40 bytes (a small publish
+/// moves two cache lines between CPUs, not three), and every hot field in
+/// a 128-byte block of its own.
+pub const LAYOUT_VERSION: u32 = 4;
 /// Size of the header; buffers start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
 /// Number of attach-table slots.
@@ -86,28 +97,35 @@ pub struct Header {
     pub flags: AtomicU32,
     pub capacity: AtomicU64,
     pub creator_pid: AtomicU32,
-    _pad0: [AtomicU32; 9],
+    // `name_len` and `life` are used by the `posix` backend only; zero
+    // elsewhere. Touched at open and close only, like this whole line.
+    pub name_len: AtomicU32,
+    pub life: AtomicU64,
+    _pad0: [AtomicU64; 3],
 
     pub lock: AtomicU64,
     pub lock_pid: AtomicU32,
     pub lock_tid: AtomicU32,
     _pad1: [AtomicU64; 6],
 
-    // What a publish writes and a read reads: one cache line.
+    // What a publish writes and a read reads: the generation's block and
+    // one block per buffer. From here on, every field that processes write
+    // while others poll has a 128-byte block to itself: x86 CPUs fetch
+    // cache lines in aligned pairs (the adjacent-line prefetcher), so a
+    // neighbour in the same pair would move with it.
     pub line: Line,
+    // A publish adds to `notify`, a waiter about to sleep sets its bit; a
+    // polling waiter touches neither.
     pub notify: AtomicU32,
     pub waiters: AtomicU32,
-    // Outside the publish line: only adaptive waiters touch it.
+    _pad2: [AtomicU32; 30],
+    // Only adaptive waiters touch it.
     pub spinners: AtomicU32,
-    _pad2: [AtomicU32; 15],
+    _pad3: [AtomicU32; 31],
 
     pub slots: [Slot; SLOTS],
 
-    // Used by the `posix` backend only; zero elsewhere. Adding them in
-    // space that was padding keeps the layout version.
-    pub life: AtomicU64,
-    pub name_len: AtomicU32,
-    _pad3: AtomicU32,
+    // The `posix` backend's full region name; zero elsewhere.
     pub name: [AtomicU64; NAME_BYTES / 8],
 }
 
@@ -150,18 +168,19 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, lock) == 64);
     assert!(core::mem::offset_of!(Header, lock_pid) == 72);
     assert!(core::mem::offset_of!(Header, lock_tid) == 76);
+    assert!(core::mem::offset_of!(Header, name_len) == 28);
+    assert!(core::mem::offset_of!(Header, life) == 32);
     assert!(core::mem::offset_of!(Header, line) == 128);
-    assert!(core::mem::offset_of!(Line, len) == 8);
-    assert!(core::mem::offset_of!(Line, writer) == 24);
-    assert!(core::mem::offset_of!(Line, seq) == 40);
-    assert!(core::mem::offset_of!(Header, notify) == 184);
-    assert!(core::mem::offset_of!(Header, waiters) == 188);
-    assert!(core::mem::offset_of!(Header, waiters) + 4 <= 192);
-    assert!(core::mem::offset_of!(Header, spinners) == 192);
-    assert!(core::mem::offset_of!(Header, slots) == 256);
-    assert!(core::mem::offset_of!(Header, life) == 3328);
-    assert!(core::mem::offset_of!(Header, name_len) == 3336);
-    assert!(core::mem::offset_of!(Header, name) == 3344);
+    assert!(core::mem::offset_of!(Line, buffers) == 128);
+    assert!(core::mem::size_of::<crate::protocol::BufferLine>() == 128);
+    assert!(core::mem::offset_of!(crate::protocol::BufferLine, len) == 8);
+    assert!(core::mem::offset_of!(crate::protocol::BufferLine, writer) == 16);
+    assert!(core::mem::offset_of!(crate::protocol::BufferLine, inline) == 24);
+    assert!(core::mem::offset_of!(Header, notify) == 512);
+    assert!(core::mem::offset_of!(Header, waiters) == 516);
+    assert!(core::mem::offset_of!(Header, spinners) == 640);
+    assert!(core::mem::offset_of!(Header, slots) == 768);
+    assert!(core::mem::offset_of!(Header, name) == 3840);
     assert!(core::mem::size_of::<Header>() <= HEADER_SIZE);
     assert!(HEADER_SIZE % 4096 == 0);
 };

@@ -160,7 +160,15 @@ impl<'a> WriteLoan<'a> {
             });
         }
         let inner = self.map.inner();
-        inner.store_at(self.index, self.stored, &self.stage);
+        if self.stored == 0 {
+            // All of it is staged: a small content goes into the buffer's
+            // line, like any publish's.
+            inner.store(self.index, &self.stage);
+        } else {
+            // Some went into the buffer already (a whole staging chunk:
+            // far more than a line holds); the rest follows it.
+            inner.store_at(self.index, self.stored, &self.stage);
+        }
         let len = self.len();
         let generation = inner.finish_publish(self.next, self.index, len);
         Ok(Published {

@@ -16,7 +16,7 @@ use crate::region::Stamp;
 
 pub mod seqlock;
 
-pub use seqlock::{Corrupt, Line};
+pub use seqlock::{BufferLine, Corrupt, Line};
 
 /// A mapped region whose header was validated: its base and capacity.
 #[derive(Clone, Copy)]
@@ -72,6 +72,11 @@ impl<'a> View<'a> {
     /// See [`seqlock::begin_publish`].
     pub fn begin_publish(&self) -> (u64, usize) {
         seqlock::begin_publish(&self.header().line)
+    }
+
+    /// See [`seqlock::store`].
+    pub fn store(&self, index: usize, content: &[u8]) {
+        seqlock::store(&self.header().line, self, index, content);
     }
 
     /// See [`seqlock::store_at`].

@@ -344,7 +344,7 @@ impl Inner {
     /// and has checked `content.len() <= capacity`.
     fn publish_locked(&self, content: &[u8]) -> u64 {
         let (next, index) = self.begin_publish();
-        self.store_at(index, 0, content);
+        self.store(index, content);
         self.finish_publish(next, index, content.len())
     }
 
@@ -354,8 +354,15 @@ impl Inner {
         self.view().begin_publish()
     }
 
-    /// Copy `bytes` into buffer `index` at `offset` (see
-    /// [`View::store_at`]); the caller holds the lock.
+    /// Store the whole content of buffer `index` (see [`View::store`]);
+    /// the caller holds the lock.
+    pub(crate) fn store(&self, index: usize, content: &[u8]) {
+        self.view().store(index, content);
+    }
+
+    /// Copy `bytes` into buffer `index` at `offset`, for a content longer
+    /// than the buffer's line holds (see [`View::store_at`]);
+    /// the caller holds the lock.
     pub(crate) fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) {
         self.view().store_at(index, offset, bytes);
     }
@@ -955,9 +962,8 @@ impl Inner {
 /// whose header was validated with capacity `capacity`.
 pub(crate) fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionInfo {
     let generation = h.line.generation.load(Acquire);
-    let len = h.line.len[(generation & 1) as usize]
-        .load(Relaxed)
-        .min(capacity as u64) as usize;
+    let buffer = &h.line.buffers[(generation & 1) as usize];
+    let len = buffer.len.load(Relaxed).min(capacity as u64) as usize;
     let persistent = h.is_persistent();
     let attached = attach::attached_pids(h);
     RegionInfo {
@@ -966,7 +972,7 @@ pub(crate) fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) 
         capacity,
         len,
         generation,
-        last_writer: WriterId::unpack(h.line.writer[(generation & 1) as usize].load(Relaxed)),
+        last_writer: WriterId::unpack(buffer.writer.load(Relaxed)),
         persistent,
         stale: !persistent && attached.is_empty(),
         attached,

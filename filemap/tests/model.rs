@@ -271,7 +271,7 @@ mod seqlock;
 #[cfg(loom)]
 mod loom_model {
     use super::seqlock::{self, Buffers, Line};
-    use loom::sync::atomic::{AtomicU64, AtomicU8};
+    use loom::sync::atomic::AtomicU8;
     use loom::sync::Arc;
     use std::sync::atomic::Ordering::Relaxed;
 
@@ -280,16 +280,27 @@ mod loom_model {
 
     /// Two buffers of loom atomics, copied with relaxed accesses (as the
     /// library's racy copies are); `mutant` writes into the other buffer
-    /// (the one readers are reading).
+    /// (the one readers are reading). `small` keeps contents in the
+    /// buffers' lines, as the library does with contents this short;
+    /// otherwise every content goes through the buffers.
     struct Region {
         line: Line,
         bytes: [[AtomicU8; CAP]; 2],
         mutant: bool,
+        small: bool,
     }
 
     impl Buffers for Region {
         fn capacity(&self) -> usize {
             CAP
+        }
+
+        fn inline_max(&self) -> usize {
+            if self.small {
+                seqlock::INLINE
+            } else {
+                0
+            }
         }
 
         fn load(&self, index: usize, offset: usize, len: usize, out: &mut Vec<u8>) {
@@ -306,20 +317,15 @@ mod loom_model {
         }
     }
 
-    fn region(mutant: bool) -> Region {
-        let zero = || AtomicU64::new(0);
+    fn region(mutant: bool, small: bool) -> Region {
         Region {
-            line: Line {
-                generation: zero(),
-                len: [zero(), zero()],
-                writer: [zero(), zero()],
-                seq: [zero(), zero()],
-            },
+            line: Line::new(),
             bytes: [
                 [AtomicU8::new(0), AtomicU8::new(0)],
                 [AtomicU8::new(0), AtomicU8::new(0)],
             ],
             mutant,
+            small,
         }
     }
 
@@ -327,17 +333,17 @@ mod loom_model {
     /// buffer a reader of generation 0 may still be copying) while a reader
     /// reads once: whatever it accepts is a whole published content, with
     /// its generation and writer.
-    fn check(mutant: bool) {
+    fn check(mutant: bool, small: bool) {
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(3);
         builder.check(move || {
-            let region = Arc::new(region(mutant));
+            let region = Arc::new(region(mutant, small));
             let writer = {
                 let region = Arc::clone(&region);
                 loom::thread::spawn(move || {
                     for n in 1..=2u8 {
                         let (next, index) = seqlock::begin_publish(&region.line);
-                        seqlock::store_at(&*region, index, 0, &[n; CAP]);
+                        seqlock::store(&region.line, &*region, index, &[n; CAP]);
                         seqlock::finish_publish(&region.line, next, index, CAP, u64::from(n));
                     }
                 })
@@ -359,12 +365,17 @@ mod loom_model {
 
     #[test]
     fn readers_accept_only_whole_published_contents_under_loom() {
-        check(false);
+        check(false, false);
+    }
+
+    #[test]
+    fn readers_accept_only_whole_small_contents_kept_in_the_buffer_lines_under_loom() {
+        check(false, true);
     }
 
     #[test]
     fn loom_catches_a_writer_that_scribbles_on_the_active_buffer() {
-        let caught = std::panic::catch_unwind(|| check(true)).is_err();
+        let caught = std::panic::catch_unwind(|| check(true, false)).is_err();
         assert!(caught, "the loom model must be able to fail");
     }
 }

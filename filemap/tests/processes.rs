@@ -67,6 +67,46 @@ fn content_written_by_one_process_is_read_by_another() {
     assert!(writer.finish().success());
 }
 
+/// Contents of up to 40 bytes live in their buffer's header line, longer
+/// ones in the buffer: sizes on both sides of that boundary, in an order
+/// that moves each buffer from one place to the other and back, cross
+/// processes whole, whichever way they were written.
+#[test]
+fn contents_on_both_sides_of_the_small_content_boundary_cross_whole() {
+    let name = unique("sizes");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let mut writer = Child::spawn("write", &name);
+    writer.expect("open pid=");
+    let sizes = [
+        1, 40, 41, 0, 7, 8, 9, 39, 48, 3, 64, 65, 40, 200, 2, 4000, 33, 41, 40,
+    ];
+    for (round, &size) in sizes.iter().enumerate() {
+        // Distinct bytes per round and position, so a stale or shifted
+        // word would show.
+        let content: String = (0..size)
+            .map(|i| char::from(b'!' + ((i * 7 + round * 13) % 90) as u8))
+            .collect();
+        writer.send(&content);
+        let generation: u64 = writer.expect("wrote gen=").parse().unwrap();
+        let snap = map.read_string().unwrap();
+        assert_eq!(snap.generation, generation);
+        assert_eq!(snap.content, content, "{size} bytes, written by the child");
+        // The same size through a loan in this process.
+        let mut loan = map.loan().unwrap();
+        for piece in content.as_bytes().chunks(5) {
+            loan.append(piece).unwrap();
+        }
+        loan.commit().unwrap();
+        assert_eq!(
+            map.read_string().unwrap().content,
+            content,
+            "{size} bytes, loaned"
+        );
+    }
+    assert!(writer.finish().success());
+}
+
 #[test]
 fn wait_change_wakes_on_another_process_write_and_times_out_otherwise() {
     let name = unique("wait");

@@ -19,7 +19,7 @@ fn waiters_word(name: &str) -> u32 {
     let mut word = [0u8; 4];
     std::fs::File::open(filemap::shm_path(name))
         .unwrap()
-        .read_exact_at(&mut word, 188)
+        .read_exact_at(&mut word, 516) // `waiters`
         .unwrap();
     u32::from_le_bytes(word)
 }

@@ -13,6 +13,16 @@
 //! reader loads the generation, checks that the active buffer's `seq`
 //! holds it, copies, and keeps the copy only if `seq` did not move. Every
 //! value read is validated before it is used as a length.
+//!
+//! Cache lines: the generation has a line of its own, the one waiters
+//! poll, and a publish writes it once, last. Each buffer's `seq`, length
+//! and writer share a line ([`BufferLine`]) with the first [`INLINE`]
+//! bytes a content may hold there: a content that small lives in that line
+//! instead of the buffer. So a small publish moves two lines between the
+//! writer's and the reader's CPUs (the generation's and the buffer's),
+//! like the bare floor (a sequence word and a payload line); with the
+//! `seq`s in the generation's line, the writer's early mark pulled that
+//! line away from a polling reader and back, one transfer more.
 
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -30,24 +40,68 @@ pub const COPY_CHUNK: usize = 64 << 10;
 /// region reaches (2^64 - 1 publishes).
 pub const SEQ_WRITING: u64 = u64::MAX;
 
-/// What a publish writes and a read reads: one cache line of the header.
+/// Bytes of content that live in their buffer's line instead of the
+/// buffer: a content of at most this many bytes is published there.
+pub const INLINE: usize = 40;
+
+/// What a publish writes: the generation, in a 128-byte block of its own
+/// (x86 CPUs fetch lines in aligned pairs), then one block per buffer.
 #[repr(C)]
 pub struct Line {
     /// Bumped by every publish; its parity names the active buffer.
     pub generation: AtomicU64,
-    /// Content length of each buffer.
-    pub len: [AtomicU64; 2],
-    /// Who published each buffer (a packed writer id).
-    pub writer: [AtomicU64; 2],
-    /// The generation each buffer holds; [`SEQ_WRITING`] while a writer
+    _pad: [AtomicU64; 15],
+    /// Each buffer's seqlock, length, writer and small content.
+    pub buffers: [BufferLine; 2],
+}
+
+/// One buffer's line (in a 128-byte block of its own): its seqlock, what
+/// it holds, and, for a content of at most [`INLINE`] bytes, the content
+/// itself.
+#[repr(C, align(64))]
+pub struct BufferLine {
+    /// The generation the buffer holds; [`SEQ_WRITING`] while a writer
     /// copies into it.
-    pub seq: [AtomicU64; 2],
+    pub seq: AtomicU64,
+    /// Content length.
+    pub len: AtomicU64,
+    /// Who published it (a packed writer id).
+    pub writer: AtomicU64,
+    /// A content of at most [`INLINE`] bytes, little-endian words.
+    pub inline: [AtomicU64; INLINE / 8],
+    /// The rest of the 128-byte block: nothing else moves with this line.
+    _pad: [AtomicU64; 8],
 }
 
 impl Line {
+    /// A line whose every field is zero (for models and tests; the
+    /// library's lives in the mapping).
+    pub fn new() -> Line {
+        let zero = || AtomicU64::new(0);
+        let buffer = || BufferLine {
+            seq: zero(),
+            len: zero(),
+            writer: zero(),
+            inline: core::array::from_fn(|_| zero()),
+            _pad: core::array::from_fn(|_| zero()),
+        };
+        Line {
+            generation: zero(),
+            _pad: core::array::from_fn(|_| zero()),
+            buffers: [buffer(), buffer()],
+        }
+    }
+
     /// Who published the current generation (packed writer id).
     pub fn last_writer(&self) -> u64 {
-        self.writer[(self.generation.load(Acquire) & 1) as usize].load(Relaxed)
+        let index = (self.generation.load(Acquire) & 1) as usize;
+        self.buffers[index].writer.load(Relaxed)
+    }
+}
+
+impl Default for Line {
+    fn default() -> Line {
+        Line::new()
     }
 }
 
@@ -63,6 +117,12 @@ pub struct Corrupt {
 pub trait Buffers {
     /// Bytes per buffer, validated.
     fn capacity(&self) -> usize;
+    /// Contents of at most this many bytes (at most [`INLINE`]) live in
+    /// their buffer's line. The library's is [`INLINE`]; a model may take
+    /// 0, so that every content goes through the buffers.
+    fn inline_max(&self) -> usize {
+        INLINE
+    }
     /// Append `len` bytes of buffer `index` from `offset` to `out`
     /// (`offset + len <= capacity`, `offset` a multiple of [`COPY_CHUNK`]).
     fn load(&self, index: usize, offset: usize, len: usize, out: &mut Vec<u8>);
@@ -71,12 +131,14 @@ pub trait Buffers {
     fn store(&self, index: usize, offset: usize, bytes: &[u8]);
 }
 
-/// Copy buffer `index` (`len <= capacity`, checked) into `out`, in chunks
-/// of [`COPY_CHUNK`] bytes. Stops early, returning `false`, as soon as
-/// `intact` says the buffer is being rewritten: a doomed copy of a large
-/// content then costs a chunk, not the whole.
+/// Copy the content of buffer `index` (`len <= capacity`, checked) into
+/// `out`: from its line if it is small, else in chunks of [`COPY_CHUNK`]
+/// bytes. Stops early, returning `false`, as soon as `intact` says the
+/// buffer is being rewritten: a doomed copy of a large content then costs
+/// a chunk, not the whole.
 #[inline]
 pub fn copy_out(
+    line: &Line,
     bufs: &impl Buffers,
     index: usize,
     len: usize,
@@ -85,6 +147,10 @@ pub fn copy_out(
 ) -> bool {
     debug_assert!(index < 2 && len <= bufs.capacity());
     out.clear();
+    if len <= inline_max(bufs) {
+        load_inline(&line.buffers[index], len, out);
+        return true;
+    }
     out.reserve(len);
     let mut done = 0;
     loop {
@@ -97,6 +163,35 @@ pub fn copy_out(
         if !intact() {
             return false;
         }
+    }
+}
+
+fn inline_max(bufs: &impl Buffers) -> usize {
+    bufs.inline_max().min(INLINE)
+}
+
+/// Append the `len` (at most [`INLINE`]) bytes held in `line` to `out`.
+#[inline]
+fn load_inline(line: &BufferLine, len: usize, out: &mut Vec<u8>) {
+    let len = len.min(INLINE);
+    let mut bytes = [0u8; INLINE];
+    let words = &line.inline[..len.div_ceil(8)];
+    for (word, chunk) in words.iter().zip(bytes.chunks_exact_mut(8)) {
+        chunk.copy_from_slice(&word.load(Relaxed).to_le_bytes());
+    }
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// Store `bytes` (at most [`INLINE`]) in `line`, zero-padded to a word.
+#[inline]
+fn store_inline(line: &BufferLine, bytes: &[u8]) {
+    let len = bytes.len().min(INLINE);
+    let mut padded = [0u8; INLINE];
+    padded[..len].copy_from_slice(&bytes[..len]);
+    let words = &line.inline[..len.div_ceil(8)];
+    for (word, chunk) in words.iter().zip(padded.chunks_exact(8)) {
+        let chunk: [u8; 8] = chunk.try_into().unwrap_or_default();
+        word.store(u64::from_le_bytes(chunk), Relaxed);
     }
 }
 
@@ -119,18 +214,19 @@ pub fn try_read(
     for _ in 0..READ_ATTEMPTS {
         let generation = line.generation.load(Acquire);
         let index = (generation & 1) as usize;
+        let buffer = &line.buffers[index];
         // Acquire: pairs with the writer's release store of `seq`, so
         // `len` and `writer` below are the ones published with it.
-        if line.seq[index].load(Acquire) != generation {
+        if buffer.seq.load(Acquire) != generation {
             // A publish after this generation is under way in it.
             core::hint::spin_loop();
             continue;
         }
-        let len = line.len[index].load(Relaxed);
-        let writer = line.writer[index].load(Relaxed);
+        let len = buffer.len.load(Relaxed);
+        let writer = buffer.writer.load(Relaxed);
         if len > bufs.capacity() as u64 {
             fence(Acquire);
-            if line.seq[index].load(Relaxed) == generation {
+            if buffer.seq.load(Relaxed) == generation {
                 return Err(Corrupt {
                     field: "len",
                     value: len,
@@ -140,10 +236,10 @@ pub fn try_read(
         }
         // A relaxed look suffices to give up early; accepting the copy
         // takes the fence below.
-        let intact = || line.seq[index].load(Relaxed) == generation;
-        let copied = copy_out(bufs, index, len as usize, out, intact);
+        let intact = || buffer.seq.load(Relaxed) == generation;
+        let copied = copy_out(line, bufs, index, len as usize, out, intact);
         fence(Acquire);
-        if copied && line.seq[index].load(Relaxed) == generation {
+        if copied && buffer.seq.load(Relaxed) == generation {
             return Ok(Some((generation, writer)));
         }
         // A copy of several chunks spoiled twice: this reader is slower
@@ -170,15 +266,16 @@ pub fn read_locked(
 ) -> Result<(u64, u64), Corrupt> {
     let generation = line.generation.load(Acquire);
     let index = (generation & 1) as usize;
-    let len = line.len[index].load(Relaxed);
+    let buffer = &line.buffers[index];
+    let len = buffer.len.load(Relaxed);
     if len > bufs.capacity() as u64 {
         return Err(Corrupt {
             field: "len",
             value: len,
         });
     }
-    copy_out(bufs, index, len as usize, out, || true);
-    Ok((generation, line.writer[index].load(Relaxed)))
+    copy_out(line, bufs, index, len as usize, out, || true);
+    Ok((generation, buffer.writer.load(Relaxed)))
 }
 
 /// Start publishing the next generation: mark the inactive buffer as being
@@ -193,13 +290,25 @@ pub fn begin_publish(line: &Line) -> (u64, usize) {
     // Readers that still copy this (formerly active) buffer must see it
     // marked before they can see our bytes: a reader whose copy saw any of
     // them then sees the mark or a later value (fence to fence).
-    line.seq[index].store(SEQ_WRITING, Relaxed);
+    line.buffers[index].seq.store(SEQ_WRITING, Relaxed);
     fence(Release);
     (next, index)
 }
 
+/// Store the whole content `bytes` of buffer `index`, during a publish
+/// begun by [`begin_publish`] (the caller holds the lock): in the buffer's
+/// line if it is small, else in the buffer.
+pub fn store(line: &Line, bufs: &impl Buffers, index: usize, bytes: &[u8]) {
+    if bytes.len() <= inline_max(bufs) {
+        store_inline(&line.buffers[index], bytes);
+    } else {
+        store_at(bufs, index, 0, bytes);
+    }
+}
+
 /// Copy `bytes` into buffer `index` at `offset`, during a publish begun by
-/// [`begin_publish`] (the caller holds the lock, and keeps `offset` a
+/// [`begin_publish`], for a content longer than [`Buffers::inline_max`]
+/// built piece by piece (the caller holds the lock, and keeps `offset` a
 /// multiple of 8).
 pub fn store_at(bufs: &impl Buffers, index: usize, offset: usize, bytes: &[u8]) {
     assert!(index < 2 && offset % 8 == 0 && offset + bytes.len() <= bufs.capacity());
@@ -210,9 +319,10 @@ pub fn store_at(bufs: &impl Buffers, index: usize, offset: usize, bytes: &[u8]) 
 /// (from [`begin_publish`]), written by `writer` (packed). The caller then
 /// wakes the waiters.
 pub fn finish_publish(line: &Line, next: u64, index: usize, len: usize, writer: u64) -> u64 {
-    line.len[index].store(len as u64, Relaxed);
-    line.writer[index].store(writer, Relaxed);
-    line.seq[index].store(next, Release);
+    let buffer = &line.buffers[index];
+    buffer.len.store(len as u64, Relaxed);
+    buffer.writer.store(writer, Relaxed);
+    buffer.seq.store(next, Release);
     line.generation.store(next, Release);
     next
 }
