@@ -116,6 +116,41 @@ fn a_writer_killed_mid_loan_leaves_the_published_content_intact() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
+    /// A serialiser's pattern: thousands of writes of a few bytes, through
+    /// the staging chunk's growth (4 KiB doubling to 64 KiB), its flushes
+    /// into the buffer, and past the capacity.
+    #[test]
+    fn many_tiny_writes_are_the_concatenation_of_their_bytes(
+        pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..20_000),
+        capacity in 32usize..200_000,
+    ) {
+        let name = unique("loantiny");
+        let _cleanup = Cleanup(name.clone());
+        let map = FileMap::builder(&name).capacity(capacity as u64).open().unwrap();
+        let mut loan = map.loan().unwrap();
+        let mut written = 0;
+        let mut refused = None;
+        for piece in &pieces {
+            match loan.write_all(piece) {
+                Ok(()) => written += piece.len(),
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        let total: usize = pieces.iter().map(Vec::len).sum();
+        prop_assert_eq!(refused.is_none(), total <= capacity);
+        prop_assert_eq!(loan.len(), written);
+        if total <= capacity {
+            loan.commit().unwrap();
+            prop_assert_eq!(map.read().unwrap().content, pieces.concat());
+        } else {
+            let refused_commit = matches!(loan.commit(), Err(Error::TooLarge { .. }));
+            prop_assert!(refused_commit);
+            prop_assert_eq!(map.read().unwrap().content, Vec::<u8>::new());
+        }
+    }
+
     #[test]
     fn a_loan_is_the_concatenation_of_its_writes(
         pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..70_000), 0..6)
