@@ -81,7 +81,7 @@ impl<'a> View<'a> {
 
     /// See [`seqlock::store_at`].
     pub fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) {
-        seqlock::store_at(self, index, offset, bytes);
+        seqlock::store_at(&self.header().line, self, index, offset, bytes);
     }
 
     /// See [`seqlock::finish_publish`].

@@ -18,7 +18,11 @@
 //! and checks it, fences included, under every interleaving loom explores
 //! (within its preemption bound): a reader accepts only whole published
 //! contents, with the generation that published them. A buffer layer that
-//! writes into the active buffer must be caught there too.
+//! writes into the active buffer must be caught there too. A second loom
+//! check mixes small contents (kept in the buffers' lines and published
+//! without the mark, validated by the generation) with a larger one that
+//! a small publish overwrites while a reader copies it; dropping either
+//! validation, or storing the writer id without release, fails it.
 
 use proptest::prelude::*;
 
@@ -280,9 +284,10 @@ mod loom_model {
 
     /// Two buffers of loom atomics, copied with relaxed accesses (as the
     /// library's racy copies are); `mutant` writes into the other buffer
-    /// (the one readers are reading). `small` keeps contents in the
-    /// buffers' lines, as the library does with contents this short;
-    /// otherwise every content goes through the buffers.
+    /// (the one readers are reading). With `small`, contents of one byte
+    /// live in the buffers' lines (published without the mark, as the
+    /// library does with contents of up to 40 bytes) and two-byte ones in
+    /// the buffers; otherwise every content goes through the buffers.
     struct Region {
         line: Line,
         bytes: [[AtomicU8; CAP]; 2],
@@ -296,11 +301,7 @@ mod loom_model {
         }
 
         fn inline_max(&self) -> usize {
-            if self.small {
-                seqlock::INLINE
-            } else {
-                0
-            }
+            usize::from(self.small)
         }
 
         fn load(&self, index: usize, offset: usize, len: usize, out: &mut Vec<u8>) {
@@ -329,10 +330,23 @@ mod loom_model {
         }
     }
 
-    /// A writer publishes [1, 1] then [2, 2] (the second rewrites the
-    /// buffer a reader of generation 0 may still be copying) while a reader
-    /// reads once: whatever it accepts is a whole published content, with
-    /// its generation and writer.
+    /// What generation `n` publishes: [1, 1] then [2, 2] (the second
+    /// rewrites the buffer a reader of generation 0 may still be copying);
+    /// with `small`, [1, 1] in buffer 1, then [2] and [3] in the buffers'
+    /// lines, the last over buffer 1's two-byte content, which a reader of
+    /// generation 1 may still be copying.
+    fn content(n: u64, small: bool) -> Vec<u8> {
+        match (n, small) {
+            (0, _) => Vec::new(),
+            (1, true) => vec![1, 1],
+            (n, true) => vec![n as u8],
+            (n, false) => vec![n as u8; CAP],
+        }
+    }
+
+    /// A writer publishes the contents above while a reader reads once:
+    /// whatever it accepts is a whole published content, with its
+    /// generation and writer.
     fn check(mutant: bool, small: bool) {
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(3);
@@ -341,10 +355,11 @@ mod loom_model {
             let writer = {
                 let region = Arc::clone(&region);
                 loom::thread::spawn(move || {
-                    for n in 1..=2u8 {
+                    for n in 1..=if small { 3 } else { 2 } {
+                        let bytes = content(n, small);
                         let (next, index) = seqlock::begin_publish(&region.line);
-                        seqlock::store(&region.line, &*region, index, &[n; CAP]);
-                        seqlock::finish_publish(&region.line, next, index, CAP, u64::from(n));
+                        seqlock::store(&region.line, &*region, index, &bytes);
+                        seqlock::finish_publish(&region.line, next, index, bytes.len(), n);
                     }
                 })
             };
@@ -352,11 +367,7 @@ mod loom_model {
             if let Some((generation, writer)) =
                 seqlock::try_read(&region.line, &*region, &mut out).unwrap()
             {
-                let expected: Vec<u8> = match generation {
-                    0 => Vec::new(),
-                    n => vec![n as u8; CAP],
-                };
-                assert_eq!(out, expected, "generation {generation}");
+                assert_eq!(out, content(generation, small), "generation {generation}");
                 assert_eq!(writer, generation, "the writer of generation {generation}");
             }
             writer.join().unwrap();

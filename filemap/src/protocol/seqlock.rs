@@ -11,8 +11,25 @@
 //! copies the content into it, stores its length, writer and `seq = next`,
 //! then the generation `next`, whose parity names the active buffer. A
 //! reader loads the generation, checks that the active buffer's `seq`
-//! holds it, copies, and keeps the copy only if `seq` did not move. Every
-//! value read is validated before it is used as a length.
+//! holds it, copies, and keeps the copy only if `seq` did not move (nor
+//! the length and writer it read). Every value read is validated before
+//! it is used as a length.
+//!
+//! A content of at most [`INLINE`] bytes lives in its buffer's line and is
+//! published without the mark; a reader of such a content keeps its copy
+//! only if the *generation* did not move. Why that holds: any writer that
+//! touches buffer `i` after generation `g` publishes `g + 2` or later, so
+//! it begins after `g + 1` was published, and it issues a release fence
+//! before its first store. A reader whose copy saw any of its stores then
+//! sees, after its own acquire fence, a generation of at least `g + 1`
+//! (fence to fence), and retries. Such a writer leaves the buffer's bytes
+//! alone; its new length and writer are what a concurrent reader of an
+//! older, larger content would see change, so that reader checks them
+//! again after its copy (the writer id is stored with release, after the
+//! length, so whoever saw the new id sees the new length). The generation
+//! check would spoil a long copy at every publish, which is why larger
+//! contents keep their per-buffer mark; a small copy is over in
+//! nanoseconds.
 //!
 //! Cache lines: the generation has a line of its own, the one waiters
 //! poll, and a publish writes it once, last. Each buffer's `seq`, length
@@ -224,9 +241,20 @@ pub fn try_read(
         }
         let len = buffer.len.load(Relaxed);
         let writer = buffer.writer.load(Relaxed);
+        // Whether buffer `index` still holds what was read of it (after the
+        // acquire fence): see the module's notes for the small case.
+        let unchanged = || {
+            if len <= inline_max(bufs) as u64 {
+                line.generation.load(Relaxed) == generation
+            } else {
+                buffer.seq.load(Relaxed) == generation
+                    && buffer.len.load(Relaxed) == len
+                    && buffer.writer.load(Relaxed) == writer
+            }
+        };
         if len > bufs.capacity() as u64 {
             fence(Acquire);
-            if buffer.seq.load(Relaxed) == generation {
+            if unchanged() {
                 return Err(Corrupt {
                     field: "len",
                     value: len,
@@ -239,7 +267,7 @@ pub fn try_read(
         let intact = || buffer.seq.load(Relaxed) == generation;
         let copied = copy_out(line, bufs, index, len as usize, out, intact);
         fence(Acquire);
-        if copied && buffer.seq.load(Relaxed) == generation {
+        if copied && unchanged() {
             return Ok(Some((generation, writer)));
         }
         // A copy of several chunks spoiled twice: this reader is slower
@@ -278,21 +306,28 @@ pub fn read_locked(
     Ok((generation, buffer.writer.load(Relaxed)))
 }
 
-/// Start publishing the next generation: mark the inactive buffer as being
-/// written and return (next generation, its buffer). The caller holds the
-/// lock. Abandoning a publish after this is harmless: the published buffer
-/// is untouched, and the marked one is not read.
+/// Start publishing the next generation: return (next generation, its
+/// buffer). The caller holds the lock. Abandoning a publish after this is
+/// harmless: the published buffer is untouched, and the other one is not
+/// read as the current content.
 pub fn begin_publish(line: &Line) -> (u64, usize) {
     // Acquire: after a takeover, nothing orders us after the dead owner's
     // last publish but this load.
     let next = line.generation.load(Acquire).wrapping_add(1);
     let index = (next & 1) as usize;
-    // Readers that still copy this (formerly active) buffer must see it
-    // marked before they can see our bytes: a reader whose copy saw any of
-    // them then sees the mark or a later value (fence to fence).
-    line.buffers[index].seq.store(SEQ_WRITING, Relaxed);
+    // Readers still copying this (formerly active) buffer must see the
+    // generation move before they can see any of our stores (fence to
+    // fence): that is what a small content's reader checks.
     fence(Release);
     (next, index)
+}
+
+/// Mark buffer `index` as being written, before the first byte goes into
+/// it: a reader whose copy saw any byte after this sees the mark or a
+/// later `seq` (fence to fence).
+fn mark(line: &Line, index: usize) {
+    line.buffers[index].seq.store(SEQ_WRITING, Relaxed);
+    fence(Release);
 }
 
 /// Store the whole content `bytes` of buffer `index`, during a publish
@@ -302,16 +337,19 @@ pub fn store(line: &Line, bufs: &impl Buffers, index: usize, bytes: &[u8]) {
     if bytes.len() <= inline_max(bufs) {
         store_inline(&line.buffers[index], bytes);
     } else {
-        store_at(bufs, index, 0, bytes);
+        store_at(line, bufs, index, 0, bytes);
     }
 }
 
 /// Copy `bytes` into buffer `index` at `offset`, during a publish begun by
 /// [`begin_publish`], for a content longer than [`Buffers::inline_max`]
-/// built piece by piece (the caller holds the lock, and keeps `offset` a
-/// multiple of 8).
-pub fn store_at(bufs: &impl Buffers, index: usize, offset: usize, bytes: &[u8]) {
+/// built piece by piece, from offset 0 on (the caller holds the lock, and
+/// keeps `offset` a multiple of 8). The first piece marks the buffer.
+pub fn store_at(line: &Line, bufs: &impl Buffers, index: usize, offset: usize, bytes: &[u8]) {
     assert!(index < 2 && offset % 8 == 0 && offset + bytes.len() <= bufs.capacity());
+    if offset == 0 {
+        mark(line, index);
+    }
     bufs.store(index, offset, bytes);
 }
 
@@ -321,7 +359,9 @@ pub fn store_at(bufs: &impl Buffers, index: usize, offset: usize, bytes: &[u8]) 
 pub fn finish_publish(line: &Line, next: u64, index: usize, len: usize, writer: u64) -> u64 {
     let buffer = &line.buffers[index];
     buffer.len.store(len as u64, Relaxed);
-    buffer.writer.store(writer, Relaxed);
+    // Release: a reader that sees this writer sees this length (a reader of
+    // an older, larger content checks both after its copy).
+    buffer.writer.store(writer, Release);
     buffer.seq.store(next, Release);
     line.generation.store(next, Release);
     next
