@@ -135,8 +135,8 @@ pub trait Buffers {
     /// Bytes per buffer, validated.
     fn capacity(&self) -> usize;
     /// Contents of at most this many bytes (at most [`INLINE`]) live in
-    /// their buffer's line. The library's is [`INLINE`]; a model may take
-    /// 0, so that every content goes through the buffers.
+    /// their buffer's line. The library's is [`INLINE`]; a model takes
+    /// less (0: every content goes through the buffers).
     fn inline_max(&self) -> usize {
         INLINE
     }
