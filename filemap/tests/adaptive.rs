@@ -9,15 +9,21 @@ use std::time::{Duration, Instant};
 use common::{unique, Cleanup};
 use filemap::FileMap;
 
-/// CPU time (user + system) used so far by the calling thread.
+/// The calling thread's resource usage so far.
 #[cfg(target_os = "linux")]
-fn thread_cpu() -> Duration {
+fn thread_usage() -> libc::rusage {
     // SAFETY: getrusage(2) fills the zeroed struct it is given.
-    let usage = unsafe {
+    unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
         usage
-    };
+    }
+}
+
+/// CPU time (user + system) used so far by the calling thread.
+#[cfg(target_os = "linux")]
+fn thread_cpu() -> Duration {
+    let usage = thread_usage();
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
@@ -56,13 +62,7 @@ fn waiter_cpu(
 /// sleep, none while it spins.
 #[cfg(target_os = "linux")]
 fn thread_sleeps() -> i64 {
-    // SAFETY: getrusage(2) fills the zeroed struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
-        usage
-    };
-    usage.ru_nvcsw
+    thread_usage().ru_nvcsw
 }
 
 /// Pin the calling thread to `cpu`.
