@@ -293,32 +293,18 @@ fn zenoh_config(opts: &Options) -> anyhow::Result<zenoh::Config> {
                 bail!("TLS {what} file {} does not exist", path.display());
             }
         }
-        let s = |p: &PathBuf| serde_json::to_string(&p.to_string_lossy()).unwrap_or_default();
-        set(
-            &mut config,
-            "transport/link/tls/root_ca_certificate",
-            s(&tls.ca),
-        )?;
-        set(
-            &mut config,
-            "transport/link/tls/listen_certificate",
-            s(&tls.cert),
-        )?;
-        set(
-            &mut config,
-            "transport/link/tls/listen_private_key",
-            s(&tls.key),
-        )?;
-        set(
-            &mut config,
-            "transport/link/tls/connect_certificate",
-            s(&tls.cert),
-        )?;
-        set(
-            &mut config,
-            "transport/link/tls/connect_private_key",
-            s(&tls.key),
-        )?;
+        // Mutual TLS: each side presents the same certificate when it
+        // listens and when it connects.
+        for (key, path) in [
+            ("root_ca_certificate", &tls.ca),
+            ("listen_certificate", &tls.cert),
+            ("listen_private_key", &tls.key),
+            ("connect_certificate", &tls.cert),
+            ("connect_private_key", &tls.key),
+        ] {
+            let value = serde_json::to_string(&path.to_string_lossy()).unwrap_or_default();
+            set(&mut config, &format!("transport/link/tls/{key}"), value)?;
+        }
         set(&mut config, "transport/link/tls/enable_mtls", "true".into())?;
     }
     // The bridge stamps its own writes; no need for Zenoh to time every put.
