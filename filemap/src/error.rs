@@ -147,7 +147,11 @@ pub enum Error {
         other: String,
     },
 
-    /// The backing file is shorter than its header says the region is.
+    /// The backing file is shorter than its header says the region is:
+    /// found at open, or later, when the file shrank under an open handle
+    /// (someone truncated it). Such a handle reads zero pages of its own
+    /// from then on and every call on it returns this error; open the
+    /// region again.
     #[error(
         "region {name:?} is truncated: its file holds {size} bytes, its header needs {needed}"
     )]

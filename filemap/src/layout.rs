@@ -64,6 +64,13 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
 pub const LAYOUT_VERSION: u32 = 4;
 /// Size of the header; buffers start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
+/// The generation a handle reads once the file under its mapping shrank:
+/// the mapping then holds zero pages of the process's own with this value
+/// stored as the generation (`backend/unix/fault.rs`), so that every wait
+/// on the handle ends at once and its next call reports the loss. No
+/// region reaches it by publishing (one publish a nanosecond would take
+/// 584 years); a peer that scribbles it only ends waits early.
+pub const GONE: u64 = u64::MAX;
 /// Number of attach-table slots.
 pub const SLOTS: usize = 128;
 

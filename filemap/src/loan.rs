@@ -61,9 +61,17 @@ pub struct WriteLoan<'a> {
 }
 
 impl<'a> WriteLoan<'a> {
-    pub(crate) fn new(map: &'a FileMap, owner_died: bool) -> WriteLoan<'a> {
-        let (next, index) = map.inner().begin_publish();
-        WriteLoan {
+    /// A loan of the buffer `map` publishes next; the caller took the
+    /// lock, which the loan releases when dropped (also on error here).
+    pub(crate) fn new(map: &'a FileMap, owner_died: bool) -> Result<WriteLoan<'a>> {
+        let (next, index) = match map.inner().begin_publish() {
+            Ok(begun) => begun,
+            Err(e) => {
+                let _ = map.inner().unlock();
+                return Err(e);
+            }
+        };
+        Ok(WriteLoan {
             map,
             owner_died,
             next,
@@ -75,7 +83,7 @@ impl<'a> WriteLoan<'a> {
             overflow: None,
             capacity: map.capacity(),
             _not_send: PhantomData,
-        }
+        })
     }
 
     /// Bytes written so far.
@@ -143,7 +151,7 @@ impl<'a> WriteLoan<'a> {
         // Whole chunks go straight in while nothing is staged.
         if self.staged == 0 && bytes.len() >= STAGE {
             let whole = bytes.len() / STAGE * STAGE;
-            inner.store_at(self.index, self.stored, &bytes[..whole]);
+            inner.store_at(self.index, self.stored, &bytes[..whole])?;
             self.stored += whole;
             bytes = &bytes[whole..];
         }
@@ -162,7 +170,7 @@ impl<'a> WriteLoan<'a> {
             self.staged += take;
             bytes = &bytes[take..];
             if self.staged == STAGE {
-                inner.store_at(self.index, self.stored, &self.stage);
+                inner.store_at(self.index, self.stored, &self.stage)?;
                 self.stored += STAGE;
                 self.staged = 0;
             }
@@ -178,7 +186,9 @@ impl<'a> WriteLoan<'a> {
     ///
     /// # Errors
     /// [`Error::TooLarge`] if a write outgrew the capacity (nothing is
-    /// published).
+    /// published); [`Error::ForkedHandle`] in a forked child, whose loan
+    /// publishes nothing (the lock is its parent's);
+    /// [`Error::Truncated`] if the region's file shrank meanwhile.
     pub fn commit(self) -> Result<Published> {
         if let Some(len) = self.overflow {
             return Err(Error::TooLarge {
@@ -190,14 +200,14 @@ impl<'a> WriteLoan<'a> {
         if self.stored == 0 {
             // All of it is staged: a small content goes into the buffer's
             // line, like any publish's.
-            inner.store(self.index, &self.stage[..self.staged]);
+            inner.store(self.index, &self.stage[..self.staged])?;
         } else {
             // Some went into the buffer already (a whole staging chunk:
             // far more than a line holds); the rest follows it.
-            inner.store_at(self.index, self.stored, &self.stage[..self.staged]);
+            inner.store_at(self.index, self.stored, &self.stage[..self.staged])?;
         }
         let len = self.len();
-        let generation = inner.finish_publish(self.next, self.index, len);
+        let generation = inner.finish_publish(self.next, self.index, len)?;
         Ok(Published {
             generation,
             owner_died: self.owner_died,
@@ -224,14 +234,19 @@ impl std::io::Write for WriteLoan<'_> {
 
 #[cold]
 fn io_error(e: Error) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::StorageFull, e)
+    let kind = match e {
+        Error::TooLarge { .. } => std::io::ErrorKind::StorageFull,
+        _ => std::io::ErrorKind::Other,
+    };
+    std::io::Error::new(kind, e)
 }
 
 impl Drop for WriteLoan<'_> {
     fn drop(&mut self) {
         // Committed or not, the lock is released here; an uncommitted loan
-        // published nothing.
-        self.map.inner().unlock();
+        // published nothing. (A forked child's loan releases nothing: the
+        // lock is its parent's.)
+        let _ = self.map.inner().unlock();
     }
 }
 

@@ -141,6 +141,12 @@ pub fn wait_once(
         }
         // Else the word moved (a publish or an interrupt): look again.
         generation = h.line.generation.load(Acquire);
+        if generation == seen {
+            // Nothing changed for a while: let the backend check the
+            // mapping (which may end the wait: see `Wake::idle`).
+            wake.idle();
+            generation = h.line.generation.load(Acquire);
+        }
     }
     saturating_decrement(&slot.waiters);
     saturating_decrement(&h.waiters);
@@ -160,9 +166,15 @@ fn announce_sleep(h: &Header, notify: u32) -> Option<u32> {
     .then_some(asleep)
 }
 
-/// Busy-poll until the generation is not `seen` or `deadline` passes.
+/// Rounds of 64 polls between two calls of [`Wake::idle`] by [`spin`]:
+/// a million polls, some milliseconds.
+const IDLE_ROUNDS: u32 = 1 << 14;
+
+/// Busy-poll until the generation is not `seen` or `deadline` passes,
+/// calling `wake.idle()` now and then.
 #[inline]
-pub fn spin(h: &Header, seen: u64, deadline: Option<Instant>) -> Option<u64> {
+pub fn spin(h: &Header, wake: &impl Wake, seen: u64, deadline: Option<Instant>) -> Option<u64> {
+    let mut rounds = 0u32;
     loop {
         for _ in 0..64 {
             let generation = h.line.generation.load(Acquire);
@@ -173,6 +185,10 @@ pub fn spin(h: &Header, seen: u64, deadline: Option<Instant>) -> Option<u64> {
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
+        }
+        rounds = rounds.wrapping_add(1);
+        if rounds % IDLE_ROUNDS == 0 {
+            wake.idle();
         }
     }
 }
@@ -302,6 +318,7 @@ fn release_spinner(h: &Header, slot: &Slot) {
 pub fn spin_phase(
     h: &Header,
     slot: &Slot,
+    wake: &impl Wake,
     seen: u64,
     deadline: Option<Instant>,
     learner: &Learner,
@@ -313,7 +330,7 @@ pub fn spin_phase(
     }
     let until = start + budget;
     let stop = deadline.map_or(until, |d| d.min(until));
-    let spun = spin(h, seen, Some(stop));
+    let spun = spin(h, wake, seen, Some(stop));
     release_spinner(h, slot);
     match spun {
         Some(_) => learner.hit(start.elapsed()),
@@ -340,7 +357,7 @@ pub fn adaptive(
     learner: &Learner,
 ) -> Option<u64> {
     let start = Instant::now();
-    if let Some(generation) = spin_phase(h, slot, seen, deadline, learner, start) {
+    if let Some(generation) = spin_phase(h, slot, wake, seen, deadline, learner, start) {
         return Some(generation);
     }
     sleep_until(h, slot, wake, seen, deadline)

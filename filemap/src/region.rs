@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::attach;
-use crate::backend::{Backend, Opened, Os, Request};
+use crate::backend::{Backend, Opened, Os, Request, Wake};
 use crate::error::{Error, NameRule, Result};
-use crate::layout::{Header, WriterId};
+use crate::layout::{self, Header, WriterId};
 use crate::loan::WriteLoan;
 use crate::lock::LockError;
 use crate::notify;
@@ -251,10 +251,29 @@ impl Inner {
         self.os.header()
     }
 
-    /// The region's protocol view.
+    /// The one way into the region's shared memory: every operation that
+    /// reads or writes it enters here and reports through
+    /// [`Inner::leave`], so none can forget the two facts that make a
+    /// handle unusable (see [`Inner::usable`]).
     #[inline]
-    pub(crate) fn view(&self) -> View<'_> {
-        self.os.view()
+    fn enter(&self) -> Result<View<'_>> {
+        self.usable()?;
+        Ok(self.os.view())
+    }
+
+    /// After an operation entered by [`Inner::enter`]: if the file shrank
+    /// meanwhile, the operation ran on zero pages of our own (see
+    /// `backend/unix/fault.rs`) and did nothing that counts, so it must
+    /// not be reported as done.
+    #[inline]
+    fn leave<T>(&self, done: T) -> Result<T> {
+        // Orders this check after the operation's loads: a thread that
+        // read the zero pages finds the mark set before they were mapped.
+        std::sync::atomic::fence(Acquire);
+        if self.os.is_lost() {
+            return Err(self.lost());
+        }
+        Ok(done)
     }
 
     /// The region name.
@@ -270,13 +289,25 @@ impl Inner {
 
     /// `Err(ForkedHandle)` in a forked child: the parent may close the
     /// handle, and with it a non-persistent region, at any time, and the
-    /// lifetime lock and attach slot are the parent's.
+    /// lock, lifetime lock and attach slot are the parent's.
+    /// `Err(Truncated)` once the backing file shrank under the mapping.
     #[inline]
     pub(crate) fn usable(&self) -> Result<()> {
-        if Os::fork_epoch() == self.epoch {
-            Ok(())
-        } else {
-            Err(self.forked())
+        if Os::fork_epoch() != self.epoch {
+            return Err(self.forked());
+        }
+        if self.os.is_lost() {
+            return Err(self.lost());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn lost(&self) -> Error {
+        Error::Truncated {
+            name: self.name.clone(),
+            size: self.os.backing_size(),
+            needed: layout::region_size(self.capacity) as u64,
         }
     }
 
@@ -309,16 +340,25 @@ impl Inner {
     /// Optimistic lock-free read; `None` when writers kept moving.
     #[inline]
     pub(crate) fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
-        self.view().try_read(out).map_err(|c| self.corrupt(c))
+        let read = self.enter()?.try_read(out);
+        self.leave(read)?.map_err(|c| self.corrupt(c))
     }
 
     /// Read the published content while holding the lock (it cannot move).
     fn read_locked(&self, out: &mut Vec<u8>) -> Result<Stamp> {
-        self.view().read_locked(out).map_err(|c| self.corrupt(c))
+        let read = self.enter()?.read_locked(out);
+        self.leave(read)?.map_err(|c| self.corrupt(c))
     }
 
     fn lock(&self) -> Result<bool> {
-        let owner_died = self.os.lock(self.lock_timeout).map_err(|e| match e {
+        self.enter()?;
+        let locked = self.os.lock(self.lock_timeout);
+        if locked.is_err() {
+            // Waited in vain: the file may have shrunk meanwhile (the lock
+            // word's page may outlive the rest), which says more.
+            self.os.idle();
+        }
+        let owner_died = self.leave(locked)?.map_err(|e| match e {
             LockError::Timeout { waited, holder_pid } => Error::Timeout {
                 what: "the region lock",
                 waited,
@@ -342,50 +382,71 @@ impl Inner {
 
     /// Publish `content` as the next generation. The caller holds the lock
     /// and has checked `content.len() <= capacity`.
-    fn publish_locked(&self, content: &[u8]) -> u64 {
-        let (next, index) = self.begin_publish();
-        self.store(index, content);
-        self.finish_publish(next, index, content.len())
+    fn publish_locked(&self, content: &[u8]) -> Result<u64> {
+        let view = self.enter()?;
+        let (next, index) = view.begin_publish();
+        view.store(index, content);
+        let generation = view.finish_publish(next, index, content.len(), self.id);
+        notify::published(self.header(), &self.os);
+        self.leave(generation)
     }
 
     /// Start publishing the next generation (see
     /// [`View::begin_publish`]); the caller holds the lock.
-    pub(crate) fn begin_publish(&self) -> (u64, usize) {
-        self.view().begin_publish()
+    pub(crate) fn begin_publish(&self) -> Result<(u64, usize)> {
+        let begun = self.enter()?.begin_publish();
+        self.leave(begun)
     }
 
     /// Store the whole content of buffer `index` (see [`View::store`]);
     /// the caller holds the lock.
-    pub(crate) fn store(&self, index: usize, content: &[u8]) {
-        self.view().store(index, content);
+    pub(crate) fn store(&self, index: usize, content: &[u8]) -> Result<()> {
+        self.enter()?.store(index, content);
+        self.leave(())
     }
 
     /// Copy `bytes` into buffer `index` at `offset`, for a content longer
     /// than the buffer's line holds (see [`View::store_at`]);
     /// the caller holds the lock.
-    pub(crate) fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) {
-        self.view().store_at(index, offset, bytes);
+    pub(crate) fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) -> Result<()> {
+        self.enter()?.store_at(index, offset, bytes);
+        self.leave(())
     }
 
     /// Publish buffer `index`, filled with `len` bytes, as generation
     /// `next`, and wake the waiters.
-    pub(crate) fn finish_publish(&self, next: u64, index: usize, len: usize) -> u64 {
-        let next = self.view().finish_publish(next, index, len, self.id);
+    pub(crate) fn finish_publish(&self, next: u64, index: usize, len: usize) -> Result<u64> {
+        let next = self.enter()?.finish_publish(next, index, len, self.id);
         notify::published(self.header(), &self.os);
-        next
+        self.leave(next)
     }
 
-    /// Release the lock taken by this thread.
-    pub(crate) fn unlock(&self) {
+    /// Release the lock taken by this thread. A forked child's copy
+    /// releases nothing (the lock is its parent's): `ForkedHandle`.
+    pub(crate) fn unlock(&self) -> Result<()> {
+        self.enter()?;
         self.os.unlock();
+        self.leave(())
+    }
+
+    /// The generation a wait on this handle returns at once, without
+    /// waiting, when the handle can no longer be used (a forked child's
+    /// copy, or a mapping whose file shrank): the caller's next call
+    /// reports why.
+    #[inline]
+    fn unusable_now(&self) -> Option<u64> {
+        self.usable().is_err().then(|| self.generation())
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.in_forked_child() {
+        if self.in_forked_child() || self.os.is_lost() {
             // A forked child's copy: the slot and the lifetime lock (shared
-            // through the inherited open file) are the parent's.
+            // through the inherited open file) are the parent's. A lost
+            // mapping holds our own zero pages, which say nothing about
+            // the region (not even whether it is persistent): leave its
+            // name alone; closing the file releases what this handle held.
             return;
         }
         attach::release(self.header(), self.slot, self.id.pid);
@@ -582,9 +643,9 @@ impl FileMap {
         self.check_fits(content.len())?;
         let owner_died = self.inner.lock()?;
         let generation = self.inner.publish_locked(content);
-        self.inner.unlock();
+        self.inner.unlock()?;
         Ok(Published {
-            generation,
+            generation: generation?,
             owner_died,
         })
     }
@@ -601,7 +662,7 @@ impl FileMap {
         let owner_died = self.inner.lock()?;
         let found = self.inner.generation();
         if found != expected {
-            self.inner.unlock();
+            self.inner.unlock()?;
             return Err(Error::Conflict {
                 name: self.inner.name.clone(),
                 expected,
@@ -609,9 +670,9 @@ impl FileMap {
             });
         }
         let generation = self.inner.publish_locked(content);
-        self.inner.unlock();
+        self.inner.unlock()?;
         Ok(Published {
-            generation,
+            generation: generation?,
             owner_died,
         })
     }
@@ -657,7 +718,6 @@ impl FileMap {
     /// that the reader falls back to the lock and cannot get it.
     #[inline]
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
-        self.inner.usable()?;
         if let Some(stamp) = self.inner.try_read(buf)? {
             return Ok(stamp);
         }
@@ -668,7 +728,7 @@ impl FileMap {
     fn read_slow(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
         self.inner.lock()?;
         let stamp = self.inner.read_locked(buf);
-        self.inner.unlock();
+        self.inner.unlock()?;
         stamp
     }
 
@@ -770,7 +830,7 @@ impl FileMap {
     pub fn loan(&self) -> Result<WriteLoan<'_>> {
         self.inner.usable()?;
         let owner_died = self.inner.lock()?;
-        Ok(WriteLoan::new(self, owner_died))
+        WriteLoan::new(self, owner_died)
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -820,7 +880,15 @@ impl FileMap {
     /// one, or `None` when `timeout` passes first (`None` timeout: wait as
     /// long as it takes). Sleeps in the kernel (futex); wakes within
     /// microseconds of a publish.
+    ///
+    /// Every wait returns at once, with the generation read now, on a
+    /// handle that can no longer be used (a forked child's copy, or one
+    /// whose file shrank under it: see [`Error::Truncated`]); the next
+    /// call that returns a `Result` says why.
     pub fn wait_change(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
+        if let Some(now) = self.inner.unusable_now() {
+            return Some(now);
+        }
         let h = self.inner.header();
         let slot = &h.slots[self.inner.slot];
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -841,6 +909,9 @@ impl FileMap {
     /// once, across all processes, so spinners never starve the writer
     /// they wait for. Sleeping is exactly [`FileMap::wait_change`]'s.
     pub fn wait_change_adaptive(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
+        if let Some(now) = self.inner.unusable_now() {
+            return Some(now);
+        }
         let h = self.inner.header();
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         notify::adaptive(
@@ -856,8 +927,11 @@ impl FileMap {
     /// Like [`FileMap::wait_change`], but busy-polls the generation instead
     /// of sleeping: lowest latency, one core kept busy.
     pub fn wait_change_spin(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
+        if let Some(now) = self.inner.unusable_now() {
+            return Some(now);
+        }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        notify::spin(self.inner.header(), seen, deadline)
+        notify::spin(self.inner.header(), &self.inner.os, seen, deadline)
     }
 
     /// Call `callback` from a background thread with every change published
@@ -947,7 +1021,9 @@ impl Inner {
         let h = self.header();
         let slot = &h.slots[self.slot];
         let start = Instant::now();
-        if let Some(generation) = notify::spin_phase(h, slot, seen, None, &self.learner, start) {
+        if let Some(generation) =
+            notify::spin_phase(h, slot, &self.os, seen, None, &self.learner, start)
+        {
             return generation;
         }
         notify::wait_once(h, slot, &self.os, seen, timeout, Some(cancel))
@@ -1026,7 +1102,7 @@ impl Guard<'_> {
     pub fn publish(&mut self, content: &[u8]) -> Result<Published> {
         self.map.check_fits(content.len())?;
         Ok(Published {
-            generation: self.map.inner.publish_locked(content),
+            generation: self.map.inner.publish_locked(content)?,
             owner_died: self.owner_died,
         })
     }
@@ -1034,7 +1110,8 @@ impl Guard<'_> {
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        self.map.inner.unlock();
+        // A handle that became unusable meanwhile has nothing to release.
+        let _ = self.map.inner.unlock();
     }
 }
 
@@ -1114,7 +1191,7 @@ impl OwnedGuard {
             });
         }
         Ok(Published {
-            generation: self.inner.publish_locked(content),
+            generation: self.inner.publish_locked(content)?,
             owner_died: self.owner_died,
         })
     }
@@ -1123,11 +1200,12 @@ impl OwnedGuard {
     ///
     /// # Errors
     /// [`Error::WrongThread`] (the lock stays held), [`Error::NotLocked`]
-    /// when it was released already.
+    /// when it was released already, [`Error::ForkedHandle`] in a forked
+    /// child (the lock is the parent's, and stays held by it).
     pub fn unlock(&mut self) -> Result<()> {
         self.check()?;
+        self.inner.unlock()?;
         self.held = false;
-        self.inner.unlock();
         Ok(())
     }
 }
@@ -1138,7 +1216,7 @@ impl Drop for OwnedGuard {
             return;
         }
         if std::thread::current().id() == self.thread {
-            self.inner.unlock();
+            let _ = self.inner.unlock();
         } else {
             self.inner.os.unlock_for(self.tid);
         }

@@ -169,8 +169,10 @@ impl FileMap {
             Codec::Json => serde_json::to_writer(&mut loan, value).map_err(|e| e.to_string()),
         };
         if let Err(reason) = encoded {
-            // An encoder stopped by the capacity reports an I/O error; say
-            // what really happened.
+            // An encoder stopped by the capacity, or by a handle that can
+            // no longer be used, reports an I/O error; say what really
+            // happened.
+            self.inner().usable()?;
             if let Some(len) = loan.overflow() {
                 return Err(Error::TooLarge {
                     len,

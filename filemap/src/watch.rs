@@ -72,11 +72,17 @@ where
                         // Writers kept the content moving: try again.
                         Ok(None) => std::thread::yield_now(),
                         Err(e) => {
+                            // A handle that lost its mapping (the file
+                            // shrank) never recovers: report it and stop.
+                            let last = inner.usable().is_err();
                             // A corrupted generation stays corrupted until
                             // the next publish: report it once, then wait.
                             seen = now;
                             if !callback(Err(e)) {
                                 panics.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if last {
+                                break;
                             }
                         }
                     }

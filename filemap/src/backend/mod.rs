@@ -163,6 +163,13 @@ pub(crate) trait Wake {
     /// Wake every thread sleeping on the region, in every process.
     fn wake_all(&self, h: &Header);
 
+    /// Called by a waiter that has seen nothing change for a while (a
+    /// sleep slice, or a long spin): a waiter touches only the header, so
+    /// this is where a backend whose file can shrink checks that it still
+    /// covers the mapping, and gives the mapping up if not (its generation
+    /// then reads `layout::GONE`, which ends the wait).
+    fn idle(&self) {}
+
     /// Wake this handle's own sleepers (an interrupt); by default everyone.
     fn interrupt(&self, h: &Header) {
         self.wake_all(h);
@@ -206,6 +213,20 @@ pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
 
     /// Whether the region's name no longer leads to this region.
     fn is_removed(&self) -> bool;
+
+    /// Whether the backing file shrank under the mapping, which then holds
+    /// zero pages of this process's own (`unix/fault.rs`): the handle must
+    /// not be used again. Windows sections cannot shrink.
+    #[inline]
+    fn is_lost(&self) -> bool {
+        false
+    }
+
+    /// The backing file's size now (0 if unknown), for the error that
+    /// reports a lost mapping.
+    fn backing_size(&self) -> u64 {
+        0
+    }
 
     /// The handle is closing and its attach slot is already free: end the
     /// region's life if this was its last user and it is not persistent.

@@ -127,6 +127,15 @@ impl Backend for Os {
         !unix::names_file(&self.path, &self.fd).unwrap_or(true)
     }
 
+    #[inline]
+    fn is_lost(&self) -> bool {
+        self.map.is_lost()
+    }
+
+    fn backing_size(&self) -> u64 {
+        unix::file_size(&self.fd).unwrap_or(0)
+    }
+
     /// The last handle takes the exclusive lock and removes the name.
     fn close(&self) {
         if !self.header().is_persistent() && sys::try_lock_exclusive(&self.fd).unwrap_or(false) {
@@ -224,6 +233,10 @@ impl Wake for Os {
 
     fn wake_all(&self, h: &Header) {
         kernel::futex_wake(&h.notify, i32::MAX as u32);
+    }
+
+    fn idle(&self) {
+        self.map.verify(&self.fd);
     }
 }
 

@@ -181,6 +181,15 @@ impl Backend for Os {
             || self.object.names(&self.fd) == Some(false)
     }
 
+    #[inline]
+    fn is_lost(&self) -> bool {
+        self.map.is_lost()
+    }
+
+    fn backing_size(&self) -> u64 {
+        unix::file_size(&self.fd).unwrap_or(0)
+    }
+
     fn close(&self) {
         let h = self.header();
         if h.is_persistent() {
@@ -375,6 +384,10 @@ impl Wake for Os {
 
     fn wake_all(&self, h: &Header) {
         wait::wake_all(&h.notify);
+    }
+
+    fn idle(&self) {
+        self.map.verify(&self.fd);
     }
 }
 

@@ -21,6 +21,7 @@ use rustix::mm::{self, MapFlags, ProtFlags};
 use super::ErrorClass;
 use crate::layout::{Header, HEADER_SIZE};
 
+mod fault;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 
@@ -106,10 +107,14 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
     Ok(names)
 }
 
-/// A shared mapping of a whole file, unmapped on drop.
+/// A shared mapping of a whole file, unmapped on drop. It survives the
+/// file shrinking under it: the access that faults gets zero pages of our
+/// own instead of `SIGBUS`, and [`Mapping::is_lost`] turns true (see
+/// `fault.rs`).
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
+    watched: &'static fault::Watched,
 }
 
 // SAFETY: the mapping is plain memory owned by this value; all access to
@@ -154,7 +159,28 @@ impl Mapping {
         };
         let ptr =
             NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        Ok(Mapping { ptr, len })
+        let watched = fault::watch(ptr.as_ptr(), len);
+        Ok(Mapping { ptr, len, watched })
+    }
+
+    /// Whether the file shrank under the mapping, which then holds zero
+    /// pages of this process's own: the handle must not be used any more.
+    #[inline]
+    pub fn is_lost(&self) -> bool {
+        self.watched.is_lost()
+    }
+
+    /// Check that `fd`, the file mapped, still covers the whole mapping
+    /// (`fstat(2)`); if it shrank, give up the mapping as a fault on it
+    /// would (see `fault.rs`). For threads that only touch pages the
+    /// file still holds, such as a waiter polling the header: they call
+    /// this when they have seen nothing change for a while.
+    pub fn verify(&self, fd: &Fd) {
+        if self.is_lost() || file_size(fd).map_or(true, |size| size >= self.len as u64) {
+            return;
+        }
+        // SAFETY: the range is this live mapping, which `watched` watches.
+        unsafe { fault::abandon(self.watched, self.ptr.as_ptr() as usize, self.len) };
     }
 
     /// The start of the mapping.
@@ -177,6 +203,9 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // Unwatched first: once unmapped, the range may be mapped again by
+        // anyone, and the fault handler must not touch it then.
+        self.watched.release();
         // SAFETY: `ptr`/`len` are exactly what `mmap` returned, and this is
         // the only unmap: `Mapping` is not `Clone`. `munmap(2)`.
         unsafe {
