@@ -56,7 +56,9 @@ pub unsafe extern "C" fn fm_lock(map: *const FmMap, owner_died: *mut bool) -> Fm
 ///
 /// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
 /// `FM_E_NOT_LOCKED` (no lock held through this handle),
-/// `FM_E_WRONG_THREAD` (another thread took it; it stays held).
+/// `FM_E_WRONG_THREAD` (another thread took it; it stays held),
+/// `FM_E_FORKED_HANDLE` (a forked child: the lock is the parent's and
+/// stays held by it).
 ///
 /// # Safety
 /// `map` is NULL or a live handle.

@@ -261,6 +261,46 @@ def test_handle_inherited_through_fork_raises_forked_handle(name: str) -> None:
         fm.write("still usable")
 
 
+def test_lock_inherited_through_fork_publishes_and_releases_nothing(name: str) -> None:
+    with filemap.FileMap(name) as fm:
+        generation = fm.write("parent's")
+        lock = fm.lock()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report through the pipe, never return
+            code = 1
+            try:
+                results = []
+                for call in (lock.read, lambda: lock.publish("child's"), lock.unlock, lambda: lock.locked):
+                    try:
+                        result = call()
+                        results.append(f"ok:{result}")
+                    except filemap.ForkedHandle:
+                        results.append("forked")
+                    except BaseException as e:  # noqa: BLE001
+                        results.append(type(e).__name__)
+                os.write(w, " ".join(results).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        _, status = os.waitpid(pid, 0)
+        report = os.read(r, 1000).decode()
+        os.close(r)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # Nothing read, published or released; the lock is still held.
+        assert report == "forked forked forked ok:True"
+        snap = fm.read()
+        assert (snap.content, snap.generation) == (b"parent's", generation)
+        # The lock is still the parent's: it publishes and releases it.
+        assert lock.publish("parent's again") == generation + 1
+        lock.unlock()
+        with filemap.FileMap(name, create=False, lock_timeout=10) as other:
+            with other.lock() as again:
+                assert not again.owner_died
+                assert again.read().content == b"parent's again"
+
+
 IDLE = """
 import os, sys, filemap
 fm = filemap.FileMap(sys.argv[1], create=False)

@@ -88,6 +88,23 @@ int main(int argc, char **argv) {
     CHECK(fm_read(map, (uint8_t *)buf, sizeof buf, &len, NULL) == FM_OK);
     CHECK(len == 5 && memcmp(buf, "fresh", 5) == 0);
 
+    /* A lock inherited through fork() stays the parent's: the child can
+       neither publish under it nor release it, and is told so. */
+    CHECK(fm_lock(map, NULL) == FM_OK);
+    fflush(NULL);
+    child = fork();
+    if (child == 0) {
+        fm_status unlocked = fm_unlock(map);
+        fm_status wrote = fm_write(map, (const uint8_t *)"child", 5, NULL);
+        _exit(unlocked == FM_E_FORKED_HANDLE && wrote == FM_E_FORKED_HANDLE ? 0 : 1);
+    }
+    CHECK(child > 0 && waitpid(child, &wstatus, 0) == child);
+    CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    CHECK(fm_write(map, (const uint8_t *)"parent", 6, &generation) == FM_OK && generation == 4);
+    CHECK(fm_unlock(map) == FM_OK);
+    CHECK(fm_read(map, (uint8_t *)buf, sizeof buf, &len, NULL) == FM_OK);
+    CHECK(len == 6 && memcmp(buf, "parent", 6) == 0);
+
     CHECK(strcmp(fm_status_name(FM_E_TOO_LARGE), "FM_E_TOO_LARGE") == 0);
     CHECK(fm_close(map) == FM_OK);
     /* The last handle of a non-persistent region took it along. */
