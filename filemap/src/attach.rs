@@ -21,17 +21,43 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use crate::backend::{Backend, Liveness, Os};
 use crate::layout::{Header, Slot};
 use crate::notify;
+
+/// What is known of a process (or thread) id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+pub enum Liveness {
+    /// It runs; started at `start_time` (in the backend's own unit).
+    Alive { start_time: u64 },
+    /// No such process, or it has ended: proven gone.
+    Dead,
+    /// Could not tell (out of file descriptors, access denied...): treat
+    /// as alive, so nobody's lock or slot is ever taken on a guess.
+    Unknown,
+}
+
+/// What the attach table needs to know of processes: the backend's
+/// contract with this module (every backend implements it).
+pub trait Process {
+    /// This process's id.
+    fn pid() -> u32;
+
+    /// This process's start time (0 if unknown), in the unit
+    /// [`Process::liveness`] reports start times in.
+    fn own_start_time() -> u64;
+
+    /// Whether process `pid` runs, and since when.
+    fn liveness(pid: u32) -> Liveness;
+}
 
 /// A slot's pid while a sweeper reclaims it; never a real pid.
 pub const RECLAIMING: u32 = u32::MAX;
 
 /// Whether the process recorded in a slot may still run (unknown counts
 /// as alive; a start time of 0 means "not recorded yet").
-pub fn slot_alive(pid: u32, start_time: u64) -> bool {
-    match Os::liveness(pid) {
+pub fn slot_alive<P: Process>(pid: u32, start_time: u64) -> bool {
+    match P::liveness(pid) {
         Liveness::Dead => false,
         Liveness::Unknown => true,
         Liveness::Alive { start_time: actual } => start_time == 0 || start_time == actual,
@@ -40,9 +66,9 @@ pub fn slot_alive(pid: u32, start_time: u64) -> bool {
 
 /// Free `slot` if its process died without closing, with the waiters and
 /// spinners it counted.
-fn reclaim_if_dead(h: &Header, slot: &Slot) {
+fn reclaim_if_dead<P: Process>(h: &Header, slot: &Slot) {
     let pid = slot.pid.load(Acquire);
-    if pid == 0 || pid == RECLAIMING || slot_alive(pid, slot.start_time.load(Relaxed)) {
+    if pid == 0 || pid == RECLAIMING || slot_alive::<P>(pid, slot.start_time.load(Relaxed)) {
         return;
     }
     if slot
@@ -59,31 +85,31 @@ fn reclaim_if_dead(h: &Header, slot: &Slot) {
 /// Free the slots of dead processes that still count sleepers or
 /// spinners: their counts would make publishers wake for nobody, and
 /// spinners keep others from spinning.
-fn sweep_counted(h: &Header) {
+fn sweep_counted<P: Process>(h: &Header) {
     for slot in &h.slots {
         if slot.waiters.load(Relaxed) != 0 || slot.spinners.load(Relaxed) != 0 {
-            reclaim_if_dead(h, slot);
+            reclaim_if_dead::<P>(h, slot);
         }
     }
 }
 
 /// Free every slot whose process died without closing.
-pub fn sweep_all(h: &Header) {
+pub fn sweep_all<P: Process>(h: &Header) {
     for slot in &h.slots {
-        reclaim_if_dead(h, slot);
+        reclaim_if_dead::<P>(h, slot);
     }
 }
 
 /// Take the first free slot for this process.
-fn take_free(h: &Header) -> Option<usize> {
-    let pid = Os::pid();
+fn take_free<P: Process>(h: &Header) -> Option<usize> {
+    let pid = P::pid();
     for (index, slot) in h.slots.iter().enumerate() {
         if slot.pid.load(Relaxed) == 0
             && slot.pid.compare_exchange(0, pid, Acquire, Relaxed).is_ok()
         {
             slot.waiters.store(0, Relaxed);
             slot.spinners.store(0, Relaxed);
-            slot.start_time.store(Os::own_start_time(), Release);
+            slot.start_time.store(P::own_start_time(), Release);
             return Some(index);
         }
     }
@@ -92,11 +118,11 @@ fn take_free(h: &Header) -> Option<usize> {
 
 /// Claim a slot for a new handle of this process; `None` when every slot
 /// belongs to a live process.
-pub fn claim(h: &Header) -> Option<usize> {
-    sweep_counted(h);
-    take_free(h).or_else(|| {
-        sweep_all(h);
-        take_free(h)
+pub fn claim<P: Process>(h: &Header) -> Option<usize> {
+    sweep_counted::<P>(h);
+    take_free::<P>(h).or_else(|| {
+        sweep_all::<P>(h);
+        take_free::<P>(h)
     })
 }
 
@@ -108,12 +134,12 @@ pub fn release(h: &Header, index: usize, pid: u32) {
 }
 
 /// Live process ids in the attach table, without duplicates.
-pub fn attached_pids(h: &Header) -> Vec<u32> {
+pub fn attached_pids<P: Process>(h: &Header) -> Vec<u32> {
     let mut pids: Vec<u32> = h
         .slots
         .iter()
         .map(|s| (s.pid.load(Acquire), s.start_time.load(Relaxed)))
-        .filter(|&(pid, start)| pid != 0 && pid != RECLAIMING && slot_alive(pid, start))
+        .filter(|&(pid, start)| pid != 0 && pid != RECLAIMING && slot_alive::<P>(pid, start))
         .map(|(pid, _)| pid)
         .collect();
     pids.sort_unstable();
@@ -129,6 +155,26 @@ mod tests {
     /// [`RECLAIMING`]).
     const DEAD: u32 = 0x7fff_fff0;
 
+    /// This process is 1000; every other process is dead.
+    struct Fake;
+
+    impl Process for Fake {
+        fn pid() -> u32 {
+            1000
+        }
+
+        fn own_start_time() -> u64 {
+            7
+        }
+
+        fn liveness(pid: u32) -> Liveness {
+            match pid {
+                1000 => Liveness::Alive { start_time: 7 },
+                _ => Liveness::Dead,
+            }
+        }
+    }
+
     #[test]
     fn a_dead_slot_with_sleepers_is_reclaimed_at_once_and_others_only_when_full() {
         let h = Header::zeroed();
@@ -137,7 +183,7 @@ mod tests {
         h.slots[0].waiters.store(1, Relaxed);
         h.waiters.store(1, Relaxed);
         h.slots[1].pid.store(DEAD, Relaxed);
-        let mine = claim(&h).unwrap();
+        let mine = claim::<Fake>(&h).unwrap();
         assert_eq!(mine, 0, "the sleeper's slot was freed and taken");
         assert_eq!(h.waiters.load(Relaxed), 0, "its count was forgotten");
         assert_eq!(
@@ -149,11 +195,11 @@ mod tests {
         for slot in &h.slots[2..] {
             slot.pid.store(DEAD, Relaxed);
         }
-        assert_eq!(claim(&h), Some(1));
+        assert_eq!(claim::<Fake>(&h), Some(1));
         assert_eq!(h.slots[2].pid.load(Relaxed), 0, "swept");
-        assert_eq!(attached_pids(&h), vec![Os::pid()]);
-        release(&h, 0, Os::pid());
-        release(&h, 1, Os::pid());
-        assert!(attached_pids(&h).is_empty());
+        assert_eq!(attached_pids::<Fake>(&h), vec![Fake::pid()]);
+        release(&h, 0, Fake::pid());
+        release(&h, 1, Fake::pid());
+        assert!(attached_pids::<Fake>(&h).is_empty());
     }
 }

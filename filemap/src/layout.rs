@@ -27,7 +27,7 @@
 //!                                handle), then up to 40 bytes of content
 //!                                (a content that small lives here)
 //!    384    64  buffers[1]       the same for buffer 1
-//!                                (generation..buffers are `protocol::Line`)
+//!                                (generation..buffers are `protocol::seqlock::Line`)
 //!    512     4  notify           futex word: an event counter (+2 per publish
 //!                                or interrupt), bit 0 set by a waiter about
 //!                                to sleep
@@ -45,9 +45,20 @@
 //! ```
 
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU32, AtomicU64};
+use std::path::Path;
 
-pub use crate::protocol::Line;
+use crate::error::{Error, Result};
+
+use crate::protocol::seqlock::Line;
+
+/// Capacity of a region when the builder names none: 4096 bytes.
+pub const DEFAULT_CAPACITY: usize = 4096;
+/// Smallest capacity accepted: 32 bytes.
+pub const MIN_CAPACITY: usize = 32;
+/// Largest capacity accepted: 1 GiB (the mapping holds two buffers).
+pub const MAX_CAPACITY: usize = 1 << 30;
 
 /// `b"FILEMAP\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
@@ -70,6 +81,7 @@ pub const HEADER_SIZE: usize = 4096;
 /// on the handle ends at once and its next call reports the loss. No
 /// region reaches it by publishing (one publish a nanosecond would take
 /// 584 years); a peer that scribbles it only ends waits early.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub const GONE: u64 = u64::MAX;
 /// Number of attach-table slots.
 pub const SLOTS: usize = 128;
@@ -179,10 +191,10 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, life) == 32);
     assert!(core::mem::offset_of!(Header, line) == 128);
     assert!(core::mem::offset_of!(Line, buffers) == 128);
-    assert!(core::mem::size_of::<crate::protocol::BufferLine>() == 128);
-    assert!(core::mem::offset_of!(crate::protocol::BufferLine, len) == 8);
-    assert!(core::mem::offset_of!(crate::protocol::BufferLine, writer) == 16);
-    assert!(core::mem::offset_of!(crate::protocol::BufferLine, inline) == 24);
+    assert!(core::mem::size_of::<crate::protocol::seqlock::BufferLine>() == 128);
+    assert!(core::mem::offset_of!(crate::protocol::seqlock::BufferLine, len) == 8);
+    assert!(core::mem::offset_of!(crate::protocol::seqlock::BufferLine, writer) == 16);
+    assert!(core::mem::offset_of!(crate::protocol::seqlock::BufferLine, inline) == 24);
     assert!(core::mem::offset_of!(Header, notify) == 512);
     assert!(core::mem::offset_of!(Header, waiters) == 516);
     assert!(core::mem::offset_of!(Header, spinners) == 640);
@@ -207,40 +219,65 @@ pub const fn buffer_offset(capacity: usize, index: usize) -> usize {
     HEADER_SIZE + index * stride(capacity)
 }
 
-/// Identifies who published a generation: a process and a handle inside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct WriterId {
-    /// Process id of the writer (0 when nobody has written yet).
-    pub pid: u32,
-    /// Number of the writing handle inside that process.
-    pub handle: u32,
+/// Initialise a zeroed header for a region of `capacity` made by process
+/// `creator_pid`; the magic is stored last (Release), so an opener that
+/// sees it sees the rest.
+pub fn init_header(h: &Header, capacity: usize, persistent: bool, creator_pid: u32) {
+    h.version.store(LAYOUT_VERSION, Relaxed);
+    h.flags
+        .store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
+    h.capacity.store(capacity as u64, Relaxed);
+    h.creator_pid.store(creator_pid, Relaxed);
+    h.magic.store(MAGIC, Release);
 }
 
-impl WriterId {
-    pub(crate) const fn pack(self) -> u64 {
-        ((self.pid as u64) << 32) | self.handle as u64
+/// Validate the header of a mapping `mapped` bytes long of a region
+/// `size` bytes long; returns its capacity, read once here and trusted
+/// from then on by this handle only.
+pub fn validate_header(
+    name: &str,
+    path: &Path,
+    h: &Header,
+    mapped: usize,
+    size: u64,
+) -> Result<usize> {
+    let shown = || path.display().to_string();
+    if h.magic.load(Acquire) != MAGIC {
+        return Err(Error::NotARegion {
+            path: shown(),
+            reason: "it does not start with the filemap magic number",
+        });
     }
-
-    pub(crate) const fn unpack(word: u64) -> WriterId {
-        WriterId {
-            pid: (word >> 32) as u32,
-            handle: word as u32,
-        }
+    let version = h.version.load(Relaxed);
+    if version != LAYOUT_VERSION {
+        return Err(Error::IncompatibleVersion {
+            name: name.to_owned(),
+            found: version,
+            expected: LAYOUT_VERSION,
+        });
     }
+    let capacity = h.capacity.load(Relaxed);
+    if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) {
+        return Err(Error::Corrupted {
+            name: name.to_owned(),
+            field: "capacity",
+            value: capacity,
+        });
+    }
+    let needed = region_size(capacity as usize) as u64;
+    if needed > size || needed > mapped as u64 {
+        return Err(Error::Truncated {
+            name: name.to_owned(),
+            size,
+            needed,
+        });
+    }
+    Ok(capacity as usize)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn writer_id_round_trips() {
-        let id = WriterId {
-            pid: 4_194_304,
-            handle: u32::MAX,
-        };
-        assert_eq!(WriterId::unpack(id.pack()), id);
-    }
 
     #[test]
     fn buffers_are_cache_line_aligned_and_do_not_overlap() {

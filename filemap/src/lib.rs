@@ -96,26 +96,29 @@ mod attach;
 mod backend;
 mod copy;
 pub mod error;
+mod handle;
+mod info;
 mod layout;
 mod loan;
 mod lock;
 mod notify;
 mod protocol;
 mod region;
+mod snapshot;
 mod sync;
 mod text;
 #[cfg(feature = "serde")]
 mod value;
 mod watch;
 
+pub use backend::{validate_name, MAX_NAME_LEN};
 pub use error::{Error, NameRule, Result};
-pub use layout::WriterId;
+pub use info::RegionInfo;
+pub use layout::{DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY};
 pub use loan::WriteLoan;
-pub use region::{
-    shm_path, validate_name, Builder, FileMap, Guard, OwnedGuard, Published, RegionInfo, Snapshot,
-    Stamp, Updated, DEFAULT_CAPACITY, DEFAULT_LOCK_TIMEOUT, MAX_CAPACITY, MAX_NAME_LEN,
-    MIN_CAPACITY,
-};
+pub use lock::DEFAULT_LOCK_TIMEOUT;
+pub use region::{shm_path, Builder, FileMap, Guard, OwnedGuard};
+pub use snapshot::{Published, Snapshot, Stamp, Updated, WriterId};
 pub use text::{RemoteChange, TextView};
 #[cfg(feature = "serde")]
 pub use value::{default_tag, value_parts, Codec, ValueParts, VALUE_MAGIC};

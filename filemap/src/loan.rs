@@ -15,7 +15,8 @@
 use std::marker::PhantomData;
 
 use crate::error::{Error, Result};
-use crate::region::{FileMap, Published};
+use crate::handle::Inner;
+use crate::snapshot::Published;
 
 /// Bytes staged privately before they are copied into the region: large
 /// enough that the copies run at full speed, small enough to stay in cache.
@@ -36,7 +37,7 @@ const FIRST_STAGE: usize = 4 << 10;
 /// ```
 #[must_use = "a loan publishes nothing until `commit` is called"]
 pub struct WriteLoan<'a> {
-    map: &'a FileMap,
+    inner: &'a Inner,
     owner_died: bool,
     /// The generation this loan publishes, and its buffer.
     next: u64,
@@ -63,16 +64,16 @@ pub struct WriteLoan<'a> {
 impl<'a> WriteLoan<'a> {
     /// A loan of the buffer `map` publishes next; the caller took the
     /// lock, which the loan releases when dropped (also on error here).
-    pub(crate) fn new(map: &'a FileMap, owner_died: bool) -> Result<WriteLoan<'a>> {
-        let (next, index) = match map.inner().begin_publish() {
+    pub(crate) fn new(inner: &'a Inner, owner_died: bool) -> Result<WriteLoan<'a>> {
+        let (next, index) = match inner.begin_publish() {
             Ok(begun) => begun,
             Err(e) => {
-                let _ = map.inner().unlock();
+                let _ = inner.unlock();
                 return Err(e);
             }
         };
         Ok(WriteLoan {
-            map,
+            inner,
             owner_died,
             next,
             index,
@@ -81,7 +82,7 @@ impl<'a> WriteLoan<'a> {
             staged: 0,
             free: 0,
             overflow: None,
-            capacity: map.capacity(),
+            capacity: inner.capacity,
             _not_send: PhantomData,
         })
     }
@@ -147,7 +148,7 @@ impl<'a> WriteLoan<'a> {
                 capacity,
             });
         }
-        let inner = self.map.inner();
+        let inner = self.inner;
         // Whole chunks go straight in while nothing is staged.
         if self.staged == 0 && bytes.len() >= STAGE {
             let whole = bytes.len() / STAGE * STAGE;
@@ -196,7 +197,7 @@ impl<'a> WriteLoan<'a> {
                 capacity: self.capacity(),
             });
         }
-        let inner = self.map.inner();
+        let inner = self.inner;
         if self.stored == 0 {
             // All of it is staged: a small content goes into the buffer's
             // line, like any publish's.
@@ -246,14 +247,14 @@ impl Drop for WriteLoan<'_> {
         // Committed or not, the lock is released here; an uncommitted loan
         // published nothing. (A forked child's loan releases nothing: the
         // lock is its parent's.)
-        let _ = self.map.inner().unlock();
+        let _ = self.inner.unlock();
     }
 }
 
 impl std::fmt::Debug for WriteLoan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteLoan")
-            .field("name", &self.map.name())
+            .field("name", &self.inner.name())
             .field("len", &self.len())
             .field("capacity", &self.capacity())
             .field("overflow", &self.overflow)

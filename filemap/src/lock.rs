@@ -74,8 +74,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, Os};
 use crate::layout::Header;
+
+/// How long blocking calls wait for the region lock by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bit set in the lock word when a thread may sleep on it.
 pub const LOCK_CONTENDED: u64 = 1 << 31;
@@ -148,6 +150,10 @@ pub trait Owner {
     fn process_of(&self, word: u64) -> Option<u32>;
     /// Sleep at most `timeout` while the low half of `word` is `expected`.
     fn wait(&self, word: &AtomicU64, expected: u32, timeout: Duration);
+
+    /// The calling process's id, recorded beside the word so error
+    /// messages can name the holder.
+    fn pid(&self) -> u32;
     /// Wake up to `count` sleepers on the low half of `word`; how many.
     fn wake(&self, word: &AtomicU64, count: u32) -> usize;
 }
@@ -162,7 +168,7 @@ pub fn acquire(h: &Header, owner: &impl Owner, timeout: Duration) -> Result<bool
         acquire_slow(h, owner, me, timeout)
     };
     if taken.is_ok() {
-        record_owner(h, word_owner(me).0);
+        record_owner(h, word_owner(me).0, owner.pid());
         owner.acquired();
     }
     taken
@@ -269,9 +275,9 @@ fn holder_pid(h: &Header, owner: &impl Owner, word: u64) -> Option<u32> {
 /// Record (informationally) who holds the lock: error messages name it.
 /// `lock_tid` holds the id the word names (a thread id, or with process
 /// identity the pid), so [`holder_pid`] can tell the record is current.
-pub fn record_owner(h: &Header, id: u32) {
+pub fn record_owner(h: &Header, id: u32, pid: u32) {
     h.lock_tid.store(id, Relaxed);
-    h.lock_pid.store(Os::pid(), Relaxed);
+    h.lock_pid.store(pid, Relaxed);
 }
 
 /// Release the lock held by thread `tid` of this process (the caller's own

@@ -73,8 +73,43 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
-use crate::backend::Wake;
 use crate::layout::{Header, Slot};
+
+/// Sleeping and waking on a region's notify word: what this module needs
+/// of a backend (each backend implements it with its OS's primitive).
+pub(crate) trait Wake {
+    /// Before a thread first counts itself as a waiter: make what a
+    /// publisher needs to wake it. `false` if that failed (the thread then
+    /// polls).
+    fn prepare(&self) -> bool {
+        true
+    }
+
+    /// Taken after counting itself as a waiter and before re-checking the
+    /// generation; handed to [`Wake::sleep`].
+    fn token(&self) -> u64 {
+        0
+    }
+
+    /// Sleep at most `timeout` while the notify word is `asleep` (or until
+    /// a wake-up that came after `token` was taken).
+    fn sleep(&self, h: &Header, asleep: u32, token: u64, prepared: bool, timeout: Duration);
+
+    /// Wake every thread sleeping on the region, in every process.
+    fn wake_all(&self, h: &Header);
+
+    /// Called by a waiter that has seen nothing change for a while (a
+    /// sleep slice, or a long spin): a waiter touches only the header, so
+    /// this is where a backend whose file can shrink checks that it still
+    /// covers the mapping, and gives the mapping up if not (its generation
+    /// then reads `layout::GONE`, which ends the wait).
+    fn idle(&self) {}
+
+    /// Wake this handle's own sleepers (an interrupt); by default everyone.
+    fn interrupt(&self, h: &Header) {
+        self.wake_all(h);
+    }
+}
 
 /// Longest single sleep; bounds the harm of scribbled waiter counts.
 pub const SLICE: Duration = Duration::from_secs(1);

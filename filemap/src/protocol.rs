@@ -11,12 +11,12 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crate::copy::{load_shared, store_shared};
-use crate::layout::{self, Header, WriterId};
-use crate::region::Stamp;
+use crate::layout::{self, Header};
+use crate::snapshot::{Stamp, WriterId};
 
 pub mod seqlock;
 
-pub use seqlock::{BufferLine, Corrupt, Line};
+pub use seqlock::{BufferLine, Corrupt};
 
 /// A mapped region whose header was validated: its base and capacity.
 #[derive(Clone, Copy)]

@@ -1,88 +1,33 @@
 //! The public API: regions, the builder, guards and the value types.
 //!
-//! Platform-free. Opening, lifetime, the lock and wake-ups are the
-//! backend's (`backend/`); the publish/read protocol is `protocol.rs`; the
-//! attach table is `attach.rs`. This module wires them together and turns
-//! their outcomes into [`Error`]s that name the region.
+//! Platform-free, and the top of the stack: nothing below imports it.
+//! Opening, lifetime, the lock and wake-ups are the backend's
+//! (`backend/`); one handle's state and its way into the region's memory
+//! are `handle.rs`; the publish/read protocol is `protocol.rs`. This
+//! module gives them their public shape.
 
 #![forbid(unsafe_code)]
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
-use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::attach;
-use crate::backend::{Backend, Opened, Os, Request, Wake};
-use crate::error::{Error, NameRule, Result};
-use crate::layout::{self, Header, WriterId};
+use crate::backend::{validate_name, Backend, OpenMode, Os, Request};
+use crate::error::{Error, Result};
+use crate::handle::Inner;
+use crate::info::RegionInfo;
+use crate::layout::{DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY};
 use crate::loan::WriteLoan;
-use crate::lock::LockError;
+use crate::lock::DEFAULT_LOCK_TIMEOUT;
 use crate::notify;
-use crate::protocol::{Corrupt, View};
+use crate::snapshot::{Published, Snapshot, Stamp, Updated, WriterId};
 use crate::watch::Watcher;
 
-/// Capacity of a region when the builder names none: 4096 bytes.
-pub const DEFAULT_CAPACITY: usize = 4096;
-/// Smallest capacity accepted: 32 bytes.
-pub const MIN_CAPACITY: usize = 32;
-/// Largest capacity accepted: 1 GiB (the mapping holds two buffers).
-pub const MAX_CAPACITY: usize = 1 << 30;
-/// Longest region name in bytes: what the backing object's name allows
-/// (Linux: the 255-byte file-name limit less the `filemap.` prefix;
-/// macOS and FreeBSD: the same limit on the registry entry
-/// `filemap.<name>`; Windows: the longest kernel object name filemap
-/// makes, `Global\filemap.<name>.wake.<pid>.<slot>`, within `MAX_PATH`).
-pub const MAX_NAME_LEN: usize = <Os as Backend>::MAX_NAME_LEN;
-/// How long blocking calls wait for the region lock by default.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Check a region name against the naming rules.
-///
-/// # Errors
-/// [`Error::InvalidName`] naming the rule the name breaks.
-pub fn validate_name(name: &str) -> Result<()> {
-    let rule = if name.is_empty() {
-        Some(NameRule::Empty)
-    } else if name.len() > MAX_NAME_LEN {
-        Some(NameRule::TooLong {
-            len: name.len(),
-            max: MAX_NAME_LEN,
-        })
-    } else if name.contains(['/', '\\']) {
-        Some(NameRule::Separator)
-    } else if name.chars().any(char::is_control) {
-        Some(NameRule::ControlCharacter)
-    } else if name == "." || name == ".." {
-        Some(NameRule::Dots)
-    } else {
-        None
-    };
-    match rule {
-        Some(rule) => Err(Error::InvalidName {
-            name: name.to_owned(),
-            rule,
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Path of the shared-memory object backing region `name`. On Windows
-/// this is the kernel object name `Local\filemap.<name>`, not a file.
 /// Path of the shared-memory object backing region `name`. On Windows
 /// this is the kernel object name `Local\filemap.<name>`, not a file.
 pub fn shm_path(name: &str) -> PathBuf {
     Os::shm_path(name)
-}
-
-/// What an open may do with an existing or missing region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OpenMode {
-    CreateOrAttach,
-    CreateOnly,
-    OpenOnly,
 }
 
 /// Configures and opens a region; made by [`FileMap::builder`].
@@ -198,352 +143,6 @@ impl Builder {
     }
 }
 
-fn next_handle_number() -> u32 {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    NEXT.fetch_add(1, Relaxed)
-}
-
-pub(crate) struct Inner {
-    /// The backend's handle: the mapping and the OS objects.
-    pub(crate) os: Os,
-    name: String,
-    path: PathBuf,
-    capacity: usize,
-    existed: bool,
-    slot: usize,
-    /// This handle's writer id, recorded with its publishes.
-    pub(crate) id: WriterId,
-    lock_timeout: Duration,
-    /// The fork epoch the handle was opened at: another epoch means this
-    /// is a forked child's copy, which must not be used.
-    epoch: u32,
-    /// How soon changes have been arriving, for adaptive waits.
-    learner: notify::Learner,
-}
-
-impl Inner {
-    fn new(name: &str, lock_timeout: Duration, opened: Opened<Os>) -> Inner {
-        let Opened {
-            os,
-            path,
-            capacity,
-            existed,
-            slot,
-        } = opened;
-        Inner {
-            os,
-            name: name.to_owned(),
-            path,
-            capacity,
-            existed,
-            slot,
-            id: WriterId {
-                pid: Os::pid(),
-                handle: next_handle_number(),
-            },
-            lock_timeout,
-            epoch: Os::fork_epoch(),
-            learner: notify::Learner::new(Os::online_cpus()),
-        }
-    }
-
-    fn header(&self) -> &Header {
-        self.os.header()
-    }
-
-    /// The one way into the region's shared memory: every operation that
-    /// reads or writes it enters here and reports through
-    /// [`Inner::leave`], so none can forget the two facts that make a
-    /// handle unusable (see [`Inner::usable`]).
-    #[inline]
-    fn enter(&self) -> Result<View<'_>> {
-        self.usable()?;
-        Ok(self.os.view())
-    }
-
-    /// After an operation entered by [`Inner::enter`]: if the file shrank
-    /// meanwhile, the operation ran on zero pages of our own (see
-    /// `backend/unix/fault.rs`) and did nothing that counts, so it must
-    /// not be reported as done.
-    #[inline]
-    fn leave<T>(&self, done: T) -> Result<T> {
-        // Orders this check after the operation's loads: a thread that
-        // read the zero pages finds the mark set before they were mapped.
-        std::sync::atomic::fence(Acquire);
-        if self.os.is_lost() {
-            return Err(self.lost());
-        }
-        Ok(done)
-    }
-
-    /// The region name.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The current generation (one atomic load).
-    #[inline]
-    pub(crate) fn generation(&self) -> u64 {
-        self.header().line.generation.load(Acquire)
-    }
-
-    /// `Err(ForkedHandle)` in a forked child: the parent may close the
-    /// handle, and with it a non-persistent region, at any time, and the
-    /// lock, lifetime lock and attach slot are the parent's.
-    /// `Err(Truncated)` once the backing file shrank under the mapping.
-    #[inline]
-    pub(crate) fn usable(&self) -> Result<()> {
-        if Os::fork_epoch() != self.epoch {
-            return Err(self.forked());
-        }
-        if self.os.is_lost() {
-            return Err(self.lost());
-        }
-        Ok(())
-    }
-
-    #[cold]
-    fn lost(&self) -> Error {
-        Error::Truncated {
-            name: self.name.clone(),
-            size: self.os.backing_size(),
-            needed: layout::region_size(self.capacity) as u64,
-        }
-    }
-
-    #[cold]
-    fn forked(&self) -> Error {
-        Error::ForkedHandle {
-            name: self.name.clone(),
-            opened_by: self.id.pid,
-            pid: Os::pid(),
-        }
-    }
-
-    /// Whether this is a forked child's copy of the handle.
-    pub(crate) fn in_forked_child(&self) -> bool {
-        Os::fork_epoch() != self.epoch
-    }
-
-    fn corrupted(&self, field: &'static str, value: u64) -> Error {
-        Error::Corrupted {
-            name: self.name.clone(),
-            field,
-            value,
-        }
-    }
-
-    fn corrupt(&self, c: Corrupt) -> Error {
-        self.corrupted(c.field, c.value)
-    }
-
-    /// Optimistic lock-free read; `None` when writers kept moving.
-    #[inline]
-    pub(crate) fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
-        let read = self.enter()?.try_read(out);
-        self.leave(read)?.map_err(|c| self.corrupt(c))
-    }
-
-    /// Read the published content while holding the lock (it cannot move).
-    fn read_locked(&self, out: &mut Vec<u8>) -> Result<Stamp> {
-        let read = self.enter()?.read_locked(out);
-        self.leave(read)?.map_err(|c| self.corrupt(c))
-    }
-
-    fn lock(&self) -> Result<bool> {
-        self.enter()?;
-        let locked = self.os.lock(self.lock_timeout);
-        if locked.is_err() {
-            // Waited in vain: the file may have shrunk meanwhile (the lock
-            // word's page may outlive the rest), which says more.
-            self.os.idle();
-        }
-        let owner_died = self.leave(locked)?.map_err(|e| match e {
-            LockError::Timeout { waited, holder_pid } => Error::Timeout {
-                what: "the region lock",
-                waited,
-                holder_pid,
-            },
-            LockError::WouldDeadlock => Error::WouldDeadlock {
-                name: self.name.clone(),
-            },
-            LockError::Failed { op, code } => Error::Io {
-                op,
-                name: self.name.clone(),
-                source: std::io::Error::from_raw_os_error(code),
-            },
-        })?;
-        if owner_died {
-            // The dead owner may have published without waking anyone.
-            notify::published(self.header(), &self.os);
-        }
-        Ok(owner_died)
-    }
-
-    /// Publish `content` as the next generation. The caller holds the lock
-    /// and has checked `content.len() <= capacity`.
-    fn publish_locked(&self, content: &[u8]) -> Result<u64> {
-        let view = self.enter()?;
-        let (next, index) = view.begin_publish();
-        view.store(index, content);
-        let generation = view.finish_publish(next, index, content.len(), self.id);
-        notify::published(self.header(), &self.os);
-        self.leave(generation)
-    }
-
-    /// Start publishing the next generation (see
-    /// [`View::begin_publish`]); the caller holds the lock.
-    pub(crate) fn begin_publish(&self) -> Result<(u64, usize)> {
-        let begun = self.enter()?.begin_publish();
-        self.leave(begun)
-    }
-
-    /// Store the whole content of buffer `index` (see [`View::store`]);
-    /// the caller holds the lock.
-    pub(crate) fn store(&self, index: usize, content: &[u8]) -> Result<()> {
-        self.enter()?.store(index, content);
-        self.leave(())
-    }
-
-    /// Copy `bytes` into buffer `index` at `offset`, for a content longer
-    /// than the buffer's line holds (see [`View::store_at`]);
-    /// the caller holds the lock.
-    pub(crate) fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) -> Result<()> {
-        self.enter()?.store_at(index, offset, bytes);
-        self.leave(())
-    }
-
-    /// Publish buffer `index`, filled with `len` bytes, as generation
-    /// `next`, and wake the waiters.
-    pub(crate) fn finish_publish(&self, next: u64, index: usize, len: usize) -> Result<u64> {
-        let next = self.enter()?.finish_publish(next, index, len, self.id);
-        notify::published(self.header(), &self.os);
-        self.leave(next)
-    }
-
-    /// Release the lock taken by this thread. A forked child's copy
-    /// releases nothing (the lock is its parent's): `ForkedHandle`.
-    pub(crate) fn unlock(&self) -> Result<()> {
-        self.enter()?;
-        self.os.unlock();
-        self.leave(())
-    }
-
-    /// The generation a wait on this handle returns at once, without
-    /// waiting, when the handle can no longer be used (a forked child's
-    /// copy, or a mapping whose file shrank): the caller's next call
-    /// reports why.
-    #[inline]
-    fn unusable_now(&self) -> Option<u64> {
-        self.usable().is_err().then(|| self.generation())
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if self.in_forked_child() || self.os.is_lost() {
-            // A forked child's copy: the slot and the lifetime lock (shared
-            // through the inherited open file) are the parent's. A lost
-            // mapping holds our own zero pages, which say nothing about
-            // the region (not even whether it is persistent): leave its
-            // name alone; closing the file releases what this handle held.
-            return;
-        }
-        attach::release(self.header(), self.slot, self.id.pid);
-        // No sweep here: a liveness check per slot on every close would
-        // cost more than the whole close; opening reclaims dead slots.
-        self.os.close();
-    }
-}
-
-/// A generation and who published it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    /// The generation: 0 for a new region, bumped by every publish.
-    pub generation: u64,
-    /// Who published it (`pid` 0 for a region nobody wrote yet).
-    pub writer: WriterId,
-}
-
-impl Stamp {
-    /// `content` with this stamp.
-    pub(crate) fn with<T>(self, content: T) -> Snapshot<T> {
-        Snapshot {
-            content,
-            generation: self.generation,
-            writer: self.writer,
-        }
-    }
-}
-
-/// Content read from a region with its generation and writer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot<T = Vec<u8>> {
-    /// The content.
-    pub content: T,
-    /// The generation it was published as.
-    pub generation: u64,
-    /// Who published it.
-    pub writer: WriterId,
-}
-
-impl<T> Snapshot<T> {
-    /// The generation and writer, without the content.
-    pub fn stamp(&self) -> Stamp {
-        Stamp {
-            generation: self.generation,
-            writer: self.writer,
-        }
-    }
-}
-
-/// What a publish did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
-    /// The new generation.
-    pub generation: u64,
-    /// The lock's previous owner died holding it; its unpublished write
-    /// was discarded and the published content is intact.
-    pub owner_died: bool,
-}
-
-/// What [`FileMap::update`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Updated<R> {
-    /// The closure's return value.
-    pub value: R,
-    /// The generation after the update (unchanged if nothing was published).
-    pub generation: u64,
-    /// Whether the content changed and was published.
-    pub published: bool,
-    /// The lock's previous owner died holding it.
-    pub owner_died: bool,
-}
-
-/// A snapshot of a region's header, for introspection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegionInfo {
-    /// The region name.
-    pub name: String,
-    /// The backing file.
-    pub path: PathBuf,
-    /// Capacity in bytes.
-    pub capacity: usize,
-    /// Length of the published content in bytes.
-    pub len: usize,
-    /// Current generation.
-    pub generation: u64,
-    /// Who published the current generation.
-    pub last_writer: WriterId,
-    /// Whether the region outlives its last handle.
-    pub persistent: bool,
-    /// Live processes attached (from the attach table).
-    pub attached: Vec<u32>,
-    /// Non-persistent and nobody attached: its users died without closing.
-    /// The next open replaces it; [`FileMap::clean_stale`] removes it.
-    pub stale: bool,
-}
-
 /// A handle to a named shared-memory region.
 ///
 /// Dropping the last handle of a non-persistent region (in any process)
@@ -556,8 +155,8 @@ pub struct FileMap {
 impl std::fmt::Debug for FileMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileMap")
-            .field("name", &self.inner.name)
-            .field("path", &self.inner.path)
+            .field("name", &self.inner.name())
+            .field("path", &self.inner.path())
             .field("capacity", &self.inner.capacity)
             .field("existed_already", &self.inner.existed)
             .field("id", &self.inner.id)
@@ -595,7 +194,7 @@ impl FileMap {
 
     /// The backing file's path.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.path()
     }
 
     /// Capacity in bytes: the most content a publish may carry.
@@ -664,7 +263,7 @@ impl FileMap {
         if found != expected {
             self.inner.unlock()?;
             return Err(Error::Conflict {
-                name: self.inner.name.clone(),
+                name: self.inner.name().to_owned(),
                 expected,
                 found,
             });
@@ -830,9 +429,10 @@ impl FileMap {
     pub fn loan(&self) -> Result<WriteLoan<'_>> {
         self.inner.usable()?;
         let owner_died = self.inner.lock()?;
-        WriteLoan::new(self, owner_died)
+        WriteLoan::new(&self.inner, owner_died)
     }
 
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }
@@ -956,8 +556,7 @@ impl FileMap {
 
     /// Introspect this region.
     pub fn info(&self) -> RegionInfo {
-        let inner = &self.inner;
-        region_info(&inner.name, &inner.path, inner.header(), inner.capacity)
+        self.inner.info()
     }
 
     /// Introspect region `name` without attaching to it.
@@ -1010,48 +609,6 @@ impl FileMap {
     /// As [`FileMap::list`].
     pub fn clean_stale() -> Result<Vec<String>> {
         Os::clean_stale()
-    }
-}
-
-impl Inner {
-    /// One adaptive wait of a watcher: spin while that pays (see
-    /// [`FileMap::wait_change_adaptive`]), then sleep once, at most
-    /// `timeout`, unless `cancel` is set. Returns the generation found.
-    pub(crate) fn wait_once(&self, seen: u64, timeout: Duration, cancel: &AtomicBool) -> u64 {
-        let h = self.header();
-        let slot = &h.slots[self.slot];
-        let start = Instant::now();
-        if let Some(generation) =
-            notify::spin_phase(h, slot, &self.os, seen, None, &self.learner, start)
-        {
-            return generation;
-        }
-        notify::wait_once(h, slot, &self.os, seen, timeout, Some(cancel))
-    }
-
-    pub(crate) fn interrupt_waits(&self) {
-        notify::interrupt(self.header(), &self.os);
-    }
-}
-
-/// What [`FileMap::info`] and the backends' `inspect` report of a region
-/// whose header was validated with capacity `capacity`.
-pub(crate) fn region_info(name: &str, path: &Path, h: &Header, capacity: usize) -> RegionInfo {
-    let generation = h.line.generation.load(Acquire);
-    let buffer = &h.line.buffers[(generation & 1) as usize];
-    let len = buffer.len.load(Relaxed).min(capacity as u64) as usize;
-    let persistent = h.is_persistent();
-    let attached = attach::attached_pids(h);
-    RegionInfo {
-        name: name.to_owned(),
-        path: path.to_owned(),
-        capacity,
-        len,
-        generation,
-        last_writer: WriterId::unpack(buffer.writer.load(Relaxed)),
-        persistent,
-        stale: !persistent && attached.is_empty(),
-        attached,
     }
 }
 
@@ -1137,7 +694,7 @@ pub struct OwnedGuard {
 impl std::fmt::Debug for OwnedGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OwnedGuard")
-            .field("name", &self.inner.name)
+            .field("name", &self.inner.name())
             .field("owner_died", &self.owner_died)
             .field("held", &self.held)
             .finish()
@@ -1157,7 +714,7 @@ impl OwnedGuard {
 
     /// `Ok` when the lock is held and this is the thread that took it.
     fn check(&self) -> Result<()> {
-        let name = || self.inner.name.clone();
+        let name = || self.inner.name().to_owned();
         if !self.held {
             return Err(Error::NotLocked { name: name() });
         }

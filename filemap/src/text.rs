@@ -9,8 +9,8 @@
 #![forbid(unsafe_code)]
 
 use crate::error::Result;
-use crate::region::{join_lines, split_lines, FileMap, Published};
-use crate::WriterId;
+use crate::region::{join_lines, split_lines, FileMap};
+use crate::snapshot::{Published, WriterId};
 
 /// A local copy of a region's text, kept in step with it.
 ///

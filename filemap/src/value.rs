@@ -28,7 +28,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::region::{FileMap, Published, Snapshot};
+use crate::region::FileMap;
+use crate::snapshot::{Published, Snapshot};
 
 /// First bytes of every typed content.
 pub const VALUE_MAGIC: [u8; 4] = *b"FMV\x01";

@@ -15,7 +15,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::region::{Inner, Snapshot};
+use crate::handle::Inner;
+use crate::snapshot::Snapshot;
 
 /// Stops its background thread when dropped. Made by
 /// [`FileMap::watch`](crate::FileMap::watch).

@@ -40,14 +40,15 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::layout::{self, Header, FLAG_PERSISTENT, LAYOUT_VERSION, MAGIC};
+use crate::attach::Process;
+use crate::error::{Error, NameRule, Result};
+use crate::info::RegionInfo;
+use crate::layout::Header;
 use crate::lock::LockError;
+use crate::notify::Wake;
 use crate::protocol::View;
-use crate::region::{OpenMode, RegionInfo, MAX_CAPACITY, MIN_CAPACITY};
 
 #[cfg_attr(
     all(target_os = "linux", not(feature = "posix-backend")),
@@ -78,6 +79,51 @@ pub(crate) mod unix;
 
 pub(crate) use os::Os;
 
+/// Longest region name in bytes: what the backing object's name allows
+/// (Linux: the 255-byte file-name limit less the `filemap.` prefix;
+/// macOS and FreeBSD: the same limit on the registry entry
+/// `filemap.<name>`; Windows: the longest kernel object name filemap
+/// makes, `Global\filemap.<name>.wake.<pid>.<slot>`, within `MAX_PATH`).
+pub const MAX_NAME_LEN: usize = <Os as Backend>::MAX_NAME_LEN;
+
+/// Check a region name against the naming rules.
+///
+/// # Errors
+/// [`Error::InvalidName`] naming the rule the name breaks.
+pub fn validate_name(name: &str) -> Result<()> {
+    let rule = if name.is_empty() {
+        Some(NameRule::Empty)
+    } else if name.len() > MAX_NAME_LEN {
+        Some(NameRule::TooLong {
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        })
+    } else if name.contains(['/', '\\']) {
+        Some(NameRule::Separator)
+    } else if name.chars().any(char::is_control) {
+        Some(NameRule::ControlCharacter)
+    } else if name == "." || name == ".." {
+        Some(NameRule::Dots)
+    } else {
+        None
+    };
+    match rule {
+        Some(rule) => Err(Error::InvalidName {
+            name: name.to_owned(),
+            rule,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What an open may do with an existing or missing region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    CreateOrAttach,
+    CreateOnly,
+    OpenOnly,
+}
+
 /// How an OS error maps onto `filemap::Error` beyond its `ErrorKind`;
 /// each backend's `classify` decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,19 +137,6 @@ pub(crate) enum ErrorClass {
     #[cfg_attr(not(unix), allow(dead_code))]
     NotRegular(&'static str),
     Other,
-}
-
-/// What is known of a process (or thread) id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
-pub(crate) enum Liveness {
-    /// It runs; started at `start_time` (in the backend's own unit).
-    Alive { start_time: u64 },
-    /// No such process, or it has ended: proven gone.
-    Dead,
-    /// Could not tell (out of file descriptors, access denied...): treat
-    /// as alive, so nobody's lock or slot is ever taken on a guess.
-    Unknown,
 }
 
 /// What the caller of [`Backend::open`] asks for (a validated name and
@@ -140,47 +173,11 @@ pub(crate) struct Opened<B> {
     pub slot: usize,
 }
 
-/// Sleeping and waking on a region's notify word (see `notify.rs` for
-/// the protocol these serve).
-pub(crate) trait Wake {
-    /// Before a thread first counts itself as a waiter: make what a
-    /// publisher needs to wake it. `false` if that failed (the thread then
-    /// polls).
-    fn prepare(&self) -> bool {
-        true
-    }
-
-    /// Taken after counting itself as a waiter and before re-checking the
-    /// generation; handed to [`Wake::sleep`].
-    fn token(&self) -> u64 {
-        0
-    }
-
-    /// Sleep at most `timeout` while the notify word is `asleep` (or until
-    /// a wake-up that came after `token` was taken).
-    fn sleep(&self, h: &Header, asleep: u32, token: u64, prepared: bool, timeout: Duration);
-
-    /// Wake every thread sleeping on the region, in every process.
-    fn wake_all(&self, h: &Header);
-
-    /// Called by a waiter that has seen nothing change for a while (a
-    /// sleep slice, or a long spin): a waiter touches only the header, so
-    /// this is where a backend whose file can shrink checks that it still
-    /// covers the mapping, and gives the mapping up if not (its generation
-    /// then reads `layout::GONE`, which ends the wait).
-    fn idle(&self) {}
-
-    /// Wake this handle's own sleepers (an interrupt); by default everyone.
-    fn interrupt(&self, h: &Header) {
-        self.wake_all(h);
-    }
-}
-
 /// One operating system's whole implementation of a region.
 ///
 /// A value is one open handle: the mapping and whatever OS objects the
 /// handle keeps (a file descriptor, a kernel mutex, wake semaphores).
-pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
+pub(crate) trait Backend: Wake + Process + Sized + Send + Sync + 'static {
     /// Longest region name in bytes.
     const MAX_NAME_LEN: usize;
 
@@ -244,22 +241,12 @@ pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
     /// Remove every stale region; their names.
     fn clean_stale() -> Result<Vec<String>>;
 
-    /// This process's id.
-    fn pid() -> u32;
-
     /// This thread's id, as [`Backend::unlock_for`] takes it.
     fn tid() -> u32;
 
     /// Bumped in a child by every `fork`: a handle opened at another epoch
     /// is a forked copy.
     fn fork_epoch() -> u32;
-
-    /// This process's start time (0 if unknown), as [`Backend::liveness`]
-    /// reports start times.
-    fn own_start_time() -> u64;
-
-    /// Whether process `pid` runs, and since when.
-    fn liveness(pid: u32) -> Liveness;
 
     /// CPUs the machine has online, whatever this thread's affinity. The
     /// adaptive wait's spinner limit is about the machine's cores: a
@@ -336,61 +323,6 @@ pub(crate) fn too_small(path: &Path) -> Error {
         path: path.display().to_string(),
         reason: "it is smaller than a filemap header",
     }
-}
-
-/// Initialise a zeroed header; the magic is stored last (Release), so an
-/// opener that sees it sees the rest.
-pub(crate) fn init_header(h: &Header, capacity: usize, persistent: bool) {
-    h.version.store(LAYOUT_VERSION, Relaxed);
-    h.flags
-        .store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
-    h.capacity.store(capacity as u64, Relaxed);
-    h.creator_pid.store(Os::pid(), Relaxed);
-    h.magic.store(MAGIC, Release);
-}
-
-/// Validate the header of a mapping `mapped` bytes long of a region
-/// `size` bytes long; returns its capacity, read once here and trusted
-/// from then on by this handle only.
-pub(crate) fn validate_header(
-    name: &str,
-    path: &Path,
-    h: &Header,
-    mapped: usize,
-    size: u64,
-) -> Result<usize> {
-    let shown = || path.display().to_string();
-    if h.magic.load(Acquire) != MAGIC {
-        return Err(Error::NotARegion {
-            path: shown(),
-            reason: "it does not start with the filemap magic number",
-        });
-    }
-    let version = h.version.load(Relaxed);
-    if version != LAYOUT_VERSION {
-        return Err(Error::IncompatibleVersion {
-            name: name.to_owned(),
-            found: version,
-            expected: LAYOUT_VERSION,
-        });
-    }
-    let capacity = h.capacity.load(Relaxed);
-    if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) {
-        return Err(Error::Corrupted {
-            name: name.to_owned(),
-            field: "capacity",
-            value: capacity,
-        });
-    }
-    let needed = layout::region_size(capacity as usize) as u64;
-    if needed > size || needed > mapped as u64 {
-        return Err(Error::Truncated {
-            name: name.to_owned(),
-            size,
-            needed,
-        });
-    }
-    Ok(capacity as usize)
 }
 
 /// A stable 64-bit hash (for object names derived from region names or

@@ -8,12 +8,14 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Backend, ErrorClass, Liveness, Opened, Request, Wake};
+use super::{Backend, ErrorClass, Opened, Request};
+use crate::attach::{Liveness, Process};
 use crate::error::{Error, Result};
+use crate::info::RegionInfo;
 use crate::layout::Header;
 use crate::lock::LockError;
+use crate::notify::Wake;
 use crate::protocol::View;
-use crate::region::RegionInfo;
 
 /// Never constructed: `open` always fails.
 pub(crate) enum Os {}
@@ -73,10 +75,6 @@ impl Backend for Os {
         Err(Error::Unsupported)
     }
 
-    fn pid() -> u32 {
-        std::process::id()
-    }
-
     fn tid() -> u32 {
         0
     }
@@ -85,16 +83,22 @@ impl Backend for Os {
         0
     }
 
+    fn classify(_e: &io::Error) -> ErrorClass {
+        ErrorClass::Other
+    }
+}
+
+impl Process for Os {
+    fn pid() -> u32 {
+        std::process::id()
+    }
+
     fn own_start_time() -> u64 {
         0
     }
 
     fn liveness(_pid: u32) -> Liveness {
         Liveness::Unknown
-    }
-
-    fn classify(_e: &io::Error) -> ErrorClass {
-        ErrorClass::Other
     }
 }
 

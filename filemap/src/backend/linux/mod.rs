@@ -33,15 +33,16 @@ use std::time::{Duration, Instant};
 
 use super::unix::{self, linux as kernel, Fd, Mapping};
 use super::{
-    init_header, io_error, parent_dir, space_error, too_small, validate_header, Backend,
-    ErrorClass, Liveness, Opened, Request, Wake,
+    io_error, parent_dir, space_error, too_small, validate_name, Backend, ErrorClass, OpenMode,
+    Opened, Request,
 };
-use crate::attach;
+use crate::attach::{self, Liveness, Process};
 use crate::error::{Error, Result};
+use crate::info::{region_info, RegionInfo};
 use crate::layout::{self, Header, SLOTS};
 use crate::lock::{self, owner_word, word_owner, LockError, LOCK_ID_MASK};
+use crate::notify::Wake;
 use crate::protocol::View;
-use crate::region::{region_info, validate_name, OpenMode, RegionInfo, MAX_CAPACITY};
 
 /// Prefix of every backing file's name.
 const PREFIX: &str = "filemap.";
@@ -197,10 +198,6 @@ impl Backend for Os {
         Ok(removed)
     }
 
-    fn pid() -> u32 {
-        unix::pid()
-    }
-
     fn online_cpus() -> usize {
         unix::online_cpus()
     }
@@ -213,16 +210,22 @@ impl Backend for Os {
         unix::fork_epoch()
     }
 
+    fn classify(e: &io::Error) -> ErrorClass {
+        unix::classify(e)
+    }
+}
+
+impl Process for Os {
+    fn pid() -> u32 {
+        unix::pid()
+    }
+
     fn own_start_time() -> u64 {
         kernel::own_start_time()
     }
 
     fn liveness(pid: u32) -> Liveness {
         kernel::liveness(pid)
-    }
-
-    fn classify(e: &io::Error) -> ErrorClass {
-        unix::classify(e)
     }
 }
 
@@ -312,6 +315,10 @@ impl lock::Owner for ThreadOwner {
     fn wake(&self, word: &AtomicU64, count: u32) -> usize {
         kernel::futex_wake_low(word, count)
     }
+
+    fn pid(&self) -> u32 {
+        unix::pid()
+    }
 }
 
 /// What one open attempt found.
@@ -392,7 +399,7 @@ impl Opener<'_> {
             .map_err(|e| space_error(self.req.name, self.path, "fallocate", e, size as u64))?;
         let map = Mapping::new(&file.fd, size, true).map_err(|e| self.error("mmap", e))?;
         let persistent = self.req.persistent.unwrap_or(self.req.path.is_some());
-        init_header(map.header(), capacity, persistent);
+        layout::init_header(map.header(), capacity, persistent, Os::pid());
         // Nobody else can have opened a file without a name yet.
         if !sys::try_lock_shared(&file.fd).map_err(|e| self.error("flock", e))? {
             return Err(self.error(
@@ -410,7 +417,7 @@ impl Opener<'_> {
     }
 
     fn finish(&self, fd: Fd, map: Mapping, capacity: usize, existed: bool) -> Result<Opened<Os>> {
-        let slot = attach::claim(map.header()).ok_or_else(|| Error::TooManyAttached {
+        let slot = attach::claim::<Os>(map.header()).ok_or_else(|| Error::TooManyAttached {
             name: self.req.name.to_owned(),
             max: SLOTS,
         })?;
@@ -448,7 +455,7 @@ fn map_sized(
     if size < layout::HEADER_SIZE as u64 {
         return Err(too_small(path));
     }
-    let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
+    let map_len = size.min(layout::region_size(layout::MAX_CAPACITY) as u64) as usize;
     let map = Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
     if writable {
         // Touch the header first with a write, so the kernel maps its page
@@ -459,7 +466,7 @@ fn map_sized(
         // (an OR of 0 would be compiled to a plain load).
         let _ = map.header().magic.compare_exchange(0, 0, Relaxed, Relaxed);
     }
-    let capacity = validate_header(name, path, map.header(), map.len(), size)?;
+    let capacity = layout::validate_header(name, path, map.header(), map.len(), size)?;
     Ok((map, capacity))
 }
 
@@ -471,7 +478,7 @@ fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
         _ => io_error(name, path, "open", e),
     })?;
     let (map, capacity) = map_existing(name, path, &fd, false)?;
-    Ok(region_info(name, path, map.header(), capacity))
+    Ok(region_info::<Os>(name, path, map.header(), capacity))
 }
 
 /// Remove `path` if it still names `fd`'s file. All filemap unlinks run

@@ -57,15 +57,16 @@ use std::time::{Duration, Instant};
 use self::shm::Object;
 use super::unix::{self, Fd, Mapping};
 use super::{
-    init_header, io_error, parent_dir, space_error, too_small, validate_header, Backend,
-    ErrorClass, Liveness, Opened, Request, Wake,
+    io_error, parent_dir, space_error, too_small, validate_name, Backend, ErrorClass, OpenMode,
+    Opened, Request,
 };
-use crate::attach;
+use crate::attach::{self, Liveness, Process};
 use crate::error::{Error, Result};
+use crate::info::{region_info, RegionInfo};
 use crate::layout::{self, Header, HEADER_SIZE, NAME_BYTES, SLOTS};
 use crate::lock::{self, owner_word, word_owner, LockError, LOCK_ID_MASK};
+use crate::notify::Wake;
 use crate::protocol::View;
-use crate::region::{region_info, validate_name, OpenMode, RegionInfo, MAX_CAPACITY};
 
 /// Set in the header's `flags`, under the lifetime lock, right before the
 /// region's name is removed: openers that mapped it meanwhile start again,
@@ -216,7 +217,7 @@ impl Backend for Os {
             Ok(fd) => {
                 let (map, capacity) = map_ready(name, &shown, &fd, false, true)?;
                 check_name(name, &shown, map.header())?;
-                Ok(region_info(name, &shown, map.header(), capacity))
+                Ok(region_info::<Os>(name, &shown, map.header(), capacity))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if registry::contains(name) {
@@ -228,7 +229,7 @@ impl Backend for Os {
                         capacity: 0,
                         len: 0,
                         generation: 0,
-                        last_writer: layout::WriterId::default(),
+                        last_writer: crate::snapshot::WriterId::default(),
                         persistent: false,
                         attached: Vec::new(),
                         stale: true,
@@ -275,7 +276,7 @@ impl Backend for Os {
         if let Ok((map, _)) = map_ready(name, &shown, &fd, true, false) {
             let h = map.header();
             check_name(name, &shown, h)?;
-            let timeout = crate::region::DEFAULT_LOCK_TIMEOUT;
+            let timeout = lock::DEFAULT_LOCK_TIMEOUT;
             let _life = LifeLock::take(h, timeout)?;
             h.flags.fetch_or(FLAG_REMOVED, Release);
             object
@@ -327,10 +328,6 @@ impl Backend for Os {
         Ok(removed)
     }
 
-    fn pid() -> u32 {
-        unix::pid()
-    }
-
     fn online_cpus() -> usize {
         unix::online_cpus()
     }
@@ -341,6 +338,16 @@ impl Backend for Os {
 
     fn fork_epoch() -> u32 {
         unix::fork_epoch()
+    }
+
+    fn classify(e: &io::Error) -> ErrorClass {
+        unix::classify(e)
+    }
+}
+
+impl Process for Os {
+    fn pid() -> u32 {
+        unix::pid()
     }
 
     fn own_start_time() -> u64 {
@@ -359,10 +366,6 @@ impl Backend for Os {
 
     fn liveness(pid: u32) -> Liveness {
         proc::liveness(pid)
-    }
-
-    fn classify(e: &io::Error) -> ErrorClass {
-        unix::classify(e)
     }
 }
 
@@ -543,6 +546,10 @@ impl lock::Owner for ProcessOwner<'_> {
     fn wake(&self, word: &AtomicU64, count: u32) -> usize {
         wait::wake_low(word, count)
     }
+
+    fn pid(&self) -> u32 {
+        unix::pid()
+    }
 }
 
 /// Whether the process a word names (pid and start time) is proven gone:
@@ -565,7 +572,7 @@ fn any_alive(h: &Header) -> bool {
         let pid = slot.pid.load(Acquire);
         pid != 0
             && pid != attach::RECLAIMING
-            && attach::slot_alive(pid, slot.start_time.load(Relaxed))
+            && attach::slot_alive::<Os>(pid, slot.start_time.load(Relaxed))
     })
 }
 
@@ -686,12 +693,12 @@ fn map_ready(
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    let map_len = size.min(layout::region_size(MAX_CAPACITY) as u64) as usize;
+    let map_len = size.min(layout::region_size(layout::MAX_CAPACITY) as u64) as usize;
     let map = Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, shown, "mmap", e))?;
     while map.header().magic.load(Acquire) == 0 && young() {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let capacity = validate_header(name, shown, map.header(), map.len(), size)?;
+    let capacity = layout::validate_header(name, shown, map.header(), map.len(), size)?;
     Ok((map, capacity))
 }
 
@@ -747,7 +754,7 @@ impl Opener<'_> {
     }
 
     fn claim(&self, h: &Header) -> Result<usize> {
-        attach::claim(h).ok_or_else(|| Error::TooManyAttached {
+        attach::claim::<Os>(h).ok_or_else(|| Error::TooManyAttached {
             name: self.req.name.to_owned(),
             max: SLOTS,
         })
@@ -791,7 +798,7 @@ impl Opener<'_> {
         // also sees a live user, and never takes it for stale.
         let slot = self.claim(h)?;
         let persistent = persistent || self.req.persistent.unwrap_or(false);
-        init_header(h, capacity, persistent);
+        layout::init_header(h, capacity, persistent, Os::pid());
         Ok((map, slot))
     }
 

@@ -14,7 +14,7 @@
 //! the epoch on FreeBSD and macOS, clock ticks since boot on Linux: only
 //! ever compared with others from the same system.
 
-use crate::backend::Liveness;
+use crate::attach::Liveness;
 
 pub use os::liveness;
 

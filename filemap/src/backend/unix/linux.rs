@@ -14,7 +14,7 @@ use rustix::io::Errno;
 use rustix::thread::futex;
 
 use super::{fork_epoch, pid};
-use crate::backend::Liveness;
+use crate::attach::Liveness;
 
 /// Sleep while `*word == expected`, at most `timeout`: `futex(2)`
 /// `FUTEX_WAIT` (shared, since the word lives in a shared mapping).

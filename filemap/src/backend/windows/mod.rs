@@ -27,15 +27,17 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use super::{
-    init_header, io_error, parent_dir, space_error, too_small, validate_header, Backend,
-    ErrorClass, Liveness, Opened, Request, Wake,
+    io_error, parent_dir, space_error, too_small, validate_name, Backend, ErrorClass, OpenMode,
+    Opened, Request,
 };
-use crate::attach::{self, attached_pids};
+use crate::attach::{self, attached_pids, Liveness, Process};
 use crate::error::{Error, Result};
-use crate::layout::{self, Header, WriterId, HEADER_SIZE, SLOTS};
+use crate::info::{region_info, RegionInfo};
+use crate::layout::{self, Header, HEADER_SIZE, SLOTS};
 use crate::lock::{record_owner, LockError};
+use crate::notify::Wake;
 use crate::protocol::View;
-use crate::region::{region_info, validate_name, OpenMode, RegionInfo};
+use crate::snapshot::WriterId;
 
 /// Prefix of every kernel object and file name.
 const PREFIX: &str = "filemap.";
@@ -167,7 +169,7 @@ impl Opener<'_> {
         if !ready {
             return Ok(None);
         }
-        let capacity = validate_header(self.req.name, path, map.header(), map.len(), size)?;
+        let capacity = layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
         let cleanup = self.marker().filter(|_| !map.header().is_persistent());
         self.finish(path, fd, map, capacity, true, object, cleanup)
             .map(Some)
@@ -185,7 +187,7 @@ impl Opener<'_> {
             });
         }
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(shown, "MapView", e))?;
-        init_header(map.header(), capacity, false);
+        layout::init_header(map.header(), capacity, false, Os::pid());
         let cleanup = self.marker();
         self.finish(shown, fd, map, capacity, false, object, cleanup)
             .map(|opened| Made::Map(Box::new(opened)))
@@ -213,7 +215,7 @@ impl Opener<'_> {
                 .map_err(|e| self.error(file_path, "GetFileSize", e))?
                 .unwrap_or(0);
             let capacity =
-                validate_header(self.req.name, file_path, map.header(), map.len(), size)?;
+                layout::validate_header(self.req.name, file_path, map.header(), map.len(), size)?;
             return self
                 .finish(file_path, fd, map, capacity, false, object, None)
                 .map(|opened| Made::Map(Box::new(opened)));
@@ -264,7 +266,7 @@ impl Opener<'_> {
         let (fd, _) = sys::create_section(Some(file), None, 0, true)
             .map_err(|e| self.space_error(temp, "CreateFileMapping", e, size))?;
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(temp, "MapView", e))?;
-        init_header(map.header(), capacity, persistent);
+        layout::init_header(map.header(), capacity, persistent, Os::pid());
         Ok(())
     }
 
@@ -324,7 +326,8 @@ impl Opener<'_> {
             };
             // A file's view is always ready: files are named complete.
             let (map, size, _) = map_view(self.req.name, path, &fd, true)?;
-            let capacity = validate_header(self.req.name, path, map.header(), map.len(), size)?;
+            let capacity =
+                layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
             // Never removed on close, even if a header says non-persistent
             // (see the top of this function).
             return self.finish(path, fd, map, capacity, existed, &object, None);
@@ -362,7 +365,7 @@ impl Opener<'_> {
     ) -> Result<Opened<Os>> {
         let mutex = sys::create_mutex(&format!("{object}.lock"))
             .map_err(|e| self.error(path, "CreateMutex", e))?;
-        let slot = attach::claim(map.header()).ok_or_else(|| Error::TooManyAttached {
+        let slot = attach::claim::<Os>(map.header()).ok_or_else(|| Error::TooManyAttached {
             name: self.req.name.to_owned(),
             max: SLOTS,
         })?;
@@ -488,7 +491,7 @@ impl Backend for Os {
                 });
             }
         };
-        record_owner(h, sys::tid());
+        record_owner(h, sys::tid(), Os::pid());
         HELD_MUTEXES.with(|held| held.borrow_mut().push(key));
         Ok(owner_died)
     }
@@ -520,12 +523,12 @@ impl Backend for Os {
     fn close(&self) {
         if let Some(path) = &self.cleanup {
             let h = self.header();
-            if !h.is_persistent() && attached_pids(h).is_empty() {
+            if !h.is_persistent() && attached_pids::<Os>(h).is_empty() {
                 let _ = sys::remove_file(path);
                 // An opener that claimed a slot after our check may have
                 // touched the marker before our delete: its claim is
                 // visible now, so give the live region its marker back.
-                if *path == marker_file(&self.name) && !attached_pids(h).is_empty() {
+                if *path == marker_file(&self.name) && !attached_pids::<Os>(h).is_empty() {
                     let _ = sys::touch(path);
                 }
             }
@@ -548,10 +551,6 @@ impl Backend for Os {
         clean_stale_regions()
     }
 
-    fn pid() -> u32 {
-        sys::pid()
-    }
-
     fn tid() -> u32 {
         sys::tid()
     }
@@ -562,16 +561,22 @@ impl Backend for Os {
         0
     }
 
+    fn classify(e: &io::Error) -> ErrorClass {
+        sys::classify(e)
+    }
+}
+
+impl Process for Os {
+    fn pid() -> u32 {
+        sys::pid()
+    }
+
     fn own_start_time() -> u64 {
         sys::own_start_time()
     }
 
     fn liveness(pid: u32) -> Liveness {
         sys::liveness(pid)
-    }
-
-    fn classify(e: &io::Error) -> ErrorClass {
-        sys::classify(e)
     }
 }
 
@@ -663,8 +668,8 @@ fn info_of(name: &str, path: &Path, fd: &sys::Fd) -> Result<RegionInfo> {
     // A section still in its creator's hands gets the time an attacher
     // gives it; if the magic never comes, the header check says so.
     let (map, size, _ready) = map_view(name, path, fd, false)?;
-    let capacity = validate_header(name, path, map.header(), map.len(), size)?;
-    Ok(region_info(name, path, map.header(), capacity))
+    let capacity = layout::validate_header(name, path, map.header(), map.len(), size)?;
+    Ok(region_info::<Os>(name, path, map.header(), capacity))
 }
 
 /// Region names in a registry directory (`filemap.<name>` files).
@@ -789,7 +794,7 @@ mod tests {
         let made = std::thread::scope(|scope| {
             scope.spawn(|| {
                 std::thread::sleep(Duration::from_millis(200));
-                init_header(map.header(), capacity, false);
+                layout::init_header(map.header(), capacity, false, Os::pid());
             });
             Opener { req: &request }.create_persistent(&file_path, &object, capacity)
         });
@@ -851,7 +856,7 @@ mod tests {
         let info = std::thread::scope(|scope| {
             scope.spawn(|| {
                 std::thread::sleep(Duration::from_millis(200));
-                init_header(map.header(), capacity, false);
+                layout::init_header(map.header(), capacity, false, Os::pid());
             });
             inspect_named(&name)
         });

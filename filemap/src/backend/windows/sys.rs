@@ -18,7 +18,8 @@ use std::ptr::NonNull;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::backend::{ErrorClass, Liveness};
+use crate::attach::Liveness;
+use crate::backend::ErrorClass;
 use crate::layout::{Header, HEADER_SIZE};
 use windows_sys::Win32::Foundation::{
     ERROR_ALREADY_EXISTS, ERROR_CANT_ACCESS_FILE, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,

@@ -1,0 +1,318 @@
+//! The state one open handle shares between the [`FileMap`] and what it
+//! lends (guards, loans, watchers): the backend's handle, the region's
+//! validated capacity and this handle's writer id, and the one way into
+//! the region's memory ([`Inner::enter`] / [`Inner::leave`]).
+//!
+//! [`FileMap`]: crate::FileMap
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::time::{Duration, Instant};
+
+use crate::attach::{self, Process};
+use crate::backend::{Backend, Opened, Os};
+use crate::error::{Error, Result};
+use crate::info::{region_info, RegionInfo};
+use crate::layout::{self, Header};
+use crate::lock::LockError;
+use crate::notify::{self, Wake};
+use crate::protocol::{Corrupt, View};
+use crate::snapshot::{Stamp, WriterId};
+
+fn next_handle_number() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Relaxed)
+}
+
+/// One open handle's share of a region (behind an `Arc`: the `FileMap`,
+/// its owned guards and its watchers hold it).
+pub(crate) struct Inner {
+    /// The backend's handle: the mapping and the OS objects.
+    pub(crate) os: Os,
+    name: String,
+    path: PathBuf,
+    /// The capacity validated at open, trusted by this handle only.
+    pub(crate) capacity: usize,
+    pub(crate) existed: bool,
+    /// This handle's attach-table slot.
+    pub(crate) slot: usize,
+    /// This handle's writer id, recorded with its publishes.
+    pub(crate) id: WriterId,
+    lock_timeout: Duration,
+    /// The fork epoch the handle was opened at: another epoch means this
+    /// is a forked child's copy, which must not be used.
+    epoch: u32,
+    /// How soon changes have been arriving, for adaptive waits.
+    pub(crate) learner: notify::Learner,
+}
+
+impl Inner {
+    pub(crate) fn new(name: &str, lock_timeout: Duration, opened: Opened<Os>) -> Inner {
+        let Opened {
+            os,
+            path,
+            capacity,
+            existed,
+            slot,
+        } = opened;
+        Inner {
+            os,
+            name: name.to_owned(),
+            path,
+            capacity,
+            existed,
+            slot,
+            id: WriterId {
+                pid: Os::pid(),
+                handle: next_handle_number(),
+            },
+            lock_timeout,
+            epoch: Os::fork_epoch(),
+            learner: notify::Learner::new(Os::online_cpus()),
+        }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.os.header()
+    }
+
+    /// The one way into the region's shared memory: every operation that
+    /// reads or writes it enters here and reports through
+    /// [`Inner::leave`], so none can forget the two facts that make a
+    /// handle unusable (see [`Inner::usable`]).
+    #[inline]
+    fn enter(&self) -> Result<View<'_>> {
+        self.usable()?;
+        Ok(self.os.view())
+    }
+
+    /// After an operation entered by [`Inner::enter`]: if the file shrank
+    /// meanwhile, the operation ran on zero pages of our own (see
+    /// `backend/unix/fault.rs`) and did nothing that counts, so it must
+    /// not be reported as done.
+    #[inline]
+    fn leave<T>(&self, done: T) -> Result<T> {
+        // Orders this check after the operation's loads: a thread that
+        // read the zero pages finds the mark set before they were mapped.
+        std::sync::atomic::fence(Acquire);
+        if self.os.is_lost() {
+            return Err(self.lost());
+        }
+        Ok(done)
+    }
+
+    /// The region name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The backing file or object name shown to users.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the header says of the region now.
+    pub(crate) fn info(&self) -> RegionInfo {
+        region_info::<Os>(&self.name, &self.path, self.header(), self.capacity)
+    }
+
+    /// The current generation (one atomic load).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.header().line.generation.load(Acquire)
+    }
+
+    /// `Err(ForkedHandle)` in a forked child: the parent may close the
+    /// handle, and with it a non-persistent region, at any time, and the
+    /// lock, lifetime lock and attach slot are the parent's.
+    /// `Err(Truncated)` once the backing file shrank under the mapping.
+    #[inline]
+    pub(crate) fn usable(&self) -> Result<()> {
+        if Os::fork_epoch() != self.epoch {
+            return Err(self.forked());
+        }
+        if self.os.is_lost() {
+            return Err(self.lost());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn lost(&self) -> Error {
+        Error::Truncated {
+            name: self.name.clone(),
+            size: self.os.backing_size(),
+            needed: layout::region_size(self.capacity) as u64,
+        }
+    }
+
+    #[cold]
+    pub(crate) fn forked(&self) -> Error {
+        Error::ForkedHandle {
+            name: self.name.clone(),
+            opened_by: self.id.pid,
+            pid: Os::pid(),
+        }
+    }
+
+    /// Whether this is a forked child's copy of the handle.
+    pub(crate) fn in_forked_child(&self) -> bool {
+        Os::fork_epoch() != self.epoch
+    }
+
+    fn corrupted(&self, field: &'static str, value: u64) -> Error {
+        Error::Corrupted {
+            name: self.name.clone(),
+            field,
+            value,
+        }
+    }
+
+    fn corrupt(&self, c: Corrupt) -> Error {
+        self.corrupted(c.field, c.value)
+    }
+
+    /// Optimistic lock-free read; `None` when writers kept moving.
+    #[inline]
+    pub(crate) fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
+        let read = self.enter()?.try_read(out);
+        self.leave(read)?.map_err(|c| self.corrupt(c))
+    }
+
+    /// Read the published content while holding the lock (it cannot move).
+    pub(crate) fn read_locked(&self, out: &mut Vec<u8>) -> Result<Stamp> {
+        let read = self.enter()?.read_locked(out);
+        self.leave(read)?.map_err(|c| self.corrupt(c))
+    }
+
+    /// Take the region lock for the calling thread; `Ok(true)` when the
+    /// previous owner died holding it.
+    pub(crate) fn lock(&self) -> Result<bool> {
+        self.enter()?;
+        let locked = self.os.lock(self.lock_timeout);
+        if locked.is_err() {
+            // Waited in vain: the file may have shrunk meanwhile (the lock
+            // word's page may outlive the rest), which says more.
+            self.os.idle();
+        }
+        let owner_died = self.leave(locked)?.map_err(|e| match e {
+            LockError::Timeout { waited, holder_pid } => Error::Timeout {
+                what: "the region lock",
+                waited,
+                holder_pid,
+            },
+            LockError::WouldDeadlock => Error::WouldDeadlock {
+                name: self.name.clone(),
+            },
+            LockError::Failed { op, code } => Error::Io {
+                op,
+                name: self.name.clone(),
+                source: std::io::Error::from_raw_os_error(code),
+            },
+        })?;
+        if owner_died {
+            // The dead owner may have published without waking anyone.
+            notify::published(self.header(), &self.os);
+        }
+        Ok(owner_died)
+    }
+
+    /// Publish `content` as the next generation. The caller holds the lock
+    /// and has checked `content.len() <= capacity`.
+    pub(crate) fn publish_locked(&self, content: &[u8]) -> Result<u64> {
+        let view = self.enter()?;
+        let (next, index) = view.begin_publish();
+        view.store(index, content);
+        let generation = view.finish_publish(next, index, content.len(), self.id);
+        notify::published(self.header(), &self.os);
+        self.leave(generation)
+    }
+
+    /// Start publishing the next generation (see
+    /// [`View::begin_publish`]); the caller holds the lock.
+    pub(crate) fn begin_publish(&self) -> Result<(u64, usize)> {
+        let begun = self.enter()?.begin_publish();
+        self.leave(begun)
+    }
+
+    /// Store the whole content of buffer `index` (see [`View::store`]);
+    /// the caller holds the lock.
+    pub(crate) fn store(&self, index: usize, content: &[u8]) -> Result<()> {
+        self.enter()?.store(index, content);
+        self.leave(())
+    }
+
+    /// Copy `bytes` into buffer `index` at `offset`, for a content longer
+    /// than the buffer's line holds (see [`View::store_at`]);
+    /// the caller holds the lock.
+    pub(crate) fn store_at(&self, index: usize, offset: usize, bytes: &[u8]) -> Result<()> {
+        self.enter()?.store_at(index, offset, bytes);
+        self.leave(())
+    }
+
+    /// Publish buffer `index`, filled with `len` bytes, as generation
+    /// `next`, and wake the waiters.
+    pub(crate) fn finish_publish(&self, next: u64, index: usize, len: usize) -> Result<u64> {
+        let next = self.enter()?.finish_publish(next, index, len, self.id);
+        notify::published(self.header(), &self.os);
+        self.leave(next)
+    }
+
+    /// Release the lock taken by this thread. A forked child's copy
+    /// releases nothing (the lock is its parent's): `ForkedHandle`.
+    pub(crate) fn unlock(&self) -> Result<()> {
+        self.enter()?;
+        self.os.unlock();
+        self.leave(())
+    }
+
+    /// The generation a wait on this handle returns at once, without
+    /// waiting, when the handle can no longer be used (a forked child's
+    /// copy, or a mapping whose file shrank): the caller's next call
+    /// reports why.
+    #[inline]
+    pub(crate) fn unusable_now(&self) -> Option<u64> {
+        self.usable().is_err().then(|| self.generation())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.in_forked_child() || self.os.is_lost() {
+            // A forked child's copy: the slot and the lifetime lock (shared
+            // through the inherited open file) are the parent's. A lost
+            // mapping holds our own zero pages, which say nothing about
+            // the region (not even whether it is persistent): leave its
+            // name alone; closing the file releases what this handle held.
+            return;
+        }
+        attach::release(self.header(), self.slot, self.id.pid);
+        // No sweep here: a liveness check per slot on every close would
+        // cost more than the whole close; opening reclaims dead slots.
+        self.os.close();
+    }
+}
+
+impl Inner {
+    /// One adaptive wait of a watcher: spin while that pays (see
+    /// [`FileMap::wait_change_adaptive`](crate::FileMap::wait_change_adaptive)), then sleep once, at most
+    /// `timeout`, unless `cancel` is set. Returns the generation found.
+    pub(crate) fn wait_once(&self, seen: u64, timeout: Duration, cancel: &AtomicBool) -> u64 {
+        let h = self.header();
+        let slot = &h.slots[self.slot];
+        let start = Instant::now();
+        if let Some(generation) =
+            notify::spin_phase(h, slot, &self.os, seen, None, &self.learner, start)
+        {
+            return generation;
+        }
+        notify::wait_once(h, slot, &self.os, seen, timeout, Some(cancel))
+    }
+
+    pub(crate) fn interrupt_waits(&self) {
+        notify::interrupt(self.header(), &self.os);
+    }
+}
