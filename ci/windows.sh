@@ -36,8 +36,8 @@ target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
 export FILEMAP_WINEPREFIX=${FILEMAP_WINEPREFIX:-$target_dir/wine-prefix}
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$PWD/ci/wine/runner.sh
 
-# wineserver outlives the tests by a few seconds, and a timed-out test
-# leaves Wine processes behind: stop them all, whatever the outcome.
+# The leg's persistent wineserver (below) and any Wine processes a
+# timed-out test leaves behind: stop them all, whatever the outcome.
 stop_wine() {
     if [[ -d $FILEMAP_WINEPREFIX ]]; then
         WINEPREFIX=$FILEMAP_WINEPREFIX "$wineserver" -k 2>/dev/null || true
@@ -45,6 +45,29 @@ stop_wine() {
     echo "=== windows leg took $((SECONDS - start)) s"
 }
 trap stop_wine EXIT
+
+# One wineserver for the whole leg. Left to itself, Wine starts a server
+# per test binary that begins shutting down as soon as its last program
+# exits (Debian's wineserver runs with -p0): a binary that cargo starts in
+# that instant connects while the server closes its socket, and dies with
+# "wine client error:0: recvmsg: Connection reset by peer" before any test
+# runs. A persistent server never closes it. Making the prefix waits for
+# its wineserver to exit, so the prefix comes first (runner.sh --prepare);
+# a server left over from a killed run of this target dir is ended first,
+# or ours could not take the prefix.
+if [[ -d $FILEMAP_WINEPREFIX ]]; then
+    WINEPREFIX=$FILEMAP_WINEPREFIX "$wineserver" -k 2>/dev/null || true
+    WINEPREFIX=$FILEMAP_WINEPREFIX "$wineserver" -w
+fi
+ci/wine/runner.sh --prepare
+# Its output goes nowhere so that it never holds this script's pipes open.
+status=0
+WINEPREFIX=$FILEMAP_WINEPREFIX "$wineserver" --persistent </dev/null >/dev/null 2>&1 || status=$?
+if ((status)); then
+    echo "windows.sh: no persistent wineserver for $FILEMAP_WINEPREFIX" \
+        "(wineserver exited with $status; 2: another one holds the prefix)" >&2
+    exit 1
+fi
 
 # The C example pair for filemap-ffi's Windows test: filemap_ffi.dll, and
 # writer.exe/reader.exe linked against it with mingw (tests/c_windows.rs).

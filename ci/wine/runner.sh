@@ -4,6 +4,9 @@
 #       cargo test --target x86_64-pc-windows-gnu -p filemap
 # (ci/windows.sh sets that up.) It also works by hand:
 #   ci/wine/runner.sh target/x86_64-pc-windows-gnu/debug/deps/foo-HASH.exe
+# With --prepare instead of a program it only makes the prefix and exits:
+# ci/windows.sh does that before it starts the prefix's persistent
+# wineserver, because making a prefix waits for its wineserver to exit.
 #
 # Before the first run it makes an isolated Wine prefix, by default
 # <cargo target dir>/wine-prefix (override with FILEMAP_WINEPREFIX), so tests
@@ -16,8 +19,12 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 if [[ $# -eq 0 ]]; then
-    echo "usage: $0 PROGRAM.exe [ARGS...]" >&2
+    echo "usage: $0 PROGRAM.exe [ARGS...] | $0 --prepare" >&2
     exit 2
+fi
+prepare_only=false
+if [[ $1 == --prepare ]]; then
+    prepare_only=true
 fi
 
 # Debian installs wine64 outside PATH.
@@ -49,7 +56,7 @@ if [[ -n ${FILEMAP_WINEPREFIX:-} ]]; then
     prefix=$FILEMAP_WINEPREFIX
 elif [[ -n ${CARGO_TARGET_DIR:-} ]]; then
     prefix=$CARGO_TARGET_DIR/wine-prefix
-elif target_dir=$(target_dir_of "$1"); then
+elif ! $prepare_only && target_dir=$(target_dir_of "$1"); then
     prefix=$target_dir/wine-prefix
 else
     prefix=$(cd "$here/../.." && pwd)/target/wine-prefix
@@ -83,7 +90,10 @@ if ! ready; then
             echo "runner.sh: creating Wine prefix $prefix" >&2
             t0=$SECONDS
             "$wine" wineboot --init >/dev/null 2>&1
-            # wineboot returns before the prefix is fully written.
+            # wineboot returns before the prefix is fully written: the
+            # registry reaches the disk when the wineserver exits. So this
+            # waits for that exit, and must not run under a persistent
+            # wineserver (ci/windows.sh starts one only after --prepare).
             wineserver=$(dirname "$wine")/wineserver
             [[ -x $wineserver ]] || wineserver=$(command -v wineserver)
             "$wineserver" -w
@@ -99,6 +109,9 @@ if ! ready; then
         mv -f "$stamp.tmp" "$stamp"
     fi
     exec 9>&-
+fi
+if $prepare_only; then
+    exit 0
 fi
 
 exec "$wine" "$@"
