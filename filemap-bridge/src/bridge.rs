@@ -77,9 +77,11 @@ pub struct Options {
     pub connect_timeout: Duration,
 }
 
-/// Event log: one line per event on stdout, human or JSON. Every content
-/// sent or applied is logged in JSON mode and with `verbose`; otherwise
-/// only what needs attention (ready, peers, refusals, conflicts, errors).
+/// Event log: one line per event, human on standard error, or JSON on
+/// standard output (the machine-readable stream; nothing else is printed
+/// there). Every content sent or applied is logged in JSON mode and with
+/// `verbose`; otherwise only what needs attention (ready, peers, refusals,
+/// conflicts, errors).
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
     json: bool,
@@ -116,10 +118,14 @@ impl Log {
             }
             s
         };
-        let mut out = std::io::stdout().lock();
-        // A closed stdout must not stop the bridge.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        // A closed stream must not stop the bridge.
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
     }
 }
 

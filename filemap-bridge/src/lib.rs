@@ -30,6 +30,9 @@
 //!   applies the newest value; at start it does so before it logs `ready`.
 //! - **One bridge per region per host**, enforced by an exclusive `flock` on
 //!   `/dev/shm/filemap-bridge.<region>.lock`.
+//! - **Logs** go to standard error, one line per event; with `--json`,
+//!   JSON lines go to standard output instead (nothing else is printed
+//!   there).
 //! - **Large contents** cross whole (a Zenoh message is delivered entire or
 //!   not at all; the region publish is atomic): never torn. Intermediate
 //!   values may be skipped; the latest always arrives (reliable, blocking

@@ -10,7 +10,13 @@ use filemap_bridge::bridge::{Bridge, Mapping, Options, Tls};
 
 /// Mirror filemap regions to other hosts over Zenoh.
 #[derive(Parser, Debug)]
-#[command(name = "filemap-bridge", version)]
+#[command(
+    name = "filemap-bridge",
+    version,
+    after_help = "Logs go to standard error (one line per event); with --json they go to standard \
+output instead, as JSON lines, and nothing else is printed there. Run in the background of a \
+terminal program (e.g. `filemap memo`), send them to a file: `2>bridge.log`."
+)]
 struct Cli {
     /// Mirror local region REGION to Zenoh key KEY (repeatable).
     #[arg(long = "map", value_name = "REGION=KEY", required = true, value_parser = parse_map)]
@@ -33,8 +39,9 @@ struct Cli {
     /// Refuse (do not send, do not apply) contents larger than N bytes.
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "64MiB")]
     max_size: u64,
-    /// Machine-readable logs: one JSON object per line on stdout for every
-    /// content sent, applied or refused, and every peer, conflict and error.
+    /// Machine-readable logs: one JSON object per line on standard output
+    /// (instead of human lines on standard error) for every content sent,
+    /// applied or refused, and every peer, conflict and error.
     #[arg(long)]
     json: bool,
     /// Human logs of every content sent and applied too (by default only
