@@ -361,9 +361,7 @@ impl Bridge {
         let mut maps = Vec::new();
         for m in &opts.maps {
             let lock = RegionLock::take(&m.region)?;
-            let fm = FileMap::builder(&m.region)
-                .capacity(opts.capacity)
-                .open()
+            let fm = open_region(&m.region, opts.capacity)
                 .map_err(|e| anyhow::anyhow!("cannot open region {:?}: {e}", m.region))?;
             let state = recall_state(&fm, &lock);
             maps.push(Arc::new(Map {
@@ -530,6 +528,17 @@ fn recall_state(fm: &FileMap, lock: &RegionLock) -> State {
         state.current = Some((meta, ZBytes::from(snap.content)));
     }
     state
+}
+
+/// Open (or create) a mapped region. A region the bridge creates is
+/// persistent, like one `filemap write` creates: it stays, with its
+/// content, after the bridge stops, until `filemap rm`. A region that
+/// exists keeps the lifetime its creator gave it.
+fn open_region(name: &str, capacity: u64) -> Result<FileMap, FmError> {
+    FileMap::builder(name)
+        .capacity(capacity)
+        .persistent(true)
+        .open()
 }
 
 fn now_ntp64() -> u64 {

@@ -30,6 +30,10 @@
 //!   applies the newest value; at start it does so before it logs `ready`.
 //! - **One bridge per region per host**, enforced by an exclusive `flock` on
 //!   `/dev/shm/filemap-bridge.<region>.lock`.
+//! - **Lifetime.** A region the bridge creates is persistent, like one
+//!   `filemap write` creates: it stays, with its content, after the bridge
+//!   stops, until `filemap rm`. A region that exists keeps the lifetime its
+//!   creator gave it.
 //! - **Logs** go to standard error, one line per event; with `--json`,
 //!   JSON lines go to standard output instead (nothing else is printed
 //!   there).

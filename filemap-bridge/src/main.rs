@@ -15,7 +15,11 @@ use filemap_bridge::bridge::{Bridge, Mapping, Options, Tls};
     version,
     after_help = "Logs go to standard error (one line per event); with --json they go to standard \
 output instead, as JSON lines, and nothing else is printed there. Run in the background of a \
-terminal program (e.g. `filemap memo`), send them to a file: `2>bridge.log`."
+terminal program (e.g. `filemap memo`), send them to a file: `2>bridge.log`.
+
+A region the bridge creates is persistent, like one `filemap write` creates: it stays, with its \
+content, after the bridge stops, until `filemap rm`. An existing region keeps the lifetime its \
+creator gave it."
 )]
 struct Cli {
     /// Mirror local region REGION to Zenoh key KEY (repeatable).
@@ -33,7 +37,8 @@ struct Cli {
     /// Find peers by UDP multicast scouting (off by default).
     #[arg(long)]
     scout: bool,
-    /// Capacity of the regions the bridge has to create, e.g. 1MiB.
+    /// Capacity of the regions the bridge has to create, e.g. 1MiB (they
+    /// persist after the bridge, until `filemap rm`).
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "4096")]
     capacity: u64,
     /// Refuse (do not send, do not apply) contents larger than N bytes.

@@ -122,6 +122,13 @@ impl Bridge {
         self.child.wait().unwrap();
     }
 
+    /// SIGTERM, and wait for a clean exit.
+    fn stop(&mut self) {
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the bridge ended with {status}");
+    }
+
     fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
@@ -1012,4 +1019,36 @@ fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
     drop(pidfiles);
     let _ = (a.screen(), b.screen());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_region_the_bridge_created_outlives_it_with_what_filemap_write_put_there() {
+    let (r, key) = (unique("keep"), unique("keepkey"));
+    let _c = Cleanup(vec![r.clone()]);
+    assert!(FileMap::builder(&r).open_only().open().is_err());
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let mut bridge = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{r}={key}"),
+        "--listen",
+        &listen,
+    ]))
+    .ready();
+    let out = Command::new(filemap_cli())
+        .args(["write", &r, "kept after the bridge"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "filemap write: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bridge.stop();
+    // Nobody holds the region now.
+    let map = FileMap::builder(&r)
+        .open_only()
+        .open()
+        .expect("the region outlives the bridge that created it");
+    assert!(map.is_persistent());
+    assert_eq!(content(&map), b"kept after the bridge");
 }
