@@ -24,6 +24,10 @@ use crate::wire::{Meta, Version};
 
 /// Key prefix of the liveliness tokens bridges declare to notice each other.
 pub const LIVELINESS_PREFIX: &str = "filemap-bridge-peers";
+/// Key prefix of the refusal notices: a bridge that refuses a value too
+/// large for it (its region's capacity, its `--max-size`) says so on
+/// `filemap-bridge-refused/<key>`, and the value's sender logs it.
+pub const REFUSAL_PREFIX: &str = "filemap-bridge-refused";
 /// A remote write dated further than this in the future is refused: a rogue
 /// or broken clock must not pin a key forever.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
@@ -81,7 +85,7 @@ pub struct Options {
 /// standard output (the machine-readable stream; nothing else is printed
 /// there). Every content sent or applied is logged in JSON mode and with
 /// `verbose`; otherwise only what needs attention (ready, peers, refusals,
-/// conflicts, errors).
+/// refusals by peers, conflicts, errors).
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
     json: bool,
@@ -323,8 +327,10 @@ fn validate_key(key: &str) -> anyhow::Result<()> {
     }
     zenoh::key_expr::KeyExpr::try_from(key)
         .map_err(|e| anyhow::anyhow!("{key:?} is not a valid Zenoh key: {e}"))?;
-    if key == LIVELINESS_PREFIX || key.starts_with(&format!("{LIVELINESS_PREFIX}/")) {
-        bail!("key {key:?} is reserved for the bridges' own use");
+    for reserved in [LIVELINESS_PREFIX, REFUSAL_PREFIX] {
+        if key == reserved || key.starts_with(&format!("{reserved}/")) {
+            bail!("key {key:?} is reserved for the bridges' own use");
+        }
     }
     Ok(())
 }
@@ -417,6 +423,16 @@ impl Bridge {
                 .wait()
                 .map_err(|e| anyhow::anyhow!("cannot serve {:?}: {e}", map.key))?;
             bridge._queryables.push(q);
+            let (s, m) = (Arc::clone(&shared), Arc::clone(map));
+            let refusals = shared
+                .session
+                .declare_subscriber(format!("{REFUSAL_PREFIX}/{}", map.key))
+                .callback(move |sample| on_refusal(&s, &m, &sample))
+                .wait()
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot subscribe to refusals of {:?}: {e}", map.key)
+                })?;
+            bridge._subscribers.push(refusals);
         }
         // Late joiner: take the newest value any peer holds.
         sync_all(&shared, "start");
@@ -572,18 +588,33 @@ fn check_remote(
         Ok(m) => m,
         Err(e) => return refuse(format!("malformed sample: {e}")),
     };
-    if meta.len > map.fm.capacity() as u64 {
-        return refuse(format!(
-            "content of {} bytes does not fit the region's capacity {}",
-            meta.len,
-            map.fm.capacity()
-        ));
-    }
-    if meta.len > shared.max_size as u64 {
-        return refuse(format!(
-            "content of {} bytes is over --max-size {}",
-            meta.len, shared.max_size
-        ));
+    let capacity = map.fm.capacity();
+    let too_large = if meta.len > capacity as u64 {
+        Some((
+            Limit::Capacity,
+            capacity,
+            format!(
+                "content of {} bytes does not fit the region's capacity {capacity}",
+                meta.len
+            ),
+        ))
+    } else if meta.len > shared.max_size as u64 {
+        Some((
+            Limit::MaxSize,
+            shared.max_size,
+            format!(
+                "content of {} bytes is over --max-size {}",
+                meta.len, shared.max_size
+            ),
+        ))
+    } else {
+        None
+    };
+    if let Some((limit, max, reason)) = too_large {
+        if meta.version.host != shared.host {
+            tell_sender(shared, map, &meta, limit, max);
+        }
+        return refuse(reason);
     }
     if meta.version.time > now_ntp64().saturating_add(skew_ntp64()) {
         return refuse("timestamp more than 5 s in the future".into());
@@ -593,6 +624,88 @@ fn check_remote(
         return None;
     }
     Some(meta)
+}
+
+/// Which of this bridge's limits a refused value is over.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// The local region's capacity.
+    Capacity,
+    /// `--max-size`.
+    MaxSize,
+}
+
+impl Limit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Limit::Capacity => "capacity",
+            Limit::MaxSize => "max_size",
+        }
+    }
+}
+
+/// Tell the bridges on `map`'s key that this one refused a value too large
+/// for it: its origin logs `refused_by_peer` (best effort; the refusal is
+/// logged here in any case).
+fn tell_sender(shared: &Shared, map: &Map, meta: &Meta, limit: Limit, max: usize) {
+    let notice = json!({
+        "origin": meta.version.host_hex(), "time": meta.version.time,
+        "bytes": meta.len, "limit": limit.as_str(), "max": max,
+        "peer": shared.session.zid().to_string(),
+    });
+    let _ = shared
+        .session
+        .put(format!("{REFUSAL_PREFIX}/{}", map.key), notice.to_string())
+        .allowed_destination(Locality::Remote)
+        .wait();
+}
+
+/// A peer refused a value: log it if the value was this bridge's.
+fn on_refusal(shared: &Shared, map: &Map, sample: &Sample) {
+    let notice = serde_json::from_slice::<Value>(&sample.payload().to_bytes()).ok();
+    let own = Version {
+        time: 0,
+        host: shared.host,
+    }
+    .host_hex();
+    let fields = notice.as_ref().and_then(|n| {
+        Some((
+            n["origin"].as_str()?,
+            n["peer"].as_str()?,
+            n["bytes"].as_u64()?,
+            n["limit"].as_str()?,
+            n["max"].as_u64()?,
+            n["time"].as_u64()?,
+        ))
+    });
+    let Some((origin, peer, bytes, limit, max, time)) = fields else {
+        shared.log.event(
+            "refused",
+            json!({ "region": map.region, "key": map.key, "via": "notice",
+                    "reason": "malformed refusal notice from a peer" }),
+        );
+        return;
+    };
+    if origin != own {
+        return; // another host's value
+    }
+    let (field, what) = match limit {
+        "capacity" => ("peer_capacity", "its region's capacity is"),
+        "max_size" => ("peer_max_size", "its --max-size is"),
+        _ => ("peer_limit", "its limit is"),
+    };
+    let mut event = serde_json::Map::new();
+    event.insert("region".into(), map.region.clone().into());
+    event.insert("key".into(), map.key.clone().into());
+    event.insert("peer".into(), peer.into());
+    event.insert("bytes".into(), bytes.into());
+    event.insert(field.into(), max.into());
+    event.insert("time".into(), time.into());
+    event.insert(
+        "reason".into(),
+        format!("too large for peer {peer}: content of {bytes} bytes, {what} {max}").into(),
+    );
+    shared.log.event("refused_by_peer", Value::Object(event));
 }
 
 fn on_sample(shared: &Shared, map: &Map, sample: Sample) {

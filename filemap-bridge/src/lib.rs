@@ -34,6 +34,12 @@
 //!   `filemap write` creates: it stays, with its content, after the bridge
 //!   stops, until `filemap rm`. A region that exists keeps the lifetime its
 //!   creator gave it.
+//! - **Limits that differ.** A value larger than a receiving bridge's
+//!   region capacity or `--max-size` is refused there (`refused`) and the
+//!   receiver publishes a notice on `filemap-bridge-refused/<key>`
+//!   ([`bridge::REFUSAL_PREFIX`]); the sender logs `refused_by_peer` with
+//!   the length and the peer's limit. The hosts then hold different
+//!   contents until a value that fits is written.
 //! - **Logs** go to standard error, one line per event; with `--json`,
 //!   JSON lines go to standard output instead (nothing else is printed
 //!   there).

@@ -55,10 +55,14 @@ impl Drop for Cleanup {
     }
 }
 
-/// A bridge process whose JSON log lines are collected.
+/// A bridge process whose log lines are collected: JSON objects from
+/// standard output with `--json`, else the human lines of standard error
+/// (as `Value::String`s), with whatever it prints on standard output kept
+/// apart in `stdout`.
 struct Bridge {
     child: Child,
     lines: Arc<(Mutex<Vec<Value>>, Condvar)>,
+    stdout: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Bridge {
@@ -66,27 +70,57 @@ impl Bridge {
         Self::spawn_cmd(Command::new(BIN), args)
     }
 
-    fn spawn_cmd(mut cmd: Command, args: &[String]) -> Bridge {
-        let mut child = cmd
-            .args(args)
-            .arg("--json")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+    fn spawn_cmd(cmd: Command, args: &[String]) -> Bridge {
+        Self::spawn_logged(cmd, args, true)
+    }
+
+    /// Without `--json`: the human log, read from standard error.
+    fn spawn_human(args: &[String]) -> Bridge {
+        Self::spawn_logged(Command::new(BIN), args, false)
+    }
+
+    fn spawn_logged(mut cmd: Command, args: &[String], json: bool) -> Bridge {
+        cmd.args(args).stdout(Stdio::piped());
+        if json {
+            cmd.arg("--json").stderr(Stdio::inherit());
+        } else {
+            cmd.stderr(Stdio::piped());
+        }
+        let mut child = cmd.spawn().unwrap();
         let lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().unwrap();
+        let log: Box<dyn std::io::Read + Send> = if json {
+            Box::new(out)
+        } else {
+            let s2 = Arc::clone(&stdout);
+            std::thread::spawn(move || {
+                let mut out = out;
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut out, &mut buf) {
+                    s2.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+            Box::new(child.stderr.take().unwrap())
+        };
         let l2 = Arc::clone(&lines);
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
+            for line in BufReader::new(log).lines() {
                 let Ok(line) = line else { break };
-                let v: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|_| Value::String(line.clone()));
+                let v: Value = if json {
+                    serde_json::from_str(&line).unwrap_or_else(|_| Value::String(line.clone()))
+                } else {
+                    Value::String(line)
+                };
                 l2.0.lock().unwrap().push(v);
                 l2.1.notify_all();
             }
         });
-        Bridge { child, lines }
+        Bridge {
+            child,
+            lines,
+            stdout,
+        }
     }
 
     /// Wait for a log line matching `pred`.
@@ -107,7 +141,9 @@ impl Bridge {
     }
 
     fn ready(self) -> Bridge {
-        self.wait_for("ready", |v| v["event"] == "ready");
+        self.wait_for("ready", |v| {
+            v["event"] == "ready" || v.as_str().is_some_and(|l| l.starts_with("ready "))
+        });
         self
     }
 
@@ -1019,6 +1055,67 @@ fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
     drop(pidfiles);
     let _ = (a.screen(), b.screen());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
+    let (ra, rb, key) = (unique("ca"), unique("cb"), unique("ckey"));
+    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    // A logs as a person reads it (standard error); B in JSON.
+    let a = Bridge::spawn_human(&args(&[
+        "--map",
+        &format!("{ra}={key}"),
+        "--listen",
+        &listen,
+        "--capacity",
+        "64KiB",
+    ]))
+    .ready();
+    let b = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{rb}={key}"),
+        "--connect",
+        &listen,
+        "--capacity",
+        "1KiB",
+    ]))
+    .ready();
+    let b_host = b.wait_for("B ready", |v| v["event"] == "ready")["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ma, mb) = (open(&ra, 64 << 10), open(&rb, 1024));
+    ma.write(b"fits both").unwrap();
+    eventually("a small write on B", || content(&mb) == b"fits both");
+
+    ma.write(&[b'z'; 2000]).unwrap();
+    let refused = b.wait_for("B refusing", |v| v["event"] == "refused");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2000") && reason.contains("1024"),
+        "{refused}"
+    );
+    // The sender hears it, with both numbers and the peer.
+    let told = a.wait_for("A told of the refusal", |v| {
+        v.as_str()
+            .is_some_and(|l| l.starts_with("refused_by_peer "))
+    });
+    let told = told.as_str().unwrap();
+    for expect in [
+        format!("region={ra}"),
+        format!("peer={b_host}"),
+        "bytes=2000".to_string(),
+        "peer_capacity=1024".to_string(),
+    ] {
+        assert!(told.contains(&expect), "{expect} in {told}");
+    }
+    assert_eq!(content(&mb), b"fits both", "B's region untouched");
+    assert!(
+        a.stdout.lock().unwrap().is_empty(),
+        "human logs go to standard error only: {:?}",
+        String::from_utf8_lossy(&a.stdout.lock().unwrap())
+    );
 }
 
 #[test]
