@@ -85,7 +85,7 @@ pub struct Options {
 /// standard output (the machine-readable stream; nothing else is printed
 /// there). Every content sent or applied is logged in JSON mode and with
 /// `verbose`; otherwise only what needs attention (ready, peers, refusals,
-/// refusals by peers, conflicts, errors).
+/// refusals by peers, reopened regions, conflicts, errors).
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
     json: bool,
@@ -135,6 +135,12 @@ impl Log {
 
 /// What the region holds, as the bridge knows it.
 struct State {
+    /// The region. Replaced when its name no longer leads to it (removed,
+    /// maybe made anew): see [`reopen_if_removed`].
+    fm: Arc<FileMap>,
+    /// The last attempt to open a removed region's name again failed (and
+    /// was logged: the next failures are not, the next success is).
+    reopen_failed: bool,
     /// The version of the content at `local_gen`; `None` until the bridge
     /// has published or applied anything (content it cannot date).
     version: Option<Version>,
@@ -153,7 +159,6 @@ struct State {
 struct Map {
     region: String,
     key: String,
-    fm: FileMap,
     state: Mutex<State>,
     lock: RegionLock,
 }
@@ -163,6 +168,8 @@ struct Shared {
     host: [u8; 16],
     maps: Vec<Arc<Map>>,
     log: Log,
+    /// Capacity of the regions the bridge creates.
+    capacity: u64,
     max_size: usize,
     stop: AtomicBool,
     query_timeout: Duration,
@@ -225,6 +232,13 @@ impl RegionLock {
         b[8..].copy_from_slice(&meta.encode());
         // Best effort: without the record a restart treats the content as undated.
         let _ = self.file.write_at(&b, 0);
+    }
+
+    /// Drop the record: the region it described is gone (removed, and the
+    /// name now leads to another one whose generations are unrelated).
+    fn forget(&self) {
+        use std::os::unix::fs::FileExt as _;
+        let _ = self.file.write_at(&[0u8; 8 + crate::wire::META_LEN], 0);
     }
 
     /// What [`RegionLock::record`] last wrote, if anything.
@@ -369,11 +383,10 @@ impl Bridge {
             let lock = RegionLock::take(&m.region)?;
             let fm = open_region(&m.region, opts.capacity)
                 .map_err(|e| anyhow::anyhow!("cannot open region {:?}: {e}", m.region))?;
-            let state = recall_state(&fm, &lock);
+            let state = recall_state(fm, &lock);
             maps.push(Arc::new(Map {
                 region: m.region.clone(),
                 key: m.key.clone(),
-                fm,
                 state: Mutex::new(state),
                 lock,
             }));
@@ -394,6 +407,7 @@ impl Bridge {
             host,
             maps,
             log,
+            capacity: opts.capacity,
             max_size: opts.max_size,
             stop: AtomicBool::new(false),
             query_timeout: opts.query_timeout,
@@ -493,7 +507,7 @@ impl Bridge {
         let maps: Vec<Value> = shared
             .maps
             .iter()
-            .map(|m| json!({ "region": m.region, "key": m.key, "generation": m.fm.generation() }))
+            .map(|m| json!({ "region": m.region, "key": m.key, "generation": lock(&m.state).fm.generation() }))
             .collect();
         log.event(
             "ready",
@@ -522,8 +536,10 @@ impl Drop for Bridge {
 /// version of the content at the recorded generation. If the region has
 /// moved since, that is a local write nobody sent; it gets published (as
 /// the newest value) once the bridge runs.
-fn recall_state(fm: &FileMap, lock: &RegionLock) -> State {
+fn recall_state(fm: FileMap, lock: &RegionLock) -> State {
     let mut state = State {
+        fm: Arc::new(fm),
+        reopen_failed: false,
         version: None,
         local_gen: None,
         current: None,
@@ -533,7 +549,9 @@ fn recall_state(fm: &FileMap, lock: &RegionLock) -> State {
     let Some((generation, meta)) = lock.recall() else {
         return state;
     };
-    let Ok(snap) = fm.read() else { return state };
+    let Ok(snap) = state.fm.read() else {
+        return state;
+    };
     if snap.generation < generation {
         return state; // a new region under the same name: nothing to recall
     }
@@ -555,6 +573,72 @@ fn open_region(name: &str, capacity: u64) -> Result<FileMap, FmError> {
         .capacity(capacity)
         .persistent(true)
         .open()
+}
+
+/// If the region's name no longer leads to the bridge's region (`filemap
+/// rm`, and perhaps made anew since), open the name again and bring the new
+/// region in line, logging `reopened`:
+/// - a new empty region gets the newest value the bridge knows (so this
+///   host converges with its peers again);
+/// - a new region that a local process already wrote keeps its content,
+///   which is a local write like any other: sent, dated as the newest.
+///
+/// Called with the state lock held; returns whether it reopened.
+fn reopen_if_removed(shared: &Shared, map: &Map, st: &mut State) -> bool {
+    if !st.fm.is_removed() {
+        return false;
+    }
+    let fm = match open_region(&map.region, shared.capacity) {
+        Ok(fm) => Arc::new(fm),
+        Err(e) => {
+            if !st.reopen_failed {
+                st.reopen_failed = true;
+                shared.log.event(
+                    "error",
+                    json!({ "region": map.region, "key": map.key,
+                            "reason": format!("the region was removed and cannot be made anew (retrying): {e}") }),
+                );
+            }
+            return false;
+        }
+    };
+    st.reopen_failed = false;
+    // The record described the old region's generations.
+    map.lock.forget();
+    st.fm = Arc::clone(&fm);
+    let generation = fm.generation();
+    let content = if generation != 0 {
+        // Not accounted for: on_local_change sends it, apply defers to it.
+        st.local_gen = None;
+        "kept: written here since, sent as the newest value".to_string()
+    } else if let Some((meta, payload)) = st.current.clone() {
+        let bytes = payload.to_bytes();
+        match fm.write_if(0, &bytes) {
+            Ok(p) => {
+                map.lock.record(p.generation, &meta);
+                st.local_gen = Some(p.generation);
+                format!("filled with the newest value ({} bytes)", bytes.len())
+            }
+            Err(FmError::Conflict { .. }) => {
+                st.local_gen = None;
+                "kept: written here meanwhile, sent as the newest value".to_string()
+            }
+            Err(e) => {
+                st.local_gen = Some(generation);
+                format!("left empty: cannot write the newest value: {e}")
+            }
+        }
+    } else {
+        st.local_gen = Some(generation);
+        "left empty: no value to fill it with yet".to_string()
+    };
+    shared.log.event(
+        "reopened",
+        json!({ "region": map.region, "key": map.key, "generation": fm.generation(),
+                "capacity": fm.capacity(), "existed": fm.existed_already(),
+                "reason": "the region was removed", "content": content }),
+    );
+    true
 }
 
 fn now_ntp64() -> u64 {
@@ -588,7 +672,7 @@ fn check_remote(
         Ok(m) => m,
         Err(e) => return refuse(format!("malformed sample: {e}")),
     };
-    let capacity = map.fm.capacity();
+    let capacity = lock(&map.state).fm.capacity();
     let too_large = if meta.len > capacity as u64 {
         Some((
             Limit::Capacity,
@@ -740,14 +824,31 @@ fn on_query(map: &Map, query: &Query) {
 /// region holds, never over a local write the bridge has not seen yet.
 fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
     let mut st = lock(&map.state);
+    // Never into a region nobody can open any more.
+    reopen_if_removed(shared, map, &mut st);
+    let fm = Arc::clone(&st.fm);
     st.max_seen = st.max_seen.max(meta.version.time);
     if st.version.is_some_and(|v| meta.version <= v) {
         return;
     }
     let expected = match st.local_gen {
         Some(g) if st.version.is_some() => g,
+        None if st.version.is_some() => {
+            drop(st);
+            // A region made anew under the name, written by a local process
+            // the watcher has not sent yet: the local write wins.
+            shared.log.event(
+                "conflict",
+                json!({
+                    "region": map.region, "key": map.key, "via": via,
+                    "origin": meta.version.host_hex(), "time": meta.version.time,
+                    "resolution": "the local write wins (a region made anew)",
+                }),
+            );
+            return;
+        }
         // Nothing dated yet: whatever the region holds loses to a dated value.
-        _ => map.fm.generation(),
+        _ => fm.generation(),
     };
     let mut scratch = std::mem::take(&mut st.scratch);
     let first = payload.slices().next().unwrap_or(&[]);
@@ -760,7 +861,7 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
         }
         &scratch
     };
-    let written = map.fm.write_if(expected, content);
+    let written = fm.write_if(expected, content);
     let len = content.len();
     st.scratch = scratch;
     match written {
@@ -809,14 +910,26 @@ fn watch_loop(shared: &Shared, map: &Map) {
     // Look before every wait: a write made between `start` and this
     // thread's first wait is not missed.
     let mut seen = None;
+    let mut watched: Option<Arc<FileMap>> = None;
     while !shared.stop.load(Ordering::SeqCst) {
-        let g = map.fm.generation();
+        // At every wake-up (a change, or 200 ms): is the name still ours?
+        let fm = {
+            let mut st = lock(&map.state);
+            reopen_if_removed(shared, map, &mut st);
+            Arc::clone(&st.fm)
+        };
+        if !watched.as_ref().is_some_and(|w| Arc::ptr_eq(w, &fm)) {
+            // Reopened (here or by apply): a new region, new generations.
+            watched = Some(Arc::clone(&fm));
+            seen = None;
+        }
+        let g = fm.generation();
         if seen != Some(g) {
             seen = Some(g);
             on_local_change(shared, map);
             continue;
         }
-        map.fm.wait_change(g, Some(Duration::from_millis(200)));
+        fm.wait_change(g, Some(Duration::from_millis(200)));
     }
 }
 
@@ -830,7 +943,7 @@ fn on_local_change(shared: &Shared, map: &Map) {
     // finished meanwhile, and be sent as new.)
     let mut st = lock(&map.state);
     let mut buf = Vec::new();
-    let stamp = match map.fm.read_into(&mut buf) {
+    let stamp = match st.fm.read_into(&mut buf) {
         Ok(s) => s,
         Err(e) => {
             drop(st);

@@ -19,7 +19,9 @@ terminal program (e.g. `filemap memo`), send them to a file: `2>bridge.log`.
 
 A region the bridge creates is persistent, like one `filemap write` creates: it stays, with its \
 content, after the bridge stops, until `filemap rm`. An existing region keeps the lifetime its \
-creator gave it.
+creator gave it. A region removed while the bridge runs (`filemap rm`) is opened again by name \
+(made anew if nobody did): an empty one gets the newest value, one written meanwhile is sent as \
+the newest value (event `reopened`).
 
 A value too large for a peer (its capacity or --max-size) is refused there (`refused`), and the \
 peer tells the sender, which logs `refused_by_peer` with the length and the peer's limit."
@@ -49,8 +51,8 @@ struct Cli {
     max_size: u64,
     /// Machine-readable logs: one JSON object per line on standard output
     /// (instead of human lines on standard error) for every content sent,
-    /// applied or refused (here or by a peer), and every peer, conflict
-    /// and error.
+    /// applied or refused (here or by a peer), and every peer, reopened
+    /// region, conflict and error.
     #[arg(long)]
     json: bool,
     /// Human logs of every content sent and applied too (by default only

@@ -1058,6 +1058,62 @@ fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
 }
 
 #[test]
+fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
+    let (ra, rb, key) = (unique("ra"), unique("rb"), unique("rkey"));
+    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let _a = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{ra}={key}"),
+        "--listen",
+        &listen,
+    ]))
+    .ready();
+    let b = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{rb}={key}"),
+        "--connect",
+        &listen,
+    ]))
+    .ready();
+    let ma = open(&ra, 4096);
+    ma.write(b"before").unwrap();
+    {
+        let mb = open(&rb, 4096);
+        eventually("A's write on B", || content(&mb) == b"before");
+    }
+
+    // `filemap rm` on B, and the name made anew with other content.
+    FileMap::remove(&rb).unwrap();
+    let mb = open(&rb, 4096);
+    mb.write(b"made anew on B").unwrap();
+    let reopened = b.wait_for("B reopening its region", |v| v["event"] == "reopened");
+    assert_eq!(reopened["region"], rb.as_str(), "{reopened}");
+    eventually("B's new content on A", || content(&ma) == b"made anew on B");
+    ma.write(b"A after").unwrap();
+    eventually("A's next write in B's new region", || {
+        content(&mb) == b"A after"
+    });
+
+    // Removed and not made anew: the bridge makes it anew, with the newest
+    // content it knows.
+    drop(mb);
+    FileMap::remove(&rb).unwrap();
+    eventually("B's region back with the newest content", || {
+        FileMap::builder(&rb)
+            .open_only()
+            .open()
+            .is_ok_and(|m| content(&m) == b"A after")
+    });
+    let mb = open(&rb, 4096);
+    ma.write(b"A once more").unwrap();
+    eventually("A's write in the region B's bridge made", || {
+        content(&mb) == b"A once more"
+    });
+    assert_eq!(content(&ma), b"A once more");
+}
+
+#[test]
 fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
     let (ra, rb, key) = (unique("ca"), unique("cb"), unique("ckey"));
     let _c = Cleanup(vec![ra.clone(), rb.clone()]);
