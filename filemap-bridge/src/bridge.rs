@@ -24,6 +24,10 @@ use crate::wire::{Meta, Version};
 
 /// Key prefix of the liveliness tokens bridges declare to notice each other.
 pub const LIVELINESS_PREFIX: &str = "filemap-bridge-peers";
+/// Key prefix of the refusal notices: a bridge that refuses a value too
+/// large for it (its region's capacity, its `--max-size`) says so on
+/// `filemap-bridge-refused/<key>`, and the value's sender logs it.
+pub const REFUSAL_PREFIX: &str = "filemap-bridge-refused";
 /// A remote write dated further than this in the future is refused: a rogue
 /// or broken clock must not pin a key forever.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
@@ -77,9 +81,11 @@ pub struct Options {
     pub connect_timeout: Duration,
 }
 
-/// Event log: one line per event on stdout, human or JSON. Every content
-/// sent or applied is logged in JSON mode and with `verbose`; otherwise
-/// only what needs attention (ready, peers, refusals, conflicts, errors).
+/// Event log: one line per event, human on standard error, or JSON on
+/// standard output (the machine-readable stream; nothing else is printed
+/// there). Every content sent or applied is logged in JSON mode and with
+/// `verbose`; otherwise only what needs attention (ready, peers, refusals,
+/// refusals by peers, reopened regions, conflicts, errors).
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
     json: bool,
@@ -116,15 +122,25 @@ impl Log {
             }
             s
         };
-        let mut out = std::io::stdout().lock();
-        // A closed stdout must not stop the bridge.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        // A closed stream must not stop the bridge.
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
     }
 }
 
 /// What the region holds, as the bridge knows it.
 struct State {
+    /// The region. Replaced when its name no longer leads to it (removed,
+    /// maybe made anew): see [`reopen_if_removed`].
+    fm: Arc<FileMap>,
+    /// The last attempt to open a removed region's name again failed (and
+    /// was logged: the next failures are not, the next success is).
+    reopen_failed: bool,
     /// The version of the content at `local_gen`; `None` until the bridge
     /// has published or applied anything (content it cannot date).
     version: Option<Version>,
@@ -143,7 +159,6 @@ struct State {
 struct Map {
     region: String,
     key: String,
-    fm: FileMap,
     state: Mutex<State>,
     lock: RegionLock,
 }
@@ -153,6 +168,8 @@ struct Shared {
     host: [u8; 16],
     maps: Vec<Arc<Map>>,
     log: Log,
+    /// Capacity of the regions the bridge creates.
+    capacity: u64,
     max_size: usize,
     stop: AtomicBool,
     query_timeout: Duration,
@@ -215,6 +232,13 @@ impl RegionLock {
         b[8..].copy_from_slice(&meta.encode());
         // Best effort: without the record a restart treats the content as undated.
         let _ = self.file.write_at(&b, 0);
+    }
+
+    /// Drop the record: the region it described is gone (removed, and the
+    /// name now leads to another one whose generations are unrelated).
+    fn forget(&self) {
+        use std::os::unix::fs::FileExt as _;
+        let _ = self.file.write_at(&[0u8; 8 + crate::wire::META_LEN], 0);
     }
 
     /// What [`RegionLock::record`] last wrote, if anything.
@@ -317,8 +341,10 @@ fn validate_key(key: &str) -> anyhow::Result<()> {
     }
     zenoh::key_expr::KeyExpr::try_from(key)
         .map_err(|e| anyhow::anyhow!("{key:?} is not a valid Zenoh key: {e}"))?;
-    if key == LIVELINESS_PREFIX || key.starts_with(&format!("{LIVELINESS_PREFIX}/")) {
-        bail!("key {key:?} is reserved for the bridges' own use");
+    for reserved in [LIVELINESS_PREFIX, REFUSAL_PREFIX] {
+        if key == reserved || key.starts_with(&format!("{reserved}/")) {
+            bail!("key {key:?} is reserved for the bridges' own use");
+        }
     }
     Ok(())
 }
@@ -355,15 +381,12 @@ impl Bridge {
         let mut maps = Vec::new();
         for m in &opts.maps {
             let lock = RegionLock::take(&m.region)?;
-            let fm = FileMap::builder(&m.region)
-                .capacity(opts.capacity)
-                .open()
+            let fm = open_region(&m.region, opts.capacity)
                 .map_err(|e| anyhow::anyhow!("cannot open region {:?}: {e}", m.region))?;
-            let state = recall_state(&fm, &lock);
+            let state = recall_state(fm, &lock);
             maps.push(Arc::new(Map {
                 region: m.region.clone(),
                 key: m.key.clone(),
-                fm,
                 state: Mutex::new(state),
                 lock,
             }));
@@ -384,6 +407,7 @@ impl Bridge {
             host,
             maps,
             log,
+            capacity: opts.capacity,
             max_size: opts.max_size,
             stop: AtomicBool::new(false),
             query_timeout: opts.query_timeout,
@@ -413,6 +437,16 @@ impl Bridge {
                 .wait()
                 .map_err(|e| anyhow::anyhow!("cannot serve {:?}: {e}", map.key))?;
             bridge._queryables.push(q);
+            let (s, m) = (Arc::clone(&shared), Arc::clone(map));
+            let refusals = shared
+                .session
+                .declare_subscriber(format!("{REFUSAL_PREFIX}/{}", map.key))
+                .callback(move |sample| on_refusal(&s, &m, &sample))
+                .wait()
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot subscribe to refusals of {:?}: {e}", map.key)
+                })?;
+            bridge._subscribers.push(refusals);
         }
         // Late joiner: take the newest value any peer holds.
         sync_all(&shared, "start");
@@ -473,7 +507,7 @@ impl Bridge {
         let maps: Vec<Value> = shared
             .maps
             .iter()
-            .map(|m| json!({ "region": m.region, "key": m.key, "generation": m.fm.generation() }))
+            .map(|m| json!({ "region": m.region, "key": m.key, "generation": lock(&m.state).fm.generation() }))
             .collect();
         log.event(
             "ready",
@@ -502,8 +536,10 @@ impl Drop for Bridge {
 /// version of the content at the recorded generation. If the region has
 /// moved since, that is a local write nobody sent; it gets published (as
 /// the newest value) once the bridge runs.
-fn recall_state(fm: &FileMap, lock: &RegionLock) -> State {
+fn recall_state(fm: FileMap, lock: &RegionLock) -> State {
     let mut state = State {
+        fm: Arc::new(fm),
+        reopen_failed: false,
         version: None,
         local_gen: None,
         current: None,
@@ -513,7 +549,9 @@ fn recall_state(fm: &FileMap, lock: &RegionLock) -> State {
     let Some((generation, meta)) = lock.recall() else {
         return state;
     };
-    let Ok(snap) = fm.read() else { return state };
+    let Ok(snap) = state.fm.read() else {
+        return state;
+    };
     if snap.generation < generation {
         return state; // a new region under the same name: nothing to recall
     }
@@ -524,6 +562,83 @@ fn recall_state(fm: &FileMap, lock: &RegionLock) -> State {
         state.current = Some((meta, ZBytes::from(snap.content)));
     }
     state
+}
+
+/// Open (or create) a mapped region. A region the bridge creates is
+/// persistent, like one `filemap write` creates: it stays, with its
+/// content, after the bridge stops, until `filemap rm`. A region that
+/// exists keeps the lifetime its creator gave it.
+fn open_region(name: &str, capacity: u64) -> Result<FileMap, FmError> {
+    FileMap::builder(name)
+        .capacity(capacity)
+        .persistent(true)
+        .open()
+}
+
+/// If the region's name no longer leads to the bridge's region (`filemap
+/// rm`, and perhaps made anew since), open the name again and bring the new
+/// region in line, logging `reopened`:
+/// - a new empty region gets the newest value the bridge knows (so this
+///   host converges with its peers again);
+/// - a new region that a local process already wrote keeps its content,
+///   which is a local write like any other: sent, dated as the newest.
+///
+/// Called with the state lock held; returns whether it reopened.
+fn reopen_if_removed(shared: &Shared, map: &Map, st: &mut State) -> bool {
+    if !st.fm.is_removed() {
+        return false;
+    }
+    let fm = match open_region(&map.region, shared.capacity) {
+        Ok(fm) => Arc::new(fm),
+        Err(e) => {
+            if !st.reopen_failed {
+                st.reopen_failed = true;
+                shared.log.event(
+                    "error",
+                    json!({ "region": map.region, "key": map.key,
+                            "reason": format!("the region was removed and cannot be made anew (retrying): {e}") }),
+                );
+            }
+            return false;
+        }
+    };
+    st.reopen_failed = false;
+    // The record described the old region's generations.
+    map.lock.forget();
+    st.fm = Arc::clone(&fm);
+    let generation = fm.generation();
+    let content = if generation != 0 {
+        // Not accounted for: on_local_change sends it, apply defers to it.
+        st.local_gen = None;
+        "kept: written here since, sent as the newest value".to_string()
+    } else if let Some((meta, payload)) = st.current.clone() {
+        let bytes = payload.to_bytes();
+        match fm.write_if(0, &bytes) {
+            Ok(p) => {
+                map.lock.record(p.generation, &meta);
+                st.local_gen = Some(p.generation);
+                format!("filled with the newest value ({} bytes)", bytes.len())
+            }
+            Err(FmError::Conflict { .. }) => {
+                st.local_gen = None;
+                "kept: written here meanwhile, sent as the newest value".to_string()
+            }
+            Err(e) => {
+                st.local_gen = Some(generation);
+                format!("left empty: cannot write the newest value: {e}")
+            }
+        }
+    } else {
+        st.local_gen = Some(generation);
+        "left empty: no value to fill it with yet".to_string()
+    };
+    shared.log.event(
+        "reopened",
+        json!({ "region": map.region, "key": map.key, "generation": fm.generation(),
+                "capacity": fm.capacity(), "existed": fm.existed_already(),
+                "reason": "the region was removed", "content": content }),
+    );
+    true
 }
 
 fn now_ntp64() -> u64 {
@@ -557,18 +672,33 @@ fn check_remote(
         Ok(m) => m,
         Err(e) => return refuse(format!("malformed sample: {e}")),
     };
-    if meta.len > map.fm.capacity() as u64 {
-        return refuse(format!(
-            "content of {} bytes does not fit the region's capacity {}",
-            meta.len,
-            map.fm.capacity()
-        ));
-    }
-    if meta.len > shared.max_size as u64 {
-        return refuse(format!(
-            "content of {} bytes is over --max-size {}",
-            meta.len, shared.max_size
-        ));
+    let capacity = lock(&map.state).fm.capacity();
+    let too_large = if meta.len > capacity as u64 {
+        Some((
+            Limit::Capacity,
+            capacity,
+            format!(
+                "content of {} bytes does not fit the region's capacity {capacity}",
+                meta.len
+            ),
+        ))
+    } else if meta.len > shared.max_size as u64 {
+        Some((
+            Limit::MaxSize,
+            shared.max_size,
+            format!(
+                "content of {} bytes is over --max-size {}",
+                meta.len, shared.max_size
+            ),
+        ))
+    } else {
+        None
+    };
+    if let Some((limit, max, reason)) = too_large {
+        if meta.version.host != shared.host {
+            tell_sender(shared, map, &meta, limit, max);
+        }
+        return refuse(reason);
     }
     if meta.version.time > now_ntp64().saturating_add(skew_ntp64()) {
         return refuse("timestamp more than 5 s in the future".into());
@@ -578,6 +708,88 @@ fn check_remote(
         return None;
     }
     Some(meta)
+}
+
+/// Which of this bridge's limits a refused value is over.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// The local region's capacity.
+    Capacity,
+    /// `--max-size`.
+    MaxSize,
+}
+
+impl Limit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Limit::Capacity => "capacity",
+            Limit::MaxSize => "max_size",
+        }
+    }
+}
+
+/// Tell the bridges on `map`'s key that this one refused a value too large
+/// for it: its origin logs `refused_by_peer` (best effort; the refusal is
+/// logged here in any case).
+fn tell_sender(shared: &Shared, map: &Map, meta: &Meta, limit: Limit, max: usize) {
+    let notice = json!({
+        "origin": meta.version.host_hex(), "time": meta.version.time,
+        "bytes": meta.len, "limit": limit.as_str(), "max": max,
+        "peer": shared.session.zid().to_string(),
+    });
+    let _ = shared
+        .session
+        .put(format!("{REFUSAL_PREFIX}/{}", map.key), notice.to_string())
+        .allowed_destination(Locality::Remote)
+        .wait();
+}
+
+/// A peer refused a value: log it if the value was this bridge's.
+fn on_refusal(shared: &Shared, map: &Map, sample: &Sample) {
+    let notice = serde_json::from_slice::<Value>(&sample.payload().to_bytes()).ok();
+    let own = Version {
+        time: 0,
+        host: shared.host,
+    }
+    .host_hex();
+    let fields = notice.as_ref().and_then(|n| {
+        Some((
+            n["origin"].as_str()?,
+            n["peer"].as_str()?,
+            n["bytes"].as_u64()?,
+            n["limit"].as_str()?,
+            n["max"].as_u64()?,
+            n["time"].as_u64()?,
+        ))
+    });
+    let Some((origin, peer, bytes, limit, max, time)) = fields else {
+        shared.log.event(
+            "refused",
+            json!({ "region": map.region, "key": map.key, "via": "notice",
+                    "reason": "malformed refusal notice from a peer" }),
+        );
+        return;
+    };
+    if origin != own {
+        return; // another host's value
+    }
+    let (field, what) = match limit {
+        "capacity" => ("peer_capacity", "its region's capacity is"),
+        "max_size" => ("peer_max_size", "its --max-size is"),
+        _ => ("peer_limit", "its limit is"),
+    };
+    let mut event = serde_json::Map::new();
+    event.insert("region".into(), map.region.clone().into());
+    event.insert("key".into(), map.key.clone().into());
+    event.insert("peer".into(), peer.into());
+    event.insert("bytes".into(), bytes.into());
+    event.insert(field.into(), max.into());
+    event.insert("time".into(), time.into());
+    event.insert(
+        "reason".into(),
+        format!("too large for peer {peer}: content of {bytes} bytes, {what} {max}").into(),
+    );
+    shared.log.event("refused_by_peer", Value::Object(event));
 }
 
 fn on_sample(shared: &Shared, map: &Map, sample: Sample) {
@@ -612,14 +824,31 @@ fn on_query(map: &Map, query: &Query) {
 /// region holds, never over a local write the bridge has not seen yet.
 fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
     let mut st = lock(&map.state);
+    // Never into a region nobody can open any more.
+    reopen_if_removed(shared, map, &mut st);
+    let fm = Arc::clone(&st.fm);
     st.max_seen = st.max_seen.max(meta.version.time);
     if st.version.is_some_and(|v| meta.version <= v) {
         return;
     }
     let expected = match st.local_gen {
         Some(g) if st.version.is_some() => g,
+        None if st.version.is_some() => {
+            drop(st);
+            // A region made anew under the name, written by a local process
+            // the watcher has not sent yet: the local write wins.
+            shared.log.event(
+                "conflict",
+                json!({
+                    "region": map.region, "key": map.key, "via": via,
+                    "origin": meta.version.host_hex(), "time": meta.version.time,
+                    "resolution": "the local write wins (a region made anew)",
+                }),
+            );
+            return;
+        }
         // Nothing dated yet: whatever the region holds loses to a dated value.
-        _ => map.fm.generation(),
+        _ => fm.generation(),
     };
     let mut scratch = std::mem::take(&mut st.scratch);
     let first = payload.slices().next().unwrap_or(&[]);
@@ -632,7 +861,7 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
         }
         &scratch
     };
-    let written = map.fm.write_if(expected, content);
+    let written = fm.write_if(expected, content);
     let len = content.len();
     st.scratch = scratch;
     match written {
@@ -681,14 +910,26 @@ fn watch_loop(shared: &Shared, map: &Map) {
     // Look before every wait: a write made between `start` and this
     // thread's first wait is not missed.
     let mut seen = None;
+    let mut watched: Option<Arc<FileMap>> = None;
     while !shared.stop.load(Ordering::SeqCst) {
-        let g = map.fm.generation();
+        // At every wake-up (a change, or 200 ms): is the name still ours?
+        let fm = {
+            let mut st = lock(&map.state);
+            reopen_if_removed(shared, map, &mut st);
+            Arc::clone(&st.fm)
+        };
+        if !watched.as_ref().is_some_and(|w| Arc::ptr_eq(w, &fm)) {
+            // Reopened (here or by apply): a new region, new generations.
+            watched = Some(Arc::clone(&fm));
+            seen = None;
+        }
+        let g = fm.generation();
         if seen != Some(g) {
             seen = Some(g);
             on_local_change(shared, map);
             continue;
         }
-        map.fm.wait_change(g, Some(Duration::from_millis(200)));
+        fm.wait_change(g, Some(Duration::from_millis(200)));
     }
 }
 
@@ -702,7 +943,7 @@ fn on_local_change(shared: &Shared, map: &Map) {
     // finished meanwhile, and be sent as new.)
     let mut st = lock(&map.state);
     let mut buf = Vec::new();
-    let stamp = match map.fm.read_into(&mut buf) {
+    let stamp = match st.fm.read_into(&mut buf) {
         Ok(s) => s,
         Err(e) => {
             drop(st);

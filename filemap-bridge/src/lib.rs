@@ -30,6 +30,29 @@
 //!   applies the newest value; at start it does so before it logs `ready`.
 //! - **One bridge per region per host**, enforced by an exclusive `flock` on
 //!   `/dev/shm/filemap-bridge.<region>.lock`.
+//! - **Lifetime.** A region the bridge creates is persistent, like one
+//!   `filemap write` creates: it stays, with its content, after the bridge
+//!   stops, until `filemap rm`. A region that exists keeps the lifetime its
+//!   creator gave it.
+//! - **Removed regions.** At every wake-up of its watcher (a change, or
+//!   200 ms) and before applying a remote value, the bridge checks that the
+//!   region's name still leads to its region
+//!   ([`filemap::FileMap::is_removed`]). If not (`filemap rm`, perhaps
+//!   followed by a new region of that name), it opens the name again,
+//!   creating the region if nobody did, and logs `reopened`: a new empty
+//!   region gets the newest value the bridge knows; a new region a local
+//!   process already wrote keeps its content, which is sent as the newest
+//!   value (a remote value arriving first loses to it, as to any local
+//!   write the bridge has not sent yet). Either way the hosts converge.
+//! - **Limits that differ.** A value larger than a receiving bridge's
+//!   region capacity or `--max-size` is refused there (`refused`) and the
+//!   receiver publishes a notice on `filemap-bridge-refused/<key>`
+//!   ([`bridge::REFUSAL_PREFIX`]); the sender logs `refused_by_peer` with
+//!   the length and the peer's limit. The hosts then hold different
+//!   contents until a value that fits is written.
+//! - **Logs** go to standard error, one line per event; with `--json`,
+//!   JSON lines go to standard output instead (nothing else is printed
+//!   there).
 //! - **Large contents** cross whole (a Zenoh message is delivered entire or
 //!   not at all; the region publish is atomic): never torn. Intermediate
 //!   values may be skipped; the latest always arrives (reliable, blocking

@@ -10,7 +10,22 @@ use filemap_bridge::bridge::{Bridge, Mapping, Options, Tls};
 
 /// Mirror filemap regions to other hosts over Zenoh.
 #[derive(Parser, Debug)]
-#[command(name = "filemap-bridge", version)]
+#[command(
+    name = "filemap-bridge",
+    version,
+    after_help = "Logs go to standard error (one line per event); with --json they go to standard \
+output instead, as JSON lines, and nothing else is printed there. Run in the background of a \
+terminal program (e.g. `filemap memo`), send them to a file: `2>bridge.log`.
+
+A region the bridge creates is persistent, like one `filemap write` creates: it stays, with its \
+content, after the bridge stops, until `filemap rm`. An existing region keeps the lifetime its \
+creator gave it. A region removed while the bridge runs (`filemap rm`) is opened again by name \
+(made anew if nobody did): an empty one gets the newest value, one written meanwhile is sent as \
+the newest value (event `reopened`).
+
+A value too large for a peer (its capacity or --max-size) is refused there (`refused`), and the \
+peer tells the sender, which logs `refused_by_peer` with the length and the peer's limit."
+)]
 struct Cli {
     /// Mirror local region REGION to Zenoh key KEY (repeatable).
     #[arg(long = "map", value_name = "REGION=KEY", required = true, value_parser = parse_map)]
@@ -27,14 +42,17 @@ struct Cli {
     /// Find peers by UDP multicast scouting (off by default).
     #[arg(long)]
     scout: bool,
-    /// Capacity of the regions the bridge has to create, e.g. 1MiB.
+    /// Capacity of the regions the bridge has to create, e.g. 1MiB (they
+    /// persist after the bridge, until `filemap rm`).
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "4096")]
     capacity: u64,
     /// Refuse (do not send, do not apply) contents larger than N bytes.
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "64MiB")]
     max_size: u64,
-    /// Machine-readable logs: one JSON object per line on stdout for every
-    /// content sent, applied or refused, and every peer, conflict and error.
+    /// Machine-readable logs: one JSON object per line on standard output
+    /// (instead of human lines on standard error) for every content sent,
+    /// applied or refused (here or by a peer), and every peer, reopened
+    /// region, conflict and error.
     #[arg(long)]
     json: bool,
     /// Human logs of every content sent and applied too (by default only

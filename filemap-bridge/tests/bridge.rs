@@ -55,10 +55,14 @@ impl Drop for Cleanup {
     }
 }
 
-/// A bridge process whose JSON log lines are collected.
+/// A bridge process whose log lines are collected: JSON objects from
+/// standard output with `--json`, else the human lines of standard error
+/// (as `Value::String`s), with whatever it prints on standard output kept
+/// apart in `stdout`.
 struct Bridge {
     child: Child,
     lines: Arc<(Mutex<Vec<Value>>, Condvar)>,
+    stdout: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Bridge {
@@ -66,27 +70,57 @@ impl Bridge {
         Self::spawn_cmd(Command::new(BIN), args)
     }
 
-    fn spawn_cmd(mut cmd: Command, args: &[String]) -> Bridge {
-        let mut child = cmd
-            .args(args)
-            .arg("--json")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+    fn spawn_cmd(cmd: Command, args: &[String]) -> Bridge {
+        Self::spawn_logged(cmd, args, true)
+    }
+
+    /// Without `--json`: the human log, read from standard error.
+    fn spawn_human(args: &[String]) -> Bridge {
+        Self::spawn_logged(Command::new(BIN), args, false)
+    }
+
+    fn spawn_logged(mut cmd: Command, args: &[String], json: bool) -> Bridge {
+        cmd.args(args).stdout(Stdio::piped());
+        if json {
+            cmd.arg("--json").stderr(Stdio::inherit());
+        } else {
+            cmd.stderr(Stdio::piped());
+        }
+        let mut child = cmd.spawn().unwrap();
         let lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().unwrap();
+        let log: Box<dyn std::io::Read + Send> = if json {
+            Box::new(out)
+        } else {
+            let s2 = Arc::clone(&stdout);
+            std::thread::spawn(move || {
+                let mut out = out;
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut out, &mut buf) {
+                    s2.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+            Box::new(child.stderr.take().unwrap())
+        };
         let l2 = Arc::clone(&lines);
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
+            for line in BufReader::new(log).lines() {
                 let Ok(line) = line else { break };
-                let v: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|_| Value::String(line.clone()));
+                let v: Value = if json {
+                    serde_json::from_str(&line).unwrap_or_else(|_| Value::String(line.clone()))
+                } else {
+                    Value::String(line)
+                };
                 l2.0.lock().unwrap().push(v);
                 l2.1.notify_all();
             }
         });
-        Bridge { child, lines }
+        Bridge {
+            child,
+            lines,
+            stdout,
+        }
     }
 
     /// Wait for a log line matching `pred`.
@@ -107,7 +141,9 @@ impl Bridge {
     }
 
     fn ready(self) -> Bridge {
-        self.wait_for("ready", |v| v["event"] == "ready");
+        self.wait_for("ready", |v| {
+            v["event"] == "ready" || v.as_str().is_some_and(|l| l.starts_with("ready "))
+        });
         self
     }
 
@@ -120,6 +156,13 @@ impl Bridge {
     fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    fn stop(&mut self) {
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the bridge ended with {status}");
     }
 
     fn signal(&self, sig: &str) {
@@ -698,20 +741,29 @@ fn malformed_samples_are_logged_and_dropped() {
 }
 
 /// `unshare(1)` can give a process its own mount namespace with a private
-/// tmpfs on /dev/shm: a second "host" for regions, sharing loopback.
-fn namespaces_allowed() -> bool {
-    Command::new("unshare")
+/// tmpfs on /dev/shm: a second "host" for regions, sharing loopback. A test
+/// that needs it fails, naming what is missing, where it cannot have it (it
+/// is never reported as passed without having run).
+fn require_namespaces(test: &str) {
+    let unshare = Command::new("unshare")
         .args(["--mount", "--fork", "--", "sh", "-c"])
         .arg("mount -t tmpfs tmpfs /dev/shm")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("nsenter")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        .status();
+    assert!(
+        unshare.as_ref().is_ok_and(|s| s.success()),
+        "{test} cannot run: `unshare --mount` and a tmpfs mount on /dev/shm failed ({unshare:?}); \
+         it needs root (or user namespaces) and util-linux's unshare(1)"
+    );
+    let nsenter = Command::new("nsenter")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    assert!(
+        nsenter.as_ref().is_ok_and(|s| s.success()),
+        "{test} cannot run: nsenter(1) is missing ({nsenter:?}); install util-linux"
+    );
 }
 
 /// A bridge in its own mount namespace with an empty /dev/shm.
@@ -767,13 +819,7 @@ fn two_mount_namespaces_same_region_name() {
     if let Ok(spec) = std::env::var("FMB_NS_HELPER") {
         return ns_helper(&spec);
     }
-    if !namespaces_allowed() {
-        eprintln!(
-            "SKIPPED two_mount_namespaces_same_region_name: this machine does not let us \
-             `unshare --mount` and mount a tmpfs on /dev/shm (needs root or user namespaces)"
-        );
-        return;
-    }
+    require_namespaces("two_mount_namespaces_same_region_name");
     let (region, key) = (unique("ns"), unique("nskey"));
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     let map = format!("{region}={key}");
@@ -791,4 +837,371 @@ fn two_mount_namespaces_same_region_name() {
     in_namespace(pb, "wait", &region, "typed on host A");
     in_namespace(pb, "write", &region, "typed on host B");
     in_namespace(pa, "wait", &region, "typed on host B");
+}
+
+/// The `filemap` command: `$FILEMAP_CLI`, or the one cargo built beside
+/// this test (`cargo test --workspace` builds it; alone, run
+/// `cargo build -p filemap-cli` first).
+fn filemap_cli() -> PathBuf {
+    if let Some(path) = std::env::var_os("FILEMAP_CLI") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/bridge-<hash> -> target/<profile>/filemap
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join(format!("filemap{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p filemap-cli` (or set FILEMAP_CLI)",
+        path.display()
+    );
+    path
+}
+
+/// A terminal program in a pseudo-terminal, its screen parsed by `vt100`.
+struct Pty {
+    label: &'static str,
+    screen: Arc<(Mutex<(vt100::Parser, bool)>, Condvar)>,
+    writer: Box<dyn std::io::Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    // Dropping the master hangs the terminal up; keep it while the program runs.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+const PTY_ROWS: u16 = 24;
+const PTY_COLS: u16 = 100;
+
+impl Pty {
+    fn spawn(label: &'static str, cmd: portable_pty::CommandBuilder) -> Pty {
+        use portable_pty::{native_pty_system, PtySize};
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: PTY_ROWS,
+                cols: PTY_COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pty");
+        let child = pair.slave.spawn_command(cmd).expect("spawn in the pty");
+        drop(pair.slave);
+        let screen = Arc::new((
+            Mutex::new((vt100::Parser::new(PTY_ROWS, PTY_COLS, 0), false)),
+            Condvar::new(),
+        ));
+        let mut reader = pair.master.try_clone_reader().expect("pty reader");
+        let shared = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = std::io::Read::read(&mut reader, &mut buf).unwrap_or(0);
+                // A test that failed holding the lock poisons it; keep reading.
+                let mut s = shared.0.lock().unwrap_or_else(|e| e.into_inner());
+                if n == 0 {
+                    s.1 = true;
+                } else {
+                    s.0.process(&buf[..n]);
+                }
+                shared.1.notify_all();
+                if n == 0 {
+                    return;
+                }
+            }
+        });
+        let writer = pair.master.take_writer().expect("pty writer");
+        Pty {
+            label,
+            screen,
+            writer,
+            child,
+            _master: pair.master,
+        }
+    }
+
+    fn send(&mut self, keys: &str) {
+        use std::io::Write as _;
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    /// Wait until the screen satisfies `done`; panic with it after the deadline.
+    fn wait_until(&self, what: &str, done: impl Fn(&vt100::Screen) -> bool) -> String {
+        let end = Instant::now() + DEADLINE;
+        let mut s = self.screen.0.lock().unwrap();
+        loop {
+            if done(s.0.screen()) {
+                return s.0.screen().contents();
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero() && !s.1,
+                "{}: no {what} within {DEADLINE:?} (closed: {}); screen:\n{}",
+                self.label,
+                s.1,
+                s.0.screen().contents()
+            );
+            s = self.screen.1.wait_timeout(s, left).unwrap().0;
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.screen.0.lock().unwrap().0.screen().contents()
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The memo's text as its screen shows it: the rows inside the editor's
+/// border (the screen minus the status, message and help lines), trailing
+/// blanks dropped.
+fn memo_text(screen: &vt100::Screen) -> String {
+    let rows: Vec<String> = screen.rows(1, PTY_COLS - 2).collect();
+    let body = &rows[1..usize::from(PTY_ROWS) - 4];
+    body.iter()
+        .map(|r| r.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim_end()
+        .to_string()
+}
+
+/// Kills the recipe's background bridges (their pids in files) at the end.
+struct KillPids(Vec<PathBuf>);
+
+impl Drop for KillPids {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            if let Ok(pid) = std::fs::read_to_string(f) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            }
+        }
+    }
+}
+
+/// README's two-host memo recipe, word for word but for the names: each
+/// "host" is a mount namespace with its own /dev/shm, its bridge started in
+/// the background of the memo's terminal, logs to a file.
+#[test]
+fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
+    const TEST: &str = "readme_two_host_memo_recipe_shows_each_region_and_no_log_lines";
+    require_namespaces(TEST);
+    let (region, key) = (unique("notes"), unique("demo/notes"));
+    let dir = tempdir("recipe");
+    let port = free_port().to_string();
+    let cli = filemap_cli();
+    let pidfiles = KillPids(vec![dir.join("a.pid"), dir.join("b.pid")]);
+    let host = |label: &'static str, role: &str, log: &Path, pidfile: &Path| {
+        // The README's line, plus `echo $!` so the test can end the bridge.
+        let script = format!(
+            "mount -t tmpfs tmpfs /dev/shm &&
+  {{ \"$0\" --map {region}={key} --capacity 64KiB --{role} tcp/127.0.0.1:$P 2>{log} & echo $! >{pid}; }} &&
+  until grep -q ^ready {log}; do kill -0 $! || exit 1; sleep 0.1; done && exec \"$1\" memo {region}",
+            log = log.display(),
+            pid = pidfile.display(),
+        );
+        let mut cmd = portable_pty::CommandBuilder::new("unshare");
+        cmd.args(["--mount", "--fork", "--kill-child", "--", "sh", "-c"]);
+        cmd.arg(script);
+        cmd.arg(BIN);
+        cmd.arg(&cli);
+        cmd.env("P", &port);
+        cmd.env("TERM", "xterm-256color");
+        Pty::spawn(label, cmd)
+    };
+    let (log_a, log_b) = (dir.join("bridge-a.log"), dir.join("bridge-b.log"));
+    let mut a = host("host A", "listen", &log_a, &pidfiles.0[0]);
+    a.wait_until("A's memo", |s| s.contents().contains("^Q quit"));
+    let mut b = host("host B", "connect", &log_b, &pidfiles.0[1]);
+    b.wait_until("B's memo", |s| s.contents().contains("^Q quit"));
+    let pid_of = |f: &Path| -> u64 { std::fs::read_to_string(f).unwrap().trim().parse().unwrap() };
+    let (pa, pb) = (pid_of(&pidfiles.0[0]), pid_of(&pidfiles.0[1]));
+    // A has seen B (its bridge logs a peer line now, after its memo started).
+    eventually("A's bridge seeing B", || {
+        std::fs::read_to_string(&log_a).is_ok_and(|l| l.contains("peer_up"))
+    });
+
+    let typed = "typed on host A";
+    a.send(typed);
+    in_namespace(pb, "wait", &region, typed);
+    in_namespace(pa, "wait", &region, typed);
+    for memo in [&a, &b] {
+        let screen = memo.wait_until("the region's text", |s| memo_text(s) == typed);
+        // Every log line is `event field=value ...`.
+        for log_word in ["ready host=", "peer_up", "peer=", "region=", "key="] {
+            assert!(
+                !screen.contains(log_word),
+                "{}: a log line on the memo's screen:\n{screen}",
+                memo.label
+            );
+        }
+    }
+    // And the other way.
+    b.send("\x1b[1;5F"); // Ctrl-End
+    b.send("\rand on host B"); // Enter, then text
+    let both = format!("{typed}\nand on host B");
+    in_namespace(pa, "wait", &region, &both);
+    for memo in [&a, &b] {
+        memo.wait_until("the region's text", |s| memo_text(s) == both);
+    }
+    let logs = std::fs::read_to_string(&log_a).unwrap();
+    assert!(logs.contains("ready "), "the log file has the logs: {logs}");
+    drop(pidfiles);
+    let _ = (a.screen(), b.screen());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
+    let (ra, rb, key) = (unique("ra"), unique("rb"), unique("rkey"));
+    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let _a = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{ra}={key}"),
+        "--listen",
+        &listen,
+    ]))
+    .ready();
+    let b = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{rb}={key}"),
+        "--connect",
+        &listen,
+    ]))
+    .ready();
+    let ma = open(&ra, 4096);
+    ma.write(b"before").unwrap();
+    {
+        let mb = open(&rb, 4096);
+        eventually("A's write on B", || content(&mb) == b"before");
+    }
+
+    // `filemap rm` on B, and the name made anew with other content.
+    FileMap::remove(&rb).unwrap();
+    let mb = open(&rb, 4096);
+    mb.write(b"made anew on B").unwrap();
+    let reopened = b.wait_for("B reopening its region", |v| v["event"] == "reopened");
+    assert_eq!(reopened["region"], rb.as_str(), "{reopened}");
+    eventually("B's new content on A", || content(&ma) == b"made anew on B");
+    ma.write(b"A after").unwrap();
+    eventually("A's next write in B's new region", || {
+        content(&mb) == b"A after"
+    });
+
+    // Removed and not made anew: the bridge makes it anew, with the newest
+    // content it knows.
+    drop(mb);
+    FileMap::remove(&rb).unwrap();
+    eventually("B's region back with the newest content", || {
+        FileMap::builder(&rb)
+            .open_only()
+            .open()
+            .is_ok_and(|m| content(&m) == b"A after")
+    });
+    let mb = open(&rb, 4096);
+    ma.write(b"A once more").unwrap();
+    eventually("A's write in the region B's bridge made", || {
+        content(&mb) == b"A once more"
+    });
+    assert_eq!(content(&ma), b"A once more");
+}
+
+#[test]
+fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
+    let (ra, rb, key) = (unique("ca"), unique("cb"), unique("ckey"));
+    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    // A logs as a person reads it (standard error); B in JSON.
+    let a = Bridge::spawn_human(&args(&[
+        "--map",
+        &format!("{ra}={key}"),
+        "--listen",
+        &listen,
+        "--capacity",
+        "64KiB",
+    ]))
+    .ready();
+    let b = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{rb}={key}"),
+        "--connect",
+        &listen,
+        "--capacity",
+        "1KiB",
+    ]))
+    .ready();
+    let b_host = b.wait_for("B ready", |v| v["event"] == "ready")["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ma, mb) = (open(&ra, 64 << 10), open(&rb, 1024));
+    ma.write(b"fits both").unwrap();
+    eventually("a small write on B", || content(&mb) == b"fits both");
+
+    ma.write(&[b'z'; 2000]).unwrap();
+    let refused = b.wait_for("B refusing", |v| v["event"] == "refused");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2000") && reason.contains("1024"),
+        "{refused}"
+    );
+    // The sender hears it, with both numbers and the peer.
+    let told = a.wait_for("A told of the refusal", |v| {
+        v.as_str()
+            .is_some_and(|l| l.starts_with("refused_by_peer "))
+    });
+    let told = told.as_str().unwrap();
+    for expect in [
+        format!("region={ra}"),
+        format!("peer={b_host}"),
+        "bytes=2000".to_string(),
+        "peer_capacity=1024".to_string(),
+    ] {
+        assert!(told.contains(&expect), "{expect} in {told}");
+    }
+    assert_eq!(content(&mb), b"fits both", "B's region untouched");
+    assert!(
+        a.stdout.lock().unwrap().is_empty(),
+        "human logs go to standard error only: {:?}",
+        String::from_utf8_lossy(&a.stdout.lock().unwrap())
+    );
+}
+
+#[test]
+fn a_region_the_bridge_created_outlives_it_with_what_filemap_write_put_there() {
+    let (r, key) = (unique("keep"), unique("keepkey"));
+    let _c = Cleanup(vec![r.clone()]);
+    assert!(FileMap::builder(&r).open_only().open().is_err());
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let mut bridge = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{r}={key}"),
+        "--listen",
+        &listen,
+    ]))
+    .ready();
+    let out = Command::new(filemap_cli())
+        .args(["write", &r, "kept after the bridge"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "filemap write: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bridge.stop();
+    // Nobody holds the region now.
+    let map = FileMap::builder(&r)
+        .open_only()
+        .open()
+        .expect("the region outlives the bridge that created it");
+    assert!(map.is_persistent());
+    assert_eq!(content(&map), b"kept after the bridge");
 }

@@ -13,13 +13,13 @@ use crate::memo::MemoArgs;
 #[cfg_attr(
     not(windows),
     command(
-        after_help = "Regions live in /dev/shm/filemap.<NAME>. Regions written by `filemap write` persist until `filemap rm`."
+        after_help = "Regions live in /dev/shm/filemap.<NAME>. Regions `filemap write` creates persist until `filemap rm`; writing to an existing region keeps its lifetime (one filemap-bridge created persists too, one `filemap memo` created goes with its last user)."
     )
 )]
 #[cfg_attr(
     windows,
     command(
-        after_help = "Regions are sections named Local\\filemap.<NAME>; persistent ones keep their bytes in %LOCALAPPDATA%\\filemap\\filemap.<NAME>. Regions written by `filemap write` persist until `filemap rm`."
+        after_help = "Regions are sections named Local\\filemap.<NAME>; persistent ones keep their bytes in %LOCALAPPDATA%\\filemap\\filemap.<NAME>. Regions `filemap write` creates persist until `filemap rm`; writing to an existing region keeps its lifetime (one `filemap memo` created goes with its last user)."
     )
 )]
 pub struct Cli {
@@ -62,7 +62,8 @@ pub struct WriteArgs {
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "4096")]
     pub capacity: u64,
     /// Remove the region when its last user closes, instead of keeping it
-    /// until `filemap rm` (applies when this command creates it).
+    /// until `filemap rm` (applies when this command creates it; an
+    /// existing region keeps the lifetime its creator gave it).
     #[arg(long)]
     pub transient: bool,
 }

@@ -4,7 +4,9 @@
 //! past the capacity is read from standard input: an oversized input costs
 //! memory bounded by the capacity, and a failed write leaves no region
 //! behind that was not there before. Regions this command creates persist
-//! until `filemap rm` unless `--transient`.
+//! until `filemap rm` unless `--transient`; an existing region keeps the
+//! lifetime its creator gave it (`filemap-bridge` creates persistent ones,
+//! `filemap memo` non-persistent ones).
 
 use std::io::Read;
 
