@@ -118,5 +118,5 @@ pub use region::{
 };
 pub use text::{RemoteChange, TextView};
 #[cfg(feature = "serde")]
-pub use value::{default_tag, value_parts, Codec, ValueParts, VALUE_MAGIC};
+pub use value::{default_tag, value_parts, Codec, ValueParts, MAX_JSON_DEPTH, VALUE_MAGIC};
 pub use watch::Watcher;
