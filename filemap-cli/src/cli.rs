@@ -72,7 +72,8 @@ pub struct WriteArgs {
 pub struct ReadArgs {
     #[command(flatten)]
     pub region: Region,
-    /// One JSON object with generation, writer and content.
+    /// One JSON object with generation, writer and content, and a typed
+    /// value decoded (an error past 126 levels of nesting).
     #[arg(long)]
     pub json: bool,
 }

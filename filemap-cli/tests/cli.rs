@@ -473,6 +473,68 @@ fn watch_says_so_when_its_region_is_removed() {
     assert!(err.contains("was removed"), "{err}");
 }
 
+/// A typed content (the format of filemap's value.rs) of `codec` (1:
+/// MessagePack, 2: JSON) holding `payload` under tag "deep".
+fn typed_content(codec: u8, payload: &[u8]) -> Vec<u8> {
+    let mut content = b"FMV\x01".to_vec();
+    content.push(codec);
+    content.extend_from_slice(&4u16.to_le_bytes());
+    content.extend_from_slice(b"deep");
+    content.extend_from_slice(payload);
+    content
+}
+
+/// MessagePack for `levels` arrays of one element around a nil.
+fn nested_msgpack(levels: usize) -> Vec<u8> {
+    let mut payload = vec![0x91; levels]; // fixarray of 1
+    payload.push(0xc0); // nil
+    payload
+}
+
+#[test]
+fn read_json_refuses_a_typed_value_nested_past_what_json_readers_take() {
+    let name = unique("deep");
+    let _cleanup = Cleanup(name.clone());
+    let map = ::filemap::FileMap::builder(&name)
+        .persistent(true)
+        .open()
+        .unwrap();
+    // The limit is where serde_json's default reader stops: 127 levels.
+    let brackets = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert!(serde_json::from_str::<serde_json::Value>(&brackets(127)).is_ok());
+    assert!(serde_json::from_str::<serde_json::Value>(&brackets(128)).is_err());
+
+    // 126 levels print, inside the object: 127 in all, which reads back.
+    map.write(&typed_content(1, &nested_msgpack(126))).unwrap();
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&filemap(&["read", &name, "--json"]))).unwrap();
+    assert_eq!(shown["type"], "deep");
+    let mut inner = &shown["value"];
+    for _ in 0..126 {
+        inner = &inner[0];
+    }
+    assert!(inner.is_null(), "{inner}");
+
+    // One more level, or the 1,023 rmp-serde itself decodes, in either
+    // codec: an error naming the limit, nothing printed.
+    for (codec, payload) in [
+        (1, nested_msgpack(127)),
+        (1, nested_msgpack(129)),
+        (1, nested_msgpack(1023)),
+        (2, brackets(127).into_bytes()),
+    ] {
+        map.write(&typed_content(codec, &payload)).unwrap();
+        let out = filemap(&["read", &name, "--json"]);
+        let err = fails(&out);
+        assert!(out.stdout.is_empty(), "{out:?}");
+        assert!(
+            err.contains("nested deeper than 126 levels of arrays and maps"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("{name:?}")), "{err}");
+    }
+}
+
 #[test]
 fn read_json_shows_a_typed_value_decoded() {
     let name = unique("typed");

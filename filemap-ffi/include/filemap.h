@@ -467,8 +467,10 @@ fm_status fm_lock(const fm_map *map,
  * Release the lock this thread took with `fm_lock` on `map`.
  *
  * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
- * `FM_E_NOT_LOCKED` (no lock held through this handle),
- * `FM_E_WRONG_THREAD` (another thread took it; it stays held),
+ * `FM_E_NOT_LOCKED` (no lock taken with `fm_lock` is held through this
+ * handle; called from an `fm_update` callback on it, the message says the
+ * lock belongs to that update, which releases it when the callback
+ * returns), `FM_E_WRONG_THREAD` (another thread took it; it stays held),
  * `FM_E_FORKED_HANDLE` (a forked child: the lock is the parent's and
  * stays held by it).
  *

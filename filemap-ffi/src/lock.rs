@@ -3,6 +3,7 @@
 //! This module owns the rule that a lock taken through a handle lives in
 //! that handle's slot until the thread that took it releases it.
 
+use std::cell::RefCell;
 use std::ffi::c_void;
 
 use filemap::Error;
@@ -55,8 +56,10 @@ pub unsafe extern "C" fn fm_lock(map: *const FmMap, owner_died: *mut bool) -> Fm
 /// Release the lock this thread took with `fm_lock` on `map`.
 ///
 /// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
-/// `FM_E_NOT_LOCKED` (no lock held through this handle),
-/// `FM_E_WRONG_THREAD` (another thread took it; it stays held),
+/// `FM_E_NOT_LOCKED` (no lock taken with `fm_lock` is held through this
+/// handle; called from an `fm_update` callback on it, the message says the
+/// lock belongs to that update, which releases it when the callback
+/// returns), `FM_E_WRONG_THREAD` (another thread took it; it stays held),
 /// `FM_E_FORKED_HANDLE` (a forked child: the lock is the parent's and
 /// stays held by it).
 ///
@@ -69,8 +72,18 @@ pub unsafe extern "C" fn fm_unlock(map: *const FmMap) -> FmStatus {
         let h = unsafe { args::handle(map) }?;
         let mut slot = h.lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(guard) = slot.as_mut() else {
-            return Err(Fail::Core(Error::NotLocked {
-                name: h.map.name().to_owned(),
+            let name = h.map.name();
+            return Err(Fail::NotLocked(if Updating::runs_on(h) {
+                format!(
+                    "the lock of region {name:?} belongs to the fm_update in progress on \
+                     this thread: it is released when the callback returns (fm_unlock \
+                     releases only a lock taken with fm_lock)"
+                )
+            } else {
+                format!(
+                    "no lock taken with fm_lock is held through this handle of region \
+                     {name:?} (never taken, or already released)"
+                )
             }));
         };
         guard.unlock()?;
@@ -135,11 +148,14 @@ pub unsafe extern "C" fn fm_update(
             let before = content.clone();
             let mut len = content.len();
             content.resize(capacity, 0);
+            // An fm_unlock from the callback is told whose lock it is.
+            let updating = Updating::enter(h);
             // SAFETY:
             // - `content` holds `capacity` initialised bytes, and `len`
             //   is a live local: both valid for the call;
             // - the callback's own contract is the caller's to keep.
             let rc = unsafe { callback(user_data, content.as_mut_ptr(), capacity, &mut len) };
+            drop(updating);
             if rc != 0 {
                 *content = before;
                 return Ok(());
@@ -160,4 +176,42 @@ pub unsafe extern "C" fn fm_update(
         unsafe { args::put(published, updated.published) };
         Ok(())
     })
+}
+
+thread_local! {
+    /// The handles whose `fm_update` callback is running on this thread
+    /// (innermost last: a callback may update another region).
+    static UPDATING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks a handle's `fm_update` callback as running on this thread, so
+/// that an `fm_unlock` from inside it is told whose lock it is. Unmarked
+/// on drop, also when the callback panics.
+struct Updating(usize);
+
+impl Updating {
+    fn enter(h: &FmMap) -> Updating {
+        let key = std::ptr::from_ref(h) as usize;
+        let _ = UPDATING.try_with(|u| u.borrow_mut().push(key));
+        Updating(key)
+    }
+
+    /// Whether an `fm_update` callback on `h` runs on this thread.
+    fn runs_on(h: &FmMap) -> bool {
+        let key = std::ptr::from_ref(h) as usize;
+        UPDATING
+            .try_with(|u| u.borrow().contains(&key))
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Updating {
+    fn drop(&mut self) {
+        let _ = UPDATING.try_with(|u| {
+            let mut u = u.borrow_mut();
+            if let Some(at) = u.iter().rposition(|&k| k == self.0) {
+                u.remove(at);
+            }
+        });
+    }
 }

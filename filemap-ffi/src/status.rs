@@ -141,8 +141,17 @@ pub(crate) enum Fail {
     Core(Error),
     Null(&'static str),
     Invalid(String),
-    Name { message: String, scanned: usize },
-    BufferTooSmall { needed: usize, capacity: usize },
+    Name {
+        message: String,
+        scanned: usize,
+    },
+    BufferTooSmall {
+        needed: usize,
+        capacity: usize,
+    },
+    /// `fm_unlock` without a lock of its own to release; the message says
+    /// why (the library's `NotLocked` speaks of a guard C never sees).
+    NotLocked(String),
 }
 
 impl From<Error> for Fail {
@@ -270,6 +279,7 @@ fn describe(fail: &Fail) -> (FmErrorInfo, String) {
             },
             format!("the buffer holds {capacity} bytes and the content needs {needed}"),
         ),
+        Fail::NotLocked(message) => (info(FM_E_NOT_LOCKED), message.clone()),
     }
 }
 

@@ -447,6 +447,80 @@ fn update_publishes_aborts_refuses_overflow_and_catches_panics() {
     }
 }
 
+/// What `unlock_inside` saw: the status and message of an `fm_unlock`
+/// called from inside an `fm_update` callback on the same handle.
+struct UnlockInside {
+    map: *const FmMap,
+    status: FmStatus,
+    message: String,
+}
+
+unsafe extern "C-unwind" fn unlock_inside(
+    user: *mut c_void,
+    _buf: *mut u8,
+    _capacity: usize,
+    _len: *mut usize,
+) -> i32 {
+    // SAFETY: the test passes a live `UnlockInside` as `user`.
+    let probe = unsafe { &mut *user.cast::<UnlockInside>() };
+    // SAFETY: the handle outlives the fm_update that calls this.
+    probe.status = unsafe { fm_unlock(probe.map) };
+    probe.message = last_error();
+    1
+}
+
+#[test]
+fn unlock_inside_an_update_says_the_lock_belongs_to_the_update() {
+    let map = Map::new("unlock-in-update", 0);
+    assert_eq!(map.write(b"before"), FM_OK);
+    let mut probe = UnlockInside {
+        map: map.ptr,
+        status: FM_OK,
+        message: String::new(),
+    };
+    let mut published = true;
+    // SAFETY: live handle, a callback as FmUpdateFn says, `probe` lives
+    // across the call.
+    let s = unsafe {
+        fm_update(
+            map.ptr,
+            Some(unlock_inside),
+            std::ptr::from_mut(&mut probe).cast(),
+            null_mut(),
+            &mut published,
+        )
+    };
+    assert_eq!((s, published), (FM_OK, false), "{}", last_error());
+    assert_eq!(probe.status, FM_E_NOT_LOCKED);
+    assert!(
+        probe
+            .message
+            .contains("belongs to the fm_update in progress on this thread"),
+        "{}",
+        probe.message
+    );
+    assert!(
+        !probe.message.contains("already released"),
+        "{}",
+        probe.message
+    );
+    assert_eq!(map.read(), b"before");
+    // The update released its lock on the way out.
+    // SAFETY: (block) live handle.
+    unsafe {
+        assert_eq!(fm_lock(map.ptr, null_mut()), FM_OK);
+        assert_eq!(fm_unlock(map.ptr), FM_OK);
+        // Outside an update: a message of its own, the same status.
+        assert_eq!(fm_unlock(map.ptr), FM_E_NOT_LOCKED);
+    }
+    assert_eq!(last_info().status, FM_E_NOT_LOCKED);
+    let message = last_error();
+    assert!(
+        message.contains("no lock taken with fm_lock is held through this handle"),
+        "{message}"
+    );
+}
+
 #[test]
 fn lock_is_thread_affine_and_writes_go_through_it() {
     let map = Map::new("lock", 0);

@@ -28,8 +28,9 @@ impl PyLock {
         map: Arc<FileMap>,
         name: String,
         timeout: Option<Duration>,
+        still_open: &dyn Fn(Python<'_>) -> PyResult<()>,
     ) -> PyResult<PyLock> {
-        let guard = with_lock_retry(py, timeout, || map.lock_owned())?;
+        let guard = with_lock_retry(py, timeout, still_open, || map.lock_owned())?;
         Ok(PyLock { guard, name })
     }
 }

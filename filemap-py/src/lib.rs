@@ -9,8 +9,8 @@
 //! pickling, the text view.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use filemap::{Error, FileMap, RegionInfo, Snapshot};
@@ -386,10 +386,12 @@ fn region_info_to_py(py: Python<'_>, info: &RegionInfo) -> PyResult<Py<PyAny>> {
 
 /// Retry `op` (which takes the region lock with the library timeout
 /// [`LOCK_SLICE`]) until it gets the lock or `timeout` passes, releasing
-/// the GIL meanwhile and checking signals between attempts.
+/// the GIL meanwhile and checking signals, and with `still_open` that the
+/// handle was not closed, between attempts.
 pub(crate) fn with_lock_retry<T: Send>(
     py: Python<'_>,
     timeout: Option<Duration>,
+    still_open: &dyn Fn(Python<'_>) -> PyResult<()>,
     mut op: impl FnMut() -> filemap::Result<T> + Send,
 ) -> PyResult<T> {
     let start = Instant::now();
@@ -399,6 +401,7 @@ pub(crate) fn with_lock_retry<T: Send>(
                 what, holder_pid, ..
             }) => {
                 py.check_signals()?;
+                still_open(py)?;
                 let waited = start.elapsed();
                 if timeout.is_some_and(|t| waited >= t) {
                     return Err(timeout_error(py, what, waited, holder_pid));
@@ -410,12 +413,21 @@ pub(crate) fn with_lock_retry<T: Send>(
 }
 
 /// Wait for the generation to leave `seen` with `wait` (one bounded
-/// library wait), in slices, releasing the GIL and checking signals.
+/// library wait), in slices, releasing the GIL and checking signals, and
+/// with `still_open` that the handle was not closed, between slices.
+///
+/// Closed by another thread, the wait raises `Closed`. Closed at
+/// interpreter exit ([`_close_all`]), it lets go of the region and then
+/// stays blocked, as every daemon thread in a blocking call is until the
+/// process ends: returning would run the thread's Python code on during
+/// finalisation, and print a `Closed` traceback for a wait that was
+/// simply cut short by the exit.
 fn wait_in_slices(
     py: Python<'_>,
-    map: &FileMap,
+    map: Arc<FileMap>,
     seen: u64,
     timeout: Option<Duration>,
+    still_open: &dyn Fn(Python<'_>) -> PyResult<()>,
     wait: fn(&FileMap, u64, Option<Duration>) -> Option<u64>,
 ) -> PyResult<Option<u64>> {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -431,18 +443,96 @@ fn wait_in_slices(
                 remaining.min(SLICE)
             }
         };
-        if let Some(generation) = py.detach(|| wait(map, seen, Some(slice))) {
+        if let Some(generation) = py.detach(|| wait(&map, seen, Some(slice))) {
             return Ok(Some(generation));
         }
         py.check_signals()?;
+        if let Err(closed) = still_open(py) {
+            if EXITING.load(Ordering::Acquire) {
+                drop(map);
+                let () = py.detach(|| loop {
+                    std::thread::park();
+                });
+            }
+            return Err(closed);
+        }
     }
+}
+
+/// Set by [`_close_all`]: the interpreter is exiting.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// A handle's region, shared by the handle and its calls in progress
+/// (each holds a clone of the `Arc` while it runs); `None` once closed.
+type Slot = RwLock<Option<Arc<FileMap>>>;
+
+/// Every handle opened in this process, by its slot, for
+/// [`_close_all`] at interpreter exit. Entries of handles gone are
+/// dropped as the list grows.
+static OPEN: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
+
+fn register(slot: &Arc<Slot>) {
+    let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+    if open.len() == open.capacity() {
+        // Amortised: only when the list would grow.
+        open.retain(|w| w.strong_count() > 0);
+    }
+    open.push(Arc::downgrade(slot));
+}
+
+/// Close every handle open in this process, whatever thread uses it, and
+/// wait up to `grace` seconds for the calls in progress on them to let go
+/// of their regions (a wait notices within [`SLICE`] and lets go, staying
+/// blocked; a lock wait notices within [`LOCK_SLICE`] and raises
+/// `Closed`). Run by the package at
+/// interpreter exit, before daemon threads are frozen mid-call holding a
+/// region: every region this process attached to is released (removed
+/// when it was the last user of a non-persistent one). Returns how many
+/// regions were still held by a call when `grace` ran out (a `Lock` held
+/// across the exit, or a callback that does not return).
+#[pyfunction]
+fn _close_all(py: Python<'_>, grace: f64) -> PyResult<usize> {
+    let grace = duration(Some(grace), "grace")?.unwrap_or(Duration::ZERO);
+    EXITING.store(true, Ordering::Release);
+    let slots: Vec<Arc<Slot>> =
+        std::mem::take(&mut *OPEN.lock().unwrap_or_else(PoisonError::into_inner))
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+    let maps: Vec<Arc<FileMap>> = slots
+        .iter()
+        .filter_map(|slot| slot.write().unwrap_or_else(PoisonError::into_inner).take())
+        .collect();
+    // Without the GIL: the threads inside a call need it to notice the
+    // close and return.
+    Ok(py.detach(move || {
+        let deadline = Instant::now() + grace;
+        let mut held = 0;
+        for mut map in maps {
+            loop {
+                match Arc::try_unwrap(map) {
+                    // The last reference: dropping it closes the handle.
+                    Ok(map) => break drop(map),
+                    Err(shared) if Instant::now() >= deadline => {
+                        held += 1;
+                        break drop(shared);
+                    }
+                    Err(shared) => {
+                        map = shared;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        held
+    }))
 }
 
 /// A handle to a named shared-memory region (native base class of
 /// `filemap.FileMap`).
 #[pyclass(module = "filemap._filemap", name = "FileMap", subclass, frozen)]
 struct PyFileMap {
-    map: RwLock<Option<Arc<FileMap>>>,
+    map: Arc<Slot>,
     name: String,
     path: String,
     capacity: usize,
@@ -471,6 +561,15 @@ impl PyFileMap {
             .ok_or_else(|| closed_error(py, &self.name))
     }
 
+    /// `Closed` once the handle was closed: what blocking calls check
+    /// between their slices.
+    fn still_open(&self, py: Python<'_>) -> PyResult<()> {
+        if self.closed() {
+            return Err(closed_error(py, &self.name));
+        }
+        Ok(())
+    }
+
     /// A per-call lock timeout: `None` is the handle's default, `inf` no limit.
     fn timeout_or_default(&self, timeout: Option<f64>) -> PyResult<Option<Duration>> {
         match timeout {
@@ -488,7 +587,10 @@ impl PyFileMap {
         let map = self.get(py)?;
         let mut buf =
             std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
-        let stamp = with_lock_retry(py, self.lock_timeout, || map.read_into(&mut buf));
+        let still_open = |py: Python<'_>| self.still_open(py);
+        let stamp = with_lock_retry(py, self.lock_timeout, &still_open, || {
+            map.read_into(&mut buf)
+        });
         let result = stamp.and_then(|stamp| f(&buf, stamp));
         *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = buf;
         result
@@ -528,7 +630,7 @@ impl PyFileMap {
         };
         let map = py.detach(|| builder.open()).map_err(|e| to_py(py, e))?;
         let id = map.id();
-        Ok(PyFileMap {
+        let handle = PyFileMap {
             name,
             path: map.path().to_string_lossy().into_owned(),
             capacity: map.capacity(),
@@ -538,9 +640,11 @@ impl PyFileMap {
             handle: id.handle,
             lock_timeout,
             epoch: FORK_EPOCH.load(Ordering::Relaxed),
-            map: RwLock::new(Some(Arc::new(map))),
+            map: Arc::new(RwLock::new(Some(Arc::new(map)))),
             scratch: Mutex::new(Vec::new()),
-        })
+        };
+        register(&handle.map);
+        Ok(handle)
     }
 
     /// The region name.
@@ -601,8 +705,10 @@ impl PyFileMap {
     }
 
     /// Close the handle (idempotent). The region goes away with its last
-    /// handle, in any process, unless it is persistent. Calls in progress
-    /// on other threads finish first.
+    /// handle, in any process, unless it is persistent. Waits in progress
+    /// on other threads (``wait_change``, a lock wait) raise ``Closed``
+    /// within 50 ms; other calls in progress finish first. Interpreter exit
+    /// closes every handle still open.
     fn close(&self, py: Python<'_>) {
         let map = self
             .map
@@ -626,7 +732,10 @@ impl PyFileMap {
     fn write(&self, py: Python<'_>, content: &Bound<'_, PyAny>) -> PyResult<u64> {
         let map = self.get(py)?;
         with_content(content, |bytes| {
-            with_lock_retry(py, self.lock_timeout, || map.write(bytes)).map(|p| p.generation)
+            with_lock_retry(py, self.lock_timeout, &|py| self.still_open(py), || {
+                map.write(bytes)
+            })
+            .map(|p| p.generation)
         })
     }
 
@@ -635,8 +744,10 @@ impl PyFileMap {
     fn write_if(&self, py: Python<'_>, expected: u64, content: &Bound<'_, PyAny>) -> PyResult<u64> {
         let map = self.get(py)?;
         with_content(content, |bytes| {
-            with_lock_retry(py, self.lock_timeout, || map.write_if(expected, bytes))
-                .map(|p| p.generation)
+            with_lock_retry(py, self.lock_timeout, &|py| self.still_open(py), || {
+                map.write_if(expected, bytes)
+            })
+            .map(|p| p.generation)
         })
     }
 
@@ -684,7 +795,14 @@ impl PyFileMap {
             }
         }
         let rest = timeout.map(|t| t.saturating_sub(start.elapsed()));
-        wait_in_slices(py, &map, seen, rest, FileMap::wait_change)
+        wait_in_slices(
+            py,
+            map,
+            seen,
+            rest,
+            &|py| self.still_open(py),
+            FileMap::wait_change,
+        )
     }
 
     /// Like :meth:`wait_change`, but spins first while spinning has been
@@ -700,7 +818,14 @@ impl PyFileMap {
     ) -> PyResult<Option<u64>> {
         let timeout = duration(timeout, "timeout")?;
         let map = self.get(py)?;
-        wait_in_slices(py, &map, seen, timeout, FileMap::wait_change_adaptive)
+        wait_in_slices(
+            py,
+            map,
+            seen,
+            timeout,
+            &|py| self.still_open(py),
+            FileMap::wait_change_adaptive,
+        )
     }
 
     /// Like :meth:`wait_change` but busy-polls: lowest latency, one core busy.
@@ -713,7 +838,14 @@ impl PyFileMap {
     ) -> PyResult<Option<u64>> {
         let timeout = duration(timeout, "timeout")?;
         let map = self.get(py)?;
-        wait_in_slices(py, &map, seen, timeout, FileMap::wait_change_spin)
+        wait_in_slices(
+            py,
+            map,
+            seen,
+            timeout,
+            &|py| self.still_open(py),
+            FileMap::wait_change_spin,
+        )
     }
 
     /// Take the region lock (see ``filemap.FileMap.lock``).
@@ -721,7 +853,9 @@ impl PyFileMap {
     fn _lock(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyLock> {
         let timeout = self.timeout_or_default(timeout)?;
         let map = self.get(py)?;
-        PyLock::acquire(py, map, self.name.clone(), timeout)
+        PyLock::acquire(py, map, self.name.clone(), timeout, &|py| {
+            self.still_open(py)
+        })
     }
 
     /// Read-modify-write under the lock (see ``filemap.FileMap.update``).
@@ -735,7 +869,7 @@ impl PyFileMap {
     ) -> PyResult<(u64, bool, bool)> {
         let timeout = self.timeout_or_default(timeout)?;
         let map = self.get(py)?;
-        let updated = with_lock_retry(py, timeout, || {
+        let updated = with_lock_retry(py, timeout, &|py| self.still_open(py), || {
             map.update(|content: &mut Vec<u8>| call_update(&function, content))
         })?;
         updated.value?;
@@ -918,6 +1052,7 @@ fn _filemap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clean_stale, m)?)?;
     m.add_function(wrap_pyfunction!(validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(_close_all, m)?)?;
     m.add("DEFAULT_CAPACITY", filemap::DEFAULT_CAPACITY)?;
     m.add("MIN_CAPACITY", filemap::MIN_CAPACITY)?;
     m.add("MAX_CAPACITY", filemap::MAX_CAPACITY)?;

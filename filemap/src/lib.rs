@@ -121,5 +121,5 @@ pub use region::{shm_path, Builder, FileMap, Guard, OwnedGuard};
 pub use snapshot::{Published, Snapshot, Stamp, Updated, WriterId};
 pub use text::{RemoteChange, TextView};
 #[cfg(feature = "serde")]
-pub use value::{default_tag, value_parts, Codec, ValueParts, VALUE_MAGIC};
+pub use value::{default_tag, value_parts, Codec, ValueParts, MAX_JSON_DEPTH, VALUE_MAGIC};
 pub use watch::Watcher;

@@ -72,18 +72,88 @@ pub struct ValueParts<'a> {
     pub payload: &'a [u8],
 }
 
+/// The most levels of arrays and maps [`ValueParts::to_json`] decodes.
+/// serde_json's reader refuses a 128th level, so whatever `to_json`
+/// returns, from either codec, prints as JSON that serde_json (and
+/// Python's `json`) read back. A MessagePack payload may nest up to 1,023
+/// levels (rmp-serde's own limit); printed, that is JSON few readers take.
+pub const MAX_JSON_DEPTH: usize = 127;
+
 impl ValueParts<'_> {
     /// The value as JSON, whatever its codec (for printing it, or handing
-    /// it to code that does not know its type).
+    /// it to code that does not know its type), nested at most
+    /// [`MAX_JSON_DEPTH`] levels.
     ///
     /// # Errors
-    /// What the codec said, when the payload does not decode.
+    /// What the codec said, when the payload does not decode; a sentence
+    /// naming the limit for a value nested deeper.
     pub fn to_json(&self) -> std::result::Result<serde_json::Value, String> {
+        self.to_json_within(MAX_JSON_DEPTH)
+    }
+
+    /// As [`to_json`](Self::to_json), for a value nested at most `levels`
+    /// levels of arrays and maps (at most [`MAX_JSON_DEPTH`]): a value
+    /// printed inside other JSON has that many levels fewer to use.
+    ///
+    /// # Errors
+    /// As [`to_json`](Self::to_json).
+    pub fn to_json_within(&self, levels: usize) -> std::result::Result<serde_json::Value, String> {
+        use serde::Deserialize;
+        let levels = levels.min(MAX_JSON_DEPTH);
+        let too_deep = || {
+            format!(
+                "the value is nested deeper than {levels} levels of arrays and maps, \
+                 the most filemap shows as JSON"
+            )
+        };
         match self.codec {
-            Codec::MessagePack => rmp_serde::from_slice(self.payload).map_err(|e| e.to_string()),
-            Codec::Json => serde_json::from_slice(self.payload).map_err(|e| e.to_string()),
+            Codec::MessagePack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(self.payload);
+                // rmp-serde refuses the container that brings its count
+                // to 0: `levels + 1` lets `levels` through.
+                de.set_max_depth(levels + 1);
+                serde_json::Value::deserialize(&mut de).map_err(|e| match e {
+                    rmp_serde::decode::Error::DepthLimitExceeded => too_deep(),
+                    e => e.to_string(),
+                })
+            }
+            Codec::Json => {
+                if json_nesting(self.payload) > levels {
+                    return Err(too_deep());
+                }
+                serde_json::from_slice(self.payload).map_err(|e| e.to_string())
+            }
         }
     }
+}
+
+/// How deep the arrays and objects of JSON text `bytes` nest (brackets
+/// inside strings not counted), without decoding it: one pass, no
+/// recursion, whatever the input.
+fn json_nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Split a typed content into codec, tag and payload; `None` when `content`
@@ -259,5 +329,13 @@ mod tests {
                 payload: b"123"
             }
         );
+    }
+
+    #[test]
+    fn json_nesting_counts_brackets_outside_strings() {
+        assert_eq!(json_nesting(b"1"), 0);
+        assert_eq!(json_nesting(br#"{"a":[1,[2]],"b":{}}"#), 3);
+        assert_eq!(json_nesting(br#"["[[[\"[", {"]": "\\"}]"#), 2);
+        assert_eq!(json_nesting("[".repeat(500).as_bytes()), 500);
     }
 }

@@ -152,3 +152,43 @@ proptest::proptest! {
         let _ = filemap::value_parts(&valid);
     }
 }
+
+#[test]
+fn to_json_decodes_up_to_serde_jsons_depth_in_either_codec_and_names_the_limit_past_it() {
+    let limit = filemap::MAX_JSON_DEPTH;
+    let typed = |codec: u8, payload: &[u8]| {
+        let mut content = filemap::VALUE_MAGIC.to_vec();
+        content.push(codec);
+        content.extend_from_slice(&1u16.to_le_bytes());
+        content.push(b't');
+        content.extend_from_slice(payload);
+        content
+    };
+    // `levels` arrays of one element around a nil / null.
+    let packed = |levels: usize| [vec![0x91; levels], vec![0xc0]].concat();
+    let json = |levels: usize| format!("{}null{}", "[".repeat(levels), "]".repeat(levels));
+    // What serde_json's own reader takes, to the level.
+    assert!(serde_json::from_str::<serde_json::Value>(&json(limit)).is_ok());
+    assert!(serde_json::from_str::<serde_json::Value>(&json(limit + 1)).is_err());
+    for levels in [limit, limit + 1, 1023] {
+        for content in [typed(1, &packed(levels)), typed(2, json(levels).as_bytes())] {
+            let parts = filemap::value_parts(&content).unwrap();
+            match parts.to_json() {
+                Ok(value) if levels <= limit => {
+                    assert_eq!(value.to_string(), json(levels));
+                }
+                Err(reason) if levels > limit => {
+                    assert!(
+                        reason.contains(&format!("deeper than {limit} levels")),
+                        "{levels} ({:?}): {reason}",
+                        parts.codec
+                    );
+                }
+                other => panic!("{levels} levels ({:?}): {other:?}", parts.codec),
+            }
+            // A lower limit, for a value printed inside other JSON.
+            let within = parts.to_json_within(limit - 1);
+            assert_eq!(within.is_ok(), levels < limit, "{levels}: {within:?}");
+        }
+    }
+}

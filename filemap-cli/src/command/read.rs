@@ -17,12 +17,23 @@ pub fn run(args: ReadArgs) -> anyhow::Result<()> {
             "writer_pid": snap.writer.pid,
             "content": String::from_utf8_lossy(&snap.content),
         });
-        // A typed value (FileMap::write_value) is shown decoded.
+        // A typed value (FileMap::write_value) is shown decoded, one level
+        // down in this object: what is printed nests at most
+        // MAX_JSON_DEPTH levels, so serde_json's reader (and Python's)
+        // takes it. A value that does not decode, or nests deeper, is an
+        // error rather than silently left out.
         if let Some(parts) = filemap::value_parts(&snap.content) {
-            if let Ok(decoded) = parts.to_json() {
-                value["type"] = parts.tag.into();
-                value["value"] = decoded;
-            }
+            let decoded = parts
+                .to_json_within(filemap::MAX_JSON_DEPTH - 1)
+                .map_err(|reason| {
+                    anyhow::anyhow!(
+                        "`filemap read --json` cannot show the typed value (type {:?}) in region {:?}: {reason}",
+                        parts.tag,
+                        map.name()
+                    )
+                })?;
+            value["type"] = parts.tag.into();
+            value["value"] = decoded;
         }
         writeln!(out, "{value}")?;
     } else if out.is_terminal() {

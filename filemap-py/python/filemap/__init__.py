@@ -277,14 +277,24 @@ class Watcher:
 os.register_at_fork(after_in_child=_filemap._after_fork_in_child)
 
 
+#: Seconds interpreter exit waits for calls in progress on other threads
+#: (a wait notices the close within 0.05 s) to let go of their regions.
+_EXIT_GRACE = 1.0
+
+
 @atexit.register
-def _stop_watchers() -> None:
+def _at_exit() -> None:
     # Watcher threads call into Python; stop them before the interpreter
     # goes away.
     with _watchers_lock:
         watchers = _builtin_list(_watchers)
     for watcher in watchers:
         watcher.stop()
+    # Then close every handle, whatever thread uses it: a daemon thread
+    # blocked in wait_change holds its handle, and is frozen mid-call once
+    # finalisation starts, which would leave a non-persistent region
+    # behind as a stale file. Its wait lets go first (and stays blocked).
+    _filemap._close_all(_EXIT_GRACE)
 
 
 def list() -> _builtin_list[tuple[str, RegionInfo | Error]]:  # noqa: A001

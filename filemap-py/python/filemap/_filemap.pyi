@@ -143,5 +143,8 @@ def clean_stale() -> list[str]:
     """Remove every stale region; return their names."""
 
 def _after_fork_in_child() -> None: ...
+def _close_all(grace: float) -> int:
+    """Close every open handle (interpreter exit); waits up to ``grace``
+    seconds for calls in progress to let go; returns how many still held."""
 def validate_name(name: str) -> None:
     """Check a region name; raises ``InvalidName``."""

@@ -33,7 +33,11 @@
 //! region's name is also kept as an empty file `filemap.<name>` in a
 //! per-user directory (`$TMPDIR/filemap-<uid>`), made by the creator and
 //! removed with the region; `list`, `inspect` of a vanished region and
-//! `clean_stale` read it, as on Windows.
+//! `clean_stale` read it, as on Windows. Entries are opened only to make
+//! them, the way region files are opened (no symlink followed, no FIFO
+//! waited on): a creator that finds anything but a regular file at its
+//! entry refuses the region ([`Error::NotARegion`] naming the entry);
+//! the others only list the directory, `lstat(2)` and `unlink(2)` entries.
 //!
 //! **Lock.** `lock.rs`'s word, naming the owning *process* (pid and start
 //! time), because macOS and FreeBSD cannot check another process's
@@ -764,20 +768,26 @@ impl Opener<'_> {
     fn create(&self) -> Result<Step> {
         match &self.object {
             Object::Shm(object) => {
+                // The registry entry first: one that is not a plain file
+                // refuses the region before anything is made.
+                registry::add(self.req.name)?;
                 let fd = match shm::shm_create(object, self.req.permissions) {
                     Ok(fd) => fd,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Step::Retry),
-                    Err(e) => return Err(self.error("shm_open", e)),
+                    Err(e) => {
+                        registry::remove(self.req.name);
+                        return Err(self.error("shm_open", e));
+                    }
                 };
                 let made = self.fill(&fd, &self.shown, false);
                 let (map, slot) = match made {
                     Ok(made) => made,
                     Err(e) => {
                         let _ = self.object.unlink();
+                        registry::remove(self.req.name);
                         return Err(e);
                     }
                 };
-                registry::add(self.req.name);
                 Ok(self.done(fd, map, self.req.capacity, false, slot))
             }
             Object::File(path) => self.create_file(path),
@@ -877,14 +887,60 @@ mod registry {
         dir().map(|dir| dir.join(format!("{PREFIX}{name}")))
     }
 
-    pub fn add(name: &str) {
-        if let Some(path) = entry(name) {
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path);
+    /// Record region `name`: its entry, an empty regular file, made if
+    /// missing (mode 0600). The entry is opened the way region files are
+    /// (`unix::open_or_create_regular`): a symbolic link there is refused,
+    /// never followed, and a FIFO is refused without blocking, as is
+    /// anything else but a regular file: [`Error::NotARegion`] naming the
+    /// entry and what it is. An entry that cannot be made for another
+    /// reason (say, a full or read-only temporary directory) is skipped:
+    /// the registry is best effort.
+    pub fn add(name: &str) -> Result<()> {
+        let Some(path) = entry(name) else {
+            return Ok(());
+        };
+        match unix::open_or_create_regular(&path, 0o600) {
+            Ok(_) => Ok(()),
+            Err(e) => match refusal(&path, &e) {
+                Some(reason) => Err(Error::NotARegion {
+                    path: path.display().to_string(),
+                    reason,
+                }),
+                None => Ok(()),
+            },
         }
+    }
+
+    /// Why the entry at `path` was refused, when `e` is a refusal (a
+    /// symbolic link, or not a regular file) rather than a failure to
+    /// make it.
+    fn refusal(path: &Path, e: &io::Error) -> Option<&'static str> {
+        use std::os::unix::fs::FileTypeExt;
+        match Os::classify(e) {
+            ErrorClass::Symlink => {
+                return Some("a registry entry must be an empty regular file; this is a symbolic link, not followed")
+            }
+            ErrorClass::NotRegular(_) => {}
+            _ => return None,
+        }
+        // What it is, for the message: `lstat(2)` neither follows nor
+        // blocks.
+        let kind = std::fs::symlink_metadata(path).ok().map(|m| m.file_type());
+        Some(match kind {
+            Some(t) if t.is_fifo() => {
+                "a registry entry must be an empty regular file; this is a FIFO (named pipe)"
+            }
+            Some(t) if t.is_socket() => {
+                "a registry entry must be an empty regular file; this is a socket"
+            }
+            Some(t) if t.is_dir() => {
+                "a registry entry must be an empty regular file; this is a directory"
+            }
+            Some(t) if t.is_char_device() || t.is_block_device() => {
+                "a registry entry must be an empty regular file; this is a device"
+            }
+            _ => "a registry entry must be an empty regular file; this is something else",
+        })
     }
 
     /// Remove region `name`'s entry; whether there was one.
@@ -892,8 +948,12 @@ mod registry {
         entry(name).is_some_and(|path| std::fs::remove_file(path).is_ok())
     }
 
+    /// Whether region `name` has an entry (a regular file; `lstat(2)`:
+    /// a symbolic link is not followed).
     pub fn contains(name: &str) -> bool {
-        entry(name).is_some_and(|path| path.is_file())
+        entry(name).is_some_and(|path| {
+            std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_file())
+        })
     }
 
     /// Every region name in the registry.

@@ -39,8 +39,31 @@ pub fn open_existing(path: &Path, writable: bool) -> io::Result<Fd> {
     } else {
         OFlags::RDONLY
     };
-    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let fd = match fs::open(path, flags, Mode::empty()) {
+    open_regular(path, access, Mode::empty())
+}
+
+/// Open `path` read-only, creating it empty with `mode` (less the umask)
+/// when it is missing, with the care of [`open_existing`]: a symlink at
+/// `path` is refused (`ELOOP`), never followed, a FIFO does not block, and
+/// anything but a regular file is refused with [`NotRegular`]. For marker
+/// files such as the posix backend's registry entries.
+#[cfg_attr(
+    all(target_os = "linux", not(feature = "posix-backend")),
+    allow(dead_code)
+)]
+pub fn open_or_create_regular(path: &Path, mode: u32) -> io::Result<Fd> {
+    open_regular(
+        path,
+        OFlags::RDONLY | OFlags::CREATE,
+        Mode::from_raw_mode(mode),
+    )
+}
+
+/// `open(2)` with `flags` plus `O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+/// O_NOCTTY`, then `fstat(2)`: only a regular file is returned.
+fn open_regular(path: &Path, flags: OFlags, mode: Mode) -> io::Result<Fd> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = match fs::open(path, flags, mode) {
         Ok(fd) => fd,
         // A directory opened for writing, or a socket: not a region.
         Err(Errno::ISDIR | Errno::NXIO) => {

@@ -1,0 +1,90 @@
+"""Interpreter exit releases every handle's share of its region, whatever
+thread holds the handle: a non-persistent region whose only user exits is
+gone, never left behind as a stale file. Real child interpreters."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import filemap
+from conftest import python_child, read_line, wait_for
+
+# The child opens region argv[1] (not persistent), starts what argv[2]
+# names, prints the region's path once that is under way, and exits when
+# its stdin closes.
+CHILD = """
+import sys, threading, time, filemap
+
+name, what = sys.argv[1], sys.argv[2]
+fm = filemap.FileMap(name, create=True)
+if what == "daemon-wait":
+    def wait():
+        fm.wait_change(fm.generation)
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    # Until the thread is inside the wait: its frame stays on that line
+    # (two looks 5 ms apart; the wait blocks forever: nothing writes).
+    line = wait.__code__.co_firstlineno + 1
+    seen = 0
+    while seen < 2:
+        frame = sys._current_frames().get(waiter.ident)
+        seen = seen + 1 if frame is not None and frame.f_lineno == line else 0
+        time.sleep(0.005)
+elif what == "watcher":
+    watcher = fm.watch(lambda snap: None)
+print(fm.path, flush=True)
+sys.stdin.read()
+"""
+
+
+def _child_exits_and_region_goes(name: str, what: str) -> str:
+    child = python_child(CHILD, name, what)
+    path = read_line(child)
+    assert os.path.exists(path), path
+    _, err = child.communicate("", timeout=30)
+    assert child.returncode == 0, err
+    wait_for(lambda: not os.path.exists(path), timeout=10, what=f"{path} to go")
+    return err
+
+
+def test_a_daemon_thread_blocked_in_wait_change_at_exit_leaves_no_region(name: str) -> None:
+    err = _child_exits_and_region_goes(name, "daemon-wait")
+    # The wait let go of the region and stayed blocked, as daemon threads
+    # do at exit: no Closed traceback from it.
+    assert "Traceback" not in err, err
+
+
+def test_a_plain_exit_leaves_no_region(name: str) -> None:
+    _child_exits_and_region_goes(name, "nothing")
+
+
+def test_an_exit_with_a_running_watcher_leaves_no_region(name: str) -> None:
+    _child_exits_and_region_goes(name, "watcher")
+
+
+def test_closing_a_handle_ends_a_wait_on_another_thread_with_closed(name: str) -> None:
+    fm = filemap.FileMap(name)
+    outcome: list[BaseException | int | None] = []
+
+    def wait() -> None:
+        try:
+            outcome.append(fm.wait_change(fm.generation))
+        except filemap.Error as e:
+            outcome.append(e)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    # Until the thread is inside the wait (its frame on the call's line).
+    line = wait.__code__.co_firstlineno + 2
+    wait_for(
+        lambda: getattr(sys._current_frames().get(waiter.ident), "f_lineno", None) == line,
+        what="the thread to wait",
+    )
+    fm.close()
+    waiter.join(10)
+    assert not waiter.is_alive(), "the wait did not notice the close"
+    assert len(outcome) == 1 and isinstance(outcome[0], filemap.Closed), outcome
+    # The region went with its only handle.
+    wait_for(lambda: not os.path.exists(fm.path), timeout=10, what="the region to go")
