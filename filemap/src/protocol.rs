@@ -16,7 +16,7 @@ use crate::snapshot::{Stamp, WriterId};
 
 pub mod seqlock;
 
-pub use seqlock::{BufferLine, Corrupt};
+pub use seqlock::Corrupt;
 
 /// A mapped region whose header was validated: its base and capacity.
 #[derive(Clone, Copy)]
