@@ -899,7 +899,7 @@ mod registry {
         let Some(path) = entry(name) else {
             return Ok(());
         };
-        match unix::open_or_create_regular(&path, 0o600) {
+        match unix::open_or_create_regular(&path, rustix::fs::Mode::from_raw_mode(0o600)) {
             Ok(_) => Ok(()),
             Err(e) => match refusal(&path, &e) {
                 Some(reason) => Err(Error::NotARegion {

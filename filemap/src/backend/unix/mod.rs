@@ -51,12 +51,8 @@ pub fn open_existing(path: &Path, writable: bool) -> io::Result<Fd> {
     all(target_os = "linux", not(feature = "posix-backend")),
     allow(dead_code)
 )]
-pub fn open_or_create_regular(path: &Path, mode: u32) -> io::Result<Fd> {
-    open_regular(
-        path,
-        OFlags::RDONLY | OFlags::CREATE,
-        Mode::from_raw_mode(mode),
-    )
+pub fn open_or_create_regular(path: &Path, mode: Mode) -> io::Result<Fd> {
+    open_regular(path, OFlags::RDONLY | OFlags::CREATE, mode)
 }
 
 /// `open(2)` with `flags` plus `O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
