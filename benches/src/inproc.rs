@@ -52,7 +52,7 @@ fn abi_overhead(ns: &Namespace, samples: usize, rows: &mut Vec<Row>) -> Result<(
     use filemap_ffi::{fm_close, fm_open, fm_read, fm_write, FmMap, FM_OK};
     let name = ns.name("abi");
     let writer = FileMap::builder(&name)
-        .capacity(filemap::MIN_CAPACITY as u64)
+        .capacity(filemap::MIN_CAPACITY)
         .create_only()
         .open()
         .with_context(|| format!("creating {name}"))?;
@@ -160,7 +160,7 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
         // filemap: a writer handle and a reader handle on one region.
         let name = ns.name("inproc");
         let writer = FileMap::builder(&name)
-            .capacity(payload.max(filemap::MIN_CAPACITY) as u64)
+            .capacity(payload.max(filemap::MIN_CAPACITY))
             .create_only()
             .open()
             .with_context(|| format!("creating {name}"))?;

@@ -53,7 +53,7 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
             per_call(samples, batch, || {
                 drop(
                     FileMap::builder(&name)
-                        .capacity(capacity as u64)
+                        .capacity(capacity)
                         .create_only()
                         .open()?,
                 );
@@ -61,7 +61,7 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
             })?,
         );
         let holder = FileMap::builder(&name)
-            .capacity(capacity as u64)
+            .capacity(capacity)
             .create_only()
             .open()?;
         row(

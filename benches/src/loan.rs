@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+use filemap::ValueExt;
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -123,7 +124,7 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
     let encoded = rmp_serde::to_vec_named(&value)?.len();
     let name = ns.name("loan");
     let map = FileMap::builder(&name)
-        .capacity((encoded.max(RAW) + (64 << 10)) as u64)
+        .capacity(encoded.max(RAW) + (64 << 10))
         .create_only()
         .open()
         .with_context(|| format!("creating region {name}"))?;

@@ -213,9 +213,11 @@ pub fn watcher_main(args: &ChildArgs) -> Result<()> {
             harness::child_ready()?;
             loop {
                 let moved = if adaptive {
-                    map.wait_change_adaptive(seen, Some(TIMEOUT))
+                    map.wait_change(seen, filemap::Wait::adaptive().timeout(TIMEOUT))
+                        .ok()
                 } else {
-                    map.wait_change(seen, Some(TIMEOUT))
+                    map.wait_change(seen, filemap::Wait::sleep().timeout(TIMEOUT))
+                        .ok()
                 };
                 seen = moved.ok_or_else(|| anyhow!("watcher {i}: no change within {TIMEOUT:?}"))?;
                 map.read_into(&mut buf)?;

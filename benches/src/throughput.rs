@@ -75,7 +75,7 @@ pub fn run(ns: &Namespace, mode: Mode, pin: bool) -> Result<Vec<Row>> {
 fn one(ns: &Namespace, mode: Mode, payload: usize, child_cpu: Option<usize>) -> Result<Row> {
     let name = ns.name("tput");
     let map = FileMap::builder(&name)
-        .capacity(payload.max(filemap::MIN_CAPACITY) as u64)
+        .capacity(payload.max(filemap::MIN_CAPACITY))
         .create_only()
         .open()
         .with_context(|| format!("creating {name}"))?;
@@ -147,7 +147,8 @@ pub fn watch_main(args: &ChildArgs) -> Result<()> {
     let (mut reads, mut bytes) = (0u64, 0u64);
     harness::child_ready()?;
     loop {
-        map.wait_change(seen, Some(TIMEOUT))
+        map.wait_change(seen, filemap::Wait::sleep().timeout(TIMEOUT))
+            .ok()
             .ok_or_else(|| anyhow!("no change in {name} within {TIMEOUT:?}"))?;
         let stamp = map.read_into(&mut buf)?;
         seen = stamp.generation;
@@ -228,7 +229,7 @@ fn slow_one(
 ) -> Result<SlowRow> {
     let name = ns.name("slowread");
     let map = FileMap::builder(&name)
-        .capacity(payload.max(filemap::MIN_CAPACITY) as u64)
+        .capacity(payload.max(filemap::MIN_CAPACITY))
         .create_only()
         .open()
         .with_context(|| format!("creating {name}"))?;
@@ -328,7 +329,8 @@ pub fn slow_reader_main(args: &ChildArgs) -> Result<()> {
     }
     let seen = map.generation();
     harness::child_ready()?;
-    map.wait_change(seen, Some(TIMEOUT))
+    map.wait_change(seen, filemap::Wait::sleep().timeout(TIMEOUT))
+        .ok()
         .ok_or_else(|| anyhow!("the writer did not start within {TIMEOUT:?}"))?;
     let mut latencies = Vec::with_capacity(reads);
     let mut last = 0u64;

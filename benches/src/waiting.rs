@@ -45,9 +45,15 @@ impl Kind {
 
     fn wait(self, map: &FileMap, seen: u64, timeout: Duration) -> Option<u64> {
         match self {
-            Kind::Blocking => map.wait_change(seen, Some(timeout)),
-            Kind::Spin => map.wait_change_spin(seen, Some(timeout)),
-            Kind::Adaptive => map.wait_change_adaptive(seen, Some(timeout)),
+            Kind::Blocking => map
+                .wait_change(seen, filemap::Wait::sleep().timeout(timeout))
+                .ok(),
+            Kind::Spin => map
+                .wait_change(seen, filemap::Wait::spin().timeout(timeout))
+                .ok(),
+            Kind::Adaptive => map
+                .wait_change(seen, filemap::Wait::adaptive().timeout(timeout))
+                .ok(),
         }
     }
 }
@@ -147,7 +153,7 @@ fn one(
 ) -> Result<Row> {
     let name = ns.name("wait");
     let map = FileMap::builder(&name)
-        .capacity(filemap::MIN_CAPACITY as u64)
+        .capacity(filemap::MIN_CAPACITY)
         .create_only()
         .open()
         .with_context(|| format!("creating region {name}"))?;

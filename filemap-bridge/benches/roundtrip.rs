@@ -99,14 +99,26 @@ fn child(role: &str, rest: &[String]) {
             count_until_stdin_closes(|| rx.recv_timeout(Duration::from_millis(50)).is_ok());
         }
         "region-pong" => {
-            let ping = FileMap::builder(&rest[0]).capacity(CAP).open().unwrap();
-            let pong = FileMap::builder(&rest[1]).capacity(CAP).open().unwrap();
+            let ping = FileMap::builder(&rest[0])
+                .capacity(CAP as usize)
+                .open()
+                .unwrap();
+            let pong = FileMap::builder(&rest[1])
+                .capacity(CAP as usize)
+                .open()
+                .unwrap();
             // Before "ready": a ping sent right after it must not be missed.
             let mut seen = ping.generation();
             println!("ready");
             let mut buf = Vec::new();
             loop {
-                let Some(g) = ping.wait_change(seen, Some(Duration::from_secs(30))) else {
+                let Some(g) = ping
+                    .wait_change(
+                        seen,
+                        filemap::Wait::sleep().timeout(Duration::from_secs(30)),
+                    )
+                    .ok()
+                else {
                     return;
                 };
                 seen = g;
@@ -244,8 +256,8 @@ struct Bridges {
 impl Drop for Bridges {
     fn drop(&mut self) {
         for r in &self.regions {
-            let _ = FileMap::remove(r);
-            let lock = filemap::shm_path(r)
+            let _ = filemap::admin::remove(r);
+            let lock = filemap::admin::shm_path(r)
                 .parent()
                 .unwrap()
                 .join(format!("filemap-bridge.{r}.lock"));
@@ -308,7 +320,10 @@ fn bridge_round_trips(n: usize, iters: usize) -> Vec<Duration> {
         ping.write(&payload).unwrap();
         loop {
             seen = pong
-                .wait_change(seen, Some(Duration::from_secs(10)))
+                .wait_change(
+                    seen,
+                    filemap::Wait::sleep().timeout(Duration::from_secs(10)),
+                )
                 .expect("no answer within 10 s");
             pong.read_into(&mut buf).unwrap();
             if buf == payload {
@@ -354,7 +369,10 @@ fn bridge_throughput() -> (f64, f64) {
         let mut seen = b.generation();
         let mut n = 0u64;
         while stop_rx.try_recv().is_err() {
-            if let Some(g) = b.wait_change(seen, Some(Duration::from_millis(50))) {
+            if let Ok(g) = b.wait_change(
+                seen,
+                filemap::Wait::sleep().timeout(Duration::from_millis(50)),
+            ) {
                 seen = g;
                 n += 1;
             }

@@ -189,7 +189,7 @@ struct RegionLock {
 impl RegionLock {
     fn take(region: &str) -> anyhow::Result<RegionLock> {
         use rustix::fs::{flock, fstat, stat, FlockOperation};
-        let dir = filemap::shm_path(region)
+        let dir = filemap::admin::shm_path(region)
             .parent()
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/dev/shm"));
@@ -363,7 +363,7 @@ impl Bridge {
             bail!("nothing to bridge: give at least one --map REGION=KEY");
         }
         for (i, m) in opts.maps.iter().enumerate() {
-            filemap::validate_name(&m.region)
+            filemap::admin::validate_name(&m.region)
                 .map_err(|e| anyhow::anyhow!("bad region name {:?}: {e}", m.region))?;
             validate_key(&m.key)?;
             for other in &opts.maps[..i] {
@@ -570,7 +570,7 @@ fn recall_state(fm: FileMap, lock: &RegionLock) -> State {
 /// exists keeps the lifetime its creator gave it.
 fn open_region(name: &str, capacity: u64) -> Result<FileMap, FmError> {
     FileMap::builder(name)
-        .capacity(capacity)
+        .capacity(usize::try_from(capacity).unwrap_or(usize::MAX))
         .persistent(true)
         .open()
 }
@@ -929,7 +929,11 @@ fn watch_loop(shared: &Shared, map: &Map) {
             on_local_change(shared, map);
             continue;
         }
-        fm.wait_change(g, Some(Duration::from_millis(200)));
+        fm.wait_change(
+            g,
+            filemap::Wait::sleep().timeout(Duration::from_millis(200)),
+        )
+        .ok();
     }
 }
 

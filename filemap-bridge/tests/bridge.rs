@@ -45,8 +45,8 @@ struct Cleanup(Vec<String>);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for r in &self.0 {
-            let _ = FileMap::remove(r);
-            let lock = filemap::shm_path(r)
+            let _ = filemap::admin::remove(r);
+            let lock = filemap::admin::shm_path(r)
                 .parent()
                 .unwrap()
                 .join(format!("filemap-bridge.{r}.lock"));
@@ -198,7 +198,10 @@ fn content(map: &FileMap) -> Vec<u8> {
 }
 
 fn open(region: &str, capacity: u64) -> FileMap {
-    FileMap::builder(region).capacity(capacity).open().unwrap()
+    FileMap::builder(region)
+        .capacity(capacity as usize)
+        .open()
+        .unwrap()
 }
 
 #[test]
@@ -1084,7 +1087,7 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     }
 
     // `filemap rm` on B, and the name made anew with other content.
-    FileMap::remove(&rb).unwrap();
+    filemap::admin::remove(&rb).unwrap();
     let mb = open(&rb, 4096);
     mb.write(b"made anew on B").unwrap();
     let reopened = b.wait_for("B reopening its region", |v| v["event"] == "reopened");
@@ -1098,7 +1101,7 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     // Removed and not made anew: the bridge makes it anew, with the newest
     // content it knows.
     drop(mb);
-    FileMap::remove(&rb).unwrap();
+    filemap::admin::remove(&rb).unwrap();
     eventually("B's region back with the newest content", || {
         FileMap::builder(&rb)
             .open_only()
@@ -1202,6 +1205,6 @@ fn a_region_the_bridge_created_outlives_it_with_what_filemap_write_put_there() {
         .open_only()
         .open()
         .expect("the region outlives the bridge that created it");
-    assert!(map.is_persistent());
+    assert!(map.info().persistent);
     assert_eq!(content(&map), b"kept after the bridge");
 }

@@ -1,5 +1,6 @@
 //! The `filemap` command, run as a real process.
 
+use filemap::ValueExt;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -68,7 +69,7 @@ fn fails(out: &Output) -> String {
 /// Wait until process `pid` is attached to region `name`.
 fn await_attached(name: &str, pid: u32) {
     let deadline = Instant::now() + STEP;
-    while !::filemap::FileMap::inspect(name).is_ok_and(|i| i.attached.contains(&pid)) {
+    while !::filemap::admin::inspect(name).is_ok_and(|i| i.attached.contains(&pid)) {
         assert!(
             Instant::now() < deadline,
             "process {pid} never attached to {name}"
@@ -146,7 +147,7 @@ fn a_corrupted_region_is_an_error_exit_not_a_crash() {
     let name = unique("corrupt");
     let _cleanup = Cleanup(name.clone());
     ok(&filemap(&["write", &name, "data"]));
-    let path = ::filemap::shm_path(&name);
+    let path = ::filemap::admin::shm_path(&name);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[264..272].fill(0xff); // both buffer lengths (in each buffer's line)
     bytes[392..400].fill(0xff);
@@ -272,7 +273,7 @@ fn rm_stale_removes_regions_whose_users_died() {
         out.contains(&format!("removed stale region {name}")),
         "{out}"
     );
-    assert!(!::filemap::shm_path(&name).exists());
+    assert!(!::filemap::admin::shm_path(&name).exists());
 }
 
 // Linux only: a Unix pseudo-terminal.
@@ -352,16 +353,17 @@ fn a_fifo_socket_or_directory_in_place_of_a_region_never_hangs_ls_info_or_rm() {
     let socket = unique("socket");
     let dir = unique("dir");
     let made = Command::new("mkfifo")
-        .arg(::filemap::shm_path(&fifo))
+        .arg(::filemap::admin::shm_path(&fifo))
         .status()
         .unwrap();
     assert!(made.success());
-    let _listener = std::os::unix::net::UnixListener::bind(::filemap::shm_path(&socket)).unwrap();
-    std::fs::create_dir(::filemap::shm_path(&dir)).unwrap();
+    let _listener =
+        std::os::unix::net::UnixListener::bind(::filemap::admin::shm_path(&socket)).unwrap();
+    std::fs::create_dir(::filemap::admin::shm_path(&dir)).unwrap();
     let cleanup = || {
-        let _ = std::fs::remove_file(::filemap::shm_path(&fifo));
-        let _ = std::fs::remove_file(::filemap::shm_path(&socket));
-        let _ = std::fs::remove_dir(::filemap::shm_path(&dir));
+        let _ = std::fs::remove_file(::filemap::admin::shm_path(&fifo));
+        let _ = std::fs::remove_file(::filemap::admin::shm_path(&socket));
+        let _ = std::fs::remove_dir(::filemap::admin::shm_path(&dir));
     };
     let listing = ok(&filemap_within_step(&["ls"]));
     assert!(
@@ -381,7 +383,10 @@ fn a_fifo_socket_or_directory_in_place_of_a_region_never_hangs_ls_info_or_rm() {
     }
     let out = ok(&filemap_within_step(&["rm", "--stale"]));
     assert!(!out.contains(&fifo), "{out}");
-    assert!(::filemap::shm_path(&fifo).exists(), "not ours to remove");
+    assert!(
+        ::filemap::admin::shm_path(&fifo).exists(),
+        "not ours to remove"
+    );
     cleanup();
 }
 
@@ -420,7 +425,7 @@ fn oversized_standard_input_is_refused_reading_little_and_creating_nothing() {
     );
     assert!(
         matches!(
-            ::filemap::FileMap::inspect(&name),
+            ::filemap::admin::inspect(&name),
             Err(::filemap::Error::NotFound { .. })
         ),
         "a failed write left a region behind"

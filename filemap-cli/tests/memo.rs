@@ -10,6 +10,7 @@
 
 #![cfg(target_os = "linux")]
 
+use filemap::TextExt;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -191,7 +192,7 @@ fn region(test: &str) -> String {
 }
 
 fn assert_gone(name: &str) {
-    let path = filemap::shm_path(name);
+    let path = filemap::admin::shm_path(name);
     assert!(
         !path.exists(),
         "{} still exists after the last memo quit",

@@ -24,14 +24,14 @@ pub(crate) unsafe fn name(name: *const c_char) -> FfiResult<String> {
     if name.is_null() {
         return Err(Fail::Null("name"));
     }
-    let limit = filemap::MAX_NAME_LEN + 1;
+    let limit = filemap::admin::MAX_NAME_LEN + 1;
     let mut bytes = Vec::new();
     loop {
         if bytes.len() == limit {
             return Err(Fail::Name {
                 message: format!(
                     "region name has no NUL within {limit} bytes (the maximum length is {} bytes)",
-                    filemap::MAX_NAME_LEN
+                    filemap::admin::MAX_NAME_LEN
                 ),
                 scanned: limit,
             });

@@ -33,7 +33,7 @@ pub use watch::{fm_watch, fm_watch_stop, FmWatchFn, FmWatcher};
 /// on Windows).
 #[no_mangle]
 pub extern "C" fn fm_max_name_len() -> usize {
-    filemap::MAX_NAME_LEN
+    filemap::admin::MAX_NAME_LEN
 }
 
 /// The message of the last failed `fm_*` call on this thread (UTF-8,

@@ -173,7 +173,7 @@ pub unsafe extern "C" fn fm_update(
             args::put(generation, updated.generation);
         }
         // SAFETY: as this function's contract.
-        unsafe { args::put(published, updated.published) };
+        unsafe { args::put(published, updated.changed) };
         Ok(())
     })
 }

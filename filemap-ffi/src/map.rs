@@ -171,7 +171,7 @@ pub unsafe extern "C" fn fm_open(
         }
         let mut builder = FileMap::builder(name);
         if capacity != 0 {
-            builder = builder.capacity(capacity);
+            builder = builder.capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
         }
         if flags & FM_CREATE_ONLY != 0 {
             builder = builder.create_only();
@@ -263,7 +263,7 @@ pub unsafe extern "C" fn fm_id(map: *const FmMap, out: *mut FmWriter) -> FmStatu
         // SAFETY: as this function's contract.
         let h = unsafe { args::handle(map) }?;
         // SAFETY: as this function's contract.
-        unsafe { args::put_required(out, h.map.id().into(), "out") }
+        unsafe { args::put_required(out, h.map.writer_id().into(), "out") }
     })
 }
 
@@ -376,12 +376,7 @@ impl FmMap {
     fn locked_read(&self, buf: &mut Vec<u8>) -> FfiResult<Stamp> {
         let slot = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         match slot.as_ref() {
-            Some(guard) => {
-                let snap = guard.read()?;
-                let stamp = snap.stamp();
-                *buf = snap.content;
-                Ok(stamp)
-            }
+            Some(guard) => Ok(guard.read_into(buf)?),
             None => Err(Fail::Core(Error::WouldDeadlock {
                 name: self.map.name().to_owned(),
             })),
@@ -430,7 +425,7 @@ pub unsafe extern "C" fn fm_read(
             let mut scratch = scratch.try_borrow_mut().map_err(|_| {
                 Fail::Invalid("fm_read called from inside fm_read on one thread".into())
             })?;
-            let result = h.map.read_into(&mut scratch);
+            let result = h.map.read_into(&mut *scratch);
             let got = match &result {
                 Ok(s) => s,
                 Err(_) => &h.read_failed(result, &mut scratch)?,
@@ -512,7 +507,16 @@ pub unsafe extern "C" fn fm_wait_change(
         // SAFETY: as this function's contract.
         let h = unsafe { args::handle(map) }?;
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        match h.map.wait_change(seen, timeout) {
+        match h
+            .map
+            .wait_change(
+                seen,
+                timeout.map_or(filemap::Wait::sleep(), |t| {
+                    filemap::Wait::sleep().timeout(t)
+                }),
+            )
+            .ok()
+        {
             Some(now) => {
                 // SAFETY: as this function's contract.
                 unsafe { args::put(generation, now) };
@@ -571,7 +575,7 @@ pub unsafe extern "C" fn fm_remove(name: *const c_char) -> FmStatus {
     boundary(|| {
         // SAFETY: as this function's contract.
         let name = unsafe { args::name(name) }?;
-        FileMap::remove(&name)?;
+        filemap::admin::remove(&name)?;
         Ok(())
     })
 }
@@ -586,7 +590,7 @@ pub unsafe extern "C" fn fm_remove(name: *const c_char) -> FmStatus {
 #[no_mangle]
 pub unsafe extern "C" fn fm_clean_stale(removed: *mut usize) -> FmStatus {
     boundary(|| {
-        let names = FileMap::clean_stale()?;
+        let names = filemap::admin::clean_stale()?;
         // SAFETY: as this function's contract.
         unsafe { args::put(removed, names.len()) };
         Ok(())

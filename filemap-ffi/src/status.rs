@@ -266,7 +266,7 @@ fn describe(fail: &Fail) -> (FmErrorInfo, String) {
         Fail::Name { message, scanned } => (
             FmErrorInfo {
                 len: *scanned as u64,
-                max: filemap::MAX_NAME_LEN as u64,
+                max: filemap::admin::MAX_NAME_LEN as u64,
                 ..info(FM_E_INVALID_NAME)
             },
             message.clone(),
@@ -292,7 +292,7 @@ fn core_info(e: &Error) -> FmErrorInfo {
             };
             FmErrorInfo {
                 len,
-                max: filemap::MAX_NAME_LEN as u64,
+                max: filemap::admin::MAX_NAME_LEN as u64,
                 ..info(FM_E_INVALID_NAME)
             }
         }

@@ -88,7 +88,11 @@ pub unsafe extern "C" fn fm_watch(
             let user_data = &user_data;
             let delivered = catch_unwind(AssertUnwindSafe(|| match change {
                 Ok(snap) => {
-                    let stamp = FmStamp::from(snap.stamp());
+                    let stamp = FmStamp::from(filemap::Stamp {
+                        generation: snap.generation,
+                        writer: snap.writer,
+                        len: snap.content.len(),
+                    });
                     // SAFETY:
                     // - `stamp` and `snap.content` live across the call;
                     // - the callback and `user_data` are as fm_watch's

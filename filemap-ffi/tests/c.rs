@@ -6,6 +6,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::process::Command;
 
 use common::*;

@@ -9,6 +9,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};

@@ -614,9 +614,9 @@ impl PyFileMap {
     ) -> PyResult<Self> {
         let lock_timeout = duration(lock_timeout, "lock_timeout")?;
         let mut builder = FileMap::builder(name.clone())
-            .capacity(capacity)
+            .capacity(usize::try_from(capacity).unwrap_or(usize::MAX))
             .lock_timeout(LOCK_SLICE)
-            .mode(mode);
+            .permissions(mode);
         if persistent {
             builder = builder.persistent(true);
         }
@@ -629,13 +629,14 @@ impl PyFileMap {
             Some(false) => builder.open_only(),
         };
         let map = py.detach(|| builder.open()).map_err(|e| to_py(py, e))?;
-        let id = map.id();
+        let id = map.writer_id();
+        let info = map.info();
         let handle = PyFileMap {
             name,
-            path: map.path().to_string_lossy().into_owned(),
+            path: info.path.to_string_lossy().into_owned(),
             capacity: map.capacity(),
             existed: map.existed_already(),
-            persistent: map.is_persistent(),
+            persistent: info.persistent,
             pid: id.pid,
             handle: id.handle,
             lock_timeout,
@@ -790,7 +791,10 @@ impl PyFileMap {
         let start = Instant::now();
         if !spin.is_zero() {
             let spin = timeout.map_or(spin, |t| t.min(spin));
-            if let Some(generation) = py.detach(|| map.wait_change_spin(seen, Some(spin))) {
+            if let Some(generation) = py.detach(|| {
+                map.wait_change(seen, filemap::Wait::spin().timeout(spin))
+                    .ok()
+            }) {
                 return Ok(Some(generation));
             }
         }
@@ -801,7 +805,10 @@ impl PyFileMap {
             seen,
             rest,
             &|py| self.still_open(py),
-            FileMap::wait_change,
+            |m, seen, t| {
+                m.wait_change(seen, filemap::Wait::sleep().timeout(t.unwrap_or(SLICE)))
+                    .ok()
+            },
         )
     }
 
@@ -824,7 +831,10 @@ impl PyFileMap {
             seen,
             timeout,
             &|py| self.still_open(py),
-            FileMap::wait_change_adaptive,
+            |m, seen, t| {
+                m.wait_change(seen, filemap::Wait::adaptive().timeout(t.unwrap_or(SLICE)))
+                    .ok()
+            },
         )
     }
 
@@ -844,7 +854,10 @@ impl PyFileMap {
             seen,
             timeout,
             &|py| self.still_open(py),
-            FileMap::wait_change_spin,
+            |m, seen, t| {
+                m.wait_change(seen, filemap::Wait::spin().timeout(t.unwrap_or(SLICE)))
+                    .ok()
+            },
         )
     }
 
@@ -873,7 +886,7 @@ impl PyFileMap {
             map.update(|content: &mut Vec<u8>| call_update(&function, content))
         })?;
         updated.value?;
-        Ok((updated.generation, updated.published, updated.owner_died))
+        Ok((updated.generation, updated.changed, updated.owner_died))
     }
 
     /// Start a watcher thread calling ``callback(snapshot)`` (see
@@ -1000,7 +1013,7 @@ impl Drop for PyWatcher {
 /// Every region on this host: a list of ``(name, RegionInfo | Error)``.
 #[pyfunction]
 fn list_regions(py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
-    let regions = py.detach(FileMap::list).map_err(|e| to_py(py, e))?;
+    let regions = py.detach(filemap::admin::list).map_err(|e| to_py(py, e))?;
     regions
         .into_iter()
         .map(|(name, info)| {
@@ -1017,7 +1030,7 @@ fn list_regions(py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
 #[pyfunction]
 fn info(py: Python<'_>, name: String) -> PyResult<Py<PyAny>> {
     let info = py
-        .detach(|| FileMap::inspect(&name))
+        .detach(|| filemap::admin::inspect(&name))
         .map_err(|e| to_py(py, e))?;
     region_info_to_py(py, &info)
 }
@@ -1025,20 +1038,21 @@ fn info(py: Python<'_>, name: String) -> PyResult<Py<PyAny>> {
 /// Remove region ``name``'s name now; attached processes keep their mapping.
 #[pyfunction]
 fn remove(py: Python<'_>, name: String) -> PyResult<()> {
-    py.detach(|| FileMap::remove(&name))
+    py.detach(|| filemap::admin::remove(&name))
         .map_err(|e| to_py(py, e))
 }
 
 /// Remove every stale region and return their names.
 #[pyfunction]
 fn clean_stale(py: Python<'_>) -> PyResult<Vec<String>> {
-    py.detach(FileMap::clean_stale).map_err(|e| to_py(py, e))
+    py.detach(filemap::admin::clean_stale)
+        .map_err(|e| to_py(py, e))
 }
 
 /// Check a region name; raises ``InvalidName``.
 #[pyfunction]
 fn validate_name(py: Python<'_>, name: &str) -> PyResult<()> {
-    filemap::validate_name(name).map_err(|e| to_py(py, e))
+    filemap::admin::validate_name(name).map_err(|e| to_py(py, e))
 }
 
 #[pymodule]
@@ -1056,6 +1070,6 @@ fn _filemap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_CAPACITY", filemap::DEFAULT_CAPACITY)?;
     m.add("MIN_CAPACITY", filemap::MIN_CAPACITY)?;
     m.add("MAX_CAPACITY", filemap::MAX_CAPACITY)?;
-    m.add("MAX_NAME_LEN", filemap::MAX_NAME_LEN)?;
+    m.add("MAX_NAME_LEN", filemap::admin::MAX_NAME_LEN)?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! Optional arguments: region name, and a generation after which to exit
 //! (used by the test that runs this pair).
 
+use filemap::TextExt;
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,7 +23,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seen = map.generation();
     println!("ready");
     while limit.is_none_or(|limit| seen < limit) {
-        let Some(_) = map.wait_change(seen, Some(Duration::from_secs(60))) else {
+        let Some(_) = map
+            .wait_change(
+                seen,
+                filemap::Wait::sleep().timeout(Duration::from_secs(60)),
+            )
+            .ok()
+        else {
             continue;
         };
         let snap = map.read_string()?;

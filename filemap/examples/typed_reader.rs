@@ -11,6 +11,7 @@
 //! Optional arguments: region name, and a generation after which to exit
 //! (used by the test that runs this pair).
 
+use filemap::ValueExt;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -31,7 +32,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seen = map.generation();
     println!("ready");
     while limit.is_none_or(|limit| seen < limit) {
-        let Some(generation) = map.wait_change_adaptive(seen, Some(Duration::from_secs(60))) else {
+        let Some(generation) = map
+            .wait_change(
+                seen,
+                filemap::Wait::adaptive().timeout(Duration::from_secs(60)),
+            )
+            .ok()
+        else {
             continue;
         };
         seen = generation;

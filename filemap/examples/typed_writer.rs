@@ -10,6 +10,7 @@
 //!
 //! Optional argument: the region name.
 
+use filemap::ValueExt;
 use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};

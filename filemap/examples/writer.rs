@@ -7,6 +7,8 @@
 //! cargo run --example writer        # type lines here
 //! ```
 
+use filemap::TextExt;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
     let map = filemap::FileMap::open(&name)?;

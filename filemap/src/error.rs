@@ -187,6 +187,34 @@ pub enum Error {
         holder_pid: Option<u32>,
     },
 
+    /// A wait was cancelled through its [`CancelToken`](crate::CancelToken).
+    #[error("the wait on region {name:?} was cancelled")]
+    Cancelled {
+        /// The region name.
+        name: String,
+    },
+
+    /// An [interruptible](crate::Wait::interruptible) wait was cut short
+    /// by a signal delivered to the waiting thread (Unix), so that the
+    /// caller can handle it (a language runtime's Ctrl-C, for one).
+    #[error("the wait on region {name:?} was interrupted by a signal")]
+    Interrupted {
+        /// The region name.
+        name: String,
+    },
+
+    /// [`FileMap::read_into`](crate::FileMap::read_into): the caller's
+    /// buffer is shorter than the content; nothing was copied.
+    #[error("the content of region {name:?} is {needed} bytes; the buffer holds only {len}")]
+    BufferTooSmall {
+        /// The region name.
+        name: String,
+        /// Length of the caller's buffer in bytes.
+        len: usize,
+        /// Length of the content in bytes: the buffer that holds it.
+        needed: usize,
+    },
+
     /// This thread already holds the region's lock (through this or another handle).
     #[error("this thread already holds the lock of region {name:?}")]
     WouldDeadlock {
@@ -310,9 +338,252 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is: a stable, fieldless code for
+/// callers that map errors to their own (status codes, exception classes).
+///
+/// New kinds may come with new versions (`#[non_exhaustive]`); every one
+/// is listed in [`ErrorKind::ALL`], so a binding can check that it maps
+/// each of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::InvalidName`].
+    InvalidName,
+    /// [`Error::InvalidCapacity`].
+    InvalidCapacity,
+    /// [`Error::TooLarge`].
+    TooLarge,
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::AlreadyExists`].
+    AlreadyExists,
+    /// [`Error::PermissionDenied`].
+    PermissionDenied,
+    /// [`Error::OutOfSpace`].
+    OutOfSpace,
+    /// [`Error::IncompatibleVersion`].
+    IncompatibleVersion,
+    /// [`Error::NotARegion`].
+    NotARegion,
+    /// [`Error::NameCollision`].
+    NameCollision,
+    /// [`Error::Truncated`].
+    Truncated,
+    /// [`Error::Corrupted`].
+    Corrupted,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::Cancelled`].
+    Cancelled,
+    /// [`Error::Interrupted`].
+    Interrupted,
+    /// [`Error::BufferTooSmall`].
+    BufferTooSmall,
+    /// [`Error::WouldDeadlock`].
+    WouldDeadlock,
+    /// [`Error::Conflict`].
+    Conflict,
+    /// [`Error::WrongThread`].
+    WrongThread,
+    /// [`Error::NotLocked`].
+    NotLocked,
+    /// [`Error::ForkedHandle`].
+    ForkedHandle,
+    /// [`Error::NotAValue`].
+    NotAValue,
+    /// [`Error::WrongType`].
+    WrongType,
+    /// [`Error::Codec`].
+    Codec,
+    /// [`Error::TooManyAttached`].
+    TooManyAttached,
+    /// [`Error::NotUtf8`].
+    NotUtf8,
+    /// [`Error::Unsupported`].
+    Unsupported,
+    /// [`Error::UnsupportedOption`].
+    UnsupportedOption,
+    /// [`Error::Io`].
+    Io,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::InvalidName,
+        ErrorKind::InvalidCapacity,
+        ErrorKind::TooLarge,
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::PermissionDenied,
+        ErrorKind::OutOfSpace,
+        ErrorKind::IncompatibleVersion,
+        ErrorKind::NotARegion,
+        ErrorKind::NameCollision,
+        ErrorKind::Truncated,
+        ErrorKind::Corrupted,
+        ErrorKind::Timeout,
+        ErrorKind::Cancelled,
+        ErrorKind::Interrupted,
+        ErrorKind::BufferTooSmall,
+        ErrorKind::WouldDeadlock,
+        ErrorKind::Conflict,
+        ErrorKind::WrongThread,
+        ErrorKind::NotLocked,
+        ErrorKind::ForkedHandle,
+        ErrorKind::NotAValue,
+        ErrorKind::WrongType,
+        ErrorKind::Codec,
+        ErrorKind::TooManyAttached,
+        ErrorKind::NotUtf8,
+        ErrorKind::Unsupported,
+        ErrorKind::UnsupportedOption,
+        ErrorKind::Io,
+    ];
+
+    /// The kind's name as written in Rust (`"NotFound"`), stable across
+    /// versions: what bindings and logs may key on.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidName => "InvalidName",
+            ErrorKind::InvalidCapacity => "InvalidCapacity",
+            ErrorKind::TooLarge => "TooLarge",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::AlreadyExists => "AlreadyExists",
+            ErrorKind::PermissionDenied => "PermissionDenied",
+            ErrorKind::OutOfSpace => "OutOfSpace",
+            ErrorKind::IncompatibleVersion => "IncompatibleVersion",
+            ErrorKind::NotARegion => "NotARegion",
+            ErrorKind::NameCollision => "NameCollision",
+            ErrorKind::Truncated => "Truncated",
+            ErrorKind::Corrupted => "Corrupted",
+            ErrorKind::Timeout => "Timeout",
+            ErrorKind::Cancelled => "Cancelled",
+            ErrorKind::Interrupted => "Interrupted",
+            ErrorKind::BufferTooSmall => "BufferTooSmall",
+            ErrorKind::WouldDeadlock => "WouldDeadlock",
+            ErrorKind::Conflict => "Conflict",
+            ErrorKind::WrongThread => "WrongThread",
+            ErrorKind::NotLocked => "NotLocked",
+            ErrorKind::ForkedHandle => "ForkedHandle",
+            ErrorKind::NotAValue => "NotAValue",
+            ErrorKind::WrongType => "WrongType",
+            ErrorKind::Codec => "Codec",
+            ErrorKind::TooManyAttached => "TooManyAttached",
+            ErrorKind::NotUtf8 => "NotUtf8",
+            ErrorKind::Unsupported => "Unsupported",
+            ErrorKind::UnsupportedOption => "UnsupportedOption",
+            ErrorKind::Io => "Io",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Error {
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        // Exhaustive on purpose: a new variant does not compile until it
+        // has a kind, and `ErrorKind::ALL` is checked to list every kind.
+        match self {
+            Error::InvalidName { .. } => ErrorKind::InvalidName,
+            Error::InvalidCapacity { .. } => ErrorKind::InvalidCapacity,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::OutOfSpace { .. } => ErrorKind::OutOfSpace,
+            Error::IncompatibleVersion { .. } => ErrorKind::IncompatibleVersion,
+            Error::NotARegion { .. } => ErrorKind::NotARegion,
+            Error::NameCollision { .. } => ErrorKind::NameCollision,
+            Error::Truncated { .. } => ErrorKind::Truncated,
+            Error::Corrupted { .. } => ErrorKind::Corrupted,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Interrupted { .. } => ErrorKind::Interrupted,
+            Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
+            Error::WouldDeadlock { .. } => ErrorKind::WouldDeadlock,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::WrongThread { .. } => ErrorKind::WrongThread,
+            Error::NotLocked { .. } => ErrorKind::NotLocked,
+            Error::ForkedHandle { .. } => ErrorKind::ForkedHandle,
+            Error::NotAValue { .. } => ErrorKind::NotAValue,
+            Error::WrongType { .. } => ErrorKind::WrongType,
+            Error::Codec { .. } => ErrorKind::Codec,
+            Error::TooManyAttached { .. } => ErrorKind::TooManyAttached,
+            Error::NotUtf8 { .. } => ErrorKind::NotUtf8,
+            Error::Unsupported => ErrorKind::Unsupported,
+            Error::UnsupportedOption { .. } => ErrorKind::UnsupportedOption,
+            Error::Io { .. } => ErrorKind::Io,
+        }
+    }
+}
+
 fn holder_text(holder: Option<u32>) -> String {
     match holder {
         Some(pid) => format!(" (held by process {pid})"),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_kind_once_in_declaration_order() {
+        // No wildcard: a new kind does not compile here until it is
+        // listed, and then must be in `ALL` too.
+        let listed = |k: ErrorKind| match k {
+            ErrorKind::InvalidName
+            | ErrorKind::InvalidCapacity
+            | ErrorKind::TooLarge
+            | ErrorKind::NotFound
+            | ErrorKind::AlreadyExists
+            | ErrorKind::PermissionDenied
+            | ErrorKind::OutOfSpace
+            | ErrorKind::IncompatibleVersion
+            | ErrorKind::NotARegion
+            | ErrorKind::NameCollision
+            | ErrorKind::Truncated
+            | ErrorKind::Corrupted
+            | ErrorKind::Timeout
+            | ErrorKind::Cancelled
+            | ErrorKind::Interrupted
+            | ErrorKind::BufferTooSmall
+            | ErrorKind::WouldDeadlock
+            | ErrorKind::Conflict
+            | ErrorKind::WrongThread
+            | ErrorKind::NotLocked
+            | ErrorKind::ForkedHandle
+            | ErrorKind::NotAValue
+            | ErrorKind::WrongType
+            | ErrorKind::Codec
+            | ErrorKind::TooManyAttached
+            | ErrorKind::NotUtf8
+            | ErrorKind::Unsupported
+            | ErrorKind::UnsupportedOption
+            | ErrorKind::Io => k.name(),
+        };
+        let names: Vec<&str> = ErrorKind::ALL.iter().map(|&k| listed(k)).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "a kind is listed twice");
+        assert_eq!(names.len(), 29, "ErrorKind::ALL misses a kind");
+    }
+
+    #[test]
+    fn an_error_reports_its_kind() {
+        let e = Error::TooLarge {
+            len: 5000,
+            capacity: 4096,
+        };
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert_eq!(e.kind().to_string(), "TooLarge");
     }
 }

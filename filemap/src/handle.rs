@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::attach::{self, Process};
 use crate::backend::{Backend, Opened, Os};
@@ -19,7 +19,7 @@ use crate::info::{region_info, RegionInfo};
 use crate::layout::{self, Header};
 use crate::lock::LockError;
 use crate::notify::{self, Wake};
-use crate::protocol::{Corrupt, View};
+use crate::protocol::{Refused, Sink, View};
 use crate::snapshot::{Stamp, WriterId};
 
 fn next_handle_number() -> u32 {
@@ -171,21 +171,60 @@ impl Inner {
         }
     }
 
-    fn corrupt(&self, c: Corrupt) -> Error {
-        self.corrupted(c.field, c.value)
+    #[cold]
+    fn refused(&self, r: Refused) -> Error {
+        match r {
+            Refused::Corrupt(c) => self.corrupted(c.field, c.value),
+            Refused::TooSmall { needed, available } => Error::BufferTooSmall {
+                name: self.name.clone(),
+                len: available,
+                needed,
+            },
+        }
+    }
+
+    /// `Err(TooLarge)` unless `len` bytes fit; `Err` too when the handle
+    /// cannot be used (see [`Inner::usable`]).
+    pub(crate) fn check_fits(&self, len: usize) -> Result<()> {
+        self.usable()?;
+        if len > self.capacity {
+            return Err(Error::TooLarge {
+                len,
+                capacity: self.capacity,
+            });
+        }
+        Ok(())
     }
 
     /// Optimistic lock-free read; `None` when writers kept moving.
     #[inline]
-    pub(crate) fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>> {
+    pub(crate) fn try_read<S: Sink + ?Sized>(&self, out: &mut S) -> Result<Option<Stamp>> {
         let read = self.enter()?.try_read(out);
-        self.leave(read)?.map_err(|c| self.corrupt(c))
+        self.leave(read)?.map_err(|r| self.refused(r))
     }
 
     /// Read the published content while holding the lock (it cannot move).
-    pub(crate) fn read_locked(&self, out: &mut Vec<u8>) -> Result<Stamp> {
+    pub(crate) fn read_locked<S: Sink + ?Sized>(&self, out: &mut S) -> Result<Stamp> {
         let read = self.enter()?.read_locked(out);
-        self.leave(read)?.map_err(|c| self.corrupt(c))
+        self.leave(read)?.map_err(|r| self.refused(r))
+    }
+
+    /// Read the published content into `out`: lock-free, or under the
+    /// lock when writers keep it moving too fast.
+    #[inline]
+    pub(crate) fn read<S: Sink + ?Sized>(&self, out: &mut S) -> Result<Stamp> {
+        if let Some(stamp) = self.try_read(out)? {
+            return Ok(stamp);
+        }
+        self.read_slow(out)
+    }
+
+    #[cold]
+    fn read_slow<S: Sink + ?Sized>(&self, out: &mut S) -> Result<Stamp> {
+        self.lock()?;
+        let stamp = self.read_locked(out);
+        self.unlock()?;
+        stamp
     }
 
     /// Take the region lock for the calling thread; `Ok(true)` when the
@@ -268,15 +307,6 @@ impl Inner {
         self.os.unlock();
         self.leave(())
     }
-
-    /// The generation a wait on this handle returns at once, without
-    /// waiting, when the handle can no longer be used (a forked child's
-    /// copy, or a mapping whose file shrank): the caller's next call
-    /// reports why.
-    #[inline]
-    pub(crate) fn unusable_now(&self) -> Option<u64> {
-        self.usable().is_err().then(|| self.generation())
-    }
 }
 
 impl Drop for Inner {
@@ -298,14 +328,13 @@ impl Drop for Inner {
 
 impl Inner {
     /// One adaptive wait of a watcher: spin while that pays (see
-    /// [`FileMap::wait_change_adaptive`](crate::FileMap::wait_change_adaptive)), then sleep once, at most
+    /// [`Strategy::Adaptive`](crate::Strategy::Adaptive)), then sleep once, at most
     /// `timeout`, unless `cancel` is set. Returns the generation found.
     pub(crate) fn wait_once(&self, seen: u64, timeout: Duration, cancel: &AtomicBool) -> u64 {
         let h = self.header();
         let slot = &h.slots[self.slot];
-        let start = Instant::now();
         if let Some(generation) =
-            notify::spin_phase(h, slot, &self.os, seen, None, &self.learner, start)
+            notify::spin_phase(h, slot, &self.os, seen, None, &self.learner, Some(cancel))
         {
             return generation;
         }

@@ -32,7 +32,7 @@ pub struct RegionInfo {
     /// Live processes attached (from the attach table).
     pub attached: Vec<u32>,
     /// Non-persistent and nobody attached: its users died without closing.
-    /// The next open replaces it; [`FileMap::clean_stale`] removes it.
+    /// The next open replaces it; [`admin::clean_stale`](crate::admin::clean_stale) removes it.
     pub stale: bool,
 }
 

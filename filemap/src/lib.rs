@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use filemap::FileMap;
+//! use filemap::prelude::*;
 //!
 //! # fn main() -> filemap::Result<()> {
 //! # let name = format!("doc-{}", std::process::id());
@@ -24,11 +24,11 @@
 //! a.write_lines(["hello", "world"])?;
 //!
 //! // B sleeps until the content changes, then reads it.
-//! let now = b.wait_change(seen, Some(Duration::from_secs(5))).expect("a change");
+//! let now = b.wait_change(seen, Wait::sleep().timeout(Duration::from_secs(5)))?;
 //! let snap = b.read_lines()?;
 //! assert_eq!(snap.content, ["hello", "world"]);
 //! assert_eq!(snap.generation, now);
-//! assert_eq!(snap.writer, a.id());
+//! assert_eq!(snap.writer, a.writer_id());
 //!
 //! // Read-modify-write under the cross-process lock.
 //! a.update(|text| text.extend_from_slice(b"!"))?;
@@ -54,7 +54,7 @@
 //!   of bounds or waits forever.
 //! - **Lifetime**: a region disappears with its last handle unless it is
 //!   [persistent](Builder::persistent); a region whose users all died is
-//!   replaced on next open ([`FileMap::clean_stale`] removes it at once).
+//!   replaced on next open ([`admin::clean_stale`] removes it at once).
 //! - **No lost wake-ups**, and no system call on publish when nobody waits.
 //!
 //! # Platforms
@@ -67,14 +67,14 @@
 //! is a named mutex, wake-ups go through a named semaphore per attached
 //! handle. A section disappears with its last handle; persistent regions
 //! keep their bytes in `%LOCALAPPDATA%\filemap`, where a registry of names
-//! also serves [`FileMap::list`]. [`FileMap::remove`] deletes a persistent
+//! also serves [`admin::list`]. [`admin::remove`] deletes a persistent
 //! region's file, but the region stays reachable by name while handles to
 //! it are open. See `docs/platforms.md` in the repository.
 //!
 //! macOS and FreeBSD (the `posix` backend): regions are `shm_open` objects
 //! named by a hash of the region name, whose header keeps the full name (a
 //! different name there is [`Error::NameCollision`]); a per-user registry
-//! of names serves [`FileMap::list`]. Built and lint-checked in CI, its
+//! of names serves [`admin::list`]. Built and lint-checked in CI, its
 //! shared logic tested on Linux (cargo feature `posix-backend`), never run
 //! on those systems. See `docs/platforms.md`.
 //!
@@ -92,6 +92,7 @@
     allow(dead_code, unreachable_code)
 )]
 
+pub mod admin;
 mod attach;
 mod backend;
 mod copy;
@@ -109,17 +110,30 @@ mod sync;
 mod text;
 #[cfg(feature = "serde")]
 mod value;
+mod wait;
 mod watch;
 
-pub use backend::{validate_name, MAX_NAME_LEN};
-pub use error::{Error, NameRule, Result};
+pub use error::{Error, ErrorKind, NameRule, Result};
 pub use info::RegionInfo;
 pub use layout::{DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY};
 pub use loan::WriteLoan;
 pub use lock::DEFAULT_LOCK_TIMEOUT;
-pub use region::{shm_path, Builder, FileMap, Guard, OwnedGuard};
+pub use region::{Builder, FileMap, Guard, OwnedGuard, ReadBuffer};
 pub use snapshot::{Published, Snapshot, Stamp, Updated, WriterId};
-pub use text::{RemoteChange, TextView};
+pub use text::{RemoteChange, TextExt, TextView};
 #[cfg(feature = "serde")]
-pub use value::{default_tag, value_parts, Codec, ValueParts, MAX_JSON_DEPTH, VALUE_MAGIC};
+pub use value::{
+    default_tag, value_parts, Codec, ValueExt, ValueParts, MAX_JSON_DEPTH, VALUE_MAGIC,
+};
+pub use wait::{CancelToken, Strategy, Wait};
 pub use watch::Watcher;
+
+/// What most programs use: `use filemap::prelude::*;` brings the handle,
+/// its waits and the text (and, with `serde`, typed value) methods.
+pub mod prelude {
+    pub use crate::text::TextExt;
+    #[cfg(feature = "serde")]
+    pub use crate::value::ValueExt;
+    pub use crate::wait::{CancelToken, Strategy, Wait};
+    pub use crate::{Error, ErrorKind, FileMap, Result};
+}

@@ -205,10 +205,16 @@ fn announce_sleep(h: &Header, notify: u32) -> Option<u32> {
 /// a million polls, some milliseconds.
 const IDLE_ROUNDS: u32 = 1 << 14;
 
-/// Busy-poll until the generation is not `seen` or `deadline` passes,
-/// calling `wake.idle()` now and then.
+/// Busy-poll until the generation is not `seen`, `deadline` passes or
+/// `cancel` is set, calling `wake.idle()` now and then.
 #[inline]
-pub fn spin(h: &Header, wake: &impl Wake, seen: u64, deadline: Option<Instant>) -> Option<u64> {
+pub fn spin(
+    h: &Header,
+    wake: &impl Wake,
+    seen: u64,
+    deadline: Option<Instant>,
+    cancel: Option<&AtomicBool>,
+) -> Option<u64> {
     let mut rounds = 0u32;
     loop {
         for _ in 0..64 {
@@ -218,7 +224,7 @@ pub fn spin(h: &Header, wake: &impl Wake, seen: u64, deadline: Option<Instant>) 
             }
             std::hint::spin_loop();
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| Instant::now() >= d) || is_set(cancel) {
             return None;
         }
         rounds = rounds.wrapping_add(1);
@@ -226,6 +232,10 @@ pub fn spin(h: &Header, wake: &impl Wake, seen: u64, deadline: Option<Instant>) 
             wake.idle();
         }
     }
+}
+
+fn is_set(flag: Option<&AtomicBool>) -> bool {
+    flag.is_some_and(|f| f.load(Relaxed))
 }
 
 /// Forget the sleepers and spinners counted in a dead process's slot.
@@ -347,7 +357,7 @@ fn release_spinner(h: &Header, slot: &Slot) {
     saturating_decrement(&h.spinners);
 }
 
-/// The busy-polling part of an adaptive wait begun at `start`: spin for
+/// The busy-polling part of an adaptive wait, begun now: spin for
 /// the budget `learner` allows, if a core is free for it, and `Some` new
 /// generation if it came meanwhile (which the learner is told).
 pub fn spin_phase(
@@ -357,20 +367,22 @@ pub fn spin_phase(
     seen: u64,
     deadline: Option<Instant>,
     learner: &Learner,
-    start: Instant,
+    cancel: Option<&AtomicBool>,
 ) -> Option<u64> {
+    let start = Instant::now();
     let budget = learner.budget();
     if budget.is_zero() || !claim_spinner(h, slot, learner.spin_limit) {
         return None;
     }
     let until = start + budget;
     let stop = deadline.map_or(until, |d| d.min(until));
-    let spun = spin(h, wake, seen, Some(stop));
+    let spun = spin(h, wake, seen, Some(stop), cancel);
     release_spinner(h, slot);
     match spun {
         Some(_) => learner.hit(start.elapsed()),
-        // A spin cut short by the caller's deadline proves nothing.
-        None if stop == until => learner.miss(),
+        // A spin cut short by the caller's deadline (or a cancel) proves
+        // nothing.
+        None if stop == until && !is_set(cancel) => learner.miss(),
         None => {}
     }
     spun
@@ -379,7 +391,8 @@ pub fn spin_phase(
 /// Wait for the generation to leave `seen`: busy-poll for the budget
 /// `learner` allows (if a core is free for it), then sleep as
 /// [`wait_once`] does, in slices, until `deadline`. Returns the new
-/// generation, or `None` at the deadline. Sleeping follows the sleepers-bit
+/// generation, or `None` at the deadline or once `cancel` is set.
+/// Sleeping follows the sleepers-bit
 /// protocol above unchanged, so spinning first adds no way to lose a
 /// wake-up: a publish during the spin is seen by the poll, one after it by
 /// the protocol.
@@ -390,28 +403,33 @@ pub fn adaptive(
     seen: u64,
     deadline: Option<Instant>,
     learner: &Learner,
+    cancel: Option<&AtomicBool>,
 ) -> Option<u64> {
-    let start = Instant::now();
-    if let Some(generation) = spin_phase(h, slot, wake, seen, deadline, learner, start) {
+    if let Some(generation) = spin_phase(h, slot, wake, seen, deadline, learner, cancel) {
         return Some(generation);
     }
-    sleep_until(h, slot, wake, seen, deadline)
+    sleep_until(h, slot, wake, seen, deadline, cancel)
 }
 
 /// Sleep (in slices, by [`wait_once`]) until the generation leaves
 /// `seen`, and return it; `None` once `deadline` passes first (no
-/// deadline: as long as it takes).
+/// deadline: as long as it takes) or `cancel` is set (set it, then call
+/// [`interrupt`]).
 pub fn sleep_until(
     h: &Header,
     slot: &Slot,
     wake: &impl Wake,
     seen: u64,
     deadline: Option<Instant>,
+    cancel: Option<&AtomicBool>,
 ) -> Option<u64> {
     loop {
         let generation = h.line.generation.load(Acquire);
         if generation != seen {
             return Some(generation);
+        }
+        if is_set(cancel) {
+            return None;
         }
         let remaining = match deadline {
             Some(d) => d
@@ -419,7 +437,7 @@ pub fn sleep_until(
                 .filter(|r| !r.is_zero())?,
             None => SLICE,
         };
-        wait_once(h, slot, wake, seen, remaining, None);
+        wait_once(h, slot, wake, seen, remaining, cancel);
     }
 }
 
@@ -563,7 +581,15 @@ mod tests {
         let start = Instant::now();
         let timeout = Duration::from_millis(30);
         assert_eq!(
-            adaptive(&h, &h.slots[0], &Poll, 0, Some(start + timeout), &learner),
+            adaptive(
+                &h,
+                &h.slots[0],
+                &Poll,
+                0,
+                Some(start + timeout),
+                &learner,
+                None
+            ),
             None
         );
         let waited = start.elapsed();
@@ -573,6 +599,9 @@ mod tests {
         );
         assert_eq!(h.spinners.load(SeqCst), 0, "the spinner left");
         h.line.generation.store(5, SeqCst);
-        assert_eq!(adaptive(&h, &h.slots[0], &Poll, 0, None, &learner), Some(5));
+        assert_eq!(
+            adaptive(&h, &h.slots[0], &Poll, 0, None, &learner, None),
+            Some(5)
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! the very same `seqlock.rs` under loom.
 
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use crate::copy::{load_shared, store_shared};
@@ -16,7 +17,7 @@ use crate::snapshot::{Stamp, WriterId};
 
 pub mod seqlock;
 
-pub use seqlock::Corrupt;
+pub use seqlock::{Refused, Sink};
 
 /// A mapped region whose header was validated: its base and capacity.
 #[derive(Clone, Copy)]
@@ -60,12 +61,12 @@ impl<'a> View<'a> {
 
     /// Optimistic lock-free read; `None` when writers kept moving.
     #[inline]
-    pub fn try_read(&self, out: &mut Vec<u8>) -> Result<Option<Stamp>, Corrupt> {
+    pub fn try_read<S: Sink + ?Sized>(&self, out: &mut S) -> Result<Option<Stamp>, Refused> {
         Ok(seqlock::try_read(&self.header().line, self, out)?.map(stamp))
     }
 
     /// Read the published content while holding the lock.
-    pub fn read_locked(&self, out: &mut Vec<u8>) -> Result<Stamp, Corrupt> {
+    pub fn read_locked<S: Sink + ?Sized>(&self, out: &mut S) -> Result<Stamp, Refused> {
         seqlock::read_locked(&self.header().line, self, out).map(stamp)
     }
 
@@ -91,10 +92,11 @@ impl<'a> View<'a> {
     }
 }
 
-fn stamp((generation, writer): (u64, u64)) -> Stamp {
+fn stamp((generation, writer, len): (u64, u64, usize)) -> Stamp {
     Stamp {
         generation,
         writer: WriterId::unpack(writer),
+        len,
     }
 }
 
@@ -104,15 +106,15 @@ impl seqlock::Buffers for View<'_> {
     }
 
     #[inline]
-    fn load(&self, index: usize, offset: usize, len: usize, out: &mut Vec<u8>) {
-        assert!(index < 2 && offset + len <= self.capacity && out.capacity() - out.len() >= len);
-        let filled = out.len();
+    fn load(&self, index: usize, offset: usize, out: &mut [MaybeUninit<u8>]) {
+        let len = out.len();
+        assert!(index < 2 && offset + len <= self.capacity);
         // SAFETY:
         // - the source lies inside the mapping: `offset + len <= capacity`
         //   (asserted), and the mapping holds `region_size(capacity)` bytes
         //   (`new`'s contract);
-        // - the destination is `out`'s spare capacity, at least `len` bytes
-        //   (asserted), which does not overlap the mapping;
+        // - the destination is `out`, `len` writable bytes that do not
+        //   overlap the mapping (the caller's memory);
         // - buffers start 64-byte aligned (layout::buffer_offset) and
         //   `offset` is a multiple of COPY_CHUNK, as `load_shared` needs;
         // - other processes may write the source concurrently: the copy is
@@ -120,10 +122,7 @@ impl seqlock::Buffers for View<'_> {
         //   holds the lock (no writer touches the active buffer) or
         //   discards the bytes unless the buffer's `seq` proves them
         //   untouched (seqlock).
-        unsafe { load_shared(self.at(index, offset), out.as_mut_ptr().add(filled), len) };
-        // SAFETY: the `len` bytes after `filled` were written just above;
-        // `u8` has no invalid values.
-        unsafe { out.set_len(filled + len) };
+        unsafe { load_shared(self.at(index, offset), out.as_mut_ptr().cast::<u8>(), len) };
     }
 
     #[inline]

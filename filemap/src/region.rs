@@ -1,17 +1,20 @@
-//! The public API: regions, the builder, guards and the value types.
+//! The public API: a region's handle ([`FileMap`]), its builder and its
+//! lock guards.
 //!
 //! Platform-free, and the top of the stack: nothing below imports it.
 //! Opening, lifetime, the lock and wake-ups are the backend's
 //! (`backend/`); one handle's state and its way into the region's memory
-//! are `handle.rs`; the publish/read protocol is `protocol.rs`. This
-//! module gives them their public shape.
+//! are `handle.rs`; the publish/read protocol is `protocol.rs`; waits are
+//! `wait.rs` over `notify.rs`. This module gives them their public shape.
+//! Text and typed values are extension traits (`text.rs`, `value.rs`);
+//! functions on regions by name are `admin.rs`.
 
 #![forbid(unsafe_code)]
 
 use std::marker::PhantomData;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::backend::{validate_name, Backend, OpenMode, Os, Request};
 use crate::error::{Error, Result};
@@ -20,22 +23,25 @@ use crate::info::RegionInfo;
 use crate::layout::{DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY};
 use crate::loan::WriteLoan;
 use crate::lock::DEFAULT_LOCK_TIMEOUT;
-use crate::notify;
+use crate::protocol::Sink;
 use crate::snapshot::{Published, Snapshot, Stamp, Updated, WriterId};
+use crate::wait::{self, Wait};
 use crate::watch::Watcher;
 
-/// Path of the shared-memory object backing region `name`. On Windows
-/// this is the kernel object name `Local\filemap.<name>`, not a file.
-pub fn shm_path(name: &str) -> PathBuf {
-    Os::shm_path(name)
-}
+/// A buffer [`FileMap::read_into`] fills: a `Vec<u8>` (cleared and filled
+/// with the content, reusing its allocation) or a `[u8]` slice (which must
+/// hold the content: else [`Error::BufferTooSmall`] says how long it is).
+/// Implemented for those two only.
+pub trait ReadBuffer: Sink {}
+
+impl<T: Sink + ?Sized> ReadBuffer for T {}
 
 /// Configures and opens a region; made by [`FileMap::builder`].
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct Builder {
     name: String,
-    capacity: Option<u64>,
+    capacity: Option<usize>,
     mode: OpenMode,
     permissions: u32,
     persistent: Option<bool>,
@@ -48,7 +54,7 @@ impl Builder {
     /// Capacity in bytes of a region this handle creates (default
     /// [`DEFAULT_CAPACITY`]). When attaching, the existing region's capacity
     /// wins; [`FileMap::capacity`] reports it.
-    pub fn capacity(mut self, bytes: u64) -> Self {
+    pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = Some(bytes);
         self
     }
@@ -66,14 +72,15 @@ impl Builder {
     }
 
     /// Permission bits of a region this handle creates (default `0o600`,
-    /// owner only).
-    pub fn mode(mut self, permissions: u32) -> Self {
+    /// owner only). Unix only; ignored on Windows, where a region's
+    /// objects get the creating user's default security.
+    pub fn permissions(mut self, permissions: u32) -> Self {
         self.permissions = permissions & 0o777;
         self
     }
 
     /// Keep a region this handle creates after its last handle closes,
-    /// until [`FileMap::remove`]. Default: `false`, except for file-backed
+    /// until [`admin::remove`](crate::admin::remove). Default: `false`, except for file-backed
     /// regions ([`Builder::path`]), which persist unless told otherwise.
     /// On Windows a file-backed region is always persistent: asking for
     /// `persistent(false)` with a path gives [`Error::UnsupportedOption`]
@@ -90,7 +97,8 @@ impl Builder {
         self
     }
 
-    /// How long [`FileMap::write`], [`FileMap::lock`] and friends wait for
+    /// How long [`FileMap::write`], [`FileMap::lock`] and the others that
+    /// take the lock wait for
     /// the region lock before [`Error::Timeout`] (default
     /// [`DEFAULT_LOCK_TIMEOUT`]).
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
@@ -118,17 +126,17 @@ impl Builder {
     /// [`Error::TooManyAttached`], [`Error::Io`].
     pub fn open(self) -> Result<FileMap> {
         validate_name(&self.name)?;
-        let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY as u64);
-        if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) {
+        let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
             return Err(Error::InvalidCapacity {
-                requested: capacity,
+                requested: capacity as u64,
                 min: MIN_CAPACITY,
                 max: MAX_CAPACITY,
             });
         }
         let request = Request {
             name: &self.name,
-            capacity: capacity as usize,
+            capacity,
             mode: self.mode,
             permissions: self.permissions,
             persistent: self.persistent,
@@ -148,6 +156,26 @@ impl Builder {
 /// Dropping the last handle of a non-persistent region (in any process)
 /// removes the region. A `FileMap` is `Send + Sync`; share it between
 /// threads by reference or `Arc`.
+///
+/// Its methods, by what they do:
+/// - open: [`FileMap::open`], [`FileMap::builder`];
+/// - describe: [`name`](FileMap::name), [`capacity`](FileMap::capacity),
+///   [`existed_already`](FileMap::existed_already),
+///   [`is_removed`](FileMap::is_removed),
+///   [`writer_id`](FileMap::writer_id),
+///   [`generation`](FileMap::generation), [`info`](FileMap::info);
+/// - publish: [`write`](FileMap::write), [`write_if`](FileMap::write_if),
+///   [`update`](FileMap::update), [`loan`](FileMap::loan), or
+///   [`lock`](FileMap::lock) / [`lock_owned`](FileMap::lock_owned) and
+///   publish through the guard;
+/// - read: [`read`](FileMap::read), [`read_into`](FileMap::read_into);
+/// - follow changes: [`wait_change`](FileMap::wait_change),
+///   [`watch`](FileMap::watch).
+///
+/// Text and typed values are extension traits ([`TextExt`](crate::TextExt),
+/// `ValueExt` with the `serde` feature; both in [`prelude`](crate::prelude));
+/// functions on regions by name (list, inspect, remove, clean up) are in
+/// [`admin`](crate::admin).
 pub struct FileMap {
     inner: Arc<Inner>,
 }
@@ -159,7 +187,7 @@ impl std::fmt::Debug for FileMap {
             .field("path", &self.inner.path())
             .field("capacity", &self.inner.capacity)
             .field("existed_already", &self.inner.existed)
-            .field("id", &self.inner.id)
+            .field("writer_id", &self.inner.id)
             .finish()
     }
 }
@@ -192,11 +220,6 @@ impl FileMap {
         self.inner.name()
     }
 
-    /// The backing file's path.
-    pub fn path(&self) -> &Path {
-        self.inner.path()
-    }
-
     /// Capacity in bytes: the most content a publish may carry.
     pub fn capacity(&self) -> usize {
         self.inner.capacity
@@ -207,27 +230,32 @@ impl FileMap {
         self.inner.existed
     }
 
-    /// Whether the region outlives its last handle.
-    pub fn is_persistent(&self) -> bool {
-        self.inner.header().is_persistent()
+    /// Whether the region's name no longer leads to this region: it was
+    /// removed ([`admin::remove`](crate::admin::remove), `filemap rm`), or
+    /// removed and made anew. This handle still works, but no process that
+    /// opens the name from now on will see its changes. Windows: always
+    /// `false` (a section stays reachable by name while handles to it are
+    /// open).
+    pub fn is_removed(&self) -> bool {
+        self.inner.os.is_removed()
     }
 
-    /// This handle's writer id, as recorded with its publishes.
-    pub fn id(&self) -> WriterId {
+    /// This handle's writer id, recorded with its publishes: what
+    /// [`Snapshot::writer`] and [`RegionInfo::last_writer`] show.
+    pub fn writer_id(&self) -> WriterId {
         self.inner.id
-    }
-
-    /// Who published the current generation (one atomic load; it may
-    /// already be stale when it returns, like any unlocked read).
-    #[inline]
-    pub fn last_writer(&self) -> WriterId {
-        WriterId::unpack(self.inner.header().last_writer())
     }
 
     /// The current generation (one atomic load).
     #[inline]
     pub fn generation(&self) -> u64 {
         self.inner.generation()
+    }
+
+    /// What the region's header says now: its path, capacity, generation
+    /// and last writer, whether it is persistent, who is attached.
+    pub fn info(&self) -> RegionInfo {
+        self.inner.info()
     }
 
     /// Publish `content` as the region's whole new content.
@@ -239,7 +267,7 @@ impl FileMap {
     /// [`Error::TooLarge`] (nothing written), [`Error::Timeout`] when the
     /// lock stays held past the lock timeout, [`Error::WouldDeadlock`].
     pub fn write(&self, content: &[u8]) -> Result<Published> {
-        self.check_fits(content.len())?;
+        self.inner.check_fits(content.len())?;
         let owner_died = self.inner.lock()?;
         let generation = self.inner.publish_locked(content);
         self.inner.unlock()?;
@@ -257,7 +285,7 @@ impl FileMap {
     /// [`Error::Conflict`] with the generation found when the region moved
     /// (nothing written); otherwise as [`FileMap::write`].
     pub fn write_if(&self, expected: u64, content: &[u8]) -> Result<Published> {
-        self.check_fits(content.len())?;
+        self.inner.check_fits(content.len())?;
         let owner_died = self.inner.lock()?;
         let found = self.inner.generation();
         if found != expected {
@@ -276,91 +304,75 @@ impl FileMap {
         })
     }
 
-    /// Publish a string. See [`FileMap::write`].
+    /// Read-modify-write under the lock: `f` gets the current content and
+    /// may change it; a changed content is published when `f` returns.
+    /// N processes incrementing a counter this way never lose an update.
     ///
     /// # Errors
-    /// As [`FileMap::write`].
-    pub fn write_str(&self, text: &str) -> Result<Published> {
-        self.write(text.as_bytes())
-    }
-
-    /// Publish lines joined by `'\n'` (no trailing newline). See
-    /// [`FileMap::write`]; [`FileMap::read_lines`] gives them back.
-    ///
-    /// # Errors
-    /// As [`FileMap::write`].
-    pub fn write_lines<I, S>(&self, lines: I) -> Result<Published>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.write(join_lines(lines).as_bytes())
-    }
-
-    fn check_fits(&self, len: usize) -> Result<()> {
-        self.inner.usable()?;
-        if len > self.inner.capacity {
-            return Err(Error::TooLarge {
-                len,
-                capacity: self.inner.capacity,
+    /// As [`FileMap::lock`]; [`Error::TooLarge`] if `f` grew the content
+    /// past the capacity (nothing is published); [`Error::Corrupted`].
+    pub fn update<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<Updated<R>> {
+        let mut guard = self.lock()?;
+        let current = guard.read()?;
+        let mut content = current.content.clone();
+        let value = f(&mut content);
+        let owner_died = guard.owner_died();
+        if content == current.content {
+            return Ok(Updated {
+                value,
+                generation: current.generation,
+                changed: false,
+                owner_died,
             });
         }
-        Ok(())
+        let published = guard.publish(&content)?;
+        Ok(Updated {
+            value,
+            generation: published.generation,
+            changed: true,
+            owner_died,
+        })
     }
 
-    /// Read the published content into `buf` (replacing what it held) and
-    /// return its stamp. Lock-free; allocates nothing once `buf` has room.
+    /// Read the published content. Lock-free: readers never block a
+    /// writer, nor each other.
     ///
     /// # Errors
     /// [`Error::Corrupted`] when the header holds an impossible length;
     /// [`Error::Timeout`] only if writers keep the content moving so fast
     /// that the reader falls back to the lock and cannot get it.
-    #[inline]
-    pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
-        if let Some(stamp) = self.inner.try_read(buf)? {
-            return Ok(stamp);
-        }
-        self.read_slow(buf)
-    }
-
-    #[cold]
-    fn read_slow(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
-        self.inner.lock()?;
-        let stamp = self.inner.read_locked(buf);
-        self.inner.unlock()?;
-        stamp
-    }
-
-    /// Read the published content. See [`FileMap::read_into`].
-    ///
-    /// # Errors
-    /// As [`FileMap::read_into`].
     pub fn read(&self) -> Result<Snapshot> {
         let mut content = Vec::new();
         Ok(self.read_into(&mut content)?.with(content))
     }
 
-    /// Read the content as UTF-8 text.
+    /// Read the published content into `buf` and return its length,
+    /// generation and writer; allocates nothing once `buf` has room.
+    ///
+    /// `buf` is a `Vec<u8>`, cleared and filled with the content, or a
+    /// `[u8]` slice, whose first [`Stamp::len`] bytes receive it.
+    ///
+    /// ```
+    /// # fn main() -> filemap::Result<()> {
+    /// # let name = format!("doc-read-into-{}", std::process::id());
+    /// let map = filemap::FileMap::open(&name)?;
+    /// map.write(b"twelve bytes")?;
+    /// let mut buf = [0u8; 64];
+    /// let stamp = map.read_into(&mut buf[..])?;
+    /// assert_eq!(&buf[..stamp.len], b"twelve bytes");
+    ///
+    /// let short = map.read_into(&mut buf[..4]).unwrap_err();
+    /// assert!(matches!(short, filemap::Error::BufferTooSmall { needed: 12, len: 4, .. }));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
-    /// As [`FileMap::read_into`], and [`Error::NotUtf8`].
-    pub fn read_string(&self) -> Result<Snapshot<String>> {
-        let snap = self.read()?;
-        let stamp = snap.stamp();
-        let content = String::from_utf8(snap.content).map_err(|e| Error::NotUtf8 {
-            valid_up_to: e.utf8_error().valid_up_to(),
-        })?;
-        Ok(stamp.with(content))
-    }
-
-    /// Read the content as lines (split at `'\n'`; empty content is no
-    /// lines).
-    ///
-    /// # Errors
-    /// As [`FileMap::read_string`].
-    pub fn read_lines(&self) -> Result<Snapshot<Vec<String>>> {
-        let snap = self.read_string()?;
-        Ok(snap.stamp().with(split_lines(&snap.content)))
+    /// [`Error::BufferTooSmall`] with the length needed when a slice is
+    /// shorter than the content (nothing copied); otherwise as
+    /// [`FileMap::read`].
+    #[inline]
+    pub fn read_into<B: ReadBuffer + ?Sized>(&self, buf: &mut B) -> Result<Stamp> {
+        self.inner.read(buf)
     }
 
     /// Take the cross-process lock for a read-modify-write.
@@ -375,7 +387,7 @@ impl FileMap {
         self.inner.usable()?;
         let owner_died = self.inner.lock()?;
         Ok(Guard {
-            map: self,
+            inner: &self.inner,
             owner_died,
             _not_send: PhantomData,
         })
@@ -383,11 +395,11 @@ impl FileMap {
 
     /// Take the cross-process lock with a guard that owns its share of the
     /// handle instead of borrowing it, for callers that keep the guard in
-    /// a structure of their own (language bindings, state machines).
+    /// a structure of their own (language bindings, state machines). It
+    /// reads and publishes as [`Guard`] does.
     ///
     /// The lock still belongs to the thread that took it: the guard may
-    /// move, but [`OwnedGuard::read`], [`OwnedGuard::publish`] and
-    /// [`OwnedGuard::unlock`] called from another thread return
+    /// move, but its methods called from another thread return
     /// [`Error::WrongThread`] and leave it held.
     ///
     /// # Errors
@@ -432,117 +444,44 @@ impl FileMap {
         WriteLoan::new(&self.inner, owner_died)
     }
 
-    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
-    pub(crate) fn inner(&self) -> &Inner {
-        &self.inner
-    }
-
-    /// Whether the region's name no longer leads to this region: it was
-    /// removed ([`FileMap::remove`], `filemap rm`), or removed and made
-    /// anew. This handle still works, but no process that opens the name
-    /// from now on will see its changes. Windows: always `false` (a
-    /// section stays reachable by name while handles to it are open).
-    pub fn is_removed(&self) -> bool {
-        self.inner.os.is_removed()
-    }
-
-    /// Read-modify-write under the lock: `f` gets the current content and
-    /// may change it; a changed content is published when `f` returns.
-    /// N processes incrementing a counter this way never lose an update.
+    /// Wait until the generation differs from `seen` and return the new
+    /// one. `wait` says how: sleeping, spinning or adaptively, until when,
+    /// and which [`CancelToken`](crate::CancelToken) may end it.
+    ///
+    /// ```
+    /// # fn main() -> filemap::Result<()> {
+    /// # let name = format!("doc-wait-{}", std::process::id());
+    /// use std::time::Duration;
+    /// use filemap::{ErrorKind, FileMap, Wait};
+    ///
+    /// let map = FileMap::open(&name)?;
+    /// let seen = map.generation();
+    /// let quiet = map.wait_change(seen, Wait::sleep().timeout(Duration::from_millis(10)));
+    /// assert_eq!(quiet.unwrap_err().kind(), ErrorKind::Timeout);
+    ///
+    /// map.write(b"news")?;
+    /// assert_eq!(map.wait_change(seen, Wait::adaptive())?, seen + 1);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
-    /// As [`FileMap::lock`]; [`Error::TooLarge`] if `f` grew the content
-    /// past the capacity (nothing is published); [`Error::Corrupted`].
-    pub fn update<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<Updated<R>> {
-        let mut guard = self.lock()?;
-        let current = guard.read()?;
-        let mut content = current.content.clone();
-        let value = f(&mut content);
-        let owner_died = guard.owner_died();
-        if content == current.content {
-            return Ok(Updated {
-                value,
-                generation: current.generation,
-                published: false,
-                owner_died,
-            });
-        }
-        let published = guard.publish(&content)?;
-        Ok(Updated {
-            value,
-            generation: published.generation,
-            published: true,
-            owner_died,
-        })
-    }
-
-    /// Block until the generation differs from `seen` and return the new
-    /// one, or `None` when `timeout` passes first (`None` timeout: wait as
-    /// long as it takes). Sleeps in the kernel (futex); wakes within
-    /// microseconds of a publish.
-    ///
-    /// Every wait returns at once, with the generation read now, on a
-    /// handle that can no longer be used (a forked child's copy, or one
-    /// whose file shrank under it: see [`Error::Truncated`]); the next
-    /// call that returns a `Result` says why.
-    pub fn wait_change(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
-        if let Some(now) = self.inner.unusable_now() {
-            return Some(now);
-        }
-        let h = self.inner.header();
-        let slot = &h.slots[self.inner.slot];
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        notify::sleep_until(h, slot, &self.inner.os, seen, deadline)
-    }
-
-    /// Like [`FileMap::wait_change`], but busy-polls for a short while
-    /// first when that has recently paid off: latency close to
-    /// [`FileMap::wait_change_spin`]'s when the peer answers promptly, and
-    /// close to no CPU when changes come rarely.
-    ///
-    /// The handle learns from its spins: a change a spin caught sets the
-    /// next budget (about twice the moving average of those gaps, at most
-    /// 50 µs, polling with the CPU's pause instruction); after four empty
-    /// spins in a row it sleeps at once, but for a full probe every eight
-    /// waits, which teaches it to spin again when the peer turns prompt. At
-    /// most one thread fewer than the machine has cores spin on a region at
-    /// once, across all processes, so spinners never starve the writer
-    /// they wait for. Sleeping is exactly [`FileMap::wait_change`]'s.
-    pub fn wait_change_adaptive(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
-        if let Some(now) = self.inner.unusable_now() {
-            return Some(now);
-        }
-        let h = self.inner.header();
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        notify::adaptive(
-            h,
-            &h.slots[self.inner.slot],
-            &self.inner.os,
-            seen,
-            deadline,
-            &self.inner.learner,
-        )
-    }
-
-    /// Like [`FileMap::wait_change`], but busy-polls the generation instead
-    /// of sleeping: lowest latency, one core kept busy.
-    pub fn wait_change_spin(&self, seen: u64, timeout: Option<Duration>) -> Option<u64> {
-        if let Some(now) = self.inner.unusable_now() {
-            return Some(now);
-        }
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        notify::spin(self.inner.header(), &self.inner.os, seen, deadline)
+    /// [`Error::Timeout`] at the deadline, [`Error::Cancelled`] once the
+    /// token is cancelled, and at once [`Error::ForkedHandle`] or
+    /// [`Error::Truncated`] on a handle that can no longer be used (also
+    /// when it becomes so during the wait).
+    pub fn wait_change(&self, seen: u64, wait: Wait<'_>) -> Result<u64> {
+        wait::wait_change(&self.inner, seen, wait)
     }
 
     /// Call `callback` from a background thread with every change published
     /// by another handle (in this or another process), skipping this
     /// handle's own writes. Bursts are coalesced: the callback may skip
     /// intermediate generations but always gets the latest content. The
-    /// thread waits as [`FileMap::wait_change_adaptive`] does: promptly
-    /// when changes come fast, at no CPU cost when they come rarely.
-    /// Dropping the returned [`Watcher`] stops the thread. The watcher
-    /// keeps the region attached (and so alive) until it is dropped, even
-    /// after every `FileMap` handle is gone.
+    /// thread waits as [`Strategy::Adaptive`](crate::Strategy::Adaptive)
+    /// does: promptly when changes come fast, at no CPU cost when they come
+    /// rarely. Dropping the returned [`Watcher`] stops the thread. The
+    /// watcher keeps the region attached (and so alive) until it is
+    /// dropped, even after every `FileMap` handle is gone.
     ///
     /// # Errors
     /// [`Error::Io`] if the thread cannot be spawned.
@@ -554,62 +493,23 @@ impl FileMap {
         crate::watch::spawn(Arc::clone(&self.inner), callback)
     }
 
-    /// Introspect this region.
-    pub fn info(&self) -> RegionInfo {
-        self.inner.info()
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
+}
 
-    /// Introspect region `name` without attaching to it.
-    ///
-    /// # Errors
-    /// As [`Builder::open`] with `open_only`.
-    pub fn inspect(name: &str) -> Result<RegionInfo> {
-        validate_name(name)?;
-        Os::inspect(name)
-    }
+/// What both guards do while the lock is held.
+fn read_locked(inner: &Inner) -> Result<Snapshot> {
+    let mut content = Vec::new();
+    Ok(inner.read_locked(&mut content)?.with(content))
+}
 
-    /// Every shared-memory region on this host, each with its info or the
-    /// error that prevented reading it (permissions, corruption...).
-    ///
-    /// Windows cannot enumerate kernel object names cheaply, so there this
-    /// lists a registry kept by filemap in `%LOCALAPPDATA%\filemap`
-    /// (persistent regions' files and a marker per live region; best
-    /// effort, `Local\` namespace only); a marker whose section is gone
-    /// is reported stale. macOS and FreeBSD (the `posix` backend) cannot
-    /// list their shared-memory objects either: there this lists the
-    /// per-user registry `$TMPDIR/filemap-<uid>` in the same way.
-    ///
-    /// # Errors
-    /// [`Error::Io`] when the shared-memory directory cannot be listed.
-    pub fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
-        Os::list()
-    }
-
-    /// Remove region `name`'s name now. Processes attached keep their
-    /// mapping; new opens create a new region.
-    ///
-    /// Windows: deletes a persistent region's file (and a stale registry
-    /// entry). The section itself stays reachable by name until its last
-    /// handle closes, so opens meanwhile attach to the old region; a live
-    /// non-persistent region cannot be removed, it goes with its last handle.
-    ///
-    /// # Errors
-    /// [`Error::InvalidName`], [`Error::NotFound`],
-    /// [`Error::PermissionDenied`], [`Error::Io`].
-    pub fn remove(name: &str) -> Result<()> {
-        validate_name(name)?;
-        Os::remove(name)
-    }
-
-    /// Remove every stale region (non-persistent, no live process attached)
-    /// and return their names. (Windows: the registry entries of regions
-    /// whose users all died; the kernel removed the regions themselves.)
-    ///
-    /// # Errors
-    /// As [`FileMap::list`].
-    pub fn clean_stale() -> Result<Vec<String>> {
-        Os::clean_stale()
-    }
+fn publish_locked(inner: &Inner, content: &[u8], owner_died: bool) -> Result<Published> {
+    inner.check_fits(content.len())?;
+    Ok(Published {
+        generation: inner.publish_locked(content)?,
+        owner_died,
+    })
 }
 
 /// Holds the region lock; see [`FileMap::lock`]. Released on drop.
@@ -622,7 +522,7 @@ impl FileMap {
 /// is_send::<filemap::Guard<'static>>();
 /// ```
 pub struct Guard<'a> {
-    map: &'a FileMap,
+    inner: &'a Inner,
     owner_died: bool,
     /// The lock belongs to the thread that took it (its id is the lock
     /// word): a guard must not move to another thread.
@@ -640,16 +540,15 @@ impl Guard<'_> {
     /// # Errors
     /// [`Error::Corrupted`].
     pub fn read(&self) -> Result<Snapshot> {
-        let mut content = Vec::new();
-        Ok(self.map.inner.read_locked(&mut content)?.with(content))
+        read_locked(self.inner)
     }
 
-    /// The published content into `buf` (replacing what it held).
+    /// The published content into `buf`; see [`FileMap::read_into`].
     ///
     /// # Errors
-    /// [`Error::Corrupted`].
-    pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Stamp> {
-        self.map.inner.read_locked(buf)
+    /// [`Error::BufferTooSmall`], [`Error::Corrupted`].
+    pub fn read_into<B: ReadBuffer + ?Sized>(&self, buf: &mut B) -> Result<Stamp> {
+        self.inner.read_locked(buf)
     }
 
     /// Publish `content`; the lock stays held.
@@ -657,31 +556,28 @@ impl Guard<'_> {
     /// # Errors
     /// [`Error::TooLarge`] (nothing written).
     pub fn publish(&mut self, content: &[u8]) -> Result<Published> {
-        self.map.check_fits(content.len())?;
-        Ok(Published {
-            generation: self.map.inner.publish_locked(content)?,
-            owner_died: self.owner_died,
-        })
+        publish_locked(self.inner, content, self.owner_died)
     }
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         // A handle that became unusable meanwhile has nothing to release.
-        let _ = self.map.inner.unlock();
+        let _ = self.inner.unlock();
     }
 }
 
 /// Holds the region lock, owning its share of the handle; see
 /// [`FileMap::lock_owned`]. Released by [`OwnedGuard::unlock`] or on drop.
 ///
-/// The guard is `Send` so that it can live in any structure, but the lock
-/// belongs to the thread that took it: used from another thread, every
-/// method returns [`Error::WrongThread`] and the lock stays held. Dropped
-/// on another thread, it is released there on Linux (the lock word names
-/// the thread, which any thread of the process can clear); on Windows the
-/// kernel mutex can only be released by its owner thread, so it stays held
-/// until that thread ends, and the next taker is then told `owner_died`.
+/// It reads and publishes as [`Guard`] does. The guard is `Send` so that
+/// it can live in any structure, but the lock belongs to the thread that
+/// took it: used from another thread, every method returns
+/// [`Error::WrongThread`] and the lock stays held. Dropped on another
+/// thread, it is released there on Linux (the lock word names the thread,
+/// which any thread of the process can clear); on Windows the kernel mutex
+/// can only be released by its owner thread, so it stays held until that
+/// thread ends, and the next taker is then told `owner_died`.
 pub struct OwnedGuard {
     inner: Arc<Inner>,
     owner_died: bool,
@@ -730,27 +626,27 @@ impl OwnedGuard {
     /// [`Error::WrongThread`], [`Error::NotLocked`], [`Error::Corrupted`].
     pub fn read(&self) -> Result<Snapshot> {
         self.check()?;
-        let mut content = Vec::new();
-        Ok(self.inner.read_locked(&mut content)?.with(content))
+        read_locked(&self.inner)
+    }
+
+    /// The published content into `buf`; see [`FileMap::read_into`].
+    ///
+    /// # Errors
+    /// [`Error::WrongThread`], [`Error::NotLocked`],
+    /// [`Error::BufferTooSmall`], [`Error::Corrupted`].
+    pub fn read_into<B: ReadBuffer + ?Sized>(&self, buf: &mut B) -> Result<Stamp> {
+        self.check()?;
+        self.inner.read_locked(buf)
     }
 
     /// Publish `content`; the lock stays held.
     ///
     /// # Errors
     /// [`Error::WrongThread`], [`Error::NotLocked`], [`Error::TooLarge`]
-    /// (nothing written).
+    /// (nothing written), [`Error::ForkedHandle`].
     pub fn publish(&mut self, content: &[u8]) -> Result<Published> {
         self.check()?;
-        if content.len() > self.inner.capacity {
-            return Err(Error::TooLarge {
-                len: content.len(),
-                capacity: self.inner.capacity,
-            });
-        }
-        Ok(Published {
-            generation: self.inner.publish_locked(content)?,
-            owner_died: self.owner_died,
-        })
+        publish_locked(&self.inner, content, self.owner_died)
     }
 
     /// Release the lock now.
@@ -777,30 +673,5 @@ impl Drop for OwnedGuard {
         } else {
             self.inner.os.unlock_for(self.tid);
         }
-    }
-}
-
-/// Join lines with `'\n'`.
-pub(crate) fn join_lines<I, S>(lines: I) -> String
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    let mut text = String::new();
-    for (i, line) in lines.into_iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        text.push_str(line.as_ref());
-    }
-    text
-}
-
-/// Split text at `'\n'`; empty text is no lines.
-pub(crate) fn split_lines(text: &str) -> Vec<String> {
-    if text.is_empty() {
-        Vec::new()
-    } else {
-        text.split('\n').map(str::to_owned).collect()
     }
 }

@@ -1,6 +1,7 @@
 //! What a region's operations report: who published
-//! ([`WriterId`]), a generation and its writer ([`Stamp`]), content with
-//! them ([`Snapshot`]), and what a publish or an update did.
+//! ([`WriterId`]), what a read found besides the bytes ([`Stamp`]),
+//! content with its generation and writer ([`Snapshot`]), and what a
+//! publish or an update did.
 //!
 //! Plain values: this module knows nothing of regions, and every layer
 //! may use it.
@@ -29,13 +30,16 @@ impl WriterId {
     }
 }
 
-/// A generation and who published it.
+/// What a read found besides the bytes: the content's length, its
+/// generation and who published it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     /// The generation: 0 for a new region, bumped by every publish.
     pub generation: u64,
     /// Who published it (`pid` 0 for a region nobody wrote yet).
     pub writer: WriterId,
+    /// Length of the content in bytes.
+    pub len: usize,
 }
 
 impl Stamp {
@@ -60,16 +64,6 @@ pub struct Snapshot<T = Vec<u8>> {
     pub writer: WriterId,
 }
 
-impl<T> Snapshot<T> {
-    /// The generation and writer, without the content.
-    pub fn stamp(&self) -> Stamp {
-        Stamp {
-            generation: self.generation,
-            writer: self.writer,
-        }
-    }
-}
-
 /// What a publish did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
@@ -80,15 +74,15 @@ pub struct Published {
     pub owner_died: bool,
 }
 
-/// What [`FileMap::update`] did.
+/// What [`FileMap::update`](crate::FileMap::update) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Updated<R> {
     /// The closure's return value.
     pub value: R,
     /// The generation after the update (unchanged if nothing was published).
     pub generation: u64,
-    /// Whether the content changed and was published.
-    pub published: bool,
+    /// Whether the closure changed the content, which was then published.
+    pub changed: bool,
     /// The lock's previous owner died holding it.
     pub owner_died: bool,
 }

@@ -1,16 +1,96 @@
-//! The write-through text view: the seed's `AutoSynchronize`.
+//! Text in a region: [`TextExt`], publishing and reading strings and
+//! lines, and [`TextView`], the write-through text view (TFileMap's
+//! `AutoSynchronize`).
 //!
-//! This module owns the policy for a local, editable copy of a region's
-//! text. With auto-sync on, every local edit is published at once and
+//! Lines are joined by `'\n'`, with no trailing newline; empty content is
+//! no lines. [`TextView`] owns the policy for a local, editable copy of a
+//! region's text. With auto-sync on, every local edit is published at once and
 //! remote changes replace the local text; with it off, local edits stay
 //! local until [`TextView::write`] and remote changes are only reported.
 //! It must never lose text: an edit that does not fit stays local.
 
 #![forbid(unsafe_code)]
 
-use crate::error::Result;
-use crate::region::{join_lines, split_lines, FileMap};
-use crate::snapshot::{Published, WriterId};
+use crate::error::{Error, Result};
+use crate::region::FileMap;
+use crate::snapshot::{Published, Snapshot, WriterId};
+
+/// Text publishing and reading on a [`FileMap`] (in
+/// [`prelude`](crate::prelude)).
+///
+/// ```
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-text-{}", std::process::id());
+/// use filemap::prelude::*;
+///
+/// let map = FileMap::open(&name)?;
+/// map.write_lines(["hello", "world"])?;
+/// assert_eq!(map.read_string()?.content, "hello\nworld");
+/// assert_eq!(map.read_lines()?.content, ["hello", "world"]);
+/// # Ok(()) }
+/// ```
+pub trait TextExt {
+    /// Publish a string. See [`FileMap::write`].
+    ///
+    /// # Errors
+    /// As [`FileMap::write`].
+    fn write_str(&self, text: &str) -> Result<Published>;
+
+    /// Publish lines joined by `'\n'` (no trailing newline). See
+    /// [`FileMap::write`]; [`TextExt::read_lines`] gives them back.
+    ///
+    /// # Errors
+    /// As [`FileMap::write`].
+    fn write_lines<I, S>(&self, lines: I) -> Result<Published>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>;
+
+    /// Read the content as UTF-8 text.
+    ///
+    /// # Errors
+    /// As [`FileMap::read`], and [`Error::NotUtf8`].
+    fn read_string(&self) -> Result<Snapshot<String>>;
+
+    /// Read the content as lines (split at `'\n'`; empty content is no
+    /// lines).
+    ///
+    /// # Errors
+    /// As [`TextExt::read_string`].
+    fn read_lines(&self) -> Result<Snapshot<Vec<String>>>;
+}
+
+impl TextExt for FileMap {
+    fn write_str(&self, text: &str) -> Result<Published> {
+        self.write(text.as_bytes())
+    }
+
+    fn write_lines<I, S>(&self, lines: I) -> Result<Published>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.write(join_lines(lines).as_bytes())
+    }
+
+    fn read_string(&self) -> Result<Snapshot<String>> {
+        let mut content = Vec::new();
+        let stamp = self.read_into(&mut content)?;
+        let content = String::from_utf8(content).map_err(|e| Error::NotUtf8 {
+            valid_up_to: e.utf8_error().valid_up_to(),
+        })?;
+        Ok(stamp.with(content))
+    }
+
+    fn read_lines(&self) -> Result<Snapshot<Vec<String>>> {
+        let snap = self.read_string()?;
+        Ok(Snapshot {
+            content: split_lines(&snap.content),
+            generation: snap.generation,
+            writer: snap.writer,
+        })
+    }
+}
 
 /// A local copy of a region's text, kept in step with it.
 ///
@@ -190,16 +270,41 @@ impl TextView {
             let snap = self.map.read()?;
             let writer = snap.writer;
             self.adopt(snap);
-            if writer == self.map.id() {
+            if writer == self.map.writer_id() {
                 // Our own write, published after another's we never saw.
                 return Ok(RemoteChange::None);
             }
             return Ok(RemoteChange::Pulled(writer));
         }
-        let writer = self.map.last_writer();
-        if writer == self.map.id() {
+        let writer = WriterId::unpack(self.map.inner().header().last_writer());
+        if writer == self.map.writer_id() {
             return Ok(RemoteChange::None);
         }
         Ok(RemoteChange::Pending(writer))
+    }
+}
+
+/// Join lines with `'\n'`.
+fn join_lines<I, S>(lines: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut text = String::new();
+    for (i, line) in lines.into_iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(line.as_ref());
+    }
+    text
+}
+
+/// Split text at `'\n'`; empty text is no lines.
+fn split_lines(text: &str) -> Vec<String> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').map(str::to_owned).collect()
     }
 }

@@ -178,12 +178,27 @@ pub fn value_parts(content: &[u8]) -> Option<ValueParts<'_>> {
 /// spells it (`std::any::type_name`). That spelling is the same for every
 /// process built from the same source with the same compiler; where
 /// writers and readers are built apart, name the tag yourself
-/// ([`FileMap::write_value_as`], [`FileMap::read_value_as`]).
+/// ([`ValueExt::write_value_as`], [`ValueExt::read_value_as`]).
 pub fn default_tag<T: ?Sized>() -> &'static str {
     std::any::type_name::<T>()
 }
 
-impl FileMap {
+/// Typed values on a [`FileMap`] (in [`prelude`](crate::prelude)): a
+/// value is published with a type tag and read back as the same type, in
+/// MessagePack or JSON.
+///
+/// ```
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-value-{}", std::process::id());
+/// use filemap::prelude::*;
+///
+/// let map = FileMap::open(&name)?;
+/// map.write_value(&(3u8, "three"))?;
+/// let snap = map.read_value::<(u8, String)>()?;
+/// assert_eq!(snap.content, (3, "three".to_owned()));
+/// # Ok(()) }
+/// ```
+pub trait ValueExt {
     /// Publish `value` as the region's content, MessagePack-encoded with
     /// its type's default tag, serialised straight into the region.
     ///
@@ -191,25 +206,51 @@ impl FileMap {
     /// [`Error::TooLarge`] (with the length the encoding reached, or at
     /// least the capacity plus one) when it does not fit; [`Error::Codec`];
     /// as [`FileMap::write`] otherwise. The content is kept on any error.
-    pub fn write_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<Published> {
+    fn write_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<Published> {
         self.write_value_as(Codec::MessagePack, default_tag::<T>(), value)
     }
 
     /// Publish `value` as JSON with its type's default tag. See
-    /// [`FileMap::write_value`].
+    /// [`ValueExt::write_value`].
     ///
     /// # Errors
-    /// As [`FileMap::write_value`].
-    pub fn write_value_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Published> {
+    /// As [`ValueExt::write_value`].
+    fn write_value_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Published> {
         self.write_value_as(Codec::Json, default_tag::<T>(), value)
     }
 
     /// Publish `value` in `codec` under type tag `tag` (at most 65,535
-    /// bytes). See [`FileMap::write_value`].
+    /// bytes). See [`ValueExt::write_value`].
     ///
     /// # Errors
-    /// As [`FileMap::write_value`]; [`Error::Codec`] for an over-long tag.
-    pub fn write_value_as<T: Serialize + ?Sized>(
+    /// As [`ValueExt::write_value`]; [`Error::Codec`] for an over-long tag.
+    fn write_value_as<T: Serialize + ?Sized>(
+        &self,
+        codec: Codec,
+        tag: &str,
+        value: &T,
+    ) -> Result<Published>;
+
+    /// Read the content as a value of type `T`, written with `T`'s default
+    /// tag in either codec.
+    ///
+    /// # Errors
+    /// [`Error::NotAValue`], [`Error::WrongType`] naming the type found,
+    /// [`Error::Codec`] for a payload that does not decode as `T`; as
+    /// [`FileMap::read`] otherwise.
+    fn read_value<T: DeserializeOwned>(&self) -> Result<Snapshot<T>> {
+        self.read_value_as(default_tag::<T>())
+    }
+
+    /// Read the content as a value of type `T` written under tag `tag`.
+    ///
+    /// # Errors
+    /// As [`ValueExt::read_value`].
+    fn read_value_as<T: DeserializeOwned>(&self, tag: &str) -> Result<Snapshot<T>>;
+}
+
+impl ValueExt for FileMap {
+    fn write_value_as<T: Serialize + ?Sized>(
         &self,
         codec: Codec,
         tag: &str,
@@ -255,25 +296,11 @@ impl FileMap {
         loan.commit()
     }
 
-    /// Read the content as a value of type `T`, written with `T`'s default
-    /// tag in either codec.
-    ///
-    /// # Errors
-    /// [`Error::NotAValue`], [`Error::WrongType`] naming the type found,
-    /// [`Error::Codec`] for a payload that does not decode as `T`; as
-    /// [`FileMap::read`] otherwise.
-    pub fn read_value<T: DeserializeOwned>(&self) -> Result<Snapshot<T>> {
-        self.read_value_as(default_tag::<T>())
-    }
-
-    /// Read the content as a value of type `T` written under tag `tag`.
-    ///
-    /// # Errors
-    /// As [`FileMap::read_value`].
-    pub fn read_value_as<T: DeserializeOwned>(&self, tag: &str) -> Result<Snapshot<T>> {
-        let snap = self.read()?;
-        let value = decode(self.name(), &snap.content, tag)?;
-        Ok(snap.stamp().with(value))
+    fn read_value_as<T: DeserializeOwned>(&self, tag: &str) -> Result<Snapshot<T>> {
+        let mut content = Vec::new();
+        let stamp = self.read_into(&mut content)?;
+        let value = decode(self.name(), &content, tag)?;
+        Ok(stamp.with(value))
     }
 }
 

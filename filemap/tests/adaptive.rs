@@ -4,6 +4,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::time::{Duration, Instant};
 
 use common::{unique, Cleanup};
@@ -105,7 +106,14 @@ fn adaptive_waiters_pinned_to_a_core_each_still_spin_for_a_prompt_peer() {
             let before = thread_sleeps();
             let mut seen = 0;
             for round in 1..=ROUNDS {
-                seen = ping.wait_change_adaptive(seen, timeout).expect("a ping");
+                seen = ping
+                    .wait_change(
+                        seen,
+                        timeout.map_or(filemap::Wait::adaptive(), |t| {
+                            filemap::Wait::adaptive().timeout(t)
+                        }),
+                    )
+                    .expect("a ping");
                 pong.write(&round.to_le_bytes()).unwrap();
             }
             (seen, thread_sleeps() - before)
@@ -114,7 +122,14 @@ fn adaptive_waiters_pinned_to_a_core_each_still_spin_for_a_prompt_peer() {
         let mut seen = 0;
         for round in 1..=ROUNDS {
             ping.write(&round.to_le_bytes()).unwrap();
-            seen = pong.wait_change_adaptive(seen, timeout).expect("a pong");
+            seen = pong
+                .wait_change(
+                    seen,
+                    timeout.map_or(filemap::Wait::adaptive(), |t| {
+                        filemap::Wait::adaptive().timeout(t)
+                    }),
+                )
+                .expect("a pong");
         }
         ponger.join().unwrap()
     });
@@ -134,10 +149,12 @@ fn a_waiter_for_rare_changes_costs_what_a_blocking_one_costs() {
     let name = unique("adaptive-rare");
     let _cleanup = Cleanup(name.clone());
     let blocking = waiter_cpu(&name, 60, Duration::from_millis(10), |m, seen| {
-        m.wait_change(seen, Some(common::STEP))
+        m.wait_change(seen, filemap::Wait::sleep().timeout(common::STEP))
+            .ok()
     });
     let adaptive = waiter_cpu(&name, 60, Duration::from_millis(10), |m, seen| {
-        m.wait_change_adaptive(seen, Some(common::STEP))
+        m.wait_change(seen, filemap::Wait::adaptive().timeout(common::STEP))
+            .ok()
     });
     let share = |(cpu, wall): (Duration, Duration)| cpu.as_secs_f64() / wall.as_secs_f64();
     eprintln!(
@@ -160,7 +177,11 @@ fn an_idle_adaptive_waiter_uses_next_to_no_cpu() {
     let before = thread_cpu();
     let start = Instant::now();
     assert_eq!(
-        map.wait_change_adaptive(map.generation(), Some(Duration::from_secs(1))),
+        map.wait_change(
+            map.generation(),
+            filemap::Wait::adaptive().timeout(Duration::from_secs(1))
+        )
+        .ok(),
         None
     );
     let waited = start.elapsed();
@@ -178,7 +199,11 @@ fn an_adaptive_wait_is_woken_across_processes_and_honours_its_timeout() {
     let seen = map.generation();
     let start = Instant::now();
     assert_eq!(
-        map.wait_change_adaptive(seen, Some(Duration::from_millis(40))),
+        map.wait_change(
+            seen,
+            filemap::Wait::adaptive().timeout(Duration::from_millis(40))
+        )
+        .ok(),
         None
     );
     assert!(start.elapsed() >= Duration::from_millis(40));
@@ -186,7 +211,9 @@ fn an_adaptive_wait_is_woken_across_processes_and_honours_its_timeout() {
     writer.expect("open pid=");
     let mut writer = writer;
     writer.send("hello");
-    let woke = map.wait_change_adaptive(seen, Some(common::STEP));
+    let woke = map
+        .wait_change(seen, filemap::Wait::adaptive().timeout(common::STEP))
+        .ok();
     assert_eq!(woke, Some(seen + 1));
     assert_eq!(map.read_string().unwrap().content, "hello");
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::fs::OpenOptions;
 #[cfg(target_os = "linux")]
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -13,7 +14,8 @@ use std::time::Instant;
 use common::{unique, Cleanup};
 #[cfg(target_os = "linux")]
 use common::{Child, STEP};
-use filemap::{Error, FileMap, NameRule, MAX_CAPACITY, MAX_NAME_LEN, MIN_CAPACITY};
+use filemap::admin::MAX_NAME_LEN;
+use filemap::{Error, FileMap, NameRule, MAX_CAPACITY, MIN_CAPACITY};
 
 #[test]
 fn child_role() {
@@ -98,39 +100,43 @@ fn the_longest_name_works_for_every_object_it_names() {
     // A failure to make it would only degrade to polling, invisible here:
     // region_windows.rs has the unit test that looks at the semaphore.
     let seen = map.generation();
-    assert_eq!(map.wait_change(seen, Some(Duration::from_millis(1))), None);
+    assert_eq!(
+        map.wait_change(
+            seen,
+            filemap::Wait::sleep().timeout(Duration::from_millis(1))
+        )
+        .ok(),
+        None
+    );
     map.write_str("long names work").unwrap();
     drop(map);
     let again = FileMap::builder(&name).open_only().open().unwrap();
     assert_eq!(again.read_string().unwrap().content, "long names work");
     drop(again);
-    FileMap::remove(&name).unwrap();
+    filemap::admin::remove(&name).unwrap();
 }
 
 #[test]
 fn capacities_outside_the_range_are_refused() {
     let name = unique("cap");
     let _cleanup = Cleanup(name.clone());
-    for bad in [
-        0,
-        1,
-        MIN_CAPACITY as u64 - 1,
-        MAX_CAPACITY as u64 + 1,
-        u64::MAX,
-    ] {
+    for bad in [0, 1, MIN_CAPACITY - 1, MAX_CAPACITY + 1, usize::MAX] {
         match FileMap::builder(&name).capacity(bad).open() {
             Err(Error::InvalidCapacity {
                 requested,
                 min,
                 max,
             }) => {
-                assert_eq!((requested, min, max), (bad, MIN_CAPACITY, MAX_CAPACITY));
+                assert_eq!(
+                    (requested, min, max),
+                    (bad as u64, MIN_CAPACITY, MAX_CAPACITY)
+                );
             }
             other => panic!("capacity {bad}: {other:?}"),
         }
     }
     let smallest = FileMap::builder(&name)
-        .capacity(MIN_CAPACITY as u64)
+        .capacity(MIN_CAPACITY)
         .open()
         .unwrap();
     assert_eq!(smallest.capacity(), MIN_CAPACITY);
@@ -142,7 +148,7 @@ fn the_largest_capacity_works() {
     let name = unique("maxcap");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::builder(&name)
-        .capacity(MAX_CAPACITY as u64)
+        .capacity(MAX_CAPACITY)
         .open()
         .unwrap();
     assert_eq!(map.capacity(), MAX_CAPACITY);
@@ -203,7 +209,7 @@ fn closed_region(tag: &str, content: &[u8]) -> (String, std::path::PathBuf, Clea
     let map = FileMap::builder(&name).persistent(true).open().unwrap();
     map.write(content).unwrap();
     // Linux: the file in /dev/shm; Windows: the persistent region's file.
-    let path = map.path().to_owned();
+    let path = map.info().path;
     (name.clone(), path, Cleanup(name))
 }
 
@@ -320,7 +326,7 @@ fn truncated_and_foreign_files_are_not_regions() {
     // error (ERROR_FILE_INVALID from CreateFileMapping), found by the fuzz
     // harness in hostile.rs.
     assert!(matches!(
-        FileMap::inspect(&name),
+        filemap::admin::inspect(&name),
         Err(Error::NotARegion { .. })
     ));
     std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
@@ -342,13 +348,16 @@ fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
     let name = unique("perm");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
-    let mode = std::fs::metadata(map.path()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(map.info().path)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     drop(map);
 
-    let shared = FileMap::builder(&name).mode(0o644).open().unwrap();
+    let shared = FileMap::builder(&name).permissions(0o644).open().unwrap();
     assert_eq!(
-        std::fs::metadata(shared.path())
+        std::fs::metadata(shared.info().path)
             .unwrap()
             .permissions()
             .mode()
@@ -361,7 +370,7 @@ fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
     let _cleanup2 = Cleanup(planted.clone());
     let target = std::env::temp_dir().join(unique("target"));
     std::fs::write(&target, b"not yours").unwrap();
-    std::os::unix::fs::symlink(&target, filemap::shm_path(&planted)).unwrap();
+    std::os::unix::fs::symlink(&target, filemap::admin::shm_path(&planted)).unwrap();
     match FileMap::open(&planted) {
         Err(Error::NotARegion { reason, .. }) => assert!(reason.contains("symbolic link")),
         other => panic!("{other:?}"),
@@ -485,7 +494,12 @@ fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
     let seen = map.generation();
     let waiter = std::thread::spawn({
         let name = name.clone();
-        move || FileMap::open(&name).unwrap().wait_change(seen, Some(STEP))
+        move || {
+            FileMap::open(&name)
+                .unwrap()
+                .wait_change(seen, filemap::Wait::sleep().timeout(STEP))
+                .ok()
+        }
     });
     common::await_condition("the waiter to sleep", || {
         let mut word = [0u8; 4];

@@ -7,6 +7,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::time::{Duration, Instant};
 
 use common::{check_payload, payload, unique, Child, Cleanup};
@@ -93,7 +94,7 @@ fn writers_killed_mid_publish_never_expose_a_torn_payload() {
         .unwrap_or(256 * 1024);
     let name = unique("crash");
     let _cleanup = Cleanup(name.clone());
-    let capacity = (len + 16) as u64;
+    let capacity = len + 16;
     let map = FileMap::builder(&name).capacity(capacity).open().unwrap();
     let env = [
         ("FILEMAP_CHILD_CAPACITY", capacity.to_string()),

@@ -108,7 +108,7 @@ fn reader_prints_what_writer_publishes() {
     assert!(writer.wait().unwrap().success());
     assert!(reader.wait().unwrap().success());
     assert!(
-        !filemap::shm_path(&name).exists(),
+        !filemap::admin::shm_path(&name).exists(),
         "the last process removed the region"
     );
 }
@@ -140,7 +140,7 @@ fn typed_reader_decodes_what_typed_writer_publishes() {
         first,
         "generation 1: x=1.5 y=-2 heading=90 label=\"dock one\""
     );
-    keep.write_str("not a pose").unwrap();
+    keep.write(b"not a pose").unwrap();
     let second = lines.next().unwrap().unwrap();
     assert!(second.contains("does not hold a typed value"), "{second}");
     writeln!(input, "0 0 0").unwrap();

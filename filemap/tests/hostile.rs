@@ -12,6 +12,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,7 +138,7 @@ fn every_call_survives_a_peer_scribbling_on_the_region() {
             .unwrap(),
     );
     map.write_str("seed").unwrap();
-    let path = map.path().display().to_string();
+    let path = map.info().path.display().to_string();
     let scribbler = Child::spawn_with("scribble", &name, &[("FILEMAP_CHILD_PATH", path)]);
     assert_eq!(scribbler.line(), "scribbling");
 
@@ -196,13 +197,21 @@ fn every_call_survives_a_peer_scribbling_on_the_region() {
         Box::new(|map, tally| {
             let start = Instant::now();
             let seen = map.generation();
-            map.wait_change(seen, Some(Duration::from_millis(20)));
-            map.wait_change_spin(seen, Some(Duration::from_millis(1)));
+            map.wait_change(
+                seen,
+                filemap::Wait::sleep().timeout(Duration::from_millis(20)),
+            )
+            .ok();
+            map.wait_change(
+                seen,
+                filemap::Wait::spin().timeout(Duration::from_millis(1)),
+            )
+            .ok();
             tally.record(start, Ok(()), "wait_change");
             let start = Instant::now();
             tally.record(start, FileMap::open(map.name()), "open");
             let start = Instant::now();
-            tally.record(start, FileMap::inspect(map.name()), "inspect");
+            tally.record(start, filemap::admin::inspect(map.name()), "inspect");
         }),
     );
     let watched = Arc::new(AtomicU64::new(0));
@@ -254,13 +263,13 @@ fn valid_region_bytes() -> Vec<u8> {
         .open()
         .unwrap();
     map.write_str("seed content").unwrap();
-    std::fs::read(map.path()).unwrap()
+    std::fs::read(map.info().path).unwrap()
 }
 
 /// Where region `name`'s file goes: its file in /dev/shm.
 #[cfg(not(windows))]
 fn region_file(name: &str) -> std::path::PathBuf {
-    filemap::shm_path(name)
+    filemap::admin::shm_path(name)
 }
 
 /// Where region `name`'s file goes: the file of a persistent region,
@@ -284,7 +293,7 @@ fn exercise(bytes: &[u8]) {
             );
         }
     };
-    check(FileMap::inspect(&name).map(|_| ()));
+    check(filemap::admin::inspect(&name).map(|_| ()));
     let opened = FileMap::builder(&name)
         .open_only()
         .lock_timeout(Duration::from_millis(50))
@@ -301,7 +310,11 @@ fn exercise(bytes: &[u8]) {
                 e => Err(e),
             }));
             check(map.update(|c| c.push(1)).map(|_| ()));
-            map.wait_change(map.generation(), Some(Duration::ZERO));
+            map.wait_change(
+                map.generation(),
+                filemap::Wait::sleep().timeout(Duration::ZERO),
+            )
+            .ok();
             let _ = map.info();
         }
         // A non-persistent region with nobody attached is stale: replaced.

@@ -6,6 +6,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -204,7 +205,7 @@ fn a_reader_slower_than_a_back_to_back_writer_always_gets_through() {
     let name = unique("slowreader");
     let _cleanup = Cleanup(name.clone());
     let len = 8 << 20;
-    let map = Arc::new(FileMap::builder(&name).capacity(len as u64).open().unwrap());
+    let map = Arc::new(FileMap::builder(&name).capacity(len).open().unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let writer = std::thread::spawn({
         let (map, stop) = (Arc::clone(&map), Arc::clone(&stop));
@@ -460,7 +461,7 @@ mod linux {
         let fifo = unique("fifo");
         let socket = unique("sock");
         let dir = unique("dir");
-        let path = filemap::shm_path;
+        let path = filemap::admin::shm_path;
         let fifo_path = std::ffi::CString::new(path(&fifo).to_str().unwrap()).unwrap();
         // SAFETY: mkfifo(3) with a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo_path.as_ptr(), 0o666) }, 0);
@@ -473,7 +474,7 @@ mod linux {
             for (name, what) in [(&f, "FIFO"), (&s, "socket"), (&d, "directory")] {
                 for result in [
                     FileMap::open(name).map(drop),
-                    FileMap::inspect(name).map(drop),
+                    filemap::admin::inspect(name).map(drop),
                     FileMap::builder(name.as_str()).open_only().open().map(drop),
                 ] {
                     match result {
@@ -482,7 +483,7 @@ mod linux {
                     }
                 }
             }
-            let listed = FileMap::list().unwrap();
+            let listed = filemap::admin::list().unwrap();
             let entry = listed.iter().find(|(n, _)| *n == f);
             // The posix backend lists its registry of names, where no
             // stranger's file appears.
@@ -490,7 +491,7 @@ mod linux {
             if !passed_over && !matches!(entry, Some((_, Err(Error::NotARegion { .. })))) {
                 seen.push(format!("list: {entry:?}"));
             }
-            let cleaned = FileMap::clean_stale().unwrap();
+            let cleaned = filemap::admin::clean_stale().unwrap();
             if cleaned.contains(&f) {
                 seen.push("clean_stale removed a stranger's FIFO".into());
             }

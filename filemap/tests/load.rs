@@ -8,6 +8,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::time::{Duration, Instant};
 
 use common::{unique, Child, Cleanup, STEP};

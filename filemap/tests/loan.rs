@@ -2,6 +2,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::io::Write;
 use std::time::Duration;
 
@@ -46,12 +47,14 @@ fn a_loan_publishes_what_was_written_in_pieces_of_any_size() {
     assert_eq!(other.read().unwrap().content, b"");
     let published = loan.commit().unwrap();
     assert_eq!(
-        other.wait_change(seen, Some(STEP)),
+        other
+            .wait_change(seen, filemap::Wait::sleep().timeout(STEP))
+            .ok(),
         Some(published.generation)
     );
     let snap = other.read().unwrap();
     assert_eq!(snap.content, expected);
-    assert_eq!(snap.writer, map.id());
+    assert_eq!(snap.writer, map.writer_id());
 }
 
 #[test]
@@ -126,7 +129,7 @@ proptest! {
     ) {
         let name = unique("loantiny");
         let _cleanup = Cleanup(name.clone());
-        let map = FileMap::builder(&name).capacity(capacity as u64).open().unwrap();
+        let map = FileMap::builder(&name).capacity(capacity).open().unwrap();
         let mut loan = map.loan().unwrap();
         let mut written = 0;
         let mut refused = None;

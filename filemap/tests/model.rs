@@ -304,9 +304,10 @@ mod loom_model {
             usize::from(self.small)
         }
 
-        fn load(&self, index: usize, offset: usize, len: usize, out: &mut Vec<u8>) {
-            for byte in &self.bytes[index][offset..offset + len] {
-                out.push(byte.load(Relaxed));
+        fn load(&self, index: usize, offset: usize, out: &mut [std::mem::MaybeUninit<u8>]) {
+            let len = out.len();
+            for (slot, byte) in out.iter_mut().zip(&self.bytes[index][offset..offset + len]) {
+                slot.write(byte.load(Relaxed));
             }
         }
 
@@ -364,7 +365,7 @@ mod loom_model {
                 })
             };
             let mut out = Vec::new();
-            if let Some((generation, writer)) =
+            if let Some((generation, writer, _len)) =
                 seqlock::try_read(&region.line, &*region, &mut out).unwrap()
             {
                 assert_eq!(out, content(generation, small), "generation {generation}");

@@ -192,7 +192,7 @@ fn list_and_clean_stale_in_a_private_registry() {
     let link_entry = entry(&link_name);
     std::os::unix::fs::symlink(&fifo_target, &link_entry).unwrap();
 
-    let listed = within_deadline("list", Some(&fifo_entry), FileMap::list).unwrap();
+    let listed = within_deadline("list", Some(&fifo_entry), filemap::admin::list).unwrap();
     for name in [&fifo_name, &link_name] {
         // Not a region: listed as not found, never opened.
         let (_, info) = listed.iter().find(|(n, _)| n == name).unwrap();
@@ -201,7 +201,12 @@ fn list_and_clean_stale_in_a_private_registry() {
             "{name}: {info:?}"
         );
     }
-    let cleaned = within_deadline("clean_stale", Some(&fifo_entry), FileMap::clean_stale).unwrap();
+    let cleaned = within_deadline(
+        "clean_stale",
+        Some(&fifo_entry),
+        filemap::admin::clean_stale,
+    )
+    .unwrap();
     assert!(
         cleaned.contains(&fifo_name) && cleaned.contains(&link_name),
         "{cleaned:?}"
@@ -225,7 +230,7 @@ fn a_region_is_made_and_listed_through_a_plain_entry_and_its_entry_goes_with_it(
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
         0o600
     );
-    assert!(FileMap::list()
+    assert!(filemap::admin::list()
         .unwrap()
         .iter()
         .any(|(n, info)| n == &name && info.is_ok()));

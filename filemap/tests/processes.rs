@@ -2,6 +2,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -114,7 +115,14 @@ fn wait_change_wakes_on_another_process_write_and_times_out_otherwise() {
     let map = FileMap::open(&name).unwrap();
     let seen = map.generation();
     let start = Instant::now();
-    assert_eq!(map.wait_change(seen, Some(Duration::from_millis(50))), None);
+    assert_eq!(
+        map.wait_change(
+            seen,
+            filemap::Wait::sleep().timeout(Duration::from_millis(50))
+        )
+        .ok(),
+        None
+    );
     assert!(start.elapsed() >= Duration::from_millis(50));
 
     let mut writer = Child::spawn("write", &name);
@@ -123,7 +131,8 @@ fn wait_change_wakes_on_another_process_write_and_times_out_otherwise() {
         let name = name.clone();
         move || {
             let map = FileMap::open(&name).unwrap();
-            map.wait_change(seen, Some(STEP))
+            map.wait_change(seen, filemap::Wait::sleep().timeout(STEP))
+                .ok()
         }
     });
     writer.send("wake up");
@@ -154,7 +163,9 @@ fn one_publish_wakes_every_thread_waiting_on_one_handle() {
             .map(|_| {
                 let map = &map;
                 scope.spawn(move || {
-                    let found = map.wait_change(seen, Some(STEP));
+                    let found = map
+                        .wait_change(seen, filemap::Wait::sleep().timeout(STEP))
+                        .ok();
                     (found, Instant::now())
                 })
             })
@@ -291,10 +302,10 @@ fn last_close_removes_the_region_and_persistent_regions_stay() {
     assert!(again.existed_already());
     assert_eq!(again.read_string().unwrap().content, "kept");
     drop(again);
-    FileMap::remove(&name).unwrap();
+    filemap::admin::remove(&name).unwrap();
     assert!(!region_file_exists(&name));
     assert!(matches!(
-        FileMap::remove(&name),
+        filemap::admin::remove(&name),
         Err(filemap::Error::NotFound { .. })
     ));
 }
@@ -310,13 +321,13 @@ fn a_region_whose_users_were_killed_is_stale_and_replaced() {
     writer.send("left behind");
     writer.expect("wrote");
     let pid = writer.pid();
-    let info = FileMap::inspect(&name).unwrap();
+    let info = filemap::admin::inspect(&name).unwrap();
     assert_eq!(info.attached, vec![pid]);
     assert!(!info.stale);
     writer.kill9();
 
     assert!(region_file_exists(&name), "kill -9 cannot remove the name");
-    let info = FileMap::inspect(&name).unwrap();
+    let info = filemap::admin::inspect(&name).unwrap();
     assert!(info.stale, "{info:?}");
     assert!(info.attached.is_empty());
 
@@ -333,7 +344,7 @@ fn a_region_whose_users_were_killed_is_stale_and_replaced() {
     let child = Child::spawn("open", &name);
     child.expect("existed=");
     child.kill9();
-    assert!(FileMap::clean_stale().unwrap().contains(&name));
+    assert!(filemap::admin::clean_stale().unwrap().contains(&name));
     assert!(!region_file_exists(&name));
 }
 
@@ -344,7 +355,7 @@ fn list_shows_regions_with_their_attached_processes() {
     let map = FileMap::builder(&name).capacity(100).open().unwrap();
     let child = Child::spawn("open", &name);
     child.expect("existed=");
-    let listed = FileMap::list().unwrap();
+    let listed = filemap::admin::list().unwrap();
     let (_, info) = listed.iter().find(|(n, _)| *n == name).expect("listed");
     let info = info.as_ref().unwrap();
     assert_eq!(info.capacity, 100);
@@ -405,7 +416,7 @@ fn a_region_whose_users_were_killed_is_gone_and_its_registry_entry_stale() {
     writer.send("left behind");
     writer.expect("wrote");
     let pid = writer.pid();
-    let info = FileMap::inspect(&name).unwrap();
+    let info = filemap::admin::inspect(&name).unwrap();
     assert_eq!(info.attached, vec![pid]);
     assert!(!info.stale);
     writer.kill9();
@@ -414,15 +425,15 @@ fn a_region_whose_users_were_killed_is_gone_and_its_registry_entry_stale() {
         !region_file_exists(&name),
         "the section went with its process"
     );
-    let info = FileMap::inspect(&name).unwrap();
+    let info = filemap::admin::inspect(&name).unwrap();
     assert!(info.stale, "{info:?}");
-    let listed = FileMap::list().unwrap();
+    let listed = filemap::admin::list().unwrap();
     assert!(listed
         .iter()
         .any(|(n, info)| *n == name && info.as_ref().is_ok_and(|i| i.stale)));
-    assert!(FileMap::clean_stale().unwrap().contains(&name));
+    assert!(filemap::admin::clean_stale().unwrap().contains(&name));
     assert!(matches!(
-        FileMap::inspect(&name),
+        filemap::admin::inspect(&name),
         Err(filemap::Error::NotFound { .. })
     ));
 
@@ -441,14 +452,17 @@ fn a_persistent_region_outlives_its_writer_process_until_removed() {
     writer.expect("wrote");
     assert!(writer.finish().success());
     assert!(region_file_exists(&name));
-    let info = FileMap::inspect(&name).unwrap();
+    let info = filemap::admin::inspect(&name).unwrap();
     assert!(info.persistent && !info.stale, "{info:?}");
-    assert!(FileMap::list().unwrap().iter().any(|(n, _)| *n == name));
+    assert!(filemap::admin::list()
+        .unwrap()
+        .iter()
+        .any(|(n, _)| *n == name));
     let again = FileMap::builder(&name).open_only().open().unwrap();
     assert!(again.existed_already());
     assert_eq!(again.read_string().unwrap().content, "survives");
     drop(again);
-    FileMap::remove(&name).unwrap();
+    filemap::admin::remove(&name).unwrap();
     assert!(!region_file_exists(&name));
     assert!(matches!(
         FileMap::builder(&name).open_only().open(),
@@ -486,7 +500,7 @@ fn a_global_region_leaves_the_local_registry_alone() {
     let name = unique("global-registry");
     let _cleanup = Cleanup(name.clone());
     let listed_as = |name: &str| {
-        FileMap::list()
+        filemap::admin::list()
             .unwrap()
             .into_iter()
             .find(|(n, _)| n == name)
@@ -498,7 +512,7 @@ fn a_global_region_leaves_the_local_registry_alone() {
     drop(local);
     let _global = FileMap::builder(&name).global(true).open().unwrap();
     assert_eq!(listed_as(&name), None, "a Global region is not listed");
-    assert!(!FileMap::clean_stale().unwrap().contains(&name));
+    assert!(!filemap::admin::clean_stale().unwrap().contains(&name));
 }
 
 #[cfg(not(windows))]
@@ -509,7 +523,7 @@ fn global_changes_nothing_off_windows() {
     let plain = FileMap::open(&name).unwrap();
     let global = FileMap::builder(&name).global(true).open().unwrap();
     assert!(global.existed_already());
-    assert_eq!(global.path(), plain.path());
+    assert_eq!(global.info().path, plain.info().path);
 }
 
 /// Threads of one process, each with its own handle or sharing one, never

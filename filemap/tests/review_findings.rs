@@ -4,6 +4,7 @@
 
 mod common;
 
+use filemap::TextExt;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ fn child_role() {
 
 fn waiters_word(name: &str) -> u32 {
     let mut word = [0u8; 4];
-    std::fs::File::open(filemap::shm_path(name))
+    std::fs::File::open(filemap::admin::shm_path(name))
         .unwrap()
         .read_exact_at(&mut word, 516) // `waiters`
         .unwrap();
@@ -59,7 +60,7 @@ fn open_gives_up_on_a_lifetime_lock_held_exclusively_by_a_stranger() {
         .unwrap()
         .write_str("x")
         .unwrap();
-    let path = filemap::shm_path(&name);
+    let path = filemap::admin::shm_path(&name);
     let mut stranger = std::process::Command::new("flock")
         .args(["--no-fork", "-x"])
         .arg(&path)
@@ -122,8 +123,10 @@ fn waiting_with_the_largest_timeout_does_not_panic() {
         move || {
             let map = FileMap::open(&name).unwrap();
             (
-                map.wait_change(seen, Some(Duration::MAX)),
-                map.wait_change_spin(seen, Some(Duration::MAX)),
+                map.wait_change(seen, filemap::Wait::sleep().timeout(Duration::MAX))
+                    .ok(),
+                map.wait_change(seen, filemap::Wait::spin().timeout(Duration::MAX))
+                    .ok(),
             )
         }
     });
@@ -151,7 +154,7 @@ fn an_unwritten_local_edit_survives_a_remote_change() {
     other.write_str("remote").unwrap();
     assert_eq!(
         view.sync_remote().unwrap(),
-        filemap::RemoteChange::Pending(other.id())
+        filemap::RemoteChange::Pending(other.writer_id())
     );
     assert_eq!(view.lines(), long, "the local edit is kept");
     view.read().unwrap();

@@ -28,6 +28,7 @@ fn child_role() {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use filemap::TextExt;
     use std::sync::mpsc;
 
     use filemap::{Error, FileMap};
@@ -113,13 +114,13 @@ mod linux {
             }
             "spinner" => {
                 say("ready");
-                map.wait_change_spin(seen, None).unwrap();
-                map.read().unwrap_err()
+                // The wait itself ends, saying why.
+                map.wait_change(seen, filemap::Wait::spin()).unwrap_err()
             }
             "sleeper" => {
                 say("ready");
-                map.wait_change(seen, None).unwrap();
-                map.read().unwrap_err()
+                // The wait itself ends, saying why.
+                map.wait_change(seen, filemap::Wait::sleep()).unwrap_err()
             }
             other => panic!("no role {other}"),
         };
@@ -193,12 +194,12 @@ mod linux {
             let name = unique(role);
             let _cleanup = Cleanup(name.clone());
             let _after = Cleanup(format!("{name}-after"));
-            let map = FileMap::builder(&name).capacity(CAP as u64).open().unwrap();
+            let map = FileMap::builder(&name).capacity(CAP).open().unwrap();
             map.write(&content(b'a')).unwrap();
             map.write(&content(b'b')).unwrap();
             let mut child = Child::spawn(&format!("cut-{role}"), &name);
             assert_eq!(child.line(), "ready", "{role}");
-            let path = filemap::shm_path(&name);
+            let path = filemap::admin::shm_path(&name);
             let full = std::fs::metadata(&path).unwrap().len();
             let cut = cuts(full)[which];
             std::fs::OpenOptions::new()

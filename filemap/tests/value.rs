@@ -6,6 +6,8 @@
 mod common;
 
 use common::{unique, Child, Cleanup};
+use filemap::TextExt;
+use filemap::ValueExt;
 use filemap::{Codec, Error, FileMap};
 use serde::{Deserialize, Serialize};
 

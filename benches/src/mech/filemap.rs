@@ -25,16 +25,22 @@ pub enum Wait {
 #[inline]
 fn wait(map: &FileMap, seen: u64, how: Wait) -> Result<u64> {
     let moved = match how {
-        Wait::Block => map.wait_change(seen, Some(TIMEOUT)),
-        Wait::Spin => map.wait_change_spin(seen, Some(TIMEOUT)),
-        Wait::Adaptive => map.wait_change_adaptive(seen, Some(TIMEOUT)),
+        Wait::Block => map
+            .wait_change(seen, filemap::Wait::sleep().timeout(TIMEOUT))
+            .ok(),
+        Wait::Spin => map
+            .wait_change(seen, filemap::Wait::spin().timeout(TIMEOUT))
+            .ok(),
+        Wait::Adaptive => map
+            .wait_change(seen, filemap::Wait::adaptive().timeout(TIMEOUT))
+            .ok(),
     };
     moved.ok_or_else(|| anyhow!("no change in {} after {TIMEOUT:?}", map.name()))
 }
 
 fn create(name: &str, payload: usize) -> Result<FileMap> {
     FileMap::builder(name)
-        .capacity(payload.max(filemap::MIN_CAPACITY) as u64)
+        .capacity(payload.max(filemap::MIN_CAPACITY))
         .create_only()
         .open()
         .with_context(|| format!("creating region {name}"))

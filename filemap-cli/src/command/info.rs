@@ -1,11 +1,9 @@
 //! `filemap info NAME`.
 
-use filemap::FileMap;
-
 use crate::cli::InfoArgs;
 
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
-    let info = FileMap::inspect(&args.region.name)?;
+    let info = filemap::admin::inspect(&args.region.name)?;
     if args.json {
         println!("{}", super::info_json(&info));
         return Ok(());

@@ -1,11 +1,9 @@
 //! `filemap ls`.
 
-use filemap::FileMap;
-
 use crate::cli::LsArgs;
 
 pub fn run(args: LsArgs) -> anyhow::Result<()> {
-    let regions = FileMap::list()?;
+    let regions = filemap::admin::list()?;
     if args.json {
         let values: Vec<serde_json::Value> = regions
             .iter()

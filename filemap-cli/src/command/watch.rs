@@ -61,7 +61,11 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
         }
     }
     while !stop.load(Ordering::SeqCst) {
-        if map.wait_change_adaptive(seen, Some(POLL)).is_none() {
+        if map
+            .wait_change(seen, filemap::Wait::adaptive().timeout(POLL))
+            .ok()
+            .is_none()
+        {
             if map.is_removed() {
                 anyhow::bail!(
                     "region {name:?} was removed (filemap rm); no process can change this copy any more"

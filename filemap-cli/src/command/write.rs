@@ -31,7 +31,7 @@ pub fn run(args: WriteArgs) -> anyhow::Result<()> {
         // Let the library say why, without creating anything.
         None => {
             return Err(FileMap::builder(name)
-                .capacity(args.capacity)
+                .capacity(usize::try_from(args.capacity).unwrap_or(usize::MAX))
                 .open()
                 .unwrap_err()
                 .into())
@@ -56,7 +56,7 @@ pub fn run(args: WriteArgs) -> anyhow::Result<()> {
     let map = match existing {
         Some(map) => map,
         None => FileMap::builder(name)
-            .capacity(capacity as u64)
+            .capacity(capacity)
             .persistent(!args.transient)
             .open()?,
     };
@@ -67,7 +67,7 @@ pub fn run(args: WriteArgs) -> anyhow::Result<()> {
             // and our open, with a smaller capacity: only a region this
             // command made, and nobody wrote yet, is taken back.
             if !map.existed_already() && map.generation() == 0 {
-                let _ = FileMap::remove(name);
+                let _ = filemap::admin::remove(name);
             }
             return Err(e.into());
         }

@@ -606,7 +606,7 @@ impl App {
         } else {
             self.map().and_then(|map| {
                 let info = map.info();
-                let alone = info.attached.iter().all(|&pid| pid == map.id().pid);
+                let alone = info.attached.iter().all(|&pid| pid == map.writer_id().pid);
                 (alone && !info.persistent && info.len > 0)
                     .then_some("this is the last instance: the memo goes away")
             })
@@ -635,7 +635,9 @@ impl App {
 
 /// Open (create or attach to) region `name` as a text view.
 fn attach(name: &str, capacity: u64) -> anyhow::Result<TextView> {
-    let map = FileMap::builder(name).capacity(capacity).open()?;
+    let map = FileMap::builder(name)
+        .capacity(usize::try_from(capacity).unwrap_or(usize::MAX))
+        .open()?;
     Ok(TextView::new(map)?)
 }
 
@@ -652,6 +654,7 @@ pub fn default_capacity(init: Option<&str>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use filemap::TextExt;
     use ratatui::crossterm::event::{KeyCode, KeyModifiers};
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -755,7 +758,7 @@ mod tests {
         other.write_str("remote").unwrap();
         assert!(a.tick(Instant::now()));
         let pending = a.pending().expect("a pending remote change");
-        assert_eq!(pending.writer, other.id());
+        assert_eq!(pending.writer, other.writer_id());
         assert_eq!(text(&a), "base draft", "the local edit is kept");
         assert!(!a.tick(Instant::now()), "reported once, not every frame");
 
@@ -830,7 +833,7 @@ mod tests {
         let other = FileMap::open(&name).unwrap();
         other.write_str("remote").unwrap();
         assert!(a.tick(Instant::now()));
-        assert_eq!(a.pending().map(|p| p.writer), Some(other.id()));
+        assert_eq!(a.pending().map(|p| p.writer), Some(other.writer_id()));
         assert_eq!(text(&a), "012345678901234567890123456789012");
 
         // Deleting until it fits publishes again.
@@ -934,7 +937,7 @@ mod tests {
         type_str(&mut a, "keep me");
         a.run(Command::Close);
         assert!(
-            !filemap::shm_path(&name).exists(),
+            !filemap::admin::shm_path(&name).exists(),
             "last handle closed: region gone"
         );
         a.run(Command::Open);

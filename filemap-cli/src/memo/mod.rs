@@ -138,7 +138,7 @@ fn event_loop(
     let mut watched: Option<(WriterId, Watcher)> = None;
     let mut redraw = true;
     while !app.should_quit() {
-        if watched.as_ref().map(|(id, _)| *id) != app.map().map(filemap::FileMap::id) {
+        if watched.as_ref().map(|(id, _)| *id) != app.map().map(filemap::FileMap::writer_id) {
             // Drop the old watcher first: it holds the closed region open.
             watched = None;
             if let Some(map) = app.map() {
@@ -146,7 +146,7 @@ fn event_loop(
                 let watcher = map.watch(move |_| {
                     let _ = to_loop.send(Wake::Remote);
                 })?;
-                watched = Some((map.id(), watcher));
+                watched = Some((map.writer_id(), watcher));
             }
         }
         redraw |= app.tick(Instant::now());

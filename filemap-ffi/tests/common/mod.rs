@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+use filemap::TextExt;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -35,7 +36,7 @@ pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = FileMap::remove(&self.0);
+        let _ = filemap::admin::remove(&self.0);
     }
 }
 

@@ -41,6 +41,7 @@
 //! `seq`s in the generation's line, the writer's early mark pulled that
 //! line away from a polling reader and back, one transfer more.
 
+use core::mem::MaybeUninit;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::sync::{fence, AtomicU64};
@@ -129,6 +130,79 @@ pub struct Corrupt {
     pub value: u64,
 }
 
+/// Why a read delivered nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The header holds an impossible value.
+    Corrupt(Corrupt),
+    /// The content (`needed` bytes, a length that stood) does not fit the
+    /// sink, which holds `available`.
+    TooSmall { needed: usize, available: usize },
+}
+
+impl From<Corrupt> for Refused {
+    fn from(c: Corrupt) -> Refused {
+        Refused::Corrupt(c)
+    }
+}
+
+/// Where a read puts the content: a `Vec` (sized to it) or a caller's
+/// slice (which must hold it).
+pub trait Sink {
+    /// Room for exactly `len` bytes, or `None` when they do not fit.
+    /// Reading into the room may be abandoned, and the room asked for
+    /// again.
+    fn room(&mut self, len: usize) -> Option<&mut [MaybeUninit<u8>]>;
+
+    /// The most bytes [`Sink::room`] can give.
+    fn available(&self) -> usize;
+
+    /// Keep the `len` bytes just written into the room.
+    ///
+    /// # Safety
+    /// The last [`Sink::room`] call was for `len` bytes, and all of them
+    /// were written since.
+    unsafe fn filled(&mut self, len: usize);
+}
+
+impl Sink for Vec<u8> {
+    #[inline]
+    fn room(&mut self, len: usize) -> Option<&mut [MaybeUninit<u8>]> {
+        self.clear();
+        self.reserve(len);
+        Some(&mut self.spare_capacity_mut()[..len])
+    }
+
+    fn available(&self) -> usize {
+        usize::MAX
+    }
+
+    #[inline]
+    unsafe fn filled(&mut self, len: usize) {
+        // SAFETY: the caller wrote all `len` bytes of the room, which is
+        // the start of the spare capacity of this (cleared) vector.
+        unsafe { self.set_len(len) };
+    }
+}
+
+impl Sink for [u8] {
+    #[inline]
+    fn room(&mut self, len: usize) -> Option<&mut [MaybeUninit<u8>]> {
+        let bytes = self.get_mut(..len)?;
+        // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; a read only
+        // ever writes initialised bytes through the room, so the slice
+        // stays initialised.
+        Some(unsafe { &mut *(bytes as *mut [u8] as *mut [MaybeUninit<u8>]) })
+    }
+
+    fn available(&self) -> usize {
+        self.len()
+    }
+
+    #[inline]
+    unsafe fn filled(&mut self, _len: usize) {}
+}
+
 /// The two buffers: racy-tolerant copies in and out. Another process may
 /// write a buffer while it is read; the seqlock throws such copies away.
 pub trait Buffers {
@@ -140,39 +214,38 @@ pub trait Buffers {
     fn inline_max(&self) -> usize {
         INLINE
     }
-    /// Append `len` bytes of buffer `index` from `offset` to `out`
-    /// (`offset + len <= capacity`, `offset` a multiple of [`COPY_CHUNK`]).
-    fn load(&self, index: usize, offset: usize, len: usize, out: &mut Vec<u8>);
+    /// Fill `out` with the `out.len()` bytes of buffer `index` from
+    /// `offset` (`offset + out.len() <= capacity`, `offset` a multiple of
+    /// [`COPY_CHUNK`]).
+    fn load(&self, index: usize, offset: usize, out: &mut [MaybeUninit<u8>]);
     /// Copy `bytes` into buffer `index` at `offset` (`offset + len <=
     /// capacity`, `offset` a multiple of 8).
     fn store(&self, index: usize, offset: usize, bytes: &[u8]);
 }
 
-/// Copy the content of buffer `index` (`len <= capacity`, checked) into
-/// `out`: from its line if it is small, else in chunks of [`COPY_CHUNK`]
-/// bytes. Stops early, returning `false`, as soon as `intact` says the
-/// buffer is being rewritten: a doomed copy of a large content then costs
-/// a chunk, not the whole.
+/// Copy the content of buffer `index` (`out.len() <= capacity`, checked)
+/// into `out`, whole: from its line if it is small, else in chunks of
+/// [`COPY_CHUNK`] bytes. Stops early, returning `false`, as soon as
+/// `intact` says the buffer is being rewritten: a doomed copy of a large
+/// content then costs a chunk, not the whole.
 #[inline]
 pub fn copy_out(
     line: &Line,
     bufs: &impl Buffers,
     index: usize,
-    len: usize,
-    out: &mut Vec<u8>,
+    out: &mut [MaybeUninit<u8>],
     intact: impl Fn() -> bool,
 ) -> bool {
+    let len = out.len();
     debug_assert!(index < 2 && len <= bufs.capacity());
-    out.clear();
     if len <= inline_max(bufs) {
-        load_inline(&line.buffers[index], len, out);
+        load_inline(&line.buffers[index], out);
         return true;
     }
-    out.reserve(len);
     let mut done = 0;
     loop {
         let chunk = (len - done).min(COPY_CHUNK);
-        bufs.load(index, done, chunk, out);
+        bufs.load(index, done, &mut out[done..done + chunk]);
         done += chunk;
         if done == len {
             return true;
@@ -187,16 +260,18 @@ fn inline_max(bufs: &impl Buffers) -> usize {
     bufs.inline_max().min(INLINE)
 }
 
-/// Append the `len` (at most [`INLINE`]) bytes held in `line` to `out`.
+/// Fill `out` (at most [`INLINE`] bytes) with the bytes held in `line`.
 #[inline]
-fn load_inline(line: &BufferLine, len: usize, out: &mut Vec<u8>) {
-    let len = len.min(INLINE);
+fn load_inline(line: &BufferLine, out: &mut [MaybeUninit<u8>]) {
+    let len = out.len().min(INLINE);
     let mut bytes = [0u8; INLINE];
     let words = &line.inline[..len.div_ceil(8)];
     for (word, chunk) in words.iter().zip(bytes.chunks_exact_mut(8)) {
         chunk.copy_from_slice(&word.load(Relaxed).to_le_bytes());
     }
-    out.extend_from_slice(&bytes[..len]);
+    for (slot, byte) in out.iter_mut().zip(&bytes[..len]) {
+        slot.write(*byte);
+    }
 }
 
 /// Store `bytes` (at most [`INLINE`]) in `line`, zero-padded to a word.
@@ -212,7 +287,7 @@ fn store_inline(line: &BufferLine, bytes: &[u8]) {
     }
 }
 
-/// Optimistic lock-free read into `out`; `(generation, writer)`, or
+/// Optimistic lock-free read into `out`; `(generation, writer, len)`, or
 /// `None` when writers kept moving.
 ///
 /// A seqlock per buffer: the copy of buffer `generation & 1` stands if
@@ -222,11 +297,11 @@ fn store_inline(line: &BufferLine, bytes: &[u8]) {
 /// generation instead would starve readers of large contents under a
 /// steady writer).
 #[inline]
-pub fn try_read(
+pub fn try_read<S: Sink + ?Sized>(
     line: &Line,
     bufs: &impl Buffers,
-    out: &mut Vec<u8>,
-) -> Result<Option<(u64, u64)>, Corrupt> {
+    out: &mut S,
+) -> Result<Option<(u64, u64, usize)>, Refused> {
     let mut spoiled = 0;
     for _ in 0..READ_ATTEMPTS {
         let generation = line.generation.load(Acquire);
@@ -255,20 +330,34 @@ pub fn try_read(
         if len > bufs.capacity() as u64 {
             fence(Acquire);
             if unchanged() {
-                return Err(Corrupt {
+                return Err(Refused::Corrupt(Corrupt {
                     field: "len",
                     value: len,
-                });
+                }));
             }
             continue;
         }
+        let Some(room) = out.room(len as usize) else {
+            // Too small for this length, if the length stood.
+            fence(Acquire);
+            if unchanged() {
+                return Err(Refused::TooSmall {
+                    needed: len as usize,
+                    available: out.available(),
+                });
+            }
+            continue;
+        };
         // A relaxed look suffices to give up early; accepting the copy
         // takes the fence below.
         let intact = || buffer.seq.load(Relaxed) == generation;
-        let copied = copy_out(line, bufs, index, len as usize, out, intact);
+        let copied = copy_out(line, bufs, index, room, intact);
         fence(Acquire);
         if copied && unchanged() {
-            return Ok(Some((generation, writer)));
+            // SAFETY: `copy_out` returned `true`: it wrote the whole room
+            // of `len` bytes.
+            unsafe { out.filled(len as usize) };
+            return Ok(Some((generation, writer, len as usize)));
         }
         // A copy of several chunks spoiled twice: this reader is slower
         // than a writer publishing back to back, and will stay so. The
@@ -286,24 +375,33 @@ pub fn try_read(
 }
 
 /// Read the published content while holding the lock (it cannot move);
-/// `(generation, writer)`.
-pub fn read_locked(
+/// `(generation, writer, len)`.
+pub fn read_locked<S: Sink + ?Sized>(
     line: &Line,
     bufs: &impl Buffers,
-    out: &mut Vec<u8>,
-) -> Result<(u64, u64), Corrupt> {
+    out: &mut S,
+) -> Result<(u64, u64, usize), Refused> {
     let generation = line.generation.load(Acquire);
     let index = (generation & 1) as usize;
     let buffer = &line.buffers[index];
     let len = buffer.len.load(Relaxed);
     if len > bufs.capacity() as u64 {
-        return Err(Corrupt {
+        return Err(Refused::Corrupt(Corrupt {
             field: "len",
             value: len,
-        });
+        }));
     }
-    copy_out(line, bufs, index, len as usize, out, || true);
-    Ok((generation, buffer.writer.load(Relaxed)))
+    let len = len as usize;
+    let available = out.available();
+    let room = out.room(len).ok_or(Refused::TooSmall {
+        needed: len,
+        available,
+    })?;
+    copy_out(line, bufs, index, room, || true);
+    // SAFETY: `copy_out` with an `intact` that is always true copies the
+    // whole room of `len` bytes.
+    unsafe { out.filled(len) };
+    Ok((generation, buffer.writer.load(Relaxed), len))
 }
 
 /// Start publishing the next generation: return (next generation, its

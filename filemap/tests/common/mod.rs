@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use filemap::TextExt;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,7 +35,7 @@ pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = FileMap::remove(&self.0);
+        let _ = filemap::admin::remove(&self.0);
     }
 }
 
@@ -42,14 +43,14 @@ impl Drop for Cleanup {
 /// live section or persistent file, a stale registry entry not counted).
 #[cfg(not(windows))]
 pub fn region_file_exists(name: &str) -> bool {
-    filemap::shm_path(name).exists()
+    filemap::admin::shm_path(name).exists()
 }
 
 /// Whether region `name` exists (Linux: its file in /dev/shm; Windows: its
 /// live section or persistent file, a stale registry entry not counted).
 #[cfg(windows)]
 pub fn region_file_exists(name: &str) -> bool {
-    FileMap::inspect(name).is_ok_and(|info| !info.stale)
+    filemap::admin::inspect(name).is_ok_and(|info| !info.stale)
 }
 
 /// Wait until `condition` holds, polling, or panic after `STEP`.
@@ -288,7 +289,7 @@ pub fn child_main() {
     let persistent = std::env::var_os("FILEMAP_CHILD_PERSISTENT").is_some();
     let open = || {
         FileMap::builder(&name)
-            .capacity(capacity)
+            .capacity(capacity as usize)
             .persistent(persistent)
             .open()
             .expect("child open")
@@ -313,8 +314,8 @@ pub fn child_main() {
             let map = open();
             say(format!(
                 "open pid={} handle={}",
-                map.id().pid,
-                map.id().handle
+                map.writer_id().pid,
+                map.writer_id().handle
             ));
             while let Some(line) = stdin_line() {
                 let published = map.write_str(&line).expect("child write");
@@ -376,9 +377,11 @@ pub fn child_main() {
             say("waiting");
             loop {
                 if adaptive {
-                    map.wait_change_adaptive(seen, Some(STEP))
+                    map.wait_change(seen, filemap::Wait::adaptive().timeout(STEP))
+                        .ok()
                 } else {
-                    map.wait_change(seen, Some(STEP))
+                    map.wait_change(seen, filemap::Wait::sleep().timeout(STEP))
+                        .ok()
                 }
                 .expect("a change in time");
                 let snap = map.read_string().expect("read");
@@ -435,7 +438,9 @@ pub fn child_main() {
             let seen = map.generation();
             say(format!("waiting gen={seen}"));
             let start = std::time::Instant::now();
-            let woke = map.wait_change(seen, Some(STEP));
+            let woke = map
+                .wait_change(seen, filemap::Wait::sleep().timeout(STEP))
+                .ok();
             say(format!(
                 "woke gen={} after_ms={}",
                 woke.map_or(-1, |g| g as i64),
@@ -447,7 +452,7 @@ pub fn child_main() {
         "wait-forever" => {
             let map = open();
             let seen = map.generation();
-            std::thread::spawn(move || map.wait_change(seen, None));
+            std::thread::spawn(move || map.wait_change(seen, filemap::Wait::sleep()).ok());
             say("waiting");
             loop {
                 std::thread::park();

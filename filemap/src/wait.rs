@@ -1,0 +1,255 @@
+//! How a wait for a change waits ([`Wait`]: a strategy and a deadline)
+//! and how another thread ends it ([`CancelToken`]).
+//!
+//! Plain configuration: the waiting itself is `notify.rs`'s, and
+//! [`FileMap::wait_change`](crate::FileMap::wait_change) joins the two.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::handle::Inner;
+use crate::notify;
+
+/// How a wait passes the time until the content changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Sleep in the kernel (a futex, a semaphore on Windows): no CPU while
+    /// waiting, woken within microseconds of a publish.
+    #[default]
+    Sleep,
+    /// Busy-poll the generation: the lowest latency, one core kept busy.
+    Spin,
+    /// Busy-poll for a short while when that has recently paid off, then
+    /// sleep: close to `Spin`'s latency when the peer answers promptly,
+    /// close to no CPU when changes come rarely.
+    ///
+    /// The handle learns from its spins: a change a spin caught sets the
+    /// next budget (about twice the moving average of those gaps, at most
+    /// 50 µs, polling with the CPU's pause instruction); after four empty
+    /// spins in a row it sleeps at once, but for a full probe every eight
+    /// waits, which teaches it to spin again when the peer turns prompt.
+    /// At most one thread fewer than the machine has cores spin on a
+    /// region at once, across all processes, so spinners never starve the
+    /// writer they wait for.
+    Adaptive,
+}
+
+/// How [`FileMap::wait_change`](crate::FileMap::wait_change) waits: a
+/// [`Strategy`], an optional deadline, and optionally a [`CancelToken`]
+/// that another thread may use to end the wait.
+///
+/// ```
+/// use std::time::Duration;
+/// use filemap::{CancelToken, Wait};
+///
+/// let token = CancelToken::new();
+/// let forever = Wait::sleep();
+/// let briefly = Wait::spin().timeout(Duration::from_micros(200));
+/// let stoppable = Wait::adaptive().cancel(&token);
+/// # let _ = (forever, briefly, stoppable);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use = "a Wait does nothing until given to `wait_change`"]
+pub struct Wait<'a> {
+    pub(crate) strategy: Strategy,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancel: Option<&'a CancelToken>,
+}
+
+impl<'a> Wait<'a> {
+    /// Wait with `strategy`, as long as it takes.
+    pub fn new(strategy: Strategy) -> Wait<'a> {
+        Wait {
+            strategy,
+            deadline: None,
+            cancel: None,
+        }
+    }
+
+    /// [`Strategy::Sleep`], as long as it takes.
+    pub fn sleep() -> Wait<'a> {
+        Wait::new(Strategy::Sleep)
+    }
+
+    /// [`Strategy::Spin`], as long as it takes.
+    pub fn spin() -> Wait<'a> {
+        Wait::new(Strategy::Spin)
+    }
+
+    /// [`Strategy::Adaptive`], as long as it takes.
+    pub fn adaptive() -> Wait<'a> {
+        Wait::new(Strategy::Adaptive)
+    }
+
+    /// Give up [`Error::Timeout`](crate::Error::Timeout) after `timeout`
+    /// from now (a timeout too large for the clock: never).
+    pub fn timeout(self, timeout: Duration) -> Wait<'a> {
+        Wait {
+            deadline: Instant::now().checked_add(timeout),
+            ..self
+        }
+    }
+
+    /// Give up with [`Error::Timeout`](crate::Error::Timeout) at
+    /// `deadline` (one already past: look once, do not wait).
+    pub fn deadline(self, deadline: Instant) -> Wait<'a> {
+        Wait {
+            deadline: Some(deadline),
+            ..self
+        }
+    }
+
+    /// End with [`Error::Cancelled`](crate::Error::Cancelled) once `token`
+    /// is cancelled, whichever thread cancels it.
+    pub fn cancel(self, token: &'a CancelToken) -> Wait<'a> {
+        Wait {
+            cancel: Some(token),
+            ..self
+        }
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+}
+
+/// Ends the waits given it ([`Wait::cancel`]), from any thread: they
+/// return [`Error::Cancelled`](crate::Error::Cancelled) within
+/// microseconds, whichever region they wait on and whatever their
+/// strategy. A cancelled token stays cancelled; waits given it later end
+/// at once. Clones share the token.
+///
+/// ```
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-cancel-{}", std::process::id());
+/// use filemap::{CancelToken, ErrorKind, FileMap, Wait};
+///
+/// let map = FileMap::open(&name)?;
+/// let token = CancelToken::new();
+/// let waiter = std::thread::scope(|s| {
+///     let waiter = s.spawn(|| map.wait_change(map.generation(), Wait::sleep().cancel(&token)));
+///     token.cancel(); // from another thread: a shutdown, a Ctrl-C handler
+///     waiter.join().unwrap()
+/// });
+/// assert_eq!(waiter.unwrap_err().kind(), ErrorKind::Cancelled);
+/// # Ok(()) }
+/// ```
+///
+/// `cancel` takes a mutex: call it from a thread (a signal-handling
+/// thread such as the `ctrlc` crate's), not from a signal handler.
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    state: Arc<State>,
+}
+
+#[derive(Default)]
+struct State {
+    cancelled: AtomicBool,
+    /// The handles that waits given this token are waiting on.
+    waiting: Mutex<Vec<Weak<Inner>>>,
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// End every wait given this token, now and from now on.
+    pub fn cancel(&self) {
+        self.state.cancelled.store(true, SeqCst);
+        // A wait registers before it first looks at the flag: it either
+        // sees the flag or is in this list and woken here.
+        let waiting = self.waiting();
+        for inner in waiting.iter().filter_map(Weak::upgrade) {
+            inner.interrupt_waits();
+        }
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.state.cancelled.load(SeqCst)
+    }
+
+    pub(crate) fn flag(&self) -> &AtomicBool {
+        &self.state.cancelled
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Inner>>> {
+        // The list stays consistent whatever panicked while holding it.
+        self.state
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Count a wait on `inner` in until the returned guard drops.
+    pub(crate) fn register(&self, inner: &Arc<Inner>) -> Registration<'_> {
+        let weak = Arc::downgrade(inner);
+        self.waiting().push(weak.clone());
+        Registration { token: self, weak }
+    }
+}
+
+/// A wait's entry in its token's list; removed on drop.
+pub(crate) struct Registration<'a> {
+    token: &'a CancelToken,
+    weak: Weak<Inner>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.token.waiting();
+        if let Some(i) = waiting.iter().position(|w| Weak::ptr_eq(w, &self.weak)) {
+            waiting.swap_remove(i);
+        }
+    }
+}
+
+/// Wait on `inner` as `wait` says until the generation leaves `seen`.
+pub(crate) fn wait_change(inner: &Arc<Inner>, seen: u64, wait: Wait<'_>) -> Result<u64> {
+    inner.usable()?;
+    let _registered = wait.cancel.map(|token| token.register(inner));
+    let cancel = wait.cancel.map(CancelToken::flag);
+    let h = inner.header();
+    let slot = &h.slots[inner.slot];
+    let os = &inner.os;
+    let start = wait.deadline.map(|_| Instant::now());
+    let found = match wait.strategy {
+        Strategy::Sleep => notify::sleep_until(h, slot, os, seen, wait.deadline, cancel),
+        Strategy::Spin => notify::spin(h, os, seen, wait.deadline, cancel),
+        Strategy::Adaptive => {
+            notify::adaptive(h, slot, os, seen, wait.deadline, &inner.learner, cancel)
+        }
+    };
+    // A handle that became unusable meanwhile (its file shrank) ends its
+    // waits with a generation that says nothing: report why instead.
+    inner.usable()?;
+    match found {
+        Some(generation) => Ok(generation),
+        None if wait.cancel.is_some_and(CancelToken::is_cancelled) => Err(Error::Cancelled {
+            name: inner.name().to_owned(),
+        }),
+        None => Err(Error::Timeout {
+            what: "a change",
+            waited: start.map_or(Duration::ZERO, |s| s.elapsed()),
+            holder_pid: None,
+        }),
+    }
+}
