@@ -277,7 +277,7 @@ fn region_file(name: &str) -> std::path::PathBuf {
 #[cfg(windows)]
 fn region_file(name: &str) -> std::path::PathBuf {
     let map = FileMap::builder(name).persistent(true).open().unwrap();
-    map.path().to_owned()
+    map.info().path
 }
 
 /// Every entry point on a region whose file holds `bytes`.

@@ -477,7 +477,7 @@ fn global_and_local_names_are_separate_namespaces_on_windows() {
     let _cleanup = Cleanup(name.clone());
     let global = FileMap::builder(&name).global(true).open().unwrap();
     assert!(!global.existed_already());
-    assert!(global.path().to_string_lossy().starts_with("Global\\"));
+    assert!(global.info().path.to_string_lossy().starts_with("Global\\"));
     let child = Child::spawn("open", &name);
     assert_eq!(
         child.expect("existed="),
