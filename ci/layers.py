@@ -146,14 +146,18 @@ class Crate:
         self.children = defaultdict(dict)  # file -> {child name: module path}
         self.reexports = defaultdict(dict)  # module path -> {name: abs path}
         self.uses = defaultdict(list)  # file -> [(abs path, name, public)]
-        self.load(root, ())
+        # A module with several files (`#[cfg_attr(.., path)]`): each file
+        # and its descendants are one alternative, named by that file.
+        self.alternative = {}
+        self.load(root, (), None)
 
     def rel(self, path):
         return os.path.relpath(path, self.src)
 
-    def load(self, path, module):
+    def load(self, path, module, alternative):
         if path in self.file_module:
             return
+        self.alternative[path] = alternative
         with open(path, encoding="utf-8") as f:
             code = strip_code(f.read())
         self.file_module[path] = module
@@ -188,7 +192,8 @@ class Crate:
             self.children[path][name] = child
             for child_file in files:
                 if os.path.exists(child_file):
-                    self.load(child_file, child)
+                    alt = child_file if len(files) > 1 else alternative
+                    self.load(child_file, child, alt)
 
     @staticmethod
     def attr_paths(file, name):
@@ -222,11 +227,9 @@ class Crate:
                     depth -= 1
         return depth
 
-    def absolute(self, file, segs, pos, imported=True):
+    def absolute(self, file, segs, pos):
         """The absolute module path of `segs` as written in `file` at
-        `pos`, or None when it is not a path into this crate. A path through
-        a child module counts only in a `use` (`imported`): a parent calling
-        `child::run()` dispatches to its child, it does not build on it."""
+        `pos`, or None when it is not a path into this crate."""
         module = self.file_module[file]
         if not segs:
             return None
@@ -250,7 +253,7 @@ class Crate:
                 # Inside an inline module of this file: still this file.
                 return None
             return cur + rest
-        if head in self.children[file] and imported:
+        if head in self.children[file]:
             return list(module) + list(segs)
         return None
 
@@ -310,14 +313,18 @@ class Crate:
                 r"(?<![:\w])((?:" + IDENT + r")(?:\s*::\s*(?:" + IDENT + r"))+)", masked
             ):
                 segs = re.split(r"\s*::\s*", m.group(1))
-                absolute = self.absolute(file, segs, m.start(1), imported=False)
+                absolute = self.absolute(file, segs, m.start(1))
                 if absolute is not None:
                     targets.append(absolute)
             own = self.file_module[file]
+            alternative = self.alternative[file]
             for absolute in targets:
                 named[file].add(tuple(absolute))
                 for module in self.resolve(absolute) - {own}:
-                    for target in self.modules.get(module, []):
+                    files = self.modules.get(module, [])
+                    # Within one alternative, its own files only.
+                    same = [t for t in files if alternative and self.alternative[t] == alternative]
+                    for target in same or files:
                         if target != file:
                             graph[file].add(target)
         return graph, named
