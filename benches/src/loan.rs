@@ -1,4 +1,5 @@
-//! Serialising straight into the region (issue 13, item 3): a ~1 MiB
+//! Serialising straight into the region, which saves a private buffer
+//! and one copy of the content: a ~1 MiB
 //! struct published with `write_value` (MessagePack, `rmp_serde`'s
 //! `write_named` into a `WriteLoan`) against `rmp_serde::to_vec_named` +
 //! `write` (a private `Vec`, then one copy into the region); and raw bytes

@@ -61,7 +61,7 @@ pub struct Results {
     pub seconds: f64,
 }
 
-/// A target from the issue and where we stand.
+/// A performance target and where we stand.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub name: String,
@@ -122,7 +122,7 @@ impl Results {
         Some((find(ours)?, find(theirs)?))
     }
 
-    /// The issue's targets, each at every payload size measured.
+    /// The performance targets, each at every payload size measured.
     pub fn targets(&self) -> Vec<Target> {
         use Mechanism::*;
         let mut out = Vec::new();
@@ -148,10 +148,11 @@ impl Results {
                 }
             }
         }
-        // Issue 13, item 4: small contents, by best repetitions.
+        // Small contents, by best repetitions: the floor without the
+        // scheduling noise of a shared host.
         if let (Some(a), Some(b)) = (self.best(FilemapSpin, 8), self.best(SpinFloor, 8)) {
             out.push(Target {
-                name: "(13, item 4) filemap-spin / spin-floor, best repetitions".to_owned(),
+                name: "filemap-spin / spin-floor, best repetitions".to_owned(),
                 payload: Some(8),
                 ratio: a / b,
                 limit: 1.3,
@@ -159,11 +160,12 @@ impl Results {
                 unit: "×",
             });
         }
-        // Issue 13: the adaptive wait, prompt peer at 8 B.
+        // The adaptive wait with a prompt peer at 8 B: near spinning
+        // latency, far below blocking.
         for (theirs, limit) in [(FilemapSpin, 1.5), (FilemapBlocking, 0.2)] {
             if let (Some(a), Some(b)) = (self.median(FilemapAdaptive, 8), self.median(theirs, 8)) {
                 out.push(Target {
-                    name: format!("(13a) filemap-adaptive / {} median", theirs.name()),
+                    name: format!("filemap-adaptive / {} median", theirs.name()),
                     payload: Some(8),
                     ratio: a / b,
                     limit,
@@ -181,7 +183,7 @@ impl Results {
         };
         if let (Some(a), Some(b)) = (rare(waiting::Kind::Adaptive), rare(waiting::Kind::Blocking)) {
             out.push(Target {
-                name: "(13b) one change per 10 ms: adaptive waiter CPU % − blocking waiter CPU %"
+                name: "one change per 10 ms: adaptive waiter CPU % − blocking waiter CPU %"
                     .to_owned(),
                 payload: None,
                 ratio: a - b,
@@ -202,7 +204,7 @@ impl Results {
             scale(scaling::Kind::Filemap),
         ) {
             out.push(Target {
-                name: "(13c) 1 writer + 8 watcher processes on 2 cores: adaptive / blocking median (last watcher)".to_owned(),
+                name: "1 writer + 8 watcher processes on 2 cores: adaptive / blocking median (last watcher)".to_owned(),
                 payload: None,
                 ratio: a / b,
                 limit: 1.2,
@@ -213,7 +215,8 @@ impl Results {
         // The loan: serialise-and-publish ~1 MiB.
         if let Some((a, b)) = self.loan_pair(loan::OP_VALUE, loan::OP_VEC_VALUE) {
             out.push(Target {
-                name: "(13, item 3) to_vec_named + write time / write_value (loan) time, ~1 MiB struct".to_owned(),
+                name: "to_vec_named + write time / write_value (loan) time, ~1 MiB struct"
+                    .to_owned(),
                 payload: self.loan.first().map(|r| r.bytes),
                 ratio: b / a,
                 limit: 1.3,

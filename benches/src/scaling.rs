@@ -4,8 +4,8 @@
 //! (the same clock in every process) and acknowledges; the writer
 //! publishes the next message only when all N acknowledged, so no watcher
 //! skips one. `filemap-adaptive` does the same with `wait_change_adaptive`
-//! (issue 13: more waiting processes than cores), `futex-floor` with a bare
-//! futex broadcast.
+//! (whose spinning must not cost latency when there are more waiting
+//! processes than cores), `futex-floor` with a bare futex broadcast.
 //!
 //! Nothing is pinned here: N processes share the 2 cores, as they would.
 

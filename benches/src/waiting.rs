@@ -83,7 +83,9 @@ impl Scenario {
     }
 }
 
-/// The interval of the rare-change scenario (the "one per 10 ms").
+/// The interval of the rare-change scenario: one change per 10 ms, a
+/// paced publisher (a sensor, a UI) that an adaptive waiter must not spin
+/// for.
 pub const RARE: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone)]

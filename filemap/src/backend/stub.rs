@@ -4,24 +4,42 @@
 
 #![forbid(unsafe_code)]
 
+use std::convert::Infallible;
 use std::io;
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::time::Duration;
 
-use super::{Backend, ErrorClass, Opened, Request};
+use super::seam::{Backend, ErrorClass, Host, Map, Mapped, Opened, Request};
 use crate::attach::{Liveness, Process};
 use crate::error::{Error, Result};
 use crate::info::RegionInfo;
 use crate::layout::Header;
 use crate::lock::LockError;
 use crate::notify::Wake;
-use crate::protocol::View;
 
 /// Never constructed: `open` always fails.
 pub(crate) enum Os {}
 
+/// Process facts where nothing is known.
+pub(crate) enum Unknown {}
+
+/// No mapping is ever made.
+impl Map for Infallible {
+    fn base(&self) -> NonNull<u8> {
+        match *self {}
+    }
+
+    fn header(&self) -> &Header {
+        match *self {}
+    }
+}
+
 impl Backend for Os {
     const MAX_NAME_LEN: usize = 247;
+
+    type Host = Unknown;
+    type Map = Infallible;
 
     fn shm_path(name: &str) -> PathBuf {
         PathBuf::from(name)
@@ -31,11 +49,7 @@ impl Backend for Os {
         Err(Error::Unsupported)
     }
 
-    fn header(&self) -> &Header {
-        match *self {}
-    }
-
-    fn view(&self) -> View<'_> {
+    fn mapped(&self) -> &Mapped<Infallible> {
         match *self {}
     }
 
@@ -78,7 +92,9 @@ impl Backend for Os {
     fn tid() -> u32 {
         0
     }
+}
 
+impl Host for Unknown {
     fn fork_epoch() -> u32 {
         0
     }
@@ -88,7 +104,7 @@ impl Backend for Os {
     }
 }
 
-impl Process for Os {
+impl Process for Unknown {
     fn pid() -> u32 {
         std::process::id()
     }

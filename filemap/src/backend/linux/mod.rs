@@ -31,38 +31,36 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::unix::{self, linux as kernel, Fd, Mapping};
-use super::{
-    io_error, parent_dir, space_error, too_small, validate_name, Backend, ErrorClass, OpenMode,
-    Opened, Request,
+use super::seam::{
+    open_retrying, parent_dir, too_small, Attempts, Backend, Mapped, OpenMode, Opened, Request,
+    Step,
 };
+use super::unix::{self, futex, tasks, Fd, Mapping, Unix};
 use crate::attach::{self, Liveness, Process};
 use crate::error::{Error, Result};
 use crate::info::{region_info, RegionInfo};
 use crate::layout::{self, Header, SLOTS};
 use crate::lock::{self, owner_word, word_owner, LockError, LOCK_ID_MASK};
 use crate::notify::Wake;
-use crate::protocol::View;
 
 /// Prefix of every backing file's name.
 const PREFIX: &str = "filemap.";
-/// Attempts to reach a stable name (each lost race to a closer or creator
-/// costs one) before `open` gives up.
-const OPEN_ATTEMPTS: u32 = 100;
 
 /// One open handle: the backing file (holding its shared `flock`) and the
 /// mapping.
 pub(crate) struct Os {
     fd: Fd,
-    map: Mapping,
+    map: Mapped<Mapping>,
     path: PathBuf,
-    capacity: usize,
 }
 
 impl Backend for Os {
     /// The backing file is `filemap.<name>`, within the 255-byte file-name
     /// limit.
     const MAX_NAME_LEN: usize = 255 - PREFIX.len();
+
+    type Host = Unix;
+    type Map = Mapping;
 
     fn shm_path(name: &str) -> PathBuf {
         sys::shm_dir().join(format!("{PREFIX}{name}"))
@@ -72,42 +70,11 @@ impl Backend for Os {
         let path = req
             .path
             .map_or_else(|| Os::shm_path(req.name), Path::to_owned);
-        let opener = Opener { req, path: &path };
-        let start = Instant::now();
-        for _ in 0..OPEN_ATTEMPTS {
-            let step = match unix::open_existing(&path, true) {
-                Ok(fd) => opener.attach(fd)?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if req.mode == OpenMode::OpenOnly {
-                        return Err(Error::NotFound {
-                            name: req.name.to_owned(),
-                        });
-                    }
-                    opener.create()?
-                }
-                Err(e) => return Err(opener.error("open", e)),
-            };
-            if let Step::Done(opened) = step {
-                return Ok(opened);
-            }
-        }
-        Err(Error::Timeout {
-            what: "a stable region name (other processes kept creating and removing it)",
-            waited: start.elapsed(),
-            holder_pid: None,
-        })
+        open_retrying(req, &Opener { req, path: &path })
     }
 
-    fn header(&self) -> &Header {
-        self.map.header()
-    }
-
-    fn view(&self) -> View<'_> {
-        // SAFETY: the mapping starts page-aligned and holds
-        // `region_size(capacity)` bytes: `capacity` is the one the header
-        // was validated with against the mapping's length at open, and the
-        // view borrows `self`, which owns the mapping.
-        unsafe { View::new(self.map.base(), self.capacity) }
+    fn mapped(&self) -> &Mapped<Mapping> {
+        &self.map
     }
 
     fn lock(&self, timeout: Duration) -> std::result::Result<bool, LockError> {
@@ -115,7 +82,7 @@ impl Backend for Os {
     }
 
     fn unlock(&self) -> bool {
-        lock::release(self.header(), &ThreadOwner, kernel::tid())
+        lock::release(self.header(), &ThreadOwner, tasks::tid())
     }
 
     /// The lock word names the thread, which any thread of the process
@@ -150,12 +117,12 @@ impl Backend for Os {
 
     fn list() -> Result<Vec<(String, Result<RegionInfo>)>> {
         let dir = sys::shm_dir();
-        let entries = unix::list_dir(dir).map_err(|e| io_error("*", dir, "readdir", e))?;
+        let entries = unix::list_dir(dir).map_err(|e| Os::io_error("*", dir, "readdir", e))?;
         let mut regions: Vec<_> = entries
             .into_iter()
             .filter_map(unix::name_to_string)
             .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
-            .filter(|name| validate_name(name).is_ok())
+            .filter(|name| Os::is_valid_name(name))
             .map(|name| {
                 let info = Os::inspect(&name);
                 (name, info)
@@ -167,12 +134,12 @@ impl Backend for Os {
 
     fn remove(name: &str) -> Result<()> {
         let path = Os::shm_path(name);
-        let _dir = lock_dir_of(&path).map_err(|e| io_error(name, &path, "flock", e))?;
+        let _dir = lock_dir_of(&path).map_err(|e| Os::io_error(name, &path, "flock", e))?;
         unix::unlink(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound {
                 name: name.to_owned(),
             },
-            _ => io_error(name, &path, "unlink", e),
+            _ => Os::io_error(name, &path, "unlink", e),
         })
     }
 
@@ -198,44 +165,18 @@ impl Backend for Os {
         Ok(removed)
     }
 
-    fn online_cpus() -> usize {
-        unix::online_cpus()
-    }
-
     fn tid() -> u32 {
-        kernel::tid()
-    }
-
-    fn fork_epoch() -> u32 {
-        unix::fork_epoch()
-    }
-
-    fn classify(e: &io::Error) -> ErrorClass {
-        unix::classify(e)
-    }
-}
-
-impl Process for Os {
-    fn pid() -> u32 {
-        unix::pid()
-    }
-
-    fn own_start_time() -> u64 {
-        kernel::own_start_time()
-    }
-
-    fn liveness(pid: u32) -> Liveness {
-        kernel::liveness(pid)
+        tasks::tid()
     }
 }
 
 impl Wake for Os {
     fn sleep(&self, h: &Header, asleep: u32, _token: u64, _prepared: bool, timeout: Duration) {
-        kernel::futex_wait(&h.notify, asleep, timeout);
+        futex::wait(&h.notify, asleep, timeout);
     }
 
     fn wake_all(&self, h: &Header) {
-        kernel::futex_wake(&h.notify, i32::MAX as u32);
+        futex::wake(&h.notify, i32::MAX as u32);
     }
 
     fn idle(&self) {
@@ -260,11 +201,11 @@ impl lock::Owner for ThreadOwner {
     /// forked child (a new thread id) computes its own.
     #[inline]
     fn own_word(&self) -> u64 {
-        let tid = kernel::tid();
+        let tid = tasks::tid();
         OWN_WORD.with(|cell| match cell.get() {
             (cached, word) if cached == tid && tid != 0 => word,
             _ => {
-                let word = owner_word(tid, kernel::own_thread_start_time());
+                let word = owner_word(tid, tasks::own_thread_start_time());
                 cell.set((tid, word));
                 word
             }
@@ -280,7 +221,7 @@ impl lock::Owner for ThreadOwner {
     }
 
     fn released(&self, tid: u32) {
-        if tid == kernel::tid() {
+        if tid == tasks::tid() {
             HELD.with(|held| held.set(held.get().saturating_sub(1)));
         }
     }
@@ -295,7 +236,7 @@ impl lock::Owner for ThreadOwner {
     /// the word ("unknown") or an unreadable `/proc` proves nothing.
     fn is_dead(&self, word: u64) -> bool {
         let (owner, start) = word_owner(word);
-        match kernel::liveness(owner) {
+        match tasks::liveness(owner) {
             Liveness::Dead => true,
             Liveness::Unknown => false,
             Liveness::Alive { start_time } => {
@@ -305,27 +246,20 @@ impl lock::Owner for ThreadOwner {
     }
 
     fn process_of(&self, word: u64) -> Option<u32> {
-        kernel::process_of_thread(word_owner(word).0)
+        tasks::process_of_thread(word_owner(word).0)
     }
 
     fn wait(&self, word: &AtomicU64, expected: u32, timeout: Duration) {
-        kernel::futex_wait_low(word, expected, timeout);
+        futex::wait_low(word, expected, timeout);
     }
 
     fn wake(&self, word: &AtomicU64, count: u32) -> usize {
-        kernel::futex_wake_low(word, count)
+        futex::wake_low(word, count)
     }
 
     fn pid(&self) -> u32 {
         unix::pid()
     }
-}
-
-/// What one open attempt found.
-enum Step {
-    Done(Opened<Os>),
-    /// Lost a race to a closer or creator: try again.
-    Retry,
 }
 
 /// One `open` of region `req.name` at `path`.
@@ -334,33 +268,25 @@ struct Opener<'a> {
     path: &'a Path,
 }
 
-impl Opener<'_> {
-    fn error(&self, op: &'static str, e: io::Error) -> Error {
-        io_error(self.req.name, self.path, op, e)
-    }
+impl Attempts for Opener<'_> {
+    type Backend = Os;
+    type Found = Fd;
 
-    /// Take the shared lifetime lock. Exclusive holders (a closing or
-    /// replacing handle) keep it for microseconds, but any process that can
-    /// open the file could hold it forever, so the wait is bounded.
-    fn lock_shared(&self, fd: &Fd) -> Result<()> {
-        let start = Instant::now();
-        let mut pause = Duration::from_micros(50);
-        while !sys::try_lock_shared(fd).map_err(|e| self.error("flock", e))? {
-            if start.elapsed() >= self.req.lock_timeout {
-                return Err(Error::Timeout {
-                    what: "the region's lifetime lock (another process holds it exclusively)",
-                    waited: start.elapsed(),
-                    holder_pid: None,
-                });
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(10));
+    /// Each lost race to a closer or creator costs one.
+    const ATTEMPTS: u32 = 100;
+    const UNSTABLE: &'static str =
+        "a stable region name (other processes kept creating and removing it)";
+
+    fn find(&self) -> Result<Option<Fd>> {
+        match unix::open_existing(self.path, true) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.error("open", e)),
         }
-        Ok(())
     }
 
     /// Attach to the existing file `fd`, or find it stale and remove it.
-    fn attach(&self, fd: Fd) -> Result<Step> {
+    fn attach(&self, fd: Fd) -> Result<Step<Os>> {
         let alone = sys::try_lock_exclusive(&fd).map_err(|e| self.error("flock", e))?;
         if !alone {
             self.lock_shared(&fd)?;
@@ -390,13 +316,13 @@ impl Opener<'_> {
     }
 
     /// Create a region at `path`, fully initialised before its name appears.
-    fn create(&self) -> Result<Step> {
+    fn create(&self) -> Result<Step<Os>> {
         let file = sys::create_unnamed(parent_dir(self.path), self.req.permissions)
             .map_err(|e| self.error("create", e))?;
         let capacity = self.req.capacity;
         let size = layout::region_size(capacity);
         sys::reserve(&file.fd, size as u64)
-            .map_err(|e| space_error(self.req.name, self.path, "fallocate", e, size as u64))?;
+            .map_err(|e| Os::space_error(self.req.name, self.path, "fallocate", e, size as u64))?;
         let map = Mapping::new(&file.fd, size, true).map_err(|e| self.error("mmap", e))?;
         let persistent = self.req.persistent.unwrap_or(self.req.path.is_some());
         layout::init_header(map.header(), capacity, persistent, Os::pid());
@@ -415,18 +341,48 @@ impl Opener<'_> {
         let sys::Unnamed { fd, .. } = file;
         self.finish(fd, map, capacity, false).map(Step::Done)
     }
+}
+
+impl Opener<'_> {
+    fn error(&self, op: &'static str, e: io::Error) -> Error {
+        Os::io_error(self.req.name, self.path, op, e)
+    }
+
+    /// Take the shared lifetime lock. Exclusive holders (a closing or
+    /// replacing handle) keep it for microseconds, but any process that can
+    /// open the file could hold it forever, so the wait is bounded.
+    fn lock_shared(&self, fd: &Fd) -> Result<()> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        while !sys::try_lock_shared(fd).map_err(|e| self.error("flock", e))? {
+            if start.elapsed() >= self.req.lock_timeout {
+                return Err(Error::Timeout {
+                    what: "the region's lifetime lock (another process holds it exclusively)",
+                    waited: start.elapsed(),
+                    holder_pid: None,
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        Ok(())
+    }
 
     fn finish(&self, fd: Fd, map: Mapping, capacity: usize, existed: bool) -> Result<Opened<Os>> {
         let slot = attach::claim::<Os>(map.header()).ok_or_else(|| Error::TooManyAttached {
             name: self.req.name.to_owned(),
             max: SLOTS,
         })?;
+        // SAFETY: `map` is a page-aligned shared mapping of the file,
+        // read-write, holding `region_size(capacity)` bytes: `capacity` was
+        // validated against its length (`map_sized`) or is the one the file
+        // was made with (`create`); it lives as long as the handle.
+        let map = unsafe { Mapped::new(map, capacity) };
         Ok(Opened {
             os: Os {
                 fd,
                 map,
                 path: self.path.to_owned(),
-                capacity,
             },
             path: self.path.to_owned(),
             capacity,
@@ -440,7 +396,7 @@ impl Opener<'_> {
 /// mapping and the capacity, which is read once here and trusted from then
 /// on by this handle only.
 fn map_existing(name: &str, path: &Path, fd: &Fd, writable: bool) -> Result<(Mapping, usize)> {
-    let size = unix::file_size(fd).map_err(|e| io_error(name, path, "fstat", e))?;
+    let size = unix::file_size(fd).map_err(|e| Os::io_error(name, path, "fstat", e))?;
     map_sized(name, path, fd, size, writable)
 }
 
@@ -456,7 +412,8 @@ fn map_sized(
         return Err(too_small(path));
     }
     let map_len = size.min(layout::region_size(layout::MAX_CAPACITY) as u64) as usize;
-    let map = Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, path, "mmap", e))?;
+    let map =
+        Mapping::new(fd, map_len, writable).map_err(|e| Os::io_error(name, path, "mmap", e))?;
     if writable {
         // Touch the header first with a write, so the kernel maps its page
         // alone: a first read of a file mapping also maps up to 15 more
@@ -475,7 +432,7 @@ fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
         io::ErrorKind::NotFound => Error::NotFound {
             name: name.to_owned(),
         },
-        _ => io_error(name, path, "open", e),
+        _ => Os::io_error(name, path, "open", e),
     })?;
     let (map, capacity) = map_existing(name, path, &fd, false)?;
     Ok(region_info::<Os>(name, path, map.header(), capacity))

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{self, AtFlags, FallocateFlags, FlockOperation, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
-use crate::backend::unix::linux::own_start_time;
-use crate::backend::unix::{pid, Fd};
+use crate::attach::Process;
+use crate::backend::unix::{pid, Fd, Unix};
 
 /// Directory that holds POSIX shared memory objects.
 pub fn shm_dir() -> &'static Path {
@@ -54,7 +54,11 @@ pub fn create_unnamed(dir: &Path, mode: u32) -> io::Result<Unnamed> {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             // The process's start time too: a creator that died here left
             // its temporary file behind, and process ids are reused.
-            let temp = dir.join(format!(".filemap-init.{}.{}.{n}", pid(), own_start_time()));
+            let temp = dir.join(format!(
+                ".filemap-init.{}.{}.{n}",
+                pid(),
+                Unix::own_start_time()
+            ));
             let fd = fs::open(
                 &temp,
                 flags | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW,

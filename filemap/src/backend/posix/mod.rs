@@ -45,9 +45,9 @@
 //! region one at a time (which thread holds which region; re-entry is
 //! caught there), and only the thread inside takes the word. Waits go through `wait.rs`
 //! (futex, `_umtx_op`, `os_sync_wait_on_address`/`__ulock_wait`) and
-//! liveness through `proc.rs` (`kill(2)` plus the process start time).
+//! liveness through the Unix process facts (`unix/process.rs`: `kill(2)`
+//! plus the process start time).
 
-mod proc;
 mod shm;
 mod wait;
 
@@ -59,18 +59,17 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use self::shm::Object;
-use super::unix::{self, Fd, Mapping};
-use super::{
-    io_error, parent_dir, space_error, too_small, validate_name, Backend, ErrorClass, OpenMode,
-    Opened, Request,
+use super::seam::{
+    open_retrying, parent_dir, too_small, Attempts, Backend, ErrorClass, Mapped, OpenMode, Opened,
+    Request, Step,
 };
+use super::unix::{self, Fd, Mapping, Unix};
 use crate::attach::{self, Liveness, Process};
 use crate::error::{Error, Result};
 use crate::info::{region_info, RegionInfo};
 use crate::layout::{self, Header, HEADER_SIZE, NAME_BYTES, SLOTS};
 use crate::lock::{self, owner_word, word_owner, LockError, LOCK_ID_MASK};
 use crate::notify::Wake;
-use crate::protocol::View;
 
 /// Set in the header's `flags`, under the lifetime lock, right before the
 /// region's name is removed: openers that mapped it meanwhile start again,
@@ -80,9 +79,6 @@ pub const FLAG_REMOVED: u32 = 2;
 
 /// Prefix of registry entries and temporary files.
 const PREFIX: &str = "filemap.";
-/// Attempts to reach a stable region (each lost race to a closer,
-/// creator or remover costs one) before `open` gives up.
-const OPEN_ATTEMPTS: u32 = 100;
 /// How long an opener waits for a creator to size the object and store
 /// the magic.
 pub const INIT_WAIT: Duration = Duration::from_secs(1);
@@ -90,8 +86,7 @@ pub const INIT_WAIT: Duration = Duration::from_secs(1);
 /// One open handle.
 pub(crate) struct Os {
     fd: Fd,
-    map: Mapping,
-    capacity: usize,
+    map: Mapped<Mapping>,
     object: Object,
     /// The region name (registry entries are by name).
     name: String,
@@ -107,6 +102,9 @@ impl Backend for Os {
     /// file-name limit (and the header keeps up to [`NAME_BYTES`]).
     const MAX_NAME_LEN: usize = 255 - PREFIX.len();
 
+    type Host = Unix;
+    type Map = Mapping;
+
     fn shm_path(name: &str) -> PathBuf {
         Object::for_name(name).shown()
     }
@@ -121,41 +119,11 @@ impl Backend for Os {
             shown: object.shown(),
             object,
         };
-        let start = Instant::now();
-        for _ in 0..OPEN_ATTEMPTS {
-            let step = match opener.object.open(true) {
-                Ok(fd) => opener.attach(fd)?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if req.mode == OpenMode::OpenOnly {
-                        return Err(Error::NotFound {
-                            name: req.name.to_owned(),
-                        });
-                    }
-                    opener.create()?
-                }
-                Err(e) => return Err(opener.error("open", e)),
-            };
-            if let Step::Done(opened) = step {
-                return Ok(*opened);
-            }
-        }
-        Err(Error::Timeout {
-            what: "a stable region (other processes kept creating and removing it)",
-            waited: start.elapsed(),
-            holder_pid: None,
-        })
+        open_retrying(req, &opener)
     }
 
-    fn header(&self) -> &Header {
-        self.map.header()
-    }
-
-    fn view(&self) -> View<'_> {
-        // SAFETY: the mapping starts page-aligned and holds
-        // `region_size(capacity)` bytes: `capacity` is the one the header
-        // was validated with against the mapping's length at open, and the
-        // view borrows `self`, which owns the mapping.
-        unsafe { View::new(self.map.base(), self.capacity) }
+    fn mapped(&self) -> &Mapped<Mapping> {
+        &self.map
     }
 
     /// Through this process's gate first (one thread of the process at a
@@ -243,7 +211,7 @@ impl Backend for Os {
                     name: name.to_owned(),
                 })
             }
-            Err(e) => Err(io_error(name, &shown, "shm_open", e)),
+            Err(e) => Err(Os::io_error(name, &shown, "shm_open", e)),
         }
     }
 
@@ -273,7 +241,7 @@ impl Backend for Os {
                     })
                 };
             }
-            Err(e) => return Err(io_error(name, &shown, "shm_open", e)),
+            Err(e) => return Err(Os::io_error(name, &shown, "shm_open", e)),
         };
         // A region of ours: mark it removed under its lifetime lock. Not a
         // region at all (garbage, a half-made object): just remove it.
@@ -285,11 +253,11 @@ impl Backend for Os {
             h.flags.fetch_or(FLAG_REMOVED, Release);
             object
                 .unlink()
-                .map_err(|e| io_error(name, &shown, "shm_unlink", e))?;
+                .map_err(|e| Os::io_error(name, &shown, "shm_unlink", e))?;
         } else {
             object
                 .unlink()
-                .map_err(|e| io_error(name, &shown, "shm_unlink", e))?;
+                .map_err(|e| Os::io_error(name, &shown, "shm_unlink", e))?;
         }
         registry::remove(name);
         Ok(())
@@ -332,44 +300,8 @@ impl Backend for Os {
         Ok(removed)
     }
 
-    fn online_cpus() -> usize {
-        unix::online_cpus()
-    }
-
     fn tid() -> u32 {
         thread_number()
-    }
-
-    fn fork_epoch() -> u32 {
-        unix::fork_epoch()
-    }
-
-    fn classify(e: &io::Error) -> ErrorClass {
-        unix::classify(e)
-    }
-}
-
-impl Process for Os {
-    fn pid() -> u32 {
-        unix::pid()
-    }
-
-    fn own_start_time() -> u64 {
-        static CACHE: Mutex<(u32, u64)> = Mutex::new((u32::MAX, 0));
-        let epoch = unix::fork_epoch();
-        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.0 != epoch {
-            let start = match proc::liveness(unix::pid()) {
-                Liveness::Alive { start_time } => start_time,
-                _ => 0,
-            };
-            *cache = (epoch, start);
-        }
-        cache.1
-    }
-
-    fn liveness(pid: u32) -> Liveness {
-        proc::liveness(pid)
     }
 }
 
@@ -561,7 +493,7 @@ impl lock::Owner for ProcessOwner<'_> {
 /// that pid started at another time. Unknown counts as alive.
 fn process_word_is_dead(word: u64) -> bool {
     let (pid, start) = word_owner(word);
-    match proc::liveness(pid) {
+    match Unix::liveness(pid) {
         Liveness::Dead => true,
         Liveness::Unknown => false,
         Liveness::Alive { start_time } => {
@@ -687,7 +619,7 @@ fn map_ready(
     let start = Instant::now();
     let young = || wait && start.elapsed() < INIT_WAIT;
     let size = loop {
-        let size = unix::file_size(fd).map_err(|e| io_error(name, shown, "fstat", e))?;
+        let size = unix::file_size(fd).map_err(|e| Os::io_error(name, shown, "fstat", e))?;
         if size >= HEADER_SIZE as u64 {
             break size;
         }
@@ -698,19 +630,13 @@ fn map_ready(
         std::thread::sleep(Duration::from_millis(1));
     };
     let map_len = size.min(layout::region_size(layout::MAX_CAPACITY) as u64) as usize;
-    let map = Mapping::new(fd, map_len, writable).map_err(|e| io_error(name, shown, "mmap", e))?;
+    let map =
+        Mapping::new(fd, map_len, writable).map_err(|e| Os::io_error(name, shown, "mmap", e))?;
     while map.header().magic.load(Acquire) == 0 && young() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let capacity = layout::validate_header(name, shown, map.header(), map.len(), size)?;
     Ok((map, capacity))
-}
-
-/// What one open attempt found.
-enum Step {
-    Done(Box<Opened<Os>>),
-    /// Lost a race to a closer, creator or remover: try again.
-    Retry,
 }
 
 /// One `open` of a region.
@@ -720,13 +646,25 @@ struct Opener<'a> {
     shown: PathBuf,
 }
 
-impl Opener<'_> {
-    fn error(&self, op: &'static str, e: io::Error) -> Error {
-        io_error(self.req.name, &self.shown, op, e)
+impl Attempts for Opener<'_> {
+    type Backend = Os;
+    type Found = Fd;
+
+    /// Each lost race to a closer, creator or remover costs one.
+    const ATTEMPTS: u32 = 100;
+    const UNSTABLE: &'static str =
+        "a stable region (other processes kept creating and removing it)";
+
+    fn find(&self) -> Result<Option<Fd>> {
+        match self.object.open(true) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.error("open", e)),
+        }
     }
 
     /// Attach to the existing object `fd`, or find it stale and remove it.
-    fn attach(&self, fd: Fd) -> Result<Step> {
+    fn attach(&self, fd: Fd) -> Result<Step<Os>> {
         // Files are named complete: only a shared-memory object can be
         // caught before its creator finished.
         let young = matches!(self.object, Object::Shm(_));
@@ -757,15 +695,8 @@ impl Opener<'_> {
         Ok(self.done(fd, map, capacity, true, slot))
     }
 
-    fn claim(&self, h: &Header) -> Result<usize> {
-        attach::claim::<Os>(h).ok_or_else(|| Error::TooManyAttached {
-            name: self.req.name.to_owned(),
-            max: SLOTS,
-        })
-    }
-
     /// Create the region: exclusively, ready (magic stored) last.
-    fn create(&self) -> Result<Step> {
+    fn create(&self) -> Result<Step<Os>> {
         match &self.object {
             Object::Shm(object) => {
                 // The registry entry first: one that is not a plain file
@@ -793,6 +724,19 @@ impl Opener<'_> {
             Object::File(path) => self.create_file(path),
         }
     }
+}
+
+impl Opener<'_> {
+    fn error(&self, op: &'static str, e: io::Error) -> Error {
+        Os::io_error(self.req.name, &self.shown, op, e)
+    }
+
+    fn claim(&self, h: &Header) -> Result<usize> {
+        attach::claim::<Os>(h).ok_or_else(|| Error::TooManyAttached {
+            name: self.req.name.to_owned(),
+            max: SLOTS,
+        })
+    }
 
     /// Size `fd`, map it and initialise the header with this handle's
     /// slot claimed; the magic last.
@@ -800,7 +744,7 @@ impl Opener<'_> {
         let capacity = self.req.capacity;
         let size = layout::region_size(capacity);
         shm::set_size(fd, size as u64)
-            .map_err(|e| space_error(self.req.name, shown, "ftruncate", e, size as u64))?;
+            .map_err(|e| Os::space_error(self.req.name, shown, "ftruncate", e, size as u64))?;
         let map = Mapping::new(fd, size, true).map_err(|e| self.error("mmap", e))?;
         let h = map.header();
         store_name(h, self.req.name);
@@ -814,7 +758,7 @@ impl Opener<'_> {
 
     /// A file region: built complete under a temporary name in the same
     /// directory, then linked to its own (failing if the name is taken).
-    fn create_file(&self, path: &Path) -> Result<Step> {
+    fn create_file(&self, path: &Path) -> Result<Step<Os>> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Relaxed);
         let temp = parent_dir(path).join(format!(
@@ -823,7 +767,7 @@ impl Opener<'_> {
             Os::own_start_time()
         ));
         let fd = shm::file_create(&temp, self.req.permissions)
-            .map_err(|e| io_error(self.req.name, &temp, "open", e))?;
+            .map_err(|e| Os::io_error(self.req.name, &temp, "open", e))?;
         // A file-backed region persists unless told otherwise.
         let persistent = self.req.persistent.unwrap_or(true);
         let made =
@@ -840,12 +784,16 @@ impl Opener<'_> {
         })
     }
 
-    fn done(&self, fd: Fd, map: Mapping, capacity: usize, existed: bool, slot: usize) -> Step {
-        Step::Done(Box::new(Opened {
+    fn done(&self, fd: Fd, map: Mapping, capacity: usize, existed: bool, slot: usize) -> Step<Os> {
+        // SAFETY: `map` is a page-aligned shared mapping of the object,
+        // read-write, holding `region_size(capacity)` bytes: `capacity` was
+        // validated against its length (`map_ready`) or is the one the
+        // object was sized for (`fill`); it lives as long as the handle.
+        let map = unsafe { Mapped::new(map, capacity) };
+        Step::Done(Opened {
             os: Os {
                 fd,
                 map,
-                capacity,
                 gate: Gate::of(self.object.key()),
                 registered: matches!(self.object, Object::Shm(_)),
                 object: self.object.clone(),
@@ -856,7 +804,7 @@ impl Opener<'_> {
             capacity,
             existed,
             slot,
-        }))
+        })
     }
 }
 
@@ -966,7 +914,7 @@ mod registry {
             .into_iter()
             .filter_map(unix::name_to_string)
             .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
-            .filter(|name| validate_name(name).is_ok())
+            .filter(|name| Os::is_valid_name(name))
             .collect()
     }
 }

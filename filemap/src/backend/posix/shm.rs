@@ -18,7 +18,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::backend::hash_name;
+use crate::backend::seam::hash_name;
 use crate::backend::unix::{self, Fd};
 
 /// Where a region lives.

@@ -39,26 +39,26 @@ fn low_half(word: &AtomicU64) -> *mut u32 {
 #[cfg(target_os = "linux")]
 mod os {
     use super::*;
-    use crate::backend::unix::linux as kernel;
+    use crate::backend::unix::futex;
 
     /// `futex(2)` `FUTEX_WAIT` on `word`.
     pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-        kernel::futex_wait(word, expected, timeout);
+        futex::wait(word, expected, timeout);
     }
 
     /// `futex(2)` `FUTEX_WAKE` of everyone on `word`.
     pub fn wake_all(word: &AtomicU32) {
-        kernel::futex_wake(word, i32::MAX as u32);
+        futex::wake(word, i32::MAX as u32);
     }
 
     /// `futex(2)` `FUTEX_WAIT` on the low half of `word`.
     pub fn wait_low(word: &AtomicU64, expected: u32, timeout: Duration) {
-        kernel::futex_wait_low(word, expected, timeout);
+        futex::wait_low(word, expected, timeout);
     }
 
     /// `futex(2)` `FUTEX_WAKE` of up to `count` on the low half of `word`.
     pub fn wake_low(word: &AtomicU64, count: u32) -> usize {
-        kernel::futex_wake_low(word, count)
+        futex::wake_low(word, count)
     }
 }
 

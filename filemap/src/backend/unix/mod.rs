@@ -1,7 +1,8 @@
 //! What the Unix backends share: the mapping (`mmap(2)`), opening an
-//! existing backing file safely, `fstat(2)` checks, the fork epoch and the
-//! process id. Linux kernel facilities (futexes, `/proc`) are in
-//! `linux.rs` beside this file.
+//! existing backing file safely, `fstat(2)` checks, the fork epoch, the
+//! process id, and the Unix process facts (`process.rs`). Linux
+//! kernel facilities are beside this file: futexes (`futex.rs`) and
+//! thread ids and `/proc` liveness (`tasks.rs`).
 //!
 //! Every function names the system call it wraps (its manual page).
 
@@ -18,12 +19,19 @@ use rustix::fs::{self, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{self, MapFlags, ProtFlags};
 
-use super::ErrorClass;
+use super::seam::{ErrorClass, Map};
 use crate::layout::{Header, HEADER_SIZE};
 
 mod fault;
 #[cfg(target_os = "linux")]
-pub(crate) mod linux;
+pub(crate) mod futex;
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+mod process;
+#[cfg(target_os = "linux")]
+pub(crate) mod tasks;
+
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+pub(crate) use process::Unix;
 
 /// An open backing file.
 pub type Fd = OwnedFd;
@@ -217,6 +225,16 @@ impl Mapping {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+}
+
+impl Map for Mapping {
+    fn base(&self) -> NonNull<u8> {
+        Mapping::base(self)
+    }
+
+    fn header(&self) -> &Header {
+        Mapping::header(self)
     }
 }
 

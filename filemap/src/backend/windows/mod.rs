@@ -26,17 +26,16 @@ use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
-use super::{
-    io_error, parent_dir, space_error, too_small, validate_name, Backend, ErrorClass, OpenMode,
-    Opened, Request,
+use super::seam::{
+    open_retrying, parent_dir, too_small, Attempts, Backend, Mapped, OpenMode, Opened, Request,
+    Step,
 };
-use crate::attach::{self, attached_pids, Liveness, Process};
+use crate::attach::{self, attached_pids, Process};
 use crate::error::{Error, Result};
 use crate::info::{region_info, RegionInfo};
 use crate::layout::{self, Header, HEADER_SIZE, SLOTS};
 use crate::lock::{record_owner, LockError};
 use crate::notify::Wake;
-use crate::protocol::View;
 use crate::snapshot::WriterId;
 
 /// Prefix of every kernel object and file name.
@@ -45,7 +44,7 @@ const PREFIX: &str = "filemap.";
 const INIT_WAIT: Duration = Duration::from_secs(1);
 /// Open attempts (each lost race or dead creator costs one) before `open`
 /// gives up.
-const WINDOWS_OPEN_ATTEMPTS: u32 = 10;
+const OPEN_ATTEMPTS: u32 = 10;
 /// `ERROR_FILE_INVALID`: a section over an empty file.
 const ERROR_FILE_INVALID: i32 = 1006;
 
@@ -69,20 +68,13 @@ fn marker_file(name: &str) -> PathBuf {
 pub(crate) struct Os {
     /// The section (and its file, for file-backed regions), held open.
     _fd: sys::Fd,
-    map: sys::Mapping,
-    capacity: usize,
+    map: Mapped<sys::Mapping>,
     name: String,
     mutex: sys::NamedMutex,
     wakers: sys::Wakers,
     /// A file to delete when the last process closes: the registry marker
     /// of a non-persistent region.
     cleanup: Option<PathBuf>,
-}
-
-/// What a creation attempt found.
-enum Made {
-    Map(Box<Opened<Os>>),
-    Retry,
 }
 
 fn not_found(e: &io::Error) -> bool {
@@ -96,70 +88,26 @@ struct Opener<'a> {
 
 impl Opener<'_> {
     fn error(&self, path: &Path, op: &'static str, e: io::Error) -> Error {
-        io_error(self.req.name, path, op, e)
+        Os::io_error(self.req.name, path, op, e)
     }
 
     fn open(&self) -> Result<Opened<Os>> {
-        let capacity = self.req.capacity;
-        let start = Instant::now();
-        if let Some(path) = self.req.path.map(Path::to_owned) {
-            return self.open_file_backed(&path, capacity);
+        if let Some(path) = self.req.path {
+            return self.open_file_backed(path);
         }
         let object = object_name(self.req.global, self.req.name);
-        let shown = PathBuf::from(&object);
-        let file_path = persistent_file(self.req.name);
-        for _ in 0..WINDOWS_OPEN_ATTEMPTS {
-            // 1. A live region of that name.
-            match sys::open_section(&object, true) {
-                Ok(fd) => match self.attach(fd, &shown, &object)? {
-                    Some(map) => return Ok(map),
-                    None => continue,
-                },
-                Err(e) if not_found(&e) => {}
-                Err(e) => return Err(self.error(&shown, "OpenFileMapping", e)),
-            }
-            // 2. A persistent region's file, with no live section yet.
-            match sys::open_file(&file_path, false, true) {
-                Ok(file) => match sys::create_section(Some(file), Some(&object), 0, true) {
-                    Ok((fd, _)) => match self.attach(fd, &file_path, &object)? {
-                        Some(map) => return Ok(map),
-                        None => continue,
-                    },
-                    // Persistent files get their name only when complete,
-                    // so an empty one is foreign (or truncated), not young.
-                    Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
-                        return Err(too_small(&file_path))
-                    }
-                    Err(e) => return Err(self.error(&file_path, "CreateFileMapping", e)),
-                },
-                Err(e) if not_found(&e) => {}
-                Err(e) => return Err(self.error(&file_path, "CreateFile", e)),
-            }
-            if self.req.mode == OpenMode::OpenOnly {
-                return Err(Error::NotFound {
-                    name: self.req.name.to_owned(),
-                });
-            }
-            // 3. Create it.
-            let made = if self.req.persistent.unwrap_or(false) {
-                self.create_persistent(&file_path, &object, capacity)?
-            } else {
-                self.create_section(&shown, &object, capacity)?
-            };
-            if let Made::Map(opened) = made {
-                return Ok(*opened);
-            }
-        }
-        Err(Error::Timeout {
-            what: "a region whose creator finished initialising it (creators kept dying or racing)",
-            waited: start.elapsed(),
-            holder_pid: None,
-        })
+        let named = Named {
+            opener: self,
+            shown: PathBuf::from(&object),
+            file_path: persistent_file(self.req.name),
+            object,
+        };
+        open_retrying(self.req, &named)
     }
 
-    /// Attach to an existing section; `None` when its creator never
-    /// finished initialising it (the caller retries the open).
-    fn attach(&self, fd: sys::Fd, path: &Path, object: &str) -> Result<Option<Opened<Os>>> {
+    /// Attach to an existing section; `Retry` when its creator never
+    /// finished initialising it.
+    fn attach(&self, fd: sys::Fd, path: &Path, object: &str) -> Result<Step<Os>> {
         if self.req.mode == OpenMode::CreateOnly {
             return Err(Error::AlreadyExists {
                 name: self.req.name.to_owned(),
@@ -167,41 +115,43 @@ impl Opener<'_> {
         }
         let (map, size, ready) = map_view(self.req.name, path, &fd, true)?;
         if !ready {
-            return Ok(None);
+            return Ok(Step::Retry);
         }
         let capacity = layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
         let cleanup = self.marker().filter(|_| !map.header().is_persistent());
         self.finish(path, fd, map, capacity, true, object, cleanup)
-            .map(Some)
+            .map(Step::Done)
     }
 
     /// Create a paging-file section; attach if another process won.
-    fn create_section(&self, shown: &Path, object: &str, capacity: usize) -> Result<Made> {
+    fn create_section(&self, shown: &Path, object: &str, capacity: usize) -> Result<Step<Os>> {
         let size = layout::region_size(capacity) as u64;
         let (fd, existed) = sys::create_section(None, Some(object), size, true)
             .map_err(|e| self.space_error(shown, "CreateFileMapping", e, size))?;
         if existed {
-            return Ok(match self.attach(fd, shown, object)? {
-                Some(opened) => Made::Map(Box::new(opened)),
-                None => Made::Retry,
-            });
+            return self.attach(fd, shown, object);
         }
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(shown, "MapView", e))?;
         layout::init_header(map.header(), capacity, false, Os::pid());
         let cleanup = self.marker();
         self.finish(shown, fd, map, capacity, false, object, cleanup)
-            .map(|opened| Made::Map(Box::new(opened)))
+            .map(Step::Done)
     }
 
     /// Create a persistent region: a file made complete under a temporary
     /// name and then linked under its own (failing if the name is taken),
     /// so no opener ever finds a half-made file; then the named section
     /// over it.
-    fn create_persistent(&self, file_path: &Path, object: &str, capacity: usize) -> Result<Made> {
+    fn create_persistent(
+        &self,
+        file_path: &Path,
+        object: &str,
+        capacity: usize,
+    ) -> Result<Step<Os>> {
         let dir = sys::user_dir();
         sys::ensure_dir(&dir).map_err(|e| self.error(&dir, "CreateDirectory", e))?;
         if !self.make_file(file_path, capacity, true)? {
-            return Ok(Made::Retry);
+            return Ok(Step::Retry);
         }
         let file = sys::open_file(file_path, false, true)
             .map_err(|e| self.error(file_path, "CreateFile", e))?;
@@ -218,18 +168,18 @@ impl Opener<'_> {
                 layout::validate_header(self.req.name, file_path, map.header(), map.len(), size)?;
             return self
                 .finish(file_path, fd, map, capacity, false, object, None)
-                .map(|opened| Made::Map(Box::new(opened)));
+                .map(Step::Done);
         }
         // A section of that name appeared meanwhile. Over our file (an
         // opener found it first) it is ours; a non-persistent one won the
         // race and our file must go.
-        let opened = self.attach(fd, file_path, object)?;
-        if let Some(opened) = &opened {
+        let step = self.attach(fd, file_path, object)?;
+        if let Step::Done(opened) = &step {
             if !opened.os.header().is_persistent() {
                 let _ = sys::remove_file(file_path);
             }
         }
-        Ok(opened.map_or(Made::Retry, |opened| Made::Map(Box::new(opened))))
+        Ok(step)
     }
 
     /// Make a complete region file at `path`: build it under a temporary
@@ -272,8 +222,7 @@ impl Opener<'_> {
 
     /// `.path(file)`: an unnamed section over the file; the lock and wake
     /// objects are named after a hash of the file's canonical path.
-    fn open_file_backed(&self, path: &Path, capacity: usize) -> Result<Opened<Os>> {
-        let start = Instant::now();
+    fn open_file_backed(&self, path: &Path) -> Result<Opened<Os>> {
         // Linux removes a non-persistent file under an exclusive flock that
         // openers re-check after taking their shared one. Windows has no
         // race-free "remove the file if I am still its last user": a closer
@@ -287,56 +236,36 @@ impl Opener<'_> {
                          keep it persistent and delete the file when done, or use a named region",
             });
         }
-        for _ in 0..WINDOWS_OPEN_ATTEMPTS {
-            let (file, existed) = match sys::open_file(path, false, true) {
-                Ok(file) => (file, true),
-                Err(e) if not_found(&e) => {
-                    if self.req.mode == OpenMode::OpenOnly {
-                        return Err(Error::NotFound {
-                            name: self.req.name.to_owned(),
-                        });
-                    }
-                    if !self.make_file(path, capacity, true)? {
-                        continue;
-                    }
-                    let file = sys::open_file(path, false, true)
-                        .map_err(|e| self.error(path, "CreateFile", e))?;
-                    (file, false)
-                }
-                Err(e) => return Err(self.error(path, "CreateFile", e)),
-            };
-            if existed && self.req.mode == OpenMode::CreateOnly {
-                return Err(Error::AlreadyExists {
-                    name: self.req.name.to_owned(),
-                });
-            }
-            let canonical =
-                std::fs::canonicalize(path).map_err(|e| self.error(path, "GetFinalPathName", e))?;
-            let object = format!(
-                "{}{PREFIX}path.{:016x}",
-                sys::namespace(self.req.global),
-                sys::hash_name(&canonical.to_string_lossy().to_lowercase())
-            );
-            let fd = match sys::create_section(Some(file), None, 0, true) {
-                Ok((fd, _)) => fd,
-                Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
-                    return Err(too_small(path))
-                }
-                Err(e) => return Err(self.error(path, "CreateFileMapping", e)),
-            };
-            // A file's view is always ready: files are named complete.
-            let (map, size, _) = map_view(self.req.name, path, &fd, true)?;
-            let capacity =
-                layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
-            // Never removed on close, even if a header says non-persistent
-            // (see the top of this function).
-            return self.finish(path, fd, map, capacity, existed, &object, None);
+        open_retrying(self.req, &FileBacked { opener: self, path })
+    }
+
+    /// Attach to the region file `file` at `path` (made by this open
+    /// unless it `existed`).
+    fn attach_file(&self, path: &Path, file: std::fs::File, existed: bool) -> Result<Step<Os>> {
+        if existed && self.req.mode == OpenMode::CreateOnly {
+            return Err(Error::AlreadyExists {
+                name: self.req.name.to_owned(),
+            });
         }
-        Err(Error::Timeout {
-            what: "a stable region file (other processes kept creating and removing it)",
-            waited: start.elapsed(),
-            holder_pid: None,
-        })
+        let canonical =
+            std::fs::canonicalize(path).map_err(|e| self.error(path, "GetFinalPathName", e))?;
+        let object = format!(
+            "{}{PREFIX}path.{:016x}",
+            sys::namespace(self.req.global),
+            sys::hash_name(&canonical.to_string_lossy().to_lowercase())
+        );
+        let fd = match sys::create_section(Some(file), None, 0, true) {
+            Ok((fd, _)) => fd,
+            Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => return Err(too_small(path)),
+            Err(e) => return Err(self.error(path, "CreateFileMapping", e)),
+        };
+        // A file's view is always ready: files are named complete.
+        let (map, size, _) = map_view(self.req.name, path, &fd, true)?;
+        let capacity = layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
+        // Never removed on close, even if a header says non-persistent
+        // (see `open_file_backed`).
+        self.finish(path, fd, map, capacity, existed, &object, None)
+            .map(Step::Done)
     }
 
     /// The registry marker this handle keeps, if any. The registry covers
@@ -349,7 +278,7 @@ impl Opener<'_> {
     }
 
     fn space_error(&self, path: &Path, op: &'static str, e: io::Error, size: u64) -> Error {
-        space_error(self.req.name, path, op, e, size)
+        Os::space_error(self.req.name, path, op, e, size)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -373,11 +302,16 @@ impl Opener<'_> {
             // Best effort: the registry only serves `list`.
             let _ = sys::ensure_dir(parent_dir(marker)).and_then(|()| sys::touch(marker));
         }
+        // SAFETY: `map` is a read-write view of the whole section, starting
+        // at the 64 KiB allocation granularity and holding
+        // `region_size(capacity)` bytes: `capacity` was validated against
+        // its length, or is the one the section was made with; it lives as
+        // long as the handle.
+        let map = unsafe { Mapped::new(map, capacity) };
         Ok(Opened {
             os: Os {
                 _fd: fd,
                 map,
-                capacity,
                 name: self.req.name.to_owned(),
                 mutex,
                 wakers: sys::Wakers::new(format!("{object}.wake."), slot, SLOTS),
@@ -388,6 +322,101 @@ impl Opener<'_> {
             existed,
             slot,
         })
+    }
+}
+
+/// An open by name: the live section `object`, else the persistent file
+/// `file_path` (a section made over it), else a new region.
+struct Named<'a> {
+    opener: &'a Opener<'a>,
+    object: String,
+    /// The section's name, shown to users.
+    shown: PathBuf,
+    file_path: PathBuf,
+}
+
+impl Attempts for Named<'_> {
+    type Backend = Os;
+    /// A section and the path it is shown as.
+    type Found = (sys::Fd, PathBuf);
+
+    const ATTEMPTS: u32 = OPEN_ATTEMPTS;
+    const UNSTABLE: &'static str =
+        "a region whose creator finished initialising it (creators kept dying or racing)";
+
+    fn find(&self) -> Result<Option<(sys::Fd, PathBuf)>> {
+        let opener = self.opener;
+        // 1. A live region of that name.
+        match sys::open_section(&self.object, true) {
+            Ok(fd) => return Ok(Some((fd, self.shown.clone()))),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(opener.error(&self.shown, "OpenFileMapping", e)),
+        }
+        // 2. A persistent region's file, with no live section yet.
+        let path = &self.file_path;
+        match sys::open_file(path, false, true) {
+            Ok(file) => match sys::create_section(Some(file), Some(&self.object), 0, true) {
+                Ok((fd, _)) => Ok(Some((fd, path.clone()))),
+                // Persistent files get their name only when complete, so
+                // an empty one is foreign (or truncated), not young.
+                Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => Err(too_small(path)),
+                Err(e) => Err(opener.error(path, "CreateFileMapping", e)),
+            },
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(opener.error(path, "CreateFile", e)),
+        }
+    }
+
+    fn attach(&self, (fd, path): (sys::Fd, PathBuf)) -> Result<Step<Os>> {
+        self.opener.attach(fd, &path, &self.object)
+    }
+
+    /// 3. Create it.
+    fn create(&self) -> Result<Step<Os>> {
+        let opener = self.opener;
+        let capacity = opener.req.capacity;
+        if opener.req.persistent.unwrap_or(false) {
+            opener.create_persistent(&self.file_path, &self.object, capacity)
+        } else {
+            opener.create_section(&self.shown, &self.object, capacity)
+        }
+    }
+}
+
+/// An open of a region file (`.path(file)`).
+struct FileBacked<'a> {
+    opener: &'a Opener<'a>,
+    path: &'a Path,
+}
+
+impl Attempts for FileBacked<'_> {
+    type Backend = Os;
+    type Found = std::fs::File;
+
+    const ATTEMPTS: u32 = OPEN_ATTEMPTS;
+    const UNSTABLE: &'static str =
+        "a stable region file (other processes kept creating and removing it)";
+
+    fn find(&self) -> Result<Option<std::fs::File>> {
+        match sys::open_file(self.path, false, true) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(self.opener.error(self.path, "CreateFile", e)),
+        }
+    }
+
+    fn attach(&self, file: std::fs::File) -> Result<Step<Os>> {
+        self.opener.attach_file(self.path, file, true)
+    }
+
+    fn create(&self) -> Result<Step<Os>> {
+        let opener = self.opener;
+        if !opener.make_file(self.path, opener.req.capacity, true)? {
+            return Ok(Step::Retry);
+        }
+        let file = sys::open_file(self.path, false, true)
+            .map_err(|e| opener.error(self.path, "CreateFile", e))?;
+        opener.attach_file(self.path, file, false)
     }
 }
 
@@ -402,13 +431,14 @@ fn map_view(
     fd: &sys::Fd,
     writable: bool,
 ) -> Result<(sys::Mapping, u64, bool)> {
-    let map = sys::Mapping::new(fd, writable).map_err(|e| io_error(name, path, "MapView", e))?;
+    let map =
+        sys::Mapping::new(fd, writable).map_err(|e| Os::io_error(name, path, "MapView", e))?;
     if map.len() < HEADER_SIZE {
         return Err(too_small(path));
     }
     let file_len = fd
         .file_len()
-        .map_err(|e| io_error(name, path, "GetFileSize", e))?;
+        .map_err(|e| Os::io_error(name, path, "GetFileSize", e))?;
     let ready = file_len.is_some() || wait_for_magic(map.header());
     let size = file_len.unwrap_or(map.len() as u64);
     if size < HEADER_SIZE as u64 {
@@ -443,6 +473,9 @@ impl Backend for Os {
     const MAX_NAME_LEN: usize =
         259 - "Global\\".len() - PREFIX.len() - ".wake.4294967295.127".len();
 
+    type Host = sys::Windows;
+    type Map = sys::Mapping;
+
     /// The kernel object name `Local\filemap.<name>`, not a file.
     fn shm_path(name: &str) -> PathBuf {
         PathBuf::from(object_name(false, name))
@@ -452,16 +485,8 @@ impl Backend for Os {
         Opener { req }.open()
     }
 
-    fn header(&self) -> &Header {
-        self.map.header()
-    }
-
-    fn view(&self) -> View<'_> {
-        // SAFETY: the view starts at the 64 KiB allocation granularity and
-        // holds `region_size(capacity)` bytes: `capacity` is the one the
-        // header was validated with against the view's length at open, and
-        // the view borrows `self`, which owns the mapping.
-        unsafe { View::new(self.map.base(), self.capacity) }
+    fn mapped(&self) -> &Mapped<sys::Mapping> {
+        &self.map
     }
 
     /// Take the region's named mutex. `Ok(true)` when the previous owner
@@ -554,30 +579,6 @@ impl Backend for Os {
     fn tid() -> u32 {
         sys::tid()
     }
-
-    /// Windows has no `fork`: a handle is always used in the process that
-    /// opened it.
-    fn fork_epoch() -> u32 {
-        0
-    }
-
-    fn classify(e: &io::Error) -> ErrorClass {
-        sys::classify(e)
-    }
-}
-
-impl Process for Os {
-    fn pid() -> u32 {
-        sys::pid()
-    }
-
-    fn own_start_time() -> u64 {
-        sys::own_start_time()
-    }
-
-    fn liveness(pid: u32) -> Liveness {
-        sys::liveness(pid)
-    }
 }
 
 /// Windows has no cross-process futex (`WaitOnAddress` is process-local):
@@ -627,7 +628,7 @@ fn inspect_named(name: &str) -> Result<RegionInfo> {
     match sys::open_section(&object, false) {
         Ok(fd) => return info_of(name, &shown, &fd),
         Err(e) if not_found(&e) => {}
-        Err(e) => return Err(io_error(name, &shown, "OpenFileMapping", e)),
+        Err(e) => return Err(Os::io_error(name, &shown, "OpenFileMapping", e)),
     }
     let file_path = persistent_file(name);
     match sys::open_file(&file_path, false, false) {
@@ -638,12 +639,12 @@ fn inspect_named(name: &str) -> Result<RegionInfo> {
                 Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
                     return Err(too_small(&file_path))
                 }
-                Err(e) => return Err(io_error(name, &file_path, "CreateFileMapping", e)),
+                Err(e) => return Err(Os::io_error(name, &file_path, "CreateFileMapping", e)),
             };
             return info_of(name, &file_path, &fd);
         }
         Err(e) if not_found(&e) => {}
-        Err(e) => return Err(io_error(name, &file_path, "CreateFile", e)),
+        Err(e) => return Err(Os::io_error(name, &file_path, "CreateFile", e)),
     }
     let marker = marker_file(name);
     if marker.is_file() {
@@ -679,7 +680,7 @@ fn names_in(dir: &Path) -> Vec<String> {
         .into_iter()
         .filter_map(sys::name_to_string)
         .filter_map(|file| file.strip_prefix(PREFIX).map(str::to_owned))
-        .filter(|name| validate_name(name).is_ok())
+        .filter(|name| Os::is_valid_name(name))
         .collect()
 }
 
@@ -710,7 +711,7 @@ fn remove_named(name: &str) -> Result<()> {
     let removed_file = match sys::remove_file(&file_path) {
         Ok(()) => true,
         Err(e) if not_found(&e) => false,
-        Err(e) => return Err(io_error(name, &file_path, "DeleteFile", e)),
+        Err(e) => return Err(Os::io_error(name, &file_path, "DeleteFile", e)),
     };
     let had_marker = marker_file(name).is_file();
     if had_marker {
@@ -765,6 +766,20 @@ fn remove_marker_if_gone(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// What the builder asks by default, for region `name`.
+    fn request(name: &str, persistent: Option<bool>, global: bool) -> Request<'_> {
+        Request {
+            name,
+            capacity: layout::DEFAULT_CAPACITY,
+            mode: OpenMode::CreateOrAttach,
+            permissions: 0o600,
+            persistent,
+            path: None,
+            lock_timeout: Duration::from_secs(10),
+            global,
+        }
+    }
+
     /// A persistent creator that loses the race to a non-persistent one
     /// still initialising its section must wait for the magic, not take
     /// its own file's length for the section and fail with `NotARegion`.
@@ -799,8 +814,8 @@ mod tests {
             Opener { req: &request }.create_persistent(&file_path, &object, capacity)
         });
         let opened = match made {
-            Ok(Made::Map(opened)) => opened,
-            Ok(Made::Retry) => panic!("retried although the creator finished"),
+            Ok(Step::Done(opened)) => opened,
+            Ok(Step::Retry) => panic!("retried although the creator finished"),
             Err(e) => panic!("{e}"),
         };
         assert!(!opened.os.header().is_persistent());
@@ -820,12 +835,15 @@ mod tests {
             std::fs::write(path, b"").unwrap();
         }
         let name = format!("unit-temp-{}", sys::pid());
-        let opened = crate::FileMap::builder(&name).persistent(true).open();
+        let opened = Os::open(&request(&name, Some(true), false));
         for path in &left {
             let _ = std::fs::remove_file(path);
         }
-        drop(opened.unwrap());
-        crate::FileMap::remove(&name).unwrap();
+        let opened = opened.unwrap();
+        attach::release(opened.os.header(), opened.slot, sys::pid());
+        opened.os.close();
+        drop(opened);
+        Os::remove(&name).unwrap();
     }
 
     /// A handle whose wake semaphore cannot be made still works (it polls),
@@ -833,13 +851,12 @@ mod tests {
     #[test]
     fn a_handle_with_the_longest_name_gets_its_wake_semaphore() {
         let name = format!("unit-sem-{}-", sys::pid());
-        let name = format!("{name}{}", "n".repeat(crate::MAX_NAME_LEN - name.len()));
+        let name = format!("{name}{}", "n".repeat(Os::MAX_NAME_LEN - name.len()));
         for global in [false, true] {
-            let map = crate::FileMap::builder(&name)
-                .global(global)
-                .open()
-                .unwrap();
-            assert!(map.inner().os.wakers.prepare(), "global: {global}");
+            let opened = Os::open(&request(&name, None, global)).unwrap();
+            assert!(opened.os.wakers.prepare(), "global: {global}");
+            attach::release(opened.os.header(), opened.slot, sys::pid());
+            opened.os.close();
         }
     }
 

@@ -18,8 +18,8 @@ use std::ptr::NonNull;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::attach::Liveness;
-use crate::backend::ErrorClass;
+use crate::attach::{Liveness, Process};
+use crate::backend::seam::{ErrorClass, Host, Map};
 use crate::layout::{Header, HEADER_SIZE};
 use windows_sys::Win32::Foundation::{
     ERROR_ALREADY_EXISTS, ERROR_CANT_ACCESS_FILE, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,
@@ -236,7 +236,7 @@ pub fn name_to_string(name: OsString) -> Option<String> {
     name.into_string().ok()
 }
 
-pub(crate) use crate::backend::hash_name;
+pub(crate) use crate::backend::seam::hash_name;
 
 /// A view of a whole section, unmapped on drop.
 pub struct Mapping {
@@ -311,6 +311,16 @@ impl Mapping {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+}
+
+impl Map for Mapping {
+    fn base(&self) -> NonNull<u8> {
+        Mapping::base(self)
+    }
+
+    fn header(&self) -> &Header {
+        Mapping::header(self)
     }
 }
 
@@ -559,6 +569,36 @@ impl Wakers {
     }
 }
 
+/// The Windows process facts, the Windows backend's
+/// [`Backend::Host`](crate::backend::seam::Backend::Host).
+pub(crate) enum Windows {}
+
+impl Process for Windows {
+    fn pid() -> u32 {
+        pid()
+    }
+
+    fn own_start_time() -> u64 {
+        own_start_time()
+    }
+
+    fn liveness(pid: u32) -> Liveness {
+        liveness(pid)
+    }
+}
+
+impl Host for Windows {
+    /// Windows has no `fork`: a handle is always used in the process that
+    /// opened it.
+    fn fork_epoch() -> u32 {
+        0
+    }
+
+    fn classify(e: &io::Error) -> ErrorClass {
+        classify(e)
+    }
+}
+
 /// This process's id: `GetCurrentProcessId`.
 pub fn pid() -> u32 {
     // SAFETY: no preconditions.
@@ -649,9 +689,11 @@ mod tests {
         assert_eq!(hash_name("foobar"), 0x8594_4171_f739_67e8);
     }
 
+    /// Names of `MAX_PATH` less the NUL (259 characters), the length
+    /// `MAX_NAME_LEN` is made for.
     #[test]
     fn the_longest_object_names_are_accepted() {
-        let name = "n".repeat(crate::MAX_NAME_LEN);
+        let name = "n".repeat(259 - "Global\\filemap.".len() - ".wake.4294967295.127".len());
         let longest = format!("Global\\filemap.{name}.wake.4294967295.127");
         assert_eq!(longest.len(), 259);
         let sem = Semaphore::create(&longest).expect("semaphore");

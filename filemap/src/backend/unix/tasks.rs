@@ -1,5 +1,7 @@
-//! Linux kernel facilities shared by the Linux backend and the `posix`
-//! backend's Linux build: futexes, thread ids and `/proc` liveness.
+//! Linux tasks (processes and threads): this thread's id, and a task's
+//! liveness and start time from `/proc`, so a reused id is never taken for
+//! a live owner. Linux only: the Linux backend's lock names threads, and
+//! the Unix process facts read process liveness here on Linux.
 //!
 //! Every function names the system call (or file) it uses.
 
@@ -7,76 +9,10 @@
 // the `posix` backend's Linux build does not use.
 #![cfg_attr(feature = "posix-backend", allow(dead_code))]
 
-use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::time::Duration;
-
 use rustix::io::Errno;
-use rustix::thread::futex;
 
-use super::{fork_epoch, pid};
+use super::fork_epoch;
 use crate::attach::Liveness;
-
-/// Sleep while `*word == expected`, at most `timeout`: `futex(2)`
-/// `FUTEX_WAIT` (shared, since the word lives in a shared mapping).
-/// Returns on wake, timeout, signal or a changed word alike.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts = rustix::time::Timespec {
-        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
-        tv_nsec: timeout.subsec_nanos() as _,
-    };
-    let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&ts));
-}
-
-/// Wake up to `count` threads sleeping on `word`: `futex(2)` `FUTEX_WAKE`.
-pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
-    futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
-}
-
-/// The address of the low 32 bits of a 64-bit word: the futex word of the
-/// region lock, whose high half holds the owner's start time.
-fn low_half(word: &AtomicU64) -> *mut u32 {
-    let base = word.as_ptr().cast::<u32>();
-    if cfg!(target_endian = "little") {
-        base
-    } else {
-        base.wrapping_add(1)
-    }
-}
-
-/// Sleep while the low 32 bits of `word` equal `expected`, at most
-/// `timeout`: `futex(2)` `FUTEX_WAIT` on the word's low half (shared).
-/// Returns on wake, timeout, signal or a changed word alike.
-pub fn futex_wait_low(word: &AtomicU64, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as _,
-    };
-    // SAFETY:
-    // - the address is 4-byte aligned and inside `word` (half of an 8-byte
-    //   aligned atomic), which outlives the call;
-    // - the kernel only reads the 32 bits (comparing them with `expected`
-    //   atomically with queueing); Rust code never accesses them as a
-    //   32-bit value, so no mixed-size access happens on our side;
-    // - `ts` is a valid timespec for the duration of the call.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            low_half(word),
-            libc::FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-        );
-    }
-}
-
-/// Wake up to `count` threads sleeping on the low half of `word`:
-/// `futex(2)` `FUTEX_WAKE`. Returns how many were woken.
-pub fn futex_wake_low(word: &AtomicU64, count: u32) -> usize {
-    // SAFETY: the address is a 4-byte aligned half of `word`, alive for the
-    // call; FUTEX_WAKE does not access the memory, it only keys the queue.
-    let woken = unsafe { libc::syscall(libc::SYS_futex, low_half(word), libc::FUTEX_WAKE, count) };
-    usize::try_from(woken).unwrap_or(0)
-}
 
 /// This thread's id: `gettid(2)`, cached per thread (and per fork). Thread
 /// ids are unique host-wide within one pid namespace and at most 2^22, so
@@ -95,17 +31,6 @@ pub fn tid() -> u32 {
         cache.set((epoch, tid));
         tid
     })
-}
-
-/// Start time of this process in clock ticks since boot; 0 if unknown.
-pub fn own_start_time() -> u64 {
-    static CACHE: std::sync::Mutex<(u32, u64)> = std::sync::Mutex::new((u32::MAX, 0));
-    let epoch = fork_epoch();
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.0 != epoch {
-        *cache = (epoch, known_start_time(pid()));
-    }
-    cache.1
 }
 
 /// Start time of this thread in clock ticks since boot; 0 if unknown.
@@ -181,6 +106,7 @@ fn parse_stat(stat: &[u8]) -> Liveness {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pid;
     use super::*;
 
     #[test]
@@ -190,19 +116,6 @@ mod tests {
         let zombie = b"42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_stat(zombie), Liveness::Dead);
         assert_eq!(parse_stat(b"42 (x) S 1"), Liveness::Unknown);
-    }
-
-    #[test]
-    fn own_start_time_is_known_and_stable() {
-        assert!(own_start_time() > 0);
-        assert_eq!(
-            liveness(pid()),
-            Liveness::Alive {
-                start_time: own_start_time()
-            }
-        );
-        assert_eq!(liveness(0), Liveness::Dead);
-        assert_eq!(liveness(u32::MAX), Liveness::Dead);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Process liveness, chosen per OS: whether a process id runs, and since
-//! when, so a reused pid is never taken for a live owner.
+//! The Unix process facts ([`Unix`]), which both Unix backends name as
+//! their host, and process liveness, chosen per OS: whether a process id
+//! runs, and since when, so a reused pid is never taken for a live owner.
 //!
 //! | OS      | check                                                                            |
 //! |---------|----------------------------------------------------------------------------------|
@@ -14,16 +15,64 @@
 //! the epoch on FreeBSD and macOS, clock ticks since boot on Linux: only
 //! ever compared with others from the same system.
 
-use crate::attach::Liveness;
+use std::io;
+
+use crate::attach::{Liveness, Process};
+use crate::backend::seam::{ErrorClass, Host};
 
 pub use os::liveness;
+
+/// The Unix process facts both Unix backends name as their
+/// [`Backend::Host`](crate::backend::seam::Backend::Host).
+pub(crate) enum Unix {}
+
+impl Process for Unix {
+    fn pid() -> u32 {
+        super::pid()
+    }
+
+    /// Read once per fork epoch (a forked child is another process) from
+    /// [`liveness`]: clock ticks since boot on Linux,
+    /// microseconds since the epoch on macOS and FreeBSD.
+    fn own_start_time() -> u64 {
+        static CACHE: std::sync::Mutex<(u32, u64)> = std::sync::Mutex::new((u32::MAX, 0));
+        let epoch = super::fork_epoch();
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 != epoch {
+            let start = match liveness(super::pid()) {
+                Liveness::Alive { start_time } => start_time,
+                _ => 0,
+            };
+            *cache = (epoch, start);
+        }
+        cache.1
+    }
+
+    fn liveness(pid: u32) -> Liveness {
+        liveness(pid)
+    }
+}
+
+impl Host for Unix {
+    fn fork_epoch() -> u32 {
+        super::fork_epoch()
+    }
+
+    fn online_cpus() -> usize {
+        super::online_cpus()
+    }
+
+    fn classify(e: &io::Error) -> ErrorClass {
+        super::classify(e)
+    }
+}
 
 #[cfg(target_os = "linux")]
 mod os {
     use super::*;
 
     pub fn liveness(pid: u32) -> Liveness {
-        crate::backend::unix::linux::liveness(pid)
+        super::super::tasks::liveness(pid)
     }
 }
 
@@ -115,5 +164,23 @@ mod os {
                 .wrapping_mul(1_000_000)
                 .wrapping_add(info.pbi_start_tvusec),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_known_and_stable() {
+        assert!(Unix::own_start_time() > 0);
+        assert_eq!(
+            liveness(Unix::pid()),
+            Liveness::Alive {
+                start_time: Unix::own_start_time()
+            }
+        );
+        assert_eq!(liveness(0), Liveness::Dead);
+        assert_eq!(liveness(u32::MAX), Liveness::Dead);
     }
 }
