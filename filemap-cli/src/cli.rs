@@ -1,8 +1,8 @@
 //! Command-line syntax (clap derive). Parsing only; `command/` acts.
 
-use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
-use crate::memo::MemoArgs;
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +49,30 @@ pub enum Command {
 pub struct Region {
     /// Region name.
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Keys: F2 open, F3 close, F4 read (take the shared text), F5 write (publish the local text), \
+F6 clear, F7 toggle auto-sync, Ctrl-Q / Esc / F10 quit.
+With auto-sync on (the default) every edit is published at once and changes from other \
+memos replace the local text; with it off, edits stay local until F5 and changes from \
+others are announced instead. The region goes away when the last memo quits.")]
+pub struct MemoArgs {
+    /// Region name: every memo started with the same name shares one text.
+    #[arg(default_value = "memo")]
+    pub name: String,
+
+    /// Capacity in bytes of a region this memo creates (suffix K, M or G
+    /// for KiB, MiB, GiB). Default: 64K, or twice the --init file's size
+    /// when that is more.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub capacity: Option<u64>,
+
+    /// Start a region this memo creates with FILE's text. When the region
+    /// exists already, its shared text wins.
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
