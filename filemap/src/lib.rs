@@ -104,6 +104,7 @@ mod lock;
 mod notify;
 mod protocol;
 mod region;
+mod size;
 mod snapshot;
 mod sync;
 mod text;
@@ -118,6 +119,7 @@ pub use layout::{DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY};
 pub use loan::WriteLoan;
 pub use lock::DEFAULT_LOCK_TIMEOUT;
 pub use region::{shm_path, Builder, FileMap, Guard, OwnedGuard};
+pub use size::{parse_size, ParseSizeError};
 pub use snapshot::{Published, Snapshot, Stamp, Updated, WriterId};
 pub use text::{RemoteChange, TextView};
 #[cfg(feature = "serde")]
