@@ -9,8 +9,33 @@ use anyhow::{anyhow, bail, Result};
 
 use crate::harness::Plan;
 use crate::mech::Mechanism;
+use crate::suite::Suite;
 
-pub const USAGE: &str = "\
+/// `--help`: [`USAGE_HEAD`], the suites' names, [`USAGE_TAIL`].
+pub fn usage(suites: &[Suite]) -> String {
+    const FIRST: &str = "  --suites A,B       only these of: ";
+    const NEXT: &str = "                     ";
+    let mut text = USAGE_HEAD.to_owned();
+    let mut line = FIRST.to_owned();
+    for (i, s) in suites.iter().enumerate() {
+        let word = if i + 1 < suites.len() {
+            format!("{},", s.name)
+        } else {
+            s.name.to_owned()
+        };
+        if line.len() > NEXT.len() && line.len() + word.len() > 80 {
+            text.push_str(&line);
+            text.push('\n');
+            line = NEXT.to_owned();
+        }
+        line.push_str(&word);
+    }
+    text.push_str(&line);
+    text.push('\n');
+    text + USAGE_TAIL
+}
+
+const USAGE_HEAD: &str = "\
 filemap-bench: filemap against its peers, with real processes.
 
 USAGE: filemap-bench [--smoke | --quick | --full] [--json FILE] [OPTIONS]
@@ -24,9 +49,10 @@ MODES
 OPTIONS
   --json FILE        write results as a JSON array to FILE, SVG plots beside it
   --mechanisms A,B   only these ping-pong mechanisms (default: all)
-  --suites A,B       only these of: latency,waiting,inproc,loan,throughput,
-                     scaling,lifecycle
-  --runs N           repetitions per measurement
+";
+
+// No `\` after the quote: it would eat the indentation of `--runs`.
+const USAGE_TAIL: &str = "  --runs N           repetitions per measurement
   --no-pin           do not pin the two processes to their own cores
   -h, --help         this text
 
@@ -149,59 +175,24 @@ impl Mode {
     }
 }
 
-/// A benchmark family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Suite {
-    Latency,
-    Waiting,
-    Inproc,
-    Loan,
-    Throughput,
-    Scaling,
-    Lifecycle,
-}
-
-impl Suite {
-    pub const ALL: [Suite; 7] = [
-        Suite::Latency,
-        Suite::Waiting,
-        Suite::Inproc,
-        Suite::Loan,
-        Suite::Throughput,
-        Suite::Scaling,
-        Suite::Lifecycle,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Suite::Latency => "latency",
-            Suite::Waiting => "waiting",
-            Suite::Inproc => "inproc",
-            Suite::Loan => "loan",
-            Suite::Throughput => "throughput",
-            Suite::Scaling => "scaling",
-            Suite::Lifecycle => "lifecycle",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Args {
     pub mode: Mode,
     pub json: Option<PathBuf>,
     pub mechanisms: Vec<Mechanism>,
-    pub suites: Vec<Suite>,
+    /// Names of the suites to run, from the registry.
+    pub suites: Vec<&'static str>,
     pub runs: usize,
     pub pin: bool,
     pub help: bool,
 }
 
 impl Args {
-    pub fn parse(argv: &[String]) -> Result<Args> {
+    pub fn parse(argv: &[String], known: &'static [Suite]) -> Result<Args> {
         let mut mode = Mode::Full;
         let mut json = None;
         let mut mechanisms = Mechanism::ALL.to_vec();
-        let mut suites = Suite::ALL.to_vec();
+        let mut suites: Vec<&'static str> = known.iter().map(|s| s.name).collect();
         let mut runs = None;
         let mut pin = true;
         let mut help = false;
@@ -225,9 +216,8 @@ impl Args {
                     suites = value()?
                         .split(',')
                         .map(|n| {
-                            Suite::ALL
-                                .into_iter()
-                                .find(|s| s.name() == n)
+                            crate::suite::find(known, n)
+                                .map(|s| s.name)
                                 .ok_or_else(|| anyhow!("unknown suite {n}"))
                         })
                         .collect::<Result<_>>()?;
@@ -255,8 +245,8 @@ impl Args {
         })
     }
 
-    pub fn wants(&self, suite: Suite) -> bool {
-        self.suites.contains(&suite)
+    pub fn wants(&self, suite: &Suite) -> bool {
+        self.suites.contains(&suite.name)
     }
 }
 
@@ -265,7 +255,10 @@ mod tests {
     use super::*;
 
     fn parse(words: &[&str]) -> Result<Args> {
-        Args::parse(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>())
+        Args::parse(
+            &words.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            crate::SUITES,
+        )
     }
 
     #[test]
@@ -277,6 +270,34 @@ mod tests {
         assert!(args.pin);
         assert!(Mode::Full.payloads().contains(&(4 << 20)));
         assert!(!Mode::Quick.payloads().contains(&(4 << 20)));
+    }
+
+    #[test]
+    fn help_lists_every_suite_as_before() {
+        assert_eq!(
+            parse(&[]).unwrap().suites,
+            [
+                "latency",
+                "waiting",
+                "inproc",
+                "loan",
+                "throughput",
+                "scaling",
+                "lifecycle"
+            ]
+        );
+        let text = usage(crate::SUITES);
+        assert!(
+            text.contains(
+                "\
+  --mechanisms A,B   only these ping-pong mechanisms (default: all)
+  --suites A,B       only these of: latency,waiting,inproc,loan,throughput,
+                     scaling,lifecycle
+  --runs N           repetitions per measurement
+"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -297,7 +318,8 @@ mod tests {
         assert_eq!(args.mode, Mode::Quick);
         assert_eq!(args.json.as_deref(), Some(std::path::Path::new("r.json")));
         assert_eq!(args.mechanisms, [Mechanism::Pipe, Mechanism::FilemapSpin]);
-        assert_eq!(args.suites, [Suite::Latency]);
+        assert_eq!(args.suites, ["latency"]);
+        assert!(parse(&["--suites", "latency,bogus"]).is_err());
         assert_eq!(args.runs, 2);
         assert!(!args.pin);
         assert!(parse(&["--bogus"]).is_err());

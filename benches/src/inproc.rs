@@ -8,16 +8,21 @@
 //! `write` serialises the value with rkyv, validates it, checksums it and
 //! `msync`s; that is its publish path.
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use filemap::FileMap;
 use mmap_sync::synchronizer::Synchronizer;
+use serde_json::{json, Value};
 
-use crate::cli::Mode;
+use crate::cli::{Args, Mode};
 use crate::harness::{Msg, Namespace};
+use crate::report::Target;
+use crate::suite::{Report, Suite};
 use crate::timing::per_call;
+use crate::units::{bytes, ns};
 
 /// One in-process timing.
 #[derive(Debug, Clone)]
@@ -256,4 +261,143 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+/// The suite: filemap against mmap-sync and memcpy, and the C ABI against Rust, in process.
+pub const SUITE: Suite = Suite {
+    name: "inproc",
+    run: run_suite,
+    children: &[],
+};
+
+fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
+    eprintln!("in-process read/write:");
+    let rows = run(ns, args.mode).unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+    Box::new(Measured { rows })
+}
+
+/// What the suite measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub rows: Vec<Row>,
+}
+
+impl Measured {
+    fn ns_of(&self, implementation: &str, op: &str, payload: usize) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.implementation == implementation && r.op == op && r.payload == payload)
+            .map(|r| r.ns_per_op)
+    }
+}
+
+impl Report for Measured {
+    fn json(&self, rows: &mut Vec<Value>) {
+        for r in &self.rows {
+            rows.push(json!({
+                "kind": "inproc",
+                "implementation": r.implementation,
+                "op": r.op,
+                "payload_bytes": r.payload,
+                "ns_per_op": r.ns_per_op,
+                "gib_per_s": crate::timing::gib_per_s(r.payload, r.ns_per_op),
+            }));
+        }
+    }
+
+    fn markdown(&self, md: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        md.push_str("### In-process cost per call (vs cloudflare mmap-sync)\n\n");
+        md.push_str("| payload | filemap write | filemap read_into | filemap write+read | mmap-sync write | mmap-sync read (zero-copy) | mmap-sync read+copy | mmap-sync write+read | memcpy |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        let mut sizes: Vec<usize> = self
+            .rows
+            .iter()
+            .filter(|r| r.op != ABI_OP)
+            .map(|r| r.payload)
+            .collect();
+        sizes.dedup();
+        for p in sizes {
+            let cell = |i, op| self.ns_of(i, op, p).map_or("–".to_owned(), ns);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                bytes(p),
+                cell("filemap", "write"),
+                cell("filemap", "read"),
+                cell("filemap", "write+read"),
+                cell("mmap-sync", "write"),
+                cell("mmap-sync", "read"),
+                cell("mmap-sync", "read+copy"),
+                cell("mmap-sync", "write+read"),
+                cell("memcpy", "memcpy"),
+            );
+        }
+        md.push('\n');
+        if let (Some(c), Some(rust)) = (
+            self.ns_of("C ABI", ABI_OP, ABI_PAYLOAD),
+            self.ns_of("filemap", ABI_OP, ABI_PAYLOAD),
+        ) {
+            md.push_str("### C ABI per-call overhead (filemap-ffi)\n\n");
+            md.push_str(
+                "| payload | Rust write + read_into | C ABI fm_write + fm_read | ratio |\n",
+            );
+            md.push_str("|---:|---:|---:|---:|\n");
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.2}x |\n",
+                bytes(ABI_PAYLOAD),
+                ns(rust),
+                ns(c),
+                c / rust
+            );
+        }
+    }
+
+    fn targets(&self, out: &mut Vec<Target>) {
+        if let (Some(wr), Some(mc)) = (
+            self.ns_of("filemap", "write+read", 1 << 20),
+            self.ns_of("memcpy", "memcpy", 1 << 20),
+        ) {
+            out.push(Target {
+                name: "1 MiB write+read bandwidth / memcpy bandwidth".to_owned(),
+                payload: Some(1 << 20),
+                ratio: mc / wr,
+                limit: 0.8,
+                at_least: true,
+                unit: "×",
+            });
+        }
+        if let (Some(c), Some(rust)) = (
+            self.ns_of("C ABI", ABI_OP, ABI_PAYLOAD),
+            self.ns_of("filemap", ABI_OP, ABI_PAYLOAD),
+        ) {
+            out.push(Target {
+                name: "C ABI fm_write+fm_read / Rust write+read_into".to_owned(),
+                payload: Some(ABI_PAYLOAD),
+                ratio: c / rust,
+                limit: 1.1,
+                at_least: false,
+                unit: "×",
+            });
+        }
+        if let (Some(ours), Some(theirs)) = (
+            self.ns_of("filemap", "read", 64),
+            self.ns_of("mmap-sync", "read", 64),
+        ) {
+            out.push(Target {
+                name: "read_into 64 B / mmap-sync read 64 B".to_owned(),
+                payload: Some(64),
+                ratio: ours / theirs,
+                limit: 1.0,
+                at_least: false,
+                unit: "×",
+            });
+        }
+    }
 }

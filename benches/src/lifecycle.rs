@@ -8,15 +8,19 @@
 
 #![forbid(unsafe_code)]
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Result;
 use filemap::FileMap;
+use serde_json::{json, Value};
 
-use crate::cli::Mode;
+use crate::cli::{Args, Mode};
 use crate::harness::Namespace;
+use crate::suite::{Report, Suite};
 use crate::sys::{self, Shm};
 use crate::timing::per_call;
+use crate::units::{bytes, ns};
 
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -89,4 +93,69 @@ pub fn run(ns: &Namespace, mode: Mode) -> Result<Vec<Row>> {
         drop(holder);
     }
     Ok(rows)
+}
+
+/// The suite: create, attach and close, filemap against a bare shared-memory object.
+pub const SUITE: Suite = Suite {
+    name: "lifecycle",
+    run: run_suite,
+    children: &[],
+};
+
+fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
+    eprintln!("open/attach/close:");
+    let rows = run(ns, args.mode).unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+    Box::new(Measured { rows })
+}
+
+/// What the suite measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub rows: Vec<Row>,
+}
+
+impl Report for Measured {
+    fn json(&self, rows: &mut Vec<Value>) {
+        for r in &self.rows {
+            rows.push(json!({
+                "kind": "lifecycle",
+                "implementation": r.implementation,
+                "op": r.op,
+                "capacity_bytes": r.capacity,
+                "ns_per_op": r.ns_per_op,
+            }));
+        }
+    }
+
+    fn markdown(&self, md: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        md.push_str("### Open / attach / close (in process)\n\n");
+        md.push_str("| capacity | filemap create+close | bare shm create+close | filemap attach+close | bare shm attach+close |\n");
+        md.push_str("|---:|---:|---:|---:|---:|\n");
+        let mut caps: Vec<usize> = self.rows.iter().map(|r| r.capacity).collect();
+        caps.dedup();
+        for c in caps {
+            let cell = |i: &str, op: &str| {
+                self.rows
+                    .iter()
+                    .find(|r| r.capacity == c && r.implementation == i && r.op == op)
+                    .map_or("–".to_owned(), |r| ns(r.ns_per_op))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                bytes(c),
+                cell("filemap", "create+close"),
+                cell("bare-shm", "create+close"),
+                cell("filemap", "attach+close"),
+                cell("bare-shm", "attach+close"),
+            );
+        }
+        md.push('\n');
+    }
 }

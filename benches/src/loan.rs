@@ -13,17 +13,22 @@
 #![forbid(unsafe_code)]
 
 use filemap::ValueExt;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use filemap::FileMap;
 use serde::Serialize;
+use serde_json::{json, Value};
 
-use crate::cli::Mode;
+use crate::cli::{Args, Mode};
 use crate::harness::{Msg, Namespace};
+use crate::report::Target;
 use crate::stats::median_f64;
+use crate::suite::{Report, Suite};
 use crate::sys;
+use crate::units::ns;
 
 /// One element of the struct: a few fields, ~60 bytes encoded with names.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -248,6 +253,108 @@ pub fn pairs() -> Vec<(String, String)> {
     .into_iter()
     .chain(CHUNKS.iter().map(|&c| (loan_op(c), vec_op(c))))
     .collect()
+}
+
+/// The suite: serialise and publish ~1 MiB, through the loan and through a Vec + write.
+pub const SUITE: Suite = Suite {
+    name: "loan",
+    run: run_suite,
+    children: &[],
+};
+
+fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
+    eprintln!("serialise and publish ~1 MiB (loan vs Vec + write):");
+    let rows = run(ns, args.mode).unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+    Box::new(Measured { rows })
+}
+
+/// What the suite measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub rows: Vec<Row>,
+}
+
+impl Measured {
+    /// (loan, baseline) ns per publish of a pair of rows.
+    fn pair(&self, ours: &str, theirs: &str) -> Option<(f64, f64)> {
+        let find = |op: &str| self.rows.iter().find(|r| r.op == op).map(|r| r.ns_per_op);
+        Some((find(ours)?, find(theirs)?))
+    }
+}
+
+impl Report for Measured {
+    fn json(&self, rows: &mut Vec<Value>) {
+        for r in &self.rows {
+            rows.push(json!({
+                "kind": "loan",
+                "op": r.op,
+                "payload_bytes": r.bytes,
+                "ns_per_op": r.ns_per_op,
+                "wall_ns_per_op": r.wall_ns_per_op,
+                "gib_per_s": crate::timing::gib_per_s(r.bytes, r.ns_per_op),
+            }));
+        }
+    }
+
+    fn markdown(&self, md: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        md.push_str(
+            "### Serialise and publish (the loan vs a private Vec + write, in process)\n\n",
+        );
+        md.push_str(
+            "Per publish: the thread's CPU time (what the host's other processes took is left \
+             out), and wall-clock time. Ratio of CPU times.\n\n",
+        );
+        md.push_str("| way | bytes published | per publish (CPU) | wall | GiB/s (CPU) | baseline | baseline time / loan time |\n");
+        md.push_str("|---|---:|---:|---:|---:|---|---:|\n");
+        let mut shown = Vec::new();
+        for (ours, theirs) in pairs() {
+            for (op, base) in [(&ours, Some(&theirs)), (&theirs, None)] {
+                let Some(r) = self.rows.iter().find(|r| &r.op == op) else {
+                    continue;
+                };
+                if base.is_none() && shown.contains(op) {
+                    continue;
+                }
+                shown.push(op.clone());
+                let vs = base
+                    .and_then(|b| self.pair(op, b))
+                    .map_or(String::new(), |(a, b)| format!("{:.2}×", b / a));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {:.2} | {} | {} |",
+                    r.op,
+                    r.bytes,
+                    ns(r.ns_per_op),
+                    ns(r.wall_ns_per_op),
+                    crate::timing::gib_per_s(r.bytes, r.ns_per_op),
+                    base.map_or("", |b| b.as_str()),
+                    vs,
+                );
+            }
+        }
+        md.push('\n');
+    }
+
+    fn targets(&self, out: &mut Vec<Target>) {
+        // The loan: serialise-and-publish ~1 MiB.
+        if let Some((a, b)) = self.pair(OP_VALUE, OP_VEC_VALUE) {
+            out.push(Target {
+                name: "to_vec_named + write time / write_value (loan) time, ~1 MiB struct"
+                    .to_owned(),
+                payload: self.rows.first().map(|r| r.bytes),
+                ratio: b / a,
+                limit: 1.3,
+                at_least: true,
+                unit: "×",
+            });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,22 +16,36 @@ mod plot;
 mod report;
 mod scaling;
 mod stats;
+mod suite;
 mod sys;
 mod throughput;
 mod timing;
 mod units;
 mod waiting;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Args, Suite};
+use crate::cli::Args;
 use crate::harness::{ChildArgs, Namespace};
-use crate::mech::Mechanism;
 use crate::report::{Machine, Results};
+use crate::suite::Suite;
+
+/// Every benchmark family, in the order they run and are reported.
+/// Adding one: its module (measurements, rows, tables, targets, child
+/// roles and a `SUITE`), its `mod` line above and a line here.
+pub const SUITES: &[Suite] = &[
+    latency::SUITE,
+    waiting::SUITE,
+    inproc::SUITE,
+    loan::SUITE,
+    throughput::SUITE,
+    scaling::SUITE,
+    lifecycle::SUITE,
+];
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -55,12 +69,9 @@ fn child_main(argv: &[String]) -> ExitCode {
             bail!("child role missing");
         };
         let args = ChildArgs::parse(rest)?;
-        match role.as_str() {
-            "echo" => mech::echo_main(&args),
-            "watch" => throughput::watch_main(&args),
-            "slowreader" => throughput::slow_reader_main(&args),
-            "watcher" => scaling::watcher_main(&args),
-            other => bail!("unknown child role {other}"),
+        match suite::child(SUITES, role) {
+            Some(child) => (child.main)(&args),
+            None => bail!("unknown child role {role}"),
         }
     })();
     match result {
@@ -73,9 +84,9 @@ fn child_main(argv: &[String]) -> ExitCode {
 }
 
 fn run(argv: &[String]) -> Result<ExitCode> {
-    let args = Args::parse(argv)?;
+    let args = Args::parse(argv, SUITES)?;
     if args.help {
-        print!("{}", cli::USAGE);
+        print!("{}", cli::usage(SUITES));
         return Ok(ExitCode::SUCCESS);
     }
     let started = Instant::now();
@@ -89,14 +100,7 @@ fn run(argv: &[String]) -> Result<ExitCode> {
             .join(" "),
         machine: Machine::detect(),
         pinned: args.pin && sys::cpu_count() >= 2,
-        latency: Vec::new(),
-        waiting: Vec::new(),
-        inproc: Vec::new(),
-        loan: Vec::new(),
-        throughput: Vec::new(),
-        slow_reader: Vec::new(),
-        scaling: Vec::new(),
-        lifecycle: Vec::new(),
+        suites: Vec::new(),
         failures: Vec::new(),
         seconds: 0.0,
     };
@@ -107,70 +111,17 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         results.machine.cpu,
         results.machine.kernel
     );
-    let mut failures = Vec::new();
-    let mut record = |what: Suite, e: anyhow::Error| {
-        eprintln!("  {} FAILED: {e:#}", what.name());
-        failures.push((what.name().to_owned(), format!("{e:#}")));
-    };
-    if args.wants(Suite::Latency) {
-        eprintln!("round-trip latency:");
-        results.latency = latency::run(&ns, &args, mode);
-    }
-    if args.wants(Suite::Waiting) {
-        eprintln!("waiting with little traffic (CPU of one waiter):");
-        match waiting::run(&ns, mode) {
-            Ok(rows) => results.waiting = rows,
-            Err(e) => record(Suite::Waiting, e),
-        }
+    for suite in SUITES.iter().filter(|s| args.wants(s)) {
+        let mut fail = |e: anyhow::Error| {
+            eprintln!("  {} FAILED: {e:#}", suite.name);
+            results
+                .failures
+                .push((suite.name.to_owned(), format!("{e:#}")));
+        };
+        let measured = (suite.run)(&ns, &args, &mut fail);
+        results.suites.push(measured);
         ns.clean();
     }
-    if args.wants(Suite::Inproc) {
-        eprintln!("in-process read/write:");
-        match inproc::run(&ns, mode) {
-            Ok(rows) => results.inproc = rows,
-            Err(e) => record(Suite::Inproc, e),
-        }
-        ns.clean();
-    }
-    if args.wants(Suite::Loan) {
-        eprintln!("serialise and publish ~1 MiB (loan vs Vec + write):");
-        match loan::run(&ns, mode) {
-            Ok(rows) => results.loan = rows,
-            Err(e) => record(Suite::Loan, e),
-        }
-        ns.clean();
-    }
-    if args.wants(Suite::Throughput) {
-        eprintln!("throughput:");
-        match throughput::run(&ns, mode, args.pin) {
-            Ok(rows) => results.throughput = rows,
-            Err(e) => record(Suite::Throughput, e),
-        }
-        ns.clean();
-        eprintln!("slow reader (read_into + as long again processing, writer back to back):");
-        match throughput::slow_reader(&ns, mode, args.pin) {
-            Ok(rows) => results.slow_reader = rows,
-            Err(e) => record(Suite::Throughput, e),
-        }
-        ns.clean();
-    }
-    if args.wants(Suite::Scaling) {
-        eprintln!("scaling with watchers:");
-        match scaling::run(&ns, mode) {
-            Ok(rows) => results.scaling = rows,
-            Err(e) => record(Suite::Scaling, e),
-        }
-        ns.clean();
-    }
-    if args.wants(Suite::Lifecycle) {
-        eprintln!("open/attach/close:");
-        match lifecycle::run(&ns, mode) {
-            Ok(rows) => results.lifecycle = rows,
-            Err(e) => record(Suite::Lifecycle, e),
-        }
-        ns.clean();
-    }
-    results.failures = failures;
     results.seconds = started.elapsed().as_secs_f64();
     print!("{}", results.markdown());
     if let Some(path) = &args.json {
@@ -178,45 +129,24 @@ fn run(argv: &[String]) -> Result<ExitCode> {
     }
     drop(ns);
 
-    // Peers may fail here (reported above and in the JSON); filemap, the
-    // floors, the OS mechanisms and the other benchmarks may not.
-    let ours_failed = results.latency.iter().any(|c| {
-        c.result.is_err()
-            && !matches!(
-                c.mechanism,
-                Mechanism::Iceoryx2Spin | Mechanism::Iceoryx2Event | Mechanism::SharedMemoryRawSync
-            )
-    });
-    if ours_failed || !results.failures.is_empty() {
+    if results.failed() {
         eprintln!("filemap-bench: some benchmarks failed (see above)");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `FILE` (the JSON) and `FILE`'s stem + `-latency.svg` / `-watchers.svg`.
+/// `FILE` (the JSON) and the suites' plots beside it (`FILE`'s stem +
+/// `-latency.svg` / `-watchers.svg`).
 fn write_outputs(results: &Results, json: &Path) -> Result<()> {
     if let Some(dir) = json.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let text = serde_json::to_string_pretty(&results.json())?;
     std::fs::write(json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
-    let sibling = |suffix: &str| -> PathBuf {
-        let stem = json
-            .file_stem()
-            .map_or_else(|| "results".into(), |s| s.to_string_lossy().into_owned());
-        json.with_file_name(format!("{stem}-{suffix}.svg"))
-    };
     let mut written = vec![json.to_path_buf()];
-    if !results.latency.is_empty() {
-        let path = sibling("latency");
-        plot::latency_vs_payload(results, &path)?;
-        written.push(path);
-    }
-    if !results.scaling.is_empty() {
-        let path = sibling("watchers");
-        plot::latency_vs_watchers(results, &path)?;
-        written.push(path);
+    for s in &results.suites {
+        written.extend(s.plot(&|suffix| suite::sibling_svg(json, suffix))?);
     }
     for path in written {
         eprintln!("wrote {}", path.display());

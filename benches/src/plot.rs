@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
-use crate::report::Results;
-use crate::scaling::Kind;
+use crate::latency::Cell;
+use crate::scaling::{Kind, Row};
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plotting: {e:?}")
@@ -17,9 +17,9 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 /// Median round-trip latency (µs, log) against payload size (log), one
 /// line per mechanism.
-pub fn latency_vs_payload(results: &Results, path: &Path) -> Result<()> {
+pub fn latency_vs_payload(cells: &[Cell], path: &Path) -> Result<()> {
     let mut series: Vec<(&'static str, Vec<(f64, f64)>)> = Vec::new();
-    for cell in &results.latency {
+    for cell in cells {
         let Ok(r) = &cell.result else { continue };
         let point = (cell.payload as f64, r.chosen.median as f64 / 1e3);
         match series.iter_mut().find(|(n, _)| *n == cell.mechanism.name()) {
@@ -78,30 +78,13 @@ pub fn latency_vs_payload(results: &Results, path: &Path) -> Result<()> {
 }
 
 /// Latency to the last of N watchers (median and p99, µs, log) against N.
-pub fn latency_vs_watchers(results: &Results, path: &Path) -> Result<()> {
-    if results.scaling.is_empty() {
+pub fn latency_vs_watchers(scaling: &[Row], path: &Path) -> Result<()> {
+    if scaling.is_empty() {
         return Ok(());
     }
-    let n_max = results
-        .scaling
-        .iter()
-        .map(|r| r.watchers)
-        .max()
-        .unwrap_or(1) as f64;
-    let y_max = results
-        .scaling
-        .iter()
-        .map(|r| r.summary.p99)
-        .max()
-        .unwrap_or(1) as f64
-        / 1e3;
-    let y_min = results
-        .scaling
-        .iter()
-        .map(|r| r.summary.median)
-        .min()
-        .unwrap_or(1) as f64
-        / 1e3;
+    let n_max = scaling.iter().map(|r| r.watchers).max().unwrap_or(1) as f64;
+    let y_max = scaling.iter().map(|r| r.summary.p99).max().unwrap_or(1) as f64 / 1e3;
+    let y_min = scaling.iter().map(|r| r.summary.median).min().unwrap_or(1) as f64 / 1e3;
     let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -125,7 +108,7 @@ pub fn latency_vs_watchers(results: &Results, path: &Path) -> Result<()> {
         .draw()
         .map_err(err)?;
     for (i, kind) in Kind::ALL.into_iter().enumerate() {
-        let rows: Vec<_> = results.scaling.iter().filter(|r| r.kind == kind).collect();
+        let rows: Vec<_> = scaling.iter().filter(|r| r.kind == kind).collect();
         for (stat, dashed) in [("median", false), ("p99", true)] {
             let points: Vec<(f64, f64)> = rows
                 .iter()

@@ -11,16 +11,22 @@
 
 #![forbid(unsafe_code)]
 
+use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use filemap::FileMap;
+use serde_json::{json, Value};
 
-use crate::cli::Mode;
+use crate::cli::{Args, Mode};
 use crate::harness::{self, ChildArgs, ChildProc, ChildStdinMode, Namespace, TIMEOUT};
+use crate::report::Target;
 use crate::stats::{summarize, Summary};
+use crate::suite::{Child, Report, Suite};
 use crate::sys::{self, Shm};
+use crate::units::ns;
 
 /// Which notification path the watchers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,5 +259,163 @@ pub fn watcher_main(args: &ChildArgs) -> Result<()> {
             }
         }
         other => bail!("unknown watcher kind {other}"),
+    }
+}
+
+/// The suite: notification latency to the last of N watcher processes.
+pub const SUITE: Suite = Suite {
+    name: "scaling",
+    run: run_suite,
+    children: &[Child {
+        role: "watcher",
+        main: watcher_main,
+    }],
+};
+
+fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
+    eprintln!("scaling with watchers:");
+    let rows = run(ns, args.mode).unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+    Box::new(Measured { rows })
+}
+
+/// What the suite measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub rows: Vec<Row>,
+}
+
+impl Report for Measured {
+    fn json(&self, rows: &mut Vec<Value>) {
+        for r in &self.rows {
+            rows.push(json!({
+                "kind": "scaling",
+                "mechanism": r.kind.name(),
+                "watchers": r.watchers,
+                "publishes": r.summary.count,
+                "median_ns": r.summary.median,
+                "p99_ns": r.summary.p99,
+                "p999_ns": r.summary.p999,
+                "max_ns": r.summary.max,
+            }));
+        }
+    }
+
+    fn markdown(&self, md: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        md.push_str(
+            "### Notification latency to the last of N watchers (publish → content read)\n\n",
+        );
+        md.push_str("| watchers | filemap-blocking median | p99 | filemap-adaptive median | p99 | futex-floor median | p99 | blocking / floor | adaptive / blocking |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        let mut counts: Vec<usize> = self.rows.iter().map(|r| r.watchers).collect();
+        counts.dedup();
+        for n in counts {
+            let find = |k| self.rows.iter().find(|r| r.watchers == n && r.kind == k);
+            let (f, a, b) = (
+                find(Kind::Filemap),
+                find(Kind::FilemapAdaptive),
+                find(Kind::FutexFloor),
+            );
+            let med = |r: Option<&Row>| r.map_or("–".to_owned(), |r| ns(r.summary.median as f64));
+            let p99 = |r: Option<&Row>| r.map_or("–".to_owned(), |r| ns(r.summary.p99 as f64));
+            let ratio = |x: Option<&Row>, y: Option<&Row>| match (x, y) {
+                (Some(x), Some(y)) => {
+                    format!("{:.2}×", x.summary.median as f64 / y.summary.median as f64)
+                }
+                _ => "–".to_owned(),
+            };
+            let _ = writeln!(
+                md,
+                "| {n} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                med(f),
+                p99(f),
+                med(a),
+                p99(a),
+                med(b),
+                p99(b),
+                ratio(f, b),
+                ratio(a, f),
+            );
+        }
+        md.push('\n');
+    }
+
+    fn targets(&self, out: &mut Vec<Target>) {
+        // More waiting processes than cores: 1 writer + 8 watchers.
+        let scale = |k| {
+            self.rows
+                .iter()
+                .find(|r| r.kind == k && r.watchers == 8)
+                .map(|r| r.summary.median as f64)
+        };
+        if let (Some(a), Some(b)) = (scale(Kind::FilemapAdaptive), scale(Kind::Filemap)) {
+            out.push(Target {
+                name: "1 writer + 8 watcher processes on 2 cores: adaptive / blocking median (last watcher)".to_owned(),
+                payload: None,
+                ratio: a / b,
+                limit: 1.2,
+                at_least: false,
+                unit: "×",
+            });
+        }
+    }
+
+    fn plot(&self, sibling: &dyn Fn(&str) -> PathBuf) -> Result<Option<PathBuf>> {
+        if self.rows.is_empty() {
+            return Ok(None);
+        }
+        let path = sibling("watchers");
+        crate::plot::latency_vs_watchers(&self.rows, &path)?;
+        Ok(Some(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: Kind, watchers: usize, median: u64) -> Row {
+        Row {
+            kind,
+            watchers,
+            summary: Summary {
+                count: 100,
+                min: median / 2,
+                median,
+                p99: median * 2,
+                p999: median * 3,
+                max: median * 4,
+                mean: median as f64,
+            },
+        }
+    }
+
+    #[test]
+    fn eight_watchers_give_the_adaptive_target_and_a_table_row() {
+        let mut m = Measured {
+            rows: vec![
+                row(Kind::Filemap, 4, 10_000),
+                row(Kind::FilemapAdaptive, 4, 11_000),
+            ],
+        };
+        let mut t = Vec::new();
+        m.targets(&mut t);
+        assert!(t.is_empty(), "no target below 8 watchers");
+        m.rows.push(row(Kind::Filemap, 8, 20_000));
+        m.rows.push(row(Kind::FilemapAdaptive, 8, 22_000));
+        m.targets(&mut t);
+        assert_eq!(t.len(), 1);
+        assert!((t[0].ratio - 1.1).abs() < 1e-9 && t[0].met(), "{t:?}");
+        let mut md = String::new();
+        m.markdown(&mut md);
+        assert!(
+            md.contains("| 8 | 20.00 µs | 40.00 µs | 22.00 µs | 44.00 µs | – | – | – | 1.10× |"),
+            "{md}"
+        );
     }
 }

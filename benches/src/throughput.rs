@@ -17,17 +17,21 @@
 
 #![forbid(unsafe_code)]
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use filemap::FileMap;
+use serde_json::{json, Value};
 
-use crate::cli::Mode;
+use crate::cli::{Args, Mode};
 use crate::harness::{self, seq_of, ChildArgs, ChildProc, ChildStdinMode, Msg, Namespace, TIMEOUT};
 use crate::stats::{summarize, Summary};
+use crate::suite::{Child, Report, Suite};
 use crate::sys;
 use crate::timing::{gib_per_s, per_call};
+use crate::units::{bytes, ns};
 
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -369,4 +373,202 @@ pub fn slow_reader_main(args: &ChildArgs) -> Result<()> {
     let list: Vec<String> = latencies.iter().map(u64::to_string).collect();
     println!("{} {}", copy.as_nanos(), list.join(" "));
     Ok(())
+}
+
+/// The suite: a free-running writer and one blocking watcher, then a slow
+/// reader under a writer publishing back to back.
+pub const SUITE: Suite = Suite {
+    name: "throughput",
+    run: run_suite,
+    children: &[
+        Child {
+            role: "watch",
+            main: watch_main,
+        },
+        Child {
+            role: "slowreader",
+            main: slow_reader_main,
+        },
+    ],
+};
+
+fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
+    eprintln!("throughput:");
+    let rows = run(ns, args.mode, args.pin).unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+    ns.clean();
+    eprintln!("slow reader (read_into + as long again processing, writer back to back):");
+    let slow = slow_reader(ns, args.mode, args.pin).unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+    Box::new(Measured { rows, slow })
+}
+
+/// What the suite measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub rows: Vec<Row>,
+    pub slow: Vec<SlowRow>,
+}
+
+impl Report for Measured {
+    fn json(&self, rows: &mut Vec<Value>) {
+        for r in &self.rows {
+            rows.push(json!({
+                "kind": "throughput",
+                "mechanism": "filemap-blocking",
+                "payload_bytes": r.payload,
+                "seconds": r.seconds,
+                "writes": r.writes,
+                "reads": r.reads,
+                "writes_per_s": r.writes_per_s(),
+                "reads_per_s": r.reads_per_s(),
+                "seen_fraction": r.seen_fraction(),
+                "write_gib_per_s": r.write_gib_per_s(),
+                "read_gib_per_s": r.read_gib_per_s(),
+                "memcpy_gib_per_s": r.memcpy_gib_per_s(),
+            }));
+        }
+        for r in &self.slow {
+            rows.push(json!({
+                "kind": "slow_reader",
+                "mechanism": "filemap",
+                "payload_bytes": r.payload,
+                "reads": r.read.count,
+                "read_alone_ns": r.copy_ns,
+                "read_median_ns": r.read.median,
+                "read_p99_ns": r.read.p99,
+                "read_max_ns": r.read.max,
+                "read_min_ns": r.read.min,
+                "publishes": r.publish.count,
+                "publish_median_ns": r.publish.median,
+                "publish_p99_ns": r.publish.p99,
+                "publish_max_ns": r.publish.max,
+                "read_over_publish": r.ratio(),
+                "read_max_over_publish": r.max_ratio(),
+                "bound_ns": r.bound_ns(),
+                "reads_over_bound": r.over_bound(),
+                "read_ns": r.reads_ns,
+            }));
+        }
+    }
+
+    fn markdown(&self, md: &mut String) {
+        self.throughput_md(md);
+        self.slow_reader_md(md);
+    }
+}
+
+impl Measured {
+    fn throughput_md(&self, md: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        md.push_str(
+            "### Throughput (free-running writer, one blocking watcher, two processes)\n\n",
+        );
+        md.push_str("| payload | writes/s | watcher reads/s | seen | write GiB/s | read GiB/s | memcpy GiB/s |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
+        for r in &self.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} |",
+                bytes(r.payload),
+                r.writes_per_s(),
+                r.reads_per_s(),
+                100.0 * r.seen_fraction(),
+                r.write_gib_per_s(),
+                r.read_gib_per_s(),
+                r.memcpy_gib_per_s(),
+            );
+        }
+        md.push('\n');
+    }
+
+    fn slow_reader_md(&self, md: &mut String) {
+        if self.slow.is_empty() {
+            return;
+        }
+        md.push_str("### Slow reader (writer publishing back to back; reader: `read_into`, then as long again processing)\n\n");
+        md.push_str(
+            "Read = one `read_into` under the writer; alone = the same reader's fastest of five \
+             `read_into` with no writer (its processing after each read lasts as long). \
+             Ratios are to the median publish. Bound = 3 × alone + median publish: two spoiled \
+             copies, one publish to wait out and its own copy.\n\n",
+        );
+        md.push_str("| payload | reads | read median | read p99 | read max | read alone | publishes | publish median | publish p99 | read / publish | max read / publish | reads over bound |\n");
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for r in &self.slow {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2}× | {:.2}× | {} of {} |",
+                bytes(r.payload),
+                r.read.count,
+                ns(r.read.median as f64),
+                ns(r.read.p99 as f64),
+                ns(r.read.max as f64),
+                ns(r.copy_ns),
+                r.publish.count,
+                ns(r.publish.median as f64),
+                ns(r.publish.p99 as f64),
+                r.ratio(),
+                r.max_ratio(),
+                r.over_bound(),
+                r.read.count,
+            );
+        }
+        md.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_reader_rows_show_latency_against_publish_time() {
+        let summary = |median: u64, max: u64| Summary {
+            count: 10,
+            min: median / 2,
+            median,
+            p99: max,
+            p999: max,
+            max,
+            mean: median as f64,
+        };
+        let r = Measured {
+            rows: Vec::new(),
+            slow: vec![SlowRow {
+                payload: 64 << 20,
+                copy_ns: 12e6,
+                read: summary(30_000_000, 45_000_000),
+                reads_ns: vec![30_000_000; 9]
+                    .into_iter()
+                    .chain([52_000_000])
+                    .collect(),
+                publish: summary(15_000_000, 16_000_000),
+            }],
+        };
+        let mut md = String::new();
+        r.markdown(&mut md);
+        assert!(
+            md.contains("| 64 MiB | 10 | 30.00 ms | 45.00 ms | 45.00 ms | 12.00 ms | 10 | 15.00 ms | 16.00 ms | 2.00× | 3.00× | 1 of 10 |"),
+            "{md}"
+        );
+        assert!(!md.contains("### Throughput"), "{md}");
+        let mut rows = Vec::new();
+        r.json(&mut rows);
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(row["kind"], "slow_reader");
+        assert_eq!(row["read_median_ns"], 30_000_000);
+        assert_eq!(row["publish_median_ns"], 15_000_000);
+        assert_eq!(row["read_over_publish"], 2.0);
+        assert_eq!(row["bound_ns"], 51e6);
+        assert_eq!(row["reads_over_bound"], 1);
+        assert_eq!(row["read_ns"].as_array().unwrap().len(), 10);
+    }
 }

@@ -13,16 +13,21 @@
 
 #![forbid(unsafe_code)]
 
+use std::fmt::Write as _;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use filemap::FileMap;
+use serde_json::{json, Value};
 
-use crate::cli::Mode;
+use crate::cli::{Args, Mode};
 use crate::harness::{self, Namespace};
+use crate::report::Target;
 use crate::stats::{summarize, Summary};
+use crate::suite::{Report, Suite};
 use crate::sys;
+use crate::units::ns;
 
 /// How a waiter waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,4 +226,97 @@ fn one(
         changes: seen,
         wake: (!wake.is_empty()).then(|| summarize(&mut wake)),
     })
+}
+
+/// The suite: one waiter thread, idle and with a change per 10 ms, its CPU time.
+pub const SUITE: Suite = Suite {
+    name: "waiting",
+    run: run_suite,
+    children: &[],
+};
+
+fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
+    eprintln!("waiting with little traffic (CPU of one waiter):");
+    let rows = run(ns, args.mode).unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+    Box::new(Measured { rows })
+}
+
+/// What the suite measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub rows: Vec<Row>,
+}
+
+impl Report for Measured {
+    fn json(&self, rows: &mut Vec<Value>) {
+        for r in &self.rows {
+            rows.push(json!({
+                "kind": "waiting",
+                "mechanism": r.kind.name(),
+                "scenario": r.scenario.name(),
+                "interval_ns": r.scenario.interval_ns(),
+                "wall_ns": r.wall_ns,
+                "cpu_ns": r.cpu_ns,
+                "cpu_percent": r.cpu_percent(),
+                "changes": r.changes,
+                "wake_median_ns": r.wake.map(|w| w.median),
+                "wake_p99_ns": r.wake.map(|w| w.p99),
+            }));
+        }
+    }
+
+    fn markdown(&self, md: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        md.push_str("### Waiting with little traffic (one waiter thread, its CPU time)\n\n");
+        md.push_str(
+            "idle = one wait with no change at all; rare = one change per 10 ms, each read \
+             (wake = publish → content read). CPU = user + system time of the waiter thread; \
+             % = of one core over the run.\n\n",
+        );
+        md.push_str(
+            "| waiter | scenario | run | CPU | CPU % | changes seen | wake median | wake p99 |\n",
+        );
+        md.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        for r in &self.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.2}% | {} | {} | {} |",
+                r.kind.name(),
+                r.scenario.name(),
+                ns(r.wall_ns as f64),
+                ns(r.cpu_ns as f64),
+                r.cpu_percent(),
+                r.changes,
+                r.wake.map_or("–".to_owned(), |w| ns(w.median as f64)),
+                r.wake.map_or("–".to_owned(), |w| ns(w.p99 as f64)),
+            );
+        }
+        md.push('\n');
+    }
+
+    /// Rare changes: the adaptive waiter's CPU against the blocking one's.
+    fn targets(&self, out: &mut Vec<Target>) {
+        let rare = |k| {
+            self.rows
+                .iter()
+                .find(|r| r.kind == k && matches!(r.scenario, Scenario::Rare { .. }))
+                .map(Row::cpu_percent)
+        };
+        if let (Some(a), Some(b)) = (rare(Kind::Adaptive), rare(Kind::Blocking)) {
+            out.push(Target {
+                name: "one change per 10 ms: adaptive waiter CPU % − blocking waiter CPU %"
+                    .to_owned(),
+                payload: None,
+                ratio: a - b,
+                limit: 2.0,
+                at_least: false,
+                unit: " pp",
+            });
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Parser;
+use filemap::admin::parse_size;
 use filemap_bridge::bridge::{Bridge, Mapping, Options, Tls};
 
 /// Mirror filemap regions to other hosts over Zenoh.
@@ -42,11 +43,13 @@ struct Cli {
     /// Find peers by UDP multicast scouting (off by default).
     #[arg(long)]
     scout: bool,
-    /// Capacity of the regions the bridge has to create, e.g. 1MiB (they
-    /// persist after the bridge, until `filemap rm`).
+    /// Capacity of the regions the bridge has to create, in bytes or with
+    /// a suffix K, M or G (any case) for KiB, MiB, GiB, e.g. 1MiB or 1m
+    /// (they persist after the bridge, until `filemap rm`).
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "4096")]
     capacity: u64,
-    /// Refuse (do not send, do not apply) contents larger than N bytes.
+    /// Refuse (do not send, do not apply) contents larger than N bytes
+    /// (suffix K, M or G for KiB, MiB, GiB).
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "64MiB")]
     max_size: u64,
     /// Machine-readable logs: one JSON object per line on standard output
@@ -87,24 +90,6 @@ fn parse_map(s: &str) -> Result<Mapping, String> {
         region: region.to_string(),
         key: key.to_string(),
     })
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 4096, 64KiB, 8MiB)"))?;
-    let mul: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" | "k" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        _ => return Err(format!("{s:?} has an unknown unit (use KiB, MiB or GiB)")),
-    };
-    n.checked_mul(mul)
-        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 fn main() -> ExitCode {

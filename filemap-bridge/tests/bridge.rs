@@ -298,6 +298,41 @@ fn bad_command_lines_fail_with_one_sentence() {
 }
 
 #[test]
+fn sizes_take_the_same_units_as_the_cli() {
+    let r = unique("units");
+    let _c = Cleanup(vec![r.clone()]);
+    // Accepted: parsing passes and the bridge gets as far as the network.
+    for (capacity, max_size) in [("1m", "2g"), ("64kib", "8 MiB"), ("4096B", "1G")] {
+        let argv = args(&[
+            "--map",
+            &format!("{r}=k"),
+            "--capacity",
+            capacity,
+            "--max-size",
+            max_size,
+            "--connect",
+            &format!("tcp/127.0.0.1:{}", free_port()),
+            "--connect-timeout-ms",
+            "500",
+        ]);
+        let out = Command::new(BIN).args(&argv).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot join the network"), "{argv:?}: {err}");
+    }
+    // Refused as a usage error naming the text (`=`: clap would take
+    // `-1K` for a flag).
+    for (size, why) in [("1.5M", "fraction"), ("-1K", "negative"), ("", "empty")] {
+        let out = Command::new(BIN)
+            .args(["--map", &format!("{r}=k"), &format!("--capacity={size}")])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{size:?}: {err}");
+        assert!(err.contains(why), "{size:?}: {err}");
+    }
+}
+
+#[test]
 fn three_hosts_converge_after_concurrent_writes() {
     let key = unique("key3");
     let regions: Vec<String> = (0..3).map(|i| unique(&format!("h{i}"))).collect();

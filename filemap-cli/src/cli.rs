@@ -1,8 +1,9 @@
 //! Command-line syntax (clap derive). Parsing only; `command/` acts.
 
-use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
-use crate::memo::MemoArgs;
+use clap::{Args, Parser, Subcommand};
+use filemap::admin::parse_size;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,13 +53,37 @@ pub struct Region {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Keys: F2 open, F3 close, F4 read (take the shared text), F5 write (publish the local text), \
+F6 clear, F7 toggle auto-sync, Ctrl-Q / Esc / F10 quit.
+With auto-sync on (the default) every edit is published at once and changes from other \
+memos replace the local text; with it off, edits stay local until F5 and changes from \
+others are announced instead. The region goes away when the last memo quits.")]
+pub struct MemoArgs {
+    /// Region name: every memo started with the same name shares one text.
+    #[arg(default_value = "memo")]
+    pub name: String,
+
+    /// Capacity in bytes of a region this memo creates (suffix K, M or G,
+    /// any case, for KiB, MiB, GiB). Default: 64K, or twice the --init
+    /// file's size when that is more.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub capacity: Option<u64>,
+
+    /// Start a region this memo creates with FILE's text. When the region
+    /// exists already, its shared text wins.
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct WriteArgs {
     #[command(flatten)]
     pub region: Region,
     /// The content; standard input when absent or `-`.
     pub text: Option<String>,
     /// Capacity in bytes, when this command creates the region (suffix K,
-    /// M or G for KiB, MiB, GiB).
+    /// M or G, any case, for KiB, MiB, GiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "4096")]
     pub capacity: u64,
     /// Remove the region when its last user closes, instead of keeping it
@@ -111,48 +136,4 @@ pub struct RmArgs {
     /// Remove every stale region: not persistent, and no live process attached.
     #[arg(long)]
     pub stale: bool,
-}
-
-/// Parse a byte count with an optional K, M or G suffix (powers of 1024;
-/// `KiB`, `KB` and `k` are accepted too).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a byte count (examples: 4096, 64K, 1M)"))?;
-    let shift = match unit
-        .to_ascii_lowercase()
-        .trim_end_matches('b')
-        .trim_end_matches('i')
-    {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        _ => return Err(format!("unknown unit {unit:?} (use K, M or G)")),
-    };
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_parse_with_units() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(65536));
-        assert_eq!(parse_size("64KiB"), Ok(65536));
-        assert_eq!(parse_size("1m"), Ok(1 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
-    }
 }

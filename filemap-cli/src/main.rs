@@ -5,7 +5,6 @@
 
 mod cli;
 mod command;
-mod memo;
 
 use clap::Parser;
 

@@ -446,6 +446,23 @@ fn sizes_take_units_on_every_command() {
     let info: serde_json::Value =
         serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
     assert_eq!(info["capacity"], 65536);
+    // Any case, as the bridge takes them.
+    let other = unique("units-m");
+    let _cleanup_other = Cleanup(other.clone());
+    ok(&filemap(&["write", &other, "x", "--capacity", "1m"]));
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&filemap(&["info", &other, "--json"]))).unwrap();
+    assert_eq!(info["capacity"], 1 << 20);
+    // A fraction is a usage error that says so, and creates nothing.
+    let third = unique("units-frac");
+    let out = filemap(&["write", &third, "x", "--capacity", "1.5M"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"1.5M\" has a fraction"), "{err}");
+    assert!(matches!(
+        ::filemap::admin::inspect(&third),
+        Err(::filemap::Error::NotFound { .. })
+    ));
 }
 
 // Not Windows: there a removed region stays reachable by name while handles

@@ -1,6 +1,6 @@
 //! Functions on regions by name, without a handle: what a management
-//! tool does (`filemap ls`, `rm`, `clean`), and the rules a name must
-//! follow. A region's own handle is [`FileMap`](crate::FileMap).
+//! tool does (`filemap ls`, `rm`, `clean`), the rules a name must
+//! follow, and the sizes tools accept ([`parse_size`]). A region's own handle is [`FileMap`](crate::FileMap).
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::info::RegionInfo;
 
 pub use crate::backend::{validate_name, MAX_NAME_LEN};
+pub use crate::size::{parse_size, ParseSizeError};
 
 /// Path of the shared-memory object backing region `name`. On Windows
 /// this is the kernel object name `Local\filemap.<name>`, not a file.

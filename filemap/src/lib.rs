@@ -105,6 +105,7 @@ mod lock;
 mod notify;
 mod protocol;
 mod region;
+mod size;
 mod snapshot;
 mod sync;
 mod text;

@@ -2,6 +2,7 @@
 
 mod info;
 mod ls;
+mod memo;
 mod read;
 mod rm;
 mod watch;
@@ -11,7 +12,7 @@ use crate::cli::Command;
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Memo(args) => crate::memo::run(args)?,
+        Command::Memo(args) => memo::run(args)?,
         Command::Write(args) => write::run(args)?,
         Command::Read(args) => read::run(args)?,
         Command::Watch(args) => watch::run(args)?,

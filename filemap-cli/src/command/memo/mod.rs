@@ -4,7 +4,7 @@
 //! what one types appears in the others within a frame. The state lives in
 //! [`app`] (sync policy, commands) and [`editor`] (text and cursor), drawing
 //! in [`ui`], the terminal's set-up and teardown in [`term`]; this file
-//! parses the arguments and runs the event loop.
+//! runs the event loop (the arguments are [`MemoArgs`] in `cli.rs`).
 //!
 //! The loop sleeps on one channel fed by three threads: a key reader, the
 //! region's watcher ([`filemap::FileMap::watch`], woken by the kernel the
@@ -19,7 +19,6 @@ mod term;
 mod ui;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,8 @@ use filemap::{Watcher, WriterId};
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
 use app::{App, Options};
+
+use crate::cli::MemoArgs;
 
 /// Longest run of queued input handled before the screen is redrawn.
 const BATCH: Duration = Duration::from_millis(8);
@@ -40,30 +41,6 @@ enum Wake {
     Remote,
     /// TERM, HUP or INT: quit as on ^Q, without asking.
     Signal,
-}
-
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
-Keys: F2 open, F3 close, F4 read (take the shared text), F5 write (publish the local text), \
-F6 clear, F7 toggle auto-sync, Ctrl-Q / Esc / F10 quit.
-With auto-sync on (the default) every edit is published at once and changes from other \
-memos replace the local text; with it off, edits stay local until F5 and changes from \
-others are announced instead. The region goes away when the last memo quits.")]
-pub struct MemoArgs {
-    /// Region name: every memo started with the same name shares one text.
-    #[arg(default_value = "memo")]
-    pub name: String,
-
-    /// Capacity in bytes of a region this memo creates (suffix K, M or G
-    /// for KiB, MiB, GiB). Default: 64K, or twice the --init file's size
-    /// when that is more.
-    #[arg(long, value_name = "BYTES", value_parser = crate::cli::parse_size)]
-    pub capacity: Option<u64>,
-
-    /// Start a region this memo creates with FILE's text. When the region
-    /// exists already, its shared text wins.
-    #[arg(long, value_name = "FILE")]
-    pub init: Option<PathBuf>,
 }
 
 /// Run the memo until the user quits or a signal (TERM, HUP, INT) asks.

@@ -161,7 +161,7 @@ mod tests {
     use ratatui::Terminal;
 
     use super::*;
-    use crate::memo::app::Options;
+    use crate::command::memo::app::Options;
 
     fn screen(app: &mut App, width: u16, height: u16) -> (Vec<String>, (u16, u16)) {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
