@@ -5,7 +5,7 @@ use crate::cli::InfoArgs;
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let info = filemap::admin::inspect(&args.region.name)?;
     if args.json {
-        println!("{}", super::info_json(&info));
+        println!("{}", super::output::info_json(&info));
         return Ok(());
     }
     let attached: Vec<String> = info.attached.iter().map(u32::to_string).collect();

@@ -8,7 +8,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
         let values: Vec<serde_json::Value> = regions
             .iter()
             .map(|(name, info)| match info {
-                Ok(info) => super::info_json(info),
+                Ok(info) => super::output::info_json(info),
                 Err(e) => serde_json::json!({ "name": name, "error": e.to_string() }),
             })
             .collect();
@@ -20,7 +20,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
         "NAME", "CAPACITY", "USED", "GENERATION", "STATE"
     );
     for (name, info) in &regions {
-        let name = super::escape(name.as_bytes(), &[]);
+        let name = super::output::escape(name.as_bytes(), &[]);
         match info {
             Ok(info) => {
                 let state = match (info.stale, info.persistent) {

@@ -37,7 +37,11 @@ pub fn run(args: ReadArgs) -> anyhow::Result<()> {
         }
         writeln!(out, "{value}")?;
     } else if out.is_terminal() {
-        write!(out, "{}", super::escape(&snap.content, &['\n', '\t']))?;
+        write!(
+            out,
+            "{}",
+            super::output::escape(&snap.content, &['\n', '\t'])
+        )?;
         if !snap.content.ends_with(b"\n") && !snap.content.is_empty() {
             writeln!(out)?;
         }

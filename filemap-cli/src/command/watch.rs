@@ -100,7 +100,7 @@ fn print(
             "{} {} {}",
             stamp.generation,
             stamp.writer.pid,
-            super::escape(content, &[])
+            super::output::escape(content, &[])
         )
     };
     writeln!(out, "{line}").and_then(|()| out.flush())
