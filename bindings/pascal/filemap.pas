@@ -39,22 +39,43 @@ const
   FileMapLib = 'filemap_ffi';
   {$endif}
 
+  { Statuses (fm_status): FM_OK or a negative error code. }
   FM_OK = 0;
   FM_E_NULL = -1;
   FM_E_INVALID_ARGUMENT = -2;
   FM_E_PANIC = -3;
   FM_E_BUFFER_TOO_SMALL = -4;
+  FM_E_UNKNOWN = -5;
   FM_E_INVALID_NAME = -10;
   FM_E_INVALID_CAPACITY = -11;
   FM_E_TOO_LARGE = -12;
   FM_E_NOT_FOUND = -13;
   FM_E_ALREADY_EXISTS = -14;
+  FM_E_PERMISSION_DENIED = -15;
+  FM_E_OUT_OF_SPACE = -16;
+  FM_E_INCOMPATIBLE_VERSION = -17;
+  FM_E_NOT_A_REGION = -18;
+  FM_E_TRUNCATED = -19;
+  FM_E_CORRUPTED = -20;
   FM_E_TIMEOUT = -21;
   FM_E_WOULD_DEADLOCK = -22;
+  FM_E_TOO_MANY_ATTACHED = -23;
+  FM_E_NOT_UTF8 = -24;
+  FM_E_UNSUPPORTED = -25;
+  FM_E_UNSUPPORTED_OPTION = -26;
+  FM_E_IO = -27;
+  FM_E_CONFLICT = -28;
   FM_E_WRONG_THREAD = -29;
   FM_E_NOT_LOCKED = -30;
   FM_E_FORKED_HANDLE = -31;
+  FM_E_NOT_A_VALUE = -32;
+  FM_E_WRONG_TYPE = -33;
+  FM_E_CODEC = -34;
+  FM_E_NAME_COLLISION = -35;
+  FM_E_CANCELLED = -36;
+  FM_E_INTERRUPTED = -37;
 
+  { fm_open flags. }
   FM_CREATE_ONLY = 1;
   FM_OPEN_ONLY = 2;
   FM_PERSISTENT = 4;

@@ -261,7 +261,9 @@ typedef void (*fm_watch_fn)(void *user_data,
 #define FM_E_BUFFER_TOO_SMALL -4
 
 /**
- * An error this version of the C ABI has no code for yet.
+ * An error of a kind this version of the C ABI has no code for: never
+ * returned while the C ABI and the library it is built with agree (a
+ * test checks that every kind of library error has a code of its own).
  */
 #define FM_E_UNKNOWN -5
 
@@ -399,6 +401,18 @@ typedef void (*fm_watch_fn)(void *user_data,
  * name (macOS and FreeBSD name objects by a hash of the region name).
  */
 #define FM_E_NAME_COLLISION -35
+
+/**
+ * A wait ended because its cancel token was cancelled (`fm_cancel`).
+ */
+#define FM_E_CANCELLED -36
+
+/**
+ * A wait was cut short by a signal delivered to the waiting thread (the
+ * Rust API's interruptible waits; the C ABI's waits never return it
+ * today).
+ */
+#define FM_E_INTERRUPTED -37
 
 #ifdef __cplusplus
 extern "C" {
