@@ -652,21 +652,25 @@ fm_status fm_write_if(const fm_map *map,
 /**
  * Copy the published content into `buf` (capacity `cap` bytes) and store
  * its length in `*len` and its generation and writer in `*stamp` (both
- * may be NULL). Lock-free.
+ * may be NULL). Lock-free; the bytes go straight from the region into
+ * `buf`.
  *
- * When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`,
- * stores the needed length in `*len` (and the stamp), and leaves `buf`
- * untouched: call again with a buffer of `fm_capacity` bytes, which
+ * When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`
+ * and stores the needed length in `*len` (and the content's stamp in
+ * `*stamp`): call again with a buffer of `fm_capacity` bytes, which
  * always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
- * The caller owns `buf`.
+ * After a failure the first `cap` bytes of `buf` may have changed (a read
+ * that raced a writer starts over; a buffer the content does not fit is
+ * left alone unless such a race happened). The caller owns `buf`.
  *
  * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
  * `FM_E_BUFFER_TOO_SMALL`, `FM_E_CORRUPTED`, `FM_E_TIMEOUT`,
- * `FM_E_FORKED_HANDLE`...
+ * `FM_E_FORKED_HANDLE`, `FM_E_TRUNCATED`...
  *
  * # Safety
  * `map` is NULL or a live handle; `buf` is NULL or writable for `cap`
- * bytes; `len` and `stamp` are NULL or writable.
+ * bytes, which nothing else uses during the call; `len` and `stamp` are
+ * NULL or writable.
  */
 fm_status fm_read(const fm_map *map,
                   uint8_t *buf,

@@ -245,6 +245,19 @@ fn read_reports_the_needed_length_and_leaves_a_small_buffer_alone() {
         FM_E_NULL
     );
     assert_eq!(map.read(), b"hello world");
+
+    // The same under the lock this thread took with fm_lock.
+    // SAFETY: (block) live handle, a 4-byte buffer passed with cap 4.
+    unsafe {
+        assert_eq!(fm_lock(map.ptr, null_mut()), FM_OK);
+        let mut stamp = FmStamp::default();
+        let status = fm_read(map.ptr, buf.as_mut_ptr(), 4, &mut len, &mut stamp);
+        assert_eq!((status, len, &buf), (FM_E_BUFFER_TOO_SMALL, 11, b"####"));
+        assert_eq!(stamp.generation, 1);
+        assert_eq!(stamp.writer.pid, std::process::id());
+        assert_eq!(map.read(), b"hello world");
+        assert_eq!(fm_unlock(map.ptr), FM_OK);
+    }
 }
 
 #[test]
