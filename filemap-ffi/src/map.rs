@@ -5,7 +5,6 @@
 
 use std::ffi::c_char;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use filemap::{Error, FileMap, OwnedGuard, Stamp, WriterId};
 
@@ -23,7 +22,7 @@ const ALL_FLAGS: u32 = FM_CREATE_ONLY | FM_OPEN_ONLY | FM_PERSISTENT;
 
 /// The version of this C ABI (`fm_abi_version`). Bumped when a signature
 /// or a struct changes incompatibly; new functions and status codes do not.
-pub const FM_ABI_VERSION: u32 = 1;
+pub const FM_ABI_VERSION: u32 = 2;
 /// The default capacity in bytes (`capacity` 0 in `fm_open`).
 pub const FM_DEFAULT_CAPACITY: u64 = 4096;
 /// The smallest capacity in bytes.
@@ -485,52 +484,6 @@ pub unsafe extern "C" fn fm_generation(map: *const FmMap, out: *mut u64) -> FmSt
         let h = unsafe { args::handle(map) }?;
         // SAFETY: as this function's contract.
         unsafe { args::put_required(out, h.map.generation(), "out") }
-    })
-}
-
-/// Block until the region's generation differs from `seen`, then store the
-/// new generation in `*generation` (may be NULL). `timeout_ms` < 0 waits
-/// as long as it takes; 0 only checks. Sleeps in the kernel; wakes within
-/// microseconds of a publish.
-///
-/// Returns `FM_OK`, `FM_E_TIMEOUT` (nothing changed in time),
-/// `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
-///
-/// # Safety
-/// `map` is NULL or a live handle not closed during the wait;
-/// `generation` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn fm_wait_change(
-    map: *const FmMap,
-    seen: u64,
-    timeout_ms: i64,
-    generation: *mut u64,
-) -> FmStatus {
-    boundary(|| {
-        // SAFETY: as this function's contract.
-        let h = unsafe { args::handle(map) }?;
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        match h
-            .map
-            .wait_change(
-                seen,
-                timeout.map_or(filemap::Wait::sleep(), |t| {
-                    filemap::Wait::sleep().timeout(t)
-                }),
-            )
-            .ok()
-        {
-            Some(now) => {
-                // SAFETY: as this function's contract.
-                unsafe { args::put(generation, now) };
-                Ok(())
-            }
-            None => Err(Fail::Core(Error::Timeout {
-                what: "a change",
-                waited: timeout.unwrap_or_default(),
-                holder_pid: None,
-            })),
-        }
     })
 }
 

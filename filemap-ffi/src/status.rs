@@ -57,7 +57,7 @@ pub const FM_E_NOT_A_REGION: FmStatus = -18;
 pub const FM_E_TRUNCATED: FmStatus = -19;
 /// The shared header holds an impossible value.
 pub const FM_E_CORRUPTED: FmStatus = -20;
-/// A blocking call gave up (lock timeout, `fm_wait_change` timeout).
+/// A blocking call gave up (lock timeout, `fm_wait` timeout).
 pub const FM_E_TIMEOUT: FmStatus = -21;
 /// This thread already holds the region's lock.
 pub const FM_E_WOULD_DEADLOCK: FmStatus = -22;

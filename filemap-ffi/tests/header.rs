@@ -151,7 +151,29 @@ fn the_pascal_units_constants_are_the_headers() {
             "FM_PERSISTENT".to_owned(),
             i64::from(filemap_ffi::FM_PERSISTENT),
         ),
+        (
+            "FM_WAIT_SLEEP".to_owned(),
+            i64::from(filemap_ffi::FM_WAIT_SLEEP),
+        ),
+        (
+            "FM_WAIT_SPIN".to_owned(),
+            i64::from(filemap_ffi::FM_WAIT_SPIN),
+        ),
+        (
+            "FM_WAIT_ADAPTIVE".to_owned(),
+            i64::from(filemap_ffi::FM_WAIT_ADAPTIVE),
+        ),
     ]);
+    // Pascal is case-blind: the version is FileMapAbiVersion, beside the
+    // function fm_abi_version.
+    assert!(
+        unit.contains(&format!(
+            "FileMapAbiVersion = {};",
+            filemap_ffi::FM_ABI_VERSION
+        )),
+        "filemap.pas's FileMapAbiVersion is not FM_ABI_VERSION ({})",
+        filemap_ffi::FM_ABI_VERSION
+    );
     for constant in &pascal {
         assert!(
             header.contains(constant),
