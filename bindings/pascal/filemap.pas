@@ -9,10 +9,11 @@
   already in the map stays.
 
   Delivery of changes made by others: OpenMap starts a thread that sleeps
-  until the map changes and queues the change to the main thread
-  (TThread.Queue). A GUI application gets OnChange on the main thread from
-  its message loop; a console program calls CheckSynchronize (or
-  ProcessChanges) from its loop. CheckChanges checks without any thread.
+  until the map changes (fm_wait, ended by a cancel token when CloseMap
+  stops it) and queues the change to the main thread (TThread.Queue). A
+  GUI application gets OnChange on the main thread from its message loop;
+  a console program calls CheckSynchronize (or ProcessChanges) from its
+  loop. CheckChanges checks without any thread.
   OnChange never fires for this component's own writes.
 
   On Unix the program must put cthreads first in its uses clause. Linking:
@@ -39,25 +40,56 @@ const
   FileMapLib = 'filemap_ffi';
   {$endif}
 
+  { The C ABI version this unit is written against: filemap.h's
+    FM_ABI_VERSION, which Pascal (case-blind) cannot name beside the
+    function fm_abi_version. OpenMap refuses a library of another one. }
+  FileMapAbiVersion = 2;
+
+  { Statuses (fm_status): FM_OK or a negative error code. }
   FM_OK = 0;
   FM_E_NULL = -1;
   FM_E_INVALID_ARGUMENT = -2;
   FM_E_PANIC = -3;
   FM_E_BUFFER_TOO_SMALL = -4;
+  FM_E_UNKNOWN = -5;
   FM_E_INVALID_NAME = -10;
   FM_E_INVALID_CAPACITY = -11;
   FM_E_TOO_LARGE = -12;
   FM_E_NOT_FOUND = -13;
   FM_E_ALREADY_EXISTS = -14;
+  FM_E_PERMISSION_DENIED = -15;
+  FM_E_OUT_OF_SPACE = -16;
+  FM_E_INCOMPATIBLE_VERSION = -17;
+  FM_E_NOT_A_REGION = -18;
+  FM_E_TRUNCATED = -19;
+  FM_E_CORRUPTED = -20;
   FM_E_TIMEOUT = -21;
   FM_E_WOULD_DEADLOCK = -22;
+  FM_E_TOO_MANY_ATTACHED = -23;
+  FM_E_NOT_UTF8 = -24;
+  FM_E_UNSUPPORTED = -25;
+  FM_E_UNSUPPORTED_OPTION = -26;
+  FM_E_IO = -27;
+  FM_E_CONFLICT = -28;
   FM_E_WRONG_THREAD = -29;
   FM_E_NOT_LOCKED = -30;
   FM_E_FORKED_HANDLE = -31;
+  FM_E_NOT_A_VALUE = -32;
+  FM_E_WRONG_TYPE = -33;
+  FM_E_CODEC = -34;
+  FM_E_NAME_COLLISION = -35;
+  FM_E_CANCELLED = -36;
+  FM_E_INTERRUPTED = -37;
 
+  { fm_open flags. }
   FM_CREATE_ONLY = 1;
   FM_OPEN_ONLY = 2;
   FM_PERSISTENT = 4;
+
+  { fm_wait strategies. }
+  FM_WAIT_SLEEP = 0;
+  FM_WAIT_SPIN = 1;
+  FM_WAIT_ADAPTIVE = 2;
 
   FileMapDefaultSize = 4096;
   FileMapMinSize = 32;
@@ -91,7 +123,10 @@ function fm_id(Map: Pointer; OutId: Pointer): LongInt; cdecl; external FileMapLi
 function fm_write(Map: Pointer; Data: PByte; Len: PtrUInt; Generation: PQWord): LongInt; cdecl; external FileMapLib;
 function fm_read(Map: Pointer; Buf: PByte; Cap: PtrUInt; Len: PPtrUInt; Stamp: PFmStamp): LongInt; cdecl; external FileMapLib;
 function fm_generation(Map: Pointer; OutGeneration: PQWord): LongInt; cdecl; external FileMapLib;
-function fm_wait_change(Map: Pointer; Seen: QWord; TimeoutMs: Int64; Generation: PQWord): LongInt; cdecl; external FileMapLib;
+function fm_wait(Map: Pointer; Seen: QWord; Strategy: LongWord; TimeoutNs: Int64; Cancel: Pointer; Generation: PQWord): LongInt; cdecl; external FileMapLib;
+function fm_cancel_new(OutToken: PPointer): LongInt; cdecl; external FileMapLib;
+function fm_cancel(Token: Pointer): LongInt; cdecl; external FileMapLib;
+function fm_cancel_free(Token: Pointer): LongInt; cdecl; external FileMapLib;
 function fm_lock(Map: Pointer; OwnerDied: PByte): LongInt; cdecl; external FileMapLib;
 function fm_unlock(Map: Pointer): LongInt; cdecl; external FileMapLib;
 function fm_remove(Name: PAnsiChar): LongInt; cdecl; external FileMapLib;
@@ -110,17 +145,23 @@ type
 
   TFileMap = class;
 
-  { Sleeps in fm_wait_change and queues each change to the main thread. }
+  { Sleeps in fm_wait and queues each change to the main thread; Stop
+    cancels the wait through the thread's cancel token. }
   TFileMapWatchThread = class(TThread)
   private
     FOwner: TFileMap;
     FMap: Pointer;
     FSeen: QWord;
+    FCancel: Pointer;
+    FJoined: Boolean;
     procedure Deliver;
   protected
     procedure Execute; override;
   public
     constructor Create(AOwner: TFileMap; AMap: Pointer; ASeen: QWord);
+    destructor Destroy; override;
+    { End the thread: cancel its wait and wait for it to finish. }
+    procedure Stop;
   end;
 
   TFileMap = class(TComponent)
@@ -207,8 +248,42 @@ begin
   FOwner := AOwner;
   FMap := AMap;
   FSeen := ASeen;
+  { Without a token (fm_cancel_new failed) the thread polls instead. }
+  FCancel := nil;
+  if fm_cancel_new(@FCancel) <> FM_OK then
+    FCancel := nil;
+  FJoined := False;
   FreeOnTerminate := False;
   inherited Create(False);
+end;
+
+destructor TFileMapWatchThread.Destroy;
+begin
+  { TThread's destructor ends a thread still running; its wait must be
+    cancelled first, and the token outlive it. }
+  Stop;
+  inherited Destroy;
+  if FCancel <> nil then
+    fm_cancel_free(FCancel);
+  FCancel := nil;
+end;
+
+procedure TFileMapWatchThread.Stop;
+begin
+  Terminate;
+  if FCancel <> nil then
+    fm_cancel(FCancel);
+  if FJoined then
+    Exit;
+  FJoined := True;
+  {$ifdef FPC}
+  { FPC's WaitFor, called from the main thread, looks for the end of the
+    thread only between CheckSynchronize(100) calls: 100 ms for a thread
+    that ends without queueing anything. Join it directly. }
+  WaitForThreadTerminate(Handle, 0);
+  {$else}
+  WaitFor;
+  {$endif}
 end;
 
 procedure TFileMapWatchThread.Deliver;
@@ -219,15 +294,26 @@ end;
 procedure TFileMapWatchThread.Execute;
 var
   Now: QWord;
+  TimeoutNs: Int64;
+  Status: LongInt;
 begin
+  { No timeout: Stop cancels the wait (without a token, a short one so
+    that Terminate is seen promptly). }
+  if FCancel <> nil then
+    TimeoutNs := -1
+  else
+    TimeoutNs := 100 * 1000 * 1000;
   while not Terminated do
   begin
-    { A short timeout so CloseMap's Terminate is seen promptly. }
-    if fm_wait_change(FMap, FSeen, 100, @Now) = FM_OK then
-    begin
-      FSeen := Now;
-      Queue({$ifdef FPC}@{$endif}Deliver);
-    end;
+    Status := fm_wait(FMap, FSeen, FM_WAIT_SLEEP, TimeoutNs, FCancel, @Now);
+    if Status = FM_E_TIMEOUT then
+      Continue;
+    { Any other failure (the token cancelled, the map unusable) ends the
+      thread. }
+    if Status <> FM_OK then
+      Break;
+    FSeen := Now;
+    Queue({$ifdef FPC}@{$endif}Deliver);
   end;
 end;
 
@@ -291,6 +377,10 @@ var
 begin
   if IsMapOpen then
     Exit;
+  if fm_abi_version <> FileMapAbiVersion then
+    raise EFileMapError.CreateStatus(FM_E_INCOMPATIBLE_VERSION,
+      Format('OpenMap: the filemap library has C ABI version %d; this unit needs %d',
+        [fm_abi_version, FileMapAbiVersion]));
   CName := AnsiString(FMapName);
   Map := nil;
   Check(fm_open(PAnsiChar(CName), FSize, 0, @Map), 'OpenMap ' + FMapName);
@@ -316,8 +406,7 @@ procedure TFileMap.CloseMap;
 begin
   if FWatch <> nil then
   begin
-    FWatch.Terminate;
-    FWatch.WaitFor;
+    FWatch.Stop;
     { Changes it queued must not reach a closed (or freed) component. }
     TThread.RemoveQueuedEvents(FWatch);
     FreeAndNil(FWatch);

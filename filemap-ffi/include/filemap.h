@@ -4,10 +4,11 @@
  *
  * Every function returns an fm_status (FM_OK is 0, errors are negative)
  * and never unwinds. fm_last_error() and fm_last_error_info() describe the
- * last failure on the calling thread. Handles (fm_map, fm_watcher) are
- * owned by the caller and freed with fm_close / fm_watch_stop. Content
- * passed in is copied; content passed out lands in caller-owned buffers,
- * except inside callbacks, where it is lent for the call only.
+ * last failure on the calling thread. Handles (fm_map, fm_watcher,
+ * fm_cancel_token) are owned by the caller and freed with fm_close /
+ * fm_watch_stop / fm_cancel_free. Content passed in is copied; content
+ * passed out lands in caller-owned buffers, except inside callbacks, where
+ * it is lent for the call only.
  */
 
 #ifndef FILEMAP_H
@@ -22,6 +23,8 @@
 typedef struct fm_map fm_map;
 /** A running watch (opaque). Made by fm_watch, freed by fm_watch_stop. */
 typedef struct fm_watcher fm_watcher;
+/** A cancel token for fm_wait (opaque). Made by fm_cancel_new, freed by fm_cancel_free. */
+typedef struct fm_cancel_token fm_cancel_token;
 
 /**
  * Open only if the region does not exist yet (else `FM_E_ALREADY_EXISTS`).
@@ -43,7 +46,7 @@ typedef struct fm_watcher fm_watcher;
  * The version of this C ABI (`fm_abi_version`). Bumped when a signature
  * or a struct changes incompatibly; new functions and status codes do not.
  */
-#define FM_ABI_VERSION 1
+#define FM_ABI_VERSION 2
 
 /**
  * The default capacity in bytes (`capacity` 0 in `fm_open`).
@@ -59,6 +62,25 @@ typedef struct fm_watcher fm_watcher;
  * The largest capacity in bytes (1 GiB).
  */
 #define FM_MAX_CAPACITY (1 << 30)
+
+/**
+ * `fm_wait` sleeps in the kernel (a futex; a semaphore on Windows): no
+ * CPU while waiting, woken within microseconds of a publish.
+ */
+#define FM_WAIT_SLEEP 0
+
+/**
+ * `fm_wait` busy-polls the generation: the lowest latency, one core kept
+ * busy.
+ */
+#define FM_WAIT_SPIN 1
+
+/**
+ * `fm_wait` busy-polls briefly when that has recently paid off, then
+ * sleeps: close to `FM_WAIT_SPIN`'s latency with a prompt peer, close to
+ * no CPU when changes come rarely.
+ */
+#define FM_WAIT_ADAPTIVE 2
 
 /**
  * A status returned by every `fm_*` call: `FM_OK` (0) or a negative error
@@ -261,7 +283,9 @@ typedef void (*fm_watch_fn)(void *user_data,
 #define FM_E_BUFFER_TOO_SMALL -4
 
 /**
- * An error this version of the C ABI has no code for yet.
+ * An error of a kind this version of the C ABI has no code for: never
+ * returned while the C ABI and the library it is built with agree (a
+ * test checks that every kind of library error has a code of its own).
  */
 #define FM_E_UNKNOWN -5
 
@@ -322,7 +346,7 @@ typedef void (*fm_watch_fn)(void *user_data,
 #define FM_E_CORRUPTED -20
 
 /**
- * A blocking call gave up (lock timeout, `fm_wait_change` timeout).
+ * A blocking call gave up (lock timeout, `fm_wait` timeout).
  */
 #define FM_E_TIMEOUT -21
 
@@ -399,6 +423,18 @@ typedef void (*fm_watch_fn)(void *user_data,
  * name (macOS and FreeBSD name objects by a hash of the region name).
  */
 #define FM_E_NAME_COLLISION -35
+
+/**
+ * A wait ended because its cancel token was cancelled (`fm_cancel`).
+ */
+#define FM_E_CANCELLED -36
+
+/**
+ * A wait was cut short by a signal delivered to the waiting thread (the
+ * Rust API's interruptible waits; the C ABI's waits never return it
+ * today).
+ */
+#define FM_E_INTERRUPTED -37
 
 #ifdef __cplusplus
 extern "C" {
@@ -638,21 +674,25 @@ fm_status fm_write_if(const fm_map *map,
 /**
  * Copy the published content into `buf` (capacity `cap` bytes) and store
  * its length in `*len` and its generation and writer in `*stamp` (both
- * may be NULL). Lock-free.
+ * may be NULL). Lock-free; the bytes go straight from the region into
+ * `buf`.
  *
- * When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`,
- * stores the needed length in `*len` (and the stamp), and leaves `buf`
- * untouched: call again with a buffer of `fm_capacity` bytes, which
+ * When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`
+ * and stores the needed length in `*len` (and the content's stamp in
+ * `*stamp`): call again with a buffer of `fm_capacity` bytes, which
  * always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
- * The caller owns `buf`.
+ * After a failure the first `cap` bytes of `buf` may have changed (a read
+ * that raced a writer starts over; a buffer the content does not fit is
+ * left alone unless such a race happened). The caller owns `buf`.
  *
  * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
  * `FM_E_BUFFER_TOO_SMALL`, `FM_E_CORRUPTED`, `FM_E_TIMEOUT`,
- * `FM_E_FORKED_HANDLE`...
+ * `FM_E_FORKED_HANDLE`, `FM_E_TRUNCATED`...
  *
  * # Safety
  * `map` is NULL or a live handle; `buf` is NULL or writable for `cap`
- * bytes; `len` and `stamp` are NULL or writable.
+ * bytes, which nothing else uses during the call; `len` and `stamp` are
+ * NULL or writable.
  */
 fm_status fm_read(const fm_map *map,
                   uint8_t *buf,
@@ -670,24 +710,6 @@ fm_status fm_read(const fm_map *map,
  */
 fm_status fm_generation(const fm_map *map,
                         uint64_t *out);
-
-/**
- * Block until the region's generation differs from `seen`, then store the
- * new generation in `*generation` (may be NULL). `timeout_ms` < 0 waits
- * as long as it takes; 0 only checks. Sleeps in the kernel; wakes within
- * microseconds of a publish.
- *
- * Returns `FM_OK`, `FM_E_TIMEOUT` (nothing changed in time),
- * `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `map` is NULL or a live handle not closed during the wait;
- * `generation` is NULL or writable.
- */
-fm_status fm_wait_change(const fm_map *map,
-                         uint64_t seen,
-                         int64_t timeout_ms,
-                         uint64_t *generation);
 
 /**
  * Fill `*out` with the region's header: capacity, length, generation,
@@ -723,6 +745,76 @@ fm_status fm_remove(const char *name);
  * `removed` is NULL or writable.
  */
 fm_status fm_clean_stale(size_t *removed);
+
+/**
+ * Make a cancel token, not cancelled, and store it in `*out`. The caller
+ * owns it and frees it with `fm_cancel_free`. One token may be given to
+ * any number of waits, on any regions and threads.
+ *
+ * Returns `FM_OK`, `FM_E_NULL`.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+fm_status fm_cancel_new(fm_cancel_token **out);
+
+/**
+ * Cancel `token`: every `fm_wait` given it, on any thread, returns
+ * `FM_E_CANCELLED` within microseconds, and so does every later one (a
+ * token stays cancelled). Call it from any thread, but not from a signal
+ * handler: it takes a lock (a signal-handling thread may call it).
+ *
+ * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (not a live
+ * token).
+ *
+ * # Safety
+ * `token` is NULL or a token from `fm_cancel_new` not freed yet.
+ */
+fm_status fm_cancel(const fm_cancel_token *token);
+
+/**
+ * Free a token made by `fm_cancel_new`. Freeing does not cancel: end the
+ * waits given it first (`fm_cancel`, then let them return).
+ *
+ * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (not a live
+ * token; the check is best effort: never free twice).
+ *
+ * # Safety
+ * `token` is NULL or a token from `fm_cancel_new` not freed yet, and no
+ * call given it (an `fm_wait`, an `fm_cancel`) runs during or after this
+ * one.
+ */
+fm_status fm_cancel_free(fm_cancel_token *token);
+
+/**
+ * Block until the region's generation differs from `seen`, then store the
+ * new generation in `*generation` (may be NULL).
+ *
+ * - `strategy`: `FM_WAIT_SLEEP`, `FM_WAIT_SPIN` or `FM_WAIT_ADAPTIVE`
+ *   (other values give `FM_E_INVALID_ARGUMENT`).
+ * - `timeout_ns`: give up with `FM_E_TIMEOUT` after this many
+ *   nanoseconds; 0 only looks once; a negative value waits as long as it
+ *   takes.
+ * - `cancel`: NULL for none, or a token from `fm_cancel_new`: once another
+ *   thread cancels it (`fm_cancel`), the wait returns `FM_E_CANCELLED`.
+ *
+ * Returns `FM_OK`, `FM_E_TIMEOUT` (nothing changed in time;
+ * `fm_error_info.waited_ms` says how long it waited), `FM_E_CANCELLED`,
+ * `FM_E_FORKED_HANDLE`, `FM_E_TRUNCATED` (the handle is unusable, also
+ * when it becomes so during the wait), `FM_E_NULL`,
+ * `FM_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `map` is NULL or a live handle not closed during the wait; `cancel` is
+ * NULL or a live token not freed during the wait; `generation` is NULL
+ * or writable.
+ */
+fm_status fm_wait(const fm_map *map,
+                  uint64_t seen,
+                  uint32_t strategy,
+                  int64_t timeout_ns,
+                  const fm_cancel_token *cancel,
+                  uint64_t *generation);
 
 /**
  * Call `callback(user_data, ...)` from a background thread after every

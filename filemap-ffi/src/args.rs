@@ -81,6 +81,34 @@ pub(crate) unsafe fn bytes<'a>(
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
 }
 
+/// The caller's buffer of `cap` bytes at `buf` as a slice; NULL is fine
+/// for zero bytes.
+///
+/// A `cap` beyond `isize::MAX` (which no buffer can have) is cut to it:
+/// the slice stays within what the caller vouched for.
+///
+/// # Safety
+/// When `cap > 0` and `buf` is not NULL, `buf` is writable for `cap`
+/// bytes that nothing else reads or writes during the call.
+#[inline]
+pub(crate) unsafe fn buffer<'a>(
+    buf: *mut u8,
+    cap: usize,
+    what: &'static str,
+) -> FfiResult<&'a mut [u8]> {
+    if cap == 0 {
+        return Ok(&mut []);
+    }
+    if buf.is_null() {
+        return Err(Fail::Null(what));
+    }
+    // SAFETY:
+    // - `buf` is not NULL and the length is in 1..=isize::MAX;
+    // - the caller guarantees `cap` (and so at least that many) writable
+    //   bytes, used by nobody else during the call.
+    Ok(unsafe { std::slice::from_raw_parts_mut(buf, cap.min(MAX_SLICE)) })
+}
+
 /// Store `value` through `out` when `out` is not NULL.
 ///
 /// # Safety

@@ -15,6 +15,7 @@ mod args;
 mod lock;
 mod map;
 mod status;
+mod wait;
 mod watch;
 
 use std::ffi::c_char;
@@ -22,11 +23,15 @@ use std::ffi::c_char;
 pub use lock::{fm_lock, fm_unlock, fm_update, FmUpdateFn};
 pub use map::{
     fm_abi_version, fm_capacity, fm_clean_stale, fm_close, fm_existed_already, fm_generation,
-    fm_id, fm_info, fm_open, fm_read, fm_remove, fm_wait_change, fm_write, fm_write_if, FmInfo,
-    FmMap, FmStamp, FmWriter, FM_ABI_VERSION, FM_CREATE_ONLY, FM_DEFAULT_CAPACITY, FM_MAX_CAPACITY,
+    fm_id, fm_info, fm_open, fm_read, fm_remove, fm_write, fm_write_if, FmInfo, FmMap, FmStamp,
+    FmWriter, FM_ABI_VERSION, FM_CREATE_ONLY, FM_DEFAULT_CAPACITY, FM_MAX_CAPACITY,
     FM_MIN_CAPACITY, FM_OPEN_ONLY, FM_PERSISTENT,
 };
 pub use status::*;
+pub use wait::{
+    fm_cancel, fm_cancel_free, fm_cancel_new, fm_wait, FmCancelToken, FM_WAIT_ADAPTIVE,
+    FM_WAIT_SLEEP, FM_WAIT_SPIN,
+};
 pub use watch::{fm_watch, fm_watch_stop, FmWatchFn, FmWatcher};
 
 /// The longest region name in bytes on this platform (250 on Linux, 224

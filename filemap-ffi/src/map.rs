@@ -3,10 +3,8 @@
 //! This module owns `fm_map`: a heap box holding a magic word, the
 //! `FileMap` and the slot for a lock taken with `fm_lock`.
 
-use std::cell::RefCell;
 use std::ffi::c_char;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use filemap::{Error, FileMap, OwnedGuard, Stamp, WriterId};
 
@@ -24,7 +22,7 @@ const ALL_FLAGS: u32 = FM_CREATE_ONLY | FM_OPEN_ONLY | FM_PERSISTENT;
 
 /// The version of this C ABI (`fm_abi_version`). Bumped when a signature
 /// or a struct changes incompatibly; new functions and status codes do not.
-pub const FM_ABI_VERSION: u32 = 1;
+pub const FM_ABI_VERSION: u32 = 2;
 /// The default capacity in bytes (`capacity` 0 in `fm_open`).
 pub const FM_DEFAULT_CAPACITY: u64 = 4096;
 /// The smallest capacity in bytes.
@@ -362,51 +360,84 @@ impl FmMap {
         }
     }
 
-    /// A failed lock-free read: this thread may hold the lock through
-    /// `fm_lock`, then read under it.
+    /// A lock-free read into `buf` that failed: this thread may hold the
+    /// lock through `fm_lock` (then it reads under it), or `buf` may be
+    /// too small (then the stamp of the content that did not fit is
+    /// found). The stamp, and whether the content is in `buf`.
     #[cold]
-    fn read_failed(&self, result: filemap::Result<Stamp>, buf: &mut Vec<u8>) -> FfiResult<Stamp> {
-        match result {
-            Ok(stamp) => Ok(stamp),
-            Err(Error::WouldDeadlock { .. }) => self.locked_read(buf),
+    fn read_failed(&self, e: Error, buf: &mut [u8]) -> FfiResult<(Stamp, bool)> {
+        match e {
+            Error::WouldDeadlock { .. } => self.locked_read(buf),
+            Error::BufferTooSmall { .. } => self.read_too_small(buf),
+            e => Err(Fail::Core(e)),
+        }
+    }
+
+    /// Read through the lock this thread holds by `fm_lock`.
+    fn locked_read(&self, buf: &mut [u8]) -> FfiResult<(Stamp, bool)> {
+        let slot = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(guard) = slot.as_ref() else {
+            return Err(Fail::Core(Error::WouldDeadlock {
+                name: self.map.name().to_owned(),
+            }));
+        };
+        match guard.read_into(buf) {
+            Ok(stamp) => Ok((stamp, true)),
+            Err(Error::BufferTooSmall { .. }) => {
+                let mut content = Vec::new();
+                let stamp = guard.read_into(&mut content)?;
+                Ok(fill(buf, stamp, &content))
+            }
             Err(e) => Err(Fail::Core(e)),
         }
     }
 
-    fn locked_read(&self, buf: &mut Vec<u8>) -> FfiResult<Stamp> {
-        let slot = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
-            Some(guard) => Ok(guard.read_into(buf)?),
-            None => Err(Fail::Core(Error::WouldDeadlock {
-                name: self.map.name().to_owned(),
-            })),
+    /// The content is longer than `buf`: read it whole to learn its
+    /// stamp, which `fm_read` reports with the length it needs. A writer
+    /// may have shortened it meanwhile; then it is copied after all.
+    fn read_too_small(&self, buf: &mut [u8]) -> FfiResult<(Stamp, bool)> {
+        let mut content = Vec::new();
+        match self.map.read_into(&mut content) {
+            Ok(stamp) => Ok(fill(buf, stamp, &content)),
+            Err(Error::WouldDeadlock { .. }) => self.locked_read(buf),
+            Err(e) => Err(Fail::Core(e)),
         }
     }
 }
 
-thread_local! {
-    /// Where `fm_read` reads before copying to the caller: the library
-    /// reads into a `Vec`, and the caller's buffer may be too small.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// `content` (read as `stamp`) into `buf` if it fits: the stamp, and
+/// whether it did.
+fn fill(buf: &mut [u8], stamp: Stamp, content: &[u8]) -> (Stamp, bool) {
+    match buf.get_mut(..content.len()) {
+        Some(room) => {
+            room.copy_from_slice(content);
+            (stamp, true)
+        }
+        None => (stamp, false),
+    }
 }
 
 /// Copy the published content into `buf` (capacity `cap` bytes) and store
 /// its length in `*len` and its generation and writer in `*stamp` (both
-/// may be NULL). Lock-free.
+/// may be NULL). Lock-free; the bytes go straight from the region into
+/// `buf`.
 ///
-/// When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`,
-/// stores the needed length in `*len` (and the stamp), and leaves `buf`
-/// untouched: call again with a buffer of `fm_capacity` bytes, which
+/// When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`
+/// and stores the needed length in `*len` (and the content's stamp in
+/// `*stamp`): call again with a buffer of `fm_capacity` bytes, which
 /// always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
-/// The caller owns `buf`.
+/// After a failure the first `cap` bytes of `buf` may have changed (a read
+/// that raced a writer starts over; a buffer the content does not fit is
+/// left alone unless such a race happened). The caller owns `buf`.
 ///
 /// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
 /// `FM_E_BUFFER_TOO_SMALL`, `FM_E_CORRUPTED`, `FM_E_TIMEOUT`,
-/// `FM_E_FORKED_HANDLE`...
+/// `FM_E_FORKED_HANDLE`, `FM_E_TRUNCATED`...
 ///
 /// # Safety
 /// `map` is NULL or a live handle; `buf` is NULL or writable for `cap`
-/// bytes; `len` and `stamp` are NULL or writable.
+/// bytes, which nothing else uses during the call; `len` and `stamp` are
+/// NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fm_read(
     map: *const FmMap,
@@ -418,54 +449,25 @@ pub unsafe extern "C" fn fm_read(
     boundary(|| {
         // SAFETY: as this function's contract.
         let h = unsafe { args::handle(map) }?;
-        if buf.is_null() && cap > 0 {
-            return Err(Fail::Null("buf"));
+        // SAFETY: as this function's contract.
+        let out = unsafe { args::buffer(buf, cap, "buf") }?;
+        let (got, fits) = match h.map.read_into(&mut *out) {
+            Ok(got) => (got, true),
+            Err(e) => h.read_failed(e, out)?,
+        };
+        // SAFETY: as this function's contract.
+        unsafe { args::put(len, got.len) };
+        if !stamp.is_null() {
+            // SAFETY: not NULL, writable by the contract.
+            unsafe { stamp.write(got.into()) };
         }
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.try_borrow_mut().map_err(|_| {
-                Fail::Invalid("fm_read called from inside fm_read on one thread".into())
-            })?;
-            let result = h.map.read_into(&mut *scratch);
-            let got = match &result {
-                Ok(s) => s,
-                Err(_) => &h.read_failed(result, &mut scratch)?,
-            };
-            // The writer's halves one at a time: reloading the `Stamp` as
-            // a whole stalls on store forwarding (the library stores its
-            // two u32 halves apart), which cost a third of the call.
-            // SAFETY: both point into `got`, a live, aligned `Stamp`.
-            let (pid, handle) = unsafe {
-                (
-                    std::ptr::read_volatile(&got.writer.pid),
-                    std::ptr::read_volatile(&got.writer.handle),
-                )
-            };
-            let generation = got.generation;
-            // SAFETY: as this function's contract.
-            unsafe { args::put(len, scratch.len()) };
-            if !stamp.is_null() {
-                // SAFETY: not NULL, writable by the contract.
-                unsafe {
-                    (*stamp).generation = generation;
-                    (*stamp).writer.pid = pid;
-                    (*stamp).writer.handle = handle;
-                }
-            }
-            if scratch.len() > cap {
-                return Err(Fail::BufferTooSmall {
-                    needed: scratch.len(),
-                    capacity: cap,
-                });
-            }
-            if !scratch.is_empty() {
-                // SAFETY:
-                // - `buf` is not NULL here (cap >= len > 0, and NULL with
-                //   cap > 0 was refused) and writable for `cap` bytes;
-                // - `scratch` is ours, so the ranges do not overlap.
-                unsafe { std::ptr::copy_nonoverlapping(scratch.as_ptr(), buf, scratch.len()) };
-            }
-            Ok(())
-        })
+        if !fits {
+            return Err(Fail::BufferTooSmall {
+                needed: got.len,
+                capacity: cap,
+            });
+        }
+        Ok(())
     })
 }
 
@@ -482,52 +484,6 @@ pub unsafe extern "C" fn fm_generation(map: *const FmMap, out: *mut u64) -> FmSt
         let h = unsafe { args::handle(map) }?;
         // SAFETY: as this function's contract.
         unsafe { args::put_required(out, h.map.generation(), "out") }
-    })
-}
-
-/// Block until the region's generation differs from `seen`, then store the
-/// new generation in `*generation` (may be NULL). `timeout_ms` < 0 waits
-/// as long as it takes; 0 only checks. Sleeps in the kernel; wakes within
-/// microseconds of a publish.
-///
-/// Returns `FM_OK`, `FM_E_TIMEOUT` (nothing changed in time),
-/// `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
-///
-/// # Safety
-/// `map` is NULL or a live handle not closed during the wait;
-/// `generation` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn fm_wait_change(
-    map: *const FmMap,
-    seen: u64,
-    timeout_ms: i64,
-    generation: *mut u64,
-) -> FmStatus {
-    boundary(|| {
-        // SAFETY: as this function's contract.
-        let h = unsafe { args::handle(map) }?;
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        match h
-            .map
-            .wait_change(
-                seen,
-                timeout.map_or(filemap::Wait::sleep(), |t| {
-                    filemap::Wait::sleep().timeout(t)
-                }),
-            )
-            .ok()
-        {
-            Some(now) => {
-                // SAFETY: as this function's contract.
-                unsafe { args::put(generation, now) };
-                Ok(())
-            }
-            None => Err(Fail::Core(Error::Timeout {
-                what: "a change",
-                waited: timeout.unwrap_or_default(),
-                holder_pid: None,
-            })),
-        }
     })
 }
 

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use filemap::{Error, NameRule};
+use filemap::{Error, ErrorKind, NameRule};
 
 /// A status returned by every `fm_*` call: `FM_OK` (0) or a negative error
 /// code. Codes are stable; new ones may be added (treat unknown negative
@@ -30,7 +30,9 @@ pub const FM_E_INVALID_ARGUMENT: FmStatus = -2;
 pub const FM_E_PANIC: FmStatus = -3;
 /// The caller's buffer is too small; the needed length was stored.
 pub const FM_E_BUFFER_TOO_SMALL: FmStatus = -4;
-/// An error this version of the C ABI has no code for yet.
+/// An error of a kind this version of the C ABI has no code for: never
+/// returned while the C ABI and the library it is built with agree (a
+/// test checks that every kind of library error has a code of its own).
 pub const FM_E_UNKNOWN: FmStatus = -5;
 /// The region name breaks a naming rule, is not UTF-8, or has no NUL
 /// within `fm_max_name_len() + 1` bytes.
@@ -55,7 +57,7 @@ pub const FM_E_NOT_A_REGION: FmStatus = -18;
 pub const FM_E_TRUNCATED: FmStatus = -19;
 /// The shared header holds an impossible value.
 pub const FM_E_CORRUPTED: FmStatus = -20;
-/// A blocking call gave up (lock timeout, `fm_wait_change` timeout).
+/// A blocking call gave up (lock timeout, `fm_wait` timeout).
 pub const FM_E_TIMEOUT: FmStatus = -21;
 /// This thread already holds the region's lock.
 pub const FM_E_WOULD_DEADLOCK: FmStatus = -22;
@@ -89,6 +91,12 @@ pub const FM_E_CODEC: FmStatus = -34;
 /// The shared-memory object of this name belongs to a region of another
 /// name (macOS and FreeBSD name objects by a hash of the region name).
 pub const FM_E_NAME_COLLISION: FmStatus = -35;
+/// A wait ended because its cancel token was cancelled (`fm_cancel`).
+pub const FM_E_CANCELLED: FmStatus = -36;
+/// A wait was cut short by a signal delivered to the waiting thread (the
+/// Rust API's interruptible waits; the C ABI's waits never return it
+/// today).
+pub const FM_E_INTERRUPTED: FmStatus = -37;
 
 /// The numbers of the last failed call on this thread. Fields a status
 /// does not use are 0.
@@ -283,19 +291,65 @@ fn describe(fail: &Fail) -> (FmErrorInfo, String) {
     }
 }
 
+/// The status of each kind of library error: the one table from
+/// [`ErrorKind`] to a C status. `FM_E_UNKNOWN` only for a kind added to the
+/// library after this table (`ErrorKind` is `#[non_exhaustive]`), which
+/// `every_kind_has_a_status_of_its_own` catches.
+pub(crate) fn status_of(kind: ErrorKind) -> FmStatus {
+    match kind {
+        ErrorKind::InvalidName => FM_E_INVALID_NAME,
+        ErrorKind::InvalidCapacity => FM_E_INVALID_CAPACITY,
+        ErrorKind::TooLarge => FM_E_TOO_LARGE,
+        ErrorKind::NotFound => FM_E_NOT_FOUND,
+        ErrorKind::AlreadyExists => FM_E_ALREADY_EXISTS,
+        ErrorKind::PermissionDenied => FM_E_PERMISSION_DENIED,
+        ErrorKind::OutOfSpace => FM_E_OUT_OF_SPACE,
+        ErrorKind::IncompatibleVersion => FM_E_INCOMPATIBLE_VERSION,
+        ErrorKind::NotARegion => FM_E_NOT_A_REGION,
+        ErrorKind::NameCollision => FM_E_NAME_COLLISION,
+        ErrorKind::Truncated => FM_E_TRUNCATED,
+        ErrorKind::Corrupted => FM_E_CORRUPTED,
+        ErrorKind::Timeout => FM_E_TIMEOUT,
+        ErrorKind::Cancelled => FM_E_CANCELLED,
+        ErrorKind::Interrupted => FM_E_INTERRUPTED,
+        ErrorKind::BufferTooSmall => FM_E_BUFFER_TOO_SMALL,
+        ErrorKind::WouldDeadlock => FM_E_WOULD_DEADLOCK,
+        ErrorKind::Conflict => FM_E_CONFLICT,
+        ErrorKind::WrongThread => FM_E_WRONG_THREAD,
+        ErrorKind::NotLocked => FM_E_NOT_LOCKED,
+        ErrorKind::ForkedHandle => FM_E_FORKED_HANDLE,
+        ErrorKind::NotAValue => FM_E_NOT_A_VALUE,
+        ErrorKind::WrongType => FM_E_WRONG_TYPE,
+        ErrorKind::Codec => FM_E_CODEC,
+        ErrorKind::TooManyAttached => FM_E_TOO_MANY_ATTACHED,
+        ErrorKind::NotUtf8 => FM_E_NOT_UTF8,
+        ErrorKind::Unsupported => FM_E_UNSUPPORTED,
+        ErrorKind::UnsupportedOption => FM_E_UNSUPPORTED_OPTION,
+        ErrorKind::Io => FM_E_IO,
+        _ => FM_E_UNKNOWN,
+    }
+}
+
+/// The status and numbers of a library error: the status from its kind,
+/// the numbers from the variants that carry some (see [`FmErrorInfo`]).
 fn core_info(e: &Error) -> FmErrorInfo {
+    FmErrorInfo {
+        status: status_of(e.kind()),
+        ..core_numbers(e)
+    }
+}
+
+fn core_numbers(e: &Error) -> FmErrorInfo {
+    let none = FmErrorInfo::default();
     match e {
-        Error::InvalidName { rule, .. } => {
-            let len = match rule {
+        Error::InvalidName { rule, .. } => FmErrorInfo {
+            len: match rule {
                 NameRule::TooLong { len, .. } => *len as u64,
                 _ => 0,
-            };
-            FmErrorInfo {
-                len,
-                max: filemap::admin::MAX_NAME_LEN as u64,
-                ..info(FM_E_INVALID_NAME)
-            }
-        }
+            },
+            max: filemap::admin::MAX_NAME_LEN as u64,
+            ..none
+        },
         Error::InvalidCapacity {
             requested,
             min,
@@ -304,121 +358,124 @@ fn core_info(e: &Error) -> FmErrorInfo {
             len: *requested,
             min: *min as u64,
             max: *max as u64,
-            ..info(FM_E_INVALID_CAPACITY)
+            ..none
         },
         Error::TooLarge { len, capacity } => FmErrorInfo {
             len: *len as u64,
             capacity: *capacity as u64,
-            ..info(FM_E_TOO_LARGE)
+            ..none
         },
-        Error::NotFound { .. } => info(FM_E_NOT_FOUND),
-        Error::AlreadyExists { .. } => info(FM_E_ALREADY_EXISTS),
-        Error::PermissionDenied { .. } => info(FM_E_PERMISSION_DENIED),
+        Error::BufferTooSmall { len, needed, .. } => FmErrorInfo {
+            len: *needed as u64,
+            capacity: *len as u64,
+            ..none
+        },
         Error::OutOfSpace { needed, .. } => FmErrorInfo {
             len: *needed,
-            ..info(FM_E_OUT_OF_SPACE)
+            ..none
         },
         Error::IncompatibleVersion {
             found, expected, ..
         } => FmErrorInfo {
             found: u64::from(*found),
             expected: u64::from(*expected),
-            ..info(FM_E_INCOMPATIBLE_VERSION)
+            ..none
         },
-        Error::NotARegion { .. } => info(FM_E_NOT_A_REGION),
         Error::Truncated { size, needed, .. } => FmErrorInfo {
             len: *size,
             capacity: *needed,
-            ..info(FM_E_TRUNCATED)
+            ..none
         },
         Error::Corrupted { value, .. } => FmErrorInfo {
             found: *value,
-            ..info(FM_E_CORRUPTED)
+            ..none
         },
         Error::Timeout {
             waited, holder_pid, ..
         } => FmErrorInfo {
             waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
             pid: holder_pid.unwrap_or(0),
-            ..info(FM_E_TIMEOUT)
+            ..none
         },
-        Error::WouldDeadlock { .. } => info(FM_E_WOULD_DEADLOCK),
         Error::TooManyAttached { max, .. } => FmErrorInfo {
             max: *max as u64,
-            ..info(FM_E_TOO_MANY_ATTACHED)
+            ..none
         },
         Error::NotUtf8 { valid_up_to } => FmErrorInfo {
             len: *valid_up_to as u64,
-            ..info(FM_E_NOT_UTF8)
+            ..none
         },
-        Error::Unsupported => info(FM_E_UNSUPPORTED),
-        Error::UnsupportedOption { .. } => info(FM_E_UNSUPPORTED_OPTION),
         Error::Io { source, .. } => FmErrorInfo {
             os_error: source.raw_os_error().unwrap_or(0),
-            ..info(FM_E_IO)
+            ..none
         },
         Error::Conflict {
             expected, found, ..
         } => FmErrorInfo {
             expected: *expected,
             found: *found,
-            ..info(FM_E_CONFLICT)
+            ..none
         },
-        Error::WrongThread { .. } => info(FM_E_WRONG_THREAD),
-        Error::NotLocked { .. } => info(FM_E_NOT_LOCKED),
         Error::ForkedHandle { opened_by, pid, .. } => FmErrorInfo {
             expected: u64::from(*opened_by),
             pid: *pid,
-            ..info(FM_E_FORKED_HANDLE)
+            ..none
         },
         Error::NotAValue { len, .. } => FmErrorInfo {
             len: *len as u64,
-            ..info(FM_E_NOT_A_VALUE)
+            ..none
         },
-        Error::WrongType { .. } => info(FM_E_WRONG_TYPE),
-        Error::Codec { .. } => info(FM_E_CODEC),
-        Error::NameCollision { .. } => info(FM_E_NAME_COLLISION),
-        _ => info(FM_E_UNKNOWN),
+        // The others carry no numbers (their names and reasons are in
+        // the message).
+        _ => none,
     }
 }
 
+/// Every status and its constant's name, for `fm_status_name` (the header
+/// test checks this list against `filemap.h` and the Pascal unit).
+pub(crate) const STATUS_NAMES: &[(FmStatus, &CStr)] = &[
+    (FM_OK, c"FM_OK"),
+    (FM_E_NULL, c"FM_E_NULL"),
+    (FM_E_INVALID_ARGUMENT, c"FM_E_INVALID_ARGUMENT"),
+    (FM_E_PANIC, c"FM_E_PANIC"),
+    (FM_E_BUFFER_TOO_SMALL, c"FM_E_BUFFER_TOO_SMALL"),
+    (FM_E_UNKNOWN, c"FM_E_UNKNOWN"),
+    (FM_E_INVALID_NAME, c"FM_E_INVALID_NAME"),
+    (FM_E_INVALID_CAPACITY, c"FM_E_INVALID_CAPACITY"),
+    (FM_E_TOO_LARGE, c"FM_E_TOO_LARGE"),
+    (FM_E_NOT_FOUND, c"FM_E_NOT_FOUND"),
+    (FM_E_ALREADY_EXISTS, c"FM_E_ALREADY_EXISTS"),
+    (FM_E_PERMISSION_DENIED, c"FM_E_PERMISSION_DENIED"),
+    (FM_E_OUT_OF_SPACE, c"FM_E_OUT_OF_SPACE"),
+    (FM_E_INCOMPATIBLE_VERSION, c"FM_E_INCOMPATIBLE_VERSION"),
+    (FM_E_NOT_A_REGION, c"FM_E_NOT_A_REGION"),
+    (FM_E_TRUNCATED, c"FM_E_TRUNCATED"),
+    (FM_E_CORRUPTED, c"FM_E_CORRUPTED"),
+    (FM_E_TIMEOUT, c"FM_E_TIMEOUT"),
+    (FM_E_WOULD_DEADLOCK, c"FM_E_WOULD_DEADLOCK"),
+    (FM_E_TOO_MANY_ATTACHED, c"FM_E_TOO_MANY_ATTACHED"),
+    (FM_E_NOT_UTF8, c"FM_E_NOT_UTF8"),
+    (FM_E_UNSUPPORTED, c"FM_E_UNSUPPORTED"),
+    (FM_E_UNSUPPORTED_OPTION, c"FM_E_UNSUPPORTED_OPTION"),
+    (FM_E_IO, c"FM_E_IO"),
+    (FM_E_CONFLICT, c"FM_E_CONFLICT"),
+    (FM_E_WRONG_THREAD, c"FM_E_WRONG_THREAD"),
+    (FM_E_NOT_LOCKED, c"FM_E_NOT_LOCKED"),
+    (FM_E_FORKED_HANDLE, c"FM_E_FORKED_HANDLE"),
+    (FM_E_NOT_A_VALUE, c"FM_E_NOT_A_VALUE"),
+    (FM_E_WRONG_TYPE, c"FM_E_WRONG_TYPE"),
+    (FM_E_CODEC, c"FM_E_CODEC"),
+    (FM_E_NAME_COLLISION, c"FM_E_NAME_COLLISION"),
+    (FM_E_CANCELLED, c"FM_E_CANCELLED"),
+    (FM_E_INTERRUPTED, c"FM_E_INTERRUPTED"),
+];
+
 /// The constant's name of `status`, for `fm_status_name`.
 pub(crate) fn name_of(status: FmStatus) -> &'static CStr {
-    match status {
-        FM_OK => c"FM_OK",
-        FM_E_NULL => c"FM_E_NULL",
-        FM_E_INVALID_ARGUMENT => c"FM_E_INVALID_ARGUMENT",
-        FM_E_PANIC => c"FM_E_PANIC",
-        FM_E_BUFFER_TOO_SMALL => c"FM_E_BUFFER_TOO_SMALL",
-        FM_E_UNKNOWN => c"FM_E_UNKNOWN",
-        FM_E_INVALID_NAME => c"FM_E_INVALID_NAME",
-        FM_E_INVALID_CAPACITY => c"FM_E_INVALID_CAPACITY",
-        FM_E_TOO_LARGE => c"FM_E_TOO_LARGE",
-        FM_E_NOT_FOUND => c"FM_E_NOT_FOUND",
-        FM_E_ALREADY_EXISTS => c"FM_E_ALREADY_EXISTS",
-        FM_E_PERMISSION_DENIED => c"FM_E_PERMISSION_DENIED",
-        FM_E_OUT_OF_SPACE => c"FM_E_OUT_OF_SPACE",
-        FM_E_INCOMPATIBLE_VERSION => c"FM_E_INCOMPATIBLE_VERSION",
-        FM_E_NOT_A_REGION => c"FM_E_NOT_A_REGION",
-        FM_E_TRUNCATED => c"FM_E_TRUNCATED",
-        FM_E_CORRUPTED => c"FM_E_CORRUPTED",
-        FM_E_TIMEOUT => c"FM_E_TIMEOUT",
-        FM_E_WOULD_DEADLOCK => c"FM_E_WOULD_DEADLOCK",
-        FM_E_TOO_MANY_ATTACHED => c"FM_E_TOO_MANY_ATTACHED",
-        FM_E_NOT_UTF8 => c"FM_E_NOT_UTF8",
-        FM_E_UNSUPPORTED => c"FM_E_UNSUPPORTED",
-        FM_E_UNSUPPORTED_OPTION => c"FM_E_UNSUPPORTED_OPTION",
-        FM_E_IO => c"FM_E_IO",
-        FM_E_CONFLICT => c"FM_E_CONFLICT",
-        FM_E_WRONG_THREAD => c"FM_E_WRONG_THREAD",
-        FM_E_NOT_LOCKED => c"FM_E_NOT_LOCKED",
-        FM_E_FORKED_HANDLE => c"FM_E_FORKED_HANDLE",
-        FM_E_NOT_A_VALUE => c"FM_E_NOT_A_VALUE",
-        FM_E_WRONG_TYPE => c"FM_E_WRONG_TYPE",
-        FM_E_CODEC => c"FM_E_CODEC",
-        FM_E_NAME_COLLISION => c"FM_E_NAME_COLLISION",
-        _ => c"FM_E_?",
-    }
+    STATUS_NAMES
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or(c"FM_E_?", |(_, name)| name)
 }
 
 #[cfg(test)]
@@ -426,119 +483,44 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn all_variants() -> Vec<Error> {
-        let name = || "r".to_owned();
-        vec![
-            Error::InvalidName {
-                name: name(),
-                rule: NameRule::Empty,
-            },
-            Error::InvalidCapacity {
-                requested: 1,
-                min: 32,
-                max: 64,
-            },
-            Error::TooLarge {
-                len: 2,
-                capacity: 1,
-            },
-            Error::NotFound { name: name() },
-            Error::AlreadyExists { name: name() },
-            Error::PermissionDenied {
-                name: name(),
-                path: name(),
-            },
-            Error::OutOfSpace {
-                name: name(),
-                needed: 1,
-            },
-            Error::IncompatibleVersion {
-                name: name(),
-                found: 1,
-                expected: 2,
-            },
-            Error::NotARegion {
-                path: name(),
-                reason: "x",
-            },
-            Error::Truncated {
-                name: name(),
-                size: 1,
-                needed: 2,
-            },
-            Error::Corrupted {
-                name: name(),
-                field: "len",
-                value: 9,
-            },
-            Error::Timeout {
-                what: "x",
-                waited: Duration::from_millis(5),
-                holder_pid: Some(7),
-            },
-            Error::WouldDeadlock { name: name() },
-            Error::Conflict {
-                name: name(),
-                expected: 1,
-                found: 2,
-            },
-            Error::WrongThread { name: name() },
-            Error::NotLocked { name: name() },
-            Error::ForkedHandle {
-                name: name(),
-                opened_by: 1,
-                pid: 2,
-            },
-            Error::NotAValue {
-                name: name(),
-                len: 3,
-            },
-            Error::WrongType {
-                name: name(),
-                expected: name(),
-                found: name(),
-            },
-            Error::Codec {
-                name: name(),
-                op: "decode",
-                reason: name(),
-            },
-            Error::NameCollision {
-                name: name(),
-                other: name(),
-            },
-            Error::TooManyAttached {
-                name: name(),
-                max: 128,
-            },
-            Error::NotUtf8 { valid_up_to: 1 },
-            Error::Unsupported,
-            Error::UnsupportedOption {
-                option: "x",
-                reason: "y",
-            },
-            Error::Io {
-                op: "x",
-                name: name(),
-                source: std::io::Error::from_raw_os_error(2),
-            },
-        ]
-    }
-
     #[test]
-    fn every_variant_has_its_own_named_status() {
-        let mut seen = Vec::new();
-        for e in all_variants() {
-            let status = core_info(&e).status;
-            assert!(status < FM_E_UNKNOWN, "{e:?} has no code of its own");
-            assert!(!seen.contains(&status), "{e:?} shares status {status}");
+    fn every_kind_has_a_status_of_its_own() {
+        // The statuses of the boundary's own failures, which no library
+        // error may take.
+        let boundary_only = [FM_OK, FM_E_NULL, FM_E_INVALID_ARGUMENT, FM_E_PANIC];
+        let mut seen: Vec<(FmStatus, ErrorKind)> = Vec::new();
+        for &kind in ErrorKind::ALL {
+            let status = status_of(kind);
+            assert_ne!(status, FM_E_UNKNOWN, "{kind} has no status of its own");
+            assert!(
+                !boundary_only.contains(&status),
+                "{kind} maps to {status}, a status of the boundary's own"
+            );
+            if let Some((_, other)) = seen.iter().find(|(s, _)| *s == status) {
+                panic!("{kind} and {other} share status {status}");
+            }
             assert_ne!(
                 name_of(status).to_bytes(),
                 b"FM_E_?",
-                "{e:?} status unnamed"
+                "{kind}'s status {status} has no name"
             );
-            seen.push(status);
+            seen.push((status, kind));
         }
+    }
+
+    #[test]
+    fn status_names_are_unique_and_spell_the_constants() {
+        for (i, (status, name)) in STATUS_NAMES.iter().enumerate() {
+            assert!(*status <= 0, "{name:?} is positive");
+            assert!(
+                STATUS_NAMES[..i]
+                    .iter()
+                    .all(|(s, n)| s != status && n != name),
+                "{name:?} ({status}) is listed twice"
+            );
+            assert_eq!(name_of(*status), *name);
+        }
+        assert_eq!(name_of(-999).to_bytes(), b"FM_E_?");
     }
 
     #[test]
@@ -548,18 +530,44 @@ mod tests {
             waited: Duration::from_millis(5),
             holder_pid: Some(7),
         });
-        assert_eq!((info.waited_ms, info.pid), (5, 7));
+        assert_eq!(
+            (info.status, info.waited_ms, info.pid),
+            (FM_E_TIMEOUT, 5, 7)
+        );
         let info = core_info(&Error::Io {
             op: "x",
             name: String::new(),
             source: std::io::Error::from_raw_os_error(2),
         });
-        assert_eq!(info.os_error, 2);
+        assert_eq!((info.status, info.os_error), (FM_E_IO, 2));
         let info = core_info(&Error::ForkedHandle {
             name: String::new(),
             opened_by: 1,
             pid: 2,
         });
-        assert_eq!((info.expected, info.pid), (1, 2));
+        assert_eq!(
+            (info.status, info.expected, info.pid),
+            (FM_E_FORKED_HANDLE, 1, 2)
+        );
+        // As the boundary's own too-small buffer: `len` is what is needed.
+        let info = core_info(&Error::BufferTooSmall {
+            name: String::new(),
+            len: 4,
+            needed: 11,
+        });
+        assert_eq!(
+            (info.status, info.len, info.capacity),
+            (FM_E_BUFFER_TOO_SMALL, 11, 4)
+        );
+        let info = core_info(&Error::Cancelled {
+            name: String::new(),
+        });
+        assert_eq!(
+            info,
+            FmErrorInfo {
+                status: FM_E_CANCELLED,
+                ..FmErrorInfo::default()
+            }
+        );
     }
 }

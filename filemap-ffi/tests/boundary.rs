@@ -245,6 +245,19 @@ fn read_reports_the_needed_length_and_leaves_a_small_buffer_alone() {
         FM_E_NULL
     );
     assert_eq!(map.read(), b"hello world");
+
+    // The same under the lock this thread took with fm_lock.
+    // SAFETY: (block) live handle, a 4-byte buffer passed with cap 4.
+    unsafe {
+        assert_eq!(fm_lock(map.ptr, null_mut()), FM_OK);
+        let mut stamp = FmStamp::default();
+        let status = fm_read(map.ptr, buf.as_mut_ptr(), 4, &mut len, &mut stamp);
+        assert_eq!((status, len, &buf), (FM_E_BUFFER_TOO_SMALL, 11, b"####"));
+        assert_eq!(stamp.generation, 1);
+        assert_eq!(stamp.writer.pid, std::process::id());
+        assert_eq!(map.read(), b"hello world");
+        assert_eq!(fm_unlock(map.ptr), FM_OK);
+    }
 }
 
 #[test]
@@ -287,6 +300,8 @@ fn status_names_and_last_error_info() {
     };
     assert_eq!(name(FM_OK), "FM_OK");
     assert_eq!(name(FM_E_TOO_LARGE), "FM_E_TOO_LARGE");
+    assert_eq!(name(FM_E_CANCELLED), "FM_E_CANCELLED");
+    assert_eq!(name(FM_E_INTERRUPTED), "FM_E_INTERRUPTED");
     assert_eq!(name(-999), "FM_E_?");
     // SAFETY: NULL is the case under test.
     assert_eq!(unsafe { fm_last_error_info(null_mut()) }, FM_E_NULL);
@@ -299,40 +314,165 @@ fn status_names_and_last_error_info() {
     assert_eq!(other, (FM_OK, String::new()));
 }
 
+const STRATEGIES: [u32; 3] = [FM_WAIT_SLEEP, FM_WAIT_SPIN, FM_WAIT_ADAPTIVE];
+
 #[test]
-fn wait_change_times_out_and_wakes() {
+fn wait_times_out_and_wakes_with_every_strategy() {
     let map = Map::new("wait", 0);
-    let mut g = 0;
-    // SAFETY: (block) live handle, writable u64.
-    unsafe {
-        assert_eq!(fm_wait_change(map.ptr, 0, 0, &mut g), FM_E_TIMEOUT);
-        assert_eq!(fm_wait_change(map.ptr, 0, 20, &mut g), FM_E_TIMEOUT);
-        assert_eq!(last_info().waited_ms, 20);
+    for (i, strategy) in STRATEGIES.into_iter().enumerate() {
+        let seen = i as u64;
+        let mut g = 0;
+        // SAFETY: (block) live handle, writable u64, no token.
+        unsafe {
+            assert_eq!(
+                fm_wait(map.ptr, seen, strategy, 0, null(), &mut g),
+                FM_E_TIMEOUT
+            );
+            assert_eq!(
+                fm_wait(map.ptr, seen, strategy, 20_000_000, null(), &mut g),
+                FM_E_TIMEOUT
+            );
+        }
+        let info = last_info();
+        assert_eq!(info.status, FM_E_TIMEOUT);
+        assert!(info.waited_ms >= 20, "waited {} ms", info.waited_ms);
+        let name = map.name.clone();
+        let writer = std::thread::spawn(move || {
+            let mut p = null_mut();
+            assert_eq!(
+                // SAFETY: valid name and out-pointer.
+                unsafe { fm_open(name.as_ptr(), 0, FM_OPEN_ONLY, &mut p) },
+                FM_OK
+            );
+            assert_eq!(
+                // SAFETY: live handle and slice.
+                unsafe { fm_write(p, b"x".as_ptr(), 1, null_mut()) },
+                FM_OK
+            );
+            // SAFETY: the handle opened above, closed once.
+            unsafe { fm_close(p) };
+        });
+        // SAFETY: live handle; a negative timeout waits as long as it takes.
+        let s = unsafe { fm_wait(map.ptr, seen, strategy, -1, null(), &mut g) };
+        assert_eq!((s, g), (FM_OK, seen + 1), "strategy {strategy}");
+        writer.join().unwrap();
     }
-    let name = map.name.clone();
-    let writer = std::thread::spawn(move || {
-        let other = Map {
-            ptr: {
-                let mut p = null_mut();
-                assert_eq!(
-                    // SAFETY: valid name and out-pointer.
-                    unsafe { fm_open(name.as_ptr(), 0, FM_OPEN_ONLY, &mut p) },
-                    FM_OK
+}
+
+#[test]
+fn wait_refuses_unknown_strategies_and_foreign_tokens() {
+    let map = Map::new("wait-args", 0);
+    // SAFETY: (block) live handle; the wrong-kind pointers point to
+    // readable memory and are refused before use.
+    unsafe {
+        assert_eq!(
+            fm_wait(map.ptr, 0, 3, 0, null(), null_mut()),
+            FM_E_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("strategy 3"), "{}", last_error());
+        assert_eq!(
+            fm_wait(null(), 0, FM_WAIT_SLEEP, 0, null(), null_mut()),
+            FM_E_NULL
+        );
+        // A map where a token is expected, and a token where a map is.
+        assert_eq!(
+            fm_wait(map.ptr, 0, FM_WAIT_SLEEP, 0, map.ptr.cast(), null_mut()),
+            FM_E_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("cancel token"), "{}", last_error());
+        let mut token = null_mut();
+        assert_eq!(fm_cancel_new(&mut token), FM_OK);
+        assert_eq!(
+            fm_wait(token.cast(), 0, FM_WAIT_SLEEP, 0, null(), null_mut()),
+            FM_E_INVALID_ARGUMENT
+        );
+        assert_eq!(fm_cancel(map.ptr.cast()), FM_E_INVALID_ARGUMENT);
+        assert_eq!(fm_cancel(null()), FM_E_NULL);
+        assert_eq!(fm_cancel_new(null_mut()), FM_E_NULL);
+        assert_eq!(fm_cancel_free(null_mut()), FM_E_NULL);
+        assert_eq!(fm_cancel_free(token), FM_OK);
+    }
+}
+
+/// The state letter of this process's thread named `name` (`R`, `S`...),
+/// from /proc; `None` while no such thread exists.
+#[cfg(target_os = "linux")]
+fn thread_state(name: &str) -> Option<char> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // "pid (comm) S ...": the state follows the last ')'.
+        return stat[stat.rfind(')')? + 1..].trim_start().chars().next();
+    }
+    None
+}
+
+#[test]
+fn cancel_from_another_thread_ends_a_wait_promptly_with_every_strategy() {
+    let map = Map::new("cancel", 0);
+    for strategy in STRATEGIES {
+        let mut token = null_mut();
+        // SAFETY: a writable out-pointer.
+        assert_eq!(unsafe { fm_cancel_new(&mut token) }, FM_OK);
+        let (map_addr, token_addr) = (map.ptr as usize, token as usize);
+        let thread_name = format!("fm-wait-{strategy}");
+        let (tx, rx) = mpsc::channel();
+        let waiter = std::thread::Builder::new()
+            .name(thread_name.clone())
+            .spawn(move || {
+                // Nothing changes: only the token (or the 60 s timeout,
+                // which fails the test) ends this wait.
+                // SAFETY: the handle and the token outlive the join below.
+                let s = unsafe {
+                    fm_wait(
+                        map_addr as *const FmMap,
+                        0,
+                        strategy,
+                        60_000_000_000,
+                        token_addr as *const FmCancelToken,
+                        null_mut(),
+                    )
+                };
+                let _ = tx.send((s, last_info(), last_error()));
+            })
+            .unwrap();
+        // A sleeping wait is cancelled once it is asleep in the kernel: the
+        // token must wake it, not the end of a sleep slice.
+        #[cfg(target_os = "linux")]
+        if strategy == FM_WAIT_SLEEP {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while thread_state(&thread_name) != Some('S') {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the waiter never went to sleep"
                 );
-                p
-            },
-            name,
-        };
-        assert_eq!(other.write(b"x"), FM_OK);
-        // Do not remove the name on drop: the test's own Map does.
-        // SAFETY: the handle opened above, closed once.
-        unsafe { fm_close(other.ptr) };
-        std::mem::forget(other);
-    });
-    // SAFETY: live handle; a negative timeout waits as long as it takes.
-    assert_eq!(unsafe { fm_wait_change(map.ptr, 0, -1, &mut g) }, FM_OK);
-    assert_eq!(g, 1);
-    writer.join().unwrap();
+                std::thread::yield_now();
+            }
+        }
+        let cancelled_at = std::time::Instant::now();
+        // SAFETY: a live token.
+        assert_eq!(unsafe { fm_cancel(token) }, FM_OK);
+        let (status, info, message) = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        let took = cancelled_at.elapsed();
+        waiter.join().unwrap();
+        assert_eq!(status, FM_E_CANCELLED, "strategy {strategy}: {message}");
+        assert_eq!(info.status, FM_E_CANCELLED);
+        assert!(message.contains("cancelled"), "{message}");
+        // Well inside the kernel sleep's 1 s slice.
+        assert!(
+            took < Duration::from_millis(500),
+            "strategy {strategy}: the wait ended {took:?} after the cancel"
+        );
+        // A cancelled token stays so: a later wait ends at once.
+        // SAFETY: live handle and token.
+        let again = unsafe { fm_wait(map.ptr, 0, strategy, 10_000_000_000, token, null_mut()) };
+        assert_eq!(again, FM_E_CANCELLED);
+        // SAFETY: the token from fm_cancel_new, no wait uses it any more.
+        assert_eq!(unsafe { fm_cancel_free(token) }, FM_OK);
+    }
 }
 
 unsafe extern "C-unwind" fn increment(

@@ -43,6 +43,20 @@ fn boundary_cases_from_c() {
 }
 
 #[test]
+fn a_c_thread_cancels_another_threads_wait_with_every_strategy() {
+    let exe = build_c("cc", &[test_source("c/wait.c")], "wait", C_FLAGS);
+    let name = unique("c-wait");
+    let _cleanup = Cleanup(name.clone());
+    let out = Command::new(exe).arg(&name).output().expect("running wait");
+    assert!(
+        out.status.success(),
+        "wait.c failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+}
+
+#[test]
 fn c_writes_and_rust_and_the_cli_read() {
     let name = unique("c-writes");
     let _cleanup = Cleanup(name.clone());

@@ -64,3 +64,130 @@ fn every_function_is_documented() {
         "the header lacks its extern \"C\" guard for C++"
     );
 }
+
+/// The status constants `#define`d in the header, `(name, value)`.
+fn header_statuses() -> Vec<(String, i32)> {
+    let header =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/filemap.h"))
+            .expect("reading include/filemap.h");
+    header
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("#define ")?.split_whitespace();
+            let name = words.next()?;
+            if name != "FM_OK" && !name.starts_with("FM_E_") {
+                return None;
+            }
+            let value = words.next()?.parse().expect("a status is a number");
+            Some((name.to_owned(), value))
+        })
+        .collect()
+}
+
+/// What `fm_status_name` calls a status.
+fn status_name(status: i32) -> String {
+    // SAFETY: fm_status_name returns a static C string, never NULL.
+    unsafe { std::ffi::CStr::from_ptr(filemap_ffi::fm_status_name(status)) }
+        .to_str()
+        .expect("status names are ASCII")
+        .to_owned()
+}
+
+#[test]
+fn the_headers_statuses_are_the_librarys() {
+    let statuses = header_statuses();
+    assert!(statuses.len() >= 30, "found only {statuses:?}");
+    for (name, value) in &statuses {
+        assert_eq!(
+            &status_name(*value),
+            name,
+            "{name} is {value} in the header"
+        );
+    }
+    // Every status the library names is in the header (the codes are
+    // small negative numbers).
+    for value in -1000..=0 {
+        let name = status_name(value);
+        if name != "FM_E_?" {
+            assert!(
+                statuses.contains(&(name.clone(), value)),
+                "{name} ({value}) is missing from the header"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_pascal_units_constants_are_the_headers() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/pascal/filemap.pas"),
+    )
+    .expect("reading bindings/pascal/filemap.pas");
+    // `  FM_E_NULL = -1;`, and the other integer constants of the C ABI.
+    let pascal: Vec<(String, i64)> = unit
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.trim().strip_suffix(';')?.split_once(" = ")?;
+            if !name.starts_with("FM_") {
+                return None;
+            }
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect();
+    let mut header: Vec<(String, i64)> = header_statuses()
+        .into_iter()
+        .map(|(n, v)| (n, i64::from(v)))
+        .collect();
+    header.extend([
+        (
+            "FM_CREATE_ONLY".to_owned(),
+            i64::from(filemap_ffi::FM_CREATE_ONLY),
+        ),
+        (
+            "FM_OPEN_ONLY".to_owned(),
+            i64::from(filemap_ffi::FM_OPEN_ONLY),
+        ),
+        (
+            "FM_PERSISTENT".to_owned(),
+            i64::from(filemap_ffi::FM_PERSISTENT),
+        ),
+        (
+            "FM_WAIT_SLEEP".to_owned(),
+            i64::from(filemap_ffi::FM_WAIT_SLEEP),
+        ),
+        (
+            "FM_WAIT_SPIN".to_owned(),
+            i64::from(filemap_ffi::FM_WAIT_SPIN),
+        ),
+        (
+            "FM_WAIT_ADAPTIVE".to_owned(),
+            i64::from(filemap_ffi::FM_WAIT_ADAPTIVE),
+        ),
+    ]);
+    // Pascal is case-blind: the version is FileMapAbiVersion, beside the
+    // function fm_abi_version.
+    assert!(
+        unit.contains(&format!(
+            "FileMapAbiVersion = {};",
+            filemap_ffi::FM_ABI_VERSION
+        )),
+        "filemap.pas's FileMapAbiVersion is not FM_ABI_VERSION ({})",
+        filemap_ffi::FM_ABI_VERSION
+    );
+    for constant in &pascal {
+        assert!(
+            header.contains(constant),
+            "filemap.pas has {} = {}, which the C ABI does not",
+            constant.0,
+            constant.1
+        );
+    }
+    for constant in &header {
+        assert!(
+            pascal.contains(constant),
+            "filemap.pas lacks {} = {}",
+            constant.0,
+            constant.1
+        );
+    }
+}

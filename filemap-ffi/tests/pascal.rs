@@ -136,6 +136,28 @@ fn cli_write_fires_onchange_but_own_writes_do_not() {
 }
 
 #[test]
+fn closemap_cancels_the_watch_threads_wait_at_once() {
+    let Some(fpc) = fpc() else { return };
+    let name = unique("pas-close");
+    let _cleanup = Cleanup(name.clone());
+    let mut pas = fmtest(fpc);
+    // The median of nine: a watch thread that only looked for Terminate
+    // between waits of 100 ms would take 50 ms on average.
+    let mut took: Vec<u64> = (0..9)
+        .map(|_| {
+            pas.send(&format!("open {name}"));
+            pas.expect_line(|l| l.starts_with("opened "), "opened");
+            pas.send("close");
+            let line = pas.expect_line(|l| l.starts_with("closed "), "closed");
+            line["closed ".len()..].parse().expect("milliseconds")
+        })
+        .collect();
+    took.sort_unstable();
+    assert!(took[4] < 20, "CloseMap took {took:?} ms");
+    pas.finish();
+}
+
+#[test]
 fn too_large_writemap_raises_and_keeps_the_content() {
     let Some(fpc) = fpc() else { return };
     let name = unique("pas-toolarge");

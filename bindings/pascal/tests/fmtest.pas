@@ -7,6 +7,8 @@
     wait               -> deliver queued changes until one OnChange fired
                           (20 s at most) -> "timeout" if none
     count N            -> N times Lock; ReadMap; +1; WriteMap; Unlock -> "counted"
+    close              -> CloseMap (stopping the watch thread) -> "closed MS",
+                          the milliseconds it took
   Every OnChange prints "changed L1|L2|...". }
 program fmtest;
 
@@ -27,7 +29,7 @@ var
   Handler: THandler;
   Line, Cmd, Arg: string;
   Space, I, N: Integer;
-  Deadline: QWord;
+  Deadline, Started: QWord;
   Before: Integer;
 
 function Joined(Strings: TStrings): string;
@@ -127,6 +129,12 @@ begin
           end;
         end;
         Say('counted');
+      end
+      else if Cmd = 'close' then
+      begin
+        Started := GetTickCount64;
+        Map.CloseMap;
+        Say('closed ' + IntToStr(GetTickCount64 - Started));
       end
       else
         Say('unknown command ' + Cmd);

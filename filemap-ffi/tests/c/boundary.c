@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
     CHECK(len == 4 && memcmp(buf, "kept", 4) == 0);
 
     uint64_t generation = 0;
-    CHECK(fm_wait_change(map, 1, 0, &generation) == FM_E_TIMEOUT);
+    CHECK(fm_wait(map, 1, FM_WAIT_SLEEP, 0, NULL, &generation) == FM_E_TIMEOUT);
     CHECK(fm_unlock(map) == FM_E_NOT_LOCKED);
     bool died = true;
     CHECK(fm_lock(map, &died) == FM_OK && !died);
