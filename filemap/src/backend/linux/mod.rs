@@ -230,8 +230,15 @@ impl Process for Os {
 }
 
 impl Wake for Os {
-    fn sleep(&self, h: &Header, asleep: u32, _token: u64, _prepared: bool, timeout: Duration) {
-        kernel::futex_wait(&h.notify, asleep, timeout);
+    fn sleep(
+        &self,
+        h: &Header,
+        asleep: u32,
+        _token: u64,
+        _prepared: bool,
+        timeout: Duration,
+    ) -> bool {
+        kernel::futex_wait(&h.notify, asleep, timeout)
     }
 
     fn wake_all(&self, h: &Header) {
