@@ -64,23 +64,23 @@ pub(crate) fn with_content<R>(
 /// Make a `filemap.Snapshot` (a named tuple defined in `_types.py`).
 pub(crate) fn snapshot_object(
     py: Python<'_>,
-    content: &[u8],
+    content: Bound<'_, PyBytes>,
     generation: u64,
     writer: filemap::WriterId,
 ) -> PyResult<Py<PyAny>> {
     let cls = types_module(py)?.getattr("Snapshot")?;
     Ok(cls
-        .call1((
-            PyBytes::new(py, content),
-            generation,
-            writer.pid,
-            writer.handle,
-        ))?
+        .call1((content, generation, writer.pid, writer.handle))?
         .unbind())
 }
 
 pub(crate) fn snapshot_to_py(py: Python<'_>, snap: &Snapshot) -> PyResult<Py<PyAny>> {
-    snapshot_object(py, &snap.content, snap.generation, snap.writer)
+    snapshot_object(
+        py,
+        PyBytes::new(py, &snap.content),
+        snap.generation,
+        snap.writer,
+    )
 }
 
 pub(crate) fn region_info_to_py(py: Python<'_>, info: &RegionInfo) -> PyResult<Py<PyAny>> {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use filemap::FileMap;
+use filemap::{CancelToken, FileMap};
 use pyo3::prelude::*;
 
 use crate::convert::duration;
@@ -24,15 +24,69 @@ pub(crate) fn _after_fork_in_child() {
 pub(crate) static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// A handle's region, shared by the handle and its calls in progress
-/// (each holds a clone of the `Arc` while it runs); `None` once closed.
-pub(crate) type Slot = RwLock<Option<Arc<FileMap>>>;
+/// (each holds a clone of the `Arc` while it runs), and the token that
+/// ends the handle's waits when it closes.
+pub(crate) struct Slot {
+    /// `None` once closed.
+    map: RwLock<Option<Arc<FileMap>>>,
+    /// Given to every `wait_change` of the handle; cancelled by
+    /// [`Slot::close`], which so ends those waits at once.
+    cancel: CancelToken,
+}
+
+impl Slot {
+    /// The slot of a handle just opened, registered for [`_close_all`].
+    pub(crate) fn open(map: FileMap) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            map: RwLock::new(Some(Arc::new(map))),
+            cancel: CancelToken::new(),
+        });
+        register(&slot);
+        slot
+    }
+
+    /// The region, unless the handle was closed.
+    pub(crate) fn get(&self) -> Option<Arc<FileMap>> {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+
+    /// What waits on this handle are given: [`Slot::close`] cancels it.
+    pub(crate) fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// Close: take the region out (calls in progress keep their `Arc`
+    /// until they return) and end the handle's waits. Returns the region
+    /// unless it was closed already.
+    pub(crate) fn close(&self) -> Option<Arc<FileMap>> {
+        let map = self
+            .map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // After the take: a wait that starts from now on finds the handle
+        // closed, or the token cancelled.
+        self.cancel.cancel();
+        map
+    }
+}
 
 /// Every handle opened in this process, by its slot, for
 /// [`_close_all`] at interpreter exit. Entries of handles gone are
 /// dropped as the list grows.
 static OPEN: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
 
-pub(crate) fn register(slot: &Arc<Slot>) {
+fn register(slot: &Arc<Slot>) {
     let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
     if open.len() == open.capacity() {
         // Amortised: only when the list would grow.
@@ -43,9 +97,10 @@ pub(crate) fn register(slot: &Arc<Slot>) {
 
 /// Close every handle open in this process, whatever thread uses it, and
 /// wait up to `grace` seconds for the calls in progress on them to let go
-/// of their regions (a wait notices within [`SLICE`](crate::wait::SLICE) and lets go, staying
-/// blocked; a lock wait notices within [`LOCK_SLICE`](crate::lock::LOCK_SLICE) and raises
-/// `Closed`). Run by the package at
+/// of their regions (a wait ends at once, through the handle's
+/// [`CancelToken`], and lets go, staying blocked; a lock wait notices
+/// within [`LOCK_SLICE`](crate::lock::LOCK_SLICE) and raises `Closed`).
+/// Run by the package at
 /// interpreter exit, before daemon threads are frozen mid-call holding a
 /// region: every region this process attached to is released (removed
 /// when it was the last user of a non-persistent one). Returns how many
@@ -60,10 +115,7 @@ pub(crate) fn _close_all(py: Python<'_>, grace: f64) -> PyResult<usize> {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-    let maps: Vec<Arc<FileMap>> = slots
-        .iter()
-        .filter_map(|slot| slot.write().unwrap_or_else(PoisonError::into_inner).take())
-        .collect();
+    let maps: Vec<Arc<FileMap>> = slots.iter().filter_map(|slot| slot.close()).collect();
     // Without the GIL: the threads inside a call need it to notice the
     // close and return.
     Ok(py.detach(move || {

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyTuple};
 
 use crate::convert::{snapshot_to_py, with_content};
-use crate::errors::{timeout_error, to_py};
+use crate::errors::to_py;
 
 /// The library lock timeout the binding opens every handle with: lock
 /// waits run in slices this long, so the binding can honour its own
@@ -42,7 +42,14 @@ pub(crate) fn with_lock_retry<T: Send>(
                 still_open(py)?;
                 let waited = start.elapsed();
                 if timeout.is_some_and(|t| waited >= t) {
-                    return Err(timeout_error(py, what, waited, holder_pid));
+                    return Err(to_py(
+                        py,
+                        Error::Timeout {
+                            what,
+                            waited,
+                            holder_pid,
+                        },
+                    ));
                 }
             }
             other => return other.map_err(|e| to_py(py, e)),

@@ -2,26 +2,27 @@
 //! `filemap.FileMap`.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use filemap::FileMap;
+use filemap::{Error, FileMap};
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyByteArray, PyBytes, PyTuple};
 
 use crate::convert::{duration, snapshot_object, with_content};
-use crate::errors::{closed_error, forked_error, to_py};
-use crate::lifecycle::{register, Slot, FORK_EPOCH};
+use crate::errors::{closed_error, to_py};
+use crate::lifecycle::{Slot, FORK_EPOCH};
 use crate::lock::{with_lock_retry, PyLock, LOCK_SLICE};
-use crate::wait::{wait_in_slices, DEFAULT_SPIN, SLICE};
+use crate::read::{read_bytearray, read_bytes};
+use crate::wait::{self, DEFAULT_SPIN};
 use crate::watch::{deliver, PyWatcher};
 
 /// A handle to a named shared-memory region (native base class of
 /// `filemap.FileMap`).
 #[pyclass(module = "filemap._filemap", name = "FileMap", subclass, frozen)]
 pub(crate) struct PyFileMap {
-    map: Arc<Slot>,
+    slot: Arc<Slot>,
     name: String,
     path: String,
     capacity: usize,
@@ -32,8 +33,9 @@ pub(crate) struct PyFileMap {
     lock_timeout: Option<Duration>,
     /// [`FORK_EPOCH`] when the handle was opened.
     epoch: u64,
-    /// Reused by `read`/`read_into` so polling allocates nothing.
-    scratch: Mutex<Vec<u8>>,
+    /// The content's length at the last read: what the next read sizes
+    /// its `bytes` (or `bytearray`) for.
+    last_len: AtomicUsize,
 }
 
 impl PyFileMap {
@@ -41,13 +43,14 @@ impl PyFileMap {
         // The library refuses inherited handles in its fallible calls; this
         // covers the others (waits, generation) too.
         if FORK_EPOCH.load(Ordering::Relaxed) != self.epoch {
-            return Err(forked_error(py, &self.name, self.pid, std::process::id()));
+            let forked = Error::ForkedHandle {
+                name: self.name.clone(),
+                opened_by: self.pid,
+                pid: std::process::id(),
+            };
+            return Err(to_py(py, forked));
         }
-        self.map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| closed_error(py, &self.name))
+        self.slot.get().ok_or_else(|| closed_error(py, &self.name))
     }
 
     /// `Closed` once the handle was closed: what blocking calls check
@@ -65,24 +68,6 @@ impl PyFileMap {
             None => Ok(self.lock_timeout),
             given => duration(given, "timeout"),
         }
-    }
-
-    /// Read the content into the scratch buffer, then hand it to `f`.
-    fn read_scratch<R>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&[u8], filemap::Stamp) -> PyResult<R>,
-    ) -> PyResult<R> {
-        let map = self.get(py)?;
-        let mut buf =
-            std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
-        let still_open = |py: Python<'_>| self.still_open(py);
-        let stamp = with_lock_retry(py, self.lock_timeout, &still_open, || {
-            map.read_into(&mut buf)
-        });
-        let result = stamp.and_then(|stamp| f(&buf, stamp));
-        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = buf;
-        result
     }
 }
 
@@ -130,10 +115,9 @@ impl PyFileMap {
             handle: id.handle,
             lock_timeout,
             epoch: FORK_EPOCH.load(Ordering::Relaxed),
-            map: Arc::new(RwLock::new(Some(Arc::new(map)))),
-            scratch: Mutex::new(Vec::new()),
+            slot: Slot::open(map),
+            last_len: AtomicUsize::new(0),
         };
-        register(&handle.map);
         Ok(handle)
     }
 
@@ -188,23 +172,16 @@ impl PyFileMap {
     /// Whether :meth:`close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
+        self.slot.is_closed()
     }
 
     /// Close the handle (idempotent). The region goes away with its last
-    /// handle, in any process, unless it is persistent. Waits in progress
-    /// on other threads (``wait_change``, a lock wait) raise ``Closed``
-    /// within 50 ms; other calls in progress finish first. Interpreter exit
-    /// closes every handle still open.
+    /// handle, in any process, unless it is persistent. ``wait_change``
+    /// calls in progress on other threads raise ``Closed`` at once, lock
+    /// waits within 5 ms; other calls in progress finish first.
+    /// Interpreter exit closes every handle still open.
     fn close(&self, py: Python<'_>) {
-        let map = self
-            .map
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let map = self.slot.close();
         py.detach(move || drop(map));
     }
 
@@ -243,110 +220,65 @@ impl PyFileMap {
 
     /// Read the published content as a :class:`Snapshot`.
     fn read(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.read_scratch(py, |buf, stamp| {
-            snapshot_object(py, buf, stamp.generation, stamp.writer)
-        })
+        let map = self.get(py)?;
+        let still_open = |py: Python<'_>| self.still_open(py);
+        let (content, stamp) =
+            read_bytes(py, &map, &self.last_len, self.lock_timeout, &still_open)?;
+        snapshot_object(py, content, stamp.generation, stamp.writer)
     }
 
     /// Read the content into ``buffer`` (a bytearray, resized to the
-    /// content's length) and return its generation. Allocates nothing once
-    /// the buffer and the handle's scratch space have room.
+    /// content's length) and return its generation. Copies the content
+    /// straight into the bytearray, and allocates nothing once it has room.
     fn read_into(&self, py: Python<'_>, buffer: &Bound<'_, PyByteArray>) -> PyResult<u64> {
-        self.read_scratch(py, |buf, stamp| {
-            buffer.resize(buf.len())?;
-            // SAFETY: the GIL is held and no Python code runs between the
-            // resize above and this copy, so nothing else can resize or
-            // read `buffer` meanwhile; its length is `buf.len()` now.
-            unsafe { buffer.as_bytes_mut() }.copy_from_slice(buf);
-            Ok(stamp.generation)
-        })
+        let map = self.get(py)?;
+        let still_open = |py: Python<'_>| self.still_open(py);
+        let stamp = read_bytearray(
+            py,
+            &map,
+            buffer,
+            &self.last_len,
+            self.lock_timeout,
+            &still_open,
+        )?;
+        Ok(stamp.generation)
     }
 
     /// Block until the generation differs from ``seen``; return the new one,
-    /// or ``None`` when ``timeout`` seconds pass first. Sleeps in the
-    /// kernel; with ``spin`` (seconds, at most 0.05), busy-polls that long
-    /// first, which catches a prompt peer without a sleep and a wake-up.
-    #[pyo3(signature = (seen, timeout = None, *, spin = DEFAULT_SPIN.as_secs_f64()))]
+    /// or ``None`` when ``timeout`` seconds pass first.
+    ///
+    /// ``strategy``: ``"sleep"`` sleeps in the kernel; ``"spin"``
+    /// busy-polls (lowest latency, one core busy); ``"adaptive"`` spins
+    /// first while spinning has been catching changes (learnt per handle
+    /// from its spins; at most 50 µs), else sleeps at once. With ``spin``
+    /// (seconds, at most 0.05), the wait busy-polls that long first, which
+    /// catches a prompt peer without a sleep and a wake-up.
+    ///
+    /// ``close()`` from another thread ends the wait at once (``Closed``).
+    /// Ctrl-C raises ``KeyboardInterrupt`` at once from a sleep, within
+    /// 20 ms from ``"spin"``, and after the ``spin`` prefix.
+    #[pyo3(signature = (seen, timeout = None, *, strategy = "sleep", spin = DEFAULT_SPIN.as_secs_f64()))]
     fn wait_change(
         &self,
         py: Python<'_>,
         seen: u64,
         timeout: Option<f64>,
+        strategy: &str,
         spin: f64,
     ) -> PyResult<Option<u64>> {
         let timeout = duration(timeout, "timeout")?;
-        let spin = duration(Some(spin), "spin")?.unwrap_or(SLICE).min(SLICE);
+        let strategy = wait::strategy(strategy)?;
+        let spin = duration(Some(spin), "spin")?.unwrap_or(wait::MAX_SPIN_FIRST);
         let map = self.get(py)?;
-        let start = Instant::now();
-        if !spin.is_zero() {
-            let spin = timeout.map_or(spin, |t| t.min(spin));
-            if let Some(generation) = py.detach(|| {
-                map.wait_change(seen, filemap::Wait::spin().timeout(spin))
-                    .ok()
-            }) {
-                return Ok(Some(generation));
-            }
-        }
-        let rest = timeout.map(|t| t.saturating_sub(start.elapsed()));
-        wait_in_slices(
+        wait::wait_change(
             py,
             map,
-            seen,
-            rest,
-            &|py| self.still_open(py),
-            |m, seen, t| {
-                m.wait_change(seen, filemap::Wait::sleep().timeout(t.unwrap_or(SLICE)))
-                    .ok()
-            },
-        )
-    }
-
-    /// Like :meth:`wait_change`, but spins first while spinning has been
-    /// catching changes (learnt per handle from its spins; at most 50 µs),
-    /// and sleeps at once while it has not, probing now and then. Never
-    /// more spinners on a region than the machine has cores, less one.
-    #[pyo3(signature = (seen, timeout = None))]
-    fn wait_change_adaptive(
-        &self,
-        py: Python<'_>,
-        seen: u64,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<u64>> {
-        let timeout = duration(timeout, "timeout")?;
-        let map = self.get(py)?;
-        wait_in_slices(
-            py,
-            map,
+            self.slot.cancel_token(),
             seen,
             timeout,
-            &|py| self.still_open(py),
-            |m, seen, t| {
-                m.wait_change(seen, filemap::Wait::adaptive().timeout(t.unwrap_or(SLICE)))
-                    .ok()
-            },
-        )
-    }
-
-    /// Like :meth:`wait_change` but busy-polls: lowest latency, one core busy.
-    #[pyo3(signature = (seen, timeout = None))]
-    fn wait_change_spin(
-        &self,
-        py: Python<'_>,
-        seen: u64,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<u64>> {
-        let timeout = duration(timeout, "timeout")?;
-        let map = self.get(py)?;
-        wait_in_slices(
-            py,
-            map,
-            seen,
-            timeout,
-            &|py| self.still_open(py),
-            |m, seen, t| {
-                m.wait_change(seen, filemap::Wait::spin().timeout(t.unwrap_or(SLICE)))
-                    .ok()
-            },
+            strategy,
+            spin,
+            &|py| closed_error(py, &self.name),
         )
     }
 
