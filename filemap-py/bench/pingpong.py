@@ -10,9 +10,9 @@ after it holds B's reply. Methods:
 - filemap wait_change: two regions (ping, pong), writes + ``wait_change``
   (sleeps in the kernel) + ``read_into``.
 - filemap wait_change(spin=50µs): the same, busy-polling 50 µs first.
-- filemap wait_change_adaptive: the library's adaptive wait (spins while
-  changes come within microseconds, else sleeps).
-- filemap wait_change_spin: the same, busy-polling.
+- filemap wait_change(strategy="adaptive"): the library's adaptive wait
+  (spins while changes come within microseconds, else sleeps).
+- filemap wait_change(strategy="spin"): the same, busy-polling.
 - multiprocessing.Pipe: ``send_bytes`` / ``recv_bytes``.
 - multiprocessing.Queue: ``put`` / ``get``.
 - shared_memory busy-poll: two ``multiprocessing.shared_memory`` segments,
@@ -70,9 +70,9 @@ SPAWN = multiprocessing.get_context("spawn")
 
 def _waiter(fm: filemap.FileMap, mode: str) -> Callable[[int], int | None]:
     if mode == "spin":
-        return fm.wait_change_spin
+        return lambda seen: fm.wait_change(seen, strategy="spin")
     if mode == "adaptive":
-        return fm.wait_change_adaptive
+        return lambda seen: fm.wait_change(seen, strategy="adaptive")
     if mode == "spin-first":
         return lambda seen: fm.wait_change(seen, spin=50e-6)
     return fm.wait_change
@@ -285,8 +285,8 @@ def idle_cpu(seconds: float) -> dict[str, float]:
 METHODS: dict[str, Callable[[int, int], list[int]]] = {
     "filemap wait_change": lambda size, n: bench_filemap(size, n, "default"),
     "filemap wait_change(spin=50µs)": lambda size, n: bench_filemap(size, n, "spin-first"),
-    "filemap wait_change_adaptive": lambda size, n: bench_filemap(size, n, "adaptive"),
-    "filemap wait_change_spin": lambda size, n: bench_filemap(size, n, "spin"),
+    'filemap wait_change(strategy="adaptive")': lambda size, n: bench_filemap(size, n, "adaptive"),
+    'filemap wait_change(strategy="spin")': lambda size, n: bench_filemap(size, n, "spin"),
     "multiprocessing.Pipe": bench_pipe,
     "multiprocessing.Queue": bench_queue,
     "shared_memory busy-poll": bench_shm,
@@ -313,7 +313,7 @@ def main() -> None:
                 samples += bench(size, args.rounds + WARMUP)[WARMUP:]
             median_us = statistics.median(samples) / 1000
             results.setdefault(name, {})[str(size)] = median_us
-            print(f"{name:28} {size:>6} B  median {median_us:8.2f} us  ({len(samples)} round trips)", flush=True)
+            print(f"{name:40} {size:>6} B  median {median_us:8.2f} us  ({len(samples)} round trips)", flush=True)
     idle = idle_cpu(args.idle)
 
     pipe8 = results["multiprocessing.Pipe"]["8"]
@@ -325,7 +325,8 @@ def main() -> None:
         print(f"| {name} | {by_size['8']:.2f} µs | {by_size[str(64 * 1024)]:.2f} µs |")
     print()
     print(f"filemap wait_change / Pipe at 8 B: {results['filemap wait_change']['8'] / pipe8:.2f}x (target <= 0.7x)")
-    print(f"filemap spin / busy-poll at 8 B: {results['filemap wait_change_spin']['8'] / poll8:.2f}x (target <= 2x)")
+    spin8 = results['filemap wait_change(strategy="spin")']["8"]
+    print(f"filemap spin / busy-poll at 8 B: {spin8 / poll8:.2f}x (target <= 2x)")
     for name, cpu in idle.items():
         print(f"idle waiter CPU, {name}: {cpu * 1000:.1f} ms per second")
     if args.json:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import pickle
+import resource
 import threading
 import time
 
@@ -245,18 +247,49 @@ def test_wait_change_returns_new_generation_or_none(name: str) -> None:
         start = time.monotonic()
         assert fm.wait_change(seen, timeout=0.12) is None
         assert 0.12 <= time.monotonic() - start < 0.25
-        assert fm.wait_change_spin(seen, timeout=0.01) is None
-        assert fm.wait_change_adaptive(seen, timeout=0.01) is None
+        assert fm.wait_change(seen, timeout=0.01, strategy="spin") is None
+        assert fm.wait_change(seen, timeout=0.01, strategy="adaptive") is None
         assert fm.wait_change(seen, timeout=0.01, spin=0.002) is None
         with pytest.raises(ValueError):
             fm.wait_change(seen, timeout=0.01, spin=-1)
+        with pytest.raises(ValueError, match="strategy"):
+            fm.wait_change(seen, timeout=0.01, strategy="nap")  # type: ignore[arg-type]
         threading.Timer(0.05, lambda: other.write("x")).start()
         assert fm.wait_change(seen, timeout=10) == seen + 1
         assert fm.wait_change(seen - 1 if seen else 99, timeout=0) is not None
         threading.Timer(0.05, lambda: other.write("y")).start()
-        assert fm.wait_change_spin(seen + 1, timeout=10) == seen + 2
+        assert fm.wait_change(seen + 1, timeout=10, strategy="spin") == seen + 2
         threading.Timer(0.05, lambda: other.write("z")).start()
-        assert fm.wait_change_adaptive(seen + 2, timeout=10) == seen + 3
+        assert fm.wait_change(seen + 2, timeout=10, strategy="adaptive") == seen + 3
+        # A spinning wait longer than its 20 ms slices still sees the change.
+        threading.Timer(0.1, lambda: other.write("w")).start()
+        assert fm.wait_change(seen + 3, timeout=10, strategy="spin") == seen + 4
+
+
+@pytest.mark.skipif(not hasattr(resource, "RUSAGE_THREAD"), reason="needs RUSAGE_THREAD (Linux)")
+@pytest.mark.parametrize("strategy", ["sleep", "adaptive"])
+def test_a_waiting_thread_does_not_wake_up_to_poll(name: str, strategy: str) -> None:
+    # Ctrl-C and close() end a sleeping wait by waking it; nothing wakes
+    # it meanwhile (the library's own sleep slice is 1 s).
+    with filemap.FileMap(name) as fm:
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+        assert fm.wait_change(fm.generation, timeout=1.0, strategy=strategy) is None  # type: ignore[arg-type]
+        woke = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw - before
+        assert woke <= 5, f"the thread slept {woke} times in a 1 s wait"
+
+
+def test_reads_follow_the_content_as_it_grows_and_shrinks(name: str) -> None:
+    # Reads size their bytes (bytearray) by the last length read.
+    with filemap.FileMap(name, 10_000) as fm, filemap.FileMap(name) as other:
+        buf = bytearray()
+        for content in (b"", b"8 bytes!", b"x" * 9000, b"abc", b"", b"y" * 9999, b"z" * 9000):
+            g = other.write(content)
+            assert fm.read() == (content, g, os.getpid(), other.id[1])
+            assert fm.read_into(buf) == g and buf == content
+            # The other call after a change of length too.
+            g = other.write(content + b"+")
+            assert fm.read_into(buf) == g and buf == content + b"+"
+            assert fm.read().content == content + b"+"
 
 
 def test_blocking_calls_release_the_gil(name: str) -> None:
@@ -349,6 +382,32 @@ def test_every_error_pickles_with_its_details() -> None:
         assert (back.name, back.holder_pid, back.length) == ("n", 7, 3)
 
 
+def test_every_library_error_kind_has_its_own_exception_class() -> None:
+    kinds = filemap._filemap._error_kinds()
+    assert len(kinds) >= 29 and "NotFound" in kinds
+    for kind in kinds:
+        cls = getattr(filemap, kind, None)
+        assert isinstance(cls, type) and issubclass(cls, filemap.Error), kind
+        assert cls is not filemap.Error and kind in filemap.__all__, kind
+
+
+def test_the_errors_module_lists_each_of_its_classes_once() -> None:
+    import filemap._errors as errors
+
+    defined = [n for n, c in vars(errors).items() if inspect.isclass(c) and c.__module__ == errors.__name__]
+    assert errors.__all__ == defined
+    assert set(errors.__all__) <= set(filemap.__all__)
+
+
+def test_a_library_error_carries_its_kind(name: str) -> None:
+    with pytest.raises(filemap.NotFound) as e:
+        filemap.FileMap(name, create=False)
+    assert e.value.kind == "NotFound" and e.value.name == name
+    with filemap.FileMap(name, 64) as fm, pytest.raises(filemap.TooLarge) as e2:
+        fm.write(b"x" * 65)
+    assert (e2.value.kind, e2.value.length, e2.value.capacity) == ("TooLarge", 65, 64)
+
+
 def test_error_hierarchy() -> None:
     E = filemap
     for cls in (E.InvalidName, E.InvalidCapacity, E.TooLarge, E.NotUtf8):
@@ -358,6 +417,9 @@ def test_error_hierarchy() -> None:
     assert issubclass(E.PermissionDenied, PermissionError)
     assert issubclass(E.Timeout, TimeoutError)
     assert issubclass(E.OutOfSpace, OSError) and issubclass(E.Io, OSError)
+    assert issubclass(E.Interrupted, InterruptedError)
+    assert issubclass(E.UnsupportedOption, E.Unsupported)
+    assert issubclass(E.BufferTooSmall, ValueError) and issubclass(E.WrongType, TypeError)
     for cls in (E.Corrupted, E.NotARegion, E.Truncated, E.IncompatibleVersion):
         assert issubclass(cls, E.FormatError) and issubclass(cls, E.Error)
     for cls in (E.Conflict, E.WrongThread, E.NotLocked, E.ForkedHandle, E.WouldDeadlock):

@@ -92,8 +92,11 @@ pub(crate) trait Wake {
     }
 
     /// Sleep at most `timeout` while the notify word is `asleep` (or until
-    /// a wake-up that came after `token` was taken).
-    fn sleep(&self, h: &Header, asleep: u32, token: u64, prepared: bool, timeout: Duration);
+    /// a wake-up that came after `token` was taken). Returns `true` when
+    /// the OS says a signal handler ran during the sleep and cut it short
+    /// (`EINTR`), `false` otherwise or where the OS cannot tell.
+    fn sleep(&self, h: &Header, asleep: u32, token: u64, prepared: bool, timeout: Duration)
+        -> bool;
 
     /// Wake every thread sleeping on the region, in every process.
     fn wake_all(&self, h: &Header);
@@ -159,6 +162,19 @@ pub fn wait_once(
     timeout: Duration,
     cancel: Option<&AtomicBool>,
 ) -> u64 {
+    sleep_once(h, slot, wake, seen, timeout, cancel).0
+}
+
+/// [`wait_once`], also saying whether a signal cut the sleep short
+/// ([`Wake::sleep`]'s answer; `false` when it did not sleep).
+fn sleep_once(
+    h: &Header,
+    slot: &Slot,
+    wake: &impl Wake,
+    seen: u64,
+    timeout: Duration,
+    cancel: Option<&AtomicBool>,
+) -> (u64, bool) {
     let prepared = wake.prepare();
     // A crash between two steps may only ever leave the global count too
     // high (a spurious wake-up), never below the sum of the slots' counts,
@@ -170,9 +186,10 @@ pub fn wait_once(
     let notify = h.notify.load(SeqCst);
     let mut generation = h.line.generation.load(SeqCst);
     let cancelled = cancel.is_some_and(|c| c.load(SeqCst));
+    let mut interrupted = false;
     if generation == seen && !cancelled {
         if let Some(asleep) = announce_sleep(h, notify) {
-            wake.sleep(h, asleep, token, prepared, timeout.min(SLICE));
+            interrupted = wake.sleep(h, asleep, token, prepared, timeout.min(SLICE));
         }
         // Else the word moved (a publish or an interrupt): look again.
         generation = h.line.generation.load(Acquire);
@@ -185,7 +202,7 @@ pub fn wait_once(
     }
     saturating_decrement(&slot.waiters);
     saturating_decrement(&h.waiters);
-    generation
+    (generation, interrupted)
 }
 
 /// Set the sleepers bit in the word last read as `notify`; the value to
@@ -390,12 +407,13 @@ pub fn spin_phase(
 
 /// Wait for the generation to leave `seen`: busy-poll for the budget
 /// `learner` allows (if a core is free for it), then sleep as
-/// [`wait_once`] does, in slices, until `deadline`. Returns the new
-/// generation, or `None` at the deadline or once `cancel` is set.
-/// Sleeping follows the sleepers-bit
+/// [`sleep_until`] does. Returns the new generation, or `Ok(None)` at the
+/// deadline or once `cancel` is set, `Err(Interrupted)` as
+/// [`sleep_until`] says. Sleeping follows the sleepers-bit
 /// protocol above unchanged, so spinning first adds no way to lose a
 /// wake-up: a publish during the spin is seen by the poll, one after it by
 /// the protocol.
+#[allow(clippy::too_many_arguments)] // the wait's parts, as `sleep_until` takes them
 pub fn adaptive(
     h: &Header,
     slot: &Slot,
@@ -404,17 +422,25 @@ pub fn adaptive(
     deadline: Option<Instant>,
     learner: &Learner,
     cancel: Option<&AtomicBool>,
-) -> Option<u64> {
+    interruptible: bool,
+) -> Result<Option<u64>, Interrupted> {
     if let Some(generation) = spin_phase(h, slot, wake, seen, deadline, learner, cancel) {
-        return Some(generation);
+        return Ok(Some(generation));
     }
-    sleep_until(h, slot, wake, seen, deadline, cancel)
+    sleep_until(h, slot, wake, seen, deadline, cancel, interruptible)
 }
 
+/// An interruptible sleep was cut short by a signal (see
+/// [`Wake::sleep`]) before the generation moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
 /// Sleep (in slices, by [`wait_once`]) until the generation leaves
-/// `seen`, and return it; `None` once `deadline` passes first (no
+/// `seen`, and return it; `Ok(None)` once `deadline` passes first (no
 /// deadline: as long as it takes) or `cancel` is set (set it, then call
-/// [`interrupt`]).
+/// [`interrupt`]). With `interruptible`, a sleep that a signal handler cut
+/// short ends the wait with `Err(Interrupted)` unless the generation moved
+/// meanwhile; without, the wait sleeps again.
 pub fn sleep_until(
     h: &Header,
     slot: &Slot,
@@ -422,22 +448,27 @@ pub fn sleep_until(
     seen: u64,
     deadline: Option<Instant>,
     cancel: Option<&AtomicBool>,
-) -> Option<u64> {
+    interruptible: bool,
+) -> Result<Option<u64>, Interrupted> {
     loop {
         let generation = h.line.generation.load(Acquire);
         if generation != seen {
-            return Some(generation);
+            return Ok(Some(generation));
         }
         if is_set(cancel) {
-            return None;
+            return Ok(None);
         }
         let remaining = match deadline {
-            Some(d) => d
-                .checked_duration_since(Instant::now())
-                .filter(|r| !r.is_zero())?,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(r) if !r.is_zero() => r,
+                _ => return Ok(None),
+            },
             None => SLICE,
         };
-        wait_once(h, slot, wake, seen, remaining, cancel);
+        let (generation, interrupted) = sleep_once(h, slot, wake, seen, remaining, cancel);
+        if interrupted && interruptible && generation == seen {
+            return Err(Interrupted);
+        }
     }
 }
 
@@ -453,8 +484,16 @@ mod tests {
     struct Poll;
 
     impl Wake for Poll {
-        fn sleep(&self, _h: &Header, _asleep: u32, _token: u64, _prepared: bool, t: Duration) {
+        fn sleep(
+            &self,
+            _h: &Header,
+            _asleep: u32,
+            _token: u64,
+            _prepared: bool,
+            t: Duration,
+        ) -> bool {
             std::thread::sleep(t.min(Duration::from_millis(1)));
+            false
         }
 
         fn wake_all(&self, _h: &Header) {}
@@ -574,6 +613,48 @@ mod tests {
         assert_eq!(h.waiters.load(SeqCst), 0);
     }
 
+    /// Sleeps by polling, and says every sleep was cut short by a signal.
+    struct Signalled;
+
+    impl Wake for Signalled {
+        fn sleep(
+            &self,
+            _h: &Header,
+            _asleep: u32,
+            _token: u64,
+            _prepared: bool,
+            t: Duration,
+        ) -> bool {
+            std::thread::sleep(t.min(Duration::from_millis(1)));
+            true
+        }
+
+        fn wake_all(&self, _h: &Header) {}
+    }
+
+    #[test]
+    fn only_an_interruptible_sleep_ends_when_a_signal_cuts_it_short() {
+        let h = Header::zeroed();
+        let slot = &h.slots[0];
+        assert_eq!(
+            sleep_until(&h, slot, &Signalled, 0, None, None, true),
+            Err(Interrupted)
+        );
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            sleep_until(&h, slot, &Signalled, 0, Some(deadline), None, false),
+            Ok(None),
+            "a plain wait sleeps on to its deadline"
+        );
+        assert!(Instant::now() >= deadline);
+        // A change seen on waking wins over the signal.
+        h.line.generation.store(3, SeqCst);
+        assert_eq!(
+            sleep_until(&h, slot, &Signalled, 0, None, None, true),
+            Ok(Some(3))
+        );
+    }
+
     #[test]
     fn an_adaptive_wait_honours_its_deadline_and_sees_a_change() {
         let h = Header::zeroed();
@@ -588,9 +669,10 @@ mod tests {
                 0,
                 Some(start + timeout),
                 &learner,
-                None
+                None,
+                true
             ),
-            None
+            Ok(None)
         );
         let waited = start.elapsed();
         assert!(
@@ -600,8 +682,8 @@ mod tests {
         assert_eq!(h.spinners.load(SeqCst), 0, "the spinner left");
         h.line.generation.store(5, SeqCst);
         assert_eq!(
-            adaptive(&h, &h.slots[0], &Poll, 0, None, &learner, None),
-            Some(5)
+            adaptive(&h, &h.slots[0], &Poll, 0, None, &learner, None, true),
+            Ok(Some(5))
         );
     }
 }

@@ -42,8 +42,9 @@ pub enum Strategy {
 }
 
 /// How [`FileMap::wait_change`](crate::FileMap::wait_change) waits: a
-/// [`Strategy`], an optional deadline, and optionally a [`CancelToken`]
-/// that another thread may use to end the wait.
+/// [`Strategy`], an optional deadline, optionally a [`CancelToken`]
+/// that another thread may use to end the wait, and whether a signal ends
+/// it ([`Wait::interruptible`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -61,6 +62,7 @@ pub struct Wait<'a> {
     pub(crate) strategy: Strategy,
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancel: Option<&'a CancelToken>,
+    pub(crate) interruptible: bool,
 }
 
 impl<'a> Wait<'a> {
@@ -70,6 +72,7 @@ impl<'a> Wait<'a> {
             strategy,
             deadline: None,
             cancel: None,
+            interruptible: false,
         }
     }
 
@@ -111,6 +114,41 @@ impl<'a> Wait<'a> {
     pub fn cancel(self, token: &'a CancelToken) -> Wait<'a> {
         Wait {
             cancel: Some(token),
+            ..self
+        }
+    }
+
+    /// End with [`Error::Interrupted`](crate::Error::Interrupted) when a
+    /// signal handler runs on the waiting thread while it sleeps in the
+    /// kernel, so that the caller can act on the signal and wait again
+    /// (with the same deadline) if it wants to. A language runtime's
+    /// Ctrl-C is the use: CPython's `SIGINT` handler only sets a flag that
+    /// the interpreter checks between bytecodes, so a native wait must
+    /// return for `KeyboardInterrupt` to be raised.
+    ///
+    /// Off by default: a plain wait sleeps again after a signal, and ends
+    /// only as its strategy, deadline and token say.
+    ///
+    /// What the OS reports:
+    /// - Linux (`futex`): every signal whose handler runs during the sleep,
+    ///   whether or not the handler was installed with `SA_RESTART` (a
+    ///   sleep with a timeout is never restarted). Ignored signals and
+    ///   signals delivered to another thread do not end the wait.
+    /// - FreeBSD (`_umtx_op`) and macOS (`os_sync_wait_on_address`,
+    ///   `__ulock_wait`): when the call fails with `EINTR`; a macOS without
+    ///   either primitive polls and never reports a signal.
+    /// - Windows: never (there are no signals to cut a sleep short).
+    ///
+    /// Only a sleep in the kernel can be interrupted: [`Strategy::Spin`]
+    /// never sleeps, and [`Strategy::Adaptive`]'s spin (at most 50 µs) is
+    /// not cut short. A caller that must act on signals while spinning
+    /// spins in bounded slices (a short deadline) and checks between them.
+    /// A signal that arrives just before the thread goes to sleep is not
+    /// seen by this wait (the same race as any `EINTR`-based sleep, such as
+    /// `nanosleep` in a loop that checks a flag).
+    pub fn interruptible(self) -> Wait<'a> {
+        Wait {
+            interruptible: true,
             ..self
         }
     }
@@ -231,22 +269,35 @@ pub(crate) fn wait_change(inner: &Arc<Inner>, seen: u64, wait: Wait<'_>) -> Resu
     let slot = &h.slots[inner.slot];
     let os = &inner.os;
     let start = wait.deadline.map(|_| Instant::now());
+    let deadline = wait.deadline;
     let found = match wait.strategy {
-        Strategy::Sleep => notify::sleep_until(h, slot, os, seen, wait.deadline, cancel),
-        Strategy::Spin => notify::spin(h, os, seen, wait.deadline, cancel),
-        Strategy::Adaptive => {
-            notify::adaptive(h, slot, os, seen, wait.deadline, &inner.learner, cancel)
+        Strategy::Sleep => {
+            notify::sleep_until(h, slot, os, seen, deadline, cancel, wait.interruptible)
         }
+        Strategy::Spin => Ok(notify::spin(h, os, seen, deadline, cancel)),
+        Strategy::Adaptive => notify::adaptive(
+            h,
+            slot,
+            os,
+            seen,
+            deadline,
+            &inner.learner,
+            cancel,
+            wait.interruptible,
+        ),
     };
     // A handle that became unusable meanwhile (its file shrank) ends its
     // waits with a generation that says nothing: report why instead.
     inner.usable()?;
     match found {
-        Some(generation) => Ok(generation),
-        None if wait.cancel.is_some_and(CancelToken::is_cancelled) => Err(Error::Cancelled {
+        Ok(Some(generation)) => Ok(generation),
+        Err(notify::Interrupted) => Err(Error::Interrupted {
             name: inner.name().to_owned(),
         }),
-        None => Err(Error::Timeout {
+        Ok(None) if wait.cancel.is_some_and(CancelToken::is_cancelled) => Err(Error::Cancelled {
+            name: inner.name().to_owned(),
+        }),
+        Ok(None) => Err(Error::Timeout {
             what: "a change",
             waited: start.map_or(Duration::ZERO, |s| s.elapsed()),
             holder_pid: None,

@@ -8,12 +8,18 @@ error, the region's published content is left as it was.
 
 Each exception keeps its details as attributes and pickles with them, so
 it can cross a process pool.
+
+The native module raises, for a library error, the class named as the
+error's kind (the Rust ``ErrorKind`` name, also in the ``kind`` attribute):
+this module is the one list of classes, and the test suite checks that it
+has one for every kind the library has (``_filemap._error_kinds()``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+# Every class below, in order (checked by the test suite).
 __all__ = [
     "Error",
     "InvalidName",
@@ -24,14 +30,21 @@ __all__ = [
     "AlreadyExists",
     "PermissionDenied",
     "Timeout",
+    "Cancelled",
+    "Interrupted",
     "OutOfSpace",
     "Io",
     "TooManyAttached",
     "FormatError",
     "Corrupted",
     "NotARegion",
+    "NameCollision",
     "Truncated",
     "IncompatibleVersion",
+    "BufferTooSmall",
+    "NotAValue",
+    "WrongType",
+    "Codec",
     "WouldDeadlock",
     "Conflict",
     "WrongThread",
@@ -39,6 +52,7 @@ __all__ = [
     "ForkedHandle",
     "Closed",
     "Unsupported",
+    "UnsupportedOption",
 ]
 
 
@@ -46,11 +60,16 @@ class Error(Exception):
     """Base class of every filemap error.
 
     The message is ``str(exc)``; the details are keyword attributes named
-    in each subclass. Pickling keeps both.
+    in each subclass. ``kind`` is the library's name for the kind of
+    failure (``"NotFound"``...), which is the class name of every class
+    but the bases. Pickling keeps them all.
     """
+
+    kind: str
 
     def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message)
+        self.kind = type(self).__name__
         for key, value in details.items():
             setattr(self, key, value)
 
@@ -126,6 +145,26 @@ class Timeout(Error, TimeoutError):
     what: str
 
 
+class Cancelled(Error):
+    """A wait was cancelled. Attribute: ``name``.
+
+    The package cancels a handle's waits only by closing it, and raises
+    :class:`Closed` for those.
+    """
+
+    name: str
+
+
+class Interrupted(Error, InterruptedError):
+    """A wait was cut short by a signal. Attribute: ``name``.
+
+    The package handles it itself: it runs Python's signal handlers (Ctrl-C
+    raises ``KeyboardInterrupt``) and waits on.
+    """
+
+    name: str
+
+
 class OutOfSpace(Error, OSError):
     """No room left to create the region. Attributes: ``name``, ``needed``."""
 
@@ -191,6 +230,42 @@ class IncompatibleVersion(FormatError):
     expected: int
 
 
+class BufferTooSmall(Error, ValueError):
+    """A buffer is shorter than the content; nothing was copied.
+
+    Attributes: ``name``, ``length`` (of the buffer), ``needed``.
+    """
+
+    name: str
+    length: int
+    needed: int
+
+
+class NotAValue(Error, ValueError):
+    """The region does not hold a typed value. Attributes: ``name``, ``length``."""
+
+    name: str
+    length: int
+
+
+class WrongType(Error, TypeError):
+    """The region holds a typed value of another type. Attributes: ``name``,
+    ``expected``, ``found`` (type tags)."""
+
+    name: str
+    expected: str
+    found: str
+
+
+class Codec(Error, ValueError):
+    """A typed value could not be encoded or decoded. Attributes: ``name``,
+    ``op`` (``"encode"`` or ``"decode"``), ``reason``."""
+
+    name: str
+    op: str
+    reason: str
+
+
 class WouldDeadlock(Error, RuntimeError):
     """This thread holds the region's lock already. Attribute: ``name``."""
 
@@ -235,4 +310,11 @@ class Closed(Error, ValueError):
 
 
 class Unsupported(Error, NotImplementedError):
-    """This platform (or option) is not supported. Attributes: ``option``, ``reason`` when known."""
+    """This platform is not supported (or, as :class:`UnsupportedOption`, an option)."""
+
+
+class UnsupportedOption(Unsupported):
+    """An option this platform cannot honour. Attributes: ``option``, ``reason``."""
+
+    option: str
+    reason: str

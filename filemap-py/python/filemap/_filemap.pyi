@@ -1,6 +1,7 @@
 """Type stubs of the native module ``filemap._filemap`` (use ``filemap``)."""
 
 from collections.abc import Callable
+from typing import Literal
 from os import PathLike
 from types import TracebackType
 
@@ -75,18 +76,28 @@ class FileMap:
     def read(self) -> Snapshot:
         """The published content (lock-free)."""
     def read_into(self, buffer: bytearray) -> int:
-        """Read the content into ``buffer`` (resized to fit); return its generation."""
+        """Read the content straight into ``buffer`` (resized to fit); return
+        its generation."""
     def wait_change(
-        self, seen: int, timeout: float | None = None, *, spin: float = 0.0
+        self,
+        seen: int,
+        timeout: float | None = None,
+        *,
+        strategy: Literal["sleep", "spin", "adaptive"] = "sleep",
+        spin: float = 0.0,
     ) -> int | None:
-        """Sleep until the generation differs from ``seen``; return it, or
-        ``None`` after ``timeout`` seconds. With ``spin`` (seconds, at most
-        0.05) it busy-polls that long before sleeping. Ctrl-C interrupts it."""
-    def wait_change_adaptive(self, seen: int, timeout: float | None = None) -> int | None:
-        """Like :meth:`wait_change`, spinning first while spinning has been
-        catching changes (learnt per handle from its spins), else sleeping."""
-    def wait_change_spin(self, seen: int, timeout: float | None = None) -> int | None:
-        """Like :meth:`wait_change`, busy-polling (lowest latency, one core busy)."""
+        """Wait until the generation differs from ``seen``; return it, or
+        ``None`` after ``timeout`` seconds.
+
+        ``strategy``: ``"sleep"`` sleeps in the kernel (no CPU); ``"spin"``
+        busy-polls (lowest latency, one core busy); ``"adaptive"`` spins
+        while spinning has been catching changes (learnt per handle, at most
+        50 µs), else sleeps. ``spin`` (seconds, at most 0.05): busy-poll
+        that long first.
+
+        ``close()`` from another thread ends the wait at once with
+        ``Closed``. Ctrl-C raises ``KeyboardInterrupt`` at once from a sleep,
+        within 20 ms from ``"spin"``, and after the ``spin`` prefix."""
     def _lock(self, timeout: float | None = None) -> Lock: ...
     def _update(
         self, function: Callable[[bytes], _Content | None], timeout: float | None = None
@@ -146,5 +157,7 @@ def _after_fork_in_child() -> None: ...
 def _close_all(grace: float) -> int:
     """Close every open handle (interpreter exit); waits up to ``grace``
     seconds for calls in progress to let go; returns how many still held."""
+def _error_kinds() -> list[str]:
+    """The name of every kind of library error (``ErrorKind::ALL``)."""
 def validate_name(name: str) -> None:
     """Check a region name; raises ``InvalidName``."""

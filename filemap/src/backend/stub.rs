@@ -119,7 +119,7 @@ impl Process for Unknown {
 }
 
 impl Wake for Os {
-    fn sleep(&self, _h: &Header, _asleep: u32, _token: u64, _prepared: bool, _t: Duration) {
+    fn sleep(&self, _h: &Header, _asleep: u32, _token: u64, _prepared: bool, _t: Duration) -> bool {
         match *self {}
     }
 

@@ -171,8 +171,15 @@ impl Backend for Os {
 }
 
 impl Wake for Os {
-    fn sleep(&self, h: &Header, asleep: u32, _token: u64, _prepared: bool, timeout: Duration) {
-        futex::wait(&h.notify, asleep, timeout);
+    fn sleep(
+        &self,
+        h: &Header,
+        asleep: u32,
+        _token: u64,
+        _prepared: bool,
+        timeout: Duration,
+    ) -> bool {
+        futex::wait(&h.notify, asleep, timeout)
     }
 
     fn wake_all(&self, h: &Header) {

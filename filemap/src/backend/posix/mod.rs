@@ -317,8 +317,15 @@ impl Os {
 }
 
 impl Wake for Os {
-    fn sleep(&self, h: &Header, asleep: u32, _token: u64, _prepared: bool, timeout: Duration) {
-        wait::wait(&h.notify, asleep, timeout);
+    fn sleep(
+        &self,
+        h: &Header,
+        asleep: u32,
+        _token: u64,
+        _prepared: bool,
+        timeout: Duration,
+    ) -> bool {
+        wait::wait(&h.notify, asleep, timeout)
     }
 
     fn wake_all(&self, h: &Header) {

@@ -14,6 +14,10 @@
 //! after each sleep. A wake-up that cannot tell how many threads it woke
 //! (FreeBSD, polling) reports one; `lock.rs` then at worst keeps a
 //! hand-over a slice longer.
+//!
+//! [`wait`] reports whether a signal handler cut the sleep short (`EINTR`),
+//! for interruptible waits (`Wait::interruptible`); polling never knows,
+//! and reports `false`.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
@@ -41,9 +45,9 @@ mod os {
     use super::*;
     use crate::backend::unix::futex;
 
-    /// `futex(2)` `FUTEX_WAIT` on `word`.
-    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-        futex::wait(word, expected, timeout);
+    /// `futex(2)` `FUTEX_WAIT` on `word`; `true` on `EINTR`.
+    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+        futex::wait(word, expected, timeout)
     }
 
     /// `futex(2)` `FUTEX_WAKE` of everyone on `word`.
@@ -68,8 +72,9 @@ mod os {
     use std::ffi::c_void;
 
     /// `_umtx_op(2)` `UMTX_OP_WAIT_UINT` (not `_PRIVATE`: the word is in a
-    /// shared mapping), with a relative timeout.
-    fn umtx_wait(addr: *mut u32, expected: u32, timeout: Duration) {
+    /// shared mapping), with a relative timeout. `true` when a signal
+    /// handler interrupted it (`EINTR`).
+    fn umtx_wait(addr: *mut u32, expected: u32, timeout: Duration) -> bool {
         let mut ts = libc::timespec {
             tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
             tv_nsec: timeout.subsec_nanos() as _,
@@ -79,15 +84,16 @@ mod os {
         //   (or a live atomic), which the kernel only reads;
         // - with `uaddr` set to the size of a `timespec`, `uaddr2` points to
         //   one holding a relative timeout, alive for the call.
-        unsafe {
+        let r = unsafe {
             libc::_umtx_op(
                 addr.cast::<c_void>(),
                 libc::UMTX_OP_WAIT_UINT,
                 libc::c_ulong::from(expected),
                 std::mem::size_of::<libc::timespec>() as *mut c_void,
                 (&mut ts as *mut libc::timespec).cast::<c_void>(),
-            );
-        }
+            )
+        };
+        r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
     }
 
     /// `_umtx_op(2)` `UMTX_OP_WAKE` of up to `count` (shared). It does not
@@ -107,8 +113,8 @@ mod os {
         1
     }
 
-    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-        umtx_wait(word.as_ptr(), expected, timeout);
+    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+        umtx_wait(word.as_ptr(), expected, timeout)
     }
 
     pub fn wake_all(word: &AtomicU32) {
@@ -208,14 +214,21 @@ mod os {
         })
     }
 
-    fn wait_addr(addr: *mut u32, current: impl Fn() -> u32, expected: u32, timeout: Duration) {
+    /// Sleep on `addr`; `true` when the kernel said a signal interrupted
+    /// the sleep (`EINTR`; polling cannot tell, and says `false`).
+    fn wait_addr(
+        addr: *mut u32,
+        current: impl Fn() -> u32,
+        expected: u32,
+        timeout: Duration,
+    ) -> bool {
         match primitive() {
             Primitive::OsSync { wait, .. } => {
                 let ns = timeout.as_nanos().clamp(1_000, u128::from(u64::MAX)) as u64;
                 // SAFETY: `addr` is a live 4-byte aligned word in a shared
                 // mapping (or a live atomic) that the kernel only reads;
                 // size 4 matches it; the flags and clock are valid values.
-                unsafe {
+                let r = unsafe {
                     wait(
                         addr.cast(),
                         u64::from(expected),
@@ -223,27 +236,31 @@ mod os {
                         OS_SYNC_SHARED,
                         OS_CLOCK_MACH_ABSOLUTE_TIME,
                         ns,
-                    );
-                }
+                    )
+                };
+                r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
             }
             Primitive::Ulock { wait, .. } => {
                 // 0 would mean "no timeout".
                 let us = timeout.as_micros().clamp(1, u128::from(u32::MAX)) as u32;
                 // SAFETY: as above: a live aligned 32-bit word, read by the
                 // kernel only; `UL_COMPARE_AND_WAIT_SHARED` compares 32 bits.
-                unsafe {
+                let r = unsafe {
                     wait(
                         UL_COMPARE_AND_WAIT_SHARED | ULF_NO_ERRNO,
                         addr.cast(),
                         u64::from(expected),
                         us,
-                    );
-                }
+                    )
+                };
+                // ULF_NO_ERRNO: the error comes back negated.
+                r == -libc::EINTR
             }
             Primitive::Poll => {
                 if current() == expected {
                     std::thread::sleep(timeout.min(POLL));
                 }
+                false
             }
         }
     }
@@ -268,9 +285,9 @@ mod os {
         usize::from(woke)
     }
 
-    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
-        wait_addr(word.as_ptr(), || word.load(Relaxed), expected, timeout);
+        wait_addr(word.as_ptr(), || word.load(Relaxed), expected, timeout)
     }
 
     pub fn wake_all(word: &AtomicU32) {

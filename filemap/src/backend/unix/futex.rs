@@ -5,17 +5,21 @@
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
+use rustix::io::Errno;
 use rustix::thread::futex;
 
 /// Sleep while `*word == expected`, at most `timeout`: `futex(2)`
 /// `FUTEX_WAIT` (shared, since the word lives in a shared mapping).
-/// Returns on wake, timeout, signal or a changed word alike.
-pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+/// Returns on wake, timeout, signal or a changed word alike: `true` when
+/// a signal handler ran during the sleep (`EINTR`). The sleep has a
+/// timeout, so the kernel reports `EINTR` for every handled signal,
+/// `SA_RESTART` or not.
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
     let ts = rustix::time::Timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: timeout.subsec_nanos() as _,
     };
-    let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&ts));
+    futex::wait(word, futex::Flags::empty(), expected, Some(&ts)) == Err(Errno::INTR)
 }
 
 /// Wake up to `count` threads sleeping on `word`: `futex(2)` `FUTEX_WAKE`.

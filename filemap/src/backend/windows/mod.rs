@@ -593,14 +593,23 @@ impl Wake for Os {
     }
 
     /// The semaphore keeps a post that races ahead of the sleep, so the
-    /// value announced plays no part here.
-    fn sleep(&self, _h: &Header, _asleep: u32, token: u64, prepared: bool, timeout: Duration) {
+    /// value announced plays no part here. Windows has no signals to cut
+    /// a sleep short: never interrupted.
+    fn sleep(
+        &self,
+        _h: &Header,
+        _asleep: u32,
+        token: u64,
+        prepared: bool,
+        timeout: Duration,
+    ) -> bool {
         if prepared {
             self.wakers.sleep(token, timeout);
         } else {
             // No semaphore could be made: poll.
             std::thread::sleep(timeout.min(Duration::from_millis(1)));
         }
+        false
     }
 
     /// Post the semaphore of each slot whose waiter count is non-zero.

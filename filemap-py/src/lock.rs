@@ -1,4 +1,5 @@
-//! The region lock as a Python object (`filemap.Lock`).
+//! The region lock: waiting for it ([`with_lock_retry`]) and holding it
+//! as a Python object (`filemap.Lock`).
 //!
 //! This module owns a held lock between Python calls, as the library's
 //! [`OwnedGuard`]. The lock belongs to the thread that took it: used from
@@ -6,13 +7,55 @@
 //! held; garbage-collected on another thread, it is released there.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use filemap::{FileMap, OwnedGuard};
+use filemap::{Error, FileMap, OwnedGuard};
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyTuple};
 
-use crate::{snapshot_to_py, to_py, with_content, with_lock_retry};
+use crate::convert::{snapshot_to_py, with_content};
+use crate::errors::to_py;
+
+/// The library lock timeout the binding opens every handle with: lock
+/// waits run in slices this long, so the binding can honour its own
+/// timeout (any length, or none) to a few milliseconds and check signals
+/// between slices.
+pub(crate) const LOCK_SLICE: Duration = Duration::from_millis(5);
+
+/// Retry `op` (which takes the region lock with the library timeout
+/// [`LOCK_SLICE`]) until it gets the lock or `timeout` passes, releasing
+/// the GIL meanwhile and checking signals, and with `still_open` that the
+/// handle was not closed, between attempts.
+pub(crate) fn with_lock_retry<T: Send>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    still_open: &dyn Fn(Python<'_>) -> PyResult<()>,
+    mut op: impl FnMut() -> filemap::Result<T> + Send,
+) -> PyResult<T> {
+    let start = Instant::now();
+    loop {
+        match py.detach(&mut op) {
+            Err(Error::Timeout {
+                what, holder_pid, ..
+            }) => {
+                py.check_signals()?;
+                still_open(py)?;
+                let waited = start.elapsed();
+                if timeout.is_some_and(|t| waited >= t) {
+                    return Err(to_py(
+                        py,
+                        Error::Timeout {
+                            what,
+                            waited,
+                            holder_pid,
+                        },
+                    ));
+                }
+            }
+            other => return other.map_err(|e| to_py(py, e)),
+        }
+    }
+}
 
 /// The region lock, held. A context manager: leaving the ``with`` block
 /// releases it. Made by ``FileMap.lock()``.
