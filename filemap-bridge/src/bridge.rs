@@ -20,6 +20,7 @@ use zenoh::query::{ConsolidationMode, Query};
 use zenoh::sample::{Locality, Sample, SampleKind};
 use zenoh::Wait as _;
 
+use crate::names::{Alarm, NameWatch};
 use crate::wire::{Meta, Version};
 
 /// Key prefix of the liveliness tokens bridges declare to notice each other.
@@ -161,6 +162,9 @@ struct Map {
     key: String,
     state: Mutex<State>,
     lock: RegionLock,
+    /// Rung when the region's name appears or goes away, and at shutdown:
+    /// the watcher's wait ends and it looks again (or leaves).
+    alarm: Arc<Alarm>,
 }
 
 struct Shared {
@@ -171,8 +175,17 @@ struct Shared {
     /// Capacity of the regions the bridge creates.
     capacity: u64,
     max_size: usize,
+    /// Set at shutdown, before the alarms are stopped.
     stop: AtomicBool,
     query_timeout: Duration,
+}
+
+/// What the resync thread is told.
+enum Resync {
+    /// A peer (re)appeared.
+    Peer(String),
+    /// The bridge is stopping.
+    Stop,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -258,9 +271,17 @@ impl RegionLock {
 }
 
 /// A running bridge. Dropping it stops every thread and closes the session.
+///
+/// Its threads sleep until there is work: a local write (the region's
+/// wait), the region's name appearing or going away (inotify on Linux;
+/// elsewhere a look every 200 ms), a peer coming (a channel), or the
+/// shutdown, which ends all of them at once (a [`filemap::CancelToken`]
+/// per region, a message on the channel).
 pub struct Bridge {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    watchers: Vec<JoinHandle<()>>,
+    resync: Option<(JoinHandle<()>, mpsc::Sender<Resync>)>,
+    names: Option<NameWatch>,
     _subscribers: Vec<zenoh::pubsub::Subscriber<()>>,
     _queryables: Vec<zenoh::query::Queryable<()>>,
     _token: Option<zenoh::liveliness::LivelinessToken>,
@@ -389,6 +410,7 @@ impl Bridge {
                 key: m.key.clone(),
                 state: Mutex::new(state),
                 lock,
+                alarm: Arc::default(),
             }));
         }
         let session = zenoh::open(config).wait().map_err(|e| {
@@ -414,7 +436,9 @@ impl Bridge {
         });
         let mut bridge = Bridge {
             shared: Arc::clone(&shared),
-            threads: Vec::new(),
+            watchers: Vec::new(),
+            resync: None,
+            names: None,
             _subscribers: Vec::new(),
             _queryables: Vec::new(),
             _token: None,
@@ -448,6 +472,18 @@ impl Bridge {
                 })?;
             bridge._subscribers.push(refusals);
         }
+        // The names are watched before the watchers' first look: a removal
+        // after it is never missed.
+        bridge.names = Some(
+            NameWatch::start(
+                shared
+                    .maps
+                    .iter()
+                    .map(|m| (filemap::admin::shm_path(&m.region), Arc::clone(&m.alarm)))
+                    .collect(),
+            )
+            .context("cannot start a thread")?,
+        );
         // Late joiner: take the newest value any peer holds.
         sync_all(&shared, "start");
         // Local content nobody can date goes out now if no peer had one.
@@ -456,7 +492,7 @@ impl Bridge {
         }
         for map in &shared.maps {
             let (s, m) = (Arc::clone(&shared), Arc::clone(map));
-            bridge.threads.push(
+            bridge.watchers.push(
                 std::thread::Builder::new()
                     .name(format!("watch {}", map.region))
                     .spawn(move || watch_loop(&s, &m))
@@ -464,14 +500,13 @@ impl Bridge {
             );
         }
         // Peers coming (back): resynchronise with them.
-        let (peer_tx, peer_rx) = mpsc::channel::<String>();
+        let (peer_tx, peer_rx) = mpsc::channel::<Resync>();
         let s = Arc::clone(&shared);
-        bridge.threads.push(
-            std::thread::Builder::new()
-                .name("resync".into())
-                .spawn(move || resync_loop(&s, &peer_rx))
-                .context("cannot start a thread")?,
-        );
+        let resync = std::thread::Builder::new()
+            .name("resync".into())
+            .spawn(move || resync_loop(&s, &peer_rx))
+            .context("cannot start a thread")?;
+        bridge.resync = Some((resync, peer_tx.clone()));
         let own = format!("{LIVELINESS_PREFIX}/{}", shared.session.zid());
         let s = Arc::clone(&shared);
         let own2 = own.clone();
@@ -488,7 +523,7 @@ impl Bridge {
                 match sample.kind() {
                     SampleKind::Put => {
                         s.log.event("peer_up", json!({ "peer": peer }));
-                        let _ = peer_tx.send(peer);
+                        let _ = peer_tx.send(Resync::Peer(peer));
                     }
                     SampleKind::Delete => s.log.event("peer_down", json!({ "peer": peer })),
                 }
@@ -525,10 +560,25 @@ impl Bridge {
 impl Drop for Bridge {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
+        // Every thread is woken, none waits for a timeout: the watchers'
+        // waits are cancelled (each sends a local write it finds on its
+        // way out), the names thread is unblocked, the resync thread told.
+        for map in &self.shared.maps {
+            map.alarm.stop();
+        }
+        if let Some((_, tx)) = &self.resync {
+            let _ = tx.send(Resync::Stop);
+        }
+        drop(self.names.take());
+        for t in self.watchers.drain(..) {
             let _ = t.join();
         }
+        // Closing the session ends a query the resync thread may be
+        // waiting on (up to --query-timeout-ms otherwise).
         let _ = self.shared.session.close().wait();
+        if let Some((t, _)) = self.resync.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -906,22 +956,30 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
     }
 }
 
+/// How often a watcher tries again to make a removed region anew after
+/// that failed (the only timed wake-up of an idle watcher).
+const REOPEN_RETRY: Duration = Duration::from_secs(1);
+
 fn watch_loop(shared: &Shared, map: &Map) {
     // Look before every wait: a write made between `start` and this
     // thread's first wait is not missed.
     let mut seen = None;
     let mut watched: Option<Arc<FileMap>> = None;
-    while !shared.stop.load(Ordering::SeqCst) {
-        // At every wake-up (a change, or 200 ms): is the name still ours?
-        let fm = {
+    let mut failed = false;
+    // Armed before each look at the name: a removal after the look rings
+    // the token the wait is given. `None`: the bridge is stopping.
+    while let Some((token, rings)) = map.alarm.arm() {
+        // At every wake-up (a change, the name changed): is it still ours?
+        let (fm, retry) = {
             let mut st = lock(&map.state);
             reopen_if_removed(shared, map, &mut st);
-            Arc::clone(&st.fm)
+            (Arc::clone(&st.fm), st.reopen_failed)
         };
         if !watched.as_ref().is_some_and(|w| Arc::ptr_eq(w, &fm)) {
             // Reopened (here or by apply): a new region, new generations.
             watched = Some(Arc::clone(&fm));
             seen = None;
+            failed = false;
         }
         let g = fm.generation();
         if seen != Some(g) {
@@ -929,11 +987,34 @@ fn watch_loop(shared: &Shared, map: &Map) {
             on_local_change(shared, map);
             continue;
         }
-        fm.wait_change(
-            g,
-            filemap::Wait::sleep().timeout(Duration::from_millis(200)),
-        )
-        .ok();
+        let mut wait = filemap::Wait::sleep().cancel(&token);
+        if retry {
+            wait = wait.timeout(REOPEN_RETRY);
+        }
+        match fm.wait_change(g, wait) {
+            Ok(_) | Err(FmError::Cancelled { .. } | FmError::Timeout { .. }) => {}
+            Err(e) => {
+                // The handle cannot be used any more (its file shrank): no
+                // change will come through it. Wait for a new region under
+                // the name (or the shutdown).
+                if !std::mem::replace(&mut failed, true) {
+                    shared.log.event(
+                        "error",
+                        json!({ "region": map.region, "key": map.key,
+                                "reason": format!("cannot wait for changes (waiting for the region to be made anew): {e}") }),
+                    );
+                }
+                if !map.alarm.wait(rings) {
+                    break;
+                }
+            }
+        }
+    }
+    // Stopping: a local write made before the shutdown goes out first.
+    if let Some(fm) = watched {
+        if seen != Some(fm.generation()) {
+            on_local_change(shared, map);
+        }
     }
 }
 
@@ -1065,15 +1146,25 @@ fn sync_all(shared: &Shared, why: &str) {
     }
 }
 
-fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<String>) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        let Ok(peer) = peers.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        // Give the peer's declarations (queryables, subscribers) a moment
-        // to arrive with its token, and coalesce a burst of arrivals.
-        std::thread::sleep(Duration::from_millis(200));
-        while peers.try_recv().is_ok() {}
+/// How long after a peer appears the resync waits: its declarations
+/// (queryables, subscribers) arrive with its token, and a burst of
+/// arrivals is coalesced.
+const PEER_SETTLE: Duration = Duration::from_millis(200);
+
+fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
+    // Blocks until a peer comes or the bridge stops.
+    while let Ok(Resync::Peer(peer)) = peers.recv() {
+        let settled = Instant::now() + PEER_SETTLE;
+        loop {
+            match peers.recv_timeout(settled.saturating_duration_since(Instant::now())) {
+                Ok(Resync::Peer(_)) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Ok(Resync::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
         sync_all(shared, &format!("peer {peer} up"));
         // Re-announce what we hold: a peer that was cut off applies it if
         // it is newer than its own (it may have missed our last put).

@@ -34,10 +34,11 @@
 //!   `filemap write` creates: it stays, with its content, after the bridge
 //!   stops, until `filemap rm`. A region that exists keeps the lifetime its
 //!   creator gave it.
-//! - **Removed regions.** At every wake-up of its watcher (a change, or
-//!   200 ms) and before applying a remote value, the bridge checks that the
-//!   region's name still leads to its region
-//!   ([`filemap::FileMap::is_removed`]). If not (`filemap rm`, perhaps
+//! - **Removed regions.** When the region's name appears or goes away
+//!   (told by inotify on the shared-memory directory on Linux; elsewhere
+//!   looked at every 200 ms), at every change, and before applying a
+//!   remote value, the bridge checks that the region's name still leads to
+//!   its region ([`filemap::FileMap::is_removed`]). If not (`filemap rm`, perhaps
 //!   followed by a new region of that name), it opens the name again,
 //!   creating the region if nobody did, and logs `reopened`: a new empty
 //!   region gets the newest value the bridge knows; a new region a local
@@ -50,6 +51,10 @@
 //!   ([`bridge::REFUSAL_PREFIX`]); the sender logs `refused_by_peer` with
 //!   the length and the peer's limit. The hosts then hold different
 //!   contents until a value that fits is written.
+//! - **Idle means asleep.** Every thread of the bridge sleeps until there
+//!   is work (a local write, a name change, a peer, a shutdown); none wakes
+//!   on a timer. SIGINT, SIGTERM or dropping the [`bridge::Bridge`] ends
+//!   all of them at once; a local write made before it is still sent.
 //! - **Logs** go to standard error, one line per event; with `--json`,
 //!   JSON lines go to standard output instead (nothing else is printed
 //!   there).
@@ -70,4 +75,5 @@
 //! can write any content to the keys it knows.
 
 pub mod bridge;
+mod names;
 pub mod wire;

@@ -1243,3 +1243,98 @@ fn a_region_the_bridge_created_outlives_it_with_what_filemap_write_put_there() {
     assert!(map.info().persistent);
     assert_eq!(content(&map), b"kept after the bridge");
 }
+
+/// Wake-ups (voluntary context switches) so far of `pid`'s threads whose
+/// name starts with one of `prefixes`.
+fn thread_wake_ups(pid: u32, prefixes: &[&str]) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue; // the thread ended meanwhile
+        };
+        if !prefixes.iter().any(|p| comm.starts_with(p)) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap();
+    }
+    total
+}
+
+/// Signal `bridge` and return how long it took to exit (successfully).
+fn stop_timed(bridge: &mut Bridge, sig: &str) -> Duration {
+    let start = Instant::now();
+    bridge.signal(sig);
+    let status = bridge.child.wait().unwrap();
+    let took = start.elapsed();
+    assert!(
+        status.success(),
+        "the bridge ended with {status} after {sig}"
+    );
+    took
+}
+
+#[test]
+fn an_idle_bridge_sleeps_and_stops_at_once_sending_a_write_made_just_before() {
+    let (ra, rb, key) = (unique("ia"), unique("ib"), unique("ikey"));
+    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let mut a = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{ra}={key}"),
+        "--listen",
+        &listen,
+    ]))
+    .ready();
+    let mut b = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{rb}={key}"),
+        "--connect",
+        &listen,
+    ]))
+    .ready();
+    let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
+    ma.write(b"first").unwrap();
+    eventually("A's first write on B", || content(&mb) == b"first");
+
+    // A resynchronised with B when B came (and re-announced its value; B
+    // synchronised at its start): from now on nothing happens.
+    a.wait_for("the resync after B came", |v| {
+        v["event"] == "synced" && v["why"].as_str().is_some_and(|w| w.starts_with("peer "))
+    });
+    std::thread::sleep(Duration::from_millis(100)); // the re-announcement lands
+
+    // Idle: the region watcher and the resync thread sleep until there is
+    // work. (A 200 ms timeout in each woke them ten times a second; the
+    // region's wait may wake once a second, its slice.)
+    let ours = ["watch ", "resync"];
+    let before = thread_wake_ups(a.child.id(), &ours);
+    std::thread::sleep(Duration::from_secs(1));
+    let woke = thread_wake_ups(a.child.id(), &ours) - before;
+    assert!(
+        woke <= 2,
+        "an idle bridge's threads woke {woke} times in 1 s"
+    );
+
+    // A write, and SIGTERM right after it: the bridge ends promptly, and
+    // the write is not lost.
+    ma.write(b"last words").unwrap();
+    let took = stop_timed(&mut a, "-TERM");
+    eprintln!("SIGTERM ended the bridge in {took:?}");
+    assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
+    eventually("the write made just before SIGTERM on B", || {
+        content(&mb) == b"last words"
+    });
+
+    // SIGINT (Ctrl-C) too, with the peer gone.
+    let took = stop_timed(&mut b, "-INT");
+    eprintln!("SIGINT ended the bridge in {took:?}");
+    assert!(took < Duration::from_secs(2), "SIGINT took {took:?}");
+}

@@ -36,7 +36,7 @@ pub enum Command {
     Write(WriteArgs),
     /// Print the region's content (control characters escaped on a terminal).
     Read(ReadArgs),
-    /// Print one line per change until Ctrl-C: generation, writer pid, content. Waits for a region that does not exist yet; never creates one.
+    /// Print one line per change until Ctrl-C: generation, writer pid, content. Waits for a region that does not exist yet (told by inotify on Linux; elsewhere it looks every 100 ms); never creates one.
     Watch(WatchArgs),
     /// Show a region's capacity, length, generation, attached processes.
     Info(InfoArgs),

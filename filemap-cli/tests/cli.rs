@@ -580,3 +580,77 @@ fn read_json_shows_a_typed_value_decoded() {
     assert!(shown.get("type").is_none());
     assert_eq!(shown["content"], "plain");
 }
+
+/// How many times `pid`'s main thread went to sleep and woke up
+/// (`voluntary_ctxt_switches` in procfs).
+#[cfg(target_os = "linux")]
+fn main_thread_wake_ups(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Wake-ups of `pid`'s main thread over a second in which nothing happens
+/// to its region. A poll every 100 ms makes ten; the region's wait may
+/// wake once a second (its slice), the wait for a missing region never.
+#[cfg(target_os = "linux")]
+fn idle_wake_ups(pid: u32) -> u64 {
+    let before = main_thread_wake_ups(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    main_thread_wake_ups(pid) - before
+}
+
+// Linux only: the name is watched with inotify (elsewhere it is polled),
+// and wake-ups are counted in procfs.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_watch_sleeps_until_its_region_appears_and_ends_at_once_when_removed() {
+    let name = unique("idlewatch");
+    let _cleanup = Cleanup(name.clone());
+    let mut watch = bin()
+        .args(["watch", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(watch.stderr.take().unwrap());
+    let mut waiting = String::new();
+    stderr.read_line(&mut waiting).unwrap();
+    assert!(waiting.contains("waiting for region"), "{waiting}");
+    let missing = idle_wake_ups(watch.id());
+    assert!(
+        missing <= 1,
+        "waiting for the region woke {missing} times in 1 s"
+    );
+
+    ok(&filemap(&["write", &name, "here"]));
+    let mut stdout = BufReader::new(watch.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.ends_with(" here\n"), "{line:?}");
+    let watching = idle_wake_ups(watch.id());
+    assert!(watching <= 2, "watching woke {watching} times in 1 s");
+
+    let removed = Instant::now();
+    ::filemap::admin::remove(&name).unwrap();
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            removed.elapsed() < Duration::from_secs(1),
+            "watch still running 1 s after its region was removed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    eprintln!("watch ended {:?} after the removal", removed.elapsed());
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    assert!(err.contains("was removed"), "{err}");
+}

@@ -11,8 +11,7 @@
 //! Optional arguments: region name, and a generation after which to exit
 //! (used by the test that runs this pair).
 
-use filemap::ValueExt;
-use std::time::Duration;
+use filemap::prelude::*;
 
 use serde::Deserialize;
 
@@ -28,20 +27,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "pose".into());
     let limit: Option<u64> = args.next().map(|n| n.parse()).transpose()?;
-    let map = filemap::FileMap::open(&name)?;
+    let map = FileMap::open(&name)?;
     let mut seen = map.generation();
     println!("ready");
     while limit.is_none_or(|limit| seen < limit) {
-        let Some(generation) = map
-            .wait_change(
-                seen,
-                filemap::Wait::adaptive().timeout(Duration::from_secs(60)),
-            )
-            .ok()
-        else {
-            continue;
-        };
-        seen = generation;
+        // Adaptive: spins briefly while the writer answers promptly, else
+        // sleeps; no deadline (Ctrl-C ends the program).
+        seen = map.wait_change(seen, Wait::adaptive())?;
         match map.read_value_as::<Pose>("example.Pose") {
             Ok(snap) => {
                 seen = snap.generation;

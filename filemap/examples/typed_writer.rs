@@ -10,7 +10,7 @@
 //!
 //! Optional argument: the region name.
 
-use filemap::ValueExt;
+use filemap::prelude::*;
 use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ struct Pose {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::args().nth(1).unwrap_or_else(|| "pose".into());
-    let map = filemap::FileMap::open(&name)?;
+    let map = FileMap::open(&name)?;
     eprintln!("typed_writer: type \"x y heading [label]\" lines for region {name:?}");
     for line in std::io::stdin().lock().lines() {
         let line = line?;

@@ -7,11 +7,11 @@
 //! cargo run --example writer        # type lines here
 //! ```
 
-use filemap::TextExt;
+use filemap::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
-    let map = filemap::FileMap::open(&name)?;
+    let map = FileMap::open(&name)?;
     eprintln!(
         "writer: region {name:?} ({} bytes, {}); type lines, Ctrl-D to quit",
         map.capacity(),

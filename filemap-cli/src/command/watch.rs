@@ -5,34 +5,44 @@
 //! that does not exist yet is waited for, and its content printed when it
 //! appears. A region removed while watched (`filemap rm`) ends the watch
 //! with an error, since no process can reach it any more.
+//!
+//! Nothing here polls on Linux: the watch sleeps in the region's wait until
+//! a change, Ctrl-C (which cancels the wait's token) or an inotify event on
+//! the region's name in `/dev/shm` (see `names`). Elsewhere the name is
+//! looked at every 100 ms.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use filemap::{Error, FileMap, Stamp};
+use filemap::{Error, FileMap, Stamp, Wait};
 
 use crate::cli::WatchArgs;
 
-/// How often a missing region is looked for, and a watched one checked
-/// for removal, while nothing changes.
-const POLL: Duration = Duration::from_millis(100);
+mod names;
+
+use names::Alarm;
 
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let name = &args.region.name;
-    // Leave through the normal path on Ctrl-C or SIGTERM, so the handle
-    // closes.
-    let stop = Arc::new(AtomicBool::new(false));
+    // Every wait below ends at once on Ctrl-C or SIGTERM, and the watch
+    // leaves through the normal path, so the handle closes.
+    let alarm = Arc::new(Alarm::default());
     ctrlc::set_handler({
-        let stop = Arc::clone(&stop);
-        move || stop.store(true, Ordering::SeqCst)
+        let alarm = Arc::clone(&alarm);
+        move || alarm.stop()
     })
     .context("cannot install the Ctrl-C handler")?;
+    // The region's name appearing or going away rings the alarm: it is
+    // watched before the first look, so no change after it is missed.
+    names::watch(&filemap::admin::shm_path(name), Arc::clone(&alarm))
+        .context("cannot start a thread")?;
 
     let mut waited = false;
     let map = loop {
+        let Some((_, rings)) = alarm.arm() else {
+            return Ok(());
+        };
         match FileMap::builder(name).open_only().open() {
             Ok(map) => break map,
             Err(Error::NotFound { .. }) => {
@@ -40,10 +50,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                     eprintln!("filemap: waiting for region {name:?} to be created");
                     waited = true;
                 }
-                if stop.load(Ordering::SeqCst) {
+                if !alarm.wait(rings) {
                     return Ok(());
                 }
-                std::thread::sleep(POLL);
             }
             Err(e) => return Err(e.into()),
         }
@@ -60,26 +69,41 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    while !stop.load(Ordering::SeqCst) {
-        if map
-            .wait_change(seen, filemap::Wait::adaptive().timeout(POLL))
-            .ok()
-            .is_none()
-        {
-            if map.is_removed() {
-                anyhow::bail!(
-                    "region {name:?} was removed (filemap rm); no process can change this copy any more"
-                );
+    let removed = || {
+        anyhow::anyhow!(
+            "region {name:?} was removed (filemap rm); no process can change this copy any more"
+        )
+    };
+    // Armed before each look at the name: a removal after the look rings
+    // the token the next wait is given.
+    let Some((mut token, _)) = alarm.arm() else {
+        return Ok(());
+    };
+    if map.is_removed() {
+        return Err(removed());
+    }
+    loop {
+        match map.wait_change(seen, Wait::adaptive().cancel(&token)) {
+            Ok(_) => {}
+            Err(Error::Cancelled { .. }) => {
+                // Ctrl-C, or the name changed: removed, or a false alarm.
+                let Some((next, _)) = alarm.arm() else {
+                    return Ok(());
+                };
+                token = next;
+                if map.is_removed() {
+                    return Err(removed());
+                }
+                continue;
             }
-            continue;
+            Err(e) => return Err(e.into()),
         }
         let stamp = map.read_into(&mut buf)?;
         seen = stamp.generation;
         if print(&mut out, &args, stamp, &buf).is_err() {
-            break; // the reader of our output went away
+            return Ok(()); // the reader of our output went away
         }
     }
-    Ok(())
 }
 
 fn print(
