@@ -193,7 +193,7 @@ pub fn default_tag<T: ?Sized>() -> &'static str {
 /// use filemap::prelude::*;
 ///
 /// let map = FileMap::open(&name)?;
-/// map.write_value(&(3u8, "three"))?;
+/// map.write_value(&(3u8, "three".to_owned()))?;
 /// let snap = map.read_value::<(u8, String)>()?;
 /// assert_eq!(snap.content, (3, "three".to_owned()));
 /// # Ok(()) }
