@@ -17,7 +17,8 @@ groups = {}
 for p in json.load(sys.stdin)["packages"]:
     v = p.get("rust_version")
     if not v:
-        sys.exit(f"msrv.sh: {p[\"name\"]} declares no rust-version")
+        name = p["name"]
+        sys.exit(f"msrv.sh: {name} declares no rust-version")
     full = v if v.count(".") == 2 else v + ".0"
     groups.setdefault(full, []).append(p["name"])
 for v in sorted(groups, key=lambda v: tuple(map(int, v.split(".")))):

@@ -27,17 +27,21 @@ impl Drop for LockFiles {
 }
 
 /// Removes `regions` and their bridge lock files at the end of a test.
-fn cleanup(regions: &[String]) -> (Vec<Cleanup>, LockFiles) {
+fn cleanup<S: AsRef<str>>(regions: &[S]) -> (Vec<Cleanup>, LockFiles) {
     let locks = regions
         .iter()
         .map(|r| {
+            let r = r.as_ref();
             filemap::shm_path(r)
                 .parent()
                 .unwrap()
                 .join(format!("filemap-bridge.{r}.lock"))
         })
         .collect();
-    let regions = regions.iter().map(|r| Cleanup(r.clone())).collect();
+    let regions = regions
+        .iter()
+        .map(|r| Cleanup(r.as_ref().to_owned()))
+        .collect();
     (regions, LockFiles(locks))
 }
 
@@ -190,7 +194,7 @@ fn open(region: &str, capacity: u64) -> FileMap {
 #[test]
 fn two_bridges_one_key_both_ways_no_echo() {
     let (ra, rb, key) = (unique("a"), unique("b"), unique("key"));
-    let _c = cleanup(&[ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
     let a = Bridge::spawn(&args(&[
@@ -252,7 +256,7 @@ fn two_bridges_one_key_both_ways_no_echo() {
 #[test]
 fn bad_command_lines_fail_with_one_sentence() {
     let r = unique("bad");
-    let _c = cleanup(&[r.clone()]);
+    let _c = cleanup(&[&r]);
     let cases: [(Vec<String>, &str); 4] = [
         (args(&["--map", &format!("{r}=a/*")]), "wildcard"),
         (args(&["--map", "noequals"]), "REGION=KEY"),
@@ -324,7 +328,7 @@ fn big(fill: u8) -> Vec<u8> {
 #[test]
 fn sigkill_mid_8mib_transfer_never_tears_and_restart_converges() {
     let (ra, rb, key) = (unique("ka"), unique("kb"), unique("kkey"));
-    let _c = cleanup(&[ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
     let cap = BIG.to_string();
@@ -402,7 +406,7 @@ fn sigkill_mid_8mib_transfer_never_tears_and_restart_converges() {
 #[test]
 fn partition_by_sigstop_heals_to_one_content() {
     let (ra, rb, key) = (unique("pa"), unique("pb"), unique("pkey"));
-    let _c = cleanup(&[ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let dir = tempdir("partition");
     // A short lease so the stopped bridge is declared gone quickly.
     let config = dir.join("zenoh.json5");
@@ -554,7 +558,7 @@ fn make_pki(dir: &Path, name: &str) {
 #[test]
 fn tls_mutual_auth_refuses_a_wrong_certificate() {
     let (ra, rb, rr, key) = (unique("ta"), unique("tb"), unique("tr"), unique("tkey"));
-    let _c = cleanup(&[ra.clone(), rb.clone(), rr.clone()]);
+    let _c = cleanup(&[&ra, &rb, &rr]);
     let dir = tempdir("pki");
     make_pki(&dir, "good");
     make_pki(&dir, "rogue");
@@ -613,7 +617,7 @@ fn malformed_samples_are_logged_and_dropped() {
     use zenoh::Wait as _;
 
     let (ra, key) = (unique("ma"), unique("mkey"));
-    let _c = cleanup(&[ra.clone()]);
+    let _c = cleanup(&[&ra]);
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     let a = Bridge::spawn(&args(&[
         "--map",
@@ -1052,7 +1056,7 @@ fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
 #[test]
 fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     let (ra, rb, key) = (unique("ra"), unique("rb"), unique("rkey"));
-    let _c = cleanup(&[ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     let _a = Bridge::spawn(&args(&[
         "--map",
@@ -1108,7 +1112,7 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
 #[test]
 fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
     let (ra, rb, key) = (unique("ca"), unique("cb"), unique("ckey"));
-    let _c = cleanup(&[ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     // A logs as a person reads it (standard error); B in JSON.
     let a = Bridge::spawn_human(&args(&[
@@ -1169,7 +1173,7 @@ fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
 #[test]
 fn a_region_the_bridge_created_outlives_it_with_what_filemap_write_put_there() {
     let (r, key) = (unique("keep"), unique("keepkey"));
-    let _c = cleanup(&[r.clone()]);
+    let _c = cleanup(&[&r]);
     assert!(FileMap::builder(&r).open_only().open().is_err());
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     let mut bridge = Bridge::spawn(&args(&[
