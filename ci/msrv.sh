@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Each crate's declared `rust-version`, checked: the library and binaries of
-# every workspace member build (cargo check, all features) with the oldest
-# toolchain it claims. Members are grouped by the version they declare, read
+# every workspace member build (`cargo check`: lib and bins, all features)
+# with the oldest toolchain it claims. Members are grouped by the version they declare, read
 # from cargo metadata, so a changed or new claim is checked without editing
 # this script. Tests and benches are not checked: they build with the
 # current toolchain only. Installs each toolchain (minimal profile) when it
@@ -35,6 +35,6 @@ while read -r version packages; do
     for p in "${packages[@]}"; do args+=(-p "$p"); done
     # A target dir per toolchain: their artifacts cannot be shared.
     CARGO_TARGET_DIR=target/msrv-$version \
-        cargo "+$version" check --locked --all-features --lib --bins "${args[@]}"
+        cargo "+$version" check --locked --all-features "${args[@]}"
 done <<<"$groups"
 echo "=== msrv checks took $((SECONDS - start)) s"
