@@ -5,7 +5,9 @@ use std::process::{Command, Output, Stdio};
 #[cfg(target_os = "linux")]
 use std::sync::mpsc;
 
-use filemap_testkit::{await_condition, await_exit, unique, Cleanup, STEP};
+use filemap_testkit::{await_condition, unique, Cleanup};
+#[cfg(not(windows))]
+use filemap_testkit::{await_exit, STEP};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_filemap"))

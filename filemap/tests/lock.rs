@@ -23,6 +23,7 @@ fn child_role() {
     common::child_main();
 }
 
+#[cfg(target_os = "linux")]
 fn counter(map: &FileMap) -> u64 {
     map.read_string().unwrap().content.parse().unwrap_or(0)
 }
