@@ -12,12 +12,12 @@
 //! to the other side while a writer publishes as fast as it can, for both.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use filemap::FileMap;
+use filemap_testkit::free_port;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait as _;
 
@@ -27,14 +27,6 @@ const SIZES: [(usize, usize); 3] = [(8, 1000), (64 << 10, 300), (1 << 20, 80)];
 /// Repetitions, zenoh and bridge alternated so that a busy host hurts both.
 const REPS: usize = 5;
 const CAP: u64 = 2 << 20;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn zenoh_session(listen: Option<&str>, connect: Option<&str>) -> zenoh::Session {
     let mut c = zenoh::Config::default();

@@ -2,7 +2,6 @@
 //! (and in mount namespaces), regions written and read by this process.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,49 +9,40 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use filemap::FileMap;
+use filemap_testkit::{await_condition, free_port, unique, Cleanup};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_filemap-bridge");
 const DEADLINE: Duration = Duration::from_secs(20);
 
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::AtomicU32;
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "brt-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
+/// Removes the bridge's lock file of each region at the end of a test.
+struct LockFiles(Vec<PathBuf>);
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Poll `cond` until it holds or `DEADLINE` passes.
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Removes regions and their bridge lock files at the end of a test.
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
+impl Drop for LockFiles {
     fn drop(&mut self) {
-        for r in &self.0 {
-            let _ = filemap::admin::remove(r);
-            let lock = filemap::admin::shm_path(r)
-                .parent()
-                .unwrap()
-                .join(format!("filemap-bridge.{r}.lock"));
+        for lock in &self.0 {
             let _ = std::fs::remove_file(lock);
         }
     }
+}
+
+/// Removes `regions` and their bridge lock files at the end of a test.
+fn cleanup<S: AsRef<str>>(regions: &[S]) -> (Vec<Cleanup>, LockFiles) {
+    let locks = regions
+        .iter()
+        .map(|r| {
+            let r = r.as_ref();
+            filemap::admin::shm_path(r)
+                .parent()
+                .unwrap()
+                .join(format!("filemap-bridge.{r}.lock"))
+        })
+        .collect();
+    let regions = regions
+        .iter()
+        .map(|r| Cleanup(r.as_ref().to_owned()))
+        .collect();
+    (regions, LockFiles(locks))
 }
 
 /// A bridge process whose log lines are collected: JSON objects from
@@ -207,7 +197,7 @@ fn open(region: &str, capacity: u64) -> FileMap {
 #[test]
 fn two_bridges_one_key_both_ways_no_echo() {
     let (ra, rb, key) = (unique("a"), unique("b"), unique("key"));
-    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
     let a = Bridge::spawn(&args(&[
@@ -231,11 +221,11 @@ fn two_bridges_one_key_both_ways_no_echo() {
     let (ma, mb) = (open(&ra, 1 << 20), open(&rb, 1 << 20));
 
     ma.write(b"from A").unwrap();
-    eventually("A's write on B", || content(&mb) == b"from A");
+    await_condition("A's write on B", || content(&mb) == b"from A");
     mb.write(b"from B").unwrap();
-    eventually("B's write on A", || content(&ma) == b"from B");
+    await_condition("B's write on A", || content(&ma) == b"from B");
     ma.write(b"A again").unwrap();
-    eventually("A's second write on B", || content(&mb) == b"A again");
+    await_condition("A's second write on B", || content(&mb) == b"A again");
     // The samples of one key arrive in order: had anything been echoed, it
     // would have been sent before this last value arrived.
     assert_eq!(a.count("sent"), 2, "A sends its two writes only");
@@ -251,7 +241,7 @@ fn two_bridges_one_key_both_ways_no_echo() {
         burst[..4].copy_from_slice(&n.to_le_bytes());
         ma.write(&burst).unwrap();
     }
-    eventually("the burst's last write on B", || content(&mb) == burst);
+    await_condition("the burst's last write on B", || content(&mb) == burst);
     assert_eq!(b.count("sent"), 1, "B sent something it did not write");
     assert_eq!(b.count("conflict"), 0);
     assert_eq!(content(&ma), burst);
@@ -269,7 +259,7 @@ fn two_bridges_one_key_both_ways_no_echo() {
 #[test]
 fn bad_command_lines_fail_with_one_sentence() {
     let r = unique("bad");
-    let _c = Cleanup(vec![r.clone()]);
+    let _c = cleanup(&[&r]);
     let cases: [(Vec<String>, &str); 4] = [
         (args(&["--map", &format!("{r}=a/*")]), "wildcard"),
         (args(&["--map", "noequals"]), "REGION=KEY"),
@@ -300,7 +290,7 @@ fn bad_command_lines_fail_with_one_sentence() {
 #[test]
 fn sizes_take_the_same_units_as_the_cli() {
     let r = unique("units");
-    let _c = Cleanup(vec![r.clone()]);
+    let _c = cleanup(&[r.clone()]);
     // Accepted: parsing passes and the bridge gets as far as the network.
     for (capacity, max_size) in [("1m", "2g"), ("64kib", "8 MiB"), ("4096B", "1G")] {
         let argv = args(&[
@@ -336,7 +326,7 @@ fn sizes_take_the_same_units_as_the_cli() {
 fn three_hosts_converge_after_concurrent_writes() {
     let key = unique("key3");
     let regions: Vec<String> = (0..3).map(|i| unique(&format!("h{i}"))).collect();
-    let _c = Cleanup(regions.clone());
+    let _c = cleanup(&regions);
     let (p0, p1) = (free_port(), free_port());
     let (e0, e1) = (format!("tcp/127.0.0.1:{p0}"), format!("tcp/127.0.0.1:{p1}"));
     let m = |i: usize| format!("{}={key}", regions[i]);
@@ -354,7 +344,7 @@ fn three_hosts_converge_after_concurrent_writes() {
             });
         }
     });
-    eventually("three equal regions", || {
+    await_condition("three equal regions", || {
         let c: Vec<Vec<u8>> = maps.iter().map(content).collect();
         c[0] == c[1] && c[1] == c[2]
     });
@@ -376,7 +366,7 @@ fn big(fill: u8) -> Vec<u8> {
 #[test]
 fn sigkill_mid_8mib_transfer_never_tears_and_restart_converges() {
     let (ra, rb, key) = (unique("ka"), unique("kb"), unique("kkey"));
-    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
     let cap = BIG.to_string();
@@ -401,7 +391,7 @@ fn sigkill_mid_8mib_transfer_never_tears_and_restart_converges() {
     let (ma, mb) = (open(&ra, BIG), open(&rb, BIG));
     let values: Vec<Vec<u8>> = [b'o', b'1', b'2', b'3'].into_iter().map(big).collect();
     ma.write(&values[0]).unwrap();
-    eventually("first content on B", || content(&mb) == values[0]);
+    await_condition("first content on B", || content(&mb) == values[0]);
 
     // B's region is read continuously: every snapshot must be one whole value.
     let stop = AtomicBool::new(false);
@@ -442,7 +432,7 @@ fn sigkill_mid_8mib_transfer_never_tears_and_restart_converges() {
             let arrived = content(&mb) == *value;
             // Restart: the new content (unsent or half sent) must win.
             a = Bridge::spawn(&a_args).ready();
-            eventually("the latest content on B", || content(&mb) == *value);
+            await_condition("the latest content on B", || content(&mb) == *value);
             eprintln!("round {round}: B had the new value before the restart: {arrived}");
         }
         stop.store(true, Ordering::SeqCst);
@@ -454,7 +444,7 @@ fn sigkill_mid_8mib_transfer_never_tears_and_restart_converges() {
 #[test]
 fn partition_by_sigstop_heals_to_one_content() {
     let (ra, rb, key) = (unique("pa"), unique("pb"), unique("pkey"));
-    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let dir = tempdir("partition");
     // A short lease so the stopped bridge is declared gone quickly.
     let config = dir.join("zenoh.json5");
@@ -485,7 +475,7 @@ fn partition_by_sigstop_heals_to_one_content() {
     .ready();
     let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
     ma.write(b"before").unwrap();
-    eventually("first write on B", || content(&mb) == b"before");
+    await_condition("first write on B", || content(&mb) == b"before");
     a.wait_for("A sees B", |v| v["event"] == "peer_up");
 
     // A short stop (under the lease): A's value waits in B's socket while a
@@ -501,7 +491,7 @@ fn partition_by_sigstop_heals_to_one_content() {
     });
     mb.write(b"local, not yet seen").unwrap();
     b.signal("-CONT");
-    eventually("the local write on both sides", || {
+    await_condition("the local write on both sides", || {
         content(&ma) == b"local, not yet seen" && content(&mb) == b"local, not yet seen"
     });
 
@@ -511,7 +501,7 @@ fn partition_by_sigstop_heals_to_one_content() {
     mb.write(b"B during the partition").unwrap();
     b.signal("-CONT");
 
-    eventually("one content on both sides", || content(&ma) == content(&mb));
+    await_condition("one content on both sides", || content(&ma) == content(&mb));
     // B's write was seen by its bridge last (after it resumed): it is the newest.
     assert_eq!(content(&ma), b"B during the partition");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -606,7 +596,7 @@ fn make_pki(dir: &Path, name: &str) {
 #[test]
 fn tls_mutual_auth_refuses_a_wrong_certificate() {
     let (ra, rb, rr, key) = (unique("ta"), unique("tb"), unique("tr"), unique("tkey"));
-    let _c = Cleanup(vec![ra.clone(), rb.clone(), rr.clone()]);
+    let _c = cleanup(&[&ra, &rb, &rr]);
     let dir = tempdir("pki");
     make_pki(&dir, "good");
     make_pki(&dir, "rogue");
@@ -630,7 +620,7 @@ fn tls_mutual_auth_refuses_a_wrong_certificate() {
     let _b = Bridge::spawn(&b_args).ready();
     let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
     ma.write(b"over TLS").unwrap();
-    eventually("TLS propagation", || content(&mb) == b"over TLS");
+    await_condition("TLS propagation", || content(&mb) == b"over TLS");
 
     // The rogue trusts the good CA (so it would accept A's certificate) but
     // its own certificate is signed by another CA: A must refuse it.
@@ -665,7 +655,7 @@ fn malformed_samples_are_logged_and_dropped() {
     use zenoh::Wait as _;
 
     let (ra, key) = (unique("ma"), unique("mkey"));
-    let _c = Cleanup(vec![ra.clone()]);
+    let _c = cleanup(&[&ra]);
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     let a = Bridge::spawn(&args(&[
         "--map",
@@ -726,7 +716,7 @@ fn malformed_samples_are_logged_and_dropped() {
     ];
     let n = cases.len();
     // Wait until the rogue's puts can reach A's subscriber.
-    eventually("A's subscriber visible to the rogue", || {
+    await_condition("A's subscriber visible to the rogue", || {
         rogue
             .get(key.as_str())
             .timeout(Duration::from_millis(500))
@@ -748,7 +738,7 @@ fn malformed_samples_are_logged_and_dropped() {
         .attachment(valid(5))
         .wait()
         .unwrap();
-    eventually("the valid sample applied", || content(&ma) == b"valid");
+    await_condition("the valid sample applied", || content(&ma) == b"valid");
     assert_eq!(a.count("refused"), n, "each malformed sample is refused");
     let refusals: Vec<String> = a
         .lines
@@ -779,9 +769,10 @@ fn malformed_samples_are_logged_and_dropped() {
 }
 
 /// `unshare(1)` can give a process its own mount namespace with a private
-/// tmpfs on /dev/shm: a second "host" for regions, sharing loopback. A test
-/// that needs it fails, naming what is missing, where it cannot have it (it
-/// is never reported as passed without having run).
+/// tmpfs on /dev/shm: a second "host" for regions, sharing loopback. The
+/// test that needs it is ignored by default (it needs root, or user
+/// namespaces, and util-linux); ci/test.sh runs it with `--ignored`, and
+/// there it fails naming what is missing.
 fn require_namespaces(test: &str) {
     let unshare = Command::new("unshare")
         .args(["--mount", "--fork", "--", "sh", "-c"])
@@ -813,17 +804,16 @@ fn spawn_in_namespace(bridge_args: &[String]) -> Bridge {
     Bridge::spawn_cmd(cmd, bridge_args)
 }
 
-/// Run this test binary as a helper inside `pid`'s mount namespace:
-/// `op` is `write` or `wait` on `region` with `text`.
+/// Run this test binary's `child_role` as a helper inside `pid`'s mount
+/// namespace: `op` is `write` or `wait` on `region` with `text`.
 fn in_namespace(pid: u64, op: &str, region: &str, text: &str) {
+    // The testkit's child command, its program run through nsenter.
+    let child = filemap_testkit::child::command();
     let out = Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-m", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "two_mount_namespaces_same_region_name",
-            "--nocapture",
-        ])
+        .arg(child.get_program())
+        .args(child.get_args())
+        .envs(child.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .env("FMB_NS_HELPER", format!("{op}\n{region}\n{text}"))
         .output()
         .unwrap();
@@ -847,16 +837,22 @@ fn ns_helper(spec: &str) {
         "write" => {
             map.write(text.as_bytes()).unwrap();
         }
-        "wait" => eventually(text, || content(&map) == text.as_bytes()),
+        "wait" => await_condition(text, || content(&map) == text.as_bytes()),
         _ => panic!("unknown helper op {op}"),
     }
 }
 
+/// The entry point of [`in_namespace`]'s helpers.
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
+fn child_role() {
+    filemap_testkit::child::enter();
+    ns_helper(&std::env::var("FMB_NS_HELPER").expect("FMB_NS_HELPER"));
+}
+
+#[test]
+#[ignore = "needs root (or user namespaces) and util-linux: unshare --mount, nsenter"]
 fn two_mount_namespaces_same_region_name() {
-    if let Ok(spec) = std::env::var("FMB_NS_HELPER") {
-        return ns_helper(&spec);
-    }
     require_namespaces("two_mount_namespaces_same_region_name");
     let (region, key) = (unique("ns"), unique("nskey"));
     let listen = format!("tcp/127.0.0.1:{}", free_port());
@@ -1061,7 +1057,7 @@ fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
     let pid_of = |f: &Path| -> u64 { std::fs::read_to_string(f).unwrap().trim().parse().unwrap() };
     let (pa, pb) = (pid_of(&pidfiles.0[0]), pid_of(&pidfiles.0[1]));
     // A has seen B (its bridge logs a peer line now, after its memo started).
-    eventually("A's bridge seeing B", || {
+    await_condition("A's bridge seeing B", || {
         std::fs::read_to_string(&log_a).is_ok_and(|l| l.contains("peer_up"))
     });
 
@@ -1098,7 +1094,7 @@ fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
 #[test]
 fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     let (ra, rb, key) = (unique("ra"), unique("rb"), unique("rkey"));
-    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     let _a = Bridge::spawn(&args(&[
         "--map",
@@ -1118,7 +1114,7 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     ma.write(b"before").unwrap();
     {
         let mb = open(&rb, 4096);
-        eventually("A's write on B", || content(&mb) == b"before");
+        await_condition("A's write on B", || content(&mb) == b"before");
     }
 
     // `filemap rm` on B, and the name made anew with other content.
@@ -1127,9 +1123,9 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     mb.write(b"made anew on B").unwrap();
     let reopened = b.wait_for("B reopening its region", |v| v["event"] == "reopened");
     assert_eq!(reopened["region"], rb.as_str(), "{reopened}");
-    eventually("B's new content on A", || content(&ma) == b"made anew on B");
+    await_condition("B's new content on A", || content(&ma) == b"made anew on B");
     ma.write(b"A after").unwrap();
-    eventually("A's next write in B's new region", || {
+    await_condition("A's next write in B's new region", || {
         content(&mb) == b"A after"
     });
 
@@ -1137,7 +1133,7 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     // content it knows.
     drop(mb);
     filemap::admin::remove(&rb).unwrap();
-    eventually("B's region back with the newest content", || {
+    await_condition("B's region back with the newest content", || {
         FileMap::builder(&rb)
             .open_only()
             .open()
@@ -1145,7 +1141,7 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     });
     let mb = open(&rb, 4096);
     ma.write(b"A once more").unwrap();
-    eventually("A's write in the region B's bridge made", || {
+    await_condition("A's write in the region B's bridge made", || {
         content(&mb) == b"A once more"
     });
     assert_eq!(content(&ma), b"A once more");
@@ -1154,7 +1150,7 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
 #[test]
 fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
     let (ra, rb, key) = (unique("ca"), unique("cb"), unique("ckey"));
-    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let _c = cleanup(&[&ra, &rb]);
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     // A logs as a person reads it (standard error); B in JSON.
     let a = Bridge::spawn_human(&args(&[
@@ -1181,7 +1177,7 @@ fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
         .to_string();
     let (ma, mb) = (open(&ra, 64 << 10), open(&rb, 1024));
     ma.write(b"fits both").unwrap();
-    eventually("a small write on B", || content(&mb) == b"fits both");
+    await_condition("a small write on B", || content(&mb) == b"fits both");
 
     ma.write(&[b'z'; 2000]).unwrap();
     let refused = b.wait_for("B refusing", |v| v["event"] == "refused");
@@ -1215,7 +1211,7 @@ fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
 #[test]
 fn a_region_the_bridge_created_outlives_it_with_what_filemap_write_put_there() {
     let (r, key) = (unique("keep"), unique("keepkey"));
-    let _c = Cleanup(vec![r.clone()]);
+    let _c = cleanup(&[&r]);
     assert!(FileMap::builder(&r).open_only().open().is_err());
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     let mut bridge = Bridge::spawn(&args(&[
@@ -1284,7 +1280,7 @@ fn stop_timed(bridge: &mut Bridge, sig: &str) -> Duration {
 #[test]
 fn an_idle_bridge_sleeps_and_stops_at_once_sending_a_write_made_just_before() {
     let (ra, rb, key) = (unique("ia"), unique("ib"), unique("ikey"));
-    let _c = Cleanup(vec![ra.clone(), rb.clone()]);
+    let _c = cleanup(&[ra.clone(), rb.clone()]);
     let listen = format!("tcp/127.0.0.1:{}", free_port());
     let mut a = Bridge::spawn(&args(&[
         "--map",
@@ -1302,7 +1298,7 @@ fn an_idle_bridge_sleeps_and_stops_at_once_sending_a_write_made_just_before() {
     .ready();
     let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
     ma.write(b"first").unwrap();
-    eventually("A's first write on B", || content(&mb) == b"first");
+    await_condition("A's first write on B", || content(&mb) == b"first");
 
     // A resynchronised with B when B came (and re-announced its value; B
     // synchronised at its start): from now on nothing happens.
@@ -1329,7 +1325,7 @@ fn an_idle_bridge_sleeps_and_stops_at_once_sending_a_write_made_just_before() {
     let took = stop_timed(&mut a, "-TERM");
     eprintln!("SIGTERM ended the bridge in {took:?}");
     assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
-    eventually("the write made just before SIGTERM on B", || {
+    await_condition("the write made just before SIGTERM on B", || {
         content(&mb) == b"last words"
     });
 

@@ -3,29 +3,13 @@
 use filemap::ValueExt;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 #[cfg(target_os = "linux")]
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const STEP: Duration = Duration::from_secs(20);
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "cli-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = filemap(&["rm", &self.0]);
-    }
-}
+use filemap_testkit::{await_condition, unique, Cleanup};
+#[cfg(not(windows))]
+use filemap_testkit::{await_exit, STEP};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_filemap"))
@@ -68,14 +52,9 @@ fn fails(out: &Output) -> String {
 
 /// Wait until process `pid` is attached to region `name`.
 fn await_attached(name: &str, pid: u32) {
-    let deadline = Instant::now() + STEP;
-    while !::filemap::admin::inspect(name).is_ok_and(|i| i.attached.contains(&pid)) {
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} never attached to {name}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_condition(&format!("process {pid} to attach to {name}"), || {
+        ::filemap::admin::inspect(name).is_ok_and(|i| i.attached.contains(&pid))
+    });
 }
 
 #[test]
@@ -212,14 +191,7 @@ fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
         .status()
         .unwrap();
     assert!(interrupted.success());
-    let deadline = Instant::now() + STEP;
-    let status = loop {
-        if let Some(status) = watch.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "watch ignored Ctrl-C");
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = await_exit(&mut watch, STEP).expect("watch ignored Ctrl-C");
     assert!(status.success(), "{status:?}");
     // `filemap write` made the region, so it outlives the watcher.
     assert_eq!(ok(&filemap(&["read", &name])), "two\nlines \x1b[31mred");
@@ -334,13 +306,8 @@ fn filemap_within_step(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + STEP;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("filemap {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    if await_exit(&mut child, STEP).is_none() {
+        panic!("filemap {args:?} hung");
     }
     child.wait_with_output().unwrap()
 }
@@ -481,14 +448,7 @@ fn watch_says_so_when_its_region_is_removed() {
         .unwrap();
     await_attached(&name, watch.id());
     ok(&filemap(&["rm", &name]));
-    let deadline = Instant::now() + STEP;
-    let status = loop {
-        if let Some(status) = watch.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "watch stayed silent after rm");
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = await_exit(&mut watch, STEP).expect("watch stayed silent after rm");
     assert_eq!(status.code(), Some(1));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut err).unwrap();

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use filemap_testkit::unique;
 use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
 
 const ROWS: u16 = 24;
@@ -186,11 +187,6 @@ impl Drop for Memo {
     }
 }
 
-/// A region name no other test (or run) uses.
-fn region(test: &str) -> String {
-    format!("memo-e2e-{}-{test}", std::process::id())
-}
-
 fn assert_gone(name: &str) {
     let path = filemap::admin::shm_path(name);
     assert!(
@@ -208,7 +204,7 @@ fn shown_generation(screen: &str) -> Option<u64> {
 
 #[test]
 fn two_memos_share_text_live() {
-    let name = region("share");
+    let name = unique("share");
     let mut a = Memo::spawn("A", &[&name]);
     let screen = a.wait_ready();
     assert!(
@@ -275,7 +271,7 @@ fn two_memos_share_text_live() {
 
 #[test]
 fn init_file_starts_a_new_memo_and_loses_to_an_existing_one() {
-    let name = region("init");
+    let name = unique("init");
     let dir = std::env::temp_dir();
     let first = dir.join(format!("{name}-first.txt"));
     let second = dir.join(format!("{name}-second.txt"));
@@ -311,7 +307,7 @@ fn init_file_starts_a_new_memo_and_loses_to_an_existing_one() {
 
 #[test]
 fn typing_past_capacity_keeps_both_texts() {
-    let name = region("full");
+    let name = unique("full");
     let mut a = Memo::spawn("A", &[&name, "--capacity", "32"]);
     a.wait_for("0/32 B");
     a.send("0123456789012345678901234567890");
@@ -344,7 +340,7 @@ fn typing_past_capacity_keeps_both_texts() {
 
 #[test]
 fn sigterm_restores_the_terminal_and_removes_the_region() {
-    let name = region("term");
+    let name = unique("term");
     let mut a = Memo::spawn("A", &[&name]);
     a.wait_until("the alternate screen", |s| {
         s.alternate_screen() && s.contents().contains("[x] open")
@@ -367,7 +363,7 @@ fn sigterm_restores_the_terminal_and_removes_the_region() {
 #[ignore = "measurement; run with --ignored --nocapture"]
 fn latency_keystroke_to_other_screen() {
     const SAMPLES: usize = 60;
-    let name = region("latency");
+    let name = unique("latency");
     let mut a = Memo::spawn("A", &[&name]);
     a.wait_ready();
     let mut b = Memo::spawn("B", &[&name]);

@@ -5,20 +5,14 @@
 
 use std::ffi::{c_void, CStr, CString};
 use std::ptr::{null, null_mut};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use filemap_ffi::*;
 
+/// `filemap_testkit::unique` as a C string.
 fn unique(tag: &str) -> CString {
-    static N: AtomicU32 = AtomicU32::new(0);
-    CString::new(format!(
-        "test-ffi-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-    .unwrap()
+    CString::new(filemap_testkit::unique(tag)).unwrap()
 }
 
 /// A handle on a fresh region, closed and removed at the end.

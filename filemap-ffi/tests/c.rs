@@ -13,6 +13,7 @@ use common::*;
 use filemap::FileMap;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     common::child_main()
 }

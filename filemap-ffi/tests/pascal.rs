@@ -1,9 +1,10 @@
 //! The Pascal `TFileMap` unit (bindings/pascal), compiled with Free Pascal
 //! and run as real processes against the `filemap` CLI and Rust processes.
 //!
-//! Without `fpc` these tests say so and pass, except when
-//! `FILEMAP_REQUIRE_FPC` or `CI` is set (ci/test.sh sets the former; CI's
-//! setup installs fp-compiler and fp-units-rtl).
+//! They need Free Pascal, so they are ignored by default: run them with
+//! `cargo test -p filemap-ffi --test pascal -- --ignored --skip child_role`
+//! (ci/test.sh does; ci/setup.sh installs fp-compiler and fp-units-rtl).
+//! Run without `fpc`, they fail saying so.
 
 #![cfg(target_os = "linux")]
 
@@ -18,6 +19,7 @@ use common::*;
 use filemap::FileMap;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     common::child_main()
 }
@@ -26,21 +28,15 @@ fn pascal_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/pascal")
 }
 
-/// `fpc` when installed; `None` (after saying why) when the tests may skip.
-fn fpc() -> Option<&'static str> {
+/// `fpc`; fails the test, naming the packages, when it is not installed.
+fn fpc() -> &'static str {
     static FOUND: OnceLock<bool> = OnceLock::new();
     let found = *FOUND.get_or_init(|| Command::new("fpc").arg("-iV").output().is_ok());
-    if found {
-        return Some("fpc");
-    }
-    let required =
-        std::env::var_os("FILEMAP_REQUIRE_FPC").is_some() || std::env::var_os("CI").is_some();
     assert!(
-        !required,
-        "fpc (Free Pascal) is missing; ci/setup.sh installs fp-compiler and fp-units-rtl"
+        found,
+        "fpc (Free Pascal) is missing: install fp-compiler and fp-units-rtl"
     );
-    eprintln!("SKIPPED: fpc (Free Pascal) is not installed; install fp-compiler and fp-units-rtl to run the Pascal tests");
-    None
+    "fpc"
 }
 
 /// Compile a Pascal program (once per run) against the unit and library.
@@ -79,8 +75,9 @@ fn fmtest(fpc: &str) -> Proc {
 }
 
 #[test]
+#[ignore = "needs fpc (Free Pascal)"]
 fn pascal_writes_and_the_cli_reads_the_lines() {
-    let Some(fpc) = fpc() else { return };
+    let fpc = fpc();
     let name = unique("pas-writes");
     let _cleanup = Cleanup(name.clone());
     let mut pas = fmtest(fpc);
@@ -101,8 +98,9 @@ fn pascal_writes_and_the_cli_reads_the_lines() {
 }
 
 #[test]
+#[ignore = "needs fpc (Free Pascal)"]
 fn cli_write_fires_onchange_but_own_writes_do_not() {
-    let Some(fpc) = fpc() else { return };
+    let fpc = fpc();
     let name = unique("pas-onchange");
     let _cleanup = Cleanup(name.clone());
     let mut a = fmtest(fpc);
@@ -136,8 +134,9 @@ fn cli_write_fires_onchange_but_own_writes_do_not() {
 }
 
 #[test]
+#[ignore = "needs fpc (Free Pascal)"]
 fn closemap_cancels_the_watch_threads_wait_at_once() {
-    let Some(fpc) = fpc() else { return };
+    let fpc = fpc();
     let name = unique("pas-close");
     let _cleanup = Cleanup(name.clone());
     let mut pas = fmtest(fpc);
@@ -158,8 +157,9 @@ fn closemap_cancels_the_watch_threads_wait_at_once() {
 }
 
 #[test]
+#[ignore = "needs fpc (Free Pascal)"]
 fn too_large_writemap_raises_and_keeps_the_content() {
-    let Some(fpc) = fpc() else { return };
+    let fpc = fpc();
     let name = unique("pas-toolarge");
     let _cleanup = Cleanup(name.clone());
     let mut pas = fmtest(fpc);
@@ -190,8 +190,9 @@ fn too_large_writemap_raises_and_keeps_the_content() {
 }
 
 #[test]
+#[ignore = "needs fpc (Free Pascal)"]
 fn two_pascal_and_one_rust_process_count_exactly() {
-    let Some(fpc) = fpc() else { return };
+    let fpc = fpc();
     let name = unique("pas-count");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::builder(&name).capacity(64).open().unwrap();
@@ -216,8 +217,9 @@ fn two_pascal_and_one_rust_process_count_exactly() {
 }
 
 #[test]
+#[ignore = "needs fpc (Free Pascal)"]
 fn memo_demo_shares_typed_lines_and_loads_its_initial_file() {
-    let Some(fpc) = fpc() else { return };
+    let fpc = fpc();
     let exe = build_pascal(fpc, &pascal_dir().join("memo.pas"));
     let name = unique("pas-memo");
     let _cleanup = Cleanup(name.clone());

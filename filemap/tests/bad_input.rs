@@ -18,6 +18,7 @@ use filemap::admin::MAX_NAME_LEN;
 use filemap::{Error, FileMap, NameRule, MAX_CAPACITY, MIN_CAPACITY};
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("open-report-error") {
         let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
@@ -291,9 +292,19 @@ fn a_length_scribbled_while_open_is_reported_not_followed() {
     // A writer publishes into the other buffer; reading works again.
     map.write_str("after").unwrap();
     assert_eq!(map.read_string().unwrap().content, "after");
-    // A scribbled generation just selects a buffer; lengths stay checked.
-    poke(&path, 128, &0xdead_beef_u64.to_le_bytes());
-    let _ = map.read();
+    // A scribbled generation just selects a buffer; lengths stay checked:
+    // this one selects the buffer whose length was scribbled above.
+    let scribbled = 0xdead_beef_u64;
+    assert_eq!(scribbled & 1, generation & 1);
+    poke(&path, 128, &scribbled.to_le_bytes());
+    match map.read() {
+        Err(Error::Corrupted {
+            field: "len",
+            value: u64::MAX,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
     map.write_str("healed").unwrap();
     assert_eq!(map.read_string().unwrap().content, "healed");
 }
@@ -382,18 +393,15 @@ fn regions_are_owner_only_by_default_and_symlinks_are_not_followed() {
 // Pokes the backing file, uses /proc, mounts or uids: Linux only.
 #[cfg(target_os = "linux")]
 #[test]
+#[ignore = "needs root (runs a child as another uid)"]
 fn another_user_cannot_open_an_owner_only_region() {
-    if !rustix_is_root() {
-        eprintln!("skipped: needs root to run a child as another uid");
-        return;
-    }
+    require_root("to run a child as another uid");
     let name = unique("otheruid");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
     map.write_str("secret").unwrap();
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_role", "--nocapture", "--quiet"])
-        .env("FILEMAP_CHILD_ROLE", "open-report-error")
+    let mut cmd = filemap_testkit::child::command();
+    cmd.env("FILEMAP_CHILD_ROLE", "open-report-error")
         .env("FILEMAP_CHILD_NAME", &name);
     std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
     std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
@@ -403,12 +411,14 @@ fn another_user_cannot_open_an_owner_only_region() {
     assert_eq!(map.read_string().unwrap().content, "secret");
 }
 
-// Pokes the backing file, uses /proc, mounts or uids: Linux only.
+/// Fail the test, saying `why` it needs root, unless it runs as root.
+/// The tests that call it are ignored by default; ci/test.sh runs them
+/// (as root) with `--ignored`.
 #[cfg(target_os = "linux")]
-fn rustix_is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+fn require_root(why: &str) {
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    assert!(root, "this test needs root {why}");
 }
 
 // Pokes the backing file, uses /proc, mounts or uids: Linux only.
@@ -517,11 +527,9 @@ fn a_waiter_count_scribbled_to_zero_delays_a_wake_by_at_most_a_slice() {
 // Pokes the backing file, uses /proc, mounts or uids: Linux only.
 #[cfg(target_os = "linux")]
 #[test]
+#[ignore = "needs root (mounts a small tmpfs)"]
 fn a_full_filesystem_is_out_of_space_at_open_and_leaves_nothing_behind() {
-    if !rustix_is_root() {
-        eprintln!("skipped: needs root to mount a small tmpfs");
-        return;
-    }
+    require_root("to mount a small tmpfs");
     let dir = std::env::temp_dir().join(unique("smallfs"));
     std::fs::create_dir_all(&dir).unwrap();
     let mounted = std::process::Command::new("mount")
@@ -529,10 +537,7 @@ fn a_full_filesystem_is_out_of_space_at_open_and_leaves_nothing_behind() {
         .arg(&dir)
         .status()
         .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here");
-        return;
-    }
+    assert!(mounted, "mount -t tmpfs on {} failed", dir.display());
     let path = dir.join("region");
     let result = FileMap::builder("full")
         .path(&path)
@@ -622,4 +627,56 @@ fn a_full_attach_table_is_a_clear_error() {
     let again = FileMap::open(&name).unwrap();
     assert!(again.existed_already());
     drop(first);
+}
+
+#[cfg(target_os = "linux")]
+/// A stranger's FIFO, socket or directory where a region should be is
+/// a typed error at once, and `list`/`clean_stale` pass over it: none
+/// of them may block (a FIFO opened read-only waits for a writer).
+#[test]
+fn files_of_the_wrong_kind_are_not_regions_and_block_nothing() {
+    let fifo = unique("fifo");
+    let socket = unique("sock");
+    let dir = unique("dir");
+    let path = filemap::admin::shm_path;
+    let fifo_path = std::ffi::CString::new(path(&fifo).to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo_path.as_ptr(), 0o666) }, 0);
+    let _listener = std::os::unix::net::UnixListener::bind(path(&socket)).unwrap();
+    std::fs::create_dir(path(&dir)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (f, s, d) = (fifo.clone(), socket.clone(), dir.clone());
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for (name, what) in [(&f, "FIFO"), (&s, "socket"), (&d, "directory")] {
+            for result in [
+                FileMap::open(name).map(drop),
+                filemap::admin::inspect(name).map(drop),
+                FileMap::builder(name.as_str()).open_only().open().map(drop),
+            ] {
+                match result {
+                    Err(Error::NotARegion { reason, .. }) if reason.contains(what) => {}
+                    other => seen.push(format!("{name}: {other:?}")),
+                }
+            }
+        }
+        let listed = filemap::admin::list().unwrap();
+        let entry = listed.iter().find(|(n, _)| *n == f);
+        // The posix backend lists its registry of names, where no
+        // stranger's file appears.
+        let passed_over = cfg!(feature = "posix-backend") && entry.is_none();
+        if !passed_over && !matches!(entry, Some((_, Err(Error::NotARegion { .. })))) {
+            seen.push(format!("list: {entry:?}"));
+        }
+        let cleaned = filemap::admin::clean_stale().unwrap();
+        if cleaned.contains(&f) {
+            seen.push("clean_stale removed a stranger's FIFO".into());
+        }
+        tx.send(seen).unwrap();
+    });
+    let problems = rx.recv_timeout(STEP).expect("a call blocked");
+    let _ = std::fs::remove_file(path(&fifo));
+    let _ = std::fs::remove_file(path(&socket));
+    let _ = std::fs::remove_dir(path(&dir));
+    assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -14,6 +14,7 @@ use common::{check_payload, payload, unique, Child, Cleanup};
 use filemap::FileMap;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     common::child_main();
 }

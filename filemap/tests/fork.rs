@@ -1,4 +1,5 @@
-//! A lock, a guard or a write loan inherited through `fork()`.
+//! A lock, a guard, a write loan, a handle or a watcher inherited through
+//! `fork()`.
 //!
 //! The lock belongs to the parent. A forked child that publishes through
 //! an inherited guard or loan would publish at the same time as the
@@ -10,12 +11,15 @@
 mod common;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     #[cfg(target_os = "linux")]
     match std::env::var("FILEMAP_CHILD_ROLE").as_deref() {
         Ok("fork-owned-guard") => linux::owned_guard(),
         Ok("fork-guard") => linux::guard(),
         Ok("fork-loan") => linux::loan(),
+        Ok("fork-handle") => linux::fork_handle(),
+        Ok("fork-watcher") => linux::fork_watcher(),
         _ => {}
     }
     common::child_main();
@@ -23,12 +27,13 @@ fn child_role() {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use filemap::TextExt;
     use std::io::Write;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use filemap::{Error, FileMap};
 
-    use crate::common::{say, unique, Child, Cleanup};
+    use crate::common::{self, say, unique, Child, Cleanup};
 
     fn forked<T: std::fmt::Debug>(what: &str, result: filemap::Result<T>) -> String {
         match result {
@@ -199,5 +204,124 @@ mod linux {
         assert_eq!(role.line(), "unchanged=true");
         assert_eq!(role.line(), "parent published=2");
         assert_eq!(role.line(), "parent content ok=true");
+    }
+
+    /// Open, fork; the child tries the inherited handle (refused), opens
+    /// its own, and writes through it after the parent closed.
+    pub fn fork_handle() {
+        let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
+        let map = FileMap::open(&name).unwrap();
+        map.write_str("parent").unwrap();
+        let mut pipe = [0i32; 2];
+        // SAFETY: pipe(2) fills the two-element array.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        // SAFETY: this role process runs no other thread of its own that
+        // the child would miss (libtest's runs `child_role` alone); the
+        // child exits with `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let refused = |r: Result<(), Error>| matches!(r, Err(Error::ForkedHandle { .. }));
+            let all_refused = refused(map.write_str("orphan").map(drop))
+                && refused(map.read().map(drop))
+                && refused(map.lock().map(drop))
+                && refused(map.lock_owned().map(drop))
+                && refused(map.update(|_| ()).map(drop))
+                && refused(map.write_if(1, b"x").map(drop))
+                && refused(map.watch(|_| ()).map(drop));
+            common::say(format!("child refused={all_refused}"));
+            let own = FileMap::open(&name).unwrap();
+            common::say(format!("child existed={}", own.existed_already()));
+            let mut byte = [0u8];
+            // SAFETY: read(2) into a one-byte buffer from our pipe end.
+            unsafe { libc::read(pipe[0], byte.as_mut_ptr().cast(), 1) };
+            own.write_str("from child").unwrap();
+            common::say("child wrote");
+            // SAFETY: as above: wait for the parent's second byte.
+            unsafe { libc::read(pipe[0], byte.as_mut_ptr().cast(), 1) };
+            drop(map); // the inherited handle: closing it does nothing
+            drop(own);
+            // SAFETY: leave the forked child without running the test
+            // harness's exit path.
+            unsafe { libc::_exit(0) };
+        }
+        // Parent: on "close", close our handle, then let the child write.
+        assert_eq!(common::stdin_line().as_deref(), Some("close"));
+        drop(map);
+        common::say("parent closed");
+        // SAFETY: write(2) of one byte to our pipe end.
+        unsafe { libc::write(pipe[1], b"g".as_ptr().cast(), 1) };
+        assert_eq!(common::stdin_line().as_deref(), Some("done"));
+        // SAFETY: as above.
+        unsafe { libc::write(pipe[1], b"g".as_ptr().cast(), 1) };
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        common::say(format!("child exit={}", libc::WEXITSTATUS(status)));
+        std::process::exit(0);
+    }
+
+    /// A forked child that uses its inherited handle is refused (its writes
+    /// would go to an orphan once the parent's close unlinks it); the
+    /// region it opens anew lives on after the parent closes.
+    #[test]
+    fn a_handle_inherited_through_fork_is_refused_and_the_child_can_reopen() {
+        let name = unique("fork");
+        let _cleanup = Cleanup(name.clone());
+        let mut role = Child::spawn("fork-handle", &name);
+        assert_eq!(role.line(), "child refused=true");
+        assert_eq!(role.line(), "child existed=true");
+        role.send("close");
+        assert_eq!(role.line(), "parent closed");
+        assert_eq!(role.line(), "child wrote");
+        // The parent closed first, yet the child's own handle kept the
+        // region: a newcomer sees the child's write.
+        let newcomer = FileMap::builder(&name).open_only().open().unwrap();
+        assert_eq!(newcomer.read_string().unwrap().content, "from child");
+        role.send("done");
+        assert_eq!(role.line(), "child exit=0");
+    }
+
+    /// Watch, fork, and drop the watcher in the child.
+    pub fn fork_watcher() {
+        let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
+        let map = FileMap::open(&name).unwrap();
+        let watcher = map.watch(|_| ()).unwrap();
+        // SAFETY: the child only drops values and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            drop(watcher);
+            drop(map);
+            // SAFETY: leave the forked child at once.
+            unsafe { libc::_exit(7) };
+        }
+        let start = Instant::now();
+        let mut status = 0;
+        loop {
+            // SAFETY: polls the child forked above.
+            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if done == pid {
+                common::say(format!("child exit={}", libc::WEXITSTATUS(status)));
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                common::say("child hung");
+                // SAFETY: kill(2) our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        drop(watcher); // the parent's watcher still stops normally
+        common::say("parent stopped its watcher");
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn a_forked_child_dropping_an_inherited_watcher_returns() {
+        let name = unique("forkwatch");
+        let _cleanup = Cleanup(name.clone());
+        let role = Child::spawn("fork-watcher", &name);
+        assert_eq!(role.line(), "child exit=7");
+        assert_eq!(role.line(), "parent stopped its watcher");
     }
 }

@@ -4,7 +4,8 @@
 //! crash. `FILEMAP_HOSTILE_SECS` sets the duration (default 2 s).
 //!
 //! Plus a fuzz harness over header bytes, run by proptest in CI: any header
-//! at all must give typed errors from every entry point.
+//! at all must give typed errors from every entry point; and a stranger
+//! holding a region's lifetime lock.
 //!
 //! The peer writes through the region's file: on Linux its file in
 //! `/dev/shm`, on Windows the persistent region's file under the live
@@ -22,6 +23,7 @@ use filemap::{Error, FileMap};
 use proptest::prelude::*;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("scribble") {
         scribble();
@@ -315,7 +317,13 @@ fn exercise(bytes: &[u8]) {
                 filemap::Wait::sleep().timeout(Duration::ZERO),
             )
             .ok();
-            let _ = map.info();
+            // Whatever the file holds, the handle describes itself.
+            let info = map.info();
+            assert_eq!(
+                (info.name.as_str(), info.capacity),
+                (name.as_str(), map.capacity())
+            );
+            assert!(info.len <= info.capacity, "{info:?}");
         }
         // A non-persistent region with nobody attached is stale: replaced.
         Err(Error::NotFound { .. }) => {}
@@ -346,4 +354,48 @@ proptest! {
     fn random_files_are_never_taken_for_regions(bytes in proptest::collection::vec(any::<u8>(), 0..8192)) {
         exercise(&bytes);
     }
+}
+
+/// `open` gives up, in bounded time, on a lifetime lock a stranger holds
+/// exclusively instead of blocking forever. (The posix backend takes no `flock`: its lifetime word is bounded the
+/// same way, see its unit tests.)
+#[cfg(all(target_os = "linux", not(feature = "posix-backend")))]
+#[test]
+fn open_gives_up_on_a_lifetime_lock_held_exclusively_by_a_stranger() {
+    let name = unique("flockx");
+    let _cleanup = Cleanup(name.clone());
+    FileMap::builder(&name)
+        .persistent(true)
+        .open()
+        .unwrap()
+        .write_str("x")
+        .unwrap();
+    let path = filemap::admin::shm_path(&name);
+    let mut stranger = std::process::Command::new("flock")
+        .args(["--no-fork", "-x"])
+        .arg(&path)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    // Wait until the stranger holds it: our own non-blocking probe fails.
+    common::await_condition("the stranger's lock", || {
+        std::process::Command::new("flock")
+            .args(["-n", "-s"])
+            .arg(&path)
+            .arg("true")
+            .status()
+            .is_ok_and(|s| !s.success())
+    });
+    let start = std::time::Instant::now();
+    let result = FileMap::builder(&name)
+        .lock_timeout(Duration::from_millis(200))
+        .open();
+    assert!(
+        matches!(result, Err(filemap::Error::Timeout { .. })),
+        "{result:?}"
+    );
+    assert!(start.elapsed() < common::STEP);
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+    assert!(FileMap::open(&name).unwrap().existed_already());
 }

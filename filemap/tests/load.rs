@@ -15,6 +15,7 @@ use common::{unique, Child, Cleanup, STEP};
 use filemap::FileMap;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     #[cfg(target_os = "linux")]
     if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("soak") {

@@ -11,6 +11,7 @@ use filemap::{Error, FileMap};
 use proptest::prelude::*;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("half-a-loan") {
         let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();

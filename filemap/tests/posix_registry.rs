@@ -21,7 +21,12 @@ use common::{unique, Cleanup, STEP};
 use filemap::{Error, FileMap};
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
+    if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("private-registry") {
+        list_and_clean_stale_in_a_private_registry();
+        std::process::exit(0);
+    }
     common::child_main();
 }
 
@@ -146,35 +151,14 @@ fn a_symlink_to_a_fifo_at_the_registry_entry_does_not_block() {
 /// this file plant, and theirs would race it.
 #[test]
 fn list_and_clean_stale_pass_fifos_and_symlinks_in_the_registry_without_blocking() {
-    const ROLE: &str = "FILEMAP_TEST_PRIVATE_REGISTRY";
-    if std::env::var_os(ROLE).is_some() {
-        list_and_clean_stale_in_a_private_registry();
-        return;
-    }
     let tmp = std::env::temp_dir().join(unique("reg-private"));
     std::fs::create_dir(&tmp).unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "list_and_clean_stale_pass_fifos_and_symlinks_in_the_registry_without_blocking",
-            "--quiet",
-        ])
-        .env(ROLE, "1")
+    let mut child = filemap_testkit::child::command()
+        .env("FILEMAP_CHILD_ROLE", "private-registry")
         .env("TMPDIR", &tmp)
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + STEP;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let status = filemap_testkit::await_exit(&mut child, STEP);
     let _ = std::fs::remove_dir_all(&tmp);
     let status = status.expect("list/clean_stale still blocked after the deadline");
     assert!(status.success(), "{status:?}");

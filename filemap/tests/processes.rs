@@ -10,6 +10,7 @@ use common::{await_condition, region_file_exists, unique, Child, Cleanup, STEP};
 use filemap::FileMap;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     common::child_main();
 }

@@ -12,6 +12,7 @@ use common::{check_payload, unique, Child, Cleanup};
 use filemap::{Error, FileMap};
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     common::child_main();
 }

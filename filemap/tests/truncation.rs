@@ -15,6 +15,7 @@
 mod common;
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     #[cfg(target_os = "linux")]
     if let Ok(role) = std::env::var("FILEMAP_CHILD_ROLE") {

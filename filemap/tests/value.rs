@@ -32,6 +32,7 @@ fn sample() -> Telemetry {
 }
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     if std::env::var("FILEMAP_CHILD_ROLE").as_deref() == Ok("read-telemetry") {
         let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
@@ -142,16 +143,38 @@ proptest::proptest! {
         let _cleanup = Cleanup(name.clone());
         let map = FileMap::builder(&name).capacity(512).open().unwrap();
         map.write(&bytes).unwrap();
-        let _ = map.read_value::<Telemetry>();
+        let garbage = map.read_value::<Telemetry>();
+        proptest::prop_assert!(
+            matches!(
+                garbage,
+                Err(Error::NotAValue { .. } | Error::WrongType { .. } | Error::Codec { .. })
+            ),
+            "{garbage:?}"
+        );
         map.write_value(&sample()).unwrap();
-        let mut valid = map.read().unwrap().content;
+        let original = map.read().unwrap().content;
+        let mut valid = original.clone();
         valid.truncate(cut.min(valid.len()));
         if let Some(byte) = valid.get_mut(flip) {
             *byte ^= 0x5a;
         }
+        let intact = valid == original;
         map.write(&valid).unwrap();
-        let _ = map.read_value::<Telemetry>();
-        let _ = filemap::value_parts(&valid);
+        // The header parses exactly when the read gets past "not a value";
+        // an untouched value reads back as written.
+        let parts = filemap::value_parts(&valid);
+        match map.read_value::<Telemetry>() {
+            Ok(snap) => proptest::prop_assert!(
+                parts.is_some() && (!intact || snap.content == sample()),
+                "{:?}",
+                snap.content
+            ),
+            Err(Error::NotAValue { .. }) => proptest::prop_assert!(parts.is_none() && !intact),
+            Err(e @ (Error::WrongType { .. } | Error::Codec { .. })) => {
+                proptest::prop_assert!(parts.is_some() && !intact, "{e:?}")
+            }
+            Err(e) => proptest::prop_assert!(false, "not a typed value error: {e:?}"),
+        }
     }
 }
 

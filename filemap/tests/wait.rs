@@ -17,6 +17,7 @@ const STRATEGIES: [Strategy; 3] = [Strategy::Sleep, Strategy::Spin, Strategy::Ad
 const WOKEN_WITHIN: Duration = Duration::from_millis(500);
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     common::child_main();
 }

@@ -3,7 +3,9 @@
 //! Rust child processes (this test binary re-run in a role), and processes
 //! whose output lines are awaited with a deadline.
 //!
-//! A test file declares `#[test] fn child_role() { common::child_main() }`.
+//! A test file with Rust children declares their entry point, ignored so
+//! that it is not counted as a test (see `filemap_testkit::child`):
+//! `#[test] #[ignore = "..."] fn child_role() { common::child_main() }`.
 
 #![allow(dead_code)]
 
@@ -11,34 +13,15 @@ use filemap::TextExt;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use filemap::FileMap;
+pub use filemap_testkit::{unique, Cleanup};
 
 /// Generous upper bound for any single step; tests fail, not hang.
 pub const STEP: Duration = Duration::from_secs(30);
-
-/// A region name no other test (or test run) uses.
-pub fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "test-ffi-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Removes the region's name when the test ends, pass or fail.
-pub struct Cleanup(pub String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = filemap::admin::remove(&self.0);
-    }
-}
 
 /// `target/<profile>`: where cargo put this test's library and binaries.
 pub fn profile_dir() -> PathBuf {
@@ -286,22 +269,20 @@ impl Drop for Proc {
 /// This test binary in a Rust child role: `role` and its `args` go to
 /// `child_main` through the environment.
 pub fn rust_child(role: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-    cmd.args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env("FILEMAP_FFI_CHILD", role)
+    let mut cmd = filemap_testkit::child::command();
+    cmd.env("FILEMAP_FFI_CHILD", role)
         .env("FILEMAP_FFI_CHILD_ARGS", args.join("\u{1f}"));
     cmd
 }
 
-/// The body of `#[test] fn child_role()`: nothing unless this process is a
-/// Rust child. Roles:
+/// The body of the `child_role` entry point (fails unless this process is
+/// a Rust child). Roles:
 /// - `write NAME TEXT`: publish TEXT, print `@@ published G`;
 /// - `read NAME`: print `@@ content TEXT`;
 /// - `count NAME N`: N locked increments of a decimal counter, `@@ done`.
 pub fn child_main() {
-    let Ok(role) = std::env::var("FILEMAP_FFI_CHILD") else {
-        return;
-    };
+    filemap_testkit::child::enter();
+    let role = std::env::var("FILEMAP_FFI_CHILD").expect("FILEMAP_FFI_CHILD");
     let args = std::env::var("FILEMAP_FFI_CHILD_ARGS").unwrap_or_default();
     let args: Vec<&str> = args.split('\u{1f}').collect();
     let map = FileMap::open(args[0]).expect("child: open");

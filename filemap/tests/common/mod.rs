@@ -1,9 +1,20 @@
-//! Shared test harness: unique region names, and child processes that
-//! re-execute the test binary in a role.
+//! Shared test harness: child processes that re-execute the test binary
+//! in a role, and the roles themselves. Names, clean-up and deadline
+//! polling come from `filemap-testkit`, re-exported here.
 //!
-//! A test file declares `#[test] fn child_role() { common::child_main() }`.
-//! `Child::spawn(role, name)` runs the same binary with only that test and
-//! `FILEMAP_CHILD_ROLE` set; the child does its role and talks back on
+//! A test file declares its entry point, ignored so that it is not counted
+//! as a test:
+//!
+//! ```ignore
+//! #[test]
+//! #[ignore = "child-process entry point, run by the tests that spawn it"]
+//! fn child_role() {
+//!     common::child_main()
+//! }
+//! ```
+//!
+//! `Child::spawn(role, name)` runs the same binary with only that entry
+//! and `FILEMAP_CHILD_ROLE` set; the child does its role and talks back on
 //! stdout with lines starting `@@ ` (libtest's own output is skipped).
 
 #![allow(dead_code)]
@@ -11,33 +22,12 @@
 use filemap::TextExt;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use filemap::FileMap;
-
-/// Generous upper bound for any single step; tests fail, not hang.
-pub const STEP: Duration = Duration::from_secs(20);
-
-/// A region name no other test (or test run) uses.
-pub fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "test-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Removes the region's name when the test ends, pass or fail.
-pub struct Cleanup(pub String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = filemap::admin::remove(&self.0);
-    }
-}
+#[allow(unused_imports)] // each test file uses some of them
+pub use filemap_testkit::{await_condition, unique, Cleanup, STEP};
 
 /// Whether region `name` exists (Linux: its file in /dev/shm; Windows: its
 /// live section or persistent file, a stale registry entry not counted).
@@ -53,15 +43,6 @@ pub fn region_file_exists(name: &str) -> bool {
     filemap::admin::inspect(name).is_ok_and(|info| !info.stale)
 }
 
-/// Wait until `condition` holds, polling, or panic after `STEP`.
-pub fn await_condition(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// A child process running one role.
 pub struct Child {
     process: std::process::Child,
@@ -75,18 +56,11 @@ impl Child {
     }
 
     pub fn spawn_with(role: &str, name: &str, env: &[(&str, String)]) -> Child {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "--quiet",
-        ])
-        .env("FILEMAP_CHILD_ROLE", role)
-        .env("FILEMAP_CHILD_NAME", name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
+        let mut cmd = filemap_testkit::child::command();
+        cmd.env("FILEMAP_CHILD_ROLE", role)
+            .env("FILEMAP_CHILD_NAME", name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
         for (key, value) in env {
             cmd.env(key, value);
         }
@@ -279,11 +253,11 @@ pub fn check_payload(bytes: &[u8]) -> Result<u64, String> {
     Ok(seq)
 }
 
-/// Entry point of a child process; returns at once in the parent.
+/// Entry point of a child process: does the role in `FILEMAP_CHILD_ROLE`
+/// and exits. Fails when not run as a child (see `filemap_testkit::child`).
 pub fn child_main() {
-    let Ok(role) = std::env::var("FILEMAP_CHILD_ROLE") else {
-        return;
-    };
+    filemap_testkit::child::enter();
+    let role = std::env::var("FILEMAP_CHILD_ROLE").expect("FILEMAP_CHILD_ROLE");
     let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
     let capacity = env_u64("FILEMAP_CHILD_CAPACITY", filemap::DEFAULT_CAPACITY as u64);
     let persistent = std::env::var_os("FILEMAP_CHILD_PERSISTENT").is_some();

@@ -1,0 +1,83 @@
+//! Helpers the workspace's test suites share. A dev-dependency only: never
+//! published, never linked into a library or binary.
+//!
+//! - [`unique`] and [`Cleanup`]: a region name no other test or run uses,
+//!   removed when the test ends, pass or fail.
+//! - [`await_condition`]: poll a condition until a deadline instead of
+//!   sleeping for a guessed time.
+//! - [`await_exit`]: a child process's exit, or its end by kill at a
+//!   deadline.
+//! - [`free_port`]: a TCP port on 127.0.0.1 that was free a moment ago.
+//! - [`child`]: child processes that re-run the test binary in a role.
+
+use std::net::TcpListener;
+use std::process::{Child, ExitStatus};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod child;
+
+/// Generous upper bound for any single step of a test: tests fail, not hang.
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// A region name no other test (or test run) uses: `test-{tag}-{pid}-{n}`.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes region `.0` when the test ends, pass or fail (a region that is
+/// already gone is fine).
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = filemap::admin::remove(&self.0);
+    }
+}
+
+/// Poll `condition` until it holds; panic naming `what` after [`STEP`].
+pub fn await_condition(what: &str, condition: impl FnMut() -> bool) {
+    await_condition_within(what, STEP, condition);
+}
+
+/// Poll `condition` until it holds; panic naming `what` after `limit`.
+pub fn await_condition_within(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Wait for `child` to exit, polling; after `limit` kill it, reap it and
+/// return `None`.
+pub fn await_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("polling a child process") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A TCP port on 127.0.0.1 that the OS just handed out and released.
+/// Another process may take it before the caller binds it; tests that
+/// bind at once rarely lose that race.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    listener.local_addr().expect("the bound address").port()
+}
