@@ -290,7 +290,7 @@ fn bad_command_lines_fail_with_one_sentence() {
 #[test]
 fn sizes_take_the_same_units_as_the_cli() {
     let r = unique("units");
-    let _c = cleanup(&[r.clone()]);
+    let _c = cleanup(std::slice::from_ref(&r));
     // Accepted: parsing passes and the bridge gets as far as the network.
     for (capacity, max_size) in [("1m", "2g"), ("64kib", "8 MiB"), ("4096B", "1G")] {
         let argv = args(&[
