@@ -4,7 +4,6 @@
 mod common;
 
 #[cfg(target_os = "linux")]
-use filemap::TextExt;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 #[cfg(target_os = "linux")]
@@ -13,7 +12,7 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 use common::Child;
 use common::{await_condition, unique, Cleanup, STEP};
-use filemap::FileMap;
+use filemap::{FileMap, TextExt};
 
 #[test]
 #[ignore = "child-process entry point, run by the tests that spawn it"]
