@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use filemap::admin::{Alarm, NameWatch};
 use filemap::{Error as FmError, FileMap};
 use serde_json::{json, Value};
 use zenoh::bytes::ZBytes;
@@ -20,7 +21,6 @@ use zenoh::query::{ConsolidationMode, Query};
 use zenoh::sample::{Locality, Sample, SampleKind};
 use zenoh::Wait as _;
 
-use crate::names::{Alarm, NameWatch};
 use crate::wire::{Meta, Version};
 
 /// Key prefix of the liveliness tokens bridges declare to notice each other.
@@ -274,7 +274,7 @@ impl RegionLock {
 ///
 /// Its threads sleep until there is work: a local write (the region's
 /// wait), the region's name appearing or going away (inotify on Linux;
-/// elsewhere a look every 200 ms), a peer coming (a channel), or the
+/// elsewhere a look every 100 ms), a peer coming (a channel), or the
 /// shutdown, which ends all of them at once (a [`filemap::CancelToken`]
 /// per region, a message on the channel).
 pub struct Bridge {
@@ -475,14 +475,13 @@ impl Bridge {
         // The names are watched before the watchers' first look: a removal
         // after it is never missed.
         bridge.names = Some(
-            NameWatch::start(
+            NameWatch::start_many(
                 shared
                     .maps
                     .iter()
-                    .map(|m| (filemap::admin::shm_path(&m.region), Arc::clone(&m.alarm)))
-                    .collect(),
+                    .map(|m| (m.region.as_str(), Arc::clone(&m.alarm))),
             )
-            .context("cannot start a thread")?,
+            .context("cannot watch the regions' names")?,
         );
         // Late joiner: take the newest value any peer holds.
         sync_all(&shared, "start");

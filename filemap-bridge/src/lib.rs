@@ -36,7 +36,7 @@
 //!   creator gave it.
 //! - **Removed regions.** When the region's name appears or goes away
 //!   (told by inotify on the shared-memory directory on Linux; elsewhere
-//!   looked at every 200 ms), at every change, and before applying a
+//!   looked at every 100 ms; see [`filemap::admin::NameWatch`]), at every change, and before applying a
 //!   remote value, the bridge checks that the region's name still leads to
 //!   its region ([`filemap::FileMap::is_removed`]). If not (`filemap rm`, perhaps
 //!   followed by a new region of that name), it opens the name again,
@@ -75,5 +75,4 @@
 //! can write any content to the keys it knows.
 
 pub mod bridge;
-mod names;
 pub mod wire;

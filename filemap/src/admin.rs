@@ -1,6 +1,8 @@
 //! Functions on regions by name, without a handle: what a management
 //! tool does (`filemap ls`, `rm`, `clean`), the rules a name must
-//! follow, and the sizes tools accept ([`parse_size`]). A region's own handle is [`FileMap`](crate::FileMap).
+//! follow, the sizes tools accept ([`parse_size`]), and being told when
+//! a region's name appears or goes away ([`NameWatch`], [`Alarm`]). A
+//! region's own handle is [`FileMap`](crate::FileMap).
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +13,7 @@ use crate::error::Result;
 use crate::info::RegionInfo;
 
 pub use crate::backend::{validate_name, MAX_NAME_LEN};
+pub use crate::names::{Alarm, NameWatch};
 pub use crate::size::{parse_size, ParseSizeError};
 
 /// Path of the shared-memory object backing region `name`. On Windows

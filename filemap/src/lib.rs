@@ -102,6 +102,7 @@ mod info;
 mod layout;
 mod loan;
 mod lock;
+mod names;
 mod notify;
 mod protocol;
 mod region;

@@ -8,20 +8,17 @@
 //!
 //! Nothing here polls on Linux: the watch sleeps in the region's wait until
 //! a change, Ctrl-C (which cancels the wait's token) or an inotify event on
-//! the region's name in `/dev/shm` (see `names`). Elsewhere the name is
-//! looked at every 100 ms.
+//! the region's name in `/dev/shm` (see `filemap::admin::NameWatch`).
+//! Elsewhere the name is looked at every 100 ms.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
+use filemap::admin::{Alarm, NameWatch};
 use filemap::{Error, FileMap, Stamp, Wait};
 
 use crate::cli::WatchArgs;
-
-mod names;
-
-use names::Alarm;
 
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let name = &args.region.name;
@@ -35,8 +32,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     .context("cannot install the Ctrl-C handler")?;
     // The region's name appearing or going away rings the alarm: it is
     // watched before the first look, so no change after it is missed.
-    names::watch(&filemap::admin::shm_path(name), Arc::clone(&alarm))
-        .context("cannot start a thread")?;
+    let _names = NameWatch::start(name, Arc::clone(&alarm))?;
 
     let mut waited = false;
     let map = loop {
