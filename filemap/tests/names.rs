@@ -15,6 +15,7 @@ use filemap::admin::{Alarm, NameWatch};
 use filemap::{Error, FileMap, Wait};
 
 #[test]
+#[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     common::child_main();
 }
