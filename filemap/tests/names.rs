@@ -66,7 +66,9 @@ fn a_name_watch_rings_when_the_region_is_removed() {
     await_condition("the alarm to ring for the removal", || {
         rings(&alarm) != Some(before)
     });
-    assert!(map.is_removed());
+    // Windows: a section stays reachable by name while handles to it are
+    // open, so `is_removed` is always false there (see its docs).
+    assert_eq!(map.is_removed(), !cfg!(windows));
 }
 
 #[test]
