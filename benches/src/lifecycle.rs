@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{Args, Mode};
 use crate::harness::Namespace;
-use crate::suite::{Report, Suite};
+use crate::suite::{self, Report, Suite};
 use crate::sys::{self, Shm};
 use crate::timing::per_call;
 use crate::units::{bytes, ns};
@@ -104,10 +104,7 @@ pub const SUITE: Suite = Suite {
 
 fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
     eprintln!("open/attach/close:");
-    let rows = run(ns, args.mode).unwrap_or_else(|e| {
-        fail(e);
-        Vec::new()
-    });
+    let rows = suite::rows_or_none(run(ns, args.mode), fail);
     Box::new(Measured { rows })
 }
 

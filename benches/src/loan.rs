@@ -26,7 +26,7 @@ use crate::cli::{Args, Mode};
 use crate::harness::{Msg, Namespace};
 use crate::report::Target;
 use crate::stats::median_f64;
-use crate::suite::{Report, Suite};
+use crate::suite::{self, Report, Suite};
 use crate::sys;
 use crate::units::ns;
 
@@ -264,10 +264,7 @@ pub const SUITE: Suite = Suite {
 
 fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
     eprintln!("serialise and publish ~1 MiB (loan vs Vec + write):");
-    let rows = run(ns, args.mode).unwrap_or_else(|e| {
-        fail(e);
-        Vec::new()
-    });
+    let rows = suite::rows_or_none(run(ns, args.mode), fail);
     Box::new(Measured { rows })
 }
 

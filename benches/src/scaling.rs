@@ -24,7 +24,7 @@ use crate::cli::{Args, Mode};
 use crate::harness::{self, ChildArgs, ChildProc, ChildStdinMode, Namespace, TIMEOUT};
 use crate::report::Target;
 use crate::stats::{summarize, Summary};
-use crate::suite::{Child, Report, Suite};
+use crate::suite::{self, Child, Report, Suite};
 use crate::sys::{self, Shm};
 use crate::units::ns;
 
@@ -274,10 +274,7 @@ pub const SUITE: Suite = Suite {
 
 fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
     eprintln!("scaling with watchers:");
-    let rows = run(ns, args.mode).unwrap_or_else(|e| {
-        fail(e);
-        Vec::new()
-    });
+    let rows = suite::rows_or_none(run(ns, args.mode), fail);
     Box::new(Measured { rows })
 }
 

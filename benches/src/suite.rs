@@ -80,6 +80,18 @@ pub fn sibling_svg(json: &Path, suffix: &str) -> PathBuf {
     json.with_file_name(format!("{stem}-{suffix}.svg"))
 }
 
+/// The rows a suite measured, or none once its error is handed to `fail`:
+/// a suite that failed still reports (empty tables), and the run goes on.
+pub fn rows_or_none<R>(
+    measured: anyhow::Result<Vec<R>>,
+    fail: &mut dyn FnMut(anyhow::Error),
+) -> Vec<R> {
+    measured.unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use crate::cli::{Args, Mode};
 use crate::harness::{self, seq_of, ChildArgs, ChildProc, ChildStdinMode, Msg, Namespace, TIMEOUT};
 use crate::stats::{summarize, Summary};
-use crate::suite::{Child, Report, Suite};
+use crate::suite::{self, Child, Report, Suite};
 use crate::sys;
 use crate::timing::{gib_per_s, per_call};
 use crate::units::{bytes, ns};
@@ -394,10 +394,7 @@ pub const SUITE: Suite = Suite {
 
 fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
     eprintln!("throughput:");
-    let rows = run(ns, args.mode, args.pin).unwrap_or_else(|e| {
-        fail(e);
-        Vec::new()
-    });
+    let rows = suite::rows_or_none(run(ns, args.mode, args.pin), fail);
     ns.clean();
     eprintln!("slow reader (read_into + as long again processing, writer back to back):");
     let slow = slow_reader(ns, args.mode, args.pin).unwrap_or_else(|e| {

@@ -25,7 +25,7 @@ use crate::cli::{Args, Mode};
 use crate::harness::{self, Namespace};
 use crate::report::Target;
 use crate::stats::{summarize, Summary};
-use crate::suite::{Report, Suite};
+use crate::suite::{self, Report, Suite};
 use crate::sys;
 use crate::units::ns;
 
@@ -237,10 +237,7 @@ pub const SUITE: Suite = Suite {
 
 fn run_suite(ns: &Namespace, args: &Args, fail: &mut dyn FnMut(anyhow::Error)) -> Box<dyn Report> {
     eprintln!("waiting with little traffic (CPU of one waiter):");
-    let rows = run(ns, args.mode).unwrap_or_else(|e| {
-        fail(e);
-        Vec::new()
-    });
+    let rows = suite::rows_or_none(run(ns, args.mode), fail);
     Box::new(Measured { rows })
 }
 
