@@ -168,6 +168,7 @@ fn oversized_writes_are_refused_and_keep_the_previous_content() {
         Err(Error::TooLarge {
             len: 65,
             capacity: 64,
+            max_capacity: 64,
         }) => {}
         other => panic!("{other:?}"),
     }
@@ -178,6 +179,7 @@ fn oversized_writes_are_refused_and_keep_the_previous_content() {
         Err(Error::TooLarge {
             len: 65,
             capacity: 64,
+            max_capacity: 64,
         }) => {}
         other => panic!("{other:?}"),
     }

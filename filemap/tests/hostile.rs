@@ -168,7 +168,7 @@ fn every_call_survives_a_peer_scribbling_on_the_region() {
                 let result = map.read_into(&mut buf);
                 if let Ok(stamp) = &result {
                     assert!(
-                        buf.len() <= map.capacity(),
+                        buf.len() <= map.max_capacity(),
                         "read beyond capacity at {stamp:?}"
                     );
                 }
@@ -304,7 +304,7 @@ fn exercise(bytes: &[u8]) {
         Ok(map) => {
             check(
                 map.read()
-                    .map(|s| assert!(s.content.len() <= map.capacity())),
+                    .map(|s| assert!(s.content.len() <= map.max_capacity())),
             );
             check(map.write(b"fuzz").map(|_| ()));
             check(map.read_string().map(|_| ()).or_else(|e| match e {
@@ -323,7 +323,8 @@ fn exercise(bytes: &[u8]) {
                 (info.name.as_str(), info.capacity),
                 (name.as_str(), map.capacity())
             );
-            assert!(info.len <= info.capacity, "{info:?}");
+            assert!(info.len <= info.max_capacity, "{info:?}");
+            assert!(info.capacity <= info.max_capacity, "{info:?}");
         }
         // A non-persistent region with nobody attached is stale: replaced.
         Err(Error::NotFound { .. }) => {}
