@@ -131,8 +131,10 @@ impl Linked {
     /// shown in the status line, anything else as a message (returned).
     fn failed(&mut self, what: &str, e: Error) -> Option<Message> {
         match e {
-            Error::TooLarge { len, capacity } => {
-                self.too_large = Some((len, capacity));
+            Error::TooLarge {
+                len, max_capacity, ..
+            } => {
+                self.too_large = Some((len, max_capacity));
                 None
             }
             e => Some(Message {
