@@ -86,6 +86,11 @@ pub struct WriteArgs {
     /// M or G, any case, for KiB, MiB, GiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "4096")]
     pub capacity: u64,
+    /// The most the region may grow to, when this command creates it
+    /// (default: the capacity, so it never grows); a content longer than
+    /// the capacity and at most this grows the region.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_capacity: Option<u64>,
     /// Remove the region when its last user closes, instead of keeping it
     /// until `filemap rm` (applies when this command creates it; an
     /// existing region keeps the lifetime its creator gave it).

@@ -615,3 +615,37 @@ fn an_idle_watch_sleeps_until_its_region_appears_and_ends_at_once_when_removed()
     std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
     assert!(err.contains("was removed"), "{err}");
 }
+
+#[test]
+fn write_with_a_maximum_capacity_makes_a_region_that_grows_and_info_shows_both() {
+    let name = unique("growcli");
+    let _cleanup = Cleanup(name.clone());
+    let big = "x".repeat(10_000);
+    ok(&filemap(&[
+        "write",
+        &name,
+        &big,
+        "--capacity",
+        "4K",
+        "--max-capacity",
+        "64K",
+    ]));
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
+    assert_eq!(info["len"], 10_000);
+    assert_eq!(info["capacity"], 12_288, "grown to whole pages");
+    assert_eq!(info["max_capacity"], 65_536);
+    let text = ok(&filemap(&["info", &name]));
+    assert!(text.contains("max:         65536 bytes"), "{text}");
+    // The existing region's maximum wins, and grows it further.
+    ok(&filemap(&["write", &name, &"y".repeat(40_000)]));
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&filemap(&["info", &name, "--json"]))).unwrap();
+    assert_eq!(
+        (info["len"].clone(), info["capacity"].clone()),
+        (40_000.into(), 40_960.into())
+    );
+    let err = fails(&filemap(&["write", &name, &"z".repeat(70_000)]));
+    assert!(err.contains("65536"), "{err}");
+    ok(&filemap(&["rm", &name]));
+}

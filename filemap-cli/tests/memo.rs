@@ -308,6 +308,11 @@ fn init_file_starts_a_new_memo_and_loses_to_an_existing_one() {
 #[test]
 fn typing_past_capacity_keeps_both_texts() {
     let name = unique("full");
+    // A region that cannot grow (a memo makes its own regions growable).
+    let fixed = filemap::FileMap::builder(&name)
+        .capacity(32)
+        .open()
+        .unwrap();
     let mut a = Memo::spawn("A", &[&name, "--capacity", "32"]);
     a.wait_for("0/32 B");
     a.send("0123456789012345678901234567890");
@@ -331,10 +336,10 @@ fn typing_past_capacity_keeps_both_texts() {
     a.wait_until("the message to clear", |s| {
         !s.contents().contains("Too large")
     });
-    a.send(CTRL_Q);
-    a.wait_for("Quit?");
+    // Not the last user (the test holds the region): no question.
     a.send(CTRL_Q);
     a.wait_exit();
+    drop(fixed);
     assert_gone(&name);
 }
 
@@ -414,4 +419,29 @@ impl Drop for Files {
             let _ = std::fs::remove_file(f);
         }
     }
+}
+
+#[test]
+fn a_memo_grows_its_region_as_its_text_does() {
+    let name = unique("memogrow");
+    let mut a = Memo::spawn("A", &[&name, "--capacity", "32"]);
+    a.wait_for("0/16777216 B");
+    a.send("0123456789012345678901234567890123456789");
+    a.wait_for("40/16777216 B");
+    let shared = filemap::FileMap::builder(&name).open_only().open().unwrap();
+    a_wait_content(&shared, "0123456789012345678901234567890123456789");
+    assert!(shared.capacity() >= 40);
+    drop(shared);
+    a.send(CTRL_Q);
+    a.wait_for("Quit?");
+    a.send(CTRL_Q);
+    a.wait_exit();
+    assert_gone(&name);
+}
+
+/// Wait until `map` holds `text`.
+fn a_wait_content(map: &filemap::FileMap, text: &str) {
+    filemap_testkit::await_condition("the memo to publish", || {
+        map.read_string().is_ok_and(|s| s.content == text)
+    });
 }

@@ -162,7 +162,11 @@ pub unsafe extern "C" fn fm_update(
             }
             if len > capacity {
                 *content = before;
-                return Err(Error::TooLarge { len, capacity });
+                return Err(Error::TooLarge {
+                    len,
+                    capacity,
+                    max_capacity: capacity,
+                });
             }
             content.truncate(len);
             Ok(())

@@ -337,10 +337,11 @@ pub unsafe extern "C" fn fm_write_if(
 
 /// `TooLarge` before a slice is made: `len` may be any number.
 fn check_fits(map: &FileMap, len: usize) -> FfiResult {
-    if len > map.capacity() {
+    if len > map.max_capacity() {
         return Err(Fail::Core(Error::TooLarge {
             len,
             capacity: map.capacity(),
+            max_capacity: map.max_capacity(),
         }));
     }
     Ok(())

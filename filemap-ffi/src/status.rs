@@ -360,9 +360,22 @@ fn core_numbers(e: &Error) -> FmErrorInfo {
             max: *max as u64,
             ..none
         },
-        Error::TooLarge { len, capacity } => FmErrorInfo {
+        Error::InvalidMaxCapacity {
+            requested,
+            capacity,
+            max,
+        } => FmErrorInfo {
+            len: *requested,
+            min: *capacity as u64,
+            max: *max as u64,
+            ..none
+        },
+        // `capacity` is the limit that refused the content: the maximum.
+        Error::TooLarge {
+            len, max_capacity, ..
+        } => FmErrorInfo {
             len: *len as u64,
-            capacity: *capacity as u64,
+            capacity: *max_capacity as u64,
             ..none
         },
         Error::BufferTooSmall { len, needed, .. } => FmErrorInfo {

@@ -80,9 +80,24 @@ fn details(py: Python<'_>, err: Error) -> Vec<(&'static str, Py<PyAny>)> {
             ("min", obj(py, min)),
             ("max", obj(py, max)),
         ],
-        Error::TooLarge { len, capacity } => {
-            vec![("length", obj(py, len)), ("capacity", obj(py, capacity))]
-        }
+        Error::InvalidMaxCapacity {
+            requested,
+            capacity,
+            max,
+        } => vec![
+            ("requested", obj(py, requested)),
+            ("min", obj(py, capacity)),
+            ("max", obj(py, max)),
+        ],
+        Error::TooLarge {
+            len,
+            capacity,
+            max_capacity,
+        } => vec![
+            ("length", obj(py, len)),
+            ("capacity", obj(py, capacity)),
+            ("max_capacity", obj(py, max_capacity)),
+        ],
         Error::NotFound { name: n }
         | Error::AlreadyExists { name: n }
         | Error::Cancelled { name: n }

@@ -25,7 +25,10 @@ pub(crate) struct PyFileMap {
     slot: Arc<Slot>,
     name: String,
     path: String,
+    /// The capacity at open (it grows: [`PyFileMap::capacity`] reads it
+    /// again while the handle is open) and the maximum.
     capacity: usize,
+    max_capacity: usize,
     existed: bool,
     persistent: bool,
     pid: u32,
@@ -75,11 +78,12 @@ impl PyFileMap {
 impl PyFileMap {
     #[new]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
-    #[pyo3(signature = (name, capacity = filemap::DEFAULT_CAPACITY as u64, *, create = None, persistent = false, lock_timeout = Some(10.0), path = None, mode = 0o600))]
+    #[pyo3(signature = (name, capacity = filemap::DEFAULT_CAPACITY as u64, *, max_capacity = None, create = None, persistent = false, lock_timeout = Some(10.0), path = None, mode = 0o600))]
     fn new(
         py: Python<'_>,
         name: String,
         capacity: u64,
+        max_capacity: Option<u64>,
         create: Option<bool>,
         persistent: bool,
         lock_timeout: Option<f64>,
@@ -91,6 +95,9 @@ impl PyFileMap {
             .capacity(usize::try_from(capacity).unwrap_or(usize::MAX))
             .lock_timeout(LOCK_SLICE)
             .permissions(mode);
+        if let Some(max) = max_capacity {
+            builder = builder.max_capacity(usize::try_from(max).unwrap_or(usize::MAX));
+        }
         if persistent {
             builder = builder.persistent(true);
         }
@@ -109,6 +116,7 @@ impl PyFileMap {
             name,
             path: info.path.to_string_lossy().into_owned(),
             capacity: map.capacity(),
+            max_capacity: map.max_capacity(),
             existed: map.existed_already(),
             persistent: info.persistent,
             pid: id.pid,
@@ -133,10 +141,18 @@ impl PyFileMap {
         &self.path
     }
 
-    /// Capacity in bytes: the most content a write may carry.
+    /// Capacity in bytes now: the most content a write carries without
+    /// growing the region (it grows up to `max_capacity`).
     #[getter]
     fn capacity(&self) -> usize {
-        self.capacity
+        self.slot.get().map_or(self.capacity, |map| map.capacity())
+    }
+
+    /// The most the capacity may grow to, in bytes: the most content a
+    /// write may carry.
+    #[getter]
+    fn max_capacity(&self) -> usize {
+        self.max_capacity
     }
 
     /// Whether this handle attached to a region that existed before.

@@ -75,13 +75,29 @@ pub enum Error {
         max: usize,
     },
 
-    /// The content does not fit the region; nothing was written.
-    #[error("content of {len} bytes does not fit the region's capacity of {capacity} bytes; the previous content is kept")]
+    /// The requested maximum capacity is less than the capacity or more
+    /// than [`MAX_CAPACITY`](crate::MAX_CAPACITY) ([`ErrorKind::InvalidCapacity`]).
+    #[error("invalid maximum capacity {requested} bytes: it must be between the capacity ({capacity} bytes) and {max} bytes")]
+    InvalidMaxCapacity {
+        /// The requested maximum capacity in bytes.
+        requested: u64,
+        /// The capacity asked for (the least the maximum may be).
+        capacity: usize,
+        /// The largest maximum accepted.
+        max: usize,
+    },
+
+    /// The content does not fit the region, even grown to its maximum
+    /// capacity; nothing was written.
+    #[error("{}", too_large(*len, *capacity, *max_capacity))]
     TooLarge {
         /// Length of the rejected content in bytes.
         len: usize,
-        /// Capacity of the region in bytes.
+        /// Capacity of the region in bytes when the content was refused.
         capacity: usize,
+        /// The most the region may grow to in bytes (equal to `capacity`
+        /// for a region that cannot grow): the content is longer.
+        max_capacity: usize,
     },
 
     /// No region of that name exists (and the builder was told not to create one).
@@ -491,7 +507,9 @@ impl Error {
         // has a kind, and `ErrorKind::ALL` is checked to list every kind.
         match self {
             Error::InvalidName { .. } => ErrorKind::InvalidName,
-            Error::InvalidCapacity { .. } => ErrorKind::InvalidCapacity,
+            Error::InvalidCapacity { .. } | Error::InvalidMaxCapacity { .. } => {
+                ErrorKind::InvalidCapacity
+            }
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
@@ -527,6 +545,23 @@ fn holder_text(holder: Option<u32>) -> String {
     match holder {
         Some(pid) => format!(" (held by process {pid})"),
         None => String::new(),
+    }
+}
+
+/// The text of [`Error::TooLarge`]: both numbers, and the maximum when the
+/// region may grow.
+fn too_large(len: usize, capacity: usize, max_capacity: usize) -> String {
+    if capacity >= max_capacity {
+        format!(
+            "content of {len} bytes does not fit the region's capacity of {max_capacity} bytes; \
+             the previous content is kept"
+        )
+    } else {
+        format!(
+            "content of {len} bytes does not fit the region's maximum capacity of \
+             {max_capacity} bytes (it holds {capacity} bytes now, and grows up to the \
+             maximum); the previous content is kept"
+        )
     }
 }
 
@@ -582,8 +617,35 @@ mod tests {
         let e = Error::TooLarge {
             len: 5000,
             capacity: 4096,
+            max_capacity: 4096,
         };
         assert_eq!(e.kind(), ErrorKind::TooLarge);
         assert_eq!(e.kind().to_string(), "TooLarge");
+    }
+
+    #[test]
+    fn too_large_names_the_length_and_the_maximum() {
+        let fixed = Error::TooLarge {
+            len: 5000,
+            capacity: 4096,
+            max_capacity: 4096,
+        };
+        assert_eq!(
+            fixed.to_string(),
+            "content of 5000 bytes does not fit the region's capacity of 4096 bytes; \
+             the previous content is kept"
+        );
+        let growing = Error::TooLarge {
+            len: 70000,
+            capacity: 8192,
+            max_capacity: 65536,
+        }
+        .to_string();
+        assert!(growing.contains("70000 bytes"), "{growing}");
+        assert!(
+            growing.contains("maximum capacity of 65536 bytes"),
+            "{growing}"
+        );
+        assert!(growing.contains("8192 bytes now"), "{growing}");
     }
 }

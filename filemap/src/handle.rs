@@ -1,14 +1,30 @@
 //! The state one open handle shares between the [`FileMap`] and what it
 //! lends (guards, loans, watchers): the backend's handle, the region's
-//! validated capacity and this handle's writer id, and the one way into
-//! the region's memory ([`Inner::enter`] / [`Inner::leave`]).
+//! validated maximum capacity and this handle's writer id, the one way into
+//! the region's memory ([`Inner::enter`] / [`Inner::leave`]), and growth
+//! ([`Inner::make_room`]).
+//!
+//! **Growth.** A region is mapped whole, up to its maximum capacity, by
+//! every handle from the start, with its buffers placed by the maximum
+//! (`layout.rs`), so growing moves nothing and remaps nothing: every
+//! attached handle, guard, loan, waiter and watcher keeps working. What
+//! grows is the storage behind the mapping. A writer holding the lock
+//! that publishes more than the current capacity first backs the new
+//! bytes of both buffers (`Backend::back`: `fallocate(2)` on Linux), and
+//! only then raises the header's capacity; a full store fails there, with
+//! `OutOfSpace`, before anything was written or raised. Backing twice is
+//! harmless, so a writer that died between the two leaves a region whose
+//! next writer simply backs again. Readers never look at the capacity:
+//! they bound every length by the maximum, which their mapping holds, and
+//! an honest length only ever names bytes a writer backed before
+//! publishing it.
 //!
 //! [`FileMap`]: crate::FileMap
 
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::Duration;
 
@@ -34,8 +50,9 @@ pub(crate) struct Inner {
     pub(crate) os: Os,
     name: String,
     path: PathBuf,
-    /// The capacity validated at open, trusted by this handle only.
-    pub(crate) capacity: usize,
+    /// The maximum capacity validated at open, trusted by this handle
+    /// only: its mapping holds `region_size` of it.
+    pub(crate) max_capacity: usize,
     pub(crate) existed: bool,
     /// This handle's attach-table slot.
     pub(crate) slot: usize,
@@ -54,7 +71,7 @@ impl Inner {
         let Opened {
             os,
             path,
-            capacity,
+            max_capacity,
             existed,
             slot,
         } = opened;
@@ -62,7 +79,7 @@ impl Inner {
             os,
             name: name.to_owned(),
             path,
-            capacity,
+            max_capacity,
             existed,
             slot,
             id: WriterId {
@@ -116,7 +133,7 @@ impl Inner {
 
     /// What the header says of the region now.
     pub(crate) fn info(&self) -> RegionInfo {
-        region_info::<Os>(&self.name, &self.path, self.header(), self.capacity)
+        region_info::<Os>(&self.name, &self.path, self.header(), self.max_capacity)
     }
 
     /// The current generation (one atomic load).
@@ -145,7 +162,7 @@ impl Inner {
         Error::Truncated {
             name: self.name.clone(),
             size: self.os.backing_size(),
-            needed: layout::region_size(self.capacity) as u64,
+            needed: layout::region_size(self.max_capacity) as u64,
         }
     }
 
@@ -183,17 +200,80 @@ impl Inner {
         }
     }
 
-    /// `Err(TooLarge)` unless `len` bytes fit; `Err` too when the handle
+    /// The region's capacity now (it grows), bounded by the maximum.
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        layout::current_capacity(self.header(), self.max_capacity)
+    }
+
+    /// `Err(TooLarge)` unless `len` bytes fit the maximum capacity (a
+    /// publish grows the region up to it); `Err` too when the handle
     /// cannot be used (see [`Inner::usable`]).
+    #[inline]
     pub(crate) fn check_fits(&self, len: usize) -> Result<()> {
         self.usable()?;
-        if len > self.capacity {
-            return Err(Error::TooLarge {
-                len,
-                capacity: self.capacity,
-            });
+        if len > self.max_capacity {
+            return Err(self.too_large(len));
         }
         Ok(())
+    }
+
+    /// The error for a content of `len` bytes past the maximum capacity.
+    #[cold]
+    pub(crate) fn too_large(&self, len: usize) -> Error {
+        Error::TooLarge {
+            len,
+            capacity: self.capacity(),
+            max_capacity: self.max_capacity,
+        }
+    }
+
+    /// Make room for a content of `len` bytes (at most the maximum, which
+    /// the caller checked): grow the region if its capacity is less. The
+    /// caller holds the lock. Returns the capacity now.
+    ///
+    /// # Errors
+    /// [`Error::OutOfSpace`] when the store cannot back the growth (the
+    /// region is as it was: same capacity, same content).
+    #[inline]
+    pub(crate) fn make_room(&self, len: usize) -> Result<usize> {
+        let current = self.capacity();
+        if len <= current {
+            return Ok(current);
+        }
+        self.grow(current, len)
+    }
+
+    /// Grow from capacity `from` to hold `len` bytes: back the new bytes
+    /// of both buffers, then raise the header's capacity (see the module
+    /// notes). The caller holds the lock.
+    #[cold]
+    fn grow(&self, from: usize, len: usize) -> Result<usize> {
+        self.usable()?;
+        let to = layout::grown_capacity(len, self.max_capacity);
+        let ranges = layout::backed_ranges(self.max_capacity, from, to);
+        for (offset, bytes) in ranges {
+            if let Err(e) = self.os.back(offset, bytes) {
+                // Beyond the capacity: nothing published lives there, and
+                // the lock keeps every other writer out.
+                for (offset, bytes) in ranges {
+                    self.os.unback(offset, bytes);
+                }
+                let needed = layout::backed_size(to) as u64;
+                return Err(Os::space_error(
+                    &self.name,
+                    &self.path,
+                    Os::BACK_OP,
+                    e,
+                    needed,
+                ));
+            }
+        }
+        stall_if_asked();
+        // Raised only now that the space exists; readers never rely on it
+        // (they bound lengths by the maximum), writers do.
+        self.header().capacity.store(to as u64, Release);
+        self.leave(to)
     }
 
     /// Optimistic lock-free read; `None` when writers kept moving.
@@ -259,9 +339,11 @@ impl Inner {
         Ok(owner_died)
     }
 
-    /// Publish `content` as the next generation. The caller holds the lock
-    /// and has checked `content.len() <= capacity`.
+    /// Publish `content` as the next generation, growing the region first
+    /// if it must. The caller holds the lock and has checked
+    /// `content.len() <= max_capacity`.
     pub(crate) fn publish_locked(&self, content: &[u8]) -> Result<u64> {
+        self.make_room(content.len())?;
         let view = self.enter()?;
         let (next, index) = view.begin_publish();
         view.store(index, content);
@@ -343,5 +425,19 @@ impl Inner {
 
     pub(crate) fn interrupt_waits(&self) {
         notify::interrupt(self.header(), &self.os);
+    }
+}
+
+/// Tests only (debug builds): with `FILEMAP_TEST_STALL_GROWTH` set, a
+/// growing writer stops for good between backing the new bytes and raising
+/// the capacity, so that a test can kill it exactly there. Release builds
+/// compile this away.
+#[inline]
+fn stall_if_asked() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("FILEMAP_TEST_STALL_GROWTH").is_some() {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
     }
 }

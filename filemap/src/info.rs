@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use crate::attach::{self, Process};
-use crate::layout::Header;
+use crate::layout::{current_capacity, Header};
 use crate::snapshot::WriterId;
 
 /// A snapshot of a region's header, for introspection.
@@ -19,8 +19,12 @@ pub struct RegionInfo {
     pub name: String,
     /// The backing file.
     pub path: PathBuf,
-    /// Capacity in bytes.
+    /// Capacity in bytes: the most content a publish carries without
+    /// growing the region.
     pub capacity: usize,
+    /// The most the capacity may grow to, in bytes (equal to `capacity`
+    /// for a region that cannot grow).
+    pub max_capacity: usize,
     /// Length of the published content in bytes.
     pub len: usize,
     /// Current generation.
@@ -37,23 +41,25 @@ pub struct RegionInfo {
 }
 
 /// What [`FileMap::info`](crate::FileMap::info) and the backends'
-/// `inspect` report of a region whose header was validated with capacity
-/// `capacity`, its attached processes judged by `P`.
+/// `inspect` report of a region whose header was validated with maximum
+/// capacity `max_capacity`, its attached processes judged by `P`.
 pub(crate) fn region_info<P: Process>(
     name: &str,
     path: &Path,
     h: &Header,
-    capacity: usize,
+    max_capacity: usize,
 ) -> RegionInfo {
     let generation = h.line.generation.load(Acquire);
     let buffer = &h.line.buffers[(generation & 1) as usize];
-    let len = buffer.len.load(Relaxed).min(capacity as u64) as usize;
+    let capacity = current_capacity(h, max_capacity);
+    let len = buffer.len.load(Relaxed).min(max_capacity as u64) as usize;
     let persistent = h.is_persistent();
     let attached = attach::attached_pids::<P>(h);
     RegionInfo {
         name: name.to_owned(),
         path: path.to_owned(),
         capacity,
+        max_capacity,
         len,
         generation,
         last_writer: WriterId::unpack(buffer.writer.load(Relaxed)),

@@ -10,11 +10,16 @@
 //!      0     8  magic            b"FILEMAP\x01" as little-endian u64
 //!      8     4  version          LAYOUT_VERSION
 //!     12     4  flags            FLAG_PERSISTENT
-//!     16     8  capacity         bytes per buffer (MIN_CAPACITY..=MAX_CAPACITY)
+//!     16     8  capacity         bytes each buffer holds now (MIN_CAPACITY..=
+//!                                max_capacity); raised by a growing writer
+//!                                under the lock, once the space exists
 //!     24     4  creator_pid
 //!     28     4  name_len         `posix` backend: length of `name`
 //!     32     8  life             `posix` backend: lifetime lock word
 //!                                (owner pid + start time; 0: free)
+//!     40     8  max_capacity     the most `capacity` may grow to
+//!                                (capacity..=MAX_CAPACITY); fixed at creation,
+//!                                it places the buffers
 //!     64     8  lock             owner's start time (low 32 bits) << 32 | flags |
 //!                                owner tid; its low half is the futex word
 //!     72     4  lock_pid         owner's process id (informational)
@@ -41,7 +46,9 @@
 //!
 //! Hot fields (written by one process while another polls them) each have
 //! a 128-byte block to themselves, the unit x86 CPUs fetch lines in.
-//!   4096        buffer 0, then buffer 1 (each `stride(capacity)` bytes)
+//!   4096        buffer 0, then buffer 1 (each `stride(max_capacity)` bytes,
+//!               of which the first `stride(capacity)` are backed; see
+//!               `backed_ranges`)
 //! ```
 
 use core::ptr::NonNull;
@@ -71,8 +78,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FILEMAP\x01");
 /// generation alone in its line, each buffer's `seq`, `len` and `writer`
 /// in a line of its own with contents of up to 40 bytes (a small publish
 /// moves two cache lines between CPUs, not three), and every hot field in
-/// a 128-byte block of its own.
-pub const LAYOUT_VERSION: u32 = 4;
+/// a 128-byte block of its own. 5: `max_capacity`, and the buffers placed
+/// by it (`stride(max_capacity)` apart), so that a region can grow without
+/// moving them.
+pub const LAYOUT_VERSION: u32 = 5;
 /// Size of the header; buffers start here (page aligned).
 pub const HEADER_SIZE: usize = 4096;
 /// The generation a handle reads once the file under its mapping shrank:
@@ -120,7 +129,9 @@ pub struct Header {
     // elsewhere. Touched at open and close only, like this whole line.
     pub name_len: AtomicU32,
     pub life: AtomicU64,
-    _pad0: [AtomicU64; 3],
+    /// The most `capacity` may grow to; fixed at creation.
+    pub max_capacity: AtomicU64,
+    _pad0: [AtomicU64; 2],
 
     pub lock: AtomicU64,
     pub lock_pid: AtomicU32,
@@ -189,6 +200,7 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, lock_tid) == 76);
     assert!(core::mem::offset_of!(Header, name_len) == 28);
     assert!(core::mem::offset_of!(Header, life) == 32);
+    assert!(core::mem::offset_of!(Header, max_capacity) == 40);
     assert!(core::mem::offset_of!(Header, line) == 128);
     assert!(core::mem::offset_of!(Line, buffers) == 128);
     assert!(core::mem::size_of::<crate::protocol::seqlock::BufferLine>() == 128);
@@ -204,36 +216,90 @@ const _: () = {
     assert!(HEADER_SIZE % 4096 == 0);
 };
 
-/// Bytes between the start of buffer 0 and buffer 1 for a capacity.
+/// Bytes between the start of buffer 0 and buffer 1 for a (maximum)
+/// capacity.
 pub const fn stride(capacity: usize) -> usize {
     (capacity + 63) & !63
 }
 
-/// Total size of a region's mapping for a capacity.
-pub const fn region_size(capacity: usize) -> usize {
-    HEADER_SIZE + 2 * stride(capacity)
+/// Total size of a region's mapping (and backing file) for a maximum
+/// capacity: the header and two buffers of `max_capacity` bytes each.
+pub const fn region_size(max_capacity: usize) -> usize {
+    HEADER_SIZE + 2 * stride(max_capacity)
 }
 
-/// Offset of buffer `index` (0 or 1) from the start of the mapping.
-pub const fn buffer_offset(capacity: usize, index: usize) -> usize {
-    HEADER_SIZE + index * stride(capacity)
+/// Offset of buffer `index` (0 or 1) from the start of the mapping, in a
+/// region whose maximum capacity is `max_capacity`: it never moves while
+/// the region grows.
+pub const fn buffer_offset(max_capacity: usize, index: usize) -> usize {
+    HEADER_SIZE + index * stride(max_capacity)
 }
 
-/// Initialise a zeroed header for a region of `capacity` made by process
-/// `creator_pid`; the magic is stored last (Release), so an opener that
-/// sees it sees the rest.
-pub fn init_header(h: &Header, capacity: usize, persistent: bool, creator_pid: u32) {
+/// Bytes of a region's backing store in use at capacity `capacity`: the
+/// header and the first `stride(capacity)` bytes of each buffer (what
+/// `OutOfSpace` reports as needed).
+pub const fn backed_size(capacity: usize) -> usize {
+    region_size(capacity)
+}
+
+/// The byte ranges `(offset, len)` of the mapping that growing a region
+/// of maximum `max_capacity` from capacity `from` to `to` must back with
+/// storage: each buffer's bytes from `stride(from)` to `stride(to)`. With
+/// `from == 0` (creation) the first range starts at 0 and takes the
+/// header too. Backing a range twice is harmless, so a growth that died
+/// half-way is redone whole by the next writer.
+pub const fn backed_ranges(max_capacity: usize, from: usize, to: usize) -> [(usize, usize); 2] {
+    let grown = stride(to) - stride(from);
+    if from == 0 {
+        [
+            (0, HEADER_SIZE + grown),
+            (buffer_offset(max_capacity, 1), grown),
+        ]
+    } else {
+        [
+            (buffer_offset(max_capacity, 0) + stride(from), grown),
+            (buffer_offset(max_capacity, 1) + stride(from), grown),
+        ]
+    }
+}
+
+/// The capacity a region grows to for a content of `len` bytes: `len`
+/// rounded up to whole 4 KiB pages (a page is what the backing store
+/// allocates), at most `max_capacity`.
+pub const fn grown_capacity(len: usize, max_capacity: usize) -> usize {
+    let pages = (len + 4095) & !4095;
+    if pages < max_capacity {
+        pages
+    } else {
+        max_capacity
+    }
+}
+
+/// Initialise a zeroed header for a region of `capacity` growing up to
+/// `max_capacity`, made by process `creator_pid`; the magic is stored last
+/// (Release), so an opener that sees it sees the rest.
+pub fn init_header(
+    h: &Header,
+    capacity: usize,
+    max_capacity: usize,
+    persistent: bool,
+    creator_pid: u32,
+) {
     h.version.store(LAYOUT_VERSION, Relaxed);
     h.flags
         .store(if persistent { FLAG_PERSISTENT } else { 0 }, Relaxed);
     h.capacity.store(capacity as u64, Relaxed);
+    h.max_capacity.store(max_capacity as u64, Relaxed);
     h.creator_pid.store(creator_pid, Relaxed);
     h.magic.store(MAGIC, Release);
 }
 
 /// Validate the header of a mapping `mapped` bytes long of a region
-/// `size` bytes long; returns its capacity, read once here and trusted
-/// from then on by this handle only.
+/// `size` bytes long; returns its maximum capacity, read once here and
+/// trusted from then on by this handle only (the mapping holds
+/// `region_size` of it). The current capacity is checked too, but it
+/// moves: a handle reads it again whenever it needs it, and bounds it by
+/// the maximum it trusts.
 pub fn validate_header(
     name: &str,
     path: &Path,
@@ -256,15 +322,23 @@ pub fn validate_header(
             expected: LAYOUT_VERSION,
         });
     }
+    let max = h.max_capacity.load(Relaxed);
+    if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&max) {
+        return Err(Error::Corrupted {
+            name: name.to_owned(),
+            field: "max_capacity",
+            value: max,
+        });
+    }
     let capacity = h.capacity.load(Relaxed);
-    if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) {
+    if !(MIN_CAPACITY as u64..=max).contains(&capacity) {
         return Err(Error::Corrupted {
             name: name.to_owned(),
             field: "capacity",
             value: capacity,
         });
     }
-    let needed = region_size(capacity as usize) as u64;
+    let needed = region_size(max as usize) as u64;
     if needed > size || needed > mapped as u64 {
         return Err(Error::Truncated {
             name: name.to_owned(),
@@ -272,7 +346,14 @@ pub fn validate_header(
             needed,
         });
     }
-    Ok(capacity as usize)
+    Ok(max as usize)
+}
+
+/// The current capacity in the header, bounded by the maximum this handle
+/// trusts (a scribbled value beyond it reads as the maximum: the mapping
+/// holds that much, whatever the header says).
+pub fn current_capacity(h: &Header, max_capacity: usize) -> usize {
+    (h.capacity.load(Acquire).min(max_capacity as u64)) as usize
 }
 
 #[cfg(test)]
@@ -289,5 +370,22 @@ mod tests {
             assert!(b0 + cap <= b1);
             assert!(b1 + cap <= region_size(cap));
         }
+    }
+
+    #[test]
+    fn growth_backs_each_buffer_from_where_it_stopped_without_moving_it() {
+        let max = 64 << 20;
+        let [a, b] = backed_ranges(max, 0, 4096);
+        assert_eq!(a, (0, HEADER_SIZE + 4096));
+        assert_eq!(b, (buffer_offset(max, 1), 4096));
+        let [a, b] = backed_ranges(max, 4096, 1 << 20);
+        assert_eq!(a, (HEADER_SIZE + 4096, (1 << 20) - 4096));
+        assert_eq!(b, (buffer_offset(max, 1) + 4096, (1 << 20) - 4096));
+        // A region that never grows backs exactly what it always did.
+        let [a, b] = backed_ranges(4096, 0, 4096);
+        assert_eq!(a.1 + b.1, region_size(4096));
+        assert_eq!(grown_capacity(4097, max), 8192);
+        assert_eq!(grown_capacity(max - 1, max), max);
+        assert_eq!(grown_capacity(100, 64), 64);
     }
 }

@@ -7,8 +7,11 @@
 //! memory (another process may write those bytes): the bytes go through a
 //! private staging chunk and the same raw copies a publish uses, each at an
 //! offset that keeps the copy aligned. Nothing is visible to readers before
-//! [`WriteLoan::commit`]; a loan dropped, or grown past the capacity,
-//! leaves the published content as it was.
+//! [`WriteLoan::commit`]; a loan dropped, or grown past the maximum
+//! capacity, leaves the published content as it was. A loan that outgrows
+//! the current capacity grows the region (it holds the lock), in
+//! doublings, so that a content written in many small pieces costs few
+//! growths.
 
 #![forbid(unsafe_code)]
 
@@ -53,10 +56,15 @@ pub struct WriteLoan<'a> {
     /// in the region, less one (a write that fills either takes the slow
     /// path); 0 once the content outgrew the capacity.
     free: usize,
-    /// The length the content reached past the capacity, if it did.
+    /// The length the content reached past the maximum capacity, if it did.
     overflow: Option<usize>,
-    /// The region's capacity (read once: the fast path checks it per write).
+    /// The bytes a growth could not get backed (`OutOfSpace`), if one
+    /// failed.
+    no_space: Option<u64>,
+    /// The region's capacity (read at the start and after each growth: the
+    /// fast path checks it per write) and its maximum.
     capacity: usize,
+    max_capacity: usize,
     /// The lock belongs to the thread that took it.
     _not_send: PhantomData<*const ()>,
 }
@@ -82,7 +90,9 @@ impl<'a> WriteLoan<'a> {
             staged: 0,
             free: 0,
             overflow: None,
-            capacity: inner.capacity,
+            no_space: None,
+            capacity: inner.capacity(),
+            max_capacity: inner.max_capacity,
             _not_send: PhantomData,
         })
     }
@@ -97,15 +107,31 @@ impl<'a> WriteLoan<'a> {
         self.len() == 0
     }
 
-    /// The most the content may hold.
+    /// The most the content may hold without growing the region (it grows
+    /// as the content does, up to [`WriteLoan::max_capacity`]).
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// The length the content reached past the capacity, if it did.
-    #[cfg(feature = "serde")]
-    pub(crate) fn overflow(&self) -> Option<usize> {
-        self.overflow
+    /// The most the content may hold.
+    pub fn max_capacity(&self) -> usize {
+        self.max_capacity
+    }
+
+    /// Why this loan refuses its writes and its commit, if it does: the
+    /// content outgrew the maximum capacity, or a growth found no space.
+    pub(crate) fn refusal(&self) -> Option<Error> {
+        if let Some(len) = self.overflow {
+            return Some(Error::TooLarge {
+                len,
+                capacity: self.capacity,
+                max_capacity: self.max_capacity,
+            });
+        }
+        self.no_space.map(|needed| Error::OutOfSpace {
+            name: self.inner.name().to_owned(),
+            needed,
+        })
     }
 
     /// Whether the lock's previous owner died holding it.
@@ -117,8 +143,10 @@ impl<'a> WriteLoan<'a> {
     ///
     /// # Errors
     /// [`Error::TooLarge`] (with the length the content would have) when it
-    /// would outgrow the capacity; the loan then refuses every later write
-    /// and its commit, and the published content stays as it was.
+    /// would outgrow the maximum capacity, [`Error::OutOfSpace`] when the
+    /// region cannot grow for lack of space; the loan then refuses every
+    /// later write and its commit, and the published content stays as it
+    /// was.
     #[inline]
     pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
         // The common case of a serialiser's many small writes: one
@@ -138,17 +166,31 @@ impl<'a> WriteLoan<'a> {
 
     #[cold]
     fn append_slow(&mut self, mut bytes: &[u8]) -> Result<()> {
-        let capacity = self.capacity;
         let wanted = self.overflow.unwrap_or(0).max(self.len()) + bytes.len();
-        if self.overflow.is_some() || wanted > capacity {
+        if self.overflow.is_some() || wanted > self.max_capacity {
             self.overflow = Some(wanted);
+        }
+        if let Some(refused) = self.refusal() {
             self.free = 0;
-            return Err(Error::TooLarge {
-                len: wanted,
-                capacity,
-            });
+            return Err(refused);
         }
         let inner = self.inner;
+        if wanted > self.capacity {
+            // Doubling: a content written piece by piece grows the region
+            // a few times, not once a page.
+            let ahead = wanted.max(self.capacity.saturating_mul(2));
+            match inner.make_room(ahead.min(self.max_capacity)) {
+                Ok(capacity) => self.capacity = capacity,
+                Err(e) => {
+                    if let Error::OutOfSpace { needed, .. } = e {
+                        self.no_space = Some(needed);
+                    }
+                    self.free = 0;
+                    return Err(e);
+                }
+            }
+        }
+        let capacity = self.capacity;
         // Whole chunks go straight in while nothing is staged.
         if self.staged == 0 && bytes.len() >= STAGE {
             let whole = bytes.len() / STAGE * STAGE;
@@ -162,7 +204,7 @@ impl<'a> WriteLoan<'a> {
                 // Double (zero-filled), at most to a whole chunk.
                 let size = (2 * self.stage.len())
                     .clamp(FIRST_STAGE, STAGE)
-                    .min(capacity)
+                    .min(self.max_capacity)
                     .max(needed);
                 self.stage.resize(size, 0);
             }
@@ -186,16 +228,14 @@ impl<'a> WriteLoan<'a> {
     /// release the lock.
     ///
     /// # Errors
-    /// [`Error::TooLarge`] if a write outgrew the capacity (nothing is
+    /// [`Error::TooLarge`] if a write outgrew the maximum capacity, or
+    /// [`Error::OutOfSpace`] if a growth found no space (nothing is
     /// published); [`Error::ForkedHandle`] in a forked child, whose loan
     /// publishes nothing (the lock is its parent's);
     /// [`Error::Truncated`] if the region's file shrank meanwhile.
     pub fn commit(self) -> Result<Published> {
-        if let Some(len) = self.overflow {
-            return Err(Error::TooLarge {
-                len,
-                capacity: self.capacity(),
-            });
+        if let Some(refused) = self.refusal() {
+            return Err(refused);
         }
         let inner = self.inner;
         if self.stored == 0 {
@@ -236,7 +276,7 @@ impl std::io::Write for WriteLoan<'_> {
 #[cold]
 fn io_error(e: Error) -> std::io::Error {
     let kind = match e {
-        Error::TooLarge { .. } => std::io::ErrorKind::StorageFull,
+        Error::TooLarge { .. } | Error::OutOfSpace { .. } => std::io::ErrorKind::StorageFull,
         _ => std::io::ErrorKind::Other,
     };
     std::io::Error::new(kind, e)
@@ -257,7 +297,9 @@ impl std::fmt::Debug for WriteLoan<'_> {
             .field("name", &self.inner.name())
             .field("len", &self.len())
             .field("capacity", &self.capacity())
+            .field("max_capacity", &self.max_capacity)
             .field("overflow", &self.overflow)
+            .field("no_space", &self.no_space)
             .finish()
     }
 }

@@ -19,27 +19,32 @@ pub mod seqlock;
 
 pub use seqlock::{Refused, Sink};
 
-/// A mapped region whose header was validated: its base and capacity.
+/// A mapped region whose header was validated: its base and maximum
+/// capacity. The maximum, which the mapping covers, bounds every length
+/// and places the buffers; the current capacity (which grows) is the
+/// writer's business (`handle.rs`), and a reader never needs it: a length
+/// within the maximum lies inside the mapping whatever the header says.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
     base: NonNull<u8>,
-    capacity: usize,
+    max_capacity: usize,
     _mapping: PhantomData<&'a Header>,
 }
 
 impl<'a> View<'a> {
-    /// The region mapped at `base` with capacity `capacity`.
+    /// The region mapped at `base` with maximum capacity `max_capacity`.
     ///
     /// # Safety
     /// `base` must be the 64-byte aligned start of a mapping of at least
-    /// `layout::region_size(capacity)` bytes, readable and writable, that
-    /// stays mapped for `'a`; `capacity` must be the validated capacity
-    /// (at most `MAX_CAPACITY`). Other processes may write the bytes at any
-    /// time: every access here is atomic or a racy-tolerant raw copy.
-    pub unsafe fn new(base: NonNull<u8>, capacity: usize) -> View<'a> {
+    /// `layout::region_size(max_capacity)` bytes, readable and writable,
+    /// that stays mapped for `'a`; `max_capacity` must be the validated
+    /// maximum (at most `MAX_CAPACITY`). Other processes may write the
+    /// bytes at any time: every access here is atomic or a racy-tolerant
+    /// raw copy.
+    pub unsafe fn new(base: NonNull<u8>, max_capacity: usize) -> View<'a> {
         View {
             base,
-            capacity,
+            max_capacity,
             _mapping: PhantomData,
         }
     }
@@ -56,7 +61,7 @@ impl<'a> View<'a> {
     fn at(&self, index: usize, offset: usize) -> *mut u8 {
         self.base
             .as_ptr()
-            .wrapping_add(layout::buffer_offset(self.capacity, index) + offset)
+            .wrapping_add(layout::buffer_offset(self.max_capacity, index) + offset)
     }
 
     /// Optimistic lock-free read; `None` when writers kept moving.
@@ -87,7 +92,7 @@ impl<'a> View<'a> {
 
     /// See [`seqlock::finish_publish`].
     pub fn finish_publish(&self, next: u64, index: usize, len: usize, writer: WriterId) -> u64 {
-        debug_assert!(len <= self.capacity);
+        debug_assert!(len <= self.max_capacity);
         seqlock::finish_publish(&self.header().line, next, index, len, writer.pack())
     }
 }
@@ -101,17 +106,19 @@ fn stamp((generation, writer, len): (u64, u64, usize)) -> Stamp {
 }
 
 impl seqlock::Buffers for View<'_> {
+    /// The maximum: what the mapping holds of each buffer.
     fn capacity(&self) -> usize {
-        self.capacity
+        self.max_capacity
     }
 
     #[inline]
     fn load(&self, index: usize, offset: usize, out: &mut [MaybeUninit<u8>]) {
         let len = out.len();
-        assert!(index < 2 && offset + len <= self.capacity);
+        assert!(index < 2 && offset + len <= self.max_capacity);
         // SAFETY:
         // - the source lies inside the mapping: `offset + len <= capacity`
-        //   (asserted), and the mapping holds `region_size(capacity)` bytes
+        //   (asserted), and the mapping holds `region_size(max_capacity)`
+        //   bytes
         //   (`new`'s contract);
         // - the destination is `out`, `len` writable bytes that do not
         //   overlap the mapping (the caller's memory);
@@ -127,14 +134,17 @@ impl seqlock::Buffers for View<'_> {
 
     #[inline]
     fn store(&self, index: usize, offset: usize, bytes: &[u8]) {
-        assert!(index < 2 && offset % 8 == 0 && offset + bytes.len() <= self.capacity);
+        assert!(index < 2 && offset % 8 == 0 && offset + bytes.len() <= self.max_capacity);
         // SAFETY:
         // - the destination is `bytes.len()` bytes of buffer `index` from
         //   `offset`, inside the mapping (asserted above against the
-        //   capacity, and the mapping holds `region_size(capacity)` bytes);
+        //   maximum capacity, and the mapping holds
+        //   `region_size(max_capacity)` bytes);
         // - buffers start 64-byte aligned (layout::buffer_offset) and
         //   `offset` is a multiple of 8, as `store_shared` requires;
-        // - the caller holds the lock, so no other writer copies into it;
+        // - the caller holds the lock, so no other writer copies into it,
+        //   and backed the bytes before (a growth, `handle.rs`), so the
+        //   store faults in no page the store lacks;
         //   readers that copy it concurrently discard what they read
         //   because its `seq` is marked as being written.
         unsafe { store_shared(bytes, self.at(index, offset)) };

@@ -42,6 +42,7 @@ impl<T: Sink + ?Sized> ReadBuffer for T {}
 pub struct Builder {
     name: String,
     capacity: Option<usize>,
+    max_capacity: Option<usize>,
     mode: OpenMode,
     permissions: u32,
     persistent: Option<bool>,
@@ -52,10 +53,49 @@ pub struct Builder {
 
 impl Builder {
     /// Capacity in bytes of a region this handle creates (default
-    /// [`DEFAULT_CAPACITY`]). When attaching, the existing region's capacity
+    /// [`DEFAULT_CAPACITY`]): the most content a publish carries without
+    /// growing the region. When attaching, the existing region's capacity
     /// wins; [`FileMap::capacity`] reports it.
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = Some(bytes);
+        self
+    }
+
+    /// The most a region this handle creates may grow to, in bytes
+    /// (default: the capacity, so the region never grows). Between
+    /// [`Builder::capacity`] and [`MAX_CAPACITY`].
+    ///
+    /// A publish of more than the current capacity and at most this
+    /// grows the region first, under the lock, and succeeds; every handle
+    /// already attached (guards, loans, waiters, watchers included) keeps
+    /// working, without reopening. Past the maximum, a publish is
+    /// [`Error::TooLarge`] with both numbers. The region costs what its
+    /// current capacity uses: on Linux the backing file is sized for the
+    /// maximum but sparse, and growing allocates the new pages
+    /// (`fallocate(2)`) before anything is written into them, so a full
+    /// `/dev/shm` is [`Error::OutOfSpace`] for that publish, the region
+    /// keeping its content and capacity. Each process maps the maximum
+    /// (address space only). See `docs/growth.md` for each system.
+    ///
+    /// ```
+    /// # fn main() -> filemap::Result<()> {
+    /// # let name = format!("doc-grow-{}", std::process::id());
+    /// let map = filemap::FileMap::builder(&name)
+    ///     .capacity(4096)
+    ///     .max_capacity(1 << 20)
+    ///     .open()?;
+    /// map.write(&vec![7u8; 100_000])?; // grows the region
+    /// assert!(map.capacity() >= 100_000);
+    /// assert_eq!(map.max_capacity(), 1 << 20);
+    /// let past = map.write(&vec![7u8; (1 << 20) + 1]).unwrap_err();
+    /// assert!(matches!(past, filemap::Error::TooLarge { max_capacity, .. } if max_capacity == 1 << 20));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// When attaching, the existing region's maximum wins;
+    /// [`FileMap::max_capacity`] reports it.
+    pub fn max_capacity(mut self, bytes: usize) -> Self {
+        self.max_capacity = Some(bytes);
         self
     }
 
@@ -119,6 +159,7 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::InvalidCapacity`],
+    /// [`Error::InvalidMaxCapacity`],
     /// [`Error::NotFound`] (with `open_only`), [`Error::AlreadyExists`]
     /// (with `create_only`), [`Error::PermissionDenied`],
     /// [`Error::OutOfSpace`], [`Error::IncompatibleVersion`],
@@ -134,9 +175,18 @@ impl Builder {
                 max: MAX_CAPACITY,
             });
         }
+        let max_capacity = self.max_capacity.unwrap_or(capacity);
+        if !(capacity..=MAX_CAPACITY).contains(&max_capacity) {
+            return Err(Error::InvalidMaxCapacity {
+                requested: max_capacity as u64,
+                capacity,
+                max: MAX_CAPACITY,
+            });
+        }
         let request = Request {
             name: &self.name,
             capacity,
+            max_capacity,
             mode: self.mode,
             permissions: self.permissions,
             persistent: self.persistent,
@@ -185,7 +235,8 @@ impl std::fmt::Debug for FileMap {
         f.debug_struct("FileMap")
             .field("name", &self.inner.name())
             .field("path", &self.inner.path())
-            .field("capacity", &self.inner.capacity)
+            .field("capacity", &self.inner.capacity())
+            .field("max_capacity", &self.inner.max_capacity)
             .field("existed_already", &self.inner.existed)
             .field("writer_id", &self.inner.id)
             .finish()
@@ -198,6 +249,7 @@ impl FileMap {
         Builder {
             name: name.into(),
             capacity: None,
+            max_capacity: None,
             mode: OpenMode::CreateOrAttach,
             permissions: 0o600,
             persistent: None,
@@ -220,9 +272,18 @@ impl FileMap {
         self.inner.name()
     }
 
-    /// Capacity in bytes: the most content a publish may carry.
+    /// Capacity in bytes now: the most content a publish carries without
+    /// growing the region. It grows (see [`Builder::max_capacity`]) up to
+    /// [`FileMap::max_capacity`], and never shrinks.
     pub fn capacity(&self) -> usize {
-        self.inner.capacity
+        self.inner.capacity()
+    }
+
+    /// The most the capacity may grow to, in bytes: the most content a
+    /// publish may carry. Equal to [`FileMap::capacity`] for a region made
+    /// without [`Builder::max_capacity`].
+    pub fn max_capacity(&self) -> usize {
+        self.inner.max_capacity
     }
 
     /// Whether this handle attached to a region that existed before.
@@ -263,8 +324,13 @@ impl FileMap {
     /// Readers see either the previous content or this one, never a mix.
     /// Takes the cross-process lock for the copy.
     ///
+    /// A content longer than the capacity and at most the maximum
+    /// capacity grows the region first (see [`Builder::max_capacity`]).
+    ///
     /// # Errors
-    /// [`Error::TooLarge`] (nothing written), [`Error::Timeout`] when the
+    /// [`Error::TooLarge`] past the maximum capacity (nothing written),
+    /// [`Error::OutOfSpace`] when the system cannot back a growth (nothing
+    /// written, the region as it was), [`Error::Timeout`] when the
     /// lock stays held past the lock timeout, [`Error::WouldDeadlock`].
     pub fn write(&self, content: &[u8]) -> Result<Published> {
         self.inner.check_fits(content.len())?;

@@ -285,11 +285,8 @@ impl ValueExt for FileMap {
             // no longer be used, reports an I/O error; say what really
             // happened.
             self.inner().usable()?;
-            if let Some(len) = loan.overflow() {
-                return Err(Error::TooLarge {
-                    len,
-                    capacity: loan.capacity(),
-                });
+            if let Some(refused) = loan.refusal() {
+                return Err(refused);
             }
             return Err(codec_error(reason));
         }

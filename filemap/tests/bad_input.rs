@@ -168,6 +168,7 @@ fn oversized_writes_are_refused_and_keep_the_previous_content() {
         Err(Error::TooLarge {
             len: 65,
             capacity: 64,
+            max_capacity: 64,
         }) => {}
         other => panic!("{other:?}"),
     }
@@ -178,6 +179,7 @@ fn oversized_writes_are_refused_and_keep_the_previous_content() {
         Err(Error::TooLarge {
             len: 65,
             capacity: 64,
+            max_capacity: 64,
         }) => {}
         other => panic!("{other:?}"),
     }
@@ -244,7 +246,7 @@ fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
     match FileMap::open(&name) {
         Err(Error::IncompatibleVersion {
             found: 99,
-            expected: 4,
+            expected: 5,
             ..
         }) => {}
         other => panic!("{other:?}"),
@@ -264,9 +266,32 @@ fn corrupted_headers_are_typed_errors_and_the_content_survives_repair() {
         poke(&path, 16, &old);
     }
 
+    // A capacity past the maximum is corrupt; a maximum past the file's
+    // end is a truncated region.
     let old = poke(&path, 16, &(1u64 << 20).to_le_bytes());
-    assert!(matches!(FileMap::open(&name), Err(Error::Truncated { .. })));
+    assert!(matches!(
+        FileMap::open(&name),
+        Err(Error::Corrupted {
+            field: "capacity",
+            ..
+        })
+    ));
     poke(&path, 16, &old);
+    let old = poke(&path, 40, &(1u64 << 20).to_le_bytes());
+    assert!(matches!(FileMap::open(&name), Err(Error::Truncated { .. })));
+    poke(&path, 40, &old);
+    for bad in [0u64, 31, u64::MAX] {
+        let old = poke(&path, 40, &bad.to_le_bytes());
+        match FileMap::open(&name) {
+            Err(Error::Corrupted {
+                field: "max_capacity",
+                value,
+                ..
+            }) => assert_eq!(value, bad),
+            other => panic!("{other:?}"),
+        }
+        poke(&path, 40, &old);
+    }
 
     // Every repair restores the region with its content.
     let map = FileMap::open(&name).unwrap();

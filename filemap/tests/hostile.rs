@@ -168,7 +168,7 @@ fn every_call_survives_a_peer_scribbling_on_the_region() {
                 let result = map.read_into(&mut buf);
                 if let Ok(stamp) = &result {
                     assert!(
-                        buf.len() <= map.capacity(),
+                        buf.len() <= map.max_capacity(),
                         "read beyond capacity at {stamp:?}"
                     );
                 }
@@ -257,10 +257,17 @@ fn every_call_survives_a_peer_scribbling_on_the_region() {
 
 /// A valid region file's bytes, to mutate.
 fn valid_region_bytes() -> Vec<u8> {
+    valid_growable_region_bytes(64)
+}
+
+/// A valid region file's bytes, of a region of capacity 64 that may grow
+/// to `max_capacity`, to mutate.
+fn valid_growable_region_bytes(max_capacity: usize) -> Vec<u8> {
     let name = unique("fuzzseed");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::builder(&name)
         .capacity(64)
+        .max_capacity(max_capacity)
         .persistent(true)
         .open()
         .unwrap();
@@ -304,9 +311,11 @@ fn exercise(bytes: &[u8]) {
         Ok(map) => {
             check(
                 map.read()
-                    .map(|s| assert!(s.content.len() <= map.capacity())),
+                    .map(|s| assert!(s.content.len() <= map.max_capacity())),
             );
             check(map.write(b"fuzz").map(|_| ()));
+            // A content that may need a growth.
+            check(map.write(&[7; 5000]).map(|_| ()));
             check(map.read_string().map(|_| ()).or_else(|e| match e {
                 Error::NotUtf8 { .. } => Ok(()),
                 e => Err(e),
@@ -323,7 +332,8 @@ fn exercise(bytes: &[u8]) {
                 (info.name.as_str(), info.capacity),
                 (name.as_str(), map.capacity())
             );
-            assert!(info.len <= info.capacity, "{info:?}");
+            assert!(info.len <= info.max_capacity, "{info:?}");
+            assert!(info.capacity <= info.max_capacity, "{info:?}");
         }
         // A non-persistent region with nobody attached is stale: replaced.
         Err(Error::NotFound { .. }) => {}
@@ -346,6 +356,21 @@ proptest! {
         }
         if let Some(len) = truncate {
             bytes.truncate(len);
+        }
+        exercise(&bytes);
+    }
+
+    /// The sizes a growable region's header names (capacity, maximum,
+    /// each buffer's length) set to anything, among other patches.
+    #[test]
+    fn any_size_in_a_growable_regions_header_gives_data_or_typed_errors(
+        sizes in proptest::collection::vec((proptest::sample::select(vec![16usize, 40, 264, 392]), any::<u64>()), 1..4),
+        patches in proptest::collection::vec((0usize..4096, any::<u64>()), 0..3),
+    ) {
+        let mut bytes = valid_growable_region_bytes(16 << 10);
+        for (offset, value) in sizes.into_iter().chain(patches) {
+            let offset = offset.min(bytes.len() - 8);
+            bytes[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
         }
         exercise(&bytes);
     }

@@ -87,7 +87,7 @@ fn a_loan_outgrowing_the_capacity_is_too_large_and_keeps_the_content() {
     let err = loan.write_all(&[2; 60]).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
     match loan.append(b"x") {
-        Err(Error::TooLarge { len, capacity }) => assert_eq!((len, capacity), (121, 100)),
+        Err(Error::TooLarge { len, capacity, .. }) => assert_eq!((len, capacity), (121, 100)),
         other => panic!("{other:?}"),
     }
     match loan.commit() {

@@ -120,7 +120,9 @@ fn a_value_too_large_for_the_region_keeps_the_content() {
         ..sample()
     };
     match map.write_value(&big) {
-        Err(Error::TooLarge { len, capacity: 64 }) => assert!(len > 64),
+        Err(Error::TooLarge {
+            len, capacity: 64, ..
+        }) => assert!(len > 64),
         other => panic!("{other:?}"),
     }
     assert_eq!(

@@ -12,6 +12,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     println!("name:        {}", info.name);
     println!("path:        {}", info.path.display());
     println!("capacity:    {} bytes", info.capacity);
+    println!("max:         {} bytes", info.max_capacity);
     println!("used:        {} bytes", info.len);
     println!("generation:  {}", info.generation);
     println!("last writer: pid {}", info.last_writer.pid);

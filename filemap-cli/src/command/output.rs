@@ -23,6 +23,7 @@ pub fn info_json(info: &filemap::RegionInfo) -> serde_json::Value {
         "name": info.name,
         "path": info.path,
         "capacity": info.capacity,
+        "max_capacity": info.max_capacity,
         "len": info.len,
         "generation": info.generation,
         "last_writer_pid": info.last_writer.pid,

@@ -24,17 +24,22 @@ pub fn run(args: WriteArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     let capacity = match &existing {
-        Some(map) => map.capacity(),
-        None if (MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&args.capacity) => {
-            args.capacity as usize
+        Some(map) => map.max_capacity(),
+        None if (MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&args.capacity)
+            && args
+                .max_capacity
+                .is_none_or(|max| (args.capacity..=MAX_CAPACITY as u64).contains(&max)) =>
+        {
+            args.max_capacity.unwrap_or(args.capacity) as usize
         }
         // Let the library say why, without creating anything.
         None => {
-            return Err(FileMap::builder(name)
-                .capacity(usize::try_from(args.capacity).unwrap_or(usize::MAX))
-                .open()
-                .unwrap_err()
-                .into())
+            let mut builder = FileMap::builder(name)
+                .capacity(usize::try_from(args.capacity).unwrap_or(usize::MAX));
+            if let Some(max) = args.max_capacity {
+                builder = builder.max_capacity(usize::try_from(max).unwrap_or(usize::MAX));
+            }
+            return Err(builder.open().unwrap_err().into());
         }
     };
     let content = match args.text.as_deref() {
@@ -46,6 +51,7 @@ pub fn run(args: WriteArgs) -> anyhow::Result<()> {
             return Err(Error::TooLarge {
                 len: content.len(),
                 capacity,
+                max_capacity: capacity,
             }
             .into());
         }
@@ -56,7 +62,8 @@ pub fn run(args: WriteArgs) -> anyhow::Result<()> {
     let map = match existing {
         Some(map) => map,
         None => FileMap::builder(name)
-            .capacity(capacity)
+            .capacity(args.capacity as usize)
+            .max_capacity(capacity)
             .persistent(!args.transient)
             .open()?,
     };

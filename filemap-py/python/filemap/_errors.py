@@ -99,13 +99,16 @@ class InvalidCapacity(Error, ValueError):
 
 
 class TooLarge(Error, ValueError):
-    """The content does not fit; nothing was written.
+    """The content does not fit, even grown to the maximum capacity;
+    nothing was written.
 
-    Attributes: ``length`` (of the rejected content), ``capacity``.
+    Attributes: ``length`` (of the rejected content), ``capacity`` (the
+    region's then), ``max_capacity`` (the most it may grow to).
     """
 
     length: int
     capacity: int
+    max_capacity: int
 
 
 class NotUtf8(Error, ValueError):

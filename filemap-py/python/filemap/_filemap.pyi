@@ -23,6 +23,7 @@ class FileMap:
         name: str,
         capacity: int = 4096,
         *,
+        max_capacity: int | None = None,
         create: bool | None = None,
         persistent: bool = False,
         lock_timeout: float | None = 10.0,
@@ -37,7 +38,10 @@ class FileMap:
         """The backing object's path (``/dev/shm/filemap.<name>`` on Linux)."""
     @property
     def capacity(self) -> int:
-        """Capacity in bytes: the most content a write may carry."""
+        """Capacity in bytes now: the most content a write carries without growing the region."""
+    @property
+    def max_capacity(self) -> int:
+        """The most the capacity may grow to (``max_capacity=`` at creation; default: the capacity)."""
     @property
     def existed_already(self) -> bool:
         """Whether this handle attached to a region that existed before."""

@@ -74,12 +74,14 @@ pub(crate) enum ErrorClass {
     Other,
 }
 
-/// What the caller of [`Backend::open`] asks for (a validated name and
-/// capacity; the rest as the builder was configured).
+/// What the caller of [`Backend::open`] asks for (a validated name,
+/// capacity and maximum capacity; the rest as the builder was configured).
 #[derive(Debug)]
 pub(crate) struct Request<'a> {
     pub name: &'a str,
     pub capacity: usize,
+    /// The most a created region may grow to (`capacity..=MAX_CAPACITY`).
+    pub max_capacity: usize,
     pub mode: OpenMode,
     /// Unix permission bits (Windows gives its objects the default ACL).
     #[allow(dead_code)]
@@ -101,8 +103,9 @@ pub(crate) struct Opened<B> {
     pub os: B,
     /// The backing file or object name shown to users.
     pub path: PathBuf,
-    /// The validated capacity, trusted by this handle from now on.
-    pub capacity: usize,
+    /// The validated maximum capacity, trusted by this handle from now
+    /// on: the mapping holds `region_size` of it.
+    pub max_capacity: usize,
     pub existed: bool,
     /// The claimed attach-table slot.
     pub slot: usize,
@@ -159,31 +162,32 @@ pub(crate) trait Map: Send + Sync {
     fn header(&self) -> &Header;
 }
 
-/// A handle's mapping with the capacity its header was validated with:
-/// what [`Backend::header`] and [`Backend::view`] read through.
+/// A handle's mapping with the maximum capacity its header was validated
+/// with: what [`Backend::header`] and [`Backend::view`] read through.
 pub(crate) struct Mapped<M> {
     map: M,
-    capacity: usize,
+    max_capacity: usize,
 }
 
 impl<M: Map> Mapped<M> {
-    /// `map`, holding a region of `capacity`.
+    /// `map`, holding a region of maximum capacity `max_capacity`.
     ///
     /// # Safety
     /// The mapping must start 64-byte aligned, hold at least
-    /// `layout::region_size(capacity)` bytes, readable and writable, for as
-    /// long as `map` lives, and `capacity` must be the validated capacity
-    /// (at most `MAX_CAPACITY`): what [`View::new`] asks.
-    pub unsafe fn new(map: M, capacity: usize) -> Mapped<M> {
-        Mapped { map, capacity }
+    /// `layout::region_size(max_capacity)` bytes, readable and writable,
+    /// for as long as `map` lives, and `max_capacity` must be the validated
+    /// maximum (at most `MAX_CAPACITY`): what [`View::new`] asks.
+    pub unsafe fn new(map: M, max_capacity: usize) -> Mapped<M> {
+        Mapped { map, max_capacity }
     }
 
     /// The region's protocol view.
     pub fn view(&self) -> View<'_> {
-        // SAFETY: `new`'s contract: the mapping holds `region_size(capacity)`
-        // aligned, writable bytes while `self.map` lives, and the view
-        // borrows `self`, which owns the mapping.
-        unsafe { View::new(self.map.base(), self.capacity) }
+        // SAFETY: `new`'s contract: the mapping holds
+        // `region_size(max_capacity)` aligned, writable bytes while
+        // `self.map` lives, and the view borrows `self`, which owns the
+        // mapping.
+        unsafe { View::new(self.map.base(), self.max_capacity) }
     }
 }
 
@@ -216,7 +220,7 @@ pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
     /// validated and its attach-table slot claimed.
     fn open(req: &Request<'_>) -> Result<Opened<Self>>;
 
-    /// The handle's mapping and validated capacity.
+    /// The handle's mapping and validated maximum capacity.
     fn mapped(&self) -> &Mapped<Self::Map>;
 
     /// The region's header (the start of the mapping).
@@ -230,6 +234,28 @@ pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
     #[inline]
     fn view(&self) -> View<'_> {
         self.mapped().view()
+    }
+
+    /// The system call [`Backend::back`] makes, for its errors.
+    const BACK_OP: &'static str = "fallocate";
+
+    /// Give the bytes `offset .. offset + len` of the mapping backing
+    /// store, before a growing writer publishes into them, so that no
+    /// later access to them can fail: `Err` (an OS error, `ENOSPC` or the
+    /// commit limit for a full store) leaves the region as it was. Backing
+    /// a range twice is harmless. The default does nothing, for systems
+    /// whose shared memory takes its pages from memory when touched.
+    fn back(&self, offset: usize, len: usize) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
+    /// Give back the storage of `offset .. offset + len`, bytes beyond
+    /// the region's capacity that a growth backed and could not use (the
+    /// store ran out before it got all it needed). Best effort; the
+    /// default does nothing.
+    fn unback(&self, offset: usize, len: usize) {
+        let _ = (offset, len);
     }
 
     /// Take the region lock for the calling thread. `Ok(true)` when the

@@ -131,8 +131,10 @@ impl Linked {
     /// shown in the status line, anything else as a message (returned).
     fn failed(&mut self, what: &str, e: Error) -> Option<Message> {
         match e {
-            Error::TooLarge { len, capacity } => {
-                self.too_large = Some((len, capacity));
+            Error::TooLarge {
+                len, max_capacity, ..
+            } => {
+                self.too_large = Some((len, max_capacity));
                 None
             }
             e => Some(Message {
@@ -633,10 +635,18 @@ impl App {
     }
 }
 
-/// Open (create or attach to) region `name` as a text view.
+/// The most a memo this command creates grows to as its text does: 16 MiB
+/// (or its capacity, if that is larger). Memory and `/dev/shm` are spent
+/// only on what the text uses.
+pub const MEMO_MAX_CAPACITY: usize = 16 << 20;
+
+/// Open (create or attach to) region `name` as a text view; a memo it
+/// creates grows up to [`MEMO_MAX_CAPACITY`].
 fn attach(name: &str, capacity: u64) -> anyhow::Result<TextView> {
+    let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
     let map = FileMap::builder(name)
-        .capacity(usize::try_from(capacity).unwrap_or(usize::MAX))
+        .capacity(capacity)
+        .max_capacity(capacity.max(MEMO_MAX_CAPACITY))
         .open()?;
     Ok(TextView::new(map)?)
 }

@@ -100,7 +100,7 @@ fn status_line(app: &App) -> Line<'static> {
     match app.info() {
         Some(info) => {
             let attached = info.attached.len();
-            spans.push(Span::raw(format!("{}/{} B", info.len, info.capacity)));
+            spans.push(Span::raw(format!("{}/{} B", info.len, info.max_capacity)));
             spans.push(sep());
             spans.push(Span::raw(format!("gen {}", info.generation)));
             spans.push(sep());

@@ -77,6 +77,14 @@ impl Backend for Os {
         &self.map
     }
 
+    fn back(&self, offset: usize, len: usize) -> io::Result<()> {
+        unix::back(&self.fd, offset as u64, len as u64)
+    }
+
+    fn unback(&self, offset: usize, len: usize) {
+        unix::unback(&self.fd, offset as u64, len as u64);
+    }
+
     fn lock(&self, timeout: Duration) -> std::result::Result<bool, LockError> {
         lock::acquire(self.header(), &ThreadOwner, timeout)
     }
@@ -303,7 +311,7 @@ impl Attempts for Opener<'_> {
         if links == 0 {
             return Ok(Step::Retry);
         }
-        let (map, capacity) = map_sized(self.req.name, self.path, &fd, size, true)?;
+        let (map, max_capacity) = map_sized(self.req.name, self.path, &fd, size, true)?;
         let persistent = map.header().is_persistent();
         if alone && !persistent {
             // Every user of this non-persistent region died without closing:
@@ -319,20 +327,25 @@ impl Attempts for Opener<'_> {
         if alone {
             self.lock_shared(&fd)?;
         }
-        self.finish(fd, map, capacity, true).map(Step::Done)
+        self.finish(fd, map, max_capacity, true).map(Step::Done)
     }
 
     /// Create a region at `path`, fully initialised before its name appears.
     fn create(&self) -> Result<Step<Os>> {
         let file = sys::create_unnamed(parent_dir(self.path), self.req.permissions)
             .map_err(|e| self.error("create", e))?;
-        let capacity = self.req.capacity;
-        let size = layout::region_size(capacity);
-        sys::reserve(&file.fd, size as u64)
-            .map_err(|e| Os::space_error(self.req.name, self.path, "fallocate", e, size as u64))?;
+        let (capacity, max_capacity) = (self.req.capacity, self.req.max_capacity);
+        let size = layout::region_size(max_capacity);
+        let backed = layout::backed_size(capacity) as u64;
+        if max_capacity == capacity {
+            sys::reserve(&file.fd, size as u64)
+        } else {
+            unix::size_for_growth(&file.fd, capacity, max_capacity)
+        }
+        .map_err(|e| Os::space_error(self.req.name, self.path, "fallocate", e, backed))?;
         let map = Mapping::new(&file.fd, size, true).map_err(|e| self.error("mmap", e))?;
         let persistent = self.req.persistent.unwrap_or(self.req.path.is_some());
-        layout::init_header(map.header(), capacity, persistent, Os::pid());
+        layout::init_header(map.header(), capacity, max_capacity, persistent, Os::pid());
         // Nobody else can have opened a file without a name yet.
         if !sys::try_lock_shared(&file.fd).map_err(|e| self.error("flock", e))? {
             return Err(self.error(
@@ -346,7 +359,7 @@ impl Attempts for Opener<'_> {
             Err(e) => return Err(self.error("link", e)),
         }
         let sys::Unnamed { fd, .. } = file;
-        self.finish(fd, map, capacity, false).map(Step::Done)
+        self.finish(fd, map, max_capacity, false).map(Step::Done)
     }
 }
 
@@ -375,16 +388,23 @@ impl Opener<'_> {
         Ok(())
     }
 
-    fn finish(&self, fd: Fd, map: Mapping, capacity: usize, existed: bool) -> Result<Opened<Os>> {
+    fn finish(
+        &self,
+        fd: Fd,
+        map: Mapping,
+        max_capacity: usize,
+        existed: bool,
+    ) -> Result<Opened<Os>> {
         let slot = attach::claim::<Os>(map.header()).ok_or_else(|| Error::TooManyAttached {
             name: self.req.name.to_owned(),
             max: SLOTS,
         })?;
         // SAFETY: `map` is a page-aligned shared mapping of the file,
-        // read-write, holding `region_size(capacity)` bytes: `capacity` was
-        // validated against its length (`map_sized`) or is the one the file
-        // was made with (`create`); it lives as long as the handle.
-        let map = unsafe { Mapped::new(map, capacity) };
+        // read-write, holding `region_size(max_capacity)` bytes:
+        // `max_capacity` was validated against its length (`map_sized`) or
+        // is the one the file was made with (`create`); it lives as long as
+        // the handle.
+        let map = unsafe { Mapped::new(map, max_capacity) };
         Ok(Opened {
             os: Os {
                 fd,
@@ -392,7 +412,7 @@ impl Opener<'_> {
                 path: self.path.to_owned(),
             },
             path: self.path.to_owned(),
-            capacity,
+            max_capacity,
             existed,
             slot,
         })
@@ -400,8 +420,8 @@ impl Opener<'_> {
 }
 
 /// Map an existing backing file and validate its header. Returns the
-/// mapping and the capacity, which is read once here and trusted from then
-/// on by this handle only.
+/// mapping and the maximum capacity, which is read once here and trusted
+/// from then on by this handle only.
 fn map_existing(name: &str, path: &Path, fd: &Fd, writable: bool) -> Result<(Mapping, usize)> {
     let size = unix::file_size(fd).map_err(|e| Os::io_error(name, path, "fstat", e))?;
     map_sized(name, path, fd, size, writable)
@@ -441,8 +461,8 @@ fn inspect_path(name: &str, path: &Path) -> Result<RegionInfo> {
         },
         _ => Os::io_error(name, path, "open", e),
     })?;
-    let (map, capacity) = map_existing(name, path, &fd, false)?;
-    Ok(region_info::<Os>(name, path, map.header(), capacity))
+    let (map, max_capacity) = map_existing(name, path, &fd, false)?;
+    Ok(region_info::<Os>(name, path, map.header(), max_capacity))
 }
 
 /// Remove `path` if it still names `fd`'s file. All filemap unlinks run

@@ -126,6 +126,16 @@ impl Backend for Os {
         &self.map
     }
 
+    /// `fallocate(2)` on Linux; nothing on macOS and FreeBSD, whose
+    /// objects take pages when touched (see `unix::back`).
+    fn back(&self, offset: usize, len: usize) -> io::Result<()> {
+        unix::back(&self.fd, offset as u64, len as u64)
+    }
+
+    fn unback(&self, offset: usize, len: usize) {
+        unix::unback(&self.fd, offset as u64, len as u64);
+    }
+
     /// Through this process's gate first (one thread of the process at a
     /// time, re-entry caught there), then the cross-process word.
     fn lock(&self, timeout: Duration) -> std::result::Result<bool, LockError> {
@@ -199,6 +209,7 @@ impl Backend for Os {
                         name: name.to_owned(),
                         path: registry::entry(name).unwrap_or(shown),
                         capacity: 0,
+                        max_capacity: 0,
                         len: 0,
                         generation: 0,
                         last_writer: crate::snapshot::WriterId::default(),
@@ -642,8 +653,8 @@ fn map_ready(
     while map.header().magic.load(Acquire) == 0 && young() {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let capacity = layout::validate_header(name, shown, map.header(), map.len(), size)?;
-    Ok((map, capacity))
+    let max_capacity = layout::validate_header(name, shown, map.header(), map.len(), size)?;
+    Ok((map, max_capacity))
 }
 
 /// One `open` of a region.
@@ -675,7 +686,7 @@ impl Attempts for Opener<'_> {
         // Files are named complete: only a shared-memory object can be
         // caught before its creator finished.
         let young = matches!(self.object, Object::Shm(_));
-        let (map, capacity) = map_ready(self.req.name, &self.shown, &fd, true, young)?;
+        let (map, max_capacity) = map_ready(self.req.name, &self.shown, &fd, true, young)?;
         let h = map.header();
         if matches!(self.object, Object::Shm(_)) {
             check_name(self.req.name, &self.shown, h)?;
@@ -699,7 +710,7 @@ impl Attempts for Opener<'_> {
         }
         let slot = self.claim(h)?;
         drop(life);
-        Ok(self.done(fd, map, capacity, true, slot))
+        Ok(self.done(fd, map, max_capacity, true, slot))
     }
 
     /// Create the region: exclusively, ready (magic stored) last.
@@ -726,7 +737,7 @@ impl Attempts for Opener<'_> {
                         return Err(e);
                     }
                 };
-                Ok(self.done(fd, map, self.req.capacity, false, slot))
+                Ok(self.done(fd, map, self.req.max_capacity, false, slot))
             }
             Object::File(path) => self.create_file(path),
         }
@@ -748,10 +759,15 @@ impl Opener<'_> {
     /// Size `fd`, map it and initialise the header with this handle's
     /// slot claimed; the magic last.
     fn fill(&self, fd: &Fd, shown: &Path, persistent: bool) -> Result<(Mapping, usize)> {
-        let capacity = self.req.capacity;
-        let size = layout::region_size(capacity);
-        shm::set_size(fd, size as u64)
-            .map_err(|e| Os::space_error(self.req.name, shown, "ftruncate", e, size as u64))?;
+        let (capacity, max_capacity) = (self.req.capacity, self.req.max_capacity);
+        let size = layout::region_size(max_capacity);
+        let backed = layout::backed_size(capacity) as u64;
+        if max_capacity == capacity {
+            shm::set_size(fd, size as u64)
+        } else {
+            unix::size_for_growth(fd, capacity, max_capacity)
+        }
+        .map_err(|e| Os::space_error(self.req.name, shown, "ftruncate", e, backed))?;
         let map = Mapping::new(fd, size, true).map_err(|e| self.error("mmap", e))?;
         let h = map.header();
         store_name(h, self.req.name);
@@ -759,7 +775,7 @@ impl Opener<'_> {
         // also sees a live user, and never takes it for stale.
         let slot = self.claim(h)?;
         let persistent = persistent || self.req.persistent.unwrap_or(false);
-        layout::init_header(h, capacity, persistent, Os::pid());
+        layout::init_header(h, capacity, max_capacity, persistent, Os::pid());
         Ok((map, slot))
     }
 
@@ -786,17 +802,25 @@ impl Opener<'_> {
                 });
         let _ = unix::unlink(&temp);
         Ok(match made? {
-            Some((map, slot)) => self.done(fd, map, self.req.capacity, false, slot),
+            Some((map, slot)) => self.done(fd, map, self.req.max_capacity, false, slot),
             None => Step::Retry,
         })
     }
 
-    fn done(&self, fd: Fd, map: Mapping, capacity: usize, existed: bool, slot: usize) -> Step<Os> {
+    fn done(
+        &self,
+        fd: Fd,
+        map: Mapping,
+        max_capacity: usize,
+        existed: bool,
+        slot: usize,
+    ) -> Step<Os> {
         // SAFETY: `map` is a page-aligned shared mapping of the object,
-        // read-write, holding `region_size(capacity)` bytes: `capacity` was
-        // validated against its length (`map_ready`) or is the one the
-        // object was sized for (`fill`); it lives as long as the handle.
-        let map = unsafe { Mapped::new(map, capacity) };
+        // read-write, holding `region_size(max_capacity)` bytes:
+        // `max_capacity` was validated against its length (`map_ready`) or
+        // is the one the object was sized for (`fill`); it lives as long as
+        // the handle.
+        let map = unsafe { Mapped::new(map, max_capacity) };
         Step::Done(Opened {
             os: Os {
                 fd,
@@ -808,7 +832,7 @@ impl Opener<'_> {
                 lock_timeout: self.req.lock_timeout,
             },
             path: self.shown.clone(),
-            capacity,
+            max_capacity,
             existed,
             slot,
         })

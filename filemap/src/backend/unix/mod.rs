@@ -110,6 +110,59 @@ pub fn file_size(fd: &Fd) -> io::Result<u64> {
     Ok(fs::fstat(fd)?.st_size as u64)
 }
 
+/// Give the bytes `offset .. offset + len` of `fd` storage now.
+///
+/// Linux: `fallocate(2)` (mode 0, within the file's size, so the size does
+/// not change). On tmpfs (`/dev/shm`) this allocates the pages at once, so
+/// a full store is `ENOSPC` here, before anything is written, and never a
+/// `SIGBUS` at a later page fault; pages already allocated are left as
+/// they are, with their contents. A filesystem without `fallocate`
+/// (`EOPNOTSUPP`) leaves it to the page faults, as it always did.
+///
+/// macOS and FreeBSD: nothing. Their shared-memory objects take pages
+/// from memory (and swap) when they are first touched, and have no call
+/// that reserves them ahead.
+pub fn back(fd: &Fd, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if len > 0 {
+        match fs::fallocate(fd, fs::FallocateFlags::empty(), offset, len) {
+            Ok(()) | Err(Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fd, offset, len);
+    Ok(())
+}
+
+/// Give back the storage of `offset .. offset + len` of `fd`, after a
+/// growth that could not get all it needed: `fallocate(2)` with
+/// `FALLOC_FL_PUNCH_HOLE` on Linux (the file keeps its size), so a failed
+/// growth leaves no half of itself using the store. Best effort; nothing
+/// elsewhere.
+pub fn unback(fd: &Fd, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if len > 0 {
+        let punch = fs::FallocateFlags::PUNCH_HOLE | fs::FallocateFlags::KEEP_SIZE;
+        let _ = fs::fallocate(fd, punch, offset, len);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fd, offset, len);
+}
+
+/// Size a new region's file `fd` for growth up to `max_capacity`
+/// (`ftruncate(2)`: on tmpfs a sparse file, which costs nothing until its
+/// pages are allocated) and back the header and the first `capacity`
+/// bytes of each buffer ([`back`]). A region that cannot grow is not
+/// given this way: its caller sizes and backs it in one call, as before.
+pub fn size_for_growth(fd: &Fd, capacity: usize, max_capacity: usize) -> io::Result<()> {
+    fs::ftruncate(fd, crate::layout::region_size(max_capacity) as u64)?;
+    for (offset, len) in crate::layout::backed_ranges(max_capacity, 0, capacity) {
+        back(fd, offset as u64, len as u64)?;
+    }
+    Ok(())
+}
+
 /// Whether `path` names the same file as `fd`: `fstat(2)` and `lstat(2)`.
 pub fn names_file(path: &Path, fd: &Fd) -> io::Result<bool> {
     let ours = fs::fstat(fd)?;

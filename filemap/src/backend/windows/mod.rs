@@ -117,24 +117,26 @@ impl Opener<'_> {
         if !ready {
             return Ok(Step::Retry);
         }
-        let capacity = layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
+        let max_capacity =
+            layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
         let cleanup = self.marker().filter(|_| !map.header().is_persistent());
-        self.finish(path, fd, map, capacity, true, object, cleanup)
+        self.finish(path, fd, map, max_capacity, true, object, cleanup)
             .map(Step::Done)
     }
 
     /// Create a paging-file section; attach if another process won.
-    fn create_section(&self, shown: &Path, object: &str, capacity: usize) -> Result<Step<Os>> {
-        let size = layout::region_size(capacity) as u64;
+    fn create_section(&self, shown: &Path, object: &str) -> Result<Step<Os>> {
+        let (capacity, max_capacity) = (self.req.capacity, self.req.max_capacity);
+        let size = layout::region_size(max_capacity) as u64;
         let (fd, existed) = sys::create_section(None, Some(object), size, true)
             .map_err(|e| self.space_error(shown, "CreateFileMapping", e, size))?;
         if existed {
             return self.attach(fd, shown, object);
         }
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(shown, "MapView", e))?;
-        layout::init_header(map.header(), capacity, false, Os::pid());
+        layout::init_header(map.header(), capacity, max_capacity, false, Os::pid());
         let cleanup = self.marker();
-        self.finish(shown, fd, map, capacity, false, object, cleanup)
+        self.finish(shown, fd, map, max_capacity, false, object, cleanup)
             .map(Step::Done)
     }
 
@@ -142,15 +144,10 @@ impl Opener<'_> {
     /// name and then linked under its own (failing if the name is taken),
     /// so no opener ever finds a half-made file; then the named section
     /// over it.
-    fn create_persistent(
-        &self,
-        file_path: &Path,
-        object: &str,
-        capacity: usize,
-    ) -> Result<Step<Os>> {
+    fn create_persistent(&self, file_path: &Path, object: &str) -> Result<Step<Os>> {
         let dir = sys::user_dir();
         sys::ensure_dir(&dir).map_err(|e| self.error(&dir, "CreateDirectory", e))?;
-        if !self.make_file(file_path, capacity, true)? {
+        if !self.make_file(file_path, true)? {
             return Ok(Step::Retry);
         }
         let file = sys::open_file(file_path, false, true)
@@ -164,10 +161,10 @@ impl Opener<'_> {
                 .file_len()
                 .map_err(|e| self.error(file_path, "GetFileSize", e))?
                 .unwrap_or(0);
-            let capacity =
+            let max_capacity =
                 layout::validate_header(self.req.name, file_path, map.header(), map.len(), size)?;
             return self
-                .finish(file_path, fd, map, capacity, false, object, None)
+                .finish(file_path, fd, map, max_capacity, false, object, None)
                 .map(Step::Done);
         }
         // A section of that name appeared meanwhile. Over our file (an
@@ -185,7 +182,7 @@ impl Opener<'_> {
     /// Make a complete region file at `path`: build it under a temporary
     /// name in the same directory, then hard-link it to `path`. `false`
     /// when `path` exists already (another creator won).
-    fn make_file(&self, path: &Path, capacity: usize, persistent: bool) -> Result<bool> {
+    fn make_file(&self, path: &Path, persistent: bool) -> Result<bool> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Relaxed);
         // Process ids are soon reused on Windows, and a creator that died
@@ -196,7 +193,7 @@ impl Opener<'_> {
             sys::pid(),
             sys::own_start_time()
         ));
-        let result = self.fill_file(&temp, capacity, persistent).and_then(|()| {
+        let result = self.fill_file(&temp, persistent).and_then(|()| {
             match std::fs::hard_link(&temp, path) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
@@ -207,8 +204,9 @@ impl Opener<'_> {
         result
     }
 
-    fn fill_file(&self, temp: &Path, capacity: usize, persistent: bool) -> Result<()> {
-        let size = layout::region_size(capacity) as u64;
+    fn fill_file(&self, temp: &Path, persistent: bool) -> Result<()> {
+        let (capacity, max_capacity) = (self.req.capacity, self.req.max_capacity);
+        let size = layout::region_size(max_capacity) as u64;
         let file =
             sys::open_file(temp, true, true).map_err(|e| self.error(temp, "CreateFile", e))?;
         file.set_len(size)
@@ -216,7 +214,7 @@ impl Opener<'_> {
         let (fd, _) = sys::create_section(Some(file), None, 0, true)
             .map_err(|e| self.space_error(temp, "CreateFileMapping", e, size))?;
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(temp, "MapView", e))?;
-        layout::init_header(map.header(), capacity, persistent, Os::pid());
+        layout::init_header(map.header(), capacity, max_capacity, persistent, Os::pid());
         Ok(())
     }
 
@@ -261,10 +259,11 @@ impl Opener<'_> {
         };
         // A file's view is always ready: files are named complete.
         let (map, size, _) = map_view(self.req.name, path, &fd, true)?;
-        let capacity = layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
+        let max_capacity =
+            layout::validate_header(self.req.name, path, map.header(), map.len(), size)?;
         // Never removed on close, even if a header says non-persistent
         // (see `open_file_backed`).
-        self.finish(path, fd, map, capacity, existed, &object, None)
+        self.finish(path, fd, map, max_capacity, existed, &object, None)
             .map(Step::Done)
     }
 
@@ -287,7 +286,7 @@ impl Opener<'_> {
         path: &Path,
         fd: sys::Fd,
         map: sys::Mapping,
-        capacity: usize,
+        max_capacity: usize,
         existed: bool,
         object: &str,
         cleanup: Option<PathBuf>,
@@ -304,10 +303,10 @@ impl Opener<'_> {
         }
         // SAFETY: `map` is a read-write view of the whole section, starting
         // at the 64 KiB allocation granularity and holding
-        // `region_size(capacity)` bytes: `capacity` was validated against
-        // its length, or is the one the section was made with; it lives as
-        // long as the handle.
-        let map = unsafe { Mapped::new(map, capacity) };
+        // `region_size(max_capacity)` bytes: `max_capacity` was validated
+        // against its length, or is the one the section was made with; it
+        // lives as long as the handle.
+        let map = unsafe { Mapped::new(map, max_capacity) };
         Ok(Opened {
             os: Os {
                 _fd: fd,
@@ -318,7 +317,7 @@ impl Opener<'_> {
                 cleanup,
             },
             path: path.to_owned(),
-            capacity,
+            max_capacity,
             existed,
             slot,
         })
@@ -374,11 +373,10 @@ impl Attempts for Named<'_> {
     /// 3. Create it.
     fn create(&self) -> Result<Step<Os>> {
         let opener = self.opener;
-        let capacity = opener.req.capacity;
         if opener.req.persistent.unwrap_or(false) {
-            opener.create_persistent(&self.file_path, &self.object, capacity)
+            opener.create_persistent(&self.file_path, &self.object)
         } else {
-            opener.create_section(&self.shown, &self.object, capacity)
+            opener.create_section(&self.shown, &self.object)
         }
     }
 }
@@ -411,7 +409,7 @@ impl Attempts for FileBacked<'_> {
 
     fn create(&self) -> Result<Step<Os>> {
         let opener = self.opener;
-        if !opener.make_file(self.path, opener.req.capacity, true)? {
+        if !opener.make_file(self.path, true)? {
             return Ok(Step::Retry);
         }
         let file = sys::open_file(self.path, false, true)
@@ -661,6 +659,7 @@ fn inspect_named(name: &str) -> Result<RegionInfo> {
             name: name.to_owned(),
             path: marker,
             capacity: 0,
+            max_capacity: 0,
             len: 0,
             generation: 0,
             last_writer: WriterId::default(),
@@ -678,8 +677,8 @@ fn info_of(name: &str, path: &Path, fd: &sys::Fd) -> Result<RegionInfo> {
     // A section still in its creator's hands gets the time an attacher
     // gives it; if the magic never comes, the header check says so.
     let (map, size, _ready) = map_view(name, path, fd, false)?;
-    let capacity = layout::validate_header(name, path, map.header(), map.len(), size)?;
-    Ok(region_info::<Os>(name, path, map.header(), capacity))
+    let max_capacity = layout::validate_header(name, path, map.header(), map.len(), size)?;
+    Ok(region_info::<Os>(name, path, map.header(), max_capacity))
 }
 
 /// Region names in a registry directory (`filemap.<name>` files).
@@ -780,6 +779,7 @@ mod tests {
         Request {
             name,
             capacity: layout::DEFAULT_CAPACITY,
+            max_capacity: layout::DEFAULT_CAPACITY,
             mode: OpenMode::CreateOrAttach,
             permissions: 0o600,
             persistent,
@@ -807,6 +807,7 @@ mod tests {
         let request = Request {
             name: &name,
             capacity,
+            max_capacity: capacity,
             mode: OpenMode::CreateOrAttach,
             permissions: 0o600,
             persistent: Some(true),
@@ -818,9 +819,9 @@ mod tests {
         let made = std::thread::scope(|scope| {
             scope.spawn(|| {
                 std::thread::sleep(Duration::from_millis(200));
-                layout::init_header(map.header(), capacity, false, Os::pid());
+                layout::init_header(map.header(), capacity, capacity, false, Os::pid());
             });
-            Opener { req: &request }.create_persistent(&file_path, &object, capacity)
+            Opener { req: &request }.create_persistent(&file_path, &object)
         });
         let opened = match made {
             Ok(Step::Done(opened)) => opened,
@@ -882,7 +883,7 @@ mod tests {
         let info = std::thread::scope(|scope| {
             scope.spawn(|| {
                 std::thread::sleep(Duration::from_millis(200));
-                layout::init_header(map.header(), capacity, false, Os::pid());
+                layout::init_header(map.header(), capacity, capacity, false, Os::pid());
             });
             inspect_named(&name)
         });
