@@ -36,6 +36,8 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
         "${C[@]}" -I../objpas ../objpas/objpas.pp
         "${C[@]}" -Fi../objpas/sysutils -Fi../objpas/classes -Fu../x86_64 -I../win -I../objpas \
             -I../win/wininc -Fu../win/wininc -Fu../win -I../inc -Fu../inc -Fu../objpas buildrtl.pp
+        # {$mode delphiunicode} uses uuchar implicitly; buildrtl has it not.
+        "${C[@]}" ../inc/uuchar.pp
     ) >"$build/log" 2>&1 || { cat "$build/log" >&2; exit 1; }
     echo "$want" >"$stamp"
     echo "fpc-win64.sh: win64 RTL built in $((SECONDS - t0)) s" >&2

@@ -131,10 +131,16 @@ pub const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-
 pub fn cli() -> PathBuf {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| {
-        let beside = profile_dir().join("filemap");
+        let beside = profile_dir().join(format!("filemap{}", std::env::consts::EXE_SUFFIX));
         if beside.exists() {
             return beside;
         }
+        // Under Wine no cargo can run: ci/windows.sh builds the CLI first.
+        assert!(
+            cfg!(not(windows)),
+            "{} is missing: build filemap-cli for this target first",
+            beside.display()
+        );
         let target = profile_dir().join("ffi-cli");
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--locked", "-p", "filemap-cli", "--target-dir"])
