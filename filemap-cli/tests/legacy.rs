@@ -110,7 +110,12 @@ mod windows {
         }
 
         /// The next line satisfying `want`, within `limit`.
-        fn expect_within(&self, limit: Duration, want: impl Fn(&str) -> bool, desc: &str) -> String {
+        fn expect_within(
+            &self,
+            limit: Duration,
+            want: impl Fn(&str) -> bool,
+            desc: &str,
+        ) -> String {
             let deadline = Instant::now() + limit;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -177,7 +182,9 @@ mod windows {
     fn await_region(name: &str, want: &str) {
         let map = FileMap::builder(name).open_only().open().unwrap();
         await_condition(&format!("region {name} holds {want:?}"), || {
-            map.read_string().map(|s| s.content == want).unwrap_or(false)
+            map.read_string()
+                .map(|s| s.content == want)
+                .unwrap_or(false)
         });
     }
 
@@ -190,7 +197,10 @@ mod windows {
         p.send("write first line|second|third");
         p.expect_prefix("written ");
         await_region(&name, "first line\nsecond\nthird");
-        assert_eq!(cli(&["read", &name]).trim_end(), "first line\nsecond\nthird");
+        assert_eq!(
+            cli(&["read", &name]).trim_end(),
+            "first line\nsecond\nthird"
+        );
     }
 
     #[test]
@@ -221,11 +231,7 @@ mod windows {
             .collect();
         assert_eq!(changes, ["changed from|the CLI", "changed later"]);
         assert_eq!(map.generation(), before + 2, "one publish per change");
-        let copied = gw
-            .seen()
-            .iter()
-            .filter(|l| l.contains("copied"))
-            .count();
+        let copied = gw.seen().iter().filter(|l| l.contains("copied")).count();
         assert!(copied >= 2, "{:?}", gw.seen());
     }
 
@@ -270,7 +276,11 @@ mod windows {
         // The gateway goes on, and writes whole UTF-16 text back.
         cli(&["write", &name, "whole"]);
         p.expect("changed whole");
-        assert!(!gw.seen().iter().any(|l| l.contains("error")), "{:?}", gw.seen());
+        assert!(
+            !gw.seen().iter().any(|l| l.contains("error")),
+            "{:?}",
+            gw.seen()
+        );
     }
 
     #[test]
@@ -326,7 +336,11 @@ mod windows {
         live.send("write after");
         live.expect_prefix("written ");
         await_region(&name, "after");
-        assert!(!gw.seen().iter().any(|l| l.contains("error")), "{:?}", gw.seen());
+        assert!(
+            !gw.seen().iter().any(|l| l.contains("error")),
+            "{:?}",
+            gw.seen()
+        );
     }
 
     #[test]
@@ -335,7 +349,11 @@ mod windows {
         let _c = Cleanup(name.clone());
         cli(&["write", &name, "already\nhere"]);
         let gw = gateway(&name, &["--codepage", "1252"]);
-        assert!(gw.seen()[0].contains("(created, 4096 bytes used)"), "{:?}", gw.seen());
+        assert!(
+            gw.seen()[0].contains("(created, 4096 bytes used)"),
+            "{:?}",
+            gw.seen()
+        );
         let mut p = peer(&name, 4096, "ansi", 1252, true);
         p.send("read");
         p.expect("text already|here");
@@ -352,7 +370,11 @@ mod windows {
         p.send("write legacy|first");
         p.expect_prefix("written ");
         let gw = gateway(&name, &["--codepage", "1252"]);
-        assert!(gw.seen()[0].contains("(found, 4096 bytes used)"), "{:?}", gw.seen());
+        assert!(
+            gw.seen()[0].contains("(found, 4096 bytes used)"),
+            "{:?}",
+            gw.seen()
+        );
         await_region(&name, "legacy\nfirst");
         cli(&["write", &name, "then\nfilemap"]);
         p.expect("changed then|filemap");
@@ -391,7 +413,10 @@ mod windows {
         p.send(&format!("write {long}"));
         p.expect_prefix("written ");
         let refused = gw.expect_prefix("filemap legacy: refused");
-        assert!(refused.contains("needs 200 bytes in the region"), "{refused}");
+        assert!(
+            refused.contains("needs 200 bytes in the region"),
+            "{refused}"
+        );
         assert_eq!(cli(&["read", &name]).trim_end(), "tiny");
         p.send("read");
         p.expect(&format!("text {long}"));

@@ -19,6 +19,7 @@ mod common;
 use filemap::TextExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+#[cfg(not(windows))]
 use std::sync::{Mutex, OnceLock};
 
 use common::*;

@@ -136,18 +136,21 @@ pub fn cli() -> PathBuf {
             return beside;
         }
         // Under Wine no cargo can run: ci/windows.sh builds the CLI first.
-        assert!(
-            cfg!(not(windows)),
+        #[cfg(windows)]
+        panic!(
             "{} is missing: build filemap-cli for this target first",
             beside.display()
         );
-        let target = profile_dir().join("ffi-cli");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--locked", "-p", "filemap-cli", "--target-dir"])
-            .arg(&target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        run_compiler(&mut cmd);
-        target.join("debug/filemap")
+        #[cfg(not(windows))]
+        {
+            let target = profile_dir().join("ffi-cli");
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "--locked", "-p", "filemap-cli", "--target-dir"])
+                .arg(&target)
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            run_compiler(&mut cmd);
+            target.join("debug/filemap")
+        }
     })
     .clone()
 }
