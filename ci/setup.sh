@@ -11,9 +11,10 @@ test -d /dev/shm
 # and builds the bcryptprimitives.dll stand-in; Wine runs them.
 missing=()
 # filemap-ffi tests: g++ for the C++ test, pkg-config for filemap.pc, Free
-# Pascal for bindings/pascal. openssl(1): filemap-bridge's TLS test makes
-# its certificates with it.
-for pkg in gcc-mingw-w64-x86-64 wine64 g++ pkg-config fp-compiler fp-units-rtl openssl; do
+# Pascal for bindings/pascal; fpc-source for the win64 RTL the Windows
+# leg builds (ci/wine/fpc-win64.sh). openssl(1): filemap-bridge's TLS
+# test makes its certificates with it.
+for pkg in gcc-mingw-w64-x86-64 wine64 g++ pkg-config fp-compiler fp-units-rtl fpc-source-3.2.2 openssl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
         missing+=("$pkg")
 done

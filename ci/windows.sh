@@ -11,8 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # the CLI (the Linux-only ones are gated with cfg inside). Arguments given to
 # this script replace the list for one run: ci/windows.sh -p filemap --test crash
 TESTS=(
-    "-p filemap -p filemap-cli --tests"
+    "-p filemap -p filemap-cli -p filemap-legacy --tests"
     "-p filemap-ffi --test boundary --test c_windows"
+    "-p filemap-ffi --test pascal -- --ignored --skip child_role"
 )
 if (($#)); then
     TESTS=("$*")
@@ -81,6 +82,32 @@ for program in writer reader; do
 done
 cp "$target_dir/$target/debug/filemap_ffi.dll" "$ffi_bin/"
 export FILEMAP_FFI_C_BIN=$ffi_bin
+
+# Free Pascal programs for win64, with a win64 RTL built from fpc-source
+# once and kept in the target dir (ci/wine/fpc-win64.sh): the legacy
+# TFileMap peer of filemap-cli's tests/legacy.rs, and the Pascal unit's
+# test programs (filemap-ffi's tests/pascal.rs) linked against
+# filemap_ffi.dll. The unit must also compile in FPC's Delphi dialects.
+# The CLI is built first: the Pascal tests run it and cannot build it.
+fpc_rtl=$target_dir/fpc-win64
+fpc_bin=$target_dir/$target/debug/fpc
+cargo build --locked --target "$target" -p filemap-cli
+ci/wine/fpc-win64.sh "$fpc_rtl" "$fpc_bin" filemap-legacy/tests/peer/legacypeer.pas
+export FILEMAP_LEGACY_PEER=$fpc_bin/legacypeer.exe
+pascal_bin=$ffi_bin/pascal
+ci/wine/fpc-win64.sh "$fpc_rtl" "$pascal_bin" -Fubindings/pascal \
+    bindings/pascal/tests/fmtest.pas bindings/pascal/tests/fmgui.pas bindings/pascal/memo.pas
+cp "$target_dir/$target/debug/filemap_ffi.dll" "$pascal_bin/"
+export FILEMAP_PASCAL_BIN=$pascal_bin
+# delphiunicode mode warns where FPC 3.2's ANSI RTL (Exception, Format,
+# TStrings) meets UnicodeString, so -Sew is not asked of it.
+for mode in FILEMAP_MODE_DELPHI FILEMAP_MODE_DELPHIUNICODE; do
+    out=$fpc_bin/$mode
+    mkdir -p "$out"
+    ppcx64 -Twin64 -Px86_64 -n "-Fu$fpc_rtl/units/x86_64-win64/rtl" "-d$mode" \
+        "-FU$out" "-FE$out" bindings/pascal/filemap.pas >"$out/log" 2>&1 ||
+        { cat "$out/log" >&2; echo "windows.sh: filemap.pas does not compile with -d$mode" >&2; exit 1; }
+done
 
 for entry in "${TESTS[@]}"; do
     read -ra args <<<"$entry"

@@ -24,7 +24,16 @@
 unit filemap;
 
 {$ifdef FPC}
-  {$mode objfpc}{$H+}
+  { objfpc by default; FILEMAP_MODE_DELPHI or FILEMAP_MODE_DELPHIUNICODE
+    (-d on the command line) compile it in FPC's Delphi dialects instead,
+    the closest FPC gets to how Delphi compiles it (CI checks all three). }
+  {$if defined(FILEMAP_MODE_DELPHIUNICODE)}
+    {$mode delphiunicode}
+  {$elseif defined(FILEMAP_MODE_DELPHI)}
+    {$mode delphi}{$H+}
+  {$else}
+    {$mode objfpc}{$H+}
+  {$endif}
   {$packrecords C}
 {$endif}
 
@@ -95,6 +104,15 @@ const
   FileMapMinSize = 32;
 
 type
+  { The content's bytes: UTF-8. A Unicode build (string = UnicodeString:
+    Delphi 2009+, FPC's delphiunicode mode) converts MapStrings to and
+    from it; an ANSI build keeps the bytes as they are in its strings. }
+  {$ifdef UNICODE}
+  TFmBytes = UTF8String;
+  {$else}
+  TFmBytes = AnsiString;
+  {$endif}
+
   { The C ABI's types (filemap.h). }
   TFmWriter = record
     Pid: LongWord;
@@ -183,9 +201,9 @@ type
     function GetIsMapOpen: Boolean;
     procedure StringsChanged(Sender: TObject);
     procedure Check(Status: LongInt; const What: string);
-    procedure LoadContent(const Content: AnsiString);
-    function ReadContent(out Stamp: TFmStamp): AnsiString;
-    function JoinLines: AnsiString;
+    procedure LoadContent(const Content: TFmBytes);
+    function ReadContent(out Stamp: TFmStamp): TFmBytes;
+    function JoinLines: TFmBytes;
     procedure RequireOpen(const What: string);
   public
     constructor Create(AOwner: TComponent); override;
@@ -234,10 +252,42 @@ type
 
 implementation
 
+{ A C string from the library (UTF-8) as a string. }
+function CText(P: PAnsiChar): string;
+var
+  Bytes: TFmBytes;
+begin
+  Bytes := TFmBytes(P);
+  {$ifdef UNICODE}
+  Result := UTF8ToString(Bytes);
+  {$else}
+  Result := Bytes;
+  {$endif}
+end;
+
+{ Count bytes of S from Start, as bytes (Copy would convert through
+  UnicodeString in delphiunicode mode). }
+function Slice(const S: TFmBytes; Start, Count: Integer): TFmBytes;
+begin
+  SetLength(Result, Count);
+  if Count > 0 then
+    Move(S[Start], Result[1], Count);
+end;
+
+{ One line of the content as a MapStrings entry. }
+function Line(const Bytes: TFmBytes): string;
+begin
+  {$ifdef UNICODE}
+  Result := UTF8ToString(Bytes);
+  {$else}
+  Result := Bytes;
+  {$endif}
+end;
+
 constructor EFileMapError.CreateStatus(AStatus: LongInt; const What: string);
 begin
-  inherited Create(What + ': ' + string(fm_last_error()) + ' (' +
-    string(fm_status_name(AStatus)) + ')');
+  inherited Create(What + ': ' + CText(fm_last_error()) + ' (' +
+    CText(fm_status_name(AStatus)) + ')');
   FStatus := AStatus;
 end;
 
@@ -313,7 +363,7 @@ begin
     if Status <> FM_OK then
       Break;
     FSeen := Now;
-    Queue({$ifdef FPC}@{$endif}Deliver);
+    Queue({$ifdef FPC_OBJFPC}@{$endif}Deliver);
   end;
 end;
 
@@ -325,7 +375,7 @@ begin
   FSize := FileMapDefaultSize;
   FUseThread := True;
   FMapStrings := TStringList.Create;
-  FMapStrings.OnChange := {$ifdef FPC}@{$endif}StringsChanged;
+  FMapStrings.OnChange := {$ifdef FPC_OBJFPC}@{$endif}StringsChanged;
 end;
 
 destructor TFileMap.Destroy;
@@ -373,7 +423,7 @@ procedure TFileMap.OpenMap;
 var
   Map: Pointer;
   Existed: Byte;
-  CName: AnsiString;
+  CName: TFmBytes;
 begin
   if IsMapOpen then
     Exit;
@@ -381,7 +431,11 @@ begin
     raise EFileMapError.CreateStatus(FM_E_INCOMPATIBLE_VERSION,
       Format('OpenMap: the filemap library has C ABI version %d; this unit needs %d',
         [fm_abi_version, FileMapAbiVersion]));
-  CName := AnsiString(FMapName);
+  {$ifdef UNICODE}
+  CName := UTF8Encode(FMapName);
+  {$else}
+  CName := FMapName;
+  {$endif}
   Map := nil;
   Check(fm_open(PAnsiChar(CName), FSize, 0, @Map), 'OpenMap ' + FMapName);
   FMap := Map;
@@ -418,7 +472,7 @@ begin
   end;
 end;
 
-function TFileMap.ReadContent(out Stamp: TFmStamp): AnsiString;
+function TFileMap.ReadContent(out Stamp: TFmStamp): TFmBytes;
 var
   Len: PtrUInt;
   Status: LongInt;
@@ -438,7 +492,7 @@ begin
   SetLength(Result, Len);
 end;
 
-procedure TFileMap.LoadContent(const Content: AnsiString);
+procedure TFileMap.LoadContent(const Content: TFmBytes);
 var
   Start, I: Integer;
 begin
@@ -446,16 +500,16 @@ begin
   FMapStrings.BeginUpdate;
   try
     FMapStrings.Clear;
-    if Content <> '' then
+    if Length(Content) > 0 then
     begin
       Start := 1;
       for I := 1 to Length(Content) do
         if Content[I] = #10 then
         begin
-          FMapStrings.Add(Copy(Content, Start, I - Start));
+          FMapStrings.Add(Line(Slice(Content, Start, I - Start)));
           Start := I + 1;
         end;
-      FMapStrings.Add(Copy(Content, Start, Length(Content) - Start + 1));
+      FMapStrings.Add(Line(Slice(Content, Start, Length(Content) - Start + 1)));
     end;
   finally
     FMapStrings.EndUpdate;
@@ -466,14 +520,14 @@ end;
 procedure TFileMap.ReadMap;
 var
   Stamp: TFmStamp;
-  Content: AnsiString;
+  Content: TFmBytes;
 begin
   Content := ReadContent(Stamp);
   FSeen := Stamp.Generation;
   LoadContent(Content);
 end;
 
-function TFileMap.JoinLines: AnsiString;
+function TFileMap.JoinLines: TFmBytes;
 var
   I: Integer;
 begin
@@ -482,13 +536,17 @@ begin
   begin
     if I > 0 then
       Result := Result + #10;
-    Result := Result + AnsiString(FMapStrings[I]);
+    {$ifdef UNICODE}
+    Result := Result + UTF8Encode(FMapStrings[I]);
+    {$else}
+    Result := Result + FMapStrings[I];
+    {$endif}
   end;
 end;
 
 procedure TFileMap.WriteMap;
 var
-  Content: AnsiString;
+  Content: TFmBytes;
   Gen: QWord;
 begin
   RequireOpen('WriteMap');
@@ -536,7 +594,7 @@ function TFileMap.CheckChanges: Boolean;
 var
   Now: QWord;
   Stamp: TFmStamp;
-  Content: AnsiString;
+  Content: TFmBytes;
 begin
   Result := False;
   if not IsMapOpen then

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use filemap::admin::parse_size;
 
 #[derive(Debug, Parser)]
@@ -44,6 +44,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Remove regions by name, or every stale one.
     Rm(RmArgs),
+    /// Share a region with programs built on the legacy TFileMap Delphi component, both ways, until Ctrl-C (Windows only).
+    Legacy(LegacyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -141,4 +143,53 @@ pub struct RmArgs {
     /// Remove every stale region: not persistent, and no live process attached.
     #[arg(long)]
     pub stale: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+One gateway per map. It makes the legacy map (with --size bytes, default 4096) when no \
+legacy program has, or uses the one it finds. At start, a legacy map holding text wins; \
+otherwise the region's text goes to the map. Text that does not fit the other side is \
+refused with a log line, and both sides keep their content. See docs/legacy.md.")]
+pub struct LegacyArgs {
+    #[command(flatten)]
+    pub region: Region,
+    /// The legacy map's name (TFileMap.MapName). Default: the region's name.
+    #[arg(long, value_name = "NAME")]
+    pub map_name: Option<String>,
+    /// How the legacy programs store text: ansi (Delphi before 2009),
+    /// utf16 (Delphi 2009 and later) or auto (detected on each read; writes
+    /// in the encoding last read, UTF-16 until then).
+    #[arg(long, value_enum, default_value = "ansi")]
+    pub encoding: LegacyEncoding,
+    /// The ANSI code page (0: the system's; 1252: Western European;
+    /// 1251: Cyrillic; 932: Japanese; 65001: UTF-8).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub codepage: u32,
+    /// The broadcast message's suffix: RegisterWindowMessage(MapName + SUFFIX).
+    #[arg(long, value_name = "SUFFIX", default_value = "Synch-Now")]
+    pub suffix: String,
+    /// The legacy programs' MaxSize in bytes: the size of a map this
+    /// gateway creates, and the most it writes to one it finds. Default:
+    /// 4096, or the size found.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// Put the map's and mutex's names in Global\ (all sessions; creating
+    /// them needs SeCreateGlobalPrivilege) or Local\ (this session).
+    /// Default: the names as given, like the component.
+    #[arg(long, value_enum)]
+    pub namespace: Option<LegacyNamespace>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LegacyEncoding {
+    Ansi,
+    Utf16,
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LegacyNamespace {
+    Global,
+    Local,
 }

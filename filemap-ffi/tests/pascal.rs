@@ -5,14 +5,21 @@
 //! `cargo test -p filemap-ffi --test pascal -- --ignored --skip child_role`
 //! (ci/test.sh does; ci/setup.sh installs fp-compiler and fp-units-rtl).
 //! Run without `fpc`, they fail saying so.
+//!
+//! On Windows (Wine in CI) the same tests run the programs ci/windows.sh
+//! compiled for win64 against filemap_ffi.dll, from the folder named in
+//! `FILEMAP_PASCAL_BIN` (Free Pascal cannot run inside Windows here);
+//! without it they fail naming that variable. Windows adds
+//! `onchange_arrives_through_a_windows_message_loop`.
 
-#![cfg(target_os = "linux")]
+#![cfg(any(target_os = "linux", windows))]
 
 mod common;
 
 use filemap::TextExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+#[cfg(not(windows))]
 use std::sync::{Mutex, OnceLock};
 
 use common::*;
@@ -29,6 +36,13 @@ fn pascal_dir() -> PathBuf {
 }
 
 /// `fpc`; fails the test, naming the packages, when it is not installed.
+#[cfg(windows)]
+fn fpc() -> &'static str {
+    ""
+}
+
+/// `fpc`; fails the test, naming the packages, when it is not installed.
+#[cfg(not(windows))]
 fn fpc() -> &'static str {
     static FOUND: OnceLock<bool> = OnceLock::new();
     let found = *FOUND.get_or_init(|| Command::new("fpc").arg("-iV").output().is_ok());
@@ -39,7 +53,27 @@ fn fpc() -> &'static str {
     "fpc"
 }
 
+/// The program ci/windows.sh compiled for win64.
+#[cfg(windows)]
+fn build_pascal(_fpc: &str, source: &Path) -> PathBuf {
+    let dir = std::env::var("FILEMAP_PASCAL_BIN").expect(
+        "FILEMAP_PASCAL_BIN is not set: ci/windows.sh builds the Pascal programs and sets it",
+    );
+    // A Unix path from the script: Wine shows the root as drive Z:.
+    let dir = if dir.starts_with('/') {
+        format!("Z:{dir}")
+    } else {
+        dir
+    };
+    let exe = Path::new(&dir)
+        .join(source.file_stem().unwrap())
+        .with_extension("exe");
+    assert!(exe.exists(), "{} is missing", exe.display());
+    exe
+}
+
 /// Compile a Pascal program (once per run) against the unit and library.
+#[cfg(not(windows))]
 fn build_pascal(fpc: &str, source: &Path) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _one_at_a_time = LOCK.lock().unwrap_or_else(|p| p.into_inner());
@@ -249,4 +283,28 @@ fn memo_demo_shares_typed_lines_and_loads_its_initial_file() {
     first.finish();
     second.finish();
     let _ = std::fs::remove_file(initial);
+}
+
+/// A GUI program's path: OnChange queued by the unit's watch thread
+/// reaches the main thread through a hidden window's message loop
+/// (WakeMainThread posts to it, its window procedure runs
+/// CheckSynchronize), not through a console loop.
+#[cfg(windows)]
+#[test]
+#[ignore = "needs fpc (Free Pascal)"]
+fn onchange_arrives_through_a_windows_message_loop() {
+    let fpc = fpc();
+    let exe = build_pascal(fpc, &pascal_dir().join("tests/fmgui.pas"));
+    let name = unique("pas-gui");
+    let _cleanup = Cleanup(name.clone());
+    let mut cmd = Command::new(exe);
+    cmd.arg(&name).arg("3");
+    let gui = Proc::spawn(cmd);
+    gui.expect("opened existed=0");
+    for text in ["one", "two\nlines", "three"] {
+        run_cli(&["write", &name, text]);
+        gui.expect(&format!("changed main=1 {}", text.replace('\n', "|")));
+    }
+    gui.expect("done");
+    gui.wait_success();
 }

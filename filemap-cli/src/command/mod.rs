@@ -2,6 +2,7 @@
 //! helpers are `output.rs`, beneath them.
 
 mod info;
+mod legacy;
 mod ls;
 mod memo;
 mod output;
@@ -21,6 +22,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args)?,
         Command::Ls(args) => ls::run(args)?,
         Command::Rm(args) => rm::run(args)?,
+        Command::Legacy(args) => legacy::run(args)?,
     }
     Ok(())
 }

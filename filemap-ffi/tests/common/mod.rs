@@ -131,17 +131,26 @@ pub const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-
 pub fn cli() -> PathBuf {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| {
-        let beside = profile_dir().join("filemap");
+        let beside = profile_dir().join(format!("filemap{}", std::env::consts::EXE_SUFFIX));
         if beside.exists() {
             return beside;
         }
-        let target = profile_dir().join("ffi-cli");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--locked", "-p", "filemap-cli", "--target-dir"])
-            .arg(&target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        run_compiler(&mut cmd);
-        target.join("debug/filemap")
+        // Under Wine no cargo can run: ci/windows.sh builds the CLI first.
+        #[cfg(windows)]
+        panic!(
+            "{} is missing: build filemap-cli for this target first",
+            beside.display()
+        );
+        #[cfg(not(windows))]
+        {
+            let target = profile_dir().join("ffi-cli");
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "--locked", "-p", "filemap-cli", "--target-dir"])
+                .arg(&target)
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            run_compiler(&mut cmd);
+            target.join("debug/filemap")
+        }
     })
     .clone()
 }
