@@ -4,6 +4,8 @@ set -euo pipefail
 rustup component add rustfmt clippy >/dev/null
 # Standard-library sources for the targets we type-check but cannot test here.
 rustup target add x86_64-apple-darwin aarch64-apple-darwin x86_64-pc-windows-gnu x86_64-unknown-freebsd >/dev/null
+# aarch64 Linux, built and run under qemu-user (ci/aarch64.sh).
+rustup target add aarch64-unknown-linux-gnu >/dev/null
 # Tests run real processes and signal them with kill(1); tmux drives no test.
 command -v kill >/dev/null
 test -d /dev/shm
@@ -13,8 +15,10 @@ missing=()
 # filemap-ffi tests: g++ for the C++ test, pkg-config for filemap.pc, Free
 # Pascal for bindings/pascal; fpc-source for the win64 RTL the Windows
 # leg builds (ci/wine/fpc-win64.sh). openssl(1): filemap-bridge's TLS
-# test makes its certificates with it.
-for pkg in gcc-mingw-w64-x86-64 wine64 g++ pkg-config fp-compiler fp-units-rtl fpc-source-3.2.2 openssl; do
+# test makes its certificates with it. The aarch64 leg (ci/aarch64.sh):
+# the cross linker and C library, and qemu-user to run the binaries.
+for pkg in gcc-mingw-w64-x86-64 wine64 g++ pkg-config fp-compiler fp-units-rtl fpc-source-3.2.2 openssl \
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
         missing+=("$pkg")
 done

@@ -208,6 +208,24 @@ impl Report for Measured {
                 }
             }
         }
+        // What a user with large contents feels: publish + notify, the
+        // other process wakes and reads 1 MiB out, and back, against the
+        // least any shared-memory transport can do (busy-polling, one copy
+        // each way). The gap is the two wake-ups and the copies through
+        // the region's buffers.
+        if let (Some(a), Some(b)) = (
+            self.median(FilemapBlocking, 1 << 20),
+            self.median(SpinFloor, 1 << 20),
+        ) {
+            out.push(Target {
+                name: "filemap-blocking (publish + notify + read by another process) / spin-floor median".to_owned(),
+                payload: Some(1 << 20),
+                ratio: a / b,
+                limit: 1.5,
+                at_least: false,
+                unit: "×",
+            });
+        }
         // Small contents, by best repetitions: the floor without the
         // scheduling noise of a shared host.
         if let (Some(a), Some(b)) = (self.best(FilemapSpin, 8), self.best(SpinFloor, 8)) {

@@ -16,6 +16,12 @@ use crate::units::bytes;
 pub struct Machine {
     pub nproc: usize,
     pub cpu: String,
+    /// The CPU's feature flags as the kernel lists them (`flags` on x86,
+    /// `Features` on aarch64), so that runs on different hosts can be told
+    /// apart (the copies choose their path by them).
+    pub cpu_flags: Vec<String>,
+    /// The copy path filemap chose on this CPU for large contents.
+    pub copy_path: String,
     pub kernel: String,
 }
 
@@ -30,12 +36,22 @@ impl Machine {
                     .map(|(_, v)| v.trim().to_owned())
             })
             .unwrap_or_else(|| "unknown".to_owned());
+        let cpu_flags = cpuinfo
+            .lines()
+            .find_map(|l| {
+                let (key, value) = l.split_once(':')?;
+                matches!(key.trim(), "flags" | "Features")
+                    .then(|| value.split_whitespace().map(str::to_owned).collect())
+            })
+            .unwrap_or_default();
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown".to_owned());
         Machine {
             nproc: crate::sys::cpu_count(),
             cpu,
+            cpu_flags,
+            copy_path: filemap::copy_path(1 << 20).to_owned(),
             kernel,
         }
     }
@@ -121,6 +137,8 @@ impl Results {
             "command": self.command,
             "nproc": self.machine.nproc,
             "cpu": self.machine.cpu,
+            "cpu_flags": self.machine.cpu_flags,
+            "copy_path_1mib": self.machine.copy_path,
             "kernel": self.machine.kernel,
             "pinned": self.pinned,
             "seconds": self.seconds,
@@ -134,9 +152,10 @@ impl Results {
         let m = &self.machine;
         let _ = writeln!(
             md,
-            "Machine: {} CPUs ({}), Linux {}; mode `{}`; processes {}pinned; `{}`; {:.0} s.\n",
+            "Machine: {} CPUs ({}; copies of 1 MiB: {}), Linux {}; mode `{}`; processes {}pinned; `{}`; {:.0} s.\n",
             m.nproc,
             m.cpu,
+            m.copy_path,
             m.kernel,
             self.mode.name(),
             if self.pinned { "" } else { "not " },
@@ -217,6 +236,8 @@ mod tests {
             machine: Machine {
                 nproc: 2,
                 cpu: "cpu".into(),
+                cpu_flags: vec!["sse2".into()],
+                copy_path: "sse2".into(),
                 kernel: "k".into(),
             },
             pinned: true,

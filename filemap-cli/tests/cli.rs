@@ -13,7 +13,7 @@ use filemap_testkit::{await_condition, unique, Cleanup};
 use filemap_testkit::{await_exit, STEP};
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_filemap"))
+    filemap_testkit::program(env!("CARGO_BIN_EXE_filemap"))
 }
 
 fn filemap(args: &[&str]) -> Output {
@@ -268,7 +268,10 @@ fn read_on_a_terminal_escapes_control_characters() {
             pixel_height: 0,
         })
         .unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_filemap"));
+    // Through the emulator the tests run under, if any.
+    let mut argv = filemap_testkit::runner();
+    argv.push(env!("CARGO_BIN_EXE_filemap").into());
+    let mut cmd = CommandBuilder::from_argv(argv);
     cmd.args(["read", &name]);
     let mut child = pair.slave.spawn_command(cmd).unwrap();
     drop(pair.slave);

@@ -56,7 +56,10 @@ impl Memo {
                 pixel_height: 0,
             })
             .expect("open a pty");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_filemap"));
+        // Through the emulator the tests run under, if any.
+        let mut argv = filemap_testkit::runner();
+        argv.push(env!("CARGO_BIN_EXE_filemap").into());
+        let mut cmd = CommandBuilder::from_argv(argv);
         cmd.arg("memo");
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");

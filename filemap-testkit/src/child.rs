@@ -27,11 +27,12 @@ pub const ENTRY: &str = "child_role";
 const MARK: &str = "FILEMAP_TESTKIT_CHILD";
 
 /// This test binary, told to run only its ignored [`ENTRY`] test, without
-/// capturing its output, on one thread. The caller adds the role (in the
+/// capturing its output, on one thread, through the emulator the tests run
+/// under if any ([`crate::RUNNER`]). The caller adds the role (in the
 /// environment) and its stdio.
 pub fn command() -> Command {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let mut cmd = Command::new(exe);
+    let mut cmd = crate::program(exe);
     cmd.args([
         "--ignored",
         "--exact",

@@ -9,13 +9,48 @@
 //!   deadline.
 //! - [`free_port`]: a TCP port on 127.0.0.1 that was free a moment ago.
 //! - [`child`]: child processes that re-run the test binary in a role.
+//! - [`program`] and [`RUNNER`]: a command for a program built by cargo,
+//!   run through an emulator when the tests run under one (aarch64 under
+//!   qemu-user in CI).
 
+use std::ffi::OsString;
 use std::net::TcpListener;
-use std::process::{Child, ExitStatus};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod child;
+
+/// The environment variable naming the emulator (with its arguments,
+/// separated by spaces) that runs the binaries under test, e.g.
+/// `qemu-aarch64 -L /usr/aarch64-linux-gnu`: cargo's
+/// `CARGO_TARGET_<triple>_RUNNER` starts the test binaries through it, and
+/// the processes the tests start themselves (the test binary again, the
+/// CLI) are started through it by [`program`]. Without it (the normal
+/// case) programs are run directly. Where binfmt_misc would make the
+/// kernel do this, CI containers usually may not register it.
+pub const RUNNER: &str = "FILEMAP_TEST_RUNNER";
+
+/// The emulator and its arguments from [`RUNNER`]; empty if unset.
+pub fn runner() -> Vec<OsString> {
+    std::env::var(RUNNER)
+        .map(|r| r.split_whitespace().map(OsString::from).collect())
+        .unwrap_or_default()
+}
+
+/// A command that runs `path`, through the emulator of [`RUNNER`] if set.
+pub fn program(path: impl AsRef<Path>) -> Command {
+    let mut runner = runner().into_iter();
+    match runner.next() {
+        Some(emulator) => {
+            let mut cmd = Command::new(emulator);
+            cmd.args(runner).arg(path.as_ref());
+            cmd
+        }
+        None => Command::new(path.as_ref()),
+    }
+}
 
 /// Generous upper bound for any single step of a test: tests fail, not hang.
 pub const STEP: Duration = Duration::from_secs(20);

@@ -128,6 +128,14 @@ pub use value::{
     default_tag, value_parts, Codec, ValueExt, ValueParts, MAX_JSON_DEPTH, VALUE_MAGIC,
 };
 pub use wait::{CancelToken, Strategy, Wait};
+
+/// The copy path this process uses for contents of `len` bytes (`"sse2"`,
+/// `"avx2"`, `"movsb"`, `"nt"`, `"neon"` or `"words"`), chosen once per
+/// process from the CPU's features and cache size, or forced by the
+/// `FILEMAP_COPY` environment variable. For benchmarks and diagnostics.
+pub fn copy_path(len: usize) -> &'static str {
+    copy::path_for(len).name()
+}
 pub use watch::Watcher;
 
 /// What most programs use: `use filemap::prelude::*;` brings the handle,

@@ -49,7 +49,7 @@ struct Pair {
 /// Start `reader` (exiting after generation `last`), wait for it to be
 /// ready, then start `writer`.
 fn start_pair(reader: &str, writer: &str, name: &str, last: &str) -> Pair {
-    let mut reader = Command::new(example(reader))
+    let mut reader = filemap_testkit::program(example(reader))
         .args([name, last])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -57,7 +57,7 @@ fn start_pair(reader: &str, writer: &str, name: &str, last: &str) -> Pair {
         .unwrap();
     let mut lines = BufReader::new(reader.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    let mut writer = Command::new(example(writer))
+    let mut writer = filemap_testkit::program(example(writer))
         .arg(name)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,6 +1,8 @@
-//! Every copy against `copy_from_slice`: each length up to 300 and some
-//! large ones, every misalignment of the private side, sentinels around
-//! the destination, guard pages around both sides, and a proptest.
+//! Every copy path against `copy_from_slice`, each called directly (so
+//! every path runs on any CPU that can run it, whatever the process would
+//! choose): each length up to 300 and some large ones, every misalignment
+//! of the private side, sentinels around the destination, guard pages
+//! around both sides, and a proptest.
 
 use proptest::prelude::*;
 
@@ -24,8 +26,11 @@ unsafe fn store_words(src: *const u8, dst: *mut u8, len: usize) {
 }
 
 /// `(name, copy, shared side is the source)`.
-// Only x86-64 adds copies of its own.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+// Only x86-64 and aarch64 add copies of their own.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(unused_mut)
+)]
 fn copies() -> Vec<(&'static str, Copy, bool)> {
     let mut all: Vec<(&'static str, Copy, bool)> = vec![
         ("load_shared", load_shared, true),
@@ -35,21 +40,112 @@ fn copies() -> Vec<(&'static str, Copy, bool)> {
     ];
     #[cfg(target_arch = "x86_64")]
     {
-        all.push(("x86::copy_sse2 load", super::x86::copy_sse2, true));
-        all.push(("x86::copy_sse2 store", super::x86::copy_sse2, false));
+        use super::x86;
+        all.push(("x86::copy_sse2 load", x86::copy_sse2, true));
+        all.push(("x86::copy_sse2 store", x86::copy_sse2, false));
+        all.push(("x86::copy_movsb load", x86::copy_movsb, true));
+        all.push(("x86::copy_movsb store", x86::copy_movsb, false));
+        all.push(("x86::copy_nt load", x86::copy_nt, true));
+        all.push(("x86::copy_nt store", x86::copy_nt, false));
         if std::is_x86_feature_detected!("avx2") {
             /// # Safety
             /// As `copy_avx2`, whose CPU condition this checked.
             unsafe fn avx2(src: *const u8, dst: *mut u8, len: usize) {
                 // SAFETY: the CPU has AVX2 (checked before this was
                 // listed); the ranges are the caller's.
-                unsafe { super::x86::copy_avx2(src, dst, len) }
+                unsafe { x86::copy_avx2(src, dst, len) }
             }
             all.push(("x86::copy_avx2 load", avx2, true));
             all.push(("x86::copy_avx2 store", avx2, false));
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        all.push(("aarch64::copy load", super::aarch64::copy, true));
+        all.push(("aarch64::copy store", super::aarch64::copy, false));
+    }
     all
+}
+
+/// The names `FILEMAP_COPY` takes, and what a CPU cannot run or a typo
+/// falls back from (the automatic choice, never a panic).
+#[test]
+fn forcing_names_a_path_or_falls_back_to_auto() {
+    let plan = super::Plan::detect();
+    let parse = |v: &str| super::parse(v, &plan).map(super::Path::name);
+    assert_eq!(parse("words"), Some("words"));
+    assert_eq!(parse("auto"), None);
+    assert_eq!(parse("rep"), None);
+    assert_eq!(parse(""), None);
+    #[cfg(target_arch = "x86_64")]
+    {
+        for name in ["sse2", "movsb", "nt"] {
+            assert_eq!(parse(name), Some(name));
+        }
+        let avx2 = std::is_x86_feature_detected!("avx2");
+        assert_eq!(parse("avx2"), avx2.then_some("avx2"));
+        assert_eq!(parse("neon"), None);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert_eq!(parse("neon"), Some("neon"));
+        assert_eq!(parse("sse2"), None);
+    }
+}
+
+/// A forced path applies to every size; the automatic choice never picks a
+/// path the CPU cannot run.
+#[test]
+fn the_process_path_is_the_forced_one_or_a_runnable_one() {
+    let forced = std::env::var(super::ENV).ok();
+    for len in [0, 64, 4096, 1 << 20, 64 << 20] {
+        let path = super::path_for(len).name();
+        match forced.as_deref() {
+            Some(f) if f != "auto" && !f.is_empty() && f != "avx2" => assert_eq!(path, f),
+            #[cfg(target_arch = "x86_64")]
+            _ if path == "avx2" => assert!(std::is_x86_feature_detected!("avx2")),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn thresholds_follow_the_cpu() {
+    use super::x86::{Cpu, Thresholds, MOVSB_MIN_INTEL, NT_FLOOR};
+    use super::Path;
+    let intel = Cpu {
+        avx2: true,
+        erms: true,
+        amd: false,
+        llc: 32 << 20,
+    };
+    let t = Thresholds::of(&intel);
+    assert_eq!(t.movsb_min, MOVSB_MIN_INTEL);
+    assert_eq!(t.nt_min, 16 << 20);
+    assert_eq!(t.path(&intel, 64), Path::Sse2);
+    assert_eq!(t.path(&intel, 1024), Path::Avx2);
+    assert_eq!(t.path(&intel, 1 << 20), Path::Movsb);
+    assert_eq!(t.path(&intel, 16 << 20), Path::NonTemporal);
+    let amd = Cpu { amd: true, ..intel };
+    let t = Thresholds::of(&amd);
+    assert_eq!(t.path(&amd, 1 << 20), Path::Avx2);
+    assert_eq!(t.path(&amd, 16 << 20), Path::NonTemporal);
+    // No ERMS, no AVX2, a cache CPUID does not describe: the SSE2 loop.
+    let old = Cpu {
+        avx2: false,
+        erms: false,
+        amd: false,
+        llc: 0,
+    };
+    let t = Thresholds::of(&old);
+    assert_eq!(t.path(&old, 64 << 20), Path::Sse2);
+    // A tiny cache never sends mid-size copies around it.
+    let small = Cpu {
+        llc: 256 << 10,
+        ..old
+    };
+    assert_eq!(Thresholds::of(&small).nt_min, NT_FLOOR);
 }
 
 const PAD: usize = 64;
@@ -207,7 +303,7 @@ proptest! {
     fn copies_like_copy_from_slice(
         data in proptest::collection::vec(any::<u8>(), 0..5000),
         misalign in 0usize..64,
-        which in 0usize..8,
+        which in 0usize..64,
     ) {
         let all = copies();
         let (name, copy, shared_src) = all[which % all.len()];
