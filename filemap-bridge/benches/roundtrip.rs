@@ -21,7 +21,11 @@ use filemap_testkit::free_port;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait as _;
 
-const BIN: &str = env!("CARGO_BIN_EXE_filemap-bridge");
+/// The bridge binary: this build's, or `BENCH_BRIDGE=path` (to compare
+/// two builds against Zenoh on the same host).
+fn bin() -> std::ffi::OsString {
+    std::env::var_os("BENCH_BRIDGE").unwrap_or_else(|| env!("CARGO_BIN_EXE_filemap-bridge").into())
+}
 /// (size, round trips per repetition).
 const SIZES: [(usize, usize); 3] = [(8, 1000), (64 << 10, 300), (1 << 20, 80)];
 /// Repetitions, zenoh and bridge alternated so that a busy host hurts both.
@@ -274,12 +278,12 @@ fn bridges(tag: &str, names: &[&str]) -> Bridges {
         regions.extend([ra, rb]);
     }
     let a = Proc::spawn(
-        Command::new(BIN).args(&args_a).args(["--listen", &ep]),
+        Command::new(bin()).args(&args_a).args(["--listen", &ep]),
         "ready",
     )
     .drain();
     let b = Proc::spawn(
-        Command::new(BIN).args(&args_b).args(["--connect", &ep]),
+        Command::new(bin()).args(&args_b).args(["--connect", &ep]),
         "ready",
     )
     .drain();
