@@ -21,7 +21,11 @@ use filemap_testkit::free_port;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait as _;
 
-const BIN: &str = env!("CARGO_BIN_EXE_filemap-bridge");
+/// The bridge binary: this build's, or `BENCH_BRIDGE=path` (to compare
+/// two builds against Zenoh on the same host).
+fn bin() -> std::ffi::OsString {
+    std::env::var_os("BENCH_BRIDGE").unwrap_or_else(|| env!("CARGO_BIN_EXE_filemap-bridge").into())
+}
 /// (size, round trips per repetition).
 const SIZES: [(usize, usize); 3] = [(8, 1000), (64 << 10, 300), (1 << 20, 80)];
 /// Repetitions, zenoh and bridge alternated so that a busy host hurts both.
@@ -165,18 +169,30 @@ impl Proc {
         }
     }
 
-    /// Keep reading (and dropping) the child's output, so it never blocks
-    /// on a full pipe: the bridges log every send and apply.
-    fn drain(mut self) -> Proc {
-        if let Some(mut out) = self.out.take() {
-            // BENCH_LOG=1 shows the bridges' logs.
-            if std::env::var_os("BENCH_LOG").is_some() {
-                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::stderr()));
-            } else {
-                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    /// A bridge: it logs (`ready` included) to standard error.
+    fn spawn_bridge(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "bridge ended early");
+            if line.starts_with("ready") {
+                break;
             }
         }
-        self
+        // Keep reading (and dropping) its log, so it never blocks on a
+        // full pipe; BENCH_LOG=1 shows it.
+        if std::env::var_os("BENCH_LOG").is_some() {
+            std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
+        } else {
+            std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        }
+        Proc { child, out: None }
     }
 
     fn finish(mut self) -> String {
@@ -273,16 +289,8 @@ fn bridges(tag: &str, names: &[&str]) -> Bridges {
         args_b.extend(["--map".into(), format!("{rb}=bench/{tag}/{n}")]);
         regions.extend([ra, rb]);
     }
-    let a = Proc::spawn(
-        Command::new(BIN).args(&args_a).args(["--listen", &ep]),
-        "ready",
-    )
-    .drain();
-    let b = Proc::spawn(
-        Command::new(BIN).args(&args_b).args(["--connect", &ep]),
-        "ready",
-    )
-    .drain();
+    let a = Proc::spawn_bridge(Command::new(bin()).args(&args_a).args(["--listen", &ep]));
+    let b = Proc::spawn_bridge(Command::new(bin()).args(&args_b).args(["--connect", &ep]));
     Bridges {
         _a: a,
         _b: b,

@@ -99,9 +99,15 @@ impl Log {
         Log { json, verbose }
     }
 
+    /// Whether `event` is logged at all: callers on the hot path (every
+    /// content sent or applied) skip building the fields when not.
+    pub fn wants(&self, event: &str) -> bool {
+        self.json || self.verbose || !matches!(event, "sent" | "applied" | "synced")
+    }
+
     /// Log `event` with `fields` (a JSON object).
     pub fn event(&self, event: &str, fields: Value) {
-        if !self.json && !self.verbose && matches!(event, "sent" | "applied" | "synced") {
+        if !self.wants(event) {
             return;
         }
         let line = if self.json {
@@ -152,9 +158,6 @@ struct State {
     current: Option<(Meta, ZBytes)>,
     /// Greatest remote time seen, so local writes are dated after it.
     max_seen: u64,
-    /// Reused to make a fragmented payload contiguous (no fresh pages per
-    /// sample).
-    scratch: Vec<u8>,
 }
 
 struct Map {
@@ -593,7 +596,6 @@ fn recall_state(fm: FileMap, lock: &RegionLock) -> State {
         local_gen: None,
         current: None,
         max_seen: 0,
-        scratch: Vec::new(),
     };
     let Some((generation, meta)) = lock.recall() else {
         return state;
@@ -899,20 +901,8 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
         // Nothing dated yet: whatever the region holds loses to a dated value.
         _ => fm.generation(),
     };
-    let mut scratch = std::mem::take(&mut st.scratch);
-    let first = payload.slices().next().unwrap_or(&[]);
-    let content: &[u8] = if first.len() == payload.len() {
-        first
-    } else {
-        scratch.clear();
-        for piece in payload.slices() {
-            scratch.extend_from_slice(piece);
-        }
-        &scratch
-    };
-    let written = fm.write_if(expected, content);
-    let len = content.len();
-    st.scratch = scratch;
+    let written = write_pieces_if(&fm, expected, payload);
+    let len = payload.len();
     match written {
         Ok(p) => {
             map.lock.record(p.generation, &meta);
@@ -920,6 +910,9 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
             st.local_gen = Some(p.generation);
             st.current = Some((meta, payload.clone()));
             drop(st);
+            if !shared.log.wants("applied") {
+                return;
+            }
             shared.log.event(
                 "applied",
                 json!({
@@ -953,6 +946,39 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
             );
         }
     }
+}
+
+/// Publish `payload` into `fm` if the region is still at generation
+/// `expected`, as [`FileMap::write_if`] does, copying each of its slices
+/// straight into the region: a large sample arrives in fragments (Zenoh
+/// hands 1 MiB over as about sixteen slices), which are so never gathered
+/// into a contiguous buffer first.
+fn write_pieces_if(
+    fm: &FileMap,
+    expected: u64,
+    payload: &ZBytes,
+) -> Result<filemap::Published, FmError> {
+    let mut slices = payload.slices();
+    let first = slices.next().unwrap_or(&[]);
+    if first.len() == payload.len() {
+        return fm.write_if(expected, first);
+    }
+    // The loan holds the region lock: no write lands between this look at
+    // the generation and the commit. Dropped uncommitted, it publishes
+    // nothing.
+    let mut loan = fm.loan()?;
+    let found = fm.generation();
+    if found != expected {
+        return Err(FmError::Conflict {
+            name: fm.name().to_owned(),
+            expected,
+            found,
+        });
+    }
+    for piece in payload.slices() {
+        loan.append(piece)?;
+    }
+    loan.commit()
 }
 
 /// How often a watcher tries again to make a removed region anew after
@@ -1087,6 +1113,7 @@ fn on_local_change(shared: &Shared, map: &Map) {
         .allowed_destination(Locality::Remote)
         .wait();
     match sent {
+        Ok(()) if !shared.log.wants("sent") => {}
         Ok(()) => shared.log.event(
             "sent",
             json!({ "region": map.region, "key": map.key, "bytes": len,

@@ -263,17 +263,20 @@ impl PyFileMap {
     /// Block until the generation differs from ``seen``; return the new one,
     /// or ``None`` when ``timeout`` seconds pass first.
     ///
-    /// ``strategy``: ``"sleep"`` sleeps in the kernel; ``"spin"``
-    /// busy-polls (lowest latency, one core busy); ``"adaptive"`` spins
-    /// first while spinning has been catching changes (learnt per handle
-    /// from its spins; at most 50 µs), else sleeps at once. With ``spin``
-    /// (seconds, at most 0.05), the wait busy-polls that long first, which
-    /// catches a prompt peer without a sleep and a wake-up.
+    /// ``strategy``: ``"adaptive"`` (the default) spins first while
+    /// spinning has been catching changes (learnt per handle from its
+    /// spins; at most 50 µs) and the machine has a CPU to spare (no more
+    /// threads ready to run than CPUs), else sleeps at once: about a
+    /// microsecond per wake-up for a prompt peer on a quiet machine, and
+    /// the blocking wait's cost on a loaded one. ``"sleep"`` always sleeps
+    /// in the kernel; ``"spin"`` busy-polls (lowest latency, one core
+    /// busy). With ``spin`` (seconds, at most 0.05), the wait busy-polls
+    /// that long first, whatever the load.
     ///
     /// ``close()`` from another thread ends the wait at once (``Closed``).
     /// Ctrl-C raises ``KeyboardInterrupt`` at once from a sleep, within
     /// 20 ms from ``"spin"``, and after the ``spin`` prefix.
-    #[pyo3(signature = (seen, timeout = None, *, strategy = "sleep", spin = DEFAULT_SPIN.as_secs_f64()))]
+    #[pyo3(signature = (seen, timeout = None, *, strategy = "adaptive", spin = DEFAULT_SPIN.as_secs_f64()))]
     fn wait_change(
         &self,
         py: Python<'_>,

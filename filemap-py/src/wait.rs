@@ -38,11 +38,12 @@ pub(crate) const SPIN_SLICE: Duration = Duration::from_millis(20);
 /// by signals).
 pub(crate) const MAX_SPIN_FIRST: Duration = Duration::from_millis(50);
 
-/// How long `wait_change` busy-polls before it sleeps by default: not at
-/// all. Spinning first catches a prompt peer without a sleep and a
+/// How long `wait_change` busy-polls before its strategy by default: not
+/// at all. A fixed spin first catches a prompt peer without a sleep and a
 /// wake-up, but on a loaded machine it steals the peer's core (measured:
 /// 5.8 µs round trips sleeping at once, 125 µs spinning 50 µs first, at a
-/// load of 14 on 2 cores); callers who own their cores pass `spin=`.
+/// load of 14 on 2 cores); the default strategy, adaptive, spins only
+/// while that pays and the machine has a CPU to spare.
 pub(crate) const DEFAULT_SPIN: Duration = Duration::ZERO;
 
 /// The strategy named `name` (`"sleep"`, `"spin"` or `"adaptive"`).

@@ -88,7 +88,7 @@ impl Inner {
             },
             lock_timeout,
             epoch: Os::fork_epoch(),
-            learner: notify::Learner::new(Os::online_cpus()),
+            learner: notify::Learner::new(Os::online_cpus(), Os::runnable_threads),
         }
     }
 

@@ -27,6 +27,9 @@ const STAGE: usize = 64 << 10;
 /// The staging chunk a loan starts with (it doubles up to [`STAGE`] as the
 /// content grows, so a small loan zeroes little).
 const FIRST_STAGE: usize = 4 << 10;
+/// A piece at least this long is copied straight into the region rather
+/// than through the staging chunk.
+const DIRECT: usize = 4 << 10;
 
 /// The inactive buffer of a region, lent to one writer under the lock; see
 /// [`FileMap::loan`](crate::FileMap::loan). Implements [`std::io::Write`].
@@ -191,12 +194,26 @@ impl<'a> WriteLoan<'a> {
             }
         }
         let capacity = self.capacity;
-        // Whole chunks go straight in while nothing is staged.
-        if self.staged == 0 && bytes.len() >= STAGE {
-            let whole = bytes.len() / STAGE * STAGE;
-            inner.store_at(self.index, self.stored, &bytes[..whole])?;
-            self.stored += whole;
-            bytes = &bytes[whole..];
+        // A large piece goes straight in (its bytes are copied once, not
+        // through the staging chunk): what is staged is first topped up to
+        // a multiple of 8 bytes from the piece's head and stored, so that
+        // the piece's bulk starts at an offset a multiple of 8, as stores
+        // into the region require; its last few bytes are staged. A
+        // content handed over in pieces (a network message in fragments)
+        // is so copied once whatever the pieces' lengths.
+        if bytes.len() >= DIRECT {
+            if self.staged > 0 {
+                let top = (8 - self.staged % 8) % 8;
+                self.stage_bytes(&bytes[..top]);
+                bytes = &bytes[top..];
+                inner.store_at(self.index, self.stored, &self.stage[..self.staged])?;
+                self.stored += self.staged;
+                self.staged = 0;
+            }
+            let bulk = bytes.len() / 8 * 8;
+            inner.store_at(self.index, self.stored, &bytes[..bulk])?;
+            self.stored += bulk;
+            bytes = &bytes[bulk..];
         }
         while !bytes.is_empty() {
             let needed = (self.staged + bytes.len()).min(STAGE);
@@ -209,8 +226,7 @@ impl<'a> WriteLoan<'a> {
                 self.stage.resize(size, 0);
             }
             let take = bytes.len().min(self.stage.len() - self.staged);
-            self.stage[self.staged..self.staged + take].copy_from_slice(&bytes[..take]);
-            self.staged += take;
+            self.stage_bytes(&bytes[..take]);
             bytes = &bytes[take..];
             if self.staged == STAGE {
                 inner.store_at(self.index, self.stored, &self.stage)?;
@@ -222,6 +238,18 @@ impl<'a> WriteLoan<'a> {
         let room = (self.stage.len() - self.staged).min(capacity - self.len());
         self.free = room.saturating_sub(1);
         Ok(())
+    }
+
+    /// Copy `bytes` after what is staged, growing the chunk (zero-filled)
+    /// if it lacks room; callers never take it past [`STAGE`].
+    fn stage_bytes(&mut self, bytes: &[u8]) {
+        let end = self.staged + bytes.len();
+        if self.stage.len() < end {
+            self.stage
+                .resize(end.max(FIRST_STAGE.min(self.capacity)), 0);
+        }
+        self.stage[self.staged..end].copy_from_slice(bytes);
+        self.staged = end;
     }
 
     /// Publish what was written as the region's whole new content, and

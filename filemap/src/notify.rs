@@ -298,24 +298,74 @@ pub struct Learner {
     misses: AtomicU32,
     /// Waits without a spin since the last probe.
     unspun: AtomicU32,
+    /// How many CPUs the machine has (the crowding rule's yardstick).
+    cpus: usize,
+    /// Threads runnable on the machine now, if the OS says so cheaply
+    /// (the backend's [`runnable_threads`](crate::backend::Backend)).
+    runnable: fn() -> Option<usize>,
+    /// When the learner was made: [`Learner::crowd`] counts from it.
+    born: Instant,
+    /// The last look at the machine's run queue: microseconds since
+    /// `born` when it was taken, shifted left once, and whether the
+    /// machine was crowded in bit 0; [`NEVER`] before the first look.
+    crowd: AtomicU64,
 }
 
+/// [`Learner::crowd`] before the first look.
+const NEVER: u64 = u64::MAX;
+/// How long a look at the run queue holds: one read of a small kernel
+/// file (a few microseconds) per this much time, and a load that begins
+/// stops the spinning within it.
+const CROWD_TTL: Duration = Duration::from_millis(10);
+
 impl Learner {
-    /// A learner for a machine with `cpus` CPUs online; it tries spinning
-    /// at first.
-    pub fn new(cpus: usize) -> Learner {
+    /// A learner for a machine with `cpus` CPUs online, which asks
+    /// `runnable` how many threads are runnable on it (`None`: the OS
+    /// does not say, and only the spins teach); it tries spinning at
+    /// first.
+    pub fn new(cpus: usize, runnable: fn() -> Option<usize>) -> Learner {
         Learner {
             spin_limit: u32::try_from(cpus.saturating_sub(1)).unwrap_or(u32::MAX),
             gap_ns: AtomicU64::new(0),
             misses: AtomicU32::new(0),
             unspun: AtomicU32::new(0),
+            cpus,
+            runnable,
+            born: Instant::now(),
+            crowd: AtomicU64::new(NEVER),
         }
+    }
+
+    /// Whether more threads are runnable on the machine than it has CPUs
+    /// (the waiter itself counted: it is running). A spin then takes a CPU
+    /// that a runnable thread, perhaps the very peer it waits for, would
+    /// otherwise get: the peer's answer comes later, and the spin burns
+    /// what the others needed. Looked at once per [`CROWD_TTL`] at most.
+    pub fn crowded(&self) -> bool {
+        let now = u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX >> 2);
+        let last = self.crowd.load(Relaxed);
+        if last != NEVER && now.saturating_sub(last >> 1) < CROWD_TTL.as_micros() as u64 {
+            return last & 1 == 1;
+        }
+        let crowded = (self.runnable)().is_some_and(|r| r > self.cpus);
+        self.crowd
+            .store(((now & (u64::MAX >> 2)) << 1) | u64::from(crowded), Relaxed);
+        crowded
     }
 
     /// How long the next wait spins before sleeping: twice the average
     /// gap a spin caught, and a little, at most [`MAX_SPIN`]; nothing while
-    /// spinning does not pay, but for a probe every [`PROBE_EVERY`] waits.
+    /// spinning does not pay, but for a probe every [`PROBE_EVERY`] waits;
+    /// nothing while the machine is [crowded](Learner::crowded).
     pub fn budget(&self) -> Duration {
+        let budget = self.spin_budget();
+        if budget.is_zero() || self.crowded() {
+            return Duration::ZERO;
+        }
+        budget
+    }
+
+    fn spin_budget(&self) -> Duration {
         if self.misses.load(Relaxed) >= MISSES {
             if self.unspun.fetch_add(1, Relaxed) + 1 >= PROBE_EVERY {
                 self.unspun.store(0, Relaxed);
@@ -552,7 +602,7 @@ mod tests {
 
     #[test]
     fn the_learner_spins_only_while_spinning_pays_and_probes_meanwhile() {
-        let learner = Learner::new(2);
+        let learner = Learner::new(2, unknown);
         assert!(!learner.budget().is_zero(), "a new handle tries spinning");
         for _ in 0..50 {
             learner.hit(Duration::from_micros(1));
@@ -586,13 +636,69 @@ mod tests {
         assert!(budget <= Duration::from_micros(10), "{budget:?}");
     }
 
+    fn unknown() -> Option<usize> {
+        None
+    }
+
+    fn three_runnable() -> Option<usize> {
+        Some(3)
+    }
+
+    fn two_runnable() -> Option<usize> {
+        Some(2)
+    }
+
+    #[test]
+    fn the_learner_does_not_spin_while_more_threads_are_runnable_than_cpus() {
+        for runnable in [
+            three_runnable as fn() -> Option<usize>,
+            two_runnable,
+            unknown,
+        ] {
+            let learner = Learner::new(2, runnable);
+            for _ in 0..50 {
+                learner.hit(Duration::from_micros(1));
+            }
+            let crowded = runnable().is_some_and(|r| r > 2);
+            assert_eq!(learner.crowded(), crowded);
+            assert_eq!(
+                learner.budget().is_zero(),
+                crowded,
+                "{:?} runnable on 2 CPUs, with spins that pay",
+                runnable()
+            );
+        }
+    }
+
+    #[test]
+    fn the_learner_looks_at_the_run_queue_rarely() {
+        static LOOKS: AtomicU32 = AtomicU32::new(0);
+        fn counted() -> Option<usize> {
+            LOOKS.fetch_add(1, SeqCst);
+            Some(1)
+        }
+        let learner = Learner::new(2, counted);
+        for _ in 0..10_000 {
+            let _ = learner.budget();
+        }
+        let looks = LOOKS.load(SeqCst);
+        assert!(
+            (1..=2).contains(&looks),
+            "{looks} looks for 10000 waits in a few ms"
+        );
+    }
+
     #[test]
     fn spinners_are_bounded_by_the_cores_and_forgotten_with_a_dead_slot() {
         let h = Header::zeroed();
         let slot = &h.slots[3];
-        let limit = Learner::new(4).spin_limit;
+        let limit = Learner::new(4, unknown).spin_limit;
         assert_eq!(limit, 3, "one core is left for the publisher");
-        assert_eq!(Learner::new(1).spin_limit, 0, "one core: never spin");
+        assert_eq!(
+            Learner::new(1, unknown).spin_limit,
+            0,
+            "one core: never spin"
+        );
         let mut claimed = 0;
         while claim_spinner(&h, slot, limit) {
             claimed += 1;
@@ -658,7 +764,7 @@ mod tests {
     #[test]
     fn an_adaptive_wait_honours_its_deadline_and_sees_a_change() {
         let h = Header::zeroed();
-        let learner = Learner::new(2);
+        let learner = Learner::new(2, unknown);
         let start = Instant::now();
         let timeout = Duration::from_millis(30);
         assert_eq!(

@@ -37,7 +37,11 @@ pub enum Strategy {
     /// waits, which teaches it to spin again when the peer turns prompt.
     /// At most one thread fewer than the machine has cores spin on a
     /// region at once, across all processes, so spinners never starve the
-    /// writer they wait for.
+    /// writer they wait for. And it does not spin at all while the machine
+    /// has more threads ready to run than CPUs (on Linux, the running
+    /// count of `/proc/loadavg`, looked at once per 10 ms at most): on a
+    /// loaded machine a spin takes the CPU the peer needs to answer, so
+    /// it sleeps at once, as [`Strategy::Sleep`] does.
     Adaptive,
 }
 

@@ -118,6 +118,32 @@ fn a_writer_killed_mid_loan_leaves_the_published_content_intact() {
     assert_eq!(map.read_string().unwrap().content, "after");
 }
 
+/// A network message arrives in fragments of odd lengths (as Zenoh hands
+/// over 1 MiB: about sixteen slices of a little under 64 KiB); appended to
+/// a loan one by one, each straight into the region at an offset that is
+/// not a multiple of 8 after the first, they publish the message whole.
+#[test]
+fn a_message_appended_in_odd_fragments_is_published_whole() {
+    let name = unique("loanfrag");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(2 << 20).open().unwrap();
+    let message: Vec<u8> = (0..(1usize << 20))
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect();
+    for fragment in [65_517usize, 4_099, 4_096, 65_536, 1 << 20] {
+        let mut loan = map.loan().unwrap();
+        for piece in message.chunks(fragment) {
+            loan.append(piece).unwrap();
+        }
+        loan.commit().unwrap();
+        let got = map.read().unwrap().content;
+        assert!(
+            got == message,
+            "fragments of {fragment} bytes: content differs"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
     /// A serialiser's pattern: thousands of writes of a few bytes, through

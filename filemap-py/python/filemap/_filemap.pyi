@@ -87,17 +87,20 @@ class FileMap:
         seen: int,
         timeout: float | None = None,
         *,
-        strategy: Literal["sleep", "spin", "adaptive"] = "sleep",
+        strategy: Literal["sleep", "spin", "adaptive"] = "adaptive",
         spin: float = 0.0,
     ) -> int | None:
         """Wait until the generation differs from ``seen``; return it, or
         ``None`` after ``timeout`` seconds.
 
-        ``strategy``: ``"sleep"`` sleeps in the kernel (no CPU); ``"spin"``
-        busy-polls (lowest latency, one core busy); ``"adaptive"`` spins
-        while spinning has been catching changes (learnt per handle, at most
-        50 µs), else sleeps. ``spin`` (seconds, at most 0.05): busy-poll
-        that long first.
+        ``strategy``: ``"adaptive"`` (the default) spins while spinning
+        has been catching changes (learnt per handle, at most 50 µs) and
+        the machine has a CPU to spare (no more threads ready to run than
+        CPUs), else sleeps: about a microsecond per wake-up for a prompt
+        peer on a quiet machine, the blocking wait's cost on a loaded one.
+        ``"sleep"`` always sleeps in the kernel (no CPU); ``"spin"``
+        busy-polls (lowest latency, one core busy). ``spin`` (seconds, at
+        most 0.05): busy-poll that long first, whatever the load.
 
         ``close()`` from another thread ends the wait at once with
         ``Closed``. Ctrl-C raises ``KeyboardInterrupt`` at once from a sleep,

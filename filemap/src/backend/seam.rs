@@ -133,6 +133,15 @@ pub(crate) trait Host: Process {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
+    /// Threads runnable or running on the whole machine right now (this
+    /// one included), if the OS tells it cheaply; `None` otherwise. The
+    /// adaptive wait does not spin while this exceeds
+    /// [`Host::online_cpus`]: the spin would take a CPU from a thread
+    /// that is ready to run, perhaps the peer it waits for.
+    fn runnable_threads() -> Option<usize> {
+        None
+    }
+
     /// How an OS error maps onto [`Error`] beyond its kind.
     fn classify(e: &io::Error) -> ErrorClass;
 }
@@ -316,6 +325,11 @@ pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
     /// See [`Host::online_cpus`].
     fn online_cpus() -> usize {
         Self::Host::online_cpus()
+    }
+
+    /// See [`Host::runnable_threads`].
+    fn runnable_threads() -> Option<usize> {
+        Self::Host::runnable_threads()
     }
 
     /// See [`Host::classify`].

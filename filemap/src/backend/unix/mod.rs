@@ -342,6 +342,34 @@ pub fn online_cpus() -> usize {
     cpus as usize
 }
 
+/// Threads runnable or running on the machine now: the fourth field of
+/// Linux's `/proc/loadavg` (`running/total`), which the kernel counts at
+/// the read (one small read, a few microseconds). `None` elsewhere, or
+/// when the file is missing or says something else.
+pub fn runnable_threads() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::io::Read as _;
+        let mut text = [0u8; 128];
+        let mut file = std::fs::File::open("/proc/loadavg").ok()?;
+        let n = file.read(&mut text).ok()?;
+        parse_loadavg_running(text.get(..n)?)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// The running count in a `/proc/loadavg` line
+/// (`0.20 0.18 0.12 2/180 1234`), or `None` if it is not one.
+pub fn parse_loadavg_running(text: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(text).ok()?;
+    let field = text.split_ascii_whitespace().nth(3)?;
+    let (running, _total) = field.split_once('/')?;
+    running.parse().ok()
+}
+
 /// This process's id: `getpid(2)`, cached per fork (the lock records it on
 /// every acquisition, and `getpid` is a real system call).
 pub fn pid() -> u32 {
@@ -373,4 +401,56 @@ pub fn classify(e: &io::Error) -> ErrorClass {
 /// Text for a raw name read from a directory.
 pub fn name_to_string(name: OsString) -> Option<String> {
     String::from_utf8(name.into_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_count_is_the_fourth_field_of_loadavg() {
+        assert_eq!(
+            parse_loadavg_running(b"0.20 0.18 0.12 3/180 1234\n"),
+            Some(3)
+        );
+        assert_eq!(parse_loadavg_running(b"0.20 0.18 0.12"), None);
+        assert_eq!(parse_loadavg_running(b"a b c d/e f"), None);
+        assert_eq!(parse_loadavg_running(b"\xff\xfe"), None);
+    }
+
+    /// As many busy threads as the machine has CPUs, and this one: the
+    /// kernel counts more runnable threads than CPUs, which is what stops
+    /// an adaptive wait from spinning.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn busy_threads_beyond_the_cpus_are_counted_runnable() {
+        use std::sync::atomic::AtomicBool;
+        let cpus = online_cpus();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..cpus {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+            // The threads take a moment to be scheduled: look until they
+            // are (a quiet machine: at once), at most 10 s.
+            let start = std::time::Instant::now();
+            let mut seen = None;
+            while start.elapsed() < std::time::Duration::from_secs(10) {
+                seen = runnable_threads();
+                if seen.is_some_and(|r| r > cpus) {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(
+                seen.is_some_and(|r| r > cpus),
+                "{seen:?} runnable with {cpus} busy threads and this one on {cpus} CPUs"
+            );
+        });
+    }
 }

@@ -62,6 +62,10 @@ impl Host for Unix {
         super::online_cpus()
     }
 
+    fn runnable_threads() -> Option<usize> {
+        super::runnable_threads()
+    }
+
     fn classify(e: &io::Error) -> ErrorClass {
         super::classify(e)
     }
