@@ -10,6 +10,8 @@
 //! - [`free_port`]: a TCP port on 127.0.0.1 that was free a moment ago.
 //! - [`child`]: child processes that re-run the test binary in a role.
 
+#![warn(missing_docs)]
+
 use std::net::TcpListener;
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -80,6 +80,9 @@
 //!
 //! Other targets compile and return [`Error::Unsupported`].
 
+// Every public item is documented; docs.rs shows which feature each needs.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Targets without a backend get the stub, whose `open` always fails: the
 // rest of the crate is unreachable there.
 #![cfg_attr(
