@@ -142,3 +142,17 @@ pub mod prelude {
     pub use crate::wait::{CancelToken, Strategy, Wait};
     pub use crate::{Error, ErrorKind, FileMap, Result};
 }
+
+/// The Rust examples of the README and the guides, compiled and run as
+/// doctests (`cargo test -p filemap --doc --features serde`), so that no
+/// page shows code that does not build.
+#[cfg(doctest)]
+mod doc_examples {
+    #[doc = include_str!("../../README.md")]
+    mod readme {}
+    #[doc = include_str!("../README.md")]
+    mod crate_readme {}
+    #[cfg(feature = "serde")]
+    #[doc = include_str!("../../docs/rust.md")]
+    mod rust_guide {}
+}
