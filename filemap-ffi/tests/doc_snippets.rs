@@ -60,7 +60,9 @@ fn every_documented_c_example_compiles_with_warnings_as_errors_and_runs() {
         let source = out_dir().join(format!("{label}.c"));
         std::fs::write(&source, code.replace("\"demo\"", &format!("\"{name}\""))).unwrap();
         let exe = build_c("cc", &[source], &label, C_FLAGS);
-        let out = Command::new(&exe).output().expect("running a documented example");
+        let out = Command::new(&exe)
+            .output()
+            .expect("running a documented example");
         assert!(
             out.status.success(),
             "{page}:{line}: the example exited with {}:\n{}{}",

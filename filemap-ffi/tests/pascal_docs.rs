@@ -68,7 +68,10 @@ fn every_documented_pascal_example_builds_and_writes_its_text() {
         let _cleanup = Cleanup(name.clone());
         // Held open here so that the region outlives the program's Free.
         let map = FileMap::open(&name).unwrap();
-        let dir = out_dir().join(format!("pascal-doc-{}-{line}", page.replace(['/', '.'], "-")));
+        let dir = out_dir().join(format!(
+            "pascal-doc-{}-{line}",
+            page.replace(['/', '.'], "-")
+        ));
         let units = dir.join("units");
         std::fs::create_dir_all(&units).unwrap();
         let source = dir.join("example.pas");
