@@ -42,20 +42,17 @@
 //!
 //! # Guarantees
 //!
-//! - **Atomic publish**: a write replaces the whole content; readers see the
-//!   old or the new content, never a mix (two buffers + a generation
-//!   seqlock).
-//! - **Lock-free reads**: readers take no lock and never make a writer wait.
-//! - **Crash safety**: the lock is robust. If its holder dies, the next
-//!   taker gets it, learns so ([`Published::owner_died`]), and the published
-//!   content is intact.
-//! - **Hostile memory**: every value read from the region is validated.
-//!   Impossible values give [`Error::Corrupted`]; no call panics, reads out
-//!   of bounds or waits forever.
-//! - **Lifetime**: a region disappears with its last handle unless it is
-//!   [persistent](Builder::persistent); a region whose users all died is
-//!   replaced on next open ([`admin::clean_stale`] removes it at once).
-//! - **No lost wake-ups**, and no system call on publish when nobody waits.
+//! A write replaces the whole content, and readers, which take no lock, see
+//! the old or the new content, never a mix. A lock holder's death is
+//! reported to the next taker ([`Published::owner_died`]) with the
+//! published content intact. Impossible values in the region give errors
+//! such as [`Error::Corrupted`], never a panic, an out-of-bounds read or an
+//! endless wait. A region goes with its last handle unless it is
+//! [persistent](Builder::persistent); one whose users all died is replaced
+//! on the next open ([`admin::clean_stale`] removes it at once). How each
+//! of these is kept, what it costs, and the known limits (`fork`,
+//! truncation by another process, pid namespaces, threads) are written
+//! once, in `docs/guarantees.md` of the repository.
 //!
 //! # Platforms
 //!
