@@ -17,7 +17,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum NameRule {
     /// The name is empty.
     Empty,
-    /// The name is longer than [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes.
+    /// The name is longer than the platform's longest name (`MAX_NAME_LEN`:
+    /// 247 bytes, 224 on Windows).
     TooLong {
         /// Length of the rejected name in bytes.
         len: usize,
@@ -262,7 +263,7 @@ pub enum Error {
         pid: u32,
     },
 
-    /// A typed read ([`FileMap::read_value`](crate::FileMap::read_value))
+    /// A typed read (`ValueExt::read_value`, feature `serde`)
     /// found content that is not a typed value.
     #[error(
         "region {name:?} does not hold a typed value (it holds {len} bytes of something else)"
