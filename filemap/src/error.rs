@@ -53,6 +53,21 @@ impl fmt::Display for NameRule {
 ///
 /// Whatever the variant, an operation that fails leaves the published
 /// content of the region as it was.
+///
+/// ```
+/// use filemap::{Error, ErrorKind, FileMap};
+///
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-error-{}", std::process::id());
+/// let map = FileMap::builder(&name).capacity(32).open()?;
+/// match map.write(&[0; 33]) {
+///     Err(Error::TooLarge { len, capacity, .. }) => assert_eq!((len, capacity), (33, 32)),
+///     other => panic!("{other:?}"),
+/// }
+/// // Callers that map errors to their own codes match on the kind.
+/// assert_eq!(map.write(&[0; 33]).unwrap_err().kind(), ErrorKind::TooLarge);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
