@@ -30,6 +30,8 @@ if ((${#missing[@]})); then
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The Python package's build and tests (ci/python.sh): maturin builds the
-# wheel, pytest + pytest-timeout run the suite. Pinned; pip skips what is there.
+# wheels (zig, from the ziglang package, links the manylinux one against
+# glibc 2.17's symbols), pytest + pytest-timeout run the suite. Pinned; pip
+# skips what is there.
 python3 -m pip install --quiet --disable-pip-version-check \
-    maturin==1.15.0 pytest==9.0.2 pytest-timeout==2.4.0
+    maturin==1.15.0 pytest==9.0.2 pytest-timeout==2.4.0 ziglang==0.13.0

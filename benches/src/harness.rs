@@ -317,7 +317,7 @@ pub fn child_ready() -> Result<()> {
 /// Whether a buffer at `addr` sits just above or below a page boundary:
 /// copies of 4–256 KiB between it and a page-aligned buffer then hit the
 /// `rep movsb` 4K-aliasing slow path on AMD Zen 3 (glibc 2.36 here), 15–20×
-/// slower. See PERFORMANCE.md.
+/// slower. See docs/performance.md, "Known costs and findings".
 pub fn near_page_boundary(addr: usize) -> bool {
     !(64..=4096 - 64).contains(&(addr % 4096))
 }

@@ -3,7 +3,7 @@
 //!
 //! The binary re-executes itself (`current_exe() __child <role> ...`) for
 //! the other side of every measurement; `main` dispatches those roles
-//! before anything else. See `--help` and `PERFORMANCE.md`.
+//! before anything else. See `--help` and `docs/performance.md`.
 
 mod cli;
 mod harness;

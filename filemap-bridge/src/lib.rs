@@ -74,5 +74,7 @@
 //! dropped; the region is untouched. An authenticated peer is trusted: it
 //! can write any content to the keys it knows.
 
+#![warn(missing_docs)]
+
 pub mod bridge;
 pub mod wire;

@@ -1019,7 +1019,7 @@ impl Drop for KillPids {
     }
 }
 
-/// README's two-host memo recipe, word for word but for the names: each
+/// The two-host memo recipe of docs/bridge.md, word for word but for the names: each
 /// "host" is a mount namespace with its own /dev/shm, its bridge started in
 /// the background of the memo's terminal, logs to a file.
 #[test]
@@ -1032,7 +1032,7 @@ fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
     let cli = filemap_cli();
     let pidfiles = KillPids(vec![dir.join("a.pid"), dir.join("b.pid")]);
     let host = |label: &'static str, role: &str, log: &Path, pidfile: &Path| {
-        // The README's line, plus `echo $!` so the test can end the bridge.
+        // The recipe's line, plus `echo $!` so the test can end the bridge.
         let script = format!(
             "mount -t tmpfs tmpfs /dev/shm &&
   {{ \"$0\" --map {region}={key} --capacity 64KiB --{role} tcp/127.0.0.1:$P 2>{log} & echo $! >{pid}; }} &&

@@ -11,6 +11,8 @@
 //! The header is generated from this crate by cbindgen (`tests/header.rs`
 //! checks the committed copy; `FILEMAP_BLESS=1` rewrites it).
 
+#![warn(missing_docs)]
+
 mod args;
 mod lock;
 mod map;

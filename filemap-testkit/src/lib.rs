@@ -13,6 +13,8 @@
 //!   run through an emulator when the tests run under one (aarch64 under
 //!   qemu-user in CI).
 
+#![warn(missing_docs)]
+
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::Path;

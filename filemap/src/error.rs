@@ -17,7 +17,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum NameRule {
     /// The name is empty.
     Empty,
-    /// The name is longer than [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes.
+    /// The name is longer than the platform's longest name (`MAX_NAME_LEN`:
+    /// 247 bytes, 224 on Windows).
     TooLong {
         /// Length of the rejected name in bytes.
         len: usize,
@@ -52,6 +53,21 @@ impl fmt::Display for NameRule {
 ///
 /// Whatever the variant, an operation that fails leaves the published
 /// content of the region as it was.
+///
+/// ```
+/// use filemap::{Error, ErrorKind, FileMap};
+///
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-error-{}", std::process::id());
+/// let map = FileMap::builder(&name).capacity(32).open()?;
+/// match map.write(&[0; 33]) {
+///     Err(Error::TooLarge { len, capacity, .. }) => assert_eq!((len, capacity), (33, 32)),
+///     other => panic!("{other:?}"),
+/// }
+/// // Callers that map errors to their own codes match on the kind.
+/// assert_eq!(map.write(&[0; 33]).unwrap_err().kind(), ErrorKind::TooLarge);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -278,7 +294,7 @@ pub enum Error {
         pid: u32,
     },
 
-    /// A typed read ([`FileMap::read_value`](crate::FileMap::read_value))
+    /// A typed read (`ValueExt::read_value`, feature `serde`)
     /// found content that is not a typed value.
     #[error(
         "region {name:?} does not hold a typed value (it holds {len} bytes of something else)"

@@ -42,20 +42,17 @@
 //!
 //! # Guarantees
 //!
-//! - **Atomic publish**: a write replaces the whole content; readers see the
-//!   old or the new content, never a mix (two buffers + a generation
-//!   seqlock).
-//! - **Lock-free reads**: readers take no lock and never make a writer wait.
-//! - **Crash safety**: the lock is robust. If its holder dies, the next
-//!   taker gets it, learns so ([`Published::owner_died`]), and the published
-//!   content is intact.
-//! - **Hostile memory**: every value read from the region is validated.
-//!   Impossible values give [`Error::Corrupted`]; no call panics, reads out
-//!   of bounds or waits forever.
-//! - **Lifetime**: a region disappears with its last handle unless it is
-//!   [persistent](Builder::persistent); a region whose users all died is
-//!   replaced on next open ([`admin::clean_stale`] removes it at once).
-//! - **No lost wake-ups**, and no system call on publish when nobody waits.
+//! A write replaces the whole content, and readers, which take no lock, see
+//! the old or the new content, never a mix. A lock holder's death is
+//! reported to the next taker ([`Published::owner_died`]) with the
+//! published content intact. Impossible values in the region give errors
+//! such as [`Error::Corrupted`], never a panic, an out-of-bounds read or an
+//! endless wait. A region goes with its last handle unless it is
+//! [persistent](Builder::persistent); one whose users all died is replaced
+//! on the next open ([`admin::clean_stale`] removes it at once). How each
+//! of these is kept, what it costs, and the known limits (`fork`,
+//! truncation by another process, pid namespaces, threads) are written
+//! once, in `docs/guarantees.md` of the repository.
 //!
 //! # Platforms
 //!
@@ -80,6 +77,9 @@
 //!
 //! Other targets compile and return [`Error::Unsupported`].
 
+// Every public item is documented; docs.rs shows which feature each needs.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Targets without a backend get the stub, whose `open` always fails: the
 // rest of the crate is unreachable there.
 #![cfg_attr(
@@ -146,4 +146,18 @@ pub mod prelude {
     pub use crate::value::ValueExt;
     pub use crate::wait::{CancelToken, Strategy, Wait};
     pub use crate::{Error, ErrorKind, FileMap, Result};
+}
+
+/// The Rust examples of the README and the guides, compiled and run as
+/// doctests (`cargo test -p filemap --doc --features serde`), so that no
+/// page shows code that does not build.
+#[cfg(doctest)]
+mod doc_examples {
+    #[doc = include_str!("../../README.md")]
+    mod readme {}
+    #[doc = include_str!("../README.md")]
+    mod crate_readme {}
+    #[cfg(feature = "serde")]
+    #[doc = include_str!("../../docs/rust.md")]
+    mod rust_guide {}
 }

@@ -142,7 +142,7 @@ impl Alarm {
 }
 
 /// A thread ringing each watched name's [`Alarm`] when that name appears
-/// or goes away; see the [module docs](self). Ended (and joined) by
+/// or goes away; see [`admin`](crate::admin). Ended (and joined) by
 /// [`NameWatch::stop`] or on drop. It does not stop the alarms: call
 /// [`Alarm::stop`] for that.
 pub struct NameWatch {

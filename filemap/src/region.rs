@@ -37,6 +37,20 @@ pub trait ReadBuffer: Sink {}
 impl<T: Sink + ?Sized> ReadBuffer for T {}
 
 /// Configures and opens a region; made by [`FileMap::builder`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-builder-{}", std::process::id());
+/// let map = filemap::FileMap::builder(&name)
+///     .capacity(64 * 1024)
+///     .create_only() // AlreadyExists if another process made it
+///     .lock_timeout(Duration::from_secs(1))
+///     .open()?;
+/// assert_eq!(map.capacity(), 64 * 1024);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct Builder {
@@ -226,6 +240,18 @@ impl Builder {
 /// `ValueExt` with the `serde` feature; both in [`prelude`](crate::prelude));
 /// functions on regions by name (list, inspect, remove, clean up) are in
 /// [`admin`](crate::admin).
+///
+/// ```
+/// use filemap::prelude::*;
+///
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-filemap-{}", std::process::id());
+/// let map = FileMap::open(&name)?; // create, or attach if it exists
+/// let published = map.write(b"hello")?;
+/// let snap = map.read()?;
+/// assert_eq!((&snap.content[..], snap.generation), (&b"hello"[..], published.generation));
+/// # Ok(()) }
+/// ```
 pub struct FileMap {
     inner: Arc<Inner>,
 }
@@ -644,6 +670,16 @@ impl Drop for Guard<'_> {
 /// which any thread of the process can clear); on Windows the kernel mutex
 /// can only be released by its owner thread, so it stays held until that
 /// thread ends, and the next taker is then told `owner_died`.
+///
+/// ```
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-owned-{}", std::process::id());
+/// let map = filemap::FileMap::open(&name)?;
+/// let mut guard = map.lock_owned()?; // no borrow of `map`: it can be stored
+/// guard.publish(b"under the lock")?;
+/// guard.unlock()?;
+/// # Ok(()) }
+/// ```
 pub struct OwnedGuard {
     inner: Arc<Inner>,
     owner_died: bool,

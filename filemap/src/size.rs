@@ -8,26 +8,46 @@
 pub enum ParseSizeError {
     /// Nothing but white space.
     #[error("empty size {text:?} (examples: 4096, 64K, 1MiB)")]
-    Empty { text: String },
+    Empty {
+        /// The text as given.
+        text: String,
+    },
     /// A leading `-`: sizes are never negative.
     #[error("{text:?} is negative; a size is a whole number of bytes (examples: 4096, 64K, 1MiB)")]
-    Negative { text: String },
+    Negative {
+        /// The text as given.
+        text: String,
+    },
     /// A `.` or `,` in the number: sizes are whole numbers of bytes.
     #[error(
         "{text:?} has a fraction; a size is a whole number of bytes or units (e.g. 1536K, not 1.5M)"
     )]
-    Fraction { text: String },
+    Fraction {
+        /// The text as given.
+        text: String,
+    },
     /// No digits where the number should be (a sign such as `+` included).
     #[error("{text:?} is not a size (examples: 4096, 64K, 1MiB)")]
-    NotANumber { text: String },
+    NotANumber {
+        /// The text as given.
+        text: String,
+    },
     /// The suffix is none of B, K, KB, KiB, M, MB, MiB, G, GB, GiB.
     #[error(
         "{text:?} has an unknown unit {unit:?} (use K, M or G, KiB, MiB or GiB, or none for bytes)"
     )]
-    UnknownUnit { text: String, unit: String },
+    UnknownUnit {
+        /// The text as given.
+        text: String,
+        /// The suffix that is no unit.
+        unit: String,
+    },
     /// More than `u64::MAX` bytes.
     #[error("{text:?} is more than {} bytes", u64::MAX)]
-    Overflow { text: String },
+    Overflow {
+        /// The text as given.
+        text: String,
+    },
 }
 
 /// Parse a byte count: a whole number, optionally followed by a unit.

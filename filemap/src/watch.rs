@@ -20,6 +20,24 @@ use crate::snapshot::Snapshot;
 
 /// Stops its background thread when dropped. Made by
 /// [`FileMap::watch`](crate::FileMap::watch).
+///
+/// ```
+/// use std::sync::mpsc;
+///
+/// # fn main() -> filemap::Result<()> {
+/// # let name = format!("doc-watcher-{}", std::process::id());
+/// let map = filemap::FileMap::open(&name)?;
+/// let (tx, rx) = mpsc::channel();
+/// let watcher = map.watch(move |change| {
+///     let _ = tx.send(change.map(|snap| snap.content));
+/// })?;
+/// // Another handle (here in this process) publishes; this one is told.
+/// filemap::FileMap::open(&name)?.write(b"news")?;
+/// let seen = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap()?;
+/// assert_eq!(seen, b"news");
+/// drop(watcher); // stops the thread
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping the Watcher stops watching"]
 pub struct Watcher {
     stop: Arc<AtomicBool>,

@@ -62,7 +62,7 @@ pub fn config(ns: &Namespace) -> Result<Config> {
     config
         .global
         .set_root_path(&IoxPath::new(root.as_bytes()).map_err(ix("root path"))?);
-    // Diagnosis knob (see PERFORMANCE.md): every `receive()` scans a slot
+    // Diagnosis knob (see docs/performance.md): every `receive()` scans a slot
     // map of `subscriber_expired_connection_buffer` (default 128) +
     // `max_publishers` entries, which dominates an empty poll.
     if let Some(n) = std::env::var_os(EXPIRED_BUFFER_VAR) {
