@@ -818,6 +818,12 @@ mod tests {
     #[test]
     fn an_edit_too_large_keeps_both_texts() {
         let name = region("large");
+        // A region made elsewhere that never grows: the memo attaches to it.
+        let _fixed = FileMap::builder(&name)
+            .capacity(32)
+            .create_only()
+            .open()
+            .unwrap();
         let mut a = App::new(Options {
             capacity: 32,
             ..options(&name)
@@ -899,12 +905,19 @@ mod tests {
         let a = App::new(Options {
             capacity: 32,
             capacity_given: true,
-            init: Some("x".repeat(40)),
+            // Past the most a memo grows to.
+            init: Some("x".repeat(MEMO_MAX_CAPACITY + 1)),
             ..options(&name)
         })
         .unwrap();
-        assert_eq!(a.too_large(), Some((40, 32)));
-        assert_eq!(text(&a), "x".repeat(40));
+        assert_eq!(
+            a.too_large(),
+            Some((MEMO_MAX_CAPACITY + 1, MEMO_MAX_CAPACITY))
+        );
+        assert!(
+            text(&a) == "x".repeat(MEMO_MAX_CAPACITY + 1),
+            "init kept locally"
+        );
         assert_eq!(shared(&name), "");
     }
 

@@ -193,7 +193,7 @@ mod tests {
         assert!(rows[4].contains("Ln 1, Col 9"), "{rows:#?}");
         assert!(
             rows[5].starts_with(
-                " [ ] exists already [x] open [x] auto-sync │ 19/4096 B │ gen 1 │ 1 attached"
+                " [ ] exists already [x] open [x] auto-sync │ 19/16777216 B │ gen 1 │ 1 attached"
             ),
             "{rows:#?}"
         );
