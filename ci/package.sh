@@ -32,6 +32,7 @@ list() { cargo package --locked --allow-dirty --list -p "$1" 2>/dev/null; }
 list filemap | check filemap "$meta src/.*\.rs examples/.*\.rs" "README.md src/lib.rs"
 list filemap-cli | check filemap-cli "$meta src/.*\.rs" "README.md src/main.rs"
 list filemap-bridge | check filemap-bridge "$meta src/.*\.rs" "README.md src/lib.rs src/main.rs"
+list filemap-legacy | check filemap-legacy "$meta src/.*\.rs" "README.md src/lib.rs"
 
 sdist=$(mktemp -d)
 trap 'rm -rf "$sdist"' EXIT
