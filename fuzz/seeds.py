@@ -241,10 +241,19 @@ put("cli", "rm-stale", cli(b"rm", b"--stale", b"a"))
 put("cli", "bad-names", cli(b"read", b"../etc"))
 put("cli", "memo-parse", cli(b"memo", b"x", b"--capacity", b"64K"))
 
-# ---- protocol: seq u16, then (len, op[, point]) steps.
+# ---- protocol: seq u16, then (len, op[, point]) steps; a length byte
+# with bit 7 set is (byte & 0x7f) * 97 bytes (past the first capacity, 64,
+# up to the maximum, 16 KiB).
+def grown(n):
+    return 0x80 | n
+
+
 put("protocol", "write-read", b"\x00\x01" + b"\x10\x00" + b"\x00\x05" + b"\x20\x00" + b"\x00\x05")
 put("protocol", "kill-each-point", b"\x00\x02" + b"".join(b"\x30\x03" + bytes([p]) + b"\x00\x05" for p in range(4)))
 put("protocol", "loan-update-read-into", b"\x00\x03" + b"\x11\x01\x12\x01\x13\x02\x08\x04\x40\x04\x00\x05")
+put("protocol", "grow-by-write-loan-update", b"\x00\x04" + bytes([grown(1), 0, 0, 5, grown(50), 1, grown(100), 2, grown(127), 0, 0, 5]))
+put("protocol", "kill-growing-loan", b"\x00\x05" + b"".join(bytes([grown(20 + 30 * p), 3, p, 0, 5]) for p in range(4)))
+put("protocol", "grow-then-small-reads", b"\x00\x06" + bytes([grown(127), 0, 0x10, 4, grown(3), 4, 0, 5]))
 
 # ---- dictionaries
 def dict_line(name, data):
