@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The short fuzzing campaign: build the fuzz targets (fuzz/, libFuzzer on
-# stable Rust), replay each target's kept corpus, then fuzz each for
+# The short fuzzing campaign: check the fuzz crate's formatting and
+# lints, build the fuzz targets (fuzz/, libFuzzer on stable Rust), replay
+# each target's kept corpus, then fuzz each for
 # FUZZ_SECONDS (default 15) from it, so a change that breaks a decoder or
 # an invariant fails CI. The long campaign is in docs/fuzzing.md.
 # Needs root (or `unshare -rm`): the targets give themselves a private
@@ -12,7 +13,11 @@ seconds=${FUZZ_SECONDS:-15}
 start=$SECONDS
 (cd fuzz && cargo fmt --check)
 (cd fuzz && cargo build --release --locked --target "$FUZZ_TRIPLE" --bins --quiet)
-echo "fuzz targets built in $((SECONDS - start)) s"
+# Lints here rather than in ci/lint.sh (whose clippy never sees this
+# workspace): with the build's flags, target and profile, clippy reuses
+# the build scripts' output, libFuzzer's C++ above all.
+(cd fuzz && cargo clippy --release --locked --target "$FUZZ_TRIPLE" --all-targets --quiet -- -D warnings)
+echo "fuzz targets built and linted in $((SECONDS - start)) s"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 failed=0

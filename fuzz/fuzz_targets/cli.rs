@@ -1,6 +1,7 @@
 //! The `filemap` command's arguments and standard input, in-process: its
 //! own clap definitions and verbs (compiled from filemap-cli's source
-//! files; `memo` and `watch`, which run until stopped, are parsed only).
+//! files; `memo`, `watch` and `legacy`, which run until stopped, are
+//! parsed only).
 //!
 //! Input: arguments (NUL-separated) `0xff` the content of region `v` (so
 //! `read --json` decodes what the fuzzer chose) `0xff` standard input.
@@ -175,7 +176,8 @@ fuzz_target!(|data: &[u8]| {
         Command::Rm(args) => {
             let _ = command::rm::run(args);
         }
-        Command::Memo(_) | Command::Watch(_) => {}
+        // Run until stopped (`legacy` is Windows only): parsed only.
+        Command::Memo(_) | Command::Watch(_) | Command::Legacy(_) => {}
     }
     heap.check(16 * data.len() + (2 << 20), "cli");
 });

@@ -108,7 +108,7 @@ fn unsafe_name(status: FmStatus) -> String {
 /// readable bytes (the contract) when it has no NUL.
 fn name(b: &mut Bytes) -> *const c_char {
     let bytes = b.field();
-    let with_nul = b.u8() % 4 != 0;
+    let with_nul = !b.u8().is_multiple_of(4);
     let readable = if with_nul {
         bytes.len() + 1
     } else {
@@ -203,7 +203,7 @@ fn step(st: &mut State, b: &mut Bytes) {
                 _ => u32::from(b.u8() & 7),
             };
             let mut out: *mut FmMap = ptr::null_mut();
-            let want_out = b.u8() % 8 != 0;
+            let want_out = !b.u8().is_multiple_of(8);
             let out_ptr = if want_out {
                 &raw mut out
             } else {
@@ -232,7 +232,7 @@ fn step(st: &mut State, b: &mut Bytes) {
         }
         1 => {
             let pick = b.u8();
-            if !st.maps.is_empty() && pick % 2 == 0 {
+            if !st.maps.is_empty() && pick.is_multiple_of(2) {
                 let m = st.maps.remove(usize::from(pick >> 1) % st.maps.len());
                 // SAFETY: a live handle, removed from the state: closed once.
                 assert_eq!(check(unsafe { fm_close(m) }, "fm_close"), FM_OK);
@@ -250,7 +250,7 @@ fn step(st: &mut State, b: &mut Bytes) {
             let h = st.handle(b);
             let expected = b.u64();
             let content = b.field();
-            let null_data = b.u8() % 16 == 0;
+            let null_data = b.u8().is_multiple_of(16);
             let data = if null_data {
                 ptr::null()
             } else {
@@ -284,7 +284,7 @@ fn step(st: &mut State, b: &mut Bytes) {
         4 => {
             let h = st.handle(b);
             let cap = usize::from(b.u16()) % (ROOM + 1);
-            let buf = if cap == 0 && b.u8() % 2 == 0 {
+            let buf = if cap == 0 && b.u8().is_multiple_of(2) {
                 ptr::null_mut()
             } else {
                 arena().tail(cap, 0xa5)
@@ -317,7 +317,7 @@ fn step(st: &mut State, b: &mut Bytes) {
         }
         5 => {
             let h = st.handle(b);
-            let null = b.u8() % 4 == 0;
+            let null = b.u8().is_multiple_of(4);
             let mut info = FmInfo::default();
             let mut g = 0u64;
             let mut c = 0usize;
@@ -357,7 +357,7 @@ fn step(st: &mut State, b: &mut Bytes) {
         }
         7 => {
             let mut n = 0usize;
-            let null = b.u8() % 2 == 0;
+            let null = b.u8().is_multiple_of(2);
             // SAFETY: NULL or a local.
             check(
                 unsafe { fm_clean_stale(if null { ptr::null_mut() } else { &raw mut n }) },
@@ -367,7 +367,7 @@ fn step(st: &mut State, b: &mut Bytes) {
         8 => {
             let h = st.handle(b);
             let mut died = false;
-            if b.u8() % 2 == 0 {
+            if b.u8().is_multiple_of(2) {
                 // SAFETY: `h` as above; `died` a local.
                 check(unsafe { fm_lock(h, &raw mut died) }, "fm_lock");
             } else {

@@ -1,12 +1,20 @@
 //! The publish protocol under a fuzzer-chosen schedule: writes, reads,
 //! `read_into`, `update`, and writer processes killed (SIGKILL) at a
 //! fuzzer-chosen point of a publish (holding the lock, with a loan open, part
-//! of the content copied, just after the commit), all on one region.
+//! of the content copied, just after the commit), all on one region per
+//! input, made small (64 bytes) and growing up to 16 KiB: contents longer
+//! than the capacity grow it, a killed writer's loan may have grown it
+//! without publishing.
+//!
+//! Input: seq u16, then steps: a length byte (bit 7 clear: 0-127 bytes;
+//! set: the low bits times 97, up to 12 KiB, past the first capacity), an
+//! operation byte, and for a killed writer its kill point.
 //!
 //! Checks: every read returns a whole content that was published (never a
 //! mix, never the part a dead writer copied); after a writer dies holding
 //! the lock, the next write succeeds and reports the dead owner; the
-//! generation never goes back.
+//! generation never goes back; after a publish the capacity holds it, for
+//! the writer and for a reader attached before the growth.
 //!
 //! A killed writer is this binary run again with `FILEMAP_FUZZ_CHILD` set:
 //! the child role runs before libFuzzer starts (the `init` block).
@@ -15,7 +23,6 @@
 
 use std::io::Write;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use filemap::FileMap;
@@ -25,7 +32,8 @@ use libfuzzer_sys::fuzz_target;
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-const CAPACITY: usize = 256;
+const CAPACITY: usize = 64;
+const MAX_CAPACITY: usize = 16 << 10;
 const CHILD: &str = "FILEMAP_FUZZ_CHILD";
 
 /// A content that names itself: `seq` in its first 4 bytes, then `len`
@@ -33,7 +41,7 @@ const CHILD: &str = "FILEMAP_FUZZ_CHILD";
 fn content(seq: u32, len: usize) -> Vec<u8> {
     let mut c = seq.to_le_bytes().to_vec();
     c.extend((0..len).map(|i| (seq as usize).wrapping_mul(31).wrapping_add(i) as u8));
-    c.truncate(CAPACITY);
+    c.truncate(MAX_CAPACITY);
     c
 }
 
@@ -76,22 +84,47 @@ struct Region {
     reader: FileMap,
 }
 
-fn region() -> &'static Region {
-    static R: OnceLock<Region> = OnceLock::new();
-    R.get_or_init(|| {
-        private_shm();
-        let name = unique("fzp");
-        let map = FileMap::builder(&name)
-            .capacity(CAPACITY)
-            .lock_timeout(Duration::from_secs(2))
-            .open()
-            .expect("the protocol region");
-        let reader = FileMap::builder(&name)
-            .open_only()
-            .open()
-            .expect("a reader");
-        Region { map, reader }
-    })
+/// A fresh region for each input (a region only grows: one kept across
+/// inputs would leave each input a different start).
+fn region() -> Region {
+    let name = unique("fzp");
+    let map = FileMap::builder(&name)
+        .capacity(CAPACITY)
+        .max_capacity(MAX_CAPACITY)
+        .lock_timeout(Duration::from_secs(2))
+        .open()
+        .expect("the protocol region");
+    let reader = FileMap::builder(&name)
+        .open_only()
+        .open()
+        .expect("a reader");
+    Region { map, reader }
+}
+
+/// The length a step's byte names.
+fn length(byte: u8) -> usize {
+    if byte & 0x80 == 0 {
+        usize::from(byte)
+    } else {
+        usize::from(byte & 0x7f) * 97
+    }
+}
+
+/// After a publish of `len` bytes, both handles see a capacity that holds
+/// it.
+fn holds(r: &Region, len: usize) {
+    let len = len.min(MAX_CAPACITY);
+    assert!(
+        r.map.capacity() >= len,
+        "a publish of {len} bytes left the capacity at {}",
+        r.map.capacity()
+    );
+    assert!(
+        r.reader.capacity() >= len,
+        "a reader attached before a growth sees a capacity of {}",
+        r.reader.capacity()
+    );
+    assert!(r.map.capacity() <= MAX_CAPACITY);
 }
 
 fuzz_target!(
@@ -101,6 +134,7 @@ fuzz_target!(
         }
     },
     |data: &[u8]| {
+        private_shm();
         let r = region();
         let heap = Heap::start();
         let mut b = Bytes::new(data);
@@ -113,13 +147,14 @@ fuzz_target!(
         let mut kills = 0;
         while !b.is_empty() && allowed.len() < 64 {
             seq = seq.wrapping_add(1);
-            let len = usize::from(b.u8());
+            let len = length(b.u8());
             match b.u8() % 6 {
                 0 => {
                     let c = content(seq, len);
                     let p = r.map.write(&c).expect("write");
                     assert!(p.generation > last, "the generation went back");
                     last = p.generation;
+                    holds(&r, c.len());
                     allowed.push(c);
                 }
                 1 => {
@@ -129,6 +164,7 @@ fuzz_target!(
                     if len % 2 == 0 {
                         let p = loan.commit().expect("commit");
                         last = p.generation;
+                        holds(&r, c.len());
                         allowed.push(c);
                     } // else dropped: nothing published
                 }
@@ -143,6 +179,7 @@ fuzz_target!(
                         })
                         .expect("update");
                     last = u.generation;
+                    holds(&r, c.len());
                     allowed.push(c);
                 }
                 3 if kills < 2 => {
@@ -170,6 +207,7 @@ fuzz_target!(
                         "a writer killed holding the lock was not reported"
                     );
                     last = p.generation;
+                    holds(&r, c.len());
                     allowed.push(c);
                 }
                 4 => {
@@ -196,6 +234,11 @@ fuzz_target!(
         }
         let s = r.reader.read().expect("read");
         assert!(allowed.contains(&s.content), "the final content was never published whole");
-        heap.check(64 * CAPACITY * 8 + (1 << 20), "protocol");
+        let name = r.map.name().to_owned();
+        drop(r);
+        let _ = filemap::admin::remove(&name);
+        // The contents allowed (at most 64 of at most 12 KiB) and a few
+        // reads of them.
+        heap.check(64 * MAX_CAPACITY * 2 + (1 << 20), "protocol");
     }
 );

@@ -202,3 +202,86 @@ impl<'a> Bytes<'a> {
         self.take(usize::MAX)
     }
 }
+
+/// The region file's wire layout, version 5 (the table at the top of
+/// `filemap/src/layout.rs`, which the library does not export). The
+/// `region` target checks every read against the file's bytes at these
+/// places, and [`layout::check_against`] checks the constants against a
+/// region the library made, so a layout change fails the target at its
+/// first input instead of silently checking the wrong bytes.
+pub mod layout {
+    /// `b"FILEMAP\x01"` at offset 0.
+    pub const MAGIC: [u8; 8] = *b"FILEMAP\x01";
+    pub const VERSION: u32 = 5;
+    pub const VERSION_AT: usize = 8;
+    pub const CAPACITY_AT: usize = 16;
+    pub const MAX_CAPACITY_AT: usize = 40;
+    pub const GENERATION_AT: usize = 128;
+    /// Buffer `i`'s line (seq, len, writer, inline content).
+    pub const fn line_at(i: usize) -> usize {
+        256 + 128 * i
+    }
+    pub const LEN_IN_LINE: usize = 8;
+    pub const INLINE_IN_LINE: usize = 24;
+    /// A content of at most this many bytes lives in its line.
+    pub const INLINE: usize = 40;
+    pub const HEADER_SIZE: usize = 4096;
+
+    pub const fn stride(capacity: usize) -> usize {
+        (capacity + 63) & !63
+    }
+
+    /// Where buffer `i` starts for a region of maximum `max_capacity`.
+    pub const fn buffer_offset(max_capacity: usize, i: usize) -> usize {
+        HEADER_SIZE + i * stride(max_capacity)
+    }
+
+    /// The size of a region file (and of its mapping) of maximum
+    /// `max_capacity`.
+    pub const fn region_size(max_capacity: usize) -> usize {
+        HEADER_SIZE + 2 * stride(max_capacity)
+    }
+
+    /// The little-endian `u64` at `at` in `bytes`, 0 past its end.
+    pub fn u64_at(bytes: &[u8], at: usize) -> u64 {
+        let mut word = [0u8; 8];
+        if let Some(b) = bytes.get(at..at + 8) {
+            word.copy_from_slice(b);
+        }
+        u64::from_le_bytes(word)
+    }
+
+    /// Where the bytes of the published content of a region file lie,
+    /// read as a reader of maximum `max_capacity` reads them: the active
+    /// buffer's (generation parity) length, then its line for a content
+    /// of at most [`INLINE`] bytes, else its buffer. `None` when the
+    /// length is past the maximum (a reader must refuse it).
+    pub fn content_range(bytes: &[u8], max_capacity: usize) -> Option<std::ops::Range<usize>> {
+        let i = (u64_at(bytes, GENERATION_AT) & 1) as usize;
+        let len = u64_at(bytes, line_at(i) + LEN_IN_LINE);
+        if len > max_capacity as u64 {
+            return None;
+        }
+        let len = len as usize;
+        let start = if len <= INLINE {
+            line_at(i) + INLINE_IN_LINE
+        } else {
+            buffer_offset(max_capacity, i)
+        };
+        Some(start..start + len)
+    }
+
+    /// Panic unless `bytes`, the file of a region the library just made
+    /// with `capacity` and `max_capacity` and no content, has this layout.
+    pub fn check_against(bytes: &[u8], capacity: usize, max_capacity: usize) {
+        assert_eq!(bytes.len(), region_size(max_capacity), "region size");
+        assert_eq!(bytes[..8], MAGIC, "magic");
+        assert_eq!(u64_at(bytes, VERSION_AT) as u32, VERSION, "layout version");
+        assert_eq!(u64_at(bytes, CAPACITY_AT), capacity as u64, "capacity");
+        assert_eq!(
+            u64_at(bytes, MAX_CAPACITY_AT),
+            max_capacity as u64,
+            "max_capacity"
+        );
+    }
+}
