@@ -407,7 +407,10 @@ impl Mapping {
             return Ok(());
         }
         for index in 0..2 {
-            self.commit(layout::buffer_offset(max_capacity, index) + from, len - from)?;
+            self.commit(
+                layout::buffer_offset(max_capacity, index) + from,
+                len - from,
+            )?;
         }
         ready.fetch_max(len, AcqRel);
         Ok(())
@@ -834,7 +837,13 @@ mod tests {
         sem.post();
         assert!(Semaphore::open(&longest).is_ok());
         create_mutex(&format!("Global\\filemap.{name}.lock")).expect("mutex");
-        create_section(None, Some(&format!("Global\\filemap.{name}")), 4096, true, false)
-            .expect("section");
+        create_section(
+            None,
+            Some(&format!("Global\\filemap.{name}")),
+            4096,
+            true,
+            false,
+        )
+        .expect("section");
     }
 }
