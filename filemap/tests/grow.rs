@@ -8,7 +8,7 @@
 
 mod common;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 use common::await_condition;
 use common::{say, stdin_line, unique, Child, Cleanup};
 use filemap::{Error, FileMap, Wait};
@@ -352,14 +352,26 @@ fn a_waiter_attached_before_a_growth_wakes_and_reads_the_grown_content() {
     assert!(writer.wait().success());
 }
 
-/// The blocks backing a region's file (Linux: `st_blocks`).
+/// The bytes of region `name`'s store that have storage: the blocks of
+/// its file (Linux: `st_blocks`).
 #[cfg(target_os = "linux")]
-fn backed_bytes(path: &std::path::Path) -> u64 {
+fn backed_bytes(name: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).unwrap().blocks() * 512
+    std::fs::metadata(filemap::admin::shm_path(name))
+        .unwrap()
+        .blocks()
+        * 512
 }
 
-#[cfg(target_os = "linux")]
+/// The bytes of region `name`'s store that have storage: the committed
+/// pages of its section (Windows).
+#[cfg(windows)]
+fn backed_bytes(name: &str) -> u64 {
+    let view = section::View::open(name);
+    view.committed(0, view.len) as u64
+}
+
+#[cfg(any(target_os = "linux", windows))]
 #[test]
 fn a_region_that_grew_costs_what_it_uses_not_its_maximum() {
     let name = unique("cost");
@@ -369,27 +381,33 @@ fn a_region_that_grew_costs_what_it_uses_not_its_maximum() {
         .max_capacity(256 << 20)
         .open()
         .unwrap();
-    let path = map.info().path;
+    #[cfg(target_os = "linux")]
     assert_eq!(
-        std::fs::metadata(&path).unwrap().len(),
+        std::fs::metadata(map.info().path).unwrap().len(),
+        4096 + 2 * (256 << 20),
+        "sized for the maximum"
+    );
+    #[cfg(windows)]
+    assert_eq!(
+        section::View::open(&name).len,
         4096 + 2 * (256 << 20),
         "sized for the maximum"
     );
     assert_eq!(
-        backed_bytes(&path),
+        backed_bytes(&name),
         4096 + 2 * 4096,
         "backed for the capacity"
     );
     map.write(&pattern(1, 1 << 20)).unwrap();
     assert_eq!(map.capacity(), 1 << 20);
-    assert_eq!(backed_bytes(&path), 4096 + 2 * (1 << 20));
+    assert_eq!(backed_bytes(&name), 4096 + 2 * (1 << 20));
 }
 
 /// A writer killed between backing the new bytes and raising the
 /// capacity (a test hook stalls it exactly there) leaves the region with
 /// its last content and its old capacity; the next writer takes the lock
 /// over and grows it again.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 #[test]
 fn a_writer_killed_mid_growth_leaves_the_content_and_the_next_writer_grows_the_region() {
     let name = unique("growkill");
@@ -400,8 +418,7 @@ fn a_writer_killed_mid_growth_leaves_the_content_and_the_next_writer_grows_the_r
         .open()
         .unwrap();
     map.write(&pattern(1, 1000)).unwrap();
-    let path = map.info().path;
-    let before = backed_bytes(&path);
+    let before = backed_bytes(&name);
     let mut writer = Child::spawn_with(
         "grow-writer",
         &name,
@@ -410,7 +427,7 @@ fn a_writer_killed_mid_growth_leaves_the_content_and_the_next_writer_grows_the_r
     assert_eq!(writer.line(), "ready");
     writer.send(&format!("2 {}", 8 << 20));
     await_condition("the writer to back the growth", || {
-        backed_bytes(&path) >= before + 2 * ((8 << 20) - 4096)
+        backed_bytes(&name) >= before + 2 * ((8 << 20) - 4096)
     });
     writer.kill9();
     assert_eq!(check(&map.read().unwrap().content), Ok(1));
