@@ -805,6 +805,28 @@ pub fn liveness(id: u32) -> Liveness {
 mod tests {
     use super::*;
 
+    /// A view of a reserved section (a growing region's) whose creator has
+    /// not committed anything yet has its header's page committed before
+    /// anyone reads the header (reading a reserved page is an access
+    /// violation), read-only views too; the rest stays reserved.
+    #[test]
+    fn a_view_of_a_reserved_section_gets_its_header_page_committed() {
+        let size = 3 << 16;
+        let (fd, _) = create_section(None, None, size as u64, true, true).unwrap();
+        for writable in [false, true] {
+            let map = Mapping::new(&fd, writable).unwrap();
+            assert_eq!(map.len(), size);
+            let header = query(map.base().as_ptr()).unwrap();
+            assert_eq!(
+                (header.State, header.RegionSize),
+                (MEM_COMMIT, HEADER_SIZE),
+                "writable: {writable}"
+            );
+            assert!(map.ready.is_some(), "the rest is reserved");
+            assert_eq!(map.header().magic.load(Acquire), 0);
+        }
+    }
+
     #[test]
     fn own_process_is_alive_with_its_start_time() {
         assert!(own_start_time() > 0);
