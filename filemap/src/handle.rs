@@ -10,14 +10,18 @@
 //! attached handle, guard, loan, waiter and watcher keeps working. What
 //! grows is the storage behind the mapping. A writer holding the lock
 //! that publishes more than the current capacity first backs the new
-//! bytes of both buffers (`Backend::back`: `fallocate(2)` on Linux), and
-//! only then raises the header's capacity; a full store fails there, with
-//! `OutOfSpace`, before anything was written or raised. Backing twice is
-//! harmless, so a writer that died between the two leaves a region whose
-//! next writer simply backs again. Readers never look at the capacity:
-//! they bound every length by the maximum, which their mapping holds, and
-//! an honest length only ever names bytes a writer backed before
-//! publishing it.
+//! bytes of both buffers (`Backend::back`: `fallocate(2)` on Linux,
+//! committing the pages on Windows), and only then raises the header's
+//! capacity; a full store fails there, with `OutOfSpace`, before anything
+//! was written or raised. Backing twice is harmless, so a writer that died
+//! between the two leaves a region whose next writer simply backs again.
+//! Readers never look at the capacity: they bound every length by the
+//! maximum, which their mapping holds, and an honest length only ever
+//! names bytes a writer backed before publishing it. Where untouched
+//! pages past the capacity fault instead of reading zeros (Windows'
+//! reserved pages), each handle also makes a length's bytes safe to touch
+//! through its own mapping before it loads them (`protocol::Reach`), and
+//! a writer stores only within what it so reached or backed.
 //!
 //! [`FileMap`]: crate::FileMap
 
@@ -200,10 +204,17 @@ impl Inner {
         }
     }
 
-    /// The region's capacity now (it grows), bounded by the maximum.
+    /// The region's capacity now (it grows), bounded by the maximum, and
+    /// by what this handle's mapping can reach: on systems that give a
+    /// growing region's pages storage on demand (Windows), the capacity
+    /// the header names is made safe to touch first, and if the system
+    /// refuses (a header scribbled past what was backed, and no storage
+    /// left) it is what was ready, so that a writer backs the rest before
+    /// storing into it.
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        layout::current_capacity(self.header(), self.max_capacity)
+        let capacity = layout::current_capacity(self.header(), self.max_capacity);
+        self.os.view().reachable(capacity)
     }
 
     /// `Err(TooLarge)` unless `len` bytes fit the maximum capacity (a

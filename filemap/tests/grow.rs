@@ -8,7 +8,7 @@
 
 mod common;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 use common::await_condition;
 use common::{say, stdin_line, unique, Child, Cleanup};
 use filemap::{Error, FileMap, Wait};
@@ -85,6 +85,25 @@ fn child_role() {
                 let (seq, len) = (seq.parse().unwrap(), len.parse().unwrap());
                 let published = map.write(&pattern(seq, len)).unwrap();
                 say(format!("wrote gen={}", published.generation));
+            }
+        }
+        // Windows: a view of the region's section of its own, mapped now;
+        // for each stdin line (the maximum), report how much of the view
+        // is committed and check the published content through it.
+        #[cfg(windows)]
+        "section-view" => {
+            let view = section::View::open(&name);
+            say(format!("ready committed={}", view.committed(0, view.len)));
+            while let Some(line) = stdin_line() {
+                let max: usize = line.parse().unwrap();
+                let generation = view.peek(GENERATION_AT as usize);
+                let len = view.peek(len_at(generation & 1) as usize) as usize;
+                let content = view.read(section::buffer(max, generation & 1), len);
+                say(format!(
+                    "committed={} seq={:?}",
+                    view.committed(0, view.len),
+                    check(&content)
+                ));
             }
         }
         other => panic!("unknown role {other}"),
@@ -333,14 +352,26 @@ fn a_waiter_attached_before_a_growth_wakes_and_reads_the_grown_content() {
     assert!(writer.wait().success());
 }
 
-/// The blocks backing a region's file (Linux: `st_blocks`).
+/// The bytes of region `name`'s store that have storage: the blocks of
+/// its file (Linux: `st_blocks`).
 #[cfg(target_os = "linux")]
-fn backed_bytes(path: &std::path::Path) -> u64 {
+fn backed_bytes(name: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).unwrap().blocks() * 512
+    std::fs::metadata(filemap::admin::shm_path(name))
+        .unwrap()
+        .blocks()
+        * 512
 }
 
-#[cfg(target_os = "linux")]
+/// The bytes of region `name`'s store that have storage: the committed
+/// pages of its section (Windows).
+#[cfg(windows)]
+fn backed_bytes(name: &str) -> u64 {
+    let view = section::View::open(name);
+    view.committed(0, view.len) as u64
+}
+
+#[cfg(any(target_os = "linux", windows))]
 #[test]
 fn a_region_that_grew_costs_what_it_uses_not_its_maximum() {
     let name = unique("cost");
@@ -350,27 +381,33 @@ fn a_region_that_grew_costs_what_it_uses_not_its_maximum() {
         .max_capacity(256 << 20)
         .open()
         .unwrap();
-    let path = map.info().path;
+    #[cfg(target_os = "linux")]
     assert_eq!(
-        std::fs::metadata(&path).unwrap().len(),
+        std::fs::metadata(map.info().path).unwrap().len(),
+        4096 + 2 * (256 << 20),
+        "sized for the maximum"
+    );
+    #[cfg(windows)]
+    assert_eq!(
+        section::View::open(&name).len,
         4096 + 2 * (256 << 20),
         "sized for the maximum"
     );
     assert_eq!(
-        backed_bytes(&path),
+        backed_bytes(&name),
         4096 + 2 * 4096,
         "backed for the capacity"
     );
     map.write(&pattern(1, 1 << 20)).unwrap();
     assert_eq!(map.capacity(), 1 << 20);
-    assert_eq!(backed_bytes(&path), 4096 + 2 * (1 << 20));
+    assert_eq!(backed_bytes(&name), 4096 + 2 * (1 << 20));
 }
 
 /// A writer killed between backing the new bytes and raising the
 /// capacity (a test hook stalls it exactly there) leaves the region with
 /// its last content and its old capacity; the next writer takes the lock
 /// over and grows it again.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 #[test]
 fn a_writer_killed_mid_growth_leaves_the_content_and_the_next_writer_grows_the_region() {
     let name = unique("growkill");
@@ -381,8 +418,7 @@ fn a_writer_killed_mid_growth_leaves_the_content_and_the_next_writer_grows_the_r
         .open()
         .unwrap();
     map.write(&pattern(1, 1000)).unwrap();
-    let path = map.info().path;
-    let before = backed_bytes(&path);
+    let before = backed_bytes(&name);
     let mut writer = Child::spawn_with(
         "grow-writer",
         &name,
@@ -391,7 +427,7 @@ fn a_writer_killed_mid_growth_leaves_the_content_and_the_next_writer_grows_the_r
     assert_eq!(writer.line(), "ready");
     writer.send(&format!("2 {}", 8 << 20));
     await_condition("the writer to back the growth", || {
-        backed_bytes(&path) >= before + 2 * ((8 << 20) - 4096)
+        backed_bytes(&name) >= before + 2 * ((8 << 20) - 4096)
     });
     writer.kill9();
     assert_eq!(check(&map.read().unwrap().content), Ok(1));
@@ -413,14 +449,11 @@ fn poke(path: &std::path::Path, offset: u64, value: u64) {
 }
 
 /// Header offsets (see `layout.rs`).
-#[cfg(unix)]
 const CAPACITY_AT: u64 = 16;
 #[cfg(unix)]
 const MAX_CAPACITY_AT: u64 = 40;
-#[cfg(unix)]
 const GENERATION_AT: u64 = 128;
 /// `len` of buffer `i`'s line.
-#[cfg(unix)]
 const fn len_at(i: u64) -> u64 {
     256 + 128 * i + 8
 }
@@ -629,4 +662,246 @@ fn a_scribbled_length_over_unbacked_pages_of_a_full_filesystem_is_an_error_not_a
         other => panic!("{other:?}"),
     }
     drop(map);
+}
+
+/// A view of a region's paging-file section of the test's own (Windows),
+/// to see which of its pages are committed (`VirtualQuery`) and to
+/// scribble its header as a hostile process would.
+#[cfg(windows)]
+mod section {
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::System::Memory::{
+        MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, VirtualQuery, FILE_MAP_READ,
+        FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT, MEM_FREE,
+    };
+
+    pub const HEADER: usize = 4096;
+
+    /// Offset of buffer `index` in a region of maximum `max`.
+    pub fn buffer(max: usize, index: u64) -> usize {
+        HEADER + index as usize * ((max + 63) & !63)
+    }
+
+    pub struct View {
+        section: HANDLE,
+        base: *mut u8,
+        pub len: usize,
+    }
+
+    impl View {
+        /// Map region `name`'s section (`Local\filemap.<name>`) whole.
+        pub fn open(name: &str) -> View {
+            let wide: Vec<u16> = format!("Local\\filemap.{name}")
+                .encode_utf16()
+                .chain(Some(0))
+                .collect();
+            let access = FILE_MAP_READ | FILE_MAP_WRITE;
+            // SAFETY: `wide` is NUL-terminated UTF-16 and outlives the call.
+            let section = unsafe { OpenFileMappingW(access, 0, wide.as_ptr()) };
+            assert!(!section.is_null(), "{}", std::io::Error::last_os_error());
+            // SAFETY: an open section handle; length 0 maps all of it, where
+            // the system chooses.
+            let base = unsafe { MapViewOfFile(section, access, 0, 0, 0) }
+                .Value
+                .cast::<u8>();
+            assert!(!base.is_null(), "{}", std::io::Error::last_os_error());
+            let mut view = View {
+                section,
+                base,
+                len: 0,
+            };
+            view.len = view.runs().iter().map(|run| run.1).sum();
+            view
+        }
+
+        /// The view's runs of pages: offset, length, whether committed.
+        pub fn runs(&self) -> Vec<(usize, usize, bool)> {
+            let mut runs = Vec::new();
+            let mut at = 0;
+            loop {
+                // SAFETY: all zeros is a valid MEMORY_BASIC_INFORMATION.
+                let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+                // SAFETY: `info` is writable and of the size passed;
+                // VirtualQuery reads nothing at the address.
+                let got = unsafe {
+                    VirtualQuery(
+                        self.base.wrapping_add(at).cast(),
+                        &mut info,
+                        std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
+                    )
+                };
+                if got == 0
+                    || info.AllocationBase != self.base.cast()
+                    || info.State == MEM_FREE
+                    || info.RegionSize == 0
+                {
+                    return runs;
+                }
+                runs.push((at, info.RegionSize, info.State == MEM_COMMIT));
+                at += info.RegionSize;
+            }
+        }
+
+        /// How many of the bytes `offset .. offset + len` lie on committed
+        /// pages.
+        pub fn committed(&self, offset: usize, len: usize) -> usize {
+            self.runs()
+                .into_iter()
+                .filter(|run| run.2)
+                .map(|(at, n, _)| (at + n).min(offset + len).saturating_sub(at.max(offset)))
+                .sum()
+        }
+
+        /// The header's word at `offset`.
+        pub fn peek(&self, offset: usize) -> u64 {
+            assert!(offset % 8 == 0 && offset + 8 <= HEADER);
+            // SAFETY: inside the header, whose page the region's creator
+            // committed; aligned; a volatile read of a word others write.
+            unsafe { std::ptr::read_volatile(self.base.add(offset).cast::<u64>()) }
+        }
+
+        /// Scribble the header's word at `offset`.
+        pub fn poke(&self, offset: usize, value: u64) {
+            assert!(offset % 8 == 0 && offset + 8 <= HEADER);
+            // SAFETY: as for `peek`; the view is writable.
+            unsafe { std::ptr::write_volatile(self.base.add(offset).cast::<u64>(), value) }
+        }
+
+        /// The bytes `offset .. offset + len`, which must lie on pages
+        /// committed in this view (on Windows, touching a reserved page
+        /// is an access violation).
+        pub fn read(&self, offset: usize, len: usize) -> Vec<u8> {
+            assert!(offset + len <= self.len);
+            assert_eq!(
+                self.committed(offset, len),
+                len,
+                "reserved pages at {offset}+{len}"
+            );
+            let mut bytes = vec![0; len];
+            // SAFETY: the range is inside the view and committed (checked);
+            // the test's writer is idle while it is read.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.base.add(offset), bytes.as_mut_ptr(), len)
+            };
+            bytes
+        }
+    }
+
+    impl Drop for View {
+        fn drop(&mut self) {
+            // SAFETY: the base `MapViewOfFile` returned and the handle
+            // `OpenFileMappingW` returned, each released once, here.
+            unsafe {
+                UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+                    Value: self.base.cast(),
+                });
+                CloseHandle(self.section);
+            }
+        }
+    }
+}
+
+/// Windows: the section of a region made with a larger maximum is laid
+/// out for the maximum but commits (is charged for) only the header and
+/// the capacity of each buffer; each growth commits its new range, and
+/// the commit is the section's: a view mapped before the growth, in
+/// another process, has the grown pages and reads the grown content
+/// whole through them. A region that never grows is committed whole, as
+/// it always was.
+#[cfg(windows)]
+#[test]
+fn a_growing_regions_section_commits_its_capacity_not_its_maximum() {
+    const PAGE: usize = 4096;
+    let name = unique("commit");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name)
+        .capacity(4096)
+        .max_capacity(MAX)
+        .open()
+        .unwrap();
+    let view = section::View::open(&name);
+    assert_eq!(view.len, section::HEADER + 2 * MAX);
+    assert_eq!(view.committed(0, view.len), section::HEADER + 2 * 4096);
+    for index in 0..2 {
+        let buffer = section::buffer(MAX, index);
+        assert_eq!(view.committed(buffer, PAGE), PAGE);
+        assert_eq!(view.committed(buffer + PAGE, MAX - PAGE), 0, "reserved");
+    }
+    map.write(&pattern(1, 3000)).unwrap();
+    let mut other = Child::spawn("section-view", &name);
+    assert_eq!(
+        other.line(),
+        format!("ready committed={}", section::HEADER + 2 * 4096)
+    );
+
+    let grown = 1 << 20;
+    map.write(&pattern(2, grown)).unwrap();
+    assert_eq!(map.capacity(), grown);
+    let charged = section::HEADER + 2 * grown;
+    assert_eq!(view.committed(0, view.len), charged);
+    other.send(&MAX.to_string());
+    assert_eq!(other.line(), format!("committed={charged} seq=Ok(2)"));
+    // A reader attached after the growth reads it whole too.
+    let later = FileMap::builder(&name).open_only().open().unwrap();
+    assert_eq!(check(&later.read().unwrap().content), Ok(2));
+    other.close_stdin();
+    assert!(other.wait().success());
+
+    // Never growing: one committed run, header and capacity, as before.
+    let fixed = unique("commitfixed");
+    let _cleanup_fixed = Cleanup(fixed.clone());
+    let _map = FileMap::builder(&fixed).capacity(4096).open().unwrap();
+    let runs = section::View::open(&fixed).runs();
+    assert_eq!(runs, [(0, section::HEADER + 2 * 4096, true)]);
+}
+
+/// Windows: a header scribbled to name a length, or a capacity, past the
+/// pages the region committed. Touching a reserved page is an access
+/// violation on Windows (Wine lets it through, so these tests look at the
+/// pages instead): a reader commits a length's pages before it loads
+/// them, and reads zeros past what was written; a writer commits up to a
+/// scribbled capacity before it stores into it.
+#[cfg(windows)]
+#[test]
+fn a_header_scribbled_past_the_committed_pages_commits_them_before_any_touch() {
+    let name = unique("reserved");
+    let _cleanup = Cleanup(name.clone());
+    let max = 1 << 20;
+    let map = FileMap::builder(&name)
+        .capacity(4096)
+        .max_capacity(max)
+        .open()
+        .unwrap();
+    map.write(&pattern(1, 3000)).unwrap();
+    let view = section::View::open(&name);
+    let active = len_at(view.peek(GENERATION_AT as usize) & 1) as usize;
+    let committed = |len| [0, 1].map(|index| view.committed(section::buffer(max, index), len));
+    assert_eq!(committed(max), [4096, 4096]);
+
+    // A length within the maximum, past the committed pages.
+    let len = 600_000;
+    view.poke(active, len as u64);
+    let read = map.read().unwrap();
+    assert_eq!(read.content.len(), len);
+    assert_eq!(read.content[..3000], pattern(1, 3000)[..]);
+    assert!(read.content[4096..].iter().all(|&b| b == 0));
+    assert_eq!(committed(len), [len, len], "committed before the read");
+    let again = FileMap::builder(&name).open_only().open().unwrap();
+    assert_eq!(again.read().unwrap().content.len(), len);
+    view.poke(active, 3000);
+
+    // A capacity past the committed pages: a writer commits up to it
+    // before it stores there. (Short of the maximum: Wine 8 does not
+    // record a commit that reaches a section's last page in the section,
+    // so other views, this one included, would not see it.)
+    let capacity = 900_000;
+    view.poke(CAPACITY_AT as usize, capacity as u64);
+    assert_eq!(map.capacity(), capacity);
+    assert_eq!(
+        committed(capacity),
+        [capacity, capacity],
+        "committed before any store"
+    );
+    map.write(&pattern(2, 800_000)).unwrap();
+    assert_eq!(check(&again.read().unwrap().content), Ok(2));
 }

@@ -18,7 +18,7 @@ use crate::info::RegionInfo;
 use crate::layout::Header;
 use crate::lock::LockError;
 use crate::notify::Wake;
-use crate::protocol::View;
+use crate::protocol::{Reach, View};
 
 /// Check `name` against the naming rules, for a backend whose longest name
 /// is `max` bytes.
@@ -169,6 +169,14 @@ pub(crate) trait Map: Send + Sync {
 
     /// The header at the start of the mapping.
     fn header(&self) -> &Header;
+
+    /// What makes more of the buffers safe to touch, for a mapping whose
+    /// pages past the capacity fault until given storage, with how many
+    /// bytes of each buffer are ready now; `None` (the default) when the
+    /// mapping's every page is there to touch.
+    fn reach(&self) -> Option<(usize, &dyn Reach)> {
+        None
+    }
 }
 
 /// A handle's mapping with the maximum capacity its header was validated
@@ -185,18 +193,27 @@ impl<M: Map> Mapped<M> {
     /// The mapping must start 64-byte aligned, hold at least
     /// `layout::region_size(max_capacity)` bytes, readable and writable,
     /// for as long as `map` lives, and `max_capacity` must be the validated
-    /// maximum (at most `MAX_CAPACITY`): what [`View::new`] asks.
+    /// maximum (at most `MAX_CAPACITY`); its header must be backed, and so
+    /// must every byte of it if [`Map::reach`] names no [`Reach`], else
+    /// the bytes of each buffer it says are ready (and those its `Reach`
+    /// says it made so): what [`View::new`] asks.
     pub unsafe fn new(map: M, max_capacity: usize) -> Mapped<M> {
         Mapped { map, max_capacity }
     }
 
     /// The region's protocol view.
+    #[inline]
     pub fn view(&self) -> View<'_> {
+        let (ready, reach) = match self.map.reach() {
+            Some((ready, reach)) => (ready, Some(reach)),
+            None => (usize::MAX, None),
+        };
         // SAFETY: `new`'s contract: the mapping holds
         // `region_size(max_capacity)` aligned, writable bytes while
         // `self.map` lives, and the view borrows `self`, which owns the
-        // mapping.
-        unsafe { View::new(self.map.base(), self.max_capacity) }
+        // mapping; its header and `ready` bytes of each buffer are backed
+        // (`Map::reach`'s contract), all of it when it names no `Reach`.
+        unsafe { View::new(self.map.base(), self.max_capacity, ready, reach) }
     }
 }
 

@@ -214,8 +214,19 @@ pub trait Buffers {
     fn inline_max(&self) -> usize {
         INLINE
     }
+    /// Make the first `len` bytes (`len <= capacity`) of both buffers safe
+    /// to load: a system whose growing regions get their pages on demand
+    /// (Windows commits them) gets them now. `false` if it cannot: an
+    /// honest length only names bytes a writer made ready before
+    /// publishing it, so the reader reports the length as corrupt. By
+    /// default every byte up to the capacity is there.
+    fn reach(&self, len: usize) -> bool {
+        let _ = len;
+        true
+    }
     /// Fill `out` with the `out.len()` bytes of buffer `index` from
-    /// `offset` (`offset + out.len() <= capacity`, `offset` a multiple of
+    /// `offset` (`offset + out.len() <= capacity`, within what
+    /// [`Buffers::reach`] made ready, `offset` a multiple of
     /// [`COPY_CHUNK`]).
     fn load(&self, index: usize, offset: usize, out: &mut [MaybeUninit<u8>]);
     /// Copy `bytes` into buffer `index` at `offset` (`offset + len <=
@@ -327,7 +338,7 @@ pub fn try_read<S: Sink + ?Sized>(
                     && buffer.writer.load(Relaxed) == writer
             }
         };
-        if len > bufs.capacity() as u64 {
+        if len > bufs.capacity() as u64 || !bufs.reach(len as usize) {
             fence(Acquire);
             if unchanged() {
                 return Err(Refused::Corrupt(Corrupt {
@@ -385,7 +396,7 @@ pub fn read_locked<S: Sink + ?Sized>(
     let index = (generation & 1) as usize;
     let buffer = &line.buffers[index];
     let len = buffer.len.load(Relaxed);
-    if len > bufs.capacity() as u64 {
+    if len > bufs.capacity() as u64 || !bufs.reach(len as usize) {
         return Err(Refused::Corrupt(Corrupt {
             field: "len",
             value: len,

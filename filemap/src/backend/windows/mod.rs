@@ -125,15 +125,29 @@ impl Opener<'_> {
     }
 
     /// Create a paging-file section; attach if another process won.
+    ///
+    /// A region that cannot grow gets a section committed whole
+    /// (`SEC_COMMIT`), as it always did. One that can is laid out for its
+    /// maximum but only reserved (`SEC_RESERVE`): the header and the
+    /// first `capacity` bytes of each buffer are committed now, and each
+    /// growth commits its new range (`Backend::back`), so the commit
+    /// charge follows the capacity, not the maximum.
     fn create_section(&self, shown: &Path, object: &str) -> Result<Step<Os>> {
         let (capacity, max_capacity) = (self.req.capacity, self.req.max_capacity);
         let size = layout::region_size(max_capacity) as u64;
-        let (fd, existed) = sys::create_section(None, Some(object), size, true)
+        let reserve = max_capacity > capacity;
+        let (fd, existed) = sys::create_section(None, Some(object), size, true, reserve)
             .map_err(|e| self.space_error(shown, "CreateFileMapping", e, size))?;
         if existed {
             return self.attach(fd, shown, object);
         }
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(shown, "MapView", e))?;
+        // Before the header: an attacher that finds the magic finds the
+        // capacity's pages committed.
+        map.commit_buffers(max_capacity, capacity).map_err(|e| {
+            let needed = layout::backed_size(capacity) as u64;
+            self.space_error(shown, "VirtualAlloc", e, needed)
+        })?;
         layout::init_header(map.header(), capacity, max_capacity, false, Os::pid());
         let cleanup = self.marker();
         self.finish(shown, fd, map, max_capacity, false, object, cleanup)
@@ -152,7 +166,7 @@ impl Opener<'_> {
         }
         let file = sys::open_file(file_path, false, true)
             .map_err(|e| self.error(file_path, "CreateFile", e))?;
-        let (fd, existed) = sys::create_section(Some(file), Some(object), 0, true)
+        let (fd, existed) = sys::create_section(Some(file), Some(object), 0, true, false)
             .map_err(|e| self.error(file_path, "CreateFileMapping", e))?;
         if !existed {
             let map =
@@ -211,7 +225,7 @@ impl Opener<'_> {
             sys::open_file(temp, true, true).map_err(|e| self.error(temp, "CreateFile", e))?;
         file.set_len(size)
             .map_err(|e| self.space_error(temp, "SetEndOfFile", e, size))?;
-        let (fd, _) = sys::create_section(Some(file), None, 0, true)
+        let (fd, _) = sys::create_section(Some(file), None, 0, true, false)
             .map_err(|e| self.space_error(temp, "CreateFileMapping", e, size))?;
         let map = sys::Mapping::new(&fd, true).map_err(|e| self.error(temp, "MapView", e))?;
         layout::init_header(map.header(), capacity, max_capacity, persistent, Os::pid());
@@ -252,7 +266,7 @@ impl Opener<'_> {
             sys::namespace(self.req.global),
             sys::hash_name(&canonical.to_string_lossy().to_lowercase())
         );
-        let fd = match sys::create_section(Some(file), None, 0, true) {
+        let fd = match sys::create_section(Some(file), None, 0, true, false) {
             Ok((fd, _)) => fd,
             Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => return Err(too_small(path)),
             Err(e) => return Err(self.error(path, "CreateFileMapping", e)),
@@ -305,7 +319,10 @@ impl Opener<'_> {
         // at the 64 KiB allocation granularity and holding
         // `region_size(max_capacity)` bytes: `max_capacity` was validated
         // against its length, or is the one the section was made with; it
-        // lives as long as the handle.
+        // lives as long as the handle. `Mapping::new` committed its
+        // header's page; a view it found committed whole names no `Reach`,
+        // and one of a reserved section says ready only the bytes of each
+        // buffer it committed (`Mapping::commit_buffers`).
         let map = unsafe { Mapped::new(map, max_capacity) };
         Ok(Opened {
             os: Os {
@@ -354,7 +371,7 @@ impl Attempts for Named<'_> {
         // 2. A persistent region's file, with no live section yet.
         let path = &self.file_path;
         match sys::open_file(path, false, true) {
-            Ok(file) => match sys::create_section(Some(file), Some(&self.object), 0, true) {
+            Ok(file) => match sys::create_section(Some(file), Some(&self.object), 0, true, false) {
                 Ok((fd, _)) => Ok(Some((fd, path.clone()))),
                 // Persistent files get their name only when complete, so
                 // an empty one is foreign (or truncated), not young.
@@ -485,6 +502,17 @@ impl Backend for Os {
 
     fn mapped(&self) -> &Mapped<sys::Mapping> {
         &self.map
+    }
+
+    const BACK_OP: &'static str = "VirtualAlloc";
+
+    /// Commit the pages of a reserved section (a region that grows)
+    /// through this handle's view: the section's pages, for every view.
+    /// Committed pages of a section cannot be given back while it lives,
+    /// so a growth that failed half-way keeps what it committed (charged)
+    /// for the next growth to use: `unback` does nothing.
+    fn back(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.map.commit(offset, len)
     }
 
     /// Take the region's named mutex. `Ok(true)` when the previous owner
@@ -640,7 +668,7 @@ fn inspect_named(name: &str) -> Result<RegionInfo> {
     let file_path = persistent_file(name);
     match sys::open_file(&file_path, false, false) {
         Ok(file) => {
-            let (fd, _) = match sys::create_section(Some(file), None, 0, false) {
+            let (fd, _) = match sys::create_section(Some(file), None, 0, false, false) {
                 Ok(made) => made,
                 // A section over an empty file: not a region.
                 Err(e) if e.raw_os_error() == Some(ERROR_FILE_INVALID) => {
@@ -801,7 +829,7 @@ mod tests {
         let object = object_name(false, &name);
         let capacity = 64;
         let size = layout::region_size(capacity) as u64;
-        let (fd, existed) = sys::create_section(None, Some(&object), size, true).unwrap();
+        let (fd, existed) = sys::create_section(None, Some(&object), size, true, false).unwrap();
         assert!(!existed);
         let map = sys::Mapping::new(&fd, true).unwrap();
         let request = Request {
@@ -878,7 +906,7 @@ mod tests {
         let capacity = 64;
         let size = layout::region_size(capacity) as u64;
         let object = object_name(false, &name);
-        let (fd, _) = sys::create_section(None, Some(&object), size, true).unwrap();
+        let (fd, _) = sys::create_section(None, Some(&object), size, true, false).unwrap();
         let map = sys::Mapping::new(&fd, true).unwrap();
         let info = std::thread::scope(|scope| {
             scope.spawn(|| {

@@ -15,12 +15,15 @@ use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::attach::{Liveness, Process};
 use crate::backend::seam::{ErrorClass, Host, Map};
-use crate::layout::{Header, HEADER_SIZE};
+use crate::layout::{self, Header, HEADER_SIZE};
+use crate::protocol::Reach;
 use windows_sys::Win32::Foundation::{
     ERROR_ALREADY_EXISTS, ERROR_CANT_ACCESS_FILE, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,
     ERROR_HANDLE_DISK_FULL, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY,
@@ -31,9 +34,10 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_OPEN_REPARSE_POINT,
 };
 use windows_sys::Win32::System::Memory::{
-    CreateFileMappingW, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, VirtualQuery,
-    FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS,
-    PAGE_READONLY, PAGE_READWRITE, SEC_COMMIT,
+    CreateFileMappingW, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, VirtualAlloc,
+    VirtualQuery, FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION,
+    MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT, MEM_FREE, PAGE_READONLY, PAGE_READWRITE, SEC_COMMIT,
+    SEC_RESERVE,
 };
 use windows_sys::Win32::System::Threading::{
     CreateMutexW, CreateSemaphoreW, GetCurrentProcess, GetCurrentProcessId, GetCurrentThreadId,
@@ -126,7 +130,9 @@ impl Fd {
 }
 
 /// `CreateFileMappingW`: a section of `size` bytes over `file`, or over
-/// the paging file (committed now, `SEC_COMMIT`) when `file` is `None`,
+/// the paging file when `file` is `None`: committed now (`SEC_COMMIT`),
+/// or with `reserve` only reserved (`SEC_RESERVE`: its pages get storage
+/// when a view commits them, [`Mapping::commit`], and fault until then),
 /// named `name` or unnamed. Returns the section and whether a section of
 /// that name existed already (`ERROR_ALREADY_EXISTS`: then it is that one,
 /// `size` is ignored, and `file` is dropped: the existing section may be
@@ -138,6 +144,7 @@ pub fn create_section(
     name: Option<&str>,
     size: u64,
     writable: bool,
+    reserve: bool,
 ) -> io::Result<(Fd, bool)> {
     let wname = name.map(|n| wide(OsStr::new(n)));
     let raw_file = file
@@ -149,7 +156,7 @@ pub fn create_section(
         PAGE_READONLY
     };
     if file.is_none() {
-        protect |= SEC_COMMIT;
+        protect |= if reserve { SEC_RESERVE } else { SEC_COMMIT };
     }
     // SAFETY: `raw_file` is an open file handle owned by `file` (alive for
     // the call) or INVALID_HANDLE_VALUE (paging file); the name, when
@@ -242,6 +249,13 @@ pub(crate) use crate::backend::seam::hash_name;
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
+    /// For a view of a reserved section with pages not yet committed
+    /// (`SEC_RESERVE`, a region that can grow): how many bytes of each
+    /// buffer this view knows to be committed, from their start. `None`
+    /// when every page of the view was committed when it was mapped (a
+    /// section committed whole, over a file, or reserved and grown to its
+    /// maximum): committed pages of a section stay so while it lives.
+    ready: Option<AtomicUsize>,
 }
 
 // SAFETY: the view is plain memory owned by this value; all access to its
@@ -249,12 +263,35 @@ pub struct Mapping {
 // own synchronisation, so moving or sharing the owner across threads is
 // sound.
 unsafe impl Send for Mapping {}
-// SAFETY: as for `Send`: `&Mapping` only exposes the base pointer and length.
+// SAFETY: as for `Send`: `&Mapping` only exposes the base pointer, the
+// length and an atomic counter, and commits pages (a system call).
 unsafe impl Sync for Mapping {}
 
+/// `VirtualQuery` at `at`: the run of pages of one state there, or `None`
+/// past the last allocation.
+fn query(at: *const u8) -> Option<MEMORY_BASIC_INFORMATION> {
+    // SAFETY: an all-zero MEMORY_BASIC_INFORMATION is a valid value of
+    // that plain C struct.
+    let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a writable buffer of exactly the size passed;
+    // VirtualQuery reads no memory at `at`, whatever the address.
+    let got = unsafe {
+        VirtualQuery(
+            at.cast(),
+            &mut info,
+            std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
+        )
+    };
+    (got != 0).then_some(info)
+}
+
 impl Mapping {
-    /// Map the whole section: `MapViewOfFile`, its length from
-    /// `VirtualQuery` (the section's size rounded up to whole pages).
+    /// Map the whole section: `MapViewOfFile`, its length measured with
+    /// `VirtualQuery` (the runs of pages whose allocation is the view: the
+    /// section's size rounded up to whole pages). A view of a reserved
+    /// section may find its header's page not committed yet (its creator
+    /// commits it before writing the header): it is committed here, so
+    /// that the header is always safe to read.
     pub fn new(fd: &Fd, writable: bool) -> io::Result<Mapping> {
         let access = if writable {
             FILE_MAP_READ | FILE_MAP_WRITE
@@ -267,23 +304,31 @@ impl Mapping {
         let view = unsafe { MapViewOfFile(fd.section.as_raw_handle() as HANDLE, access, 0, 0, 0) };
         let ptr = NonNull::new(view.Value.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
         // From here on `Mapping`'s drop unmaps the view, also on error.
-        let mut map = Mapping { ptr, len: 0 };
-        // SAFETY: an all-zero MEMORY_BASIC_INFORMATION is a valid value of
-        // that plain C struct.
-        let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a writable buffer of exactly the size passed;
-        // the address is the base of the view just mapped.
-        let got = unsafe {
-            VirtualQuery(
-                map.ptr.as_ptr().cast_const().cast(),
-                &mut info,
-                std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
-            )
+        let mut map = Mapping {
+            ptr,
+            len: 0,
+            ready: None,
         };
-        if got == 0 {
+        let base = map.ptr.as_ptr();
+        let mut header_reserved = false;
+        let mut reserved = false;
+        // A view is one allocation: runs of committed and reserved pages
+        // whose allocation base is the view's, up to the next allocation
+        // or free pages.
+        while let Some(info) = query(base.wrapping_add(map.len)) {
+            if info.AllocationBase != base.cast() || info.State == MEM_FREE || info.RegionSize == 0
+            {
+                break;
+            }
+            if info.State != MEM_COMMIT {
+                reserved = true;
+                header_reserved |= map.len == 0;
+            }
+            map.len += info.RegionSize;
+        }
+        if map.len == 0 {
             return Err(io::Error::last_os_error());
         }
-        map.len = info.RegionSize;
         // Views are whole pages, so never shorter than a header; checked
         // all the same, because [`Mapping::header`] relies on it.
         if map.len < HEADER_SIZE {
@@ -292,7 +337,83 @@ impl Mapping {
                 "a view shorter than a filemap header",
             ));
         }
+        if reserved {
+            map.ready = Some(AtomicUsize::new(0));
+        }
+        if header_reserved {
+            let protect = if writable {
+                PAGE_READWRITE
+            } else {
+                PAGE_READONLY
+            };
+            map.commit_pages(0, HEADER_SIZE, protect)?;
+        }
         Ok(map)
+    }
+
+    /// `VirtualAlloc(MEM_COMMIT)` the pages holding bytes `offset ..
+    /// offset + len` of the view (`protect`: the view's access). Pages
+    /// committed already are left as they are; through one view, the
+    /// commit is the section's: every view of it, in every process, has
+    /// the pages (and their bytes) from then on.
+    fn commit_pages(&self, offset: usize, len: usize, protect: u32) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        if offset.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a commit past the end of the view",
+            ));
+        }
+        // SAFETY: the range lies inside this view (checked above), which
+        // stays mapped while `self` lives; committing pages of a view
+        // changes no byte another access may hold (committed pages keep
+        // their contents, new ones read as zeros).
+        let got = unsafe {
+            VirtualAlloc(
+                self.ptr.as_ptr().wrapping_add(offset).cast_const().cast(),
+                len,
+                MEM_COMMIT,
+                protect,
+            )
+        };
+        if got.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Give bytes `offset .. offset + len` of a writable view storage:
+    /// commit their pages, if the section is reserved (a growing region).
+    /// A commit the system cannot charge is `ERROR_COMMITMENT_LIMIT` (or
+    /// `ERROR_NOT_ENOUGH_MEMORY`): [`classify`] calls it out of space.
+    pub fn commit(&self, offset: usize, len: usize) -> io::Result<()> {
+        if self.ready.is_none() {
+            return Ok(());
+        }
+        self.commit_pages(offset, len, PAGE_READWRITE)
+    }
+
+    /// Commit the first `len` bytes of both buffers of the region mapped
+    /// here (maximum capacity `max_capacity`), from what this view knows
+    /// committed, and remember them committed.
+    pub fn commit_buffers(&self, max_capacity: usize, len: usize) -> io::Result<()> {
+        let Some(ready) = &self.ready else {
+            return Ok(());
+        };
+        let from = ready.load(Acquire);
+        if len <= from {
+            return Ok(());
+        }
+        for index in 0..2 {
+            self.commit(
+                layout::buffer_offset(max_capacity, index) + from,
+                len - from,
+            )?;
+        }
+        ready.fetch_max(len, AcqRel);
+        Ok(())
     }
 
     /// The start of the view.
@@ -302,15 +423,26 @@ impl Mapping {
 
     /// The header at the start of the view.
     pub fn header(&self) -> &Header {
-        // SAFETY: `new` refused views shorter than a header, and views
-        // start at the 64 KiB allocation granularity (alignment enough for
-        // `Header`); the reference borrows `self`, so it cannot outlive
-        // the view.
+        // SAFETY: `new` refused views shorter than a header and made sure
+        // the header's page is committed, and views start at the 64 KiB
+        // allocation granularity (alignment enough for `Header`); the
+        // reference borrows `self`, so it cannot outlive the view.
         unsafe { Header::at(self.ptr) }
     }
 
     pub fn len(&self) -> usize {
         self.len
+    }
+}
+
+/// A reader's or writer's way past what its view knows committed: commit
+/// the pages (see [`Mapping::commit_buffers`]). Honest lengths name pages
+/// a writer committed before publishing them, so this costs nothing new;
+/// a length scribbled past them gets its pages committed (zeros), as a
+/// growth to it would, or `false` when the system has no commit left.
+impl Reach for Mapping {
+    fn reach(&self, max_capacity: usize, len: usize) -> bool {
+        self.commit_buffers(max_capacity, len).is_ok()
     }
 }
 
@@ -321,6 +453,11 @@ impl Map for Mapping {
 
     fn header(&self) -> &Header {
         Mapping::header(self)
+    }
+
+    fn reach(&self) -> Option<(usize, &dyn Reach)> {
+        let ready = self.ready.as_ref()?;
+        Some((ready.load(Acquire), self))
     }
 }
 
@@ -668,6 +805,28 @@ pub fn liveness(id: u32) -> Liveness {
 mod tests {
     use super::*;
 
+    /// A view of a reserved section (a growing region's) whose creator has
+    /// not committed anything yet has its header's page committed before
+    /// anyone reads the header (reading a reserved page is an access
+    /// violation), read-only views too; the rest stays reserved.
+    #[test]
+    fn a_view_of_a_reserved_section_gets_its_header_page_committed() {
+        let size = 3 << 16;
+        let (fd, _) = create_section(None, None, size as u64, true, true).unwrap();
+        for writable in [false, true] {
+            let map = Mapping::new(&fd, writable).unwrap();
+            assert_eq!(map.len(), size);
+            let header = query(map.base().as_ptr()).unwrap();
+            assert_eq!(
+                (header.State, header.RegionSize),
+                (MEM_COMMIT, HEADER_SIZE),
+                "writable: {writable}"
+            );
+            assert!(map.ready.is_some(), "the rest is reserved");
+            assert_eq!(map.header().magic.load(Acquire), 0);
+        }
+    }
+
     #[test]
     fn own_process_is_alive_with_its_start_time() {
         assert!(own_start_time() > 0);
@@ -700,7 +859,13 @@ mod tests {
         sem.post();
         assert!(Semaphore::open(&longest).is_ok());
         create_mutex(&format!("Global\\filemap.{name}.lock")).expect("mutex");
-        create_section(None, Some(&format!("Global\\filemap.{name}")), 4096, true)
-            .expect("section");
+        create_section(
+            None,
+            Some(&format!("Global\\filemap.{name}")),
+            4096,
+            true,
+            false,
+        )
+        .expect("section");
     }
 }
