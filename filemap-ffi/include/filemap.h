@@ -587,12 +587,12 @@ fm_status fm_unlock(const fm_map *map);
  *
  * The callback's room is the maximum capacity: on a region that grows,
  * a result longer than the capacity grows the region, as `fm_write`
- * does. The room is a zeroed allocation of that size made for each
- * call; the system gives its untouched pages lazily (on Linux, glibc
- * maps blocks of 32 MiB and more fresh, untouched pages costing
- * nothing; smaller ones may be zeroed whole), so a region whose maximum
- * is large and whose updates are frequent pays for it: `fm_lock`,
- * `fm_read` and `fm_write` then cost only the content.
+ * does. The room is a zeroed buffer of that size made for each call, so
+ * an update costs up to zeroing that many bytes, as on a region of that
+ * fixed capacity (the allocator may hand large blocks over as fresh
+ * pages, which cost only as they are touched). For frequent small
+ * updates of a region with a large maximum, `fm_lock`, `fm_read` and
+ * `fm_write` cost only the content.
  *
  * Returns `FM_OK` (also when the callback returned nonzero: nothing
  * published, `*published` false), `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
