@@ -3,7 +3,8 @@
 
   TFileMap keeps the old component's shape: MapName, Size, ExistsAlready,
   IsMapOpen, AutoSynchronize, MapStrings and OnChange; OpenMap, CloseMap,
-  ReadMap, WriteMap, Clear. Behind it is filemap: a publish never tears,
+  ReadMap, WriteMap, Clear. MaxCapacity (default: Size) lets a map this
+  component creates grow past Size as its content does (docs/growth.md). Behind it is filemap: a publish never tears,
   a reader never blocks a writer, a crashed writer loses nothing that was
   published, and too-large content raises EFileMapError while the content
   already in the map stays.
@@ -95,6 +96,9 @@ const
   FM_OPEN_ONLY = 2;
   FM_PERSISTENT = 4;
 
+  { SizeOf(TFmOpenOptions): fm_open_options' first (this) version. }
+  FM_OPEN_OPTIONS_SIZE = 24;
+
   { fm_wait strategies. }
   FM_WAIT_SLEEP = 0;
   FM_WAIT_SPIN = 1;
@@ -102,6 +106,8 @@ const
 
   FileMapDefaultSize = 4096;
   FileMapMinSize = 32;
+  { The largest capacity and maximum capacity (1 GiB). }
+  FileMapMaxSize = 1073741824;
 
 type
   { The content's bytes: UTF-8. A Unicode build (string = UnicodeString:
@@ -123,6 +129,14 @@ type
     Writer: TFmWriter;
   end;
   PFmStamp = ^TFmStamp;
+  { fm_open_options: zero it, set Size to SizeOf(TFmOpenOptions). }
+  TFmOpenOptions = record
+    Size: LongWord;
+    Flags: LongWord;
+    Capacity: QWord;
+    MaxCapacity: QWord;
+  end;
+  PFmOpenOptions = ^TFmOpenOptions;
   {$ifndef FPC}
   { Delphi spellings of FPC's integer types. }
   QWord = UInt64;
@@ -134,9 +148,11 @@ type
 { The C ABI, as declared in filemap.h; see there for each call's contract. }
 function fm_abi_version: LongWord; cdecl; external FileMapLib;
 function fm_open(Name: PAnsiChar; Capacity: QWord; Flags: LongWord; OutMap: PPointer): LongInt; cdecl; external FileMapLib;
+function fm_open_ex(Name: PAnsiChar; Options: PFmOpenOptions; OutMap: PPointer): LongInt; cdecl; external FileMapLib;
 function fm_close(Map: Pointer): LongInt; cdecl; external FileMapLib;
 function fm_existed_already(Map: Pointer; OutExisted: PByte): LongInt; cdecl; external FileMapLib;
 function fm_capacity(Map: Pointer; OutCapacity: PPtrUInt): LongInt; cdecl; external FileMapLib;
+function fm_max_capacity(Map: Pointer; OutMaxCapacity: PPtrUInt): LongInt; cdecl; external FileMapLib;
 function fm_id(Map: Pointer; OutId: Pointer): LongInt; cdecl; external FileMapLib;
 function fm_write(Map: Pointer; Data: PByte; Len: PtrUInt; Generation: PQWord): LongInt; cdecl; external FileMapLib;
 function fm_read(Map: Pointer; Buf: PByte; Cap: PtrUInt; Len: PPtrUInt; Stamp: PFmStamp): LongInt; cdecl; external FileMapLib;
@@ -187,6 +203,7 @@ type
     FMap: Pointer;
     FMapName: string;
     FSize: LongWord;
+    FMaxCapacity: LongWord;
     FExistsAlready: Boolean;
     FAutoSynchronize: Boolean;
     FMapStrings: TStringList;
@@ -198,6 +215,10 @@ type
     FUseThread: Boolean;
     procedure SetMapName(const Value: string);
     procedure SetSize(Value: LongWord);
+    procedure SetMaxCapacity(Value: LongWord);
+    function GetMaxCapacity: LongWord;
+    function MaxCapacityStored: Boolean;
+    function GetCapacity: LongWord;
     function GetIsMapOpen: Boolean;
     procedure StringsChanged(Sender: TObject);
     procedure Check(Status: LongInt; const What: string);
@@ -215,8 +236,10 @@ type
     procedure CloseMap;
     { Replace MapStrings with the map's content (no OnChange). }
     procedure ReadMap;
-    { Publish MapStrings (lines joined by LF). Raises EFileMapError with
-      FM_E_TOO_LARGE when they do not fit; the map keeps its content. }
+    { Publish MapStrings (lines joined by LF). Past the capacity and
+      within MaxCapacity the map grows first. Raises EFileMapError with
+      FM_E_TOO_LARGE when they do not fit even then; the map keeps its
+      content. }
     procedure WriteMap;
     { Empty MapStrings and the map. }
     procedure Clear;
@@ -237,10 +260,19 @@ type
     property MapStrings: TStringList read FMapStrings;
     { The generation MapStrings was last read from or written as. }
     property Generation: QWord read FSeen;
+    { The map's capacity in bytes now: Size, or more once it grew (in
+      any process). Closed: Size. }
+    property Capacity: LongWord read GetCapacity;
   published
     property MapName: string read FMapName write SetMapName;
-    { Capacity in bytes (default 4096, at least 32); set while closed. }
+    { Capacity in bytes of a map OpenMap creates (default 4096, at least
+      32); set while closed. Attaching, the map's own sizes hold. }
     property Size: LongWord read FSize write SetSize default FileMapDefaultSize;
+    { The most a map OpenMap creates may grow to, in bytes: at least Size,
+      at most 1 GiB (else OpenMap raises FM_E_INVALID_CAPACITY). 0, the
+      default, means Size: the map never grows, as before. Set while
+      closed; open, it reads the map's own maximum. }
+    property MaxCapacity: LongWord read GetMaxCapacity write SetMaxCapacity stored MaxCapacityStored;
     { When True, every change to MapStrings is written through at once. }
     property AutoSynchronize: Boolean read FAutoSynchronize write FAutoSynchronize default False;
     { Start the watch thread in OpenMap (default True). Without it, call
@@ -414,6 +446,48 @@ begin
   FSize := Value;
 end;
 
+procedure TFileMap.SetMaxCapacity(Value: LongWord);
+begin
+  if IsMapOpen then
+    raise EFileMapError.CreateStatus(FM_E_INVALID_ARGUMENT, 'MaxCapacity: close the map first');
+  FMaxCapacity := Value;
+end;
+
+function TFileMap.GetMaxCapacity: LongWord;
+var
+  Max: PtrUInt;
+begin
+  if IsMapOpen then
+  begin
+    Max := 0;
+    Check(fm_max_capacity(FMap, @Max), 'MaxCapacity');
+    Result := Max;
+  end
+  else if FMaxCapacity = 0 then
+    Result := FSize
+  else
+    Result := FMaxCapacity;
+end;
+
+function TFileMap.MaxCapacityStored: Boolean;
+begin
+  Result := FMaxCapacity <> 0;
+end;
+
+function TFileMap.GetCapacity: LongWord;
+var
+  Cap: PtrUInt;
+begin
+  if not IsMapOpen then
+  begin
+    Result := FSize;
+    Exit;
+  end;
+  Cap := 0;
+  Check(fm_capacity(FMap, @Cap), 'Capacity');
+  Result := Cap;
+end;
+
 function TFileMap.GetIsMapOpen: Boolean;
 begin
   Result := FMap <> nil;
@@ -424,6 +498,7 @@ var
   Map: Pointer;
   Existed: Byte;
   CName: TFmBytes;
+  Options: TFmOpenOptions;
 begin
   if IsMapOpen then
     Exit;
@@ -437,7 +512,12 @@ begin
   CName := FMapName;
   {$endif}
   Map := nil;
-  Check(fm_open(PAnsiChar(CName), FSize, 0, @Map), 'OpenMap ' + FMapName);
+  FillChar(Options, SizeOf(Options), 0);
+  Options.Size := SizeOf(Options);
+  Options.Capacity := FSize;
+  { 0: the capacity, as fm_open does. }
+  Options.MaxCapacity := FMaxCapacity;
+  Check(fm_open_ex(PAnsiChar(CName), @Options, @Map), 'OpenMap ' + FMapName);
   FMap := Map;
   try
     Existed := 0;

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-/** An open region (opaque). Made by fm_open, freed by fm_close. */
+/** An open region (opaque). Made by fm_open or fm_open_ex, freed by fm_close. */
 typedef struct fm_map fm_map;
 /** A running watch (opaque). Made by fm_watch, freed by fm_watch_stop. */
 typedef struct fm_watcher fm_watcher;
@@ -64,6 +64,12 @@ typedef struct fm_cancel_token fm_cancel_token;
 #define FM_MAX_CAPACITY (1 << 30)
 
 /**
+ * The size of the first version of `fm_open_options` (this one): the
+ * least `size` accepted.
+ */
+#define FM_OPEN_OPTIONS_SIZE 24
+
+/**
  * `fm_wait` sleeps in the kernel (a futex; a semaphore on Windows): no
  * CPU while waiting, woken within microseconds of a publish.
  */
@@ -95,9 +101,9 @@ typedef int32_t fm_status;
  *
  * | status | fields |
  * |---|---|
- * | `FM_E_TOO_LARGE` | `len` (content), `capacity` |
+ * | `FM_E_TOO_LARGE` | `len` (content), `capacity` (the most it may hold: its maximum capacity) |
  * | `FM_E_BUFFER_TOO_SMALL` | `len` (needed), `capacity` (the buffer's) |
- * | `FM_E_INVALID_CAPACITY` | `len` (requested), `min`, `max` |
+ * | `FM_E_INVALID_CAPACITY` | `len` (requested), `min`, `max`; for a maximum capacity, `min` is the capacity |
  * | `FM_E_INVALID_NAME` | `len` (bytes scanned), `max` (`fm_max_name_len()`) |
  * | `FM_E_INCOMPATIBLE_VERSION` | `found`, `expected` |
  * | `FM_E_CONFLICT` | `found`, `expected` (generations) |
@@ -109,6 +115,7 @@ typedef int32_t fm_status;
  * | `FM_E_NOT_UTF8` | `len` (valid prefix) |
  * | `FM_E_NOT_A_VALUE` | `len` (content) |
  * | `FM_E_FORKED_HANDLE` | `pid` (this process), `expected` (the opener's pid) |
+ * | `FM_E_UNSUPPORTED_OPTION` (`fm_open_ex`) | `len` (`options.size`), `found` (the first nonzero byte past the known fields) |
  * | `FM_E_IO` | `os_error` (errno / GetLastError) |
  */
 typedef struct fm_error_info {
@@ -158,20 +165,72 @@ typedef struct fm_error_info {
  * The read-modify-write callback of `fm_update`.
  *
  * Called once, under the region lock, with `buf` holding the current
- * content in its first `*len` bytes and room for `capacity` bytes in all.
- * It may change the bytes and `*len` (at most `capacity`). Return 0 to
- * keep the result (published if it differs from the content before), or
- * nonzero to discard it (nothing is published). `buf` is owned by the
- * library and valid only during the call. It must not call `fm_lock`,
- * `fm_update` or `fm_close` on the same region, nor longjmp out. A Rust
- * panic unwinding out of it (the "C-unwind" ABI) is caught: `fm_update`
- * returns `FM_E_PANIC` and publishes nothing. A C++ exception must not
- * escape it.
+ * content in its first `*len` bytes and room for `capacity` bytes in all
+ * (zeros after the content). `capacity` is the region's maximum capacity
+ * (`fm_max_capacity`), so a region that grows (`fm_open_ex`) grows to
+ * the new `*len` when it is past the capacity now. It may change the
+ * bytes and `*len` (at most `capacity`). Return 0 to keep the result
+ * (published if it differs from the content before), or nonzero to
+ * discard it (nothing is published). `buf` is owned by the library and
+ * valid only during the call. It must not call `fm_lock`, `fm_update` or
+ * `fm_close` on the same region, nor longjmp out. A Rust panic unwinding
+ * out of it (the "C-unwind" ABI) is caught: `fm_update` returns
+ * `FM_E_PANIC` and publishes nothing. A C++ exception must not escape
+ * it.
  */
 typedef int32_t (*fm_update_fn)(void *user_data,
                                 uint8_t *buf,
                                 size_t capacity,
                                 size_t *len);
+
+/**
+ * How `fm_open_ex` opens a region. Zero it, set `size` to
+ * `sizeof(fm_open_options)`, then the fields wanted; a field left 0 takes
+ * its default:
+ *
+ * ```c
+ * fm_open_options options = {
+ *     .size = sizeof options,
+ *     .capacity = 4096,
+ *     .max_capacity = 1 << 20,
+ * };
+ * ```
+ *
+ * (4 KiB now, growing up to 1 MiB.)
+ *
+ * Fields may be added at the end in later versions (the ABI version
+ * stays): `size` tells the library which ones the caller knows, so a
+ * program built against this header keeps working with a later library,
+ * and one built against a later header works with this library as long
+ * as it leaves the fields this library does not know at 0.
+ */
+typedef struct fm_open_options {
+  /**
+   * `sizeof(fm_open_options)`, as the caller's header has it: the bytes
+   * the library reads. Less than `FM_OPEN_OPTIONS_SIZE` (the first
+   * version's size, 24) gives `FM_E_INVALID_ARGUMENT`, and so does more
+   * than 4096 (garbage, not a version of this struct).
+   */
+  uint32_t size;
+  /**
+   * As `fm_open`'s `flags`.
+   */
+  uint32_t flags;
+  /**
+   * As `fm_open`'s `capacity`: bytes of content when creating, 0 for
+   * `FM_DEFAULT_CAPACITY`. Ignored when attaching.
+   */
+  uint64_t capacity;
+  /**
+   * The most the region may grow to, in bytes, when creating: between
+   * the capacity and `FM_MAX_CAPACITY`, else `FM_E_INVALID_CAPACITY`
+   * (`fm_error_info`: `len` the requested maximum, `min` the capacity,
+   * `max` `FM_MAX_CAPACITY`). 0: the capacity (the region never grows).
+   * Ignored when attaching: the region's own maximum holds
+   * (`fm_max_capacity`).
+   */
+  uint64_t max_capacity;
+} fm_open_options;
 
 /**
  * Who published a generation.
@@ -206,7 +265,8 @@ typedef struct fm_stamp {
  */
 typedef struct fm_region_info {
   /**
-   * Capacity in bytes.
+   * Capacity in bytes now (see `fm_capacity`; `fm_max_capacity` gives
+   * the most it may grow to).
    */
   uint64_t capacity;
   /**
@@ -296,12 +356,14 @@ typedef void (*fm_watch_fn)(void *user_data,
 #define FM_E_INVALID_NAME -10
 
 /**
- * The capacity is outside `FM_MIN_CAPACITY..=FM_MAX_CAPACITY`.
+ * The capacity is outside `FM_MIN_CAPACITY..=FM_MAX_CAPACITY`, or the
+ * maximum capacity (`fm_open_ex`) outside `capacity..=FM_MAX_CAPACITY`.
  */
 #define FM_E_INVALID_CAPACITY -11
 
 /**
- * The content does not fit the region; nothing was written.
+ * The content does not fit the region, even grown to its maximum
+ * capacity; nothing was written.
  */
 #define FM_E_TOO_LARGE -12
 
@@ -523,12 +585,22 @@ fm_status fm_unlock(const fm_map *map);
  * the call in `*generation` and whether it published in `*published`
  * (both may be NULL).
  *
+ * The callback's room is the maximum capacity: on a region that grows,
+ * a result longer than the capacity grows the region, as `fm_write`
+ * does. The room is a zeroed buffer of that size made for each call, so
+ * an update costs up to zeroing that many bytes, as on a region of that
+ * fixed capacity (the allocator may hand large blocks over as fresh
+ * pages, which cost only as they are touched). For frequent small
+ * updates of a region with a large maximum, `fm_lock`, `fm_read` and
+ * `fm_write` cost only the content.
+ *
  * Returns `FM_OK` (also when the callback returned nonzero: nothing
  * published, `*published` false), `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
- * `FM_E_TOO_LARGE` (the callback set `*len` past the capacity; nothing
- * published), `FM_E_TIMEOUT`, `FM_E_WOULD_DEADLOCK` (this thread holds
- * the lock: use `fm_read`/`fm_write` under `fm_lock` instead),
- * `FM_E_FORKED_HANDLE`.
+ * `FM_E_TOO_LARGE` (the callback set `*len` past the maximum capacity;
+ * nothing published), `FM_E_OUT_OF_SPACE` (a growth the system cannot
+ * back; nothing published), `FM_E_IO` (no memory for the room),
+ * `FM_E_TIMEOUT`, `FM_E_WOULD_DEADLOCK` (this thread holds the lock: use
+ * `fm_read`/`fm_write` under `fm_lock` instead), `FM_E_FORKED_HANDLE`.
  *
  * # Safety
  * `map` is NULL or a live handle; `callback` is NULL or a function as
@@ -562,6 +634,10 @@ uint32_t fm_abi_version(void);
  * - `out`: receives the handle, which the caller owns and frees with
  *   `fm_close`. Untouched on failure.
  *
+ * A region created here never grows (its maximum capacity is its
+ * capacity); `fm_open_ex` creates one that does. Attaching, the handle
+ * sees the region as it is, grown or growing.
+ *
  * A handle may be used from any thread. A handle inherited through
  * fork() is refused with `FM_E_FORKED_HANDLE` in the child: open the
  * region again there.
@@ -582,7 +658,38 @@ fm_status fm_open(const char *name,
                   fm_map **out);
 
 /**
- * Close a handle made by `fm_open` and free it. A lock still held through
+ * Open region `name` as `fm_open` does, with the choices in `*options`:
+ * `fm_open_options` says each, among them `max_capacity`, the most a
+ * region created here may grow to. `fm_write`, `fm_write_if` and
+ * `fm_update` of more than the capacity and at most the maximum grow the
+ * region first (every handle attached, in any process, sees the larger
+ * content at its next read); past the maximum they give
+ * `FM_E_TOO_LARGE` and keep the content.
+ *
+ * ```c
+ * fm_open_options options = {.size = sizeof options, .max_capacity = 1 << 20};
+ * fm_map *map = NULL;
+ * fm_status s = fm_open_ex("frames", &options, &map);
+ * ```
+ *
+ * Returns as `fm_open`; `FM_E_NULL` when `options` is NULL;
+ * `FM_E_INVALID_ARGUMENT` when `options->size` is below
+ * `FM_OPEN_OPTIONS_SIZE` or absurd; `FM_E_UNSUPPORTED_OPTION` when a
+ * byte past the fields this library knows is not 0 (an option of a later
+ * version it cannot honour; the message says which byte);
+ * `FM_E_INVALID_CAPACITY` for a capacity or maximum out of range.
+ *
+ * # Safety
+ * `name` is NULL or a string readable as for `fm_open`; `options` is
+ * NULL or readable for `options->size` bytes (its first 4 bytes are read
+ * first); `out` is NULL or writable.
+ */
+fm_status fm_open_ex(const char *name,
+                     const struct fm_open_options *options,
+                     fm_map **out);
+
+/**
+ * Close a handle made by `fm_open` or `fm_open_ex` and free it. A lock still held through
  * it is released. Closing the last handle of a non-persistent region
  * (in any process) removes the region; a running watcher keeps it alive
  * until `fm_watch_stop`.
@@ -591,7 +698,7 @@ fm_status fm_open(const char *name,
  * not a live handle (the check is best effort: never close twice).
  *
  * # Safety
- * `map` is NULL or a handle from `fm_open` not closed yet, and no other
+ * `map` is NULL or a handle from `fm_open`/`fm_open_ex` not closed yet, and no other
  * thread uses it during or after this call.
  */
 fm_status fm_close(fm_map *map);
@@ -609,7 +716,10 @@ fm_status fm_existed_already(const fm_map *map,
                              bool *out);
 
 /**
- * Store the region's capacity in bytes in `*out`.
+ * Store the region's capacity in bytes now in `*out`: the most a write
+ * carries without growing the region. A region that grows (`fm_open_ex`)
+ * reports its grown capacity here, in every process attached, as soon
+ * as any of them grew it; it never shrinks.
  *
  * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
  *
@@ -618,6 +728,19 @@ fm_status fm_existed_already(const fm_map *map,
  */
 fm_status fm_capacity(const fm_map *map,
                       size_t *out);
+
+/**
+ * Store in `*out` the most the region's capacity may grow to, in bytes:
+ * the longest content a write may carry (`fm_open_ex`'s `max_capacity`;
+ * the capacity for a region that never grows). Fixed at creation.
+ *
+ * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `map` is NULL or a live handle; `out` is NULL or writable.
+ */
+fm_status fm_max_capacity(const fm_map *map,
+                          size_t *out);
 
 /**
  * Store this handle's identity (the `FmWriter` its writes carry) in `*out`.
@@ -635,13 +758,16 @@ fm_status fm_id(const fm_map *map,
  * the new generation in `*generation` (may be NULL).
  *
  * The bytes are copied; the caller keeps `data`. `data` may be NULL when
- * `len` is 0. Content longer than the capacity gives `FM_E_TOO_LARGE`
- * and nothing is written: the previous content stays. Called while this
+ * `len` is 0. Content longer than the capacity and at most the maximum
+ * capacity (`fm_max_capacity`) grows the region first; longer than the
+ * maximum gives `FM_E_TOO_LARGE` and nothing is written: the previous
+ * content stays. When the system cannot back a growth it is
+ * `FM_E_OUT_OF_SPACE`, nothing written, the capacity as it was. Called while this
  * thread holds the lock through `fm_lock` on the same handle, it
  * publishes under that lock.
  *
  * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TOO_LARGE`,
- * `FM_E_TIMEOUT` (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
+ * `FM_E_OUT_OF_SPACE`, `FM_E_TIMEOUT` (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
  *
  * # Safety
  * `map` is NULL or a live handle; `data` is NULL or readable for `len`
@@ -679,8 +805,9 @@ fm_status fm_write_if(const fm_map *map,
  *
  * When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`
  * and stores the needed length in `*len` (and the content's stamp in
- * `*stamp`): call again with a buffer of `fm_capacity` bytes, which
- * always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
+ * `*stamp`): call again with a buffer of that many bytes (another
+ * writer may have published a longer content meanwhile: loop until
+ * `FM_OK`), or of `fm_max_capacity` bytes, which always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
  * After a failure the first `cap` bytes of `buf` may have changed (a read
  * that raced a writer starts over; a buffer the content does not fit is
  * left alone unless such a race happened). The caller owns `buf`.

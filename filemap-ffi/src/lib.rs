@@ -25,9 +25,10 @@ use std::ffi::c_char;
 pub use lock::{fm_lock, fm_unlock, fm_update, FmUpdateFn};
 pub use map::{
     fm_abi_version, fm_capacity, fm_clean_stale, fm_close, fm_existed_already, fm_generation,
-    fm_id, fm_info, fm_open, fm_read, fm_remove, fm_write, fm_write_if, FmInfo, FmMap, FmStamp,
-    FmWriter, FM_ABI_VERSION, FM_CREATE_ONLY, FM_DEFAULT_CAPACITY, FM_MAX_CAPACITY,
-    FM_MIN_CAPACITY, FM_OPEN_ONLY, FM_PERSISTENT,
+    fm_id, fm_info, fm_max_capacity, fm_open, fm_open_ex, fm_read, fm_remove, fm_write,
+    fm_write_if, FmInfo, FmMap, FmOpenOptions, FmStamp, FmWriter, FM_ABI_VERSION, FM_CREATE_ONLY,
+    FM_DEFAULT_CAPACITY, FM_MAX_CAPACITY, FM_MIN_CAPACITY, FM_OPEN_ONLY, FM_OPEN_OPTIONS_SIZE,
+    FM_PERSISTENT,
 };
 pub use status::*;
 pub use wait::{

@@ -3,6 +3,7 @@
 //! This module owns the rule that a lock taken through a handle lives in
 //! that handle's slot until the thread that took it releases it.
 
+use std::alloc::{alloc_zeroed, Layout};
 use std::cell::RefCell;
 use std::ffi::c_void;
 
@@ -95,15 +96,18 @@ pub unsafe extern "C" fn fm_unlock(map: *const FmMap) -> FmStatus {
 /// The read-modify-write callback of `fm_update`.
 ///
 /// Called once, under the region lock, with `buf` holding the current
-/// content in its first `*len` bytes and room for `capacity` bytes in all.
-/// It may change the bytes and `*len` (at most `capacity`). Return 0 to
-/// keep the result (published if it differs from the content before), or
-/// nonzero to discard it (nothing is published). `buf` is owned by the
-/// library and valid only during the call. It must not call `fm_lock`,
-/// `fm_update` or `fm_close` on the same region, nor longjmp out. A Rust
-/// panic unwinding out of it (the "C-unwind" ABI) is caught: `fm_update`
-/// returns `FM_E_PANIC` and publishes nothing. A C++ exception must not
-/// escape it.
+/// content in its first `*len` bytes and room for `capacity` bytes in all
+/// (zeros after the content). `capacity` is the region's maximum capacity
+/// (`fm_max_capacity`), so a region that grows (`fm_open_ex`) grows to
+/// the new `*len` when it is past the capacity now. It may change the
+/// bytes and `*len` (at most `capacity`). Return 0 to keep the result
+/// (published if it differs from the content before), or nonzero to
+/// discard it (nothing is published). `buf` is owned by the library and
+/// valid only during the call. It must not call `fm_lock`, `fm_update` or
+/// `fm_close` on the same region, nor longjmp out. A Rust panic unwinding
+/// out of it (the "C-unwind" ABI) is caught: `fm_update` returns
+/// `FM_E_PANIC` and publishes nothing. A C++ exception must not escape
+/// it.
 pub type FmUpdateFn = Option<
     unsafe extern "C-unwind" fn(
         user_data: *mut c_void,
@@ -120,12 +124,22 @@ pub type FmUpdateFn = Option<
 /// the call in `*generation` and whether it published in `*published`
 /// (both may be NULL).
 ///
+/// The callback's room is the maximum capacity: on a region that grows,
+/// a result longer than the capacity grows the region, as `fm_write`
+/// does. The room is a zeroed buffer of that size made for each call, so
+/// an update costs up to zeroing that many bytes, as on a region of that
+/// fixed capacity (the allocator may hand large blocks over as fresh
+/// pages, which cost only as they are touched). For frequent small
+/// updates of a region with a large maximum, `fm_lock`, `fm_read` and
+/// `fm_write` cost only the content.
+///
 /// Returns `FM_OK` (also when the callback returned nonzero: nothing
 /// published, `*published` false), `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
-/// `FM_E_TOO_LARGE` (the callback set `*len` past the capacity; nothing
-/// published), `FM_E_TIMEOUT`, `FM_E_WOULD_DEADLOCK` (this thread holds
-/// the lock: use `fm_read`/`fm_write` under `fm_lock` instead),
-/// `FM_E_FORKED_HANDLE`.
+/// `FM_E_TOO_LARGE` (the callback set `*len` past the maximum capacity;
+/// nothing published), `FM_E_OUT_OF_SPACE` (a growth the system cannot
+/// back; nothing published), `FM_E_IO` (no memory for the room),
+/// `FM_E_TIMEOUT`, `FM_E_WOULD_DEADLOCK` (this thread holds the lock: use
+/// `fm_read`/`fm_write` under `fm_lock` instead), `FM_E_FORKED_HANDLE`.
 ///
 /// # Safety
 /// `map` is NULL or a live handle; `callback` is NULL or a function as
@@ -143,32 +157,40 @@ pub unsafe extern "C" fn fm_update(
         // SAFETY: as this function's contract.
         let h = unsafe { args::handle(map) }?;
         let callback = callback.ok_or(Fail::Null("callback"))?;
-        let capacity = h.map.capacity();
+        let room = h.map.max_capacity();
         let updated = h.map.update(|content| {
-            let before = content.clone();
+            let mut buf = zeroed(room, h.map.name())?;
             let mut len = content.len();
-            content.resize(capacity, 0);
+            // The core bounds every content by the maximum; checked all
+            // the same, as nothing here may panic on a region's say-so.
+            let Some(start) = buf.get_mut(..len) else {
+                return Err(Error::TooLarge {
+                    len,
+                    capacity: h.map.capacity(),
+                    max_capacity: room,
+                });
+            };
+            start.copy_from_slice(content);
             // An fm_unlock from the callback is told whose lock it is.
             let updating = Updating::enter(h);
             // SAFETY:
-            // - `content` holds `capacity` initialised bytes, and `len`
-            //   is a live local: both valid for the call;
+            // - `buf` holds `room` initialised bytes, and `len` is a live
+            //   local: both valid for the call;
             // - the callback's own contract is the caller's to keep.
-            let rc = unsafe { callback(user_data, content.as_mut_ptr(), capacity, &mut len) };
+            let rc = unsafe { callback(user_data, buf.as_mut_ptr(), room, &mut len) };
             drop(updating);
             if rc != 0 {
-                *content = before;
                 return Ok(());
             }
-            if len > capacity {
-                *content = before;
+            if len > room {
                 return Err(Error::TooLarge {
                     len,
-                    capacity,
-                    max_capacity: capacity,
+                    capacity: h.map.capacity(),
+                    max_capacity: room,
                 });
             }
-            content.truncate(len);
+            buf.truncate(len);
+            *content = buf;
             Ok(())
         })?;
         updated.value?;
@@ -180,6 +202,33 @@ pub unsafe extern "C" fn fm_update(
         unsafe { args::put(published, updated.changed) };
         Ok(())
     })
+}
+
+/// `len` zero bytes, from the allocator's zeroed memory (which the system
+/// may hand over lazily) rather than written one by one; an allocation
+/// refused is an error, not an abort.
+fn zeroed(len: usize, name: &str) -> Result<Vec<u8>, Error> {
+    let no_memory = || Error::Io {
+        op: "allocating the room of fm_update's callback",
+        name: name.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!("no memory for {len} bytes (the maximum capacity)"),
+        ),
+    };
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = Layout::array::<u8>(len).map_err(|_| no_memory())?;
+    // SAFETY: `layout` has a nonzero size (`len` > 0).
+    let ptr = unsafe { alloc_zeroed(layout) };
+    if ptr.is_null() {
+        return Err(no_memory());
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with the layout
+    // of `[u8; len]` (size `len`, align 1), which is what a `Vec<u8>` of
+    // capacity `len` frees; its `len` bytes are initialised (zeroed).
+    Ok(unsafe { Vec::from_raw_parts(ptr, len, len) })
 }
 
 thread_local! {

@@ -34,7 +34,7 @@ const _: () = assert!(FM_DEFAULT_CAPACITY == filemap::DEFAULT_CAPACITY as u64);
 const _: () = assert!(FM_MIN_CAPACITY == filemap::MIN_CAPACITY as u64);
 const _: () = assert!(FM_MAX_CAPACITY == filemap::MAX_CAPACITY as u64);
 
-/// An open region; opaque to C. Made by `fm_open`, freed by `fm_close`.
+/// An open region; opaque to C. Made by `fm_open` or `fm_open_ex`, freed by `fm_close`.
 #[repr(C)]
 pub struct FmMap {
     magic: u64,
@@ -93,7 +93,8 @@ impl From<Stamp> for FmStamp {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FmInfo {
-    /// Capacity in bytes.
+    /// Capacity in bytes now (see `fm_capacity`; `fm_max_capacity` gives
+    /// the most it may grow to).
     pub capacity: u64,
     /// Length of the published content in bytes.
     pub len: u64,
@@ -130,6 +131,10 @@ pub extern "C" fn fm_abi_version() -> u32 {
 /// - `out`: receives the handle, which the caller owns and frees with
 ///   `fm_close`. Untouched on failure.
 ///
+/// A region created here never grows (its maximum capacity is its
+/// capacity); `fm_open_ex` creates one that does. Attaching, the handle
+/// sees the region as it is, grown or growing.
+///
 /// A handle may be used from any thread. A handle inherited through
 /// fork() is refused with `FM_E_FORKED_HANDLE` in the child: open the
 /// region again there.
@@ -156,42 +161,199 @@ pub unsafe extern "C" fn fm_open(
         }
         // SAFETY: as this function's contract.
         let name = unsafe { args::name(name) }?;
-        if flags & !ALL_FLAGS != 0 {
-            return Err(Fail::Invalid(format!(
-                "unknown flag bits {:#x}",
-                flags & !ALL_FLAGS
-            )));
-        }
-        if flags & FM_CREATE_ONLY != 0 && flags & FM_OPEN_ONLY != 0 {
-            return Err(Fail::Invalid(
-                "FM_CREATE_ONLY and FM_OPEN_ONLY exclude each other".into(),
-            ));
-        }
-        let mut builder = FileMap::builder(name);
-        if capacity != 0 {
-            builder = builder.capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
-        }
-        if flags & FM_CREATE_ONLY != 0 {
-            builder = builder.create_only();
-        }
-        if flags & FM_OPEN_ONLY != 0 {
-            builder = builder.open_only();
-        }
-        if flags & FM_PERSISTENT != 0 {
-            builder = builder.persistent(true);
-        }
-        let handle = Box::new(FmMap {
-            magic: FmMap::MAGIC,
-            map: builder.open()?,
-            lock: Mutex::new(None),
-        });
+        let options = FmOpenOptions {
+            size: FM_OPEN_OPTIONS_SIZE,
+            flags,
+            capacity,
+            max_capacity: 0,
+        };
+        let handle = open(name, &options)?;
         // SAFETY: `out` is not NULL (checked) and writable (contract).
-        unsafe { out.write(Box::into_raw(handle)) };
+        unsafe { out.write(handle) };
         Ok(())
     })
 }
 
-/// Close a handle made by `fm_open` and free it. A lock still held through
+/// How `fm_open_ex` opens a region. Zero it, set `size` to
+/// `sizeof(fm_open_options)`, then the fields wanted; a field left 0 takes
+/// its default:
+///
+/// ```c
+/// fm_open_options options = {
+///     .size = sizeof options,
+///     .capacity = 4096,
+///     .max_capacity = 1 << 20,
+/// };
+/// ```
+///
+/// (4 KiB now, growing up to 1 MiB.)
+///
+/// Fields may be added at the end in later versions (the ABI version
+/// stays): `size` tells the library which ones the caller knows, so a
+/// program built against this header keeps working with a later library,
+/// and one built against a later header works with this library as long
+/// as it leaves the fields this library does not know at 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FmOpenOptions {
+    /// `sizeof(fm_open_options)`, as the caller's header has it: the bytes
+    /// the library reads. Less than `FM_OPEN_OPTIONS_SIZE` (the first
+    /// version's size, 24) gives `FM_E_INVALID_ARGUMENT`, and so does more
+    /// than 4096 (garbage, not a version of this struct).
+    pub size: u32,
+    /// As `fm_open`'s `flags`.
+    pub flags: u32,
+    /// As `fm_open`'s `capacity`: bytes of content when creating, 0 for
+    /// `FM_DEFAULT_CAPACITY`. Ignored when attaching.
+    pub capacity: u64,
+    /// The most the region may grow to, in bytes, when creating: between
+    /// the capacity and `FM_MAX_CAPACITY`, else `FM_E_INVALID_CAPACITY`
+    /// (`fm_error_info`: `len` the requested maximum, `min` the capacity,
+    /// `max` `FM_MAX_CAPACITY`). 0: the capacity (the region never grows).
+    /// Ignored when attaching: the region's own maximum holds
+    /// (`fm_max_capacity`).
+    pub max_capacity: u64,
+}
+
+/// The size of the first version of `fm_open_options` (this one): the
+/// least `size` accepted.
+pub const FM_OPEN_OPTIONS_SIZE: u32 = 24;
+const _: () = assert!(FM_OPEN_OPTIONS_SIZE as usize == std::mem::size_of::<FmOpenOptions>());
+/// A `size` past this is garbage, not a later version of the options.
+const OPTIONS_SIZE_LIMIT: u32 = 4096;
+
+/// Open region `name` as `fm_open` does, with the choices in `*options`:
+/// `fm_open_options` says each, among them `max_capacity`, the most a
+/// region created here may grow to. `fm_write`, `fm_write_if` and
+/// `fm_update` of more than the capacity and at most the maximum grow the
+/// region first (every handle attached, in any process, sees the larger
+/// content at its next read); past the maximum they give
+/// `FM_E_TOO_LARGE` and keep the content.
+///
+/// ```c
+/// fm_open_options options = {.size = sizeof options, .max_capacity = 1 << 20};
+/// fm_map *map = NULL;
+/// fm_status s = fm_open_ex("frames", &options, &map);
+/// ```
+///
+/// Returns as `fm_open`; `FM_E_NULL` when `options` is NULL;
+/// `FM_E_INVALID_ARGUMENT` when `options->size` is below
+/// `FM_OPEN_OPTIONS_SIZE` or absurd; `FM_E_UNSUPPORTED_OPTION` when a
+/// byte past the fields this library knows is not 0 (an option of a later
+/// version it cannot honour; the message says which byte);
+/// `FM_E_INVALID_CAPACITY` for a capacity or maximum out of range.
+///
+/// # Safety
+/// `name` is NULL or a string readable as for `fm_open`; `options` is
+/// NULL or readable for `options->size` bytes (its first 4 bytes are read
+/// first); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_open_ex(
+    name: *const c_char,
+    options: *const FmOpenOptions,
+    out: *mut *mut FmMap,
+) -> FmStatus {
+    boundary(|| {
+        if out.is_null() {
+            return Err(Fail::Null("out"));
+        }
+        // SAFETY: as this function's contract.
+        let options = unsafe { read_options(options) }?;
+        // SAFETY: as this function's contract.
+        let name = unsafe { args::name(name) }?;
+        let handle = open(name, &options)?;
+        // SAFETY: `out` is not NULL (checked) and writable (contract).
+        unsafe { out.write(handle) };
+        Ok(())
+    })
+}
+
+/// The options behind `ptr`, of the size the caller says, checked.
+///
+/// # Safety
+/// `ptr` is NULL or readable for 4 bytes, and for as many as the `u32`
+/// there says.
+unsafe fn read_options(ptr: *const FmOpenOptions) -> FfiResult<FmOpenOptions> {
+    if ptr.is_null() {
+        return Err(Fail::Null("options"));
+    }
+    // SAFETY: not NULL, readable for its first 4 bytes (contract); C may
+    // hand any alignment, so nothing assumes one.
+    let size = unsafe { ptr.cast::<u32>().read_unaligned() };
+    if size < FM_OPEN_OPTIONS_SIZE {
+        return Err(Fail::Invalid(format!(
+            "options.size is {size}, less than the {FM_OPEN_OPTIONS_SIZE} bytes of the first \
+             fm_open_options: set it to sizeof(fm_open_options)"
+        )));
+    }
+    if size > OPTIONS_SIZE_LIMIT {
+        return Err(Fail::Invalid(format!(
+            "options.size is {size}, more than any fm_open_options can be \
+             ({OPTIONS_SIZE_LIMIT} bytes): set it to sizeof(fm_open_options)"
+        )));
+    }
+    // SAFETY: readable for `size` >= size_of::<FmOpenOptions>() bytes
+    // (checked above, contract); every bit pattern is a valid value of
+    // its integer fields; unaligned as above.
+    let options = unsafe { ptr.read_unaligned() };
+    let bytes = ptr.cast::<u8>();
+    for at in FM_OPEN_OPTIONS_SIZE..size {
+        // SAFETY: `at` < `size`: within the bytes the caller vouched for.
+        let byte = unsafe { bytes.add(at as usize).read() };
+        if byte != 0 {
+            return Err(Fail::LaterOption {
+                size,
+                at,
+                message: format!(
+                    "byte {at} of the options ({size} bytes) is {byte:#04x}: this library \
+                     knows the first {FM_OPEN_OPTIONS_SIZE} bytes of fm_open_options and cannot \
+                     honour an option of a later version"
+                ),
+            });
+        }
+    }
+    Ok(options)
+}
+
+/// Make the handle `fm_open` and `fm_open_ex` store.
+fn open(name: String, options: &FmOpenOptions) -> FfiResult<*mut FmMap> {
+    let flags = options.flags;
+    if flags & !ALL_FLAGS != 0 {
+        return Err(Fail::Invalid(format!(
+            "unknown flag bits {:#x}",
+            flags & !ALL_FLAGS
+        )));
+    }
+    if flags & FM_CREATE_ONLY != 0 && flags & FM_OPEN_ONLY != 0 {
+        return Err(Fail::Invalid(
+            "FM_CREATE_ONLY and FM_OPEN_ONLY exclude each other".into(),
+        ));
+    }
+    let mut builder = FileMap::builder(name);
+    if options.capacity != 0 {
+        builder = builder.capacity(usize::try_from(options.capacity).unwrap_or(usize::MAX));
+    }
+    if options.max_capacity != 0 {
+        builder = builder.max_capacity(usize::try_from(options.max_capacity).unwrap_or(usize::MAX));
+    }
+    if flags & FM_CREATE_ONLY != 0 {
+        builder = builder.create_only();
+    }
+    if flags & FM_OPEN_ONLY != 0 {
+        builder = builder.open_only();
+    }
+    if flags & FM_PERSISTENT != 0 {
+        builder = builder.persistent(true);
+    }
+    let handle = Box::new(FmMap {
+        magic: FmMap::MAGIC,
+        map: builder.open()?,
+        lock: Mutex::new(None),
+    });
+    Ok(Box::into_raw(handle))
+}
+
+/// Close a handle made by `fm_open` or `fm_open_ex` and free it. A lock still held through
 /// it is released. Closing the last handle of a non-persistent region
 /// (in any process) removes the region; a running watcher keeps it alive
 /// until `fm_watch_stop`.
@@ -200,14 +362,14 @@ pub unsafe extern "C" fn fm_open(
 /// not a live handle (the check is best effort: never close twice).
 ///
 /// # Safety
-/// `map` is NULL or a handle from `fm_open` not closed yet, and no other
+/// `map` is NULL or a handle from `fm_open`/`fm_open_ex` not closed yet, and no other
 /// thread uses it during or after this call.
 #[no_mangle]
 pub unsafe extern "C" fn fm_close(map: *mut FmMap) -> FmStatus {
     boundary(|| {
         // SAFETY: as this function's contract.
         unsafe { args::handle(map) }?;
-        // SAFETY: `map` is a live handle from `Box::into_raw` in `fm_open`
+        // SAFETY: `map` is a live handle from `Box::into_raw` in `open`
         // (checked), and the caller gives up every other use of it.
         let mut handle = unsafe { Box::from_raw(map) };
         handle.magic = 0;
@@ -233,7 +395,10 @@ pub unsafe extern "C" fn fm_existed_already(map: *const FmMap, out: *mut bool) -
     })
 }
 
-/// Store the region's capacity in bytes in `*out`.
+/// Store the region's capacity in bytes now in `*out`: the most a write
+/// carries without growing the region. A region that grows (`fm_open_ex`)
+/// reports its grown capacity here, in every process attached, as soon
+/// as any of them grew it; it never shrinks.
 ///
 /// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
 ///
@@ -246,6 +411,24 @@ pub unsafe extern "C" fn fm_capacity(map: *const FmMap, out: *mut usize) -> FmSt
         let h = unsafe { args::handle(map) }?;
         // SAFETY: as this function's contract.
         unsafe { args::put_required(out, h.map.capacity(), "out") }
+    })
+}
+
+/// Store in `*out` the most the region's capacity may grow to, in bytes:
+/// the longest content a write may carry (`fm_open_ex`'s `max_capacity`;
+/// the capacity for a region that never grows). Fixed at creation.
+///
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fm_max_capacity(map: *const FmMap, out: *mut usize) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        // SAFETY: as this function's contract.
+        unsafe { args::put_required(out, h.map.max_capacity(), "out") }
     })
 }
 
@@ -269,13 +452,16 @@ pub unsafe extern "C" fn fm_id(map: *const FmMap, out: *mut FmWriter) -> FmStatu
 /// the new generation in `*generation` (may be NULL).
 ///
 /// The bytes are copied; the caller keeps `data`. `data` may be NULL when
-/// `len` is 0. Content longer than the capacity gives `FM_E_TOO_LARGE`
-/// and nothing is written: the previous content stays. Called while this
+/// `len` is 0. Content longer than the capacity and at most the maximum
+/// capacity (`fm_max_capacity`) grows the region first; longer than the
+/// maximum gives `FM_E_TOO_LARGE` and nothing is written: the previous
+/// content stays. When the system cannot back a growth it is
+/// `FM_E_OUT_OF_SPACE`, nothing written, the capacity as it was. Called while this
 /// thread holds the lock through `fm_lock` on the same handle, it
 /// publishes under that lock.
 ///
 /// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TOO_LARGE`,
-/// `FM_E_TIMEOUT` (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
+/// `FM_E_OUT_OF_SPACE`, `FM_E_TIMEOUT` (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
 ///
 /// # Safety
 /// `map` is NULL or a live handle; `data` is NULL or readable for `len`
@@ -425,8 +611,9 @@ fn fill(buf: &mut [u8], stamp: Stamp, content: &[u8]) -> (Stamp, bool) {
 ///
 /// When the content is longer than `cap`, returns `FM_E_BUFFER_TOO_SMALL`
 /// and stores the needed length in `*len` (and the content's stamp in
-/// `*stamp`): call again with a buffer of `fm_capacity` bytes, which
-/// always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
+/// `*stamp`): call again with a buffer of that many bytes (another
+/// writer may have published a longer content meanwhile: loop until
+/// `FM_OK`), or of `fm_max_capacity` bytes, which always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
 /// After a failure the first `cap` bytes of `buf` may have changed (a read
 /// that raced a writer starts over; a buffer the content does not fit is
 /// left alone unless such a race happened). The caller owns `buf`.

@@ -37,9 +37,11 @@ pub const FM_E_UNKNOWN: FmStatus = -5;
 /// The region name breaks a naming rule, is not UTF-8, or has no NUL
 /// within `fm_max_name_len() + 1` bytes.
 pub const FM_E_INVALID_NAME: FmStatus = -10;
-/// The capacity is outside `FM_MIN_CAPACITY..=FM_MAX_CAPACITY`.
+/// The capacity is outside `FM_MIN_CAPACITY..=FM_MAX_CAPACITY`, or the
+/// maximum capacity (`fm_open_ex`) outside `capacity..=FM_MAX_CAPACITY`.
 pub const FM_E_INVALID_CAPACITY: FmStatus = -11;
-/// The content does not fit the region; nothing was written.
+/// The content does not fit the region, even grown to its maximum
+/// capacity; nothing was written.
 pub const FM_E_TOO_LARGE: FmStatus = -12;
 /// No region of that name exists (`FM_OPEN_ONLY`, `fm_remove`).
 pub const FM_E_NOT_FOUND: FmStatus = -13;
@@ -103,9 +105,9 @@ pub const FM_E_INTERRUPTED: FmStatus = -37;
 ///
 /// | status | fields |
 /// |---|---|
-/// | `FM_E_TOO_LARGE` | `len` (content), `capacity` |
+/// | `FM_E_TOO_LARGE` | `len` (content), `capacity` (the most it may hold: its maximum capacity) |
 /// | `FM_E_BUFFER_TOO_SMALL` | `len` (needed), `capacity` (the buffer's) |
-/// | `FM_E_INVALID_CAPACITY` | `len` (requested), `min`, `max` |
+/// | `FM_E_INVALID_CAPACITY` | `len` (requested), `min`, `max`; for a maximum capacity, `min` is the capacity |
 /// | `FM_E_INVALID_NAME` | `len` (bytes scanned), `max` (`fm_max_name_len()`) |
 /// | `FM_E_INCOMPATIBLE_VERSION` | `found`, `expected` |
 /// | `FM_E_CONFLICT` | `found`, `expected` (generations) |
@@ -117,6 +119,7 @@ pub const FM_E_INTERRUPTED: FmStatus = -37;
 /// | `FM_E_NOT_UTF8` | `len` (valid prefix) |
 /// | `FM_E_NOT_A_VALUE` | `len` (content) |
 /// | `FM_E_FORKED_HANDLE` | `pid` (this process), `expected` (the opener's pid) |
+/// | `FM_E_UNSUPPORTED_OPTION` (`fm_open_ex`) | `len` (`options.size`), `found` (the first nonzero byte past the known fields) |
 /// | `FM_E_IO` | `os_error` (errno / GetLastError) |
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -160,6 +163,13 @@ pub(crate) enum Fail {
     /// `fm_unlock` without a lock of its own to release; the message says
     /// why (the library's `NotLocked` speaks of a guard C never sees).
     NotLocked(String),
+    /// `fm_open_ex` options with a nonzero byte at `at`, past the fields
+    /// this library knows, in a struct of `size` bytes.
+    LaterOption {
+        size: u32,
+        at: u32,
+        message: String,
+    },
 }
 
 impl From<Error> for Fail {
@@ -288,6 +298,14 @@ fn describe(fail: &Fail) -> (FmErrorInfo, String) {
             format!("the buffer holds {capacity} bytes and the content needs {needed}"),
         ),
         Fail::NotLocked(message) => (info(FM_E_NOT_LOCKED), message.clone()),
+        Fail::LaterOption { size, at, message } => (
+            FmErrorInfo {
+                len: u64::from(*size),
+                found: u64::from(*at),
+                ..info(FM_E_UNSUPPORTED_OPTION)
+            },
+            message.clone(),
+        ),
     }
 }
 

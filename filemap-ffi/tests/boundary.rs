@@ -842,3 +842,260 @@ fn info_and_clean_stale() {
     // SAFETY: NULL out is the case under test.
     assert_eq!(unsafe { fm_info(map.ptr, null_mut()) }, FM_E_NULL);
 }
+
+/// `fm_open_ex` with `options`; the status, and the handle when it opened.
+fn open_ex(name: &CString, options: *const FmOpenOptions) -> (FmStatus, *mut FmMap) {
+    let mut ptr = null_mut();
+    // SAFETY: a valid C string; `options` is NULL or as each test sets it
+    // up (readable for its `size`); a valid out-pointer.
+    let status = unsafe { fm_open_ex(name.as_ptr(), options, &mut ptr) };
+    (status, ptr)
+}
+
+fn grow_options(capacity: u64, max_capacity: u64) -> FmOpenOptions {
+    FmOpenOptions {
+        size: FM_OPEN_OPTIONS_SIZE,
+        flags: FM_CREATE_ONLY,
+        capacity,
+        max_capacity,
+    }
+}
+
+fn capacities(map: *const FmMap) -> (usize, usize) {
+    let (mut capacity, mut max) = (0, 0);
+    // SAFETY: a live handle, writable sizes.
+    unsafe {
+        assert_eq!(fm_capacity(map, &mut capacity), FM_OK);
+        assert_eq!(fm_max_capacity(map, &mut max), FM_OK);
+    }
+    (capacity, max)
+}
+
+#[test]
+fn open_ex_refuses_null_short_absurd_and_later_options_and_bad_maximums() {
+    let name = unique("open-ex");
+    assert_eq!(open_ex(&name, null()).0, FM_E_NULL);
+    assert!(last_error().contains("options"), "{}", last_error());
+    let options = grow_options(4096, 1 << 20);
+    // SAFETY: a NULL out-pointer is the case under test.
+    let s = unsafe { fm_open_ex(name.as_ptr(), &options, null_mut()) };
+    assert_eq!(s, FM_E_NULL);
+
+    // `size` left 0 (the usual mistake), and garbage.
+    for size in [0, 23, 4097, u32::MAX] {
+        let options = FmOpenOptions {
+            size,
+            ..grow_options(4096, 1 << 20)
+        };
+        assert_eq!(open_ex(&name, &options).0, FM_E_INVALID_ARGUMENT);
+        assert!(
+            last_error().contains(&format!("options.size is {size}"))
+                && last_error().contains("sizeof(fm_open_options)"),
+            "{}",
+            last_error()
+        );
+    }
+
+    // A later header's larger struct: its unknown fields left 0 are
+    // fine, one set is refused, naming the byte. Unaligned on purpose.
+    #[repr(C)]
+    struct Later {
+        pad: u8,
+        bytes: [u8; 33],
+    }
+    let mut later = Later {
+        pad: 0,
+        bytes: [0; 33],
+    };
+    let known = grow_options(4096, 1 << 20);
+    let size = 32u32;
+    later.bytes[..4].copy_from_slice(&size.to_ne_bytes());
+    later.bytes[4..8].copy_from_slice(&known.flags.to_ne_bytes());
+    later.bytes[8..16].copy_from_slice(&known.capacity.to_ne_bytes());
+    later.bytes[16..24].copy_from_slice(&known.max_capacity.to_ne_bytes());
+    later.bytes[28] = 7;
+    // A byte past `size` is never read, whatever it holds.
+    later.bytes[32] = 0xff;
+    let unaligned = later.bytes.as_ptr().cast::<FmOpenOptions>();
+    assert_eq!(open_ex(&name, unaligned).0, FM_E_UNSUPPORTED_OPTION);
+    let info = last_info();
+    assert_eq!((info.len, info.found), (32, 28), "{}", last_error());
+    assert!(last_error().contains("byte 28"), "{}", last_error());
+    later.bytes[28] = 0;
+    let unaligned = later.bytes.as_ptr().cast::<FmOpenOptions>();
+    let (s, map) = open_ex(&name, unaligned);
+    assert_eq!(s, FM_OK, "{}", last_error());
+    assert_eq!(capacities(map), (4096, 1 << 20));
+    // SAFETY: the handle just opened, closed once; a valid name.
+    unsafe {
+        assert_eq!(fm_close(map), FM_OK);
+        fm_remove(name.as_ptr());
+    }
+
+    // Flags go through the same checks as fm_open's.
+    let options = FmOpenOptions {
+        flags: 0x80,
+        ..grow_options(4096, 1 << 20)
+    };
+    assert_eq!(open_ex(&name, &options).0, FM_E_INVALID_ARGUMENT);
+    assert!(last_error().contains("0x80"), "{}", last_error());
+
+    // A maximum below the capacity or past FM_MAX_CAPACITY: the numbers.
+    for (capacity, max, least) in [
+        (8192, 4096, 8192),
+        (0, 100, 4096),
+        (4096, FM_MAX_CAPACITY + 1, 4096),
+        (4096, u64::MAX, 4096),
+    ] {
+        let options = grow_options(capacity, max);
+        assert_eq!(open_ex(&name, &options).0, FM_E_INVALID_CAPACITY);
+        let info = last_info();
+        assert_eq!(
+            (info.len, info.min, info.max),
+            (max, least, FM_MAX_CAPACITY),
+            "{}",
+            last_error()
+        );
+        let message = last_error();
+        assert!(
+            message.contains("maximum capacity")
+                && message.contains(&max.to_string())
+                && message.contains(&least.to_string()),
+            "{message}"
+        );
+    }
+    // SAFETY: a valid name; nothing was created.
+    assert_eq!(unsafe { fm_remove(name.as_ptr()) }, FM_E_NOT_FOUND);
+
+    // fm_max_capacity checks its arguments as every getter does.
+    let mut out = 0;
+    // SAFETY: NULL and foreign pointers are the cases under test.
+    unsafe {
+        assert_eq!(fm_max_capacity(null(), &mut out), FM_E_NULL);
+        let foreign = [0u64; 4];
+        assert_eq!(
+            fm_max_capacity(foreign.as_ptr().cast(), &mut out),
+            FM_E_INVALID_ARGUMENT
+        );
+    }
+}
+
+#[test]
+fn write_grows_up_to_the_maximum_and_every_handle_sees_the_capacity() {
+    let name = unique("grow-write");
+    let (s, map) = open_ex(&name, &grow_options(4096, 1 << 20));
+    assert_eq!(s, FM_OK, "{}", last_error());
+    let mut other = null_mut();
+    // SAFETY: a valid name and out-pointer.
+    let s = unsafe { fm_open(name.as_ptr(), 0, FM_OPEN_ONLY, &mut other) };
+    assert_eq!(s, FM_OK, "{}", last_error());
+    // The maximum is the region's: an attaching fm_open sees it.
+    assert_eq!(capacities(other), (4096, 1 << 20));
+
+    let big = vec![b'g'; 100_000];
+    // SAFETY: a live handle and a valid slice.
+    let s = unsafe { fm_write(map, big.as_ptr(), big.len(), null_mut()) };
+    assert_eq!(s, FM_OK, "{}", last_error());
+    let (capacity, max) = capacities(other);
+    assert!((100_000..1 << 20).contains(&capacity), "{capacity}");
+    assert_eq!(max, 1 << 20);
+    let mut info = FmInfo::default();
+    // SAFETY: a live handle, a writable struct.
+    assert_eq!(unsafe { fm_info(other, &mut info) }, FM_OK);
+    assert_eq!((info.capacity, info.len), (capacity as u64, 100_000));
+
+    // One byte past the maximum: refused with the numbers, content kept.
+    let past = vec![b'x'; (1 << 20) + 1];
+    // SAFETY: a live handle and a valid slice.
+    let s = unsafe { fm_write(other, past.as_ptr(), past.len(), null_mut()) };
+    assert_eq!(s, FM_E_TOO_LARGE);
+    let info = last_info();
+    assert_eq!((info.len, info.capacity), ((1 << 20) + 1, 1 << 20));
+    assert!(
+        last_error().contains("1048577") && last_error().contains("maximum capacity of 1048576"),
+        "{}",
+        last_error()
+    );
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0;
+    // SAFETY: a live handle, a buffer of buf.len() bytes.
+    let s = unsafe { fm_read(map, buf.as_mut_ptr(), buf.len(), &mut len, null_mut()) };
+    assert_eq!(s, FM_OK, "{}", last_error());
+    assert_eq!(&buf[..len], &big[..]);
+    // Exactly the maximum fits.
+    // SAFETY: a live handle and a valid slice.
+    let s = unsafe { fm_write(other, past.as_ptr(), 1 << 20, null_mut()) };
+    assert_eq!(s, FM_OK, "{}", last_error());
+    assert_eq!(capacities(map), (1 << 20, 1 << 20));
+    // SAFETY: the handles opened above, closed once; a valid name.
+    unsafe {
+        fm_close(other);
+        fm_close(map);
+        fm_remove(name.as_ptr());
+    }
+}
+
+/// Sets the content to `*user` bytes of `g` when they fit the room, or
+/// only `*len` when they do not (for the library to refuse).
+unsafe extern "C-unwind" fn grow_to(
+    user: *mut c_void,
+    buf: *mut u8,
+    capacity: usize,
+    len: *mut usize,
+) -> i32 {
+    // SAFETY: the test passes a live usize as `user`; fm_update passes
+    // `capacity` writable bytes and a valid `len`.
+    unsafe {
+        let target = *user.cast::<usize>();
+        if target <= capacity {
+            std::ptr::write_bytes(buf, b'g', target);
+        }
+        *len = target;
+    }
+    0
+}
+
+#[test]
+fn update_grows_a_region_up_to_its_maximum() {
+    let name = unique("grow-update");
+    let (s, map) = open_ex(&name, &grow_options(64, 1 << 20));
+    assert_eq!(s, FM_OK, "{}", last_error());
+    let (mut generation, mut published) = (0, false);
+    let target = std::cell::Cell::new(5000usize);
+    // SAFETY: (block) a live handle, a callback as FmUpdateFn says with a
+    // live usize behind `user`, outputs valid.
+    unsafe {
+        let s = fm_update(
+            map,
+            Some(grow_to),
+            target.as_ptr().cast(),
+            &mut generation,
+            &mut published,
+        );
+        assert_eq!(s, FM_OK, "{}", last_error());
+        assert!(published);
+        assert!(capacities(map).0 >= 5000, "{:?}", capacities(map));
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0;
+        let s = fm_read(map, buf.as_mut_ptr(), buf.len(), &mut len, null_mut());
+        assert_eq!(s, FM_OK, "{}", last_error());
+        assert_eq!(&buf[..len], &vec![b'g'; 5000][..]);
+
+        // Past the maximum: refused with its numbers, content kept.
+        target.set((1 << 20) + 1);
+        let s = fm_update(
+            map,
+            Some(grow_to),
+            target.as_ptr().cast(),
+            &mut generation,
+            &mut published,
+        );
+        assert_eq!(s, FM_E_TOO_LARGE);
+        let info = last_info();
+        assert_eq!((info.len, info.capacity), ((1 << 20) + 1, 1 << 20));
+        let s = fm_read(map, buf.as_mut_ptr(), buf.len(), &mut len, null_mut());
+        assert_eq!((s, len), (FM_OK, 5000));
+        fm_close(map);
+        fm_remove(name.as_ptr());
+    }
+}

@@ -57,6 +57,61 @@ fn a_c_thread_cancels_another_threads_wait_with_every_strategy() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
 }
 
+/// The number after `prefix` in `line`.
+fn number_after(line: &str, prefix: &str) -> usize {
+    line.strip_prefix(prefix)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?} is not {prefix:?} and a number"))
+}
+
+#[test]
+fn a_c_region_grows_to_its_maximum_and_a_process_attached_before_reads_it() {
+    let exe = build_c("cc", &[test_source("c/grow.c")], "grow", C_FLAGS);
+    let name = unique("c-grow");
+    let _cleanup = Cleanup(name.clone());
+    let mut cmd = Command::new(&exe);
+    cmd.arg("grow").arg(&name);
+    let mut grower = Proc::spawn(cmd);
+    grower.expect("created 4096 1048576");
+    let mut cmd = Command::new(&exe);
+    cmd.arg("attach").arg(&name);
+    let attached = Proc::spawn(cmd);
+    attached.expect("attached 4096 1048576");
+
+    // Past the capacity: the region grows; the process attached before
+    // reads the whole content and sees the same capacity.
+    grower.send("write");
+    let capacity = number_after(
+        &grower.expect_line(|l| l.starts_with("grown "), "grown"),
+        "grown ",
+    );
+    assert!((100_000..1 << 20).contains(&capacity), "{capacity}");
+    attached.expect(&format!("read 100000 {capacity}"));
+    let cli = run_cli(&["read", &name]);
+    assert_eq!(cli.stdout.len(), 100_000);
+    assert!(cli.stdout.starts_with(b"abcdefghijklmnopqrstuvwxyzabc"));
+
+    // Past the maximum: refused with both numbers, the content kept (the
+    // program checks it, and so does the CLI).
+    grower.send("too large");
+    grower.expect("refused 1048577 1048576");
+    assert_eq!(run_cli(&["read", &name]).stdout, cli.stdout);
+
+    // fm_update grows too.
+    grower.send("update");
+    let capacity = number_after(
+        &grower.expect_line(|l| l.starts_with("updated "), "updated"),
+        "updated ",
+    );
+    assert!((300_000..=1 << 20).contains(&capacity), "{capacity}");
+    attached.expect(&format!("read 300000 {capacity}"));
+    attached.wait_success();
+    let map = FileMap::open(&name).unwrap();
+    assert_eq!((map.capacity(), map.max_capacity()), (capacity, 1 << 20));
+    assert_eq!(map.read().unwrap().content.len(), 300_000);
+    grower.finish();
+}
+
 #[test]
 fn c_writes_and_rust_and_the_cli_read() {
     let name = unique("c-writes");

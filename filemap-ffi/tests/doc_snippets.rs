@@ -1,6 +1,6 @@
 //! Every C example of the documentation compiles without a warning and
-//! runs: the `c` blocks of the README, `docs/c.md` and this crate's
-//! README, each a whole program, built with the flags of the other C tests
+//! runs: the `c` blocks of the README, `docs/c.md`, `docs/growth.md` and
+//! this crate's README, each a whole program, built with the flags of the other C tests
 //! (`-Wall -Wextra -Werror -pedantic`) against the freshly built library,
 //! its region "demo" renamed to a unique one.
 
@@ -12,7 +12,12 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-const PAGES: &[&str] = &["README.md", "docs/c.md", "filemap-ffi/README.md"];
+const PAGES: &[&str] = &[
+    "README.md",
+    "docs/c.md",
+    "docs/growth.md",
+    "filemap-ffi/README.md",
+];
 
 /// (page, line of the block's first code line, code) for each `c` block.
 fn c_blocks() -> Vec<(&'static str, usize, String)> {

@@ -152,6 +152,10 @@ fn the_pascal_units_constants_are_the_headers() {
             i64::from(filemap_ffi::FM_PERSISTENT),
         ),
         (
+            "FM_OPEN_OPTIONS_SIZE".to_owned(),
+            i64::from(filemap_ffi::FM_OPEN_OPTIONS_SIZE),
+        ),
+        (
             "FM_WAIT_SLEEP".to_owned(),
             i64::from(filemap_ffi::FM_WAIT_SLEEP),
         ),

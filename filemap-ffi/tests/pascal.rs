@@ -225,6 +225,75 @@ fn too_large_writemap_raises_and_keeps_the_content() {
 
 #[test]
 #[ignore = "needs fpc (Free Pascal)"]
+fn lines_past_size_grow_the_map_within_maxcapacity_for_a_process_attached_before() {
+    let fpc = fpc();
+    let name = unique("pas-grow");
+    let _cleanup = Cleanup(name.clone());
+    let mut writer = fmtest(fpc);
+    writer.send(&format!("open {name} 64 8192"));
+    writer.expect("opened existed=0");
+    writer.send("caps");
+    writer.expect("capacity 64 max 8192");
+    // Attached before the growth: another Pascal process, with the
+    // unit's defaults (its Size and MaxCapacity do not matter).
+    let mut reader = fmtest(fpc);
+    reader.send(&format!("open {name}"));
+    reader.expect("opened existed=1");
+    reader.send("caps");
+    reader.expect("capacity 64 max 8192");
+
+    // 20 lines of 49 bytes and their LFs: 999 bytes, past Size.
+    let lines: Vec<String> = (0..20)
+        .map(|i| format!("{i:02}{}", "g".repeat(47)))
+        .collect();
+    writer.send(&format!("write {}", lines.join("|")));
+    writer.expect_line(|l| l.starts_with("written "), "written");
+    writer.send("caps");
+    let caps = writer.expect_line(|l| l.starts_with("capacity "), "caps");
+    let grown: usize = caps
+        .strip_prefix("capacity ")
+        .and_then(|c| c.strip_suffix(" max 8192"))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{caps:?}"));
+    assert!((999..=8192).contains(&grown), "{caps}");
+    reader.send("wait");
+    reader.expect(&format!("changed {}", lines.join("|")));
+    reader.send("caps");
+    reader.expect(&caps);
+    let out = run_cli(&["read", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        lines.join("\n")
+    );
+
+    // Past MaxCapacity: EFileMapError with both numbers, the lines kept.
+    writer.send(&format!("write {}", "x".repeat(9000)));
+    let raised = writer.expect_line(|l| l.starts_with("raised "), "an exception");
+    assert!(raised.starts_with("raised -12 "), "{raised}");
+    assert!(
+        raised.contains("9000") && raised.contains("8192"),
+        "{raised}"
+    );
+    assert_eq!(run_cli(&["read", &name]).stdout, out.stdout);
+    reader.send("read");
+    reader.expect(&format!("lines {}", lines.join("|")));
+
+    // A maximum below Size is refused, naming both.
+    let mut other = fmtest(fpc);
+    other.send(&format!("open {name}-below 4096 100"));
+    let raised = other.expect_line(|l| l.starts_with("raised "), "an exception");
+    assert!(raised.starts_with("raised -11 "), "{raised}");
+    assert!(
+        raised.contains("100") && raised.contains("4096"),
+        "{raised}"
+    );
+    other.finish();
+    reader.finish();
+    writer.finish();
+}
+
+#[test]
+#[ignore = "needs fpc (Free Pascal)"]
 fn two_pascal_and_one_rust_process_count_exactly() {
     let fpc = fpc();
     let name = unique("pas-count");

@@ -1,6 +1,7 @@
 """Every Python example of the documentation runs as printed: the README,
-the Python guide and the package's own page (its PyPI description). Each
-block runs alone, with its region name "demo" replaced by a unique one."""
+the Python guide, the growth page and the package's own page (its PyPI
+description). Each block runs alone, with its region name "demo" replaced
+by a unique one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from conftest import REPO
 
-PAGES = ["README.md", "docs/python.md", "filemap-py/README.md"]
+PAGES = ["README.md", "docs/python.md", "docs/growth.md", "filemap-py/README.md"]
 
 
 def python_blocks() -> Iterator[tuple[str, int, str]]:

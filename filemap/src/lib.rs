@@ -157,6 +157,8 @@ mod doc_examples {
     mod readme {}
     #[doc = include_str!("../README.md")]
     mod crate_readme {}
+    #[doc = include_str!("../../docs/growth.md")]
+    mod growth {}
     #[cfg(feature = "serde")]
     #[doc = include_str!("../../docs/rust.md")]
     mod rust_guide {}

@@ -1,7 +1,9 @@
 { Test driver for the filemap unit, run by filemap-ffi/tests/pascal.rs.
   Reads commands from standard input, one per line, and answers on
   standard output:
-    open NAME [SIZE]   -> "opened existed=0|1" or "raised STATUS"
+    open NAME [SIZE [MAX]] -> Size := SIZE, MaxCapacity := MAX (0 when not
+                          given); OpenMap -> "opened existed=0|1" or "raised STATUS"
+    caps               -> "capacity C max M" (Capacity, MaxCapacity)
     write L1|L2|...    -> MapStrings := lines; WriteMap -> "written G" or "raised STATUS"
     read               -> ReadMap -> "lines L1|L2|..."
     wait               -> deliver queued changes until one OnChange fired
@@ -27,7 +29,7 @@ type
 var
   Map: TFileMap;
   Handler: THandler;
-  Line, Cmd, Arg: string;
+  Line, Cmd, Arg, Rest: string;
   Space, I, N: Integer;
   Deadline, Started: QWord;
   Before: Integer;
@@ -79,11 +81,20 @@ begin
     try
       if Cmd = 'open' then
       begin
+        Map.MaxCapacity := 0;
         Space := Pos(' ', Arg);
         if Space > 0 then
         begin
-          Map.Size := StrToInt(Copy(Arg, Space + 1, Length(Arg)));
+          Rest := Copy(Arg, Space + 1, Length(Arg));
           Arg := Copy(Arg, 1, Space - 1);
+          Space := Pos(' ', Rest);
+          if Space > 0 then
+          begin
+            Map.Size := StrToInt(Copy(Rest, 1, Space - 1));
+            Map.MaxCapacity := StrToInt(Copy(Rest, Space + 1, Length(Rest)));
+          end
+          else
+            Map.Size := StrToInt(Rest);
         end;
         Map.MapName := Arg;
         Map.OpenMap;
@@ -97,6 +108,8 @@ begin
         Map.WriteMap;
         Say('written ' + IntToStr(Map.Generation));
       end
+      else if Cmd = 'caps' then
+        Say('capacity ' + IntToStr(Map.Capacity) + ' max ' + IntToStr(Map.MaxCapacity))
       else if Cmd = 'read' then
       begin
         Map.ReadMap;

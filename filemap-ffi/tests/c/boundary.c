@@ -38,6 +38,18 @@ int main(int argc, char **argv) {
     CHECK(info.status == FM_E_INVALID_CAPACITY && info.len == 8 && info.min == FM_MIN_CAPACITY);
     CHECK(fm_open(name, 64, FM_OPEN_ONLY, &map) == FM_E_NOT_FOUND);
 
+    /* fm_open_ex: NULL options, size left 0, a maximum below the capacity. */
+    fm_open_options options = {.size = sizeof options, .capacity = 4096, .max_capacity = 100};
+    CHECK(sizeof options == FM_OPEN_OPTIONS_SIZE);
+    CHECK(fm_open_ex(name, NULL, &map) == FM_E_NULL);
+    fm_open_options unsized = {.capacity = 4096};
+    CHECK(fm_open_ex(name, &unsized, &map) == FM_E_INVALID_ARGUMENT);
+    CHECK(strstr(fm_last_error(), "sizeof(fm_open_options)") != NULL);
+    CHECK(fm_open_ex(name, &options, &map) == FM_E_INVALID_CAPACITY);
+    CHECK(fm_last_error_info(&info) == FM_OK);
+    CHECK(info.len == 100 && info.min == 4096 && info.max == FM_MAX_CAPACITY);
+    CHECK(strstr(fm_last_error(), "100") && strstr(fm_last_error(), "4096"));
+
     CHECK(fm_open(name, 64, FM_CREATE_ONLY, &map) == FM_OK);
     CHECK(fm_write(map, (const uint8_t *)"kept", 4, NULL) == FM_OK);
     char big[65];
