@@ -85,7 +85,8 @@ export FILEMAP_FFI_C_BIN=$ffi_bin
 
 # Free Pascal programs for win64, with a win64 RTL built from fpc-source
 # once and kept in the target dir (ci/wine/fpc-win64.sh): the legacy
-# TFileMap peer of filemap-cli's tests/legacy.rs, and the Pascal unit's
+# TFileMap peer of filemap-cli's tests/legacy.rs and of the memo's unit
+# test next to a legacy program (src/command/memo/app.rs), and the Pascal unit's
 # test programs (filemap-ffi's tests/pascal.rs) linked against
 # filemap_ffi.dll. The unit must also compile in FPC's Delphi dialects.
 # The CLI is built first: the Pascal tests run it and cannot build it.
