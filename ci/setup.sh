@@ -29,6 +29,13 @@ if ((${#missing[@]})); then
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The Windows leg's 32-bit legacy programs: Wine's 32-bit DLLs and Free
+# Pascal's i386 compiler, unpacked from Debian's i386 packages without
+# adding that architecture (ci/wine/i386.sh says why); about 100 MB to
+# download and 550 MB on disk, once.
+sudo=()
+[[ $(id -u) == 0 ]] || sudo=(sudo)
+"${sudo[@]}" "$(dirname "${BASH_SOURCE[0]}")/wine/i386.sh"
 # The Python package's build and tests (ci/python.sh): maturin builds the
 # wheels (zig, from the ziglang package, links the manylinux one against
 # glibc 2.17's symbols), pytest + pytest-timeout run the suite. Pinned; pip

@@ -30,6 +30,10 @@ command -v x86_64-w64-mingw32-gcc >/dev/null ||
 wineserver=$(command -v wineserver || echo /usr/lib/wine/wineserver)
 [[ -x $wineserver ]] ||
     { echo "windows.sh: Wine missing (run ci/setup.sh)" >&2; exit 1; }
+# 32-bit programs run in Wine's WoW64 mode with these DLLs (runner.sh).
+wine_i386=${FILEMAP_WINE_I386-/opt/filemap-ci/i386/wine}
+[[ -d $wine_i386/i386-windows ]] ||
+    { echo "windows.sh: Wine's 32-bit DLLs missing in $wine_i386 (run ci/setup.sh)" >&2; exit 1; }
 
 # One prefix per target dir, shared by the runner and the clean-up below.
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
@@ -85,7 +89,8 @@ export FILEMAP_FFI_C_BIN=$ffi_bin
 
 # Free Pascal programs for win64, with a win64 RTL built from fpc-source
 # once and kept in the target dir (ci/wine/fpc-win64.sh): the legacy
-# TFileMap peer of filemap-cli's tests/legacy.rs, and the Pascal unit's
+# TFileMap peer of filemap-cli's tests/legacy.rs and of the memo's unit
+# test next to a legacy program (src/command/memo/app.rs), and the Pascal unit's
 # test programs (filemap-ffi's tests/pascal.rs) linked against
 # filemap_ffi.dll. The unit must also compile in FPC's Delphi dialects.
 # The CLI is built first: the Pascal tests run it and cannot build it.
@@ -94,6 +99,10 @@ fpc_bin=$target_dir/$target/debug/fpc
 cargo build --locked --target "$target" -p filemap-cli
 ci/wine/fpc-win64.sh "$fpc_rtl" "$fpc_bin" filemap-legacy/tests/peer/legacypeer.pas
 export FILEMAP_LEGACY_PEER=$fpc_bin/legacypeer.exe
+# The same peer as a 32-bit program, as most Delphi programs are.
+FPC_WIN_ARCH=i386 ci/wine/fpc-win64.sh "$target_dir/fpc-win32" "$fpc_bin/win32" \
+    filemap-legacy/tests/peer/legacypeer.pas
+export FILEMAP_LEGACY_PEER32=$fpc_bin/win32/legacypeer.exe
 pascal_bin=$ffi_bin/pascal
 ci/wine/fpc-win64.sh "$fpc_rtl" "$pascal_bin" -Fubindings/pascal \
     bindings/pascal/tests/fmtest.pas bindings/pascal/tests/fmgui.pas bindings/pascal/memo.pas

@@ -68,16 +68,30 @@ export WINEPREFIX=$prefix
 export WINEDEBUG=${WINEDEBUG:--all}
 # No Mono/Gecko installers at prefix creation, no desktop menu entries.
 export WINEDLLOVERRIDES=${WINEDLLOVERRIDES:-mscoree,mshtml=;winemenubuilder.exe=d}
+# 32-bit programs: Debian's wine64 runs them in Wine's WoW64 mode when the
+# 32-bit Windows DLLs are on WINEDLLPATH (a dir holding i386-windows/;
+# ci/wine/i386.sh fetches them) and the prefix has its syswow64 made from
+# them. Programs started by a Wine process inherit WINEDLLPATH.
+wine_i386=${FILEMAP_WINE_I386-/opt/filemap-ci/i386/wine}
+if [[ -n $wine_i386 && -d $wine_i386/i386-windows ]]; then
+    export WINEDLLPATH=$wine_i386${WINEDLLPATH:+:$WINEDLLPATH}
+else
+    wine_i386=
+fi
 
 src=("$here/bcryptprimitives.c" "$here/bcryptprimitives.def")
 stamp=$prefix/.filemap-bcryptprimitives.sha256
 dll=$prefix/drive_c/windows/system32/bcryptprimitives.dll
-# This script holds the build flags, so its changes count as stale too.
-want=$(cat "${src[@]}" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
+# This script holds the build flags, so its changes count as stale too; a
+# prefix made without the 32-bit DLLs is stale once they are there.
+want=$( (cat "${src[@]}" "${BASH_SOURCE[0]}"; echo "i386=$wine_i386") | sha256sum | cut -d' ' -f1)
 
 ready() {
     [[ -f $dll && -f $stamp && $(cat "$stamp") == "$want" ]]
 }
+
+wineserver=$(dirname "$wine")/wineserver
+[[ -x $wineserver ]] || wineserver=$(command -v wineserver)
 
 # Fast path without the lock: the stamp is written last, after everything.
 if ! ready; then
@@ -86,6 +100,14 @@ if ! ready; then
     exec 9>"$prefix.lock"
     flock 9
     if ! ready; then
+        # `wineboot --update` does not add syswow64 to a prefix made
+        # without the 32-bit DLLs: such a prefix is made again.
+        if [[ -n $wine_i386 && -f $prefix/system.reg &&
+            ! -f $prefix/drive_c/windows/syswow64/kernel32.dll ]]; then
+            echo "runner.sh: making Wine prefix $prefix again, with 32-bit support" >&2
+            "$wineserver" -k 2>/dev/null || true
+            rm -rf "$prefix"
+        fi
         if [[ ! -f $prefix/system.reg ]]; then
             echo "runner.sh: creating Wine prefix $prefix" >&2
             t0=$SECONDS
@@ -99,8 +121,6 @@ if ! ready; then
         # written when the wineserver exits. So this waits for that exit,
         # and must not run under a persistent wineserver (ci/windows.sh
         # starts one only after --prepare).
-        wineserver=$(dirname "$wine")/wineserver
-        [[ -x $wineserver ]] || wineserver=$(command -v wineserver)
         "$wineserver" -w
         tmp=$(mktemp "$dll.XXXXXX")
         # No CRT: the DLL needs nothing but kernel32 and advapi32.

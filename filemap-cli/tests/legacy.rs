@@ -3,8 +3,9 @@
 //! program speaking the old component's protocol exactly
 //! (filemap-legacy/tests/peer/legacypeer.pas). ci/windows.sh builds it
 //! with a win64 RTL built from fpc-source and names it in
-//! `FILEMAP_LEGACY_PEER`; without it these tests fail naming that variable
-//! (Free Pascal cannot run from inside Windows here).
+//! `FILEMAP_LEGACY_PEER`, and its win32 build in `FILEMAP_LEGACY_PEER32`;
+//! without them these tests fail naming the variable (Free Pascal cannot
+//! run from inside Windows here).
 //!
 //! Off Windows only the refusal is checked.
 
@@ -42,10 +43,29 @@ mod windows {
     /// Generous bound for one step under Wine; tests fail, not hang.
     const STEP: Duration = Duration::from_secs(30);
 
+    /// The legacy peer built for win64 (ci/windows.sh names it in
+    /// `FILEMAP_LEGACY_PEER`).
     fn peer_exe() -> String {
-        let path = std::env::var("FILEMAP_LEGACY_PEER").expect(
-            "FILEMAP_LEGACY_PEER is not set: ci/windows.sh builds the legacy peer and sets it",
-        );
+        exe_from("FILEMAP_LEGACY_PEER")
+    }
+
+    /// The same peer built for win32, as most Delphi programs are
+    /// (`FILEMAP_LEGACY_PEER32`); Wine runs it in its WoW64 mode, as 64-bit
+    /// Windows does. Checked to be a 32-bit program.
+    fn peer32_exe() -> String {
+        let path = exe_from("FILEMAP_LEGACY_PEER32");
+        let pe = std::fs::read(&path).unwrap();
+        let at = u32::from_le_bytes(pe[0x3c..0x40].try_into().unwrap()) as usize;
+        assert_eq!(&pe[at..at + 4], b"PE\0\0", "{path} is not a PE file");
+        let machine = u16::from_le_bytes([pe[at + 4], pe[at + 5]]);
+        assert_eq!(machine, 0x14c, "{path} is not an i386 program");
+        path
+    }
+
+    fn exe_from(var: &str) -> String {
+        let path = std::env::var(var).unwrap_or_else(|_| {
+            panic!("{var} is not set: ci/windows.sh builds the legacy peer and sets it")
+        });
         // A Unix path from the script: Wine shows the root as drive Z:.
         let path = if path.starts_with('/') {
             format!("Z:{path}")
@@ -153,7 +173,19 @@ mod windows {
 
     /// A legacy peer with the map open: `open NAME SIZE ENCODING CODEPAGE`.
     fn peer(name: &str, size: usize, encoding: &str, codepage: u32, existed: bool) -> Proc {
-        let mut p = Proc::spawn(Command::new(peer_exe()), "legacy peer", false);
+        peer_of(&peer_exe(), name, size, encoding, codepage, existed)
+    }
+
+    /// A legacy peer from `exe` with the map open.
+    fn peer_of(
+        exe: &str,
+        name: &str,
+        size: usize,
+        encoding: &str,
+        codepage: u32,
+        existed: bool,
+    ) -> Proc {
+        let mut p = Proc::spawn(Command::new(exe), "legacy peer", false);
         p.expect("ready");
         p.send(&format!("open {name} {size} {encoding} {codepage}"));
         p.expect(&format!("opened existed={}", u8::from(existed)));
@@ -190,10 +222,19 @@ mod windows {
 
     #[test]
     fn legacy_writes_and_filemap_read_sees_the_lines() {
+        legacy_writes_and_filemap_read_sees_the_lines_with(&peer_exe());
+    }
+
+    #[test]
+    fn a_32_bit_legacy_program_writes_and_filemap_read_sees_the_lines() {
+        legacy_writes_and_filemap_read_sees_the_lines_with(&peer32_exe());
+    }
+
+    fn legacy_writes_and_filemap_read_sees_the_lines_with(exe: &str) {
         let name = unique("lg-read");
         let _c = Cleanup(name.clone());
         let _gw = gateway(&name, &["--codepage", "1252"]);
-        let mut p = peer(&name, 4096, "ansi", 1252, true);
+        let mut p = peer_of(exe, &name, 4096, "ansi", 1252, true);
         p.send("write first line|second|third");
         p.expect_prefix("written ");
         await_region(&name, "first line\nsecond\nthird");
@@ -205,10 +246,19 @@ mod windows {
 
     #[test]
     fn filemap_write_reaches_the_legacy_window_and_no_echo() {
+        filemap_write_reaches_the_legacy_window_and_no_echo_with(&peer_exe());
+    }
+
+    #[test]
+    fn filemap_write_reaches_a_32_bit_legacy_window_and_no_echo() {
+        filemap_write_reaches_the_legacy_window_and_no_echo_with(&peer32_exe());
+    }
+
+    fn filemap_write_reaches_the_legacy_window_and_no_echo_with(exe: &str) {
         let name = unique("lg-write");
         let _c = Cleanup(name.clone());
         let gw = gateway(&name, &["--codepage", "1252"]);
-        let mut p = peer(&name, 4096, "ansi", 1252, true);
+        let mut p = peer_of(exe, &name, 4096, "ansi", 1252, true);
         cli(&["write", &name, "from\nthe CLI"]);
         p.expect("changed from|the CLI");
         p.send("read");
@@ -250,10 +300,20 @@ mod windows {
 
     #[test]
     fn utf16_text_both_ways() {
+        utf16_text_both_ways_with(&peer_exe());
+    }
+
+    /// A Delphi 2009+ program built for 32 bits: the commonest legacy kind.
+    #[test]
+    fn utf16_text_both_ways_with_a_32_bit_legacy_program() {
+        utf16_text_both_ways_with(&peer32_exe());
+    }
+
+    fn utf16_text_both_ways_with(exe: &str) {
         let name = unique("lg-u16");
         let _c = Cleanup(name.clone());
         let _gw = gateway(&name, &["--encoding", "utf16"]);
-        let mut p = peer(&name, 4096, "utf16", 0, true);
+        let mut p = peer_of(exe, &name, 4096, "utf16", 0, true);
         p.send("write 日本語|naïve €");
         p.expect_prefix("written ");
         await_region(&name, "日本語\nnaïve €");

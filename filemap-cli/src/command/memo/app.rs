@@ -1033,4 +1033,189 @@ mod tests {
         assert_eq!(default_capacity(Some("small")), 65536);
         assert_eq!(default_capacity(Some(&"x".repeat(100_000))), 200_000);
     }
+
+    /// The memo next to a legacy TFileMap program: the Free Pascal peer of
+    /// filemap-legacy/tests/peer (a real Windows process; ci/windows.sh
+    /// builds it and names it in `FILEMAP_LEGACY_PEER`) and the legacy
+    /// gateway between them, as `filemap legacy` runs it. The memo is this
+    /// module's model driven by keys, as the event loop drives it.
+    #[cfg(windows)]
+    mod with_a_legacy_program {
+        use super::*;
+        use std::io::{BufRead, BufReader, Write};
+        use std::process::{Child, ChildStdin, Command, Stdio};
+        use std::sync::mpsc::{self, Receiver};
+
+        use filemap_legacy::{Encoding, Event, Gateway};
+        use filemap_testkit::{await_condition_within, unique, Cleanup};
+
+        /// Generous bound for one step under Wine; the test fails, not hangs.
+        const STEP: Duration = Duration::from_secs(30);
+
+        /// The legacy peer, its map open; its output lines are awaited.
+        struct Peer {
+            child: Child,
+            stdin: ChildStdin,
+            lines: Receiver<String>,
+            seen: Vec<String>,
+        }
+
+        impl Peer {
+            fn open(name: &str) -> Peer {
+                let exe = std::env::var("FILEMAP_LEGACY_PEER").expect(
+                    "FILEMAP_LEGACY_PEER is not set: ci/windows.sh builds the legacy peer and sets it",
+                );
+                // A Unix path from the script: Wine shows the root as drive Z:.
+                let exe = if exe.starts_with('/') {
+                    format!("Z:{exe}")
+                } else {
+                    exe
+                };
+                let mut child = Command::new(&exe)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("starting the legacy peer {exe}: {e}"));
+                let out = child.stdout.take().unwrap();
+                let (tx, lines) = mpsc::channel();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(out).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut peer = Peer {
+                    stdin: child.stdin.take().unwrap(),
+                    child,
+                    lines,
+                    seen: Vec::new(),
+                };
+                peer.expect("ready");
+                peer.send(&format!("open {name} 4096 ansi 1252"));
+                peer.expect("opened existed=1");
+                peer
+            }
+
+            fn send(&mut self, command: &str) {
+                writeln!(self.stdin, "{command}").unwrap();
+                self.stdin.flush().unwrap();
+            }
+
+            /// Wait for the line `want`; the lines before it are kept in
+            /// `seen`.
+            fn expect(&mut self, want: &str) {
+                let deadline = Instant::now() + STEP;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.lines.recv_timeout(left) {
+                        Ok(line) if line == want => return,
+                        Ok(line) => self.seen.push(line),
+                        Err(_) => panic!(
+                            "legacy peer: no line {want:?} within {STEP:?}; lines so far: {:?}",
+                            self.seen
+                        ),
+                    }
+                }
+            }
+        }
+
+        impl Drop for Peer {
+            fn drop(&mut self) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+
+        /// Type `text` one key at a time, each published on its own, as
+        /// keys typed at a person's pace are.
+        fn type_slowly(app: &mut App, text: &str) {
+            for c in text.chars() {
+                let code = if c == '\n' {
+                    KeyCode::Enter
+                } else {
+                    KeyCode::Char(c)
+                };
+                app.handle_key(&key(code));
+                app.flush();
+            }
+        }
+
+        #[test]
+        fn typing_in_the_memo_and_in_a_legacy_program_reaches_the_other() {
+            let name = unique("memo-legacy");
+            let _cleanup = Cleanup(name.clone());
+            let mut memo = app(&name);
+            let (events_tx, events) = mpsc::channel();
+            let gateway = Gateway::start(
+                filemap_legacy::Options {
+                    encoding: Encoding::Ansi,
+                    codepage: 1252,
+                    ..filemap_legacy::Options::new(&name)
+                },
+                move |event| {
+                    let _ = events_tx.send(event);
+                },
+            )
+            .expect("starting the legacy gateway");
+            let mut peer = Peer::open(&name);
+
+            // Memo -> legacy, key by key: the legacy window hears each
+            // change and reads the text (code page 1252 on its side).
+            type_slowly(&mut memo, "Grüße aus dem Memo\nzweite Zeile");
+            peer.expect("changed Grüße aus dem Memo|zweite Zeile");
+            // Every state it saw on the way was one the memo had typed.
+            let typed = "Grüße aus dem Memo|zweite Zeile";
+            for line in &peer.seen {
+                let seen = line
+                    .strip_prefix("changed ")
+                    .unwrap_or_else(|| panic!("legacy peer: unexpected line {line:?}"));
+                assert!(typed.starts_with(seen), "{seen:?} is not a typed state");
+            }
+            peer.send("read");
+            peer.expect("text Grüße aus dem Memo|zweite Zeile");
+
+            // Legacy -> memo: the legacy program adds a line to the text
+            // (a TStringList written whole, as the component does).
+            peer.send("write Grüße aus dem Memo|zweite Zeile|eine Zeile von früher");
+            // Before its reply come only late notes of the memo's last
+            // state (each broadcast re-reads the text): never its own text.
+            loop {
+                let line = peer
+                    .lines
+                    .recv_timeout(STEP)
+                    .unwrap_or_else(|_| panic!("legacy peer: no reply to write within {STEP:?}"));
+                if line.starts_with("written ") {
+                    break;
+                }
+                assert_eq!(line, format!("changed {typed}"), "legacy peer");
+            }
+            let legacy_text = "Grüße aus dem Memo\nzweite Zeile\neine Zeile von früher";
+            await_condition_within("the memo showing the legacy line", STEP, || {
+                memo.tick(Instant::now());
+                text(&memo) == legacy_text
+            });
+            assert_eq!(memo.pending(), None);
+            assert!(!memo.has_unpublished());
+
+            // And the memo types on after it.
+            append(&mut memo, "");
+            type_slowly(&mut memo, "\nund zurück");
+            peer.expect("changed Grüße aus dem Memo|zweite Zeile|eine Zeile von früher|und zurück");
+            assert_eq!(
+                shared(&name),
+                "Grüße aus dem Memo\nzweite Zeile\neine Zeile von früher\nund zurück"
+            );
+
+            gateway.stop();
+            let events: Vec<Event> = events.try_iter().collect();
+            assert!(
+                events
+                    .iter()
+                    .all(|e| matches!(e, Event::Ready { .. } | Event::Copied { .. })),
+                "the gateway only copied: {events:?}"
+            );
+        }
+    }
 }
