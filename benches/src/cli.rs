@@ -283,7 +283,8 @@ mod tests {
                 "loan",
                 "throughput",
                 "scaling",
-                "lifecycle"
+                "lifecycle",
+                "growth"
             ]
         );
         let text = usage(crate::SUITES);
@@ -292,7 +293,7 @@ mod tests {
                 "\
   --mechanisms A,B   only these ping-pong mechanisms (default: all)
   --suites A,B       only these of: latency,waiting,inproc,loan,throughput,
-                     scaling,lifecycle
+                     scaling,lifecycle,growth
   --runs N           repetitions per measurement
 "
             ),

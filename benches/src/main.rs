@@ -6,6 +6,7 @@
 //! before anything else. See `--help` and `docs/performance.md`.
 
 mod cli;
+mod growth;
 mod harness;
 mod inproc;
 mod latency;
@@ -45,6 +46,7 @@ pub const SUITES: &[Suite] = &[
     throughput::SUITE,
     scaling::SUITE,
     lifecycle::SUITE,
+    growth::SUITE,
 ];
 
 fn main() -> ExitCode {

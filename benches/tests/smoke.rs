@@ -116,6 +116,7 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
         "slow_reader",
         "scaling",
         "lifecycle",
+        "growth",
         "target",
         "run",
     ] {
@@ -178,6 +179,21 @@ fn smoke_run_writes_json_and_plots_and_cleans_up() {
     assert!(rows
         .iter()
         .any(|r| r["kind"] == "scaling" && r["mechanism"] == "filemap-adaptive"));
+    // Growth: each case, the grown region against the created one, timed.
+    for case in ["first_publish", "steady"] {
+        for region in ["grown", "created"] {
+            let r = rows
+                .iter()
+                .find(|r| r["kind"] == "growth" && r["case"] == case && r["region"] == region)
+                .unwrap_or_else(|| panic!("no growth row {case} {region}"));
+            assert!(r["publish_ns"].as_f64().is_some_and(|t| t > 0.0), "{r}");
+            assert!(
+                r["capacity_bytes"].as_u64() <= r["payload_bytes"].as_u64(),
+                "{r}"
+            );
+        }
+    }
+    assert!(stdout.contains("### Regions that grow"), "{stdout}");
     for plot in ["results-latency.svg", "results-watchers.svg"] {
         let svg = std::fs::read_to_string(dir.join(plot)).unwrap();
         assert!(

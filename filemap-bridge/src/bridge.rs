@@ -68,6 +68,10 @@ pub struct Options {
     pub scout: bool,
     /// Capacity of regions the bridge creates.
     pub capacity: u64,
+    /// The most a region the bridge creates may grow to (`None`: its
+    /// capacity, so it never grows). A remote value larger than the local
+    /// region's capacity and at most this grows the region.
+    pub max_capacity: Option<u64>,
     /// Largest content sent or applied.
     pub max_size: usize,
     /// JSON lines logs (every event).
@@ -175,8 +179,9 @@ struct Shared {
     host: [u8; 16],
     maps: Vec<Arc<Map>>,
     log: Log,
-    /// Capacity of the regions the bridge creates.
+    /// Capacity of the regions the bridge creates, and their maximum.
     capacity: u64,
+    max_capacity: Option<u64>,
     max_size: usize,
     /// Set at shutdown, before the alarms are stopped.
     stop: AtomicBool,
@@ -405,7 +410,7 @@ impl Bridge {
         let mut maps = Vec::new();
         for m in &opts.maps {
             let lock = RegionLock::take(&m.region)?;
-            let fm = open_region(&m.region, opts.capacity)
+            let fm = open_region(&m.region, opts.capacity, opts.max_capacity)
                 .map_err(|e| anyhow::anyhow!("cannot open region {:?}: {e}", m.region))?;
             let state = recall_state(fm, &lock);
             maps.push(Arc::new(Map {
@@ -433,6 +438,7 @@ impl Bridge {
             maps,
             log,
             capacity: opts.capacity,
+            max_capacity: opts.max_capacity,
             max_size: opts.max_size,
             stop: AtomicBool::new(false),
             query_timeout: opts.query_timeout,
@@ -618,12 +624,17 @@ fn recall_state(fm: FileMap, lock: &RegionLock) -> State {
 /// Open (or create) a mapped region. A region the bridge creates is
 /// persistent, like one `filemap write` creates: it stays, with its
 /// content, after the bridge stops, until `filemap rm`. A region that
-/// exists keeps the lifetime its creator gave it.
-fn open_region(name: &str, capacity: u64) -> Result<FileMap, FmError> {
-    FileMap::builder(name)
-        .capacity(usize::try_from(capacity).unwrap_or(usize::MAX))
-        .persistent(true)
-        .open()
+/// exists keeps the lifetime its creator gave it, and its capacity and
+/// maximum.
+fn open_region(name: &str, capacity: u64, max_capacity: Option<u64>) -> Result<FileMap, FmError> {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let mut builder = FileMap::builder(name)
+        .capacity(size(capacity))
+        .persistent(true);
+    if let Some(max) = max_capacity {
+        builder = builder.max_capacity(size(max));
+    }
+    builder.open()
 }
 
 /// If the region's name no longer leads to the bridge's region (`filemap
@@ -639,7 +650,7 @@ fn reopen_if_removed(shared: &Shared, map: &Map, st: &mut State) -> bool {
     if !st.fm.is_removed() {
         return false;
     }
-    let fm = match open_region(&map.region, shared.capacity) {
+    let fm = match open_region(&map.region, shared.capacity, shared.max_capacity) {
         Ok(fm) => Arc::new(fm),
         Err(e) => {
             if !st.reopen_failed {
@@ -686,7 +697,8 @@ fn reopen_if_removed(shared: &Shared, map: &Map, st: &mut State) -> bool {
     shared.log.event(
         "reopened",
         json!({ "region": map.region, "key": map.key, "generation": fm.generation(),
-                "capacity": fm.capacity(), "existed": fm.existed_already(),
+                "capacity": fm.capacity(), "max_capacity": fm.max_capacity(),
+                "existed": fm.existed_already(),
                 "reason": "the region was removed", "content": content }),
     );
     true
@@ -723,16 +735,16 @@ fn check_remote(
         Ok(m) => m,
         Err(e) => return refuse(format!("malformed sample: {e}")),
     };
-    let capacity = lock(&map.state).fm.capacity();
-    let too_large = if meta.len > capacity as u64 {
-        Some((
-            Limit::Capacity,
-            capacity,
-            format!(
-                "content of {} bytes does not fit the region's capacity {capacity}",
-                meta.len
-            ),
-        ))
+    // A value larger than the capacity grows the region when it applies;
+    // only one past the maximum (the capacity of a region that cannot
+    // grow) is refused.
+    let (capacity, max_capacity) = {
+        let st = lock(&map.state);
+        (st.fm.capacity(), st.fm.max_capacity())
+    };
+    let too_large = if meta.len > max_capacity as u64 {
+        let len = usize::try_from(meta.len).unwrap_or(usize::MAX);
+        Some(too_large_for_region(len, capacity, max_capacity))
     } else if meta.len > shared.max_size as u64 {
         Some((
             Limit::MaxSize,
@@ -761,11 +773,39 @@ fn check_remote(
     Some(meta)
 }
 
+/// The limit, the number and the reason of a refusal of a value of `len`
+/// bytes larger than the local region can ever hold. A region that cannot
+/// grow (any more) is over its capacity, as bridges have always said; one
+/// that could still grow is over its maximum capacity.
+fn too_large_for_region(
+    len: usize,
+    capacity: usize,
+    max_capacity: usize,
+) -> (Limit, usize, String) {
+    if capacity == max_capacity {
+        (
+            Limit::Capacity,
+            capacity,
+            format!("content of {len} bytes does not fit the region's capacity {capacity}"),
+        )
+    } else {
+        (
+            Limit::MaxCapacity,
+            max_capacity,
+            format!(
+                "content of {len} bytes does not fit the region's maximum capacity {max_capacity} (capacity {capacity})"
+            ),
+        )
+    }
+}
+
 /// Which of this bridge's limits a refused value is over.
 #[derive(Debug, Clone, Copy)]
 enum Limit {
-    /// The local region's capacity.
+    /// The local region's capacity (it cannot grow).
     Capacity,
+    /// The local region's maximum capacity (the most it may grow to).
+    MaxCapacity,
     /// `--max-size`.
     MaxSize,
 }
@@ -774,6 +814,7 @@ impl Limit {
     fn as_str(self) -> &'static str {
         match self {
             Limit::Capacity => "capacity",
+            Limit::MaxCapacity => "max_capacity",
             Limit::MaxSize => "max_size",
         }
     }
@@ -826,6 +867,7 @@ fn on_refusal(shared: &Shared, map: &Map, sample: &Sample) {
     }
     let (field, what) = match limit {
         "capacity" => ("peer_capacity", "its region's capacity is"),
+        "max_capacity" => ("peer_max_capacity", "its region's maximum capacity is"),
         "max_size" => ("peer_max_size", "its --max-size is"),
         _ => ("peer_limit", "its limit is"),
     };
@@ -938,8 +980,26 @@ fn apply(shared: &Shared, map: &Map, meta: Meta, payload: &ZBytes, via: &str) {
                 }),
             );
         }
+        Err(FmError::TooLarge {
+            len,
+            capacity,
+            max_capacity,
+        }) => {
+            drop(st);
+            // The region was made anew meanwhile (see reopen_if_removed)
+            // by someone else, smaller than the one check_remote saw:
+            // refused as that check would have.
+            let (limit, max, reason) = too_large_for_region(len, capacity, max_capacity);
+            tell_sender(shared, map, &meta, limit, max);
+            shared.log.event(
+                "refused",
+                json!({ "region": map.region, "key": map.key, "via": via, "reason": reason }),
+            );
+        }
         Err(e) => {
             drop(st);
+            // OutOfSpace (a growth found no room) among others: nothing
+            // was written, the region keeps its content.
             shared.log.event(
                 "error",
                 json!({ "region": map.region, "key": map.key, "reason": format!("cannot write the region: {e}") }),
@@ -975,6 +1035,20 @@ fn write_pieces_if(
             found,
         });
     }
+    // Refused whole, with the whole length (an append past the maximum
+    // would name the length reached so far).
+    if payload.len() > loan.max_capacity() {
+        return Err(FmError::TooLarge {
+            len: payload.len(),
+            capacity: loan.capacity(),
+            max_capacity: loan.max_capacity(),
+        });
+    }
+    // A content larger than the capacity grows the region as the pieces
+    // arrive, by doublings up to the maximum (a few growths, each under
+    // this loan's lock, not one per piece); nothing is visible before the
+    // commit, and a growth that finds no space (`OutOfSpace`) leaves the
+    // content as it was.
     for piece in payload.slices() {
         loan.append(piece)?;
     }
@@ -1206,5 +1280,91 @@ fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
                     .wait();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use filemap_testkit::{unique, Cleanup};
+
+    /// `len` bytes of a pattern that shifts with each byte's position, so a
+    /// piece written at the wrong offset or a page left unwritten shows.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 4093) as u8).collect()
+    }
+
+    /// `bytes` as a sample arrives from the network: in slices (of odd
+    /// lengths, as Zenoh's fragments may be), never contiguous.
+    fn in_slices(bytes: &[u8], slice: usize) -> ZBytes {
+        let mut writer = ZBytes::writer();
+        for piece in bytes.chunks(slice) {
+            writer.append(ZBytes::from(piece.to_vec()));
+        }
+        let payload = writer.finish();
+        assert!(payload.slices().count() > 1, "the payload is in slices");
+        payload
+    }
+
+    #[test]
+    fn pieces_larger_than_the_capacity_grow_the_region_within_its_maximum() {
+        let name = unique("pieces-grow");
+        let _c = Cleanup(name.clone());
+        let fm = FileMap::builder(&name)
+            .capacity(4096)
+            .max_capacity(1 << 20)
+            .open()
+            .unwrap();
+        fm.write(b"before").unwrap();
+        // 200 KiB in 3000-byte pieces (under the loan's direct-copy size)
+        // and in 70000-byte ones (over it).
+        for (len, slice) in [(200 << 10, 3000), ((200 << 10) + 13, 70_000)] {
+            let content = pattern(len);
+            let expected = fm.generation();
+            let published = write_pieces_if(&fm, expected, &in_slices(&content, slice)).unwrap();
+            assert_eq!(published.generation, expected + 1);
+            assert_eq!(fm.read().unwrap().content, content);
+            assert!(
+                (len..=1 << 20).contains(&fm.capacity()),
+                "capacity {} for {len} bytes",
+                fm.capacity()
+            );
+        }
+        // Up to the maximum exactly.
+        let content = pattern(1 << 20);
+        let expected = fm.generation();
+        write_pieces_if(&fm, expected, &in_slices(&content, 65_536)).unwrap();
+        assert_eq!(fm.read().unwrap().content, content);
+        assert_eq!(fm.capacity(), 1 << 20);
+    }
+
+    #[test]
+    fn pieces_past_the_maximum_are_too_large_whole_and_the_content_is_kept() {
+        let name = unique("pieces-past");
+        let _c = Cleanup(name.clone());
+        let fm = FileMap::builder(&name)
+            .capacity(4096)
+            .max_capacity(1 << 20)
+            .open()
+            .unwrap();
+        fm.write(b"kept").unwrap();
+        let before = fm.read().unwrap();
+        let past = pattern(2 << 20);
+        match write_pieces_if(&fm, before.generation, &in_slices(&past, 65_536)) {
+            Err(FmError::TooLarge {
+                len,
+                capacity,
+                max_capacity,
+            }) => assert_eq!((len, capacity, max_capacity), (2 << 20, 4096, 1 << 20)),
+            other => panic!("{other:?}"),
+        }
+        let after = fm.read().unwrap();
+        assert_eq!(after.content, b"kept");
+        assert_eq!(after.generation, before.generation);
+        assert_eq!(fm.capacity(), 4096, "nothing grew for a refused content");
+        // The region still takes a content within its maximum.
+        let content = pattern(300 << 10);
+        write_pieces_if(&fm, after.generation, &in_slices(&content, 65_536)).unwrap();
+        assert_eq!(fm.read().unwrap().content, content);
     }
 }

@@ -45,11 +45,19 @@
 //!   process already wrote keeps its content, which is sent as the newest
 //!   value (a remote value arriving first loses to it, as to any local
 //!   write the bridge has not sent yet). Either way the hosts converge.
+//! - **Regions that grow.** A value larger than a receiving bridge's
+//!   region capacity but within its maximum capacity grows that region
+//!   (see `docs/growth.md`; `--max-capacity` sets the maximum of the
+//!   regions the bridge creates) and is applied whole, like any other.
 //! - **Limits that differ.** A value larger than a receiving bridge's
-//!   region capacity or `--max-size` is refused there (`refused`) and the
+//!   region maximum capacity (its capacity, for a region that cannot grow)
+//!   or `--max-size` is refused there (`refused`), its region keeping its
+//!   content, and the
 //!   receiver publishes a notice on `filemap-bridge-refused/<key>`
 //!   ([`bridge::REFUSAL_PREFIX`]); the sender logs `refused_by_peer` with
-//!   the length and the peer's limit. The hosts then hold different
+//!   the length and the peer's limit (`peer_capacity`, or
+//!   `peer_max_capacity` for a region that could still grow, or
+//!   `peer_max_size`). The hosts then hold different
 //!   contents until a value that fits is written.
 //! - **Idle means asleep.** Every thread of the bridge sleeps until there
 //!   is work (a local write, a name change, a peer, a shutdown); none wakes
@@ -69,7 +77,7 @@
 //! authenticate each other (mutual TLS): a peer without a certificate signed
 //! by the CA is refused. Samples that do not parse (missing or bad
 //! attachment, wrong format version, length mismatch), are larger than
-//! `--max-size` or the local capacity, or are dated more than
+//! `--max-size` or the local region's maximum capacity, or are dated more than
 //! [`bridge::MAX_CLOCK_SKEW`] in the future are logged (`refused`) and
 //! dropped; the region is untouched. An authenticated peer is trusted: it
 //! can write any content to the keys it knows.

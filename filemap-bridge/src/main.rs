@@ -24,8 +24,11 @@ creator gave it. A region removed while the bridge runs (`filemap rm`) is opened
 (made anew if nobody did): an empty one gets the newest value, one written meanwhile is sent as \
 the newest value (event `reopened`).
 
-A value too large for a peer (its capacity or --max-size) is refused there (`refused`), and the \
-peer tells the sender, which logs `refused_by_peer` with the length and the peer's limit."
+A value larger than a peer's region capacity grows that region if its maximum allows \
+(--max-capacity when the bridge creates it). A value too large for a peer (its region's maximum \
+capacity, which is its capacity unless it may grow, or --max-size) is refused there (`refused`), \
+the peer's region keeping its content, and the peer tells the sender, which logs \
+`refused_by_peer` with the length and the peer's limit."
 )]
 struct Cli {
     /// Mirror local region REGION to Zenoh key KEY (repeatable).
@@ -48,6 +51,13 @@ struct Cli {
     /// (they persist after the bridge, until `filemap rm`).
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "4096")]
     capacity: u64,
+    /// The most a region the bridge creates may grow to (default: the
+    /// capacity, so it never grows), in bytes or with a suffix K, M or G.
+    /// A peer's content larger than the capacity and at most this grows
+    /// the region; past it, it is refused. An existing region keeps the
+    /// maximum its creator gave it.
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    max_capacity: Option<u64>,
     /// Refuse (do not send, do not apply) contents larger than N bytes
     /// (suffix K, M or G for KiB, MiB, GiB).
     #[arg(long, value_name = "N", value_parser = parse_size, default_value = "64MiB")]
@@ -113,6 +123,7 @@ fn main() -> ExitCode {
         config: cli.config,
         scout: cli.scout,
         capacity: cli.capacity,
+        max_capacity: cli.max_capacity,
         max_size: usize::try_from(cli.max_size).unwrap_or(usize::MAX),
         json: cli.json,
         verbose: cli.verbose,

@@ -260,8 +260,19 @@ fn two_bridges_one_key_both_ways_no_echo() {
 fn bad_command_lines_fail_with_one_sentence() {
     let r = unique("bad");
     let _c = cleanup(&[&r]);
-    let cases: [(Vec<String>, &str); 4] = [
+    let cases: [(Vec<String>, &str); 5] = [
         (args(&["--map", &format!("{r}=a/*")]), "wildcard"),
+        (
+            args(&[
+                "--map",
+                &format!("{r}=k"),
+                "--capacity",
+                "8K",
+                "--max-capacity",
+                "4K",
+            ]),
+            "invalid maximum capacity 4096 bytes",
+        ),
         (args(&["--map", "noequals"]), "REGION=KEY"),
         (
             args(&["--map", &format!("{r}=k"), "--capacity", "12XB"]),
@@ -1206,6 +1217,83 @@ fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
         "human logs go to standard error only: {:?}",
         String::from_utf8_lossy(&a.stdout.lock().unwrap())
     );
+}
+
+/// `len` bytes whose every position shows: a content torn, shifted or
+/// holding zero pages never equals another.
+fn patterned(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ (i >> 12) as u8 ^ seed)
+        .collect()
+}
+
+#[test]
+fn a_peer_content_past_the_capacity_grows_the_local_region_and_past_the_maximum_is_refused() {
+    let (ra, rb, key) = (unique("ga"), unique("gb"), unique("gkey"));
+    let _c = cleanup(&[&ra, &rb]);
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let a = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{ra}={key}"),
+        "--listen",
+        &listen,
+        "--capacity",
+        "4MiB",
+    ]))
+    .ready();
+    // B creates its region at 4 KiB, allowed to grow to 1 MiB.
+    let b = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{rb}={key}"),
+        "--connect",
+        &listen,
+        "--capacity",
+        "4KiB",
+        "--max-capacity",
+        "1MiB",
+    ]))
+    .ready();
+    let ma = open(&ra, 4 << 20);
+    // Attached before the growth: this handle sees it without reopening.
+    let mb = FileMap::builder(&rb).open_only().open().unwrap();
+    assert_eq!((mb.capacity(), mb.max_capacity()), (4096, 1 << 20));
+
+    let grown = patterned(200 << 10, 1);
+    ma.write(&grown).unwrap();
+    await_condition("200 KiB on B", || content(&mb) == grown);
+    assert!(
+        (200 << 10..=1 << 20).contains(&mb.capacity()),
+        "B's capacity {} after 200 KiB",
+        mb.capacity()
+    );
+    let applied = b.wait_for("B applying 200 KiB", |v| {
+        v["event"] == "applied" && v["bytes"] == 200 << 10
+    });
+    let grown_gen = applied["generation"].as_u64().unwrap();
+    assert_eq!(b.count("refused"), 0, "nothing refused within the maximum");
+
+    // Past B's maximum: refused there, B's content kept, A told with
+    // B's maximum.
+    ma.write(&patterned(2 << 20, 2)).unwrap();
+    let refused = b.wait_for("B refusing 2 MiB", |v| v["event"] == "refused");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("{}", 2 << 20)) && reason.contains("maximum capacity 1048576"),
+        "{refused}"
+    );
+    let told = a.wait_for("A told of the refusal", |v| v["event"] == "refused_by_peer");
+    assert_eq!(told["bytes"], 2 << 20, "{told}");
+    assert_eq!(told["peer_max_capacity"], 1 << 20, "{told}");
+    assert_eq!(content(&mb), grown, "B's region keeps its content");
+    assert_eq!(mb.generation(), grown_gen, "nothing written on B");
+    assert!(mb.capacity() <= 1 << 20);
+
+    // B's region is as usable as before: the next content that fits arrives.
+    let after = patterned(900 << 10, 3);
+    ma.write(&after).unwrap();
+    await_condition("900 KiB on B", || content(&mb) == after);
+    assert_eq!(b.count("refused"), 1);
+    assert_eq!(b.count("error"), 0);
 }
 
 #[test]
