@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 use common::{unique, Cleanup};
 use filemap::FileMap;
 
+/// The tests of this file measure spinning and CPU time: run one at a time,
+/// so that none of them is the load another one backs off from.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The calling thread's resource usage so far.
 #[cfg(target_os = "linux")]
 fn thread_usage() -> libc::rusage {
@@ -88,18 +98,44 @@ fn pin_to(cpu: usize) {
 #[cfg(target_os = "linux")]
 #[test]
 fn adaptive_waiters_pinned_to_a_core_each_still_spin_for_a_prompt_peer() {
+    let _serial = serial();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert!(
         cpus >= 2,
         "this test needs two CPUs; this machine has {cpus}"
     );
+    // A machine loaded by something else makes the waiters sleep on
+    // purpose (they back off while more threads are runnable than CPUs):
+    // a few attempts, and the last one's figures in the message.
+    let mut last = 0;
+    for _attempt in 0..3 {
+        let (answered, sleeps) = pinned_ping_pong();
+        assert_eq!(answered, ROUNDS);
+        if sleeps < ROUNDS as i64 / 2 {
+            return;
+        }
+        last = sleeps;
+    }
+    panic!(
+        "the pinned waiter slept {last} times in {ROUNDS} waits, three times: it did not spin \
+         (/proc/loadavg: {:?})",
+        std::fs::read_to_string("/proc/loadavg")
+    );
+}
+
+#[cfg(target_os = "linux")]
+const ROUNDS: u64 = 4000;
+
+/// Two threads pinned to a core each ping-pong `ROUNDS` times with
+/// adaptive waits: the rounds answered and the ponger's sleeps.
+#[cfg(target_os = "linux")]
+fn pinned_ping_pong() -> (u64, i64) {
     let (ping_name, pong_name) = (unique("pinned-ping"), unique("pinned-pong"));
     let _cleanup = (Cleanup(ping_name.clone()), Cleanup(pong_name.clone()));
     let ping = FileMap::open(&ping_name).unwrap();
     let pong = FileMap::open(&pong_name).unwrap();
-    const ROUNDS: u64 = 4000;
     let timeout = Some(Duration::from_secs(10));
-    let (answered, sleeps) = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let ponger = s.spawn(|| {
             pin_to(1);
             let ping = FileMap::open(&ping_name).unwrap();
@@ -133,20 +169,13 @@ fn adaptive_waiters_pinned_to_a_core_each_still_spin_for_a_prompt_peer() {
                 .expect("a pong");
         }
         ponger.join().unwrap()
-    });
-    assert_eq!(answered, ROUNDS);
-    // Sleeping on every wait would be one switch per round at least. A
-    // loaded machine preempts a spinner now and then (its spin then misses
-    // and it sleeps); most waits must still be caught spinning.
-    assert!(
-        sleeps < ROUNDS as i64 / 2,
-        "the pinned waiter slept {sleeps} times in {ROUNDS} waits: it did not spin"
-    );
+    })
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn a_waiter_for_rare_changes_costs_what_a_blocking_one_costs() {
+    let _serial = serial();
     let name = unique("adaptive-rare");
     let _cleanup = Cleanup(name.clone());
     let blocking = waiter_cpu(&name, 60, Duration::from_millis(10), |m, seen| {
@@ -172,6 +201,7 @@ fn a_waiter_for_rare_changes_costs_what_a_blocking_one_costs() {
 #[cfg(target_os = "linux")]
 #[test]
 fn an_idle_adaptive_waiter_uses_next_to_no_cpu() {
+    let _serial = serial();
     let name = unique("adaptive-idle");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
@@ -194,6 +224,7 @@ fn an_idle_adaptive_waiter_uses_next_to_no_cpu() {
 
 #[test]
 fn an_adaptive_wait_is_woken_across_processes_and_honours_its_timeout() {
+    let _serial = serial();
     let name = unique("adaptive-wake");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
