@@ -161,7 +161,7 @@ fuzz_target!(
                     let c = content(seq, len);
                     let mut loan = r.map.loan().expect("loan");
                     loan.write_all(&c).expect("loan copy");
-                    if len % 2 == 0 {
+                    if len.is_multiple_of(2) {
                         let p = loan.commit().expect("commit");
                         last = p.generation;
                         holds(&r, c.len());
