@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use filemap_testkit::{unique, Cleanup};
+use filemap_testkit::{runner, unique, Cleanup};
 
 const MARK: &str = "<!-- runs: filemap-cli/tests/doc_shell.rs -->";
 /// The pages with marked sessions, and the region names each one uses.
@@ -72,9 +72,57 @@ fn sessions(page: &'static str) -> Vec<Session> {
     found
 }
 
+/// A directory removed when dropped.
+struct TempDir {
+    path: std::path::PathBuf,
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Where the binaries under test run through an emulator
+/// ([`filemap_testkit::RUNNER`], e.g. qemu-user for aarch64), `sh` cannot
+/// start them itself: a directory with a `filemap` script that does, to
+/// put first on PATH. `None` when they run directly.
+fn runner_wrapper(bin: &Path) -> Option<TempDir> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let runner = runner();
+    if runner.is_empty() {
+        return None;
+    }
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let mut line = String::from("#!/bin/sh\nexec");
+    for part in runner
+        .iter()
+        .map(|p| p.as_os_str())
+        .chain([bin.as_os_str()])
+    {
+        line.push(' ');
+        line.push_str(&quote(part));
+    }
+    line.push_str(" \"$@\"\n");
+    let dir = TempDir {
+        path: std::env::temp_dir().join(unique("doc-shell-runner")),
+    };
+    std::fs::create_dir_all(&dir.path).expect("creating the wrapper's directory");
+    let script = dir.path.join("filemap");
+    std::fs::write(&script, line).expect("writing the wrapper");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+        .expect("making the wrapper executable");
+    Some(dir)
+}
+
 #[test]
 fn documented_shell_sessions_print_what_the_page_shows() {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_filemap")).parent().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_filemap"));
+    let wrapper = runner_wrapper(bin);
+    let bin_dir = match &wrapper {
+        Some(dir) => dir.path.clone(),
+        None => bin.parent().unwrap().to_path_buf(),
+    };
     let path = format!(
         "{}:{}",
         bin_dir.display(),
