@@ -11,8 +11,10 @@
 
 use std::process::{Command, Stdio};
 
+/// The CLI under test, through the emulator of `FILEMAP_TEST_RUNNER` if
+/// one is set (the aarch64 leg).
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_filemap"))
+    filemap_testkit::program(env!("CARGO_BIN_EXE_filemap"))
 }
 
 #[cfg(not(windows))]
