@@ -164,16 +164,21 @@ fn growing_sizes() -> Vec<usize> {
     sizes
 }
 
+/// A region named `name` that starts at 4 KiB and may grow to `max`.
+fn growing(name: &str, max: usize) -> FileMap {
+    FileMap::builder(name)
+        .capacity(4096)
+        .max_capacity(max)
+        .open()
+        .unwrap()
+}
+
 #[test]
 fn a_region_grows_from_4k_to_64m_while_readers_and_a_watcher_attached_from_the_start_check_every_content(
 ) {
     let name = unique("grow");
     let _cleanup = Cleanup(name.clone());
-    let map = FileMap::builder(&name)
-        .capacity(4096)
-        .max_capacity(MAX)
-        .open()
-        .unwrap();
+    let map = growing(&name, MAX);
     assert_eq!((map.capacity(), map.max_capacity()), (4096, MAX));
     map.write(&pattern(0, 100)).unwrap();
     let mut readers: Vec<Child> = (0..3)
@@ -302,6 +307,7 @@ fn an_attacher_keeps_the_regions_maximum_and_a_loan_grows_the_region() {
         .max_capacity(1 << 20)
         .open()
         .unwrap();
+    // Asking for other sizes changes nothing: the region's own hold.
     let second = FileMap::builder(&name)
         .capacity(4096)
         .max_capacity(4096)
@@ -329,11 +335,7 @@ fn an_attacher_keeps_the_regions_maximum_and_a_loan_grows_the_region() {
 fn a_waiter_attached_before_a_growth_wakes_and_reads_the_grown_content() {
     let name = unique("waitgrow");
     let _cleanup = Cleanup(name.clone());
-    let map = FileMap::builder(&name)
-        .capacity(4096)
-        .max_capacity(8 << 20)
-        .open()
-        .unwrap();
+    let map = growing(&name, 8 << 20);
     let seen = map.generation();
     let waiter = std::thread::spawn({
         let name = name.clone();
@@ -376,11 +378,7 @@ fn backed_bytes(name: &str) -> u64 {
 fn a_region_that_grew_costs_what_it_uses_not_its_maximum() {
     let name = unique("cost");
     let _cleanup = Cleanup(name.clone());
-    let map = FileMap::builder(&name)
-        .capacity(4096)
-        .max_capacity(256 << 20)
-        .open()
-        .unwrap();
+    let map = growing(&name, 256 << 20);
     #[cfg(target_os = "linux")]
     assert_eq!(
         std::fs::metadata(map.info().path).unwrap().len(),
@@ -412,11 +410,7 @@ fn a_region_that_grew_costs_what_it_uses_not_its_maximum() {
 fn a_writer_killed_mid_growth_leaves_the_content_and_the_next_writer_grows_the_region() {
     let name = unique("growkill");
     let _cleanup = Cleanup(name.clone());
-    let map = FileMap::builder(&name)
-        .capacity(4096)
-        .max_capacity(16 << 20)
-        .open()
-        .unwrap();
+    let map = growing(&name, 16 << 20);
     map.write(&pattern(1, 1000)).unwrap();
     let before = backed_bytes(&name);
     let mut writer = Child::spawn_with(
@@ -464,11 +458,7 @@ fn a_header_naming_absurd_sizes_gives_typed_errors_and_never_reaches_past_the_ma
     let name = unique("absurd");
     let _cleanup = Cleanup(name.clone());
     let max = 1 << 20;
-    let map = FileMap::builder(&name)
-        .capacity(4096)
-        .max_capacity(max)
-        .open()
-        .unwrap();
+    let map = growing(&name, max);
     map.write(&pattern(1, 3000)).unwrap();
     let path = map.info().path;
     let reopen = || FileMap::builder(&name).open_only().open();
@@ -814,11 +804,7 @@ fn a_growing_regions_section_commits_its_capacity_not_its_maximum() {
     const PAGE: usize = 4096;
     let name = unique("commit");
     let _cleanup = Cleanup(name.clone());
-    let map = FileMap::builder(&name)
-        .capacity(4096)
-        .max_capacity(MAX)
-        .open()
-        .unwrap();
+    let map = growing(&name, MAX);
     let view = section::View::open(&name);
     assert_eq!(view.len, section::HEADER + 2 * MAX);
     assert_eq!(view.committed(0, view.len), section::HEADER + 2 * 4096);
@@ -867,11 +853,7 @@ fn a_header_scribbled_past_the_committed_pages_commits_them_before_any_touch() {
     let name = unique("reserved");
     let _cleanup = Cleanup(name.clone());
     let max = 1 << 20;
-    let map = FileMap::builder(&name)
-        .capacity(4096)
-        .max_capacity(max)
-        .open()
-        .unwrap();
+    let map = growing(&name, max);
     map.write(&pattern(1, 3000)).unwrap();
     let view = section::View::open(&name);
     let active = len_at(view.peek(GENERATION_AT as usize) & 1) as usize;
