@@ -696,14 +696,18 @@ mod tests {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
 
+    /// The key that types `c` (a newline is Enter).
+    fn key_for(c: char) -> KeyEvent {
+        key(if c == '\n' {
+            KeyCode::Enter
+        } else {
+            KeyCode::Char(c)
+        })
+    }
+
     fn type_str(app: &mut App, text: &str) {
         for c in text.chars() {
-            let code = if c == '\n' {
-                KeyCode::Enter
-            } else {
-                KeyCode::Char(c)
-            };
-            app.handle_key(&key(code));
+            app.handle_key(&key_for(c));
         }
         app.flush();
     }
@@ -1132,12 +1136,7 @@ mod tests {
         /// keys typed at a person's pace are.
         fn type_slowly(app: &mut App, text: &str) {
             for c in text.chars() {
-                let code = if c == '\n' {
-                    KeyCode::Enter
-                } else {
-                    KeyCode::Char(c)
-                };
-                app.handle_key(&key(code));
+                app.handle_key(&key_for(c));
                 app.flush();
             }
         }
