@@ -291,13 +291,35 @@ impl Inner {
     #[inline]
     pub(crate) fn try_read<S: Sink + ?Sized>(&self, out: &mut S) -> Result<Option<Stamp>> {
         let read = self.enter()?.try_read(out);
-        self.leave(read)?.map_err(|r| self.refused(r))
+        let stamp = self.leave(read)?.map_err(|r| self.refused(r))?;
+        if stamp.is_some_and(|s| s.generation == 0 || s.writer.pid == 0) {
+            self.verify_backing()?;
+        }
+        Ok(stamp)
     }
 
     /// Read the published content while holding the lock (it cannot move).
     pub(crate) fn read_locked<S: Sink + ?Sized>(&self, out: &mut S) -> Result<Stamp> {
         let read = self.enter()?.read_locked(out);
-        self.leave(read)?.map_err(|r| self.refused(r))
+        let stamp = self.leave(read)?.map_err(|r| self.refused(r))?;
+        if stamp.generation == 0 || stamp.writer.pid == 0 {
+            self.verify_backing()?;
+        }
+        Ok(stamp)
+    }
+
+    /// A read found generation 0 or a writer of pid 0, or a wait a
+    /// generation lower than one seen before: a region nothing was
+    /// published into yet (for the read), or a file cut short within its
+    /// header's page, which reads as zeros past the cut without any fault
+    /// (`SIGBUS` comes only for pages wholly past the end), so
+    /// [`Inner::leave`] saw nothing wrong.
+    /// Rare, so the backend checks the file's size here (`Wake::idle`: one
+    /// `fstat` on Unix) and `Err(Truncated)` if it shrank.
+    #[cold]
+    pub(crate) fn verify_backing(&self) -> Result<()> {
+        self.os.idle();
+        self.usable()
     }
 
     /// Read the published content into `out`: lock-free, or under the

@@ -291,7 +291,12 @@ pub(crate) fn wait_change(inner: &Arc<Inner>, seen: u64, wait: Wait<'_>) -> Resu
         ),
     };
     // A handle that became unusable meanwhile (its file shrank) ends its
-    // waits with a generation that says nothing: report why instead.
+    // waits with a generation that says nothing: report why instead. A
+    // generation that went back is no publication either: a file cut
+    // within its header's page reads as zeros there without a fault.
+    if matches!(found, Ok(Some(generation)) if generation < seen) {
+        inner.verify_backing()?;
+    }
     inner.usable()?;
     match found {
         Ok(Some(generation)) => Ok(generation),

@@ -182,7 +182,10 @@ mod linux {
     }
 
     /// The sizes the file of `size` bytes is cut to: nothing, half (at a
-    /// page boundary), and one byte short of the 4096-byte header.
+    /// page boundary), one byte short of the 4096-byte header, and within
+    /// the header's first lines, which zeroes the generation, or the
+    /// buffer lines with the writer's id, without any fault (generation 0
+    /// and writer pid 0 are never a publication).
     ///
     /// Half at a page boundary: the page that holds a cut stays mapped
     /// (the bytes past the end read as zeros, like any scribble), so a
@@ -190,15 +193,15 @@ mod linux {
     /// nothing to notice but zeros; a reader notices the pages past it,
     /// and a waiter notices any cut within its sleep slice (the header
     /// cut below is in mid-page).
-    fn cuts(size: u64) -> [u64; 3] {
-        [0, size / 2 / 4096 * 4096, 4095]
+    fn cuts(size: u64) -> [u64; 5] {
+        [0, size / 2 / 4096 * 4096, 4095, 100, 200]
     }
 
     /// For each cut: a region full of content, a child attached in `role`,
     /// the file truncated; the child reports `Truncated` and lives on, and
     /// so does this process, whose own handle reports the same.
     fn survives_every_cut(role: &str, nudge: bool) {
-        for which in 0..3 {
+        for which in 0..5 {
             let name = unique(role);
             let _cleanup = Cleanup(name.clone());
             let _after = Cleanup(format!("{name}-after"));
