@@ -85,7 +85,11 @@ def test_sigkilled_lock_holder_is_reported_to_the_next_taker(name: str) -> None:
 
 
 BLOCKED = """
-import sys, time, filemap
+import signal, sys, time, filemap
+# A child started from a background job inherits SIGINT ignored, and Python
+# then installs no KeyboardInterrupt handler: put it back, as a terminal's
+# program would have it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 fm = filemap.FileMap(sys.argv[1], create=False)
 what = sys.argv[2]
 try:
