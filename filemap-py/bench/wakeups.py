@@ -28,7 +28,10 @@ import time
 import filemap
 
 CHILD = """
-import sys, time, filemap
+import signal, sys, time, filemap
+# Started from a background job, the child inherits SIGINT ignored and
+# Python installs no KeyboardInterrupt handler: put it back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 fm = filemap.FileMap(sys.argv[1], create=False)
 print("ready", flush=True)
 try:
