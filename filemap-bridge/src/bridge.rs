@@ -364,6 +364,39 @@ fn zenoh_config(opts: &Options) -> anyhow::Result<zenoh::Config> {
     Ok(config)
 }
 
+/// Zenoh's default receive buffer per link (one batch).
+const ZENOH_RX_BUFFER: usize = 65_535;
+/// The most [`size_rx_buffers`] sets.
+const RX_BUFFER_MAX: usize = 64 << 20;
+
+/// Let a link receive contents of up to `largest` bytes from recycled
+/// buffers. Zenoh receives into a pool of batch-sized buffers, `buffer_size`
+/// bytes in all (one batch by default), and a sample larger than one batch
+/// keeps its batches until it is dropped; the bridge holds the latest
+/// sample (to answer queries) while the next arrives. Past the pool, each
+/// batch is a new zeroed allocation: at 1 MiB, about 50 page faults and
+/// 200 KiB of zeroing per sample on the receiving thread. So the pool
+/// holds three contents (the one held, the one arriving, one queued),
+/// within 64 MiB; untouched pool memory costs address space only. A
+/// `--config` file that sets `transport/link/rx/buffer_size` keeps its
+/// value.
+fn size_rx_buffers(config: &mut zenoh::Config, largest: usize) -> anyhow::Result<()> {
+    const KEY: &str = "transport/link/rx/buffer_size";
+    let current = config
+        .get_json(KEY)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if current != Some(ZENOH_RX_BUFFER) {
+        return Ok(());
+    }
+    let size = largest
+        .saturating_mul(3)
+        .clamp(ZENOH_RX_BUFFER, RX_BUFFER_MAX);
+    config
+        .insert_json5(KEY, &size.to_string())
+        .map_err(|e| anyhow::anyhow!("bad Zenoh setting {KEY}={size}: {e}"))
+}
+
 fn validate_key(key: &str) -> anyhow::Result<()> {
     if key.contains('*') || key.contains('$') {
         bail!("key {key:?} has a wildcard; a region maps to one exact key");
@@ -404,7 +437,7 @@ impl Bridge {
                 }
             }
         }
-        let config = zenoh_config(opts)?;
+        let mut config = zenoh_config(opts)?;
         // Regions first: a second bridge for the same region stops here,
         // before it touches the network.
         let mut maps = Vec::new();
@@ -421,6 +454,13 @@ impl Bridge {
                 alarm: Arc::default(),
             }));
         }
+        let largest = maps
+            .iter()
+            .map(|m| lock(&m.state).fm.max_capacity())
+            .max()
+            .unwrap_or(0)
+            .min(opts.max_size);
+        size_rx_buffers(&mut config, largest)?;
         let session = zenoh::open(config).wait().map_err(|e| {
             anyhow::anyhow!(
                 "cannot join the network ({}): {e}",
@@ -1080,11 +1120,14 @@ fn watch_loop(shared: &Shared, map: &Map) {
             seen = None;
             failed = false;
         }
-        let g = fm.generation();
-        if seen != Some(g) {
+        // Publish until no change is left; the token armed above still
+        // rings for a name change during this, so the name is looked at
+        // once per wake-up (a `stat` and an `fstat`), not once per round.
+        let mut g = fm.generation();
+        while seen != Some(g) {
             seen = Some(g);
             on_local_change(shared, map);
-            continue;
+            g = fm.generation();
         }
         let mut wait = filemap::Wait::sleep().cancel(&token);
         if retry {
@@ -1126,6 +1169,14 @@ fn on_local_change(shared: &Shared, map: &Map) {
     // (A snapshot taken before the lock could be older than an apply that
     // finished meanwhile, and be sent as new.)
     let mut st = lock(&map.state);
+    // Woken by the bridge's own apply (every publish wakes every waiter of
+    // the region, this one included), or by a content already sent: known
+    // without reading, which at 1 MiB would be a copy of 1 MiB per hop. A
+    // write landing after this look moves the generation past the
+    // watcher's `seen`, which brings it back here.
+    if st.local_gen.is_some_and(|g| g == st.fm.generation()) {
+        return;
+    }
     let mut buf = Vec::new();
     let stamp = match st.fm.read_into(&mut buf) {
         Ok(s) => s,
@@ -1366,5 +1417,38 @@ mod tests {
         let content = pattern(300 << 10);
         write_pieces_if(&fm, after.generation, &in_slices(&content, 65_536)).unwrap();
         assert_eq!(fm.read().unwrap().content, content);
+    }
+
+    fn rx_buffer(config: &zenoh::Config) -> usize {
+        config
+            .get_json("transport/link/rx/buffer_size")
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn receive_buffers_hold_three_of_the_largest_contents_within_bounds() {
+        let sized = |largest: usize| {
+            let mut config = zenoh::Config::default();
+            assert_eq!(rx_buffer(&config), ZENOH_RX_BUFFER, "Zenoh's default moved");
+            size_rx_buffers(&mut config, largest).unwrap();
+            rx_buffer(&config)
+        };
+        assert_eq!(sized(1 << 20), 3 << 20);
+        assert_eq!(sized(4096), ZENOH_RX_BUFFER, "never below one batch");
+        assert_eq!(sized(0), ZENOH_RX_BUFFER);
+        assert_eq!(sized(1 << 30), RX_BUFFER_MAX);
+        assert_eq!(sized(usize::MAX), RX_BUFFER_MAX, "no overflow");
+    }
+
+    #[test]
+    fn a_receive_buffer_set_in_the_users_config_is_kept() {
+        let mut config = zenoh::Config::default();
+        config
+            .insert_json5("transport/link/rx/buffer_size", "1000000")
+            .unwrap();
+        size_rx_buffers(&mut config, 1 << 20).unwrap();
+        assert_eq!(rx_buffer(&config), 1_000_000);
     }
 }
