@@ -9,8 +9,16 @@
 //!   where P is waiting.
 //!
 //! Also the 1 MiB throughput: distinct 1 MiB contents delivered per second
-//! to the other side while a writer publishes as fast as it can, for both.
+//! to the other side, the writer offering 2,000 per second (the
+//! comparison: each side's writer costs the same CPU), then publishing as
+//! fast as it can (Zenoh's publisher is then held back by its congestion
+//! control; a region's writer never blocks and keeps one core busy).
+//!
+//! `BENCH_BRIDGE=path` measures another bridge build; `BENCH_BRIDGE_B=path`
+//! adds a second one, alternated with the first and with Zenoh, so that two
+//! builds are compared in one run on a noisy host.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -21,10 +29,15 @@ use filemap_testkit::free_port;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait as _;
 
-/// The bridge binary: this build's, or `BENCH_BRIDGE=path` (to compare
-/// two builds against Zenoh on the same host).
-fn bin() -> std::ffi::OsString {
-    std::env::var_os("BENCH_BRIDGE").unwrap_or_else(|| env!("CARGO_BIN_EXE_filemap-bridge").into())
+/// The bridge builds measured: this build's (or `BENCH_BRIDGE=path`),
+/// and `BENCH_BRIDGE_B=path` if set, so that two builds are compared with
+/// each other and with Zenoh in one run, their repetitions alternated.
+fn builds() -> Vec<OsString> {
+    let first = std::env::var_os("BENCH_BRIDGE")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_filemap-bridge").into());
+    std::iter::once(first)
+        .chain(std::env::var_os("BENCH_BRIDGE_B"))
+        .collect()
 }
 /// (size, round trips per repetition).
 const SIZES: [(usize, usize); 3] = [(8, 1000), (64 << 10, 300), (1 << 20, 80)];
@@ -37,6 +50,11 @@ fn zenoh_session(listen: Option<&str>, connect: Option<&str>) -> zenoh::Session 
     c.insert_json5("mode", "\"peer\"").unwrap();
     c.insert_json5("scouting/multicast/enabled", "false")
         .unwrap();
+    // The receive buffers the bridges get for CAP-sized regions (three
+    // contents' worth, see filemap-bridge's size_rx_buffers): the same
+    // transport settings on both sides of the comparison.
+    c.insert_json5("transport/link/rx/buffer_size", &(3 * CAP).to_string())
+        .unwrap();
     if let Some(l) = listen {
         c.insert_json5("listen/endpoints", &format!("[\"{l}\"]"))
             .unwrap();
@@ -46,6 +64,11 @@ fn zenoh_session(listen: Option<&str>, connect: Option<&str>) -> zenoh::Session 
             .unwrap();
     }
     zenoh::open(c).wait().unwrap()
+}
+
+fn median_f(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -275,7 +298,7 @@ impl Drop for Bridges {
 }
 
 /// Two bridges; A maps `{tag}-X-a`, B maps `{tag}-X-b`, for each X in `names`.
-fn bridges(tag: &str, names: &[&str]) -> Bridges {
+fn bridges(bin: &OsStr, tag: &str, names: &[&str]) -> Bridges {
     let ep = format!("tcp/127.0.0.1:{}", free_port());
     let mut regions = Vec::new();
     let mut args_a = vec!["--capacity".to_string(), CAP.to_string()];
@@ -289,8 +312,8 @@ fn bridges(tag: &str, names: &[&str]) -> Bridges {
         args_b.extend(["--map".into(), format!("{rb}=bench/{tag}/{n}")]);
         regions.extend([ra, rb]);
     }
-    let a = Proc::spawn_bridge(Command::new(bin()).args(&args_a).args(["--listen", &ep]));
-    let b = Proc::spawn_bridge(Command::new(bin()).args(&args_b).args(["--connect", &ep]));
+    let a = Proc::spawn_bridge(Command::new(bin).args(&args_a).args(["--listen", &ep]));
+    let b = Proc::spawn_bridge(Command::new(bin).args(&args_b).args(["--connect", &ep]));
     Bridges {
         _a: a,
         _b: b,
@@ -298,9 +321,9 @@ fn bridges(tag: &str, names: &[&str]) -> Bridges {
     }
 }
 
-fn bridge_round_trips(n: usize, iters: usize) -> Vec<Duration> {
+fn bridge_round_trips(bin: &OsStr, n: usize, iters: usize) -> Vec<Duration> {
     let tag = format!("rt{}-{n}", std::process::id());
-    let br = bridges(&tag, &["ping", "pong"]);
+    let br = bridges(bin, &tag, &["ping", "pong"]);
     let ping = FileMap::open(&br.regions[0]).unwrap();
     let pong = FileMap::open(&br.regions[2]).unwrap();
     let _q = Proc::spawn(
@@ -338,29 +361,59 @@ fn bridge_round_trips(n: usize, iters: usize) -> Vec<Duration> {
 }
 
 const WINDOW: Duration = Duration::from_secs(3);
+/// The offered load of the paced throughput runs: well above what either
+/// delivers (about 1,000 per second here), far below what a writer can
+/// publish (over 20,000 per second).
+const PACE: f64 = 2000.0;
+/// Throughput windows per mechanism and offered load.
+const TP_REPS: usize = 3;
 
-fn zenoh_throughput() -> f64 {
+/// Calls `publish` until `WINDOW` has passed: back to back, or at `rate`
+/// per second (sleeping between publishes; a late one goes at once, with no
+/// catching up). Returns the publishes made and the time taken.
+fn publish_for_window(rate: Option<f64>, mut publish: impl FnMut(u64)) -> (u64, Duration) {
+    let t = Instant::now();
+    let mut k = 0u64;
+    while t.elapsed() < WINDOW {
+        if let Some(rate) = rate {
+            let due = t + Duration::from_secs_f64(k as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        publish(k);
+        k += 1;
+    }
+    (k, t.elapsed())
+}
+
+/// Distinct 1 MiB contents received per second by another process, the
+/// publisher putting them at `rate` (or as fast as Zenoh's congestion
+/// control lets it).
+fn zenoh_throughput(rate: Option<f64>) -> f64 {
     let ep = format!("tcp/127.0.0.1:{}", free_port());
     let s = zenoh_session(Some(&ep), None);
     let counter = Proc::spawn(me("zenoh-count").arg(&ep), "ready");
     let payload = vec![1u8; 1 << 20];
     // Let the subscription reach us.
     std::thread::sleep(Duration::from_millis(500));
-    let t = Instant::now();
-    while t.elapsed() < WINDOW {
+    let (_, elapsed) = publish_for_window(rate, |_| {
         s.put("bench/zthroughput", payload.clone())
             .congestion_control(CongestionControl::Block)
             .wait()
             .unwrap();
-    }
-    let elapsed = t.elapsed();
+    });
     let got: f64 = counter.finish().parse().unwrap();
     got / elapsed.as_secs_f64()
 }
 
-fn bridge_throughput() -> (f64, f64) {
+/// Distinct 1 MiB contents arriving per second in the far region, and the
+/// writer's publishes per second, the writer publishing at `rate` (or back
+/// to back: it never blocks, so it then keeps one core busy).
+fn bridge_throughput(bin: &OsStr, rate: Option<f64>) -> (f64, f64) {
     let tag = format!("tp{}", std::process::id());
-    let br = bridges(&tag, &["data"]);
+    let br = bridges(bin, &tag, &["data"]);
     let a = FileMap::open(&br.regions[0]).unwrap();
     let b = FileMap::open(&br.regions[1]).unwrap();
     let mut payload = vec![1u8; 1 << 20];
@@ -379,14 +432,10 @@ fn bridge_throughput() -> (f64, f64) {
         }
         n
     });
-    let t = Instant::now();
-    let mut writes = 0u64;
-    while t.elapsed() < WINDOW {
-        payload[..8].copy_from_slice(&writes.to_le_bytes());
+    let (writes, elapsed) = publish_for_window(rate, |k| {
+        payload[..8].copy_from_slice(&k.to_le_bytes());
         a.write(&payload).unwrap();
-        writes += 1;
-    }
-    let elapsed = t.elapsed();
+    });
     // Contents still in flight at the end of the window are not counted.
     let _ = stop_tx.send(());
     let got = counter.join().unwrap() as f64;
@@ -396,57 +445,122 @@ fn bridge_throughput() -> (f64, f64) {
     )
 }
 
+fn size_label(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if let Some(role) = argv.first().filter(|r| !r.starts_with('-')) {
         return child(role, &argv[1..]);
     }
-    println!(
-        "round trip on loopback in µs: median of {REPS} alternated repetitions' medians \
-         [best repetition] (p99 of all)"
-    );
-    println!(
-        "{:>8} {:>26} {:>26} {:>7} {:>7}",
-        "size", "zenoh pub/sub", "bridge", "ratio", "best"
-    );
-    for (n, iters) in SIZES {
-        let (mut zmeds, mut bmeds, mut zall, mut ball) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..REPS {
-            let mut z = zenoh_round_trips(n, iters);
-            let mut b = bridge_round_trips(n, iters);
-            zmeds.push(median(&mut z));
-            bmeds.push(median(&mut b));
-            zall.extend(z);
-            ball.extend(b);
-        }
-        zall.sort();
-        ball.sort();
-        let (zm, bm) = (median(&mut zmeds), median(&mut bmeds));
-        let (zb, bb) = (zmeds[0], bmeds[0]);
+    let builds = builds();
+    for (i, b) in builds.iter().enumerate() {
         println!(
-            "{:>8} {:>9.1} [{:>6.1}] ({:>6.0}) {:>9.1} [{:>6.1}] ({:>6.0}) {:>6.2}x {:>6.2}x",
-            if n >= 1 << 20 {
-                format!("{} MiB", n >> 20)
-            } else if n >= 1 << 10 {
-                format!("{} KiB", n >> 10)
-            } else {
-                format!("{n} B")
-            },
-            us(zm),
-            us(zb),
-            us(p99(&zall)),
-            us(bm),
-            us(bb),
-            us(p99(&ball)),
-            bm.as_secs_f64() / zm.as_secs_f64(),
-            bb.as_secs_f64() / zb.as_secs_f64()
+            "bridge {}: {}",
+            (b'A' + i as u8) as char,
+            b.to_string_lossy()
         );
     }
-    let z = zenoh_throughput();
-    let (b, w) = bridge_throughput();
-    println!("1 MiB throughput over {WINDOW:?} (contents delivered per second):");
-    println!("  zenoh pub/sub: {z:.0}/s ({:.0} MiB/s)", z);
     println!(
-        "  bridge:        {b:.0}/s ({b:.0} MiB/s; writer published {w:.0}/s, the rest coalesced)"
+        "round trip on loopback in µs: median of {REPS} alternated repetitions' medians \
+         [best repetition's median] (p99 of all); ratio: bridge / zenoh"
     );
+    for (n, iters) in SIZES {
+        let mut z = Series::default();
+        let mut bs: Vec<Series> = builds.iter().map(|_| Series::default()).collect();
+        for rep in 0..REPS {
+            // zenoh, A, B, then B, A, zenoh: none always runs first.
+            let mut order: Vec<Option<usize>> = std::iter::once(None)
+                .chain((0..builds.len()).map(Some))
+                .collect();
+            if rep % 2 == 1 {
+                order.reverse();
+            }
+            for m in order {
+                match m {
+                    None => z.add(zenoh_round_trips(n, iters)),
+                    Some(i) => bs[i].add(bridge_round_trips(&builds[i], n, iters)),
+                }
+            }
+        }
+        let zm = z.median();
+        print!("{:>7}  zenoh {}", size_label(n), z.show());
+        for (i, b) in bs.iter().enumerate() {
+            print!(
+                "  bridge {} {} {:.2}x",
+                (b'A' + i as u8) as char,
+                b.show(),
+                b.median().as_secs_f64() / zm.as_secs_f64()
+            );
+        }
+        println!();
+    }
+    println!(
+        "1 MiB throughput, median of {TP_REPS} alternated windows of {WINDOW:?}: \
+         distinct contents delivered per second"
+    );
+    for rate in [Some(PACE), None] {
+        let offered = match rate {
+            Some(r) => format!("offered {r:.0}/s"),
+            None => "back to back".to_string(),
+        };
+        let mut z = Vec::new();
+        let mut bs: Vec<(Vec<f64>, Vec<f64>)> = builds.iter().map(|_| Default::default()).collect();
+        for _ in 0..TP_REPS {
+            z.push(zenoh_throughput(rate));
+            for (b, (got, writes)) in builds.iter().zip(&mut bs) {
+                let (g, w) = bridge_throughput(b, rate);
+                got.push(g);
+                writes.push(w);
+            }
+        }
+        let z = median_f(&mut z);
+        print!("  {offered:>16}: zenoh {z:.0}/s");
+        for (i, (got, writes)) in bs.iter_mut().enumerate() {
+            let (g, w) = (median_f(got), median_f(writes));
+            print!(
+                "  bridge {} {g:.0}/s (zenoh / bridge {:.2}x; writer {w:.0}/s)",
+                (b'A' + i as u8) as char,
+                z / g
+            );
+        }
+        println!();
+    }
+}
+
+/// One mechanism's round trips over the repetitions.
+#[derive(Default)]
+struct Series {
+    medians: Vec<Duration>,
+    all: Vec<Duration>,
+}
+
+impl Series {
+    fn add(&mut self, mut times: Vec<Duration>) {
+        self.medians.push(median(&mut times));
+        self.all.extend(times);
+    }
+
+    fn median(&self) -> Duration {
+        median(&mut self.medians.clone())
+    }
+
+    fn show(&self) -> String {
+        let mut all = self.all.clone();
+        all.sort();
+        let best = self.medians.iter().min().copied().unwrap_or_default();
+        format!(
+            "{:>7.1} [{:>7.1}] ({:>6.0})",
+            us(self.median()),
+            us(best),
+            us(p99(&all))
+        )
+    }
 }
