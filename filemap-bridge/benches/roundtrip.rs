@@ -16,7 +16,8 @@
 //!
 //! `BENCH_BRIDGE=path` measures another bridge build; `BENCH_BRIDGE_B=path`
 //! adds a second one, alternated with the first and with Zenoh, so that two
-//! builds are compared in one run on a noisy host.
+//! builds are compared in one run on a noisy host. `BENCH_ONLY=bridge:8`
+//! (or `zenoh:65536`...) runs one mechanism alone, long enough to profile.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead as _, BufReader};
@@ -461,6 +462,9 @@ fn main() {
         return child(role, &argv[1..]);
     }
     let builds = builds();
+    if let Some(only) = std::env::var_os("BENCH_ONLY") {
+        return profile_load(&only.to_string_lossy(), &builds[0]);
+    }
     for (i, b) in builds.iter().enumerate() {
         println!(
             "bridge {}: {}",
@@ -533,6 +537,24 @@ fn main() {
         }
         println!();
     }
+}
+
+/// `BENCH_ONLY=zenoh:SIZE` or `bridge:SIZE`: 20,000 round trips of that
+/// mechanism alone, then their median: a steady load to look at with a
+/// profiler or `/proc` (which threads run, how often they switch).
+fn profile_load(only: &str, bin: &OsStr) {
+    let parsed = only
+        .split_once(':')
+        .and_then(|(m, n)| Some((m, n.parse::<usize>().ok()?)));
+    let mut times = match parsed {
+        Some(("zenoh", n)) => zenoh_round_trips(n, 20_000),
+        Some(("bridge", n)) => bridge_round_trips(bin, n, 20_000),
+        _ => {
+            eprintln!("BENCH_ONLY: zenoh:SIZE or bridge:SIZE (bytes), not {only:?}");
+            std::process::exit(2);
+        }
+    };
+    println!("{only}: median round trip {:.1} µs", us(median(&mut times)));
 }
 
 /// One mechanism's round trips over the repetitions.
