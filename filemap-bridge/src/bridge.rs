@@ -1120,11 +1120,14 @@ fn watch_loop(shared: &Shared, map: &Map) {
             seen = None;
             failed = false;
         }
-        // Publish until no change is left; the token armed above still
-        // rings for a name change during this, so the name is looked at
-        // once per wake-up (a `stat` and an `fstat`), not once per round.
+        // Publish until no change is left, so the name is looked at once
+        // per wake-up (a `stat` and an `fstat`), not once per content
+        // sent. A name change or the shutdown cancels the token armed
+        // above and ends this at once, even under a writer that never
+        // pauses: the wait below then returns at once, and the loop looks
+        // at the name again (or leaves).
         let mut g = fm.generation();
-        while seen != Some(g) {
+        while seen != Some(g) && !token.is_cancelled() {
             seen = Some(g);
             on_local_change(shared, map);
             g = fm.generation();

@@ -1352,11 +1352,22 @@ fn thread_wake_ups(pid: u32, prefixes: &[&str]) -> u64 {
     total
 }
 
-/// Signal `bridge` and return how long it took to exit (successfully).
+/// Signal `bridge` and return how long it took to exit (successfully). A
+/// bridge still running 10 s later is killed and the test fails (rather
+/// than hanging).
 fn stop_timed(bridge: &mut Bridge, sig: &str) -> Duration {
     let start = Instant::now();
     bridge.signal(sig);
-    let status = bridge.child.wait().unwrap();
+    let status = loop {
+        if let Some(status) = bridge.child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = bridge.child.kill();
+            panic!("the bridge still runs 10 s after {sig}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let took = start.elapsed();
     assert!(
         status.success(),
@@ -1421,4 +1432,50 @@ fn an_idle_bridge_sleeps_and_stops_at_once_sending_a_write_made_just_before() {
     let took = stop_timed(&mut b, "-INT");
     eprintln!("SIGINT ended the bridge in {took:?}");
     assert!(took < Duration::from_secs(2), "SIGINT took {took:?}");
+}
+
+/// The watcher sends contents as long as the region has moved since the
+/// last one it sent; a writer that never pauses keeps it at that, and the
+/// shutdown must still end it at once (a stop ends the watcher's round,
+/// not only its wait). No peer: the sends are cheap and leave the writer
+/// a core of its own, so that the region has nearly always moved. On two
+/// cores the writer is still preempted now and then, which ends the round
+/// too: there this test passes without the stop check in the round (it
+/// was tried), and it catches an unbounded round on larger machines.
+#[test]
+fn a_bridge_stops_at_once_while_a_local_writer_publishes_back_to_back() {
+    let (ra, key) = (unique("ba"), unique("bkey"));
+    let _c = cleanup(std::slice::from_ref(&ra));
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let mut a = Bridge::spawn(&args(&[
+        "--map",
+        &format!("{ra}={key}"),
+        "--listen",
+        &listen,
+    ]))
+    .ready();
+    let ma = open(&ra, 4096);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                ma.write(&n.to_le_bytes()).unwrap();
+            }
+            n
+        })
+    };
+    let sent = |v: &Value| v["event"] == "sent";
+    a.wait_for("A sending the writer's contents", |v| {
+        sent(v) && v["generation"].as_u64().is_some_and(|g| g > 100)
+    });
+
+    let took = stop_timed(&mut a, "-TERM");
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    eprintln!("SIGTERM ended the bridge in {took:?} ({written} contents written)");
+    assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
 }
