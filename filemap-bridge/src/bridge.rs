@@ -296,16 +296,18 @@ pub struct Bridge {
     _peers: Option<zenoh::pubsub::Subscriber<()>>,
 }
 
+/// Set `key` of a Zenoh configuration to the json5 `value`.
+fn set(config: &mut zenoh::Config, key: &str, value: String) -> anyhow::Result<()> {
+    config
+        .insert_json5(key, &value)
+        .map_err(|e| anyhow::anyhow!("bad Zenoh setting {key}={value}: {e}"))
+}
+
 fn zenoh_config(opts: &Options) -> anyhow::Result<zenoh::Config> {
     let mut config = match &opts.config {
         Some(path) => zenoh::Config::from_file(path)
             .map_err(|e| anyhow::anyhow!("cannot read Zenoh config {}: {e}", path.display()))?,
         None => zenoh::Config::default(),
-    };
-    let set = |config: &mut zenoh::Config, key: &str, value: String| {
-        config
-            .insert_json5(key, &value)
-            .map_err(|e| anyhow::anyhow!("bad Zenoh setting {key}={value}: {e}"))
     };
     if opts.config.is_none() || !opts.listen.is_empty() || !opts.connect.is_empty() {
         set(&mut config, "mode", "\"peer\"".into())?;
@@ -378,8 +380,8 @@ const RX_BUFFER_MAX: usize = 64 << 20;
 /// 200 KiB of zeroing per sample on the receiving thread. So the pool
 /// holds three contents (the one held, the one arriving, one queued),
 /// within 64 MiB; untouched pool memory costs address space only. A
-/// `--config` file that sets `transport/link/rx/buffer_size` keeps its
-/// value.
+/// `--config` file that sets `transport/link/rx/buffer_size` to another
+/// value than Zenoh's default keeps it.
 fn size_rx_buffers(config: &mut zenoh::Config, largest: usize) -> anyhow::Result<()> {
     const KEY: &str = "transport/link/rx/buffer_size";
     let current = config
@@ -392,9 +394,7 @@ fn size_rx_buffers(config: &mut zenoh::Config, largest: usize) -> anyhow::Result
     let size = largest
         .saturating_mul(3)
         .clamp(ZENOH_RX_BUFFER, RX_BUFFER_MAX);
-    config
-        .insert_json5(KEY, &size.to_string())
-        .map_err(|e| anyhow::anyhow!("bad Zenoh setting {KEY}={size}: {e}"))
+    set(config, KEY, size.to_string())
 }
 
 fn validate_key(key: &str) -> anyhow::Result<()> {
