@@ -67,14 +67,14 @@ fn zenoh_session(listen: Option<&str>, connect: Option<&str>) -> zenoh::Session 
     zenoh::open(c).wait().unwrap()
 }
 
-fn median_f(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
+fn median<T: Copy + PartialOrd>(v: &mut [T]) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[v.len() / 2]
 }
 
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// The name of the `i`th build measured: A, B.
+fn build_label(i: usize) -> char {
+    char::from(b'A' + i as u8)
 }
 
 fn p99(v: &[Duration]) -> Duration {
@@ -466,11 +466,7 @@ fn main() {
         return profile_load(&only.to_string_lossy(), &builds[0]);
     }
     for (i, b) in builds.iter().enumerate() {
-        println!(
-            "bridge {}: {}",
-            (b'A' + i as u8) as char,
-            b.to_string_lossy()
-        );
+        println!("bridge {}: {}", build_label(i), b.to_string_lossy());
     }
     println!(
         "round trip on loopback in µs: median of {REPS} alternated repetitions' medians \
@@ -499,7 +495,7 @@ fn main() {
         for (i, b) in bs.iter().enumerate() {
             print!(
                 "  bridge {} {} {:.2}x",
-                (b'A' + i as u8) as char,
+                build_label(i),
                 b.show(),
                 b.median().as_secs_f64() / zm.as_secs_f64()
             );
@@ -525,13 +521,13 @@ fn main() {
                 writes.push(w);
             }
         }
-        let z = median_f(&mut z);
+        let z = median(&mut z);
         print!("  {offered:>16}: zenoh {z:.0}/s");
         for (i, (got, writes)) in bs.iter_mut().enumerate() {
-            let (g, w) = (median_f(got), median_f(writes));
+            let (g, w) = (median(got), median(writes));
             print!(
                 "  bridge {} {g:.0}/s (zenoh / bridge {:.2}x; writer {w:.0}/s)",
-                (b'A' + i as u8) as char,
+                build_label(i),
                 z / g
             );
         }
