@@ -231,10 +231,17 @@ impl Proc {
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
+impl Proc {
+    /// Kill it and reap it (again: harmless).
+    fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -280,13 +287,17 @@ fn zenoh_round_trips(n: usize, iters: usize) -> Vec<Duration> {
 }
 
 struct Bridges {
-    _a: Proc,
-    _b: Proc,
+    a: Proc,
+    b: Proc,
     regions: Vec<String>,
 }
 
 impl Drop for Bridges {
     fn drop(&mut self) {
+        // The bridges first: a running bridge makes a removed region anew
+        // at once, which would leave it behind in /dev/shm.
+        self.a.kill();
+        self.b.kill();
         for r in &self.regions {
             let _ = filemap::admin::remove(r);
             let lock = filemap::admin::shm_path(r)
@@ -315,11 +326,7 @@ fn bridges(bin: &OsStr, tag: &str, names: &[&str]) -> Bridges {
     }
     let a = Proc::spawn_bridge(Command::new(bin).args(&args_a).args(["--listen", &ep]));
     let b = Proc::spawn_bridge(Command::new(bin).args(&args_b).args(["--connect", &ep]));
-    Bridges {
-        _a: a,
-        _b: b,
-        regions,
-    }
+    Bridges { a, b, regions }
 }
 
 fn bridge_round_trips(bin: &OsStr, n: usize, iters: usize) -> Vec<Duration> {
