@@ -11,7 +11,10 @@
 //!
 //! The path is chosen at run time, once per process (the first copy reads
 //! the CPU's features and cache size and the `FILEMAP_COPY` variable, see
-//! [`ENV`]), then by the length of each copy:
+//! [`ENV`]), then by the length of each copy. A copy shorter than 256
+//! bytes takes the same path on every CPU, so unless a path is forced it
+//! skips the plan (one load and a compare: at 64 bytes, the plan's
+//! look-up cost as much as the copy):
 //!
 //! - **x86_64**: inline assembly. Loads and stores made by `asm!` are
 //!   outside the Rust memory model: what they do when another process
@@ -63,6 +66,7 @@ mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 /// The environment variable that forces one copy path for the whole
@@ -117,6 +121,9 @@ impl Plan {
             cpu,
         };
         plan.forced = std::env::var(ENV).ok().and_then(|v| parse(v.trim(), &plan));
+        if plan.forced.is_none() {
+            SHORT_BELOW.store(SHORT, Relaxed);
+        }
         plan
     }
 
@@ -140,6 +147,42 @@ impl Plan {
     }
 }
 
+/// Copies shorter than this take the path every CPU takes for them
+/// ([`SHORT_PATH`]) whatever the plan says: the sizes where choosing would
+/// cost more than copying. `SHORT` once the plan is made and forces no
+/// path; 0 before, or when one is forced (then every copy asks the plan).
+static SHORT_BELOW: AtomicUsize = AtomicUsize::new(0);
+
+/// Below this, [`Plan::path`] is the same on every CPU when nothing is
+/// forced: the 16-byte loops on x86_64 (AVX2, `rep movsb` and
+/// non-temporal stores all start above it), the one path on aarch64 and
+/// elsewhere.
+#[cfg(target_arch = "x86_64")]
+const SHORT: usize = x86::AVX_MIN;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(x86::MOVSB_MIN_INTEL >= SHORT && x86::NT_FLOOR >= SHORT);
+#[cfg(not(target_arch = "x86_64"))]
+const SHORT: usize = usize::MAX;
+
+/// The path every CPU takes below [`SHORT`].
+#[cfg(target_arch = "x86_64")]
+const SHORT_PATH: Path = Path::Sse2;
+#[cfg(target_arch = "aarch64")]
+const SHORT_PATH: Path = Path::Neon;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const SHORT_PATH: Path = Path::Words;
+
+/// The path for a copy of `len` bytes: [`SHORT_PATH`] without a look at
+/// the plan when the length is short and nothing is forced.
+#[inline]
+fn path(len: usize) -> Path {
+    if len < SHORT_BELOW.load(Relaxed) {
+        SHORT_PATH
+    } else {
+        plan().path(len)
+    }
+}
+
 #[inline]
 fn plan() -> &'static Plan {
     static PLAN: OnceLock<Plan> = OnceLock::new();
@@ -148,7 +191,7 @@ fn plan() -> &'static Plan {
 
 /// The path a copy of `len` bytes takes in this process.
 pub fn path_for(len: usize) -> Path {
-    plan().path(len)
+    path(len)
 }
 
 /// Copy `len` bytes out of shared memory at `src` into private memory at
@@ -165,7 +208,7 @@ pub fn path_for(len: usize) -> Path {
 pub unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
     // SAFETY: the caller's contract is `load_by`'s for any path; the plan
     // offers AVX2 only on a CPU that has it.
-    unsafe { load_by(plan().path(len), src, dst, len) }
+    unsafe { load_by(path(len), src, dst, len) }
 }
 
 /// Copy `src` into shared memory at `dst`. Readers racing with the copy
@@ -178,7 +221,7 @@ pub unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
 pub unsafe fn store_shared(src: &[u8], dst: *mut u8) {
     // SAFETY: the caller's contract is `store_by`'s for any path; the plan
     // offers AVX2 only on a CPU that has it.
-    unsafe { store_by(plan().path(src.len()), src, dst) }
+    unsafe { store_by(path(src.len()), src, dst) }
 }
 
 /// [`load_shared`] by `path`.

@@ -148,6 +148,33 @@ fn thresholds_follow_the_cpu() {
     assert_eq!(Thresholds::of(&small).nt_min, NT_FLOOR);
 }
 
+/// Copies shorter than `SHORT` skip the plan: every plan a CPU can get
+/// must give them the path they take, and this process's does.
+#[test]
+fn short_copies_take_the_path_every_plan_gives_them() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::x86::{Cpu, Thresholds};
+        for bits in 0..8u8 {
+            for llc in [0, 256 << 10, 512 << 10, 32 << 20] {
+                let cpu = Cpu {
+                    avx2: bits & 1 != 0,
+                    erms: bits & 2 != 0,
+                    amd: bits & 4 != 0,
+                    llc,
+                };
+                let t = Thresholds::of(&cpu);
+                for len in 0..super::SHORT {
+                    assert_eq!(t.path(&cpu, len), super::SHORT_PATH, "{cpu:?}, {len} B");
+                }
+            }
+        }
+    }
+    for len in (0..=300).chain([4096, 1 << 20]) {
+        assert_eq!(super::path(len), super::plan().path(len), "{len} B");
+    }
+}
+
 const PAD: usize = 64;
 const SENTINEL: u8 = 0xA5;
 
