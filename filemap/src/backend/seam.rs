@@ -335,6 +335,7 @@ pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
     fn tid() -> u32;
 
     /// See [`Host::fork_epoch`].
+    #[inline]
     fn fork_epoch() -> u32 {
         Self::Host::fork_epoch()
     }

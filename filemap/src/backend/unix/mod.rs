@@ -314,17 +314,25 @@ extern "C" fn after_fork_in_child() {
 
 /// How many `fork(2)`s this process descends through since filemap was
 /// first used in it: a handle made at one epoch and used at another is
-/// in a forked child.
+/// in a forked child. Inlined: every operation on a handle asks.
+#[inline]
 pub fn fork_epoch() -> u32 {
     static REGISTERED: OnceLock<()> = OnceLock::new();
-    REGISTERED.get_or_init(|| {
+    if REGISTERED.get().is_none() {
+        register_fork_handler(&REGISTERED);
+    }
+    FORK_EPOCH.load(Ordering::Relaxed)
+}
+
+#[cold]
+fn register_fork_handler(registered: &OnceLock<()>) {
+    registered.get_or_init(|| {
         // SAFETY: `pthread_atfork(3)` with only a child handler, which is
         // async-signal-safe (one atomic add) as handlers run after fork.
         unsafe {
             libc::pthread_atfork(None, None, Some(after_fork_in_child));
         }
     });
-    FORK_EPOCH.load(Ordering::Relaxed)
 }
 
 /// CPUs online on the machine (`sysconf(_SC_NPROCESSORS_ONLN)`), cached;

@@ -54,6 +54,7 @@ impl Process for Unix {
 }
 
 impl Host for Unix {
+    #[inline]
     fn fork_epoch() -> u32 {
         super::fork_epoch()
     }

@@ -727,6 +727,7 @@ impl Process for Windows {
 impl Host for Windows {
     /// Windows has no `fork`: a handle is always used in the process that
     /// opened it.
+    #[inline]
     fn fork_epoch() -> u32 {
         0
     }
