@@ -313,6 +313,77 @@ pub fn try_read<S: Sink + ?Sized>(
     bufs: &impl Buffers,
     out: &mut S,
 ) -> Result<Option<(u64, u64, usize)>, Refused> {
+    if let Some(read) = read_settled(line, bufs, out) {
+        return Ok(Some(read));
+    }
+    try_read_again(line, bufs, out)
+}
+
+/// The common read in a straight line: a content of one chunk in a
+/// settled buffer, copied once, and the copy stood. `None` for anything
+/// else (a publish under way or landing meanwhile, a length past the
+/// capacity or a chunk, a sink too small), which [`try_read_again`] reads
+/// again and tells apart. A small read is a few dozen instructions, most
+/// of them the copy; the loop's retries, chunks and verdicts stay out of
+/// its way.
+#[inline(always)]
+fn read_settled<S: Sink + ?Sized>(
+    line: &Line,
+    bufs: &impl Buffers,
+    out: &mut S,
+) -> Option<(u64, u64, usize)> {
+    let generation = line.generation.load(Acquire);
+    let index = (generation & 1) as usize;
+    let buffer = &line.buffers[index];
+    // Acquire: as in `try_read_again`.
+    if buffer.seq.load(Acquire) != generation {
+        return None;
+    }
+    let len = buffer.len.load(Relaxed);
+    let writer = buffer.writer.load(Relaxed);
+    if len > bufs.capacity().min(COPY_CHUNK) as u64 || !bufs.reach(len as usize) {
+        return None;
+    }
+    let room = out.room(len as usize)?;
+    let small = len <= inline_max(bufs) as u64;
+    if small {
+        load_inline(buffer, room);
+    } else {
+        bufs.load(index, 0, room);
+    }
+    fence(Acquire);
+    if !unchanged(line, buffer, small, (generation, len, writer)) {
+        return None;
+    }
+    // SAFETY: the room of `len` bytes was filled whole just above.
+    unsafe { out.filled(len as usize) };
+    Some((generation, writer, len as usize))
+}
+
+/// Whether `buffer` still holds what a reader loaded of it, `(generation,
+/// len, writer)`, after the reader's acquire fence: see the module's notes
+/// for why a `small` content checks the generation instead.
+#[inline(always)]
+fn unchanged(line: &Line, buffer: &BufferLine, small: bool, read: (u64, u64, u64)) -> bool {
+    let (generation, len, writer) = read;
+    if small {
+        line.generation.load(Relaxed) == generation
+    } else {
+        buffer.seq.load(Relaxed) == generation
+            && buffer.len.load(Relaxed) == len
+            && buffer.writer.load(Relaxed) == writer
+    }
+}
+
+/// [`try_read`] when its first look did not stand: attempt after attempt,
+/// with the verdicts (a corrupt length, a sink too small) that only a
+/// length which stood may give.
+#[inline(never)]
+fn try_read_again<S: Sink + ?Sized>(
+    line: &Line,
+    bufs: &impl Buffers,
+    out: &mut S,
+) -> Result<Option<(u64, u64, usize)>, Refused> {
     let mut spoiled = 0;
     for _ in 0..READ_ATTEMPTS {
         let generation = line.generation.load(Acquire);
@@ -327,20 +398,11 @@ pub fn try_read<S: Sink + ?Sized>(
         }
         let len = buffer.len.load(Relaxed);
         let writer = buffer.writer.load(Relaxed);
-        // Whether buffer `index` still holds what was read of it (after the
-        // acquire fence): see the module's notes for the small case.
-        let unchanged = || {
-            if len <= inline_max(bufs) as u64 {
-                line.generation.load(Relaxed) == generation
-            } else {
-                buffer.seq.load(Relaxed) == generation
-                    && buffer.len.load(Relaxed) == len
-                    && buffer.writer.load(Relaxed) == writer
-            }
-        };
+        let small = len <= inline_max(bufs) as u64;
+        let read = (generation, len, writer);
         if len > bufs.capacity() as u64 || !bufs.reach(len as usize) {
             fence(Acquire);
-            if unchanged() {
+            if unchanged(line, buffer, small, read) {
                 return Err(Refused::Corrupt(Corrupt {
                     field: "len",
                     value: len,
@@ -351,7 +413,7 @@ pub fn try_read<S: Sink + ?Sized>(
         let Some(room) = out.room(len as usize) else {
             // Too small for this length, if the length stood.
             fence(Acquire);
-            if unchanged() {
+            if unchanged(line, buffer, small, read) {
                 return Err(Refused::TooSmall {
                     needed: len as usize,
                     available: out.available(),
@@ -364,7 +426,7 @@ pub fn try_read<S: Sink + ?Sized>(
         let intact = || buffer.seq.load(Relaxed) == generation;
         let copied = copy_out(line, bufs, index, room, intact);
         fence(Acquire);
-        if copied && unchanged() {
+        if copied && unchanged(line, buffer, small, read) {
             // SAFETY: `copy_out` returned `true`: it wrote the whole room
             // of `len` bytes.
             unsafe { out.filled(len as usize) };
