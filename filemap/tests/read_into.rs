@@ -57,6 +57,34 @@ fn a_slice_gets_the_content_or_the_length_it_needs_and_keeps_its_bytes() {
     }
 }
 
+/// Every length from empty through the bytes kept in a buffer's line
+/// (40) and the first vector blocks reads back byte for byte, through
+/// `read_into` into a `Vec` and into a slice, and through `read`: after a
+/// longer content of other bytes, and with the slice's bytes past the
+/// content left alone.
+#[test]
+fn every_length_to_300_reads_back_byte_for_byte() {
+    let name = unique("read-into-lengths");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::builder(&name).capacity(4096).open().unwrap();
+    let mut vec = Vec::new();
+    for len in 0..=300usize {
+        let content: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8 | 1).collect();
+        map.write(&[0u8; 320]).unwrap();
+        map.write(&content).unwrap();
+
+        let stamp = map.read_into(&mut vec).unwrap();
+        assert_eq!((stamp.len, &vec[..]), (len, &content[..]), "Vec, {len} B");
+
+        let mut slice = [0xAB; 320];
+        let stamp = map.read_into(&mut slice[..]).unwrap();
+        assert_eq!(&slice[..stamp.len], &content[..], "slice, {len} B");
+        assert!(slice[len..].iter().all(|&b| b == 0xAB), "past {len} B");
+
+        assert_eq!(map.read().unwrap().content, content, "read, {len} B");
+    }
+}
+
 #[test]
 fn a_vec_is_resized_to_the_content_and_keeps_its_allocation() {
     let name = unique("read-vec");

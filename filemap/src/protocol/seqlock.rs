@@ -271,30 +271,53 @@ fn inline_max(bufs: &impl Buffers) -> usize {
     bufs.inline_max().min(INLINE)
 }
 
-/// Fill `out` (at most [`INLINE`] bytes) with the bytes held in `line`.
+/// Fill `out` (at most [`INLINE`] bytes) with the bytes held in `line`:
+/// a word per 8 bytes, then the last word's first bytes, each piece a
+/// store of fixed size (no staging array, no call to `memcpy` for a few
+/// bytes).
 #[inline]
 fn load_inline(line: &BufferLine, out: &mut [MaybeUninit<u8>]) {
     let len = out.len().min(INLINE);
-    let mut bytes = [0u8; INLINE];
-    let words = &line.inline[..len.div_ceil(8)];
-    for (word, chunk) in words.iter().zip(bytes.chunks_exact_mut(8)) {
-        chunk.copy_from_slice(&word.load(Relaxed).to_le_bytes());
+    let mut chunks = out[..len].chunks_exact_mut(8);
+    for (chunk, word) in chunks.by_ref().zip(&line.inline) {
+        put(chunk, &word.load(Relaxed).to_le_bytes());
     }
-    for (slot, byte) in out.iter_mut().zip(&bytes[..len]) {
+    let tail = chunks.into_remainder();
+    if let (false, Some(word)) = (tail.is_empty(), line.inline.get(len / 8)) {
+        let bytes = word.load(Relaxed).to_le_bytes();
+        let mut at = 0;
+        for piece in [4, 2, 1] {
+            if tail.len() & piece != 0 {
+                put(&mut tail[at..at + piece], &bytes[at..at + piece]);
+                at += piece;
+            }
+        }
+    }
+}
+
+/// `out.write` of `bytes`, as many as both hold.
+#[inline(always)]
+fn put(out: &mut [MaybeUninit<u8>], bytes: &[u8]) {
+    for (slot, byte) in out.iter_mut().zip(bytes) {
         slot.write(*byte);
     }
 }
 
-/// Store `bytes` (at most [`INLINE`]) in `line`, zero-padded to a word.
+/// Store `bytes` (at most [`INLINE`]) in `line`, the last word
+/// zero-padded.
 #[inline]
 fn store_inline(line: &BufferLine, bytes: &[u8]) {
-    let len = bytes.len().min(INLINE);
-    let mut padded = [0u8; INLINE];
-    padded[..len].copy_from_slice(&bytes[..len]);
-    let words = &line.inline[..len.div_ceil(8)];
-    for (word, chunk) in words.iter().zip(padded.chunks_exact(8)) {
+    let bytes = &bytes[..bytes.len().min(INLINE)];
+    let mut chunks = bytes.chunks_exact(8);
+    for (chunk, word) in chunks.by_ref().zip(&line.inline) {
         let chunk: [u8; 8] = chunk.try_into().unwrap_or_default();
         word.store(u64::from_le_bytes(chunk), Relaxed);
+    }
+    let tail = chunks.remainder();
+    if let (false, Some(word)) = (tail.is_empty(), line.inline.get(bytes.len() / 8)) {
+        let mut padded = [0u8; 8];
+        padded[..tail.len()].copy_from_slice(tail);
+        word.store(u64::from_le_bytes(padded), Relaxed);
     }
 }
 
