@@ -29,6 +29,7 @@ skip=(
     --skip a_region_whose_users_were_killed_is_stale_and_replaced
     --skip a_full_attach_table_is_a_clear_error
     --skip list_shows_regions_with_their_attached_processes
+    --skip rm_stale_removes_regions_whose_users_died
     --skip a_second_instance_sees_the_text_and_the_edits
     --skip draws_text_indicators_help_and_cursor
     # The memo's terminal setup uses TCGETS2, which qemu-user 7.2 does not
