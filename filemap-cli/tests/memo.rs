@@ -12,11 +12,10 @@
 
 use filemap::TextExt;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use filemap_testkit::unique;
+use filemap_testkit::{unique, RemoveFiles};
 use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
 
 const ROWS: u16 = 24;
@@ -280,7 +279,7 @@ fn init_file_starts_a_new_memo_and_loses_to_an_existing_one() {
     let second = dir.join(format!("{name}-second.txt"));
     std::fs::write(&first, "line one\nline two").unwrap();
     std::fs::write(&second, "other file").unwrap();
-    let cleanup = Files(vec![first.clone(), second.clone()]);
+    let cleanup = RemoveFiles(vec![first.clone(), second.clone()]);
 
     let mut a = Memo::spawn("A", &[&name, "--init", first.to_str().unwrap()]);
     a.wait_ready();
@@ -411,17 +410,6 @@ fn latency_keystroke_to_other_screen() {
     b.send(CTRL_Q);
     b.wait_exit();
     assert_gone(&name);
-}
-
-/// Removes temporary files when dropped, also when a test fails.
-struct Files(Vec<PathBuf>);
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        for f in &self.0 {
-            let _ = std::fs::remove_file(f);
-        }
-    }
 }
 
 #[test]

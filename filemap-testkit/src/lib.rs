@@ -77,6 +77,20 @@ impl Drop for Cleanup {
     }
 }
 
+/// Removes the files `.0` when the test ends, pass or fail (a file that
+/// is already gone is fine): temporary files, and region files written
+/// whole, which `filemap::admin::remove` may rightly refuse (on the posix
+/// backend, an object whose header names another region).
+pub struct RemoveFiles(pub Vec<std::path::PathBuf>);
+
+impl Drop for RemoveFiles {
+    fn drop(&mut self) {
+        for file in &self.0 {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
 /// Poll `condition` until it holds; panic naming `what` after [`STEP`].
 pub fn await_condition(what: &str, condition: impl FnMut() -> bool) {
     await_condition_within(what, STEP, condition);

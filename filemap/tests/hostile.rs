@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{unique, Child, Cleanup};
+use common::{unique, Child, Cleanup, RemoveFiles};
 use filemap::{Error, FileMap};
 use proptest::prelude::*;
 
@@ -289,15 +289,6 @@ fn region_file(name: &str) -> std::path::PathBuf {
     map.info().path
 }
 
-/// Removes a file when dropped (a missing one is no error).
-struct RemoveFile(std::path::PathBuf);
-
-impl Drop for RemoveFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Every entry point on a region whose file holds `bytes`.
 fn exercise(bytes: &[u8]) {
     let name = unique("fuzz");
@@ -306,7 +297,7 @@ fn exercise(bytes: &[u8]) {
     // Removed by its path as well: the bytes may name another region (the
     // seed's, or garbage), and the posix backend rightly refuses to remove
     // an object whose header names another region under this name.
-    let _file = RemoveFile(path.clone());
+    let _file = RemoveFiles(vec![path.clone()]);
     std::fs::write(&path, bytes).unwrap();
     let check = |result: filemap::Result<()>| {
         if let Err(e) = result {

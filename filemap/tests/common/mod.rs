@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use filemap::FileMap;
 #[allow(unused_imports)] // each test file uses some of them
-pub use filemap_testkit::{await_condition, unique, Cleanup, STEP};
+pub use filemap_testkit::{await_condition, unique, Cleanup, RemoveFiles, STEP};
 
 /// Whether region `name` exists (Linux: its file in /dev/shm; Windows: its
 /// live section or persistent file, a stale registry entry not counted).
