@@ -172,26 +172,22 @@ const SHORT_PATH: Path = Path::Neon;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const SHORT_PATH: Path = Path::Words;
 
-/// The path for a copy of `len` bytes: [`SHORT_PATH`] without a look at
-/// the plan when the length is short and nothing is forced.
-#[inline]
-fn path(len: usize) -> Path {
-    if len < SHORT_BELOW.load(Relaxed) {
-        SHORT_PATH
-    } else {
-        plan().path(len)
-    }
-}
-
 #[inline]
 fn plan() -> &'static Plan {
     static PLAN: OnceLock<Plan> = OnceLock::new();
     PLAN.get_or_init(Plan::detect)
 }
 
-/// The path a copy of `len` bytes takes in this process.
+/// The path a copy of `len` bytes takes in this process: [`SHORT_PATH`]
+/// without a look at the plan when the length is short and nothing is
+/// forced.
+#[inline]
 pub fn path_for(len: usize) -> Path {
-    path(len)
+    if len < SHORT_BELOW.load(Relaxed) {
+        SHORT_PATH
+    } else {
+        plan().path(len)
+    }
 }
 
 /// Copy `len` bytes out of shared memory at `src` into private memory at
@@ -208,7 +204,7 @@ pub fn path_for(len: usize) -> Path {
 pub unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
     // SAFETY: the caller's contract is `load_by`'s for any path; the plan
     // offers AVX2 only on a CPU that has it.
-    unsafe { load_by(path(len), src, dst, len) }
+    unsafe { load_by(path_for(len), src, dst, len) }
 }
 
 /// Copy `src` into shared memory at `dst`. Readers racing with the copy
@@ -221,7 +217,7 @@ pub unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
 pub unsafe fn store_shared(src: &[u8], dst: *mut u8) {
     // SAFETY: the caller's contract is `store_by`'s for any path; the plan
     // offers AVX2 only on a CPU that has it.
-    unsafe { store_by(path(src.len()), src, dst) }
+    unsafe { store_by(path_for(src.len()), src, dst) }
 }
 
 /// [`load_shared`] by `path`.

@@ -171,7 +171,7 @@ fn short_copies_take_the_path_every_plan_gives_them() {
         }
     }
     for len in (0..=300).chain([4096, 1 << 20]) {
-        assert_eq!(super::path(len), super::plan().path(len), "{len} B");
+        assert_eq!(super::path_for(len), super::plan().path(len), "{len} B");
     }
 }
 
