@@ -368,6 +368,8 @@ fn read_settled<S: Sink + ?Sized>(
         return None;
     }
     let room = out.room(len as usize)?;
+    // `copy_out` would do, but its chunk loop, which one chunk does not
+    // need, costs a fifth more instructions per small read.
     let small = len <= inline_max(bufs) as u64;
     if small {
         load_inline(buffer, room);
