@@ -176,6 +176,31 @@ fn every_call_survives_a_peer_scribbling_on_the_region() {
             }),
         );
     }
+    // Into a slice shorter than many lengths a scribble leaves: a content
+    // that fits, or the length it needs, within the maximum; the bytes
+    // past a content that fits are left alone.
+    spawn(
+        &mut threads,
+        Box::new(|map, tally| {
+            let mut buf = [0xAB; 48];
+            let start = Instant::now();
+            let result = map.read_into(&mut buf[..32]);
+            match &result {
+                Ok(stamp) => assert!(stamp.len <= 32, "{stamp:?}"),
+                Err(Error::BufferTooSmall { len, needed, .. }) => {
+                    assert_eq!(*len, 32);
+                    assert!(*needed > 32 && *needed <= map.max_capacity(), "{needed}");
+                }
+                Err(_) => {}
+            }
+            assert_eq!(buf[32..], [0xAB; 16], "a read wrote past its slice");
+            let result = result.map(|_| ()).or_else(|e| match e {
+                Error::BufferTooSmall { .. } => Ok(()),
+                e => Err(e),
+            });
+            tally.record(start, result, "read_into a slice");
+        }),
+    );
     spawn(
         &mut threads,
         Box::new(|map, tally| {
