@@ -306,6 +306,8 @@ impl Drop for Mapping {
 
 /// Bumped in the child after every `fork(2)`, so per-thread caches made
 /// before the fork (the parent's thread id) are not trusted after it.
+/// 0 until the child handler is registered: [`fork_epoch`] never returns
+/// it, so one load tells both facts.
 static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn after_fork_in_child() {
@@ -313,26 +315,32 @@ extern "C" fn after_fork_in_child() {
 }
 
 /// How many `fork(2)`s this process descends through since filemap was
-/// first used in it: a handle made at one epoch and used at another is
-/// in a forked child. Inlined: every operation on a handle asks.
+/// first used in it, plus one: a handle made at one epoch and used at
+/// another is in a forked child. Inlined: every operation on a handle
+/// asks, so the common case is one load.
 #[inline]
 pub fn fork_epoch() -> u32 {
-    static REGISTERED: OnceLock<()> = OnceLock::new();
-    if REGISTERED.get().is_none() {
-        register_fork_handler(&REGISTERED);
+    match FORK_EPOCH.load(Ordering::Relaxed) {
+        0 => register_fork_handler(),
+        epoch => epoch,
     }
-    FORK_EPOCH.load(Ordering::Relaxed)
 }
 
+/// Register the child handler, once, then leave the unregistered epoch 0.
+/// A fork between the two gives the child epoch 1 as well as the parent:
+/// harmless, since no epoch was handed out before this returns.
 #[cold]
-fn register_fork_handler(registered: &OnceLock<()>) {
-    registered.get_or_init(|| {
+fn register_fork_handler() -> u32 {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
         // SAFETY: `pthread_atfork(3)` with only a child handler, which is
         // async-signal-safe (one atomic add) as handlers run after fork.
         unsafe {
             libc::pthread_atfork(None, None, Some(after_fork_in_child));
         }
     });
+    let _ = FORK_EPOCH.compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed);
+    FORK_EPOCH.load(Ordering::Relaxed)
 }
 
 /// CPUs online on the machine (`sysconf(_SC_NPROCESSORS_ONLN)`), cached;
