@@ -285,6 +285,7 @@ pub fn record_owner(h: &Header, id: u32, pid: u32) {
 /// elsewhere). Returns `false` (and changes nothing) if `tid` does not
 /// hold it: another process took it over, judging us dead, or scribbled
 /// on it.
+#[inline]
 pub fn release(h: &Header, owner: &impl Owner, tid: u32) -> bool {
     let mut word = h.lock.load(Relaxed);
     let mut next;

@@ -20,6 +20,7 @@ fn child_role() {
         Ok("fork-loan") => linux::loan(),
         Ok("fork-handle") => linux::fork_handle(),
         Ok("fork-watcher") => linux::fork_watcher(),
+        Ok("fork-held") => linux::held_locks(),
         _ => {}
     }
     common::child_main();
@@ -204,6 +205,60 @@ mod linux {
         assert_eq!(role.line(), "unchanged=true");
         assert_eq!(role.line(), "parent published=2");
         assert_eq!(role.line(), "parent content ok=true");
+    }
+
+    /// Where `held_locks`' second region lives: a file of the test's own.
+    fn second_region(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("{name}.second"))
+    }
+
+    /// Hold the lock of a region, fork; the child holds none of its
+    /// parent's locks. In its own handle to a second region, whose lock
+    /// word was scribbled to name the child's thread, it takes the word
+    /// over (`owner_died`) instead of refusing it as its own re-entry
+    /// (`WouldDeadlock`), which it would if it had inherited the parent's
+    /// count of locks held.
+    pub fn held_locks() {
+        let name = std::env::var("FILEMAP_CHILD_NAME").unwrap();
+        let map = FileMap::open(&name).unwrap();
+        let guard = map.lock().unwrap();
+        let path = second_region(&name);
+        let pid = fork();
+        if pid == 0 {
+            let second = FileMap::builder(format!("{name}-2"))
+                .path(&path)
+                .open()
+                .unwrap();
+            // The child runs one thread, so its thread id is its pid: the
+            // owner either backend's lock word names. The start time (high
+            // half) is anything: a word naming us is ours or scribbled.
+            let word = 0x5eed_u64 << 32 | std::process::id() as u64;
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&file, &word.to_le_bytes(), LOCK_OFFSET)
+                .unwrap();
+            let taken = match second.lock() {
+                Ok(g) => format!("child lock owner_died={}", g.owner_died()),
+                Err(e) => format!("child lock error={e:?}"),
+            };
+            child_says(&[taken]);
+        }
+        reap(pid);
+        drop(guard);
+        say("parent unlocked");
+        std::process::exit(0);
+    }
+
+    /// Offset of the lock word in the region header.
+    const LOCK_OFFSET: u64 = 64;
+
+    #[test]
+    fn a_forked_child_holds_none_of_its_parents_locks() {
+        let name = unique("fork-held");
+        let _cleanup = Cleanup(name.clone());
+        let _second = filemap_testkit::RemoveFiles(vec![second_region(&name)]);
+        let role = Child::spawn("fork-held", &name);
+        assert_eq!(role.line(), "child lock owner_died=true");
+        assert_eq!(role.line(), "parent unlocked");
     }
 
     /// Open, fork; the child tries the inherited handle (refused), opens

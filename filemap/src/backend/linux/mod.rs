@@ -85,12 +85,14 @@ impl Backend for Os {
         unix::unback(&self.fd, offset as u64, len as u64);
     }
 
+    #[inline]
     fn lock(&self, timeout: Duration) -> std::result::Result<bool, LockError> {
         lock::acquire(self.header(), &ThreadOwner, timeout)
     }
 
+    #[inline]
     fn unlock(&self) -> bool {
-        lock::release(self.header(), &ThreadOwner, tasks::tid())
+        lock::release(self.header(), &ThreadOwner, ThreadOwner::me().tid)
     }
 
     /// The lock word names the thread, which any thread of the process
@@ -202,42 +204,84 @@ impl Wake for Os {
 /// The lock word names the owning thread: its id and start time.
 struct ThreadOwner;
 
-thread_local! {
+/// What the lock needs to know of the calling thread, in one record so
+/// that taking and releasing a lock reads one thread-local.
+#[derive(Clone, Copy)]
+struct Me {
+    /// The fork epoch the record was made at: a forked child's thread has
+    /// another id and holds none of its parent's locks.
+    epoch: u32,
+    /// `gettid(2)`.
+    tid: u32,
+    /// `owner_word(tid, start time)` (the start time is a `/proc` read).
+    word: u64,
     /// Region locks this thread holds: tells re-entry (a deadlock) from a
     /// lock word that merely names this thread because it was scribbled.
-    static HELD: Cell<usize> = const { Cell::new(0) };
-    /// This thread's lock word and the thread id it was made for.
-    static OWN_WORD: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
+    held: usize,
+}
+
+thread_local! {
+    static ME: Cell<Me> = const {
+        Cell::new(Me { epoch: 0, tid: 0, word: 0, held: 0 })
+    };
+}
+
+impl ThreadOwner {
+    /// The calling thread's record, made once per thread and fork epoch
+    /// (epoch 0, the initial one, is never current).
+    #[inline]
+    fn me() -> Me {
+        let me = ME.get();
+        if me.epoch == unix::fork_epoch() {
+            me
+        } else {
+            Self::me_now()
+        }
+    }
+
+    #[cold]
+    fn me_now() -> Me {
+        let tid = tasks::tid();
+        let me = Me {
+            epoch: unix::fork_epoch(),
+            tid,
+            word: owner_word(tid, tasks::own_thread_start_time()),
+            held: 0,
+        };
+        ME.set(me);
+        me
+    }
+
+    /// Add `by` to the count of locks this thread holds.
+    #[inline]
+    fn count_held(by: isize) {
+        let mut me = Self::me();
+        me.held = me.held.saturating_add_signed(by);
+        ME.set(me);
+    }
 }
 
 impl lock::Owner for ThreadOwner {
     /// `owner_word(this thread, its start time)`, computed once per thread
-    /// (the start time is a `/proc` read) and keyed by thread id, so a
-    /// forked child (a new thread id) computes its own.
+    /// and fork epoch.
     #[inline]
     fn own_word(&self) -> u64 {
-        let tid = tasks::tid();
-        OWN_WORD.with(|cell| match cell.get() {
-            (cached, word) if cached == tid && tid != 0 => word,
-            _ => {
-                let word = owner_word(tid, tasks::own_thread_start_time());
-                cell.set((tid, word));
-                word
-            }
-        })
+        Self::me().word
     }
 
     fn holds_it(&self) -> bool {
-        HELD.with(Cell::get) > 0
+        Self::me().held > 0
     }
 
+    #[inline]
     fn acquired(&self) {
-        HELD.with(|held| held.set(held.get() + 1));
+        Self::count_held(1);
     }
 
+    #[inline]
     fn released(&self, tid: u32) {
-        if tid == tasks::tid() {
-            HELD.with(|held| held.set(held.get().saturating_sub(1)));
+        if tid == Self::me().tid {
+            Self::count_held(-1);
         }
     }
 
