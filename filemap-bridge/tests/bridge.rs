@@ -183,6 +183,20 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// A loopback TCP endpoint on a free port.
+fn loopback() -> String {
+    format!("tcp/127.0.0.1:{}", free_port())
+}
+
+impl Bridge {
+    /// A bridge serving `region` on `key` with the further `options`
+    /// (`--listen`, `--connect`...), once it is ready.
+    fn serving(region: &str, key: &str, options: &[&str]) -> Bridge {
+        let map = format!("{region}={key}");
+        Bridge::spawn(&args(&[&["--map", map.as_str()], options].concat())).ready()
+    }
+}
+
 fn content(map: &FileMap) -> Vec<u8> {
     map.read().unwrap().content
 }
@@ -198,26 +212,9 @@ fn open(region: &str, capacity: u64) -> FileMap {
 fn two_bridges_one_key_both_ways_no_echo() {
     let (ra, rb, key) = (unique("a"), unique("b"), unique("key"));
     let _c = cleanup(&[&ra, &rb]);
-    let port = free_port();
-    let listen = format!("tcp/127.0.0.1:{port}");
-    let a = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{ra}={key}"),
-        "--listen",
-        &listen,
-        "--capacity",
-        "1MiB",
-    ]))
-    .ready();
-    let b = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{rb}={key}"),
-        "--connect",
-        &listen,
-        "--capacity",
-        "1MiB",
-    ]))
-    .ready();
+    let listen = loopback();
+    let a = Bridge::serving(&ra, &key, &["--listen", &listen, "--capacity", "1MiB"]);
+    let b = Bridge::serving(&rb, &key, &["--connect", &listen, "--capacity", "1MiB"]);
     let (ma, mb) = (open(&ra, 1 << 20), open(&rb, 1 << 20));
 
     ma.write(b"from A").unwrap();
@@ -283,7 +280,7 @@ fn bad_command_lines_fail_with_one_sentence() {
                 "--map",
                 &format!("{r}=k"),
                 "--connect",
-                &format!("tcp/127.0.0.1:{}", free_port()),
+                &loopback(),
                 "--connect-timeout-ms",
                 "500",
             ]),
@@ -312,7 +309,7 @@ fn sizes_take_the_same_units_as_the_cli() {
             "--max-size",
             max_size,
             "--connect",
-            &format!("tcp/127.0.0.1:{}", free_port()),
+            &loopback(),
             "--connect-timeout-ms",
             "500",
         ]);
@@ -338,12 +335,10 @@ fn three_hosts_converge_after_concurrent_writes() {
     let key = unique("key3");
     let regions: Vec<String> = (0..3).map(|i| unique(&format!("h{i}"))).collect();
     let _c = cleanup(&regions);
-    let (p0, p1) = (free_port(), free_port());
-    let (e0, e1) = (format!("tcp/127.0.0.1:{p0}"), format!("tcp/127.0.0.1:{p1}"));
-    let m = |i: usize| format!("{}={key}", regions[i]);
-    let _b0 = Bridge::spawn(&args(&["--map", &m(0), "--listen", &e0])).ready();
-    let _b1 = Bridge::spawn(&args(&["--map", &m(1), "--listen", &e1, "--connect", &e0])).ready();
-    let _b2 = Bridge::spawn(&args(&["--map", &m(2), "--connect", &e0, "--connect", &e1])).ready();
+    let (e0, e1) = (loopback(), loopback());
+    let _b0 = Bridge::serving(&regions[0], &key, &["--listen", &e0]);
+    let _b1 = Bridge::serving(&regions[1], &key, &["--listen", &e1, "--connect", &e0]);
+    let _b2 = Bridge::serving(&regions[2], &key, &["--connect", &e0, "--connect", &e1]);
     let maps: Vec<FileMap> = regions.iter().map(|r| open(r, 4096)).collect();
     // Everyone writes at once, several times.
     std::thread::scope(|s| {
@@ -378,8 +373,7 @@ fn big(fill: u8) -> Vec<u8> {
 fn sigkill_mid_8mib_transfer_never_tears_and_restart_converges() {
     let (ra, rb, key) = (unique("ka"), unique("kb"), unique("kkey"));
     let _c = cleanup(&[&ra, &rb]);
-    let port = free_port();
-    let listen = format!("tcp/127.0.0.1:{port}");
+    let listen = loopback();
     let cap = BIG.to_string();
     let a_args = args(&[
         "--map",
@@ -389,15 +383,7 @@ fn sigkill_mid_8mib_transfer_never_tears_and_restart_converges() {
         "--capacity",
         &cap,
     ]);
-    let _b = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{rb}={key}"),
-        "--listen",
-        &listen,
-        "--capacity",
-        &cap,
-    ]))
-    .ready();
+    let _b = Bridge::serving(&rb, &key, &["--listen", &listen, "--capacity", &cap]);
     let mut a = Bridge::spawn(&a_args).ready();
     let (ma, mb) = (open(&ra, BIG), open(&rb, BIG));
     let values: Vec<Vec<u8>> = [b'o', b'1', b'2', b'3'].into_iter().map(big).collect();
@@ -465,25 +451,9 @@ fn partition_by_sigstop_heals_to_one_content() {
     )
     .unwrap();
     let config = config.to_string_lossy().into_owned();
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
-    let a = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{ra}={key}"),
-        "--listen",
-        &listen,
-        "--config",
-        &config,
-    ]))
-    .ready();
-    let b = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{rb}={key}"),
-        "--connect",
-        &listen,
-        "--config",
-        &config,
-    ]))
-    .ready();
+    let listen = loopback();
+    let a = Bridge::serving(&ra, &key, &["--listen", &listen, "--config", &config]);
+    let b = Bridge::serving(&rb, &key, &["--connect", &listen, "--config", &config]);
     let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
     ma.write(b"before").unwrap();
     await_condition("first write on B", || content(&mb) == b"before");
@@ -667,18 +637,19 @@ fn malformed_samples_are_logged_and_dropped() {
 
     let (ra, key) = (unique("ma"), unique("mkey"));
     let _c = cleanup(&[&ra]);
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
-    let a = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{ra}={key}"),
-        "--listen",
-        &listen,
-        "--max-size",
-        "2048",
-        "--capacity",
-        "4096",
-    ]))
-    .ready();
+    let listen = loopback();
+    let a = Bridge::serving(
+        &ra,
+        &key,
+        &[
+            "--listen",
+            &listen,
+            "--max-size",
+            "2048",
+            "--capacity",
+            "4096",
+        ],
+    );
     let ma = open(&ra, 4096);
     ma.write(b"precious").unwrap();
     a.wait_for("A sending", |v| v["event"] == "sent");
@@ -866,7 +837,7 @@ fn child_role() {
 fn two_mount_namespaces_same_region_name() {
     require_namespaces("two_mount_namespaces_same_region_name");
     let (region, key) = (unique("ns"), unique("nskey"));
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let listen = loopback();
     let map = format!("{region}={key}");
     let a = spawn_in_namespace(&args(&["--map", &map, "--listen", &listen]));
     let b = spawn_in_namespace(&args(&["--map", &map, "--connect", &listen]));
@@ -1106,21 +1077,9 @@ fn readme_two_host_memo_recipe_shows_each_region_and_no_log_lines() {
 fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
     let (ra, rb, key) = (unique("ra"), unique("rb"), unique("rkey"));
     let _c = cleanup(&[&ra, &rb]);
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
-    let _a = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{ra}={key}"),
-        "--listen",
-        &listen,
-    ]))
-    .ready();
-    let b = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{rb}={key}"),
-        "--connect",
-        &listen,
-    ]))
-    .ready();
+    let listen = loopback();
+    let _a = Bridge::serving(&ra, &key, &["--listen", &listen]);
+    let b = Bridge::serving(&rb, &key, &["--connect", &listen]);
     let ma = open(&ra, 4096);
     ma.write(b"before").unwrap();
     {
@@ -1162,7 +1121,7 @@ fn a_region_removed_and_made_anew_is_reopened_and_both_sides_converge() {
 fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
     let (ra, rb, key) = (unique("ca"), unique("cb"), unique("ckey"));
     let _c = cleanup(&[&ra, &rb]);
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let listen = loopback();
     // A logs as a person reads it (standard error); B in JSON.
     let a = Bridge::spawn_human(&args(&[
         "--map",
@@ -1173,15 +1132,7 @@ fn a_content_too_large_for_the_peer_is_reported_to_the_sender() {
         "64KiB",
     ]))
     .ready();
-    let b = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{rb}={key}"),
-        "--connect",
-        &listen,
-        "--capacity",
-        "1KiB",
-    ]))
-    .ready();
+    let b = Bridge::serving(&rb, &key, &["--connect", &listen, "--capacity", "1KiB"]);
     let b_host = b.wait_for("B ready", |v| v["event"] == "ready")["host"]
         .as_str()
         .unwrap()
@@ -1231,28 +1182,21 @@ fn patterned(len: usize, seed: u8) -> Vec<u8> {
 fn a_peer_content_past_the_capacity_grows_the_local_region_and_past_the_maximum_is_refused() {
     let (ra, rb, key) = (unique("ga"), unique("gb"), unique("gkey"));
     let _c = cleanup(&[&ra, &rb]);
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
-    let a = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{ra}={key}"),
-        "--listen",
-        &listen,
-        "--capacity",
-        "4MiB",
-    ]))
-    .ready();
+    let listen = loopback();
+    let a = Bridge::serving(&ra, &key, &["--listen", &listen, "--capacity", "4MiB"]);
     // B creates its region at 4 KiB, allowed to grow to 1 MiB.
-    let b = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{rb}={key}"),
-        "--connect",
-        &listen,
-        "--capacity",
-        "4KiB",
-        "--max-capacity",
-        "1MiB",
-    ]))
-    .ready();
+    let b = Bridge::serving(
+        &rb,
+        &key,
+        &[
+            "--connect",
+            &listen,
+            "--capacity",
+            "4KiB",
+            "--max-capacity",
+            "1MiB",
+        ],
+    );
     let ma = open(&ra, 4 << 20);
     // Attached before the growth: this handle sees it without reopening.
     let mb = FileMap::builder(&rb).open_only().open().unwrap();
@@ -1301,14 +1245,8 @@ fn a_region_the_bridge_created_outlives_it_with_what_filemap_write_put_there() {
     let (r, key) = (unique("keep"), unique("keepkey"));
     let _c = cleanup(&[&r]);
     assert!(FileMap::builder(&r).open_only().open().is_err());
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
-    let mut bridge = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{r}={key}"),
-        "--listen",
-        &listen,
-    ]))
-    .ready();
+    let listen = loopback();
+    let mut bridge = Bridge::serving(&r, &key, &["--listen", &listen]);
     let out = Command::new(filemap_cli())
         .args(["write", &r, "kept after the bridge"])
         .output()
@@ -1380,21 +1318,9 @@ fn stop_timed(bridge: &mut Bridge, sig: &str) -> Duration {
 fn an_idle_bridge_sleeps_and_stops_at_once_sending_a_write_made_just_before() {
     let (ra, rb, key) = (unique("ia"), unique("ib"), unique("ikey"));
     let _c = cleanup(&[ra.clone(), rb.clone()]);
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
-    let mut a = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{ra}={key}"),
-        "--listen",
-        &listen,
-    ]))
-    .ready();
-    let mut b = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{rb}={key}"),
-        "--connect",
-        &listen,
-    ]))
-    .ready();
+    let listen = loopback();
+    let mut a = Bridge::serving(&ra, &key, &["--listen", &listen]);
+    let mut b = Bridge::serving(&rb, &key, &["--connect", &listen]);
     let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
     ma.write(b"first").unwrap();
     await_condition("A's first write on B", || content(&mb) == b"first");
@@ -1446,14 +1372,8 @@ fn an_idle_bridge_sleeps_and_stops_at_once_sending_a_write_made_just_before() {
 fn a_bridge_stops_at_once_while_a_local_writer_publishes_back_to_back() {
     let (ra, key) = (unique("ba"), unique("bkey"));
     let _c = cleanup(std::slice::from_ref(&ra));
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
-    let mut a = Bridge::spawn(&args(&[
-        "--map",
-        &format!("{ra}={key}"),
-        "--listen",
-        &listen,
-    ]))
-    .ready();
+    let listen = loopback();
+    let mut a = Bridge::serving(&ra, &key, &["--listen", &listen]);
     let ma = open(&ra, 4096);
 
     let stop = Arc::new(AtomicBool::new(false));
