@@ -219,12 +219,17 @@ fn two_bridges_one_key_both_ways_no_echo() {
 
     ma.write(b"from A").unwrap();
     await_condition("A's write on B", || content(&mb) == b"from A");
-    mb.write(b"from B").unwrap();
+    let from_b = mb.write(b"from B").unwrap().generation;
     await_condition("B's write on A", || content(&ma) == b"from B");
-    ma.write(b"A again").unwrap();
+    let again = ma.write(b"A again").unwrap().generation;
     await_condition("A's second write on B", || content(&mb) == b"A again");
-    // The samples of one key arrive in order: had anything been echoed, it
-    // would have been sent before this last value arrived.
+    // A bridge sends its region's changes in order, and logs each send
+    // after making it; its log reaches us through a pipe, later than the
+    // content reaches the other region. Once the log of each bridge's last
+    // send is here, anything echoed before it is too.
+    let sent = |g: u64| move |v: &Value| v["event"] == "sent" && v["generation"] == g;
+    a.wait_for("A's log of its second send", sent(again));
+    b.wait_for("B's log of its send", sent(from_b));
     assert_eq!(a.count("sent"), 2, "A sends its two writes only");
     assert_eq!(b.count("sent"), 1, "B sends its one write only");
     assert_eq!(content(&ma), b"A again");
@@ -721,6 +726,12 @@ fn malformed_samples_are_logged_and_dropped() {
         .wait()
         .unwrap();
     await_condition("the valid sample applied", || content(&ma) == b"valid");
+    // A logs each refusal before it applies the next sample: once the log
+    // of this apply is here (through a pipe, later than the content), so
+    // are the refusals.
+    a.wait_for("A's log of the valid sample", |v| {
+        v["event"] == "applied" && v["bytes"] == 5
+    });
     assert_eq!(a.count("refused"), n, "each malformed sample is refused");
     let refusals: Vec<String> = a
         .lines
