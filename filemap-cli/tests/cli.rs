@@ -148,14 +148,19 @@ fn a_corrupted_region_is_an_error_exit_not_a_crash() {
     assert!(ok(&filemap(&["ls"])).contains("error"));
 }
 
-// Linux only: sends SIGINT with kill(1).
-#[cfg(target_os = "linux")]
-#[test]
-fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
-    let name = unique("watch");
-    let _cleanup = Cleanup(name.clone());
+/// `filemap watch NAME ARGS` on a region that does not exist yet, once it
+/// says it waits for it: the region's first content is then the first
+/// change it prints, and every write after a printed line is printed (a
+/// watch attached to an existing region may take its first look after a
+/// write, and rightly never print that one). Its standard output's lines
+/// come through the receiver.
+fn watch_from_the_start(
+    name: &str,
+    args: &[&str],
+) -> (std::process::Child, mpsc::Receiver<String>) {
     let mut watch = bin()
-        .args(["watch", &name])
+        .args(["watch", name])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -169,12 +174,22 @@ fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
             }
         }
     });
-    // The region does not exist yet: watch waits for it, and prints its
-    // first content when it appears.
     let mut stderr = BufReader::new(watch.stderr.take().unwrap());
     let mut waiting = String::new();
     stderr.read_line(&mut waiting).unwrap();
     assert!(waiting.contains("waiting for region"), "{waiting}");
+    // Keep its standard error open: a watch that cannot print fails.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (watch, lines)
+}
+
+// Linux only: sends SIGINT with kill(1).
+#[cfg(target_os = "linux")]
+#[test]
+fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
+    let name = unique("watch");
+    let _cleanup = Cleanup(name.clone());
+    let (mut watch, lines) = watch_from_the_start(&name, &[]);
     let writer = bin().args(["write", &name, "one"]).status().unwrap();
     assert!(writer.success());
     let line = lines.recv_timeout(STEP).unwrap();
@@ -202,20 +217,18 @@ fn watch_prints_each_change_escaped_and_leaves_cleanly_on_ctrl_c() {
 fn watch_json_gives_one_object_per_change() {
     let name = unique("watchjson");
     let _cleanup = Cleanup(name.clone());
+    let (mut watch, lines) = watch_from_the_start(&name, &["--json"]);
+    let object = |line: String| serde_json::from_str::<serde_json::Value>(&line).unwrap();
     ok(&filemap(&["write", &name, "start"]));
-    let mut watch = bin()
-        .args(["watch", &name, "--json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    await_attached(&name, watch.id());
+    let first = object(lines.recv_timeout(STEP).unwrap());
+    assert_eq!(
+        (&first["content"], &first["generation"]),
+        (&"start".into(), &1.into())
+    );
     ok(&filemap(&["write", &name, "quote \" and \u{7}bell"]));
-    let mut reader = BufReader::new(watch.stdout.take().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(value["content"], "quote \" and \u{7}bell");
-    assert_eq!(value["generation"], 2);
+    let second = object(lines.recv_timeout(STEP).unwrap());
+    assert_eq!(second["content"], "quote \" and \u{7}bell");
+    assert_eq!(second["generation"], 2);
     watch.kill().unwrap();
     watch.wait().unwrap();
 }
