@@ -26,6 +26,18 @@ fn child_role() {
     common::child_main();
 }
 
+/// The tests that load the machine, and those that time wake-ups under a
+/// bound, run one at a time: on two CPUs, 33 busy processes of one would
+/// delay the other's waiters past its bound (which must stay below the
+/// one-second sleep slice to catch a lost wake-up).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn load_secs(default: u64) -> u64 {
     std::env::var("FILEMAP_LOAD_SECS")
         .ok()
@@ -35,6 +47,7 @@ fn load_secs(default: u64) -> u64 {
 
 #[test]
 fn eight_processes_times_ten_thousand_increments_end_at_eighty_thousand() {
+    let _serial = serial();
     let name = unique("load-counter");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
@@ -45,6 +58,7 @@ fn eight_processes_times_ten_thousand_increments_end_at_eighty_thousand() {
 
 #[test]
 fn thirty_two_watcher_processes_all_end_on_the_final_content() {
+    let _serial = serial();
     let name = unique("load-watch");
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
@@ -104,6 +118,7 @@ fn every_adaptive_waiter_sees_the_last_publish_of_every_burst() {
 }
 
 fn every_waiter_sees_the_end_of_every_burst(env: &[(&str, String)]) {
+    let _serial = serial();
     const WAITERS: usize = 8;
     const BURSTS: u64 = 150;
     let within = Duration::from_millis(500);
