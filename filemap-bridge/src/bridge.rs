@@ -106,7 +106,7 @@ impl Log {
     /// Whether `event` is logged at all: callers on the hot path (every
     /// content sent or applied) skip building the fields when not.
     pub fn wants(&self, event: &str) -> bool {
-        self.json || self.verbose || !matches!(event, "sent" | "applied" | "synced")
+        self.json || self.verbose || !matches!(event, "sent" | "applied" | "synced" | "announced")
     }
 
     /// Log `event` with `fields` (a JSON object).
@@ -1319,19 +1319,28 @@ fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        sync_all(shared, &format!("peer {peer} up"));
+        let why = format!("peer {peer} up");
+        sync_all(shared, &why);
         // Re-announce what we hold: a peer that was cut off applies it if
         // it is newer than its own (it may have missed our last put).
         for map in &shared.maps {
             let current = lock(&map.state).current.clone();
             if let Some((meta, payload)) = current {
-                let _ = shared
+                let bytes = payload.len();
+                let put = shared
                     .session
                     .put(map.key.as_str(), payload)
                     .attachment(meta.encode().to_vec())
                     .congestion_control(CongestionControl::Block)
                     .allowed_destination(Locality::Remote)
                     .wait();
+                if put.is_ok() {
+                    shared.log.event(
+                        "announced",
+                        json!({ "region": map.region, "key": map.key, "why": why,
+                                "bytes": bytes, "time": meta.version.time }),
+                    );
+                }
             }
         }
     }

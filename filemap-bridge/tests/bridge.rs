@@ -1336,12 +1336,11 @@ fn an_idle_bridge_sleeps_and_stops_at_once_sending_a_write_made_just_before() {
     ma.write(b"first").unwrap();
     await_condition("A's first write on B", || content(&mb) == b"first");
 
-    // A resynchronised with B when B came (and re-announced its value; B
+    // A resynchronised with B when B came, then re-announced its value (B
     // synchronised at its start): from now on nothing happens.
-    a.wait_for("the resync after B came", |v| {
-        v["event"] == "synced" && v["why"].as_str().is_some_and(|w| w.starts_with("peer "))
+    a.wait_for("the re-announcement after B came", |v| {
+        v["event"] == "announced" && v["why"].as_str().is_some_and(|w| w.starts_with("peer "))
     });
-    std::thread::sleep(Duration::from_millis(100)); // the re-announcement lands
 
     // Idle: the region watcher and the resync thread sleep until there is
     // work. (A 200 ms timeout in each woke them ten times a second; the
