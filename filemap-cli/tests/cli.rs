@@ -3,14 +3,13 @@
 use filemap::ValueExt;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
-#[cfg(target_os = "linux")]
 use std::sync::mpsc;
 #[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
-use filemap_testkit::{await_condition, unique, Cleanup};
 #[cfg(not(windows))]
-use filemap_testkit::{await_exit, STEP};
+use filemap_testkit::{await_condition, await_exit};
+use filemap_testkit::{unique, Cleanup, STEP};
 
 fn bin() -> Command {
     filemap_testkit::program(env!("CARGO_BIN_EXE_filemap"))
@@ -52,6 +51,7 @@ fn fails(out: &Output) -> String {
 }
 
 /// Wait until process `pid` is attached to region `name`.
+#[cfg(not(windows))]
 fn await_attached(name: &str, pid: u32) {
     await_condition(&format!("process {pid} to attach to {name}"), || {
         ::filemap::admin::inspect(name).is_ok_and(|i| i.attached.contains(&pid))

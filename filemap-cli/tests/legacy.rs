@@ -283,8 +283,11 @@ mod windows {
             .collect();
         assert_eq!(changes, ["changed from|the CLI", "changed later"]);
         assert_eq!(map.generation(), before + 2, "one publish per change");
-        let copied = gw.seen().iter().filter(|l| l.contains("copied")).count();
-        assert!(copied >= 2, "{:?}", gw.seen());
+        // The gateway logs each copy after posting it: wait for both lines
+        // (the CLI's two writes) rather than count what has come so far.
+        for _ in 0..2 {
+            gw.expect_within(STEP, |l| l.contains("copied"), "copied ...");
+        }
     }
 
     #[test]
@@ -381,15 +384,18 @@ mod windows {
         let mut live = peer(&name, 4096, "ansi", 1252, true);
         // A hung window blocks a plain SendMessage broadcast for ~20 s
         // under Wine; the gateway's copies must all come through at once.
-        let start = Instant::now();
+        // Timed from each write's end: starting a program under Wine takes
+        // seconds on a loaded machine, and is not what is measured.
+        let mut slowest = Duration::ZERO;
         for i in 0..5 {
             cli(&["write", &name, &format!("change {i}")]);
+            let written = Instant::now();
             live.expect(&format!("changed change {i}"));
+            slowest = slowest.max(written.elapsed());
         }
-        let took = start.elapsed();
         assert!(
-            took < Duration::from_secs(10),
-            "five copies past a hung peer took {took:?}"
+            slowest < Duration::from_secs(5),
+            "a copy past a hung peer took {slowest:?}"
         );
         // A legacy writer's own SendMessage broadcast waits for the hung
         // window (the old protocol's flaw, not the gateway's): once that
