@@ -196,7 +196,9 @@ def test_lock_timeout_names_holder_and_is_honoured(name: str) -> None:
                 elapsed = time.monotonic() - start
                 assert isinstance(e.value, TimeoutError)
                 assert e.value.holder_pid == os.getpid()
-                assert timeout <= elapsed < timeout + 0.1, elapsed
+                # Well within the one-second sleep slice, with room for a
+                # loaded machine's scheduling.
+                assert timeout <= elapsed < timeout + 0.5, elapsed
         finally:
             release.set()
             t.join()
@@ -246,7 +248,7 @@ def test_wait_change_returns_new_generation_or_none(name: str) -> None:
         seen = fm.generation
         start = time.monotonic()
         assert fm.wait_change(seen, timeout=0.12) is None
-        assert 0.12 <= time.monotonic() - start < 0.25
+        assert 0.12 <= time.monotonic() - start < 0.62  # not a 1 s slice
         assert fm.wait_change(seen, timeout=0.01, strategy="spin") is None
         assert fm.wait_change(seen, timeout=0.01, strategy="adaptive") is None
         assert fm.wait_change(seen, timeout=0.01, spin=0.002) is None
