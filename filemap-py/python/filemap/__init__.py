@@ -166,6 +166,10 @@ class FileMap(_filemap.FileMap):
         """``async for snap in fm.changes():`` every change published by
         another handle, as the latest content: a slow consumer skips
         intermediate generations, it never gets a backlog.
+
+        Watching starts when the iteration does (the first ``__anext__``):
+        a change published before that is not delivered. Read the content
+        first if it matters.
         """
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
