@@ -251,14 +251,6 @@ impl ThreadOwner {
         ME.set(me);
         me
     }
-
-    /// Add `by` to the count of locks this thread holds.
-    #[inline]
-    fn count_held(by: isize) {
-        let mut me = Self::me();
-        me.held = me.held.saturating_add_signed(by);
-        ME.set(me);
-    }
 }
 
 impl lock::Owner for ThreadOwner {
@@ -275,13 +267,17 @@ impl lock::Owner for ThreadOwner {
 
     #[inline]
     fn acquired(&self) {
-        Self::count_held(1);
+        let mut me = Self::me();
+        me.held += 1;
+        ME.set(me);
     }
 
     #[inline]
     fn released(&self, tid: u32) {
-        if tid == Self::me().tid {
-            Self::count_held(-1);
+        let mut me = Self::me();
+        if tid == me.tid {
+            me.held = me.held.saturating_sub(1);
+            ME.set(me);
         }
     }
 
