@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import filemap
 
@@ -19,13 +20,9 @@ def test_changes_delivers_other_writers_latest_content(name: str) -> None:
             fm.write("own write: skipped")
             for i in range(100):
                 other.write(f"burst {i}")
-            # Until the consumer has it: on a loaded machine the watcher may
-            # start after the burst (it then sees none of it).
-            deadline = time.monotonic() + 10
-            while not consumer.done() and time.monotonic() < deadline:
-                other.write("last")
-                await asyncio.wait({consumer}, timeout=0.2)
-            await asyncio.wait_for(consumer, 1)
+            # On a loaded machine the watcher may start after the burst (it
+            # then sees none of it).
+            await _write_until_done(other, "last", consumer)
             await changes.aclose()
             return got
 
@@ -34,6 +31,17 @@ def test_changes_delivers_other_writers_latest_content(name: str) -> None:
     assert b"own write: skipped" not in got
     # Coalesced: far fewer deliveries than the 101 publishes.
     assert len(got) < 50, len(got)
+
+
+async def _write_until_done(fm: filemap.FileMap, text: str, task: asyncio.Future[Any]) -> Any:
+    """Write ``text`` until ``task`` is done, and return its result: a
+    ``changes()`` watcher starts only when its iterator first runs, which on
+    a loaded machine may come after a single write."""
+    deadline = time.monotonic() + 10
+    while not task.done() and time.monotonic() < deadline:
+        fm.write(text)
+        await asyncio.wait({task}, timeout=0.2)
+    return await asyncio.wait_for(task, 1)
 
 
 async def _collect(changes, got: list[bytes], until: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -49,13 +57,7 @@ def test_slow_consumer_gets_no_backlog(name: str) -> None:
             got: list[bytes] = []
             changes = fm.changes()
             first = asyncio.ensure_future(changes.__anext__())
-            # The watcher starts when the iterator first runs: write until
-            # it has seen a write (a loaded machine may take a while).
-            deadline = time.monotonic() + 10
-            while not first.done() and time.monotonic() < deadline:
-                other.write("one")
-                await asyncio.wait({first}, timeout=0.2)
-            got.append((await asyncio.wait_for(first, 1)).content)
+            got.append((await _write_until_done(other, "one", first)).content)
             # While the consumer is busy, three more publishes arrive.
             for text in ("two", "three", "four"):
                 other.write(text)
