@@ -9,25 +9,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use filemap::FileMap;
-use filemap_testkit::{await_condition, free_port, unique, Cleanup};
+use filemap_testkit::{await_condition, free_port, unique, Cleanup, RemoveFiles};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_filemap-bridge");
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Removes the bridge's lock file of each region at the end of a test.
-struct LockFiles(Vec<PathBuf>);
-
-impl Drop for LockFiles {
-    fn drop(&mut self) {
-        for lock in &self.0 {
-            let _ = std::fs::remove_file(lock);
-        }
-    }
-}
-
 /// Removes `regions` and their bridge lock files at the end of a test.
-fn cleanup<S: AsRef<str>>(regions: &[S]) -> (Vec<Cleanup>, LockFiles) {
+fn cleanup<S: AsRef<str>>(regions: &[S]) -> (Vec<Cleanup>, RemoveFiles) {
     let locks = regions
         .iter()
         .map(|r| {
@@ -42,7 +31,7 @@ fn cleanup<S: AsRef<str>>(regions: &[S]) -> (Vec<Cleanup>, LockFiles) {
         .iter()
         .map(|r| Cleanup(r.as_ref().to_owned()))
         .collect();
-    (regions, LockFiles(locks))
+    (regions, RemoveFiles(locks))
 }
 
 /// A bridge process whose log lines are collected: JSON objects from
@@ -1211,6 +1200,12 @@ fn a_peer_content_past_the_capacity_grows_the_local_region_and_past_the_maximum_
             "1MiB",
         ],
     );
+    // A sees B come and, after a settle, resyncs: it asks B for its value
+    // and announces its own. Let that pass before writing, or A may
+    // announce the 2 MiB content again and B refuse it twice.
+    a.wait_for("A's resync with B", |v| {
+        v["event"] == "synced" && v["why"].as_str().is_some_and(|w| w.starts_with("peer "))
+    });
     let ma = open(&ra, 4 << 20);
     // Attached before the growth: this handle sees it without reopening.
     let mb = FileMap::builder(&rb).open_only().open().unwrap();
