@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import filemap
@@ -16,13 +15,11 @@ def test_changes_delivers_other_writers_latest_content(name: str) -> None:
             got: list[bytes] = []
             changes = fm.changes()
             consumer = asyncio.ensure_future(_collect(changes, got, until=b"last"))
-            await asyncio.sleep(0.05)  # the watcher starts with the first __anext__
             fm.write("own write: skipped")
             for i in range(100):
                 other.write(f"burst {i}")
-            # On a loaded machine the watcher may start after the burst (it
-            # then sees none of it).
-            await _write_until_done(other, "last", consumer)
+            other.write("last")
+            await asyncio.wait_for(consumer, 10)
             await changes.aclose()
             return got
 
@@ -33,15 +30,63 @@ def test_changes_delivers_other_writers_latest_content(name: str) -> None:
     assert len(got) < 50, len(got)
 
 
-async def _write_until_done(fm: filemap.FileMap, text: str, task: asyncio.Future[Any]) -> Any:
-    """Write ``text`` until ``task`` is done, and return its result: a
-    ``changes()`` watcher starts only when its iterator first runs, which on
-    a loaded machine may come after a single write."""
-    deadline = time.monotonic() + 10
-    while not task.done() and time.monotonic() < deadline:
-        fm.write(text)
-        await asyncio.wait({task}, timeout=0.2)
-    return await asyncio.wait_for(task, 1)
+def test_a_change_before_the_first_anext_is_delivered(name: str) -> None:
+    """Changes count from ``changes()``, not from when its watcher starts."""
+
+    async def main() -> tuple[bytes, bool]:
+        with filemap.FileMap(name) as fm, filemap.FileMap(name) as other:
+            other.write("before changes(): not a change")
+            changes = fm.changes()
+            other.write("between")
+            snap = await asyncio.wait_for(changes.__anext__(), 10)
+            # Delivered once: nothing more until the next publish.
+            again = asyncio.ensure_future(changes.__anext__())
+            await asyncio.sleep(0.1)
+            pending = not again.done()
+            again.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await again
+            await changes.aclose()
+            return snap.content, pending
+
+    assert asyncio.run(main()) == (b"between", True)
+
+
+def test_own_write_before_the_first_anext_is_skipped(name: str) -> None:
+    async def main() -> bytes:
+        with filemap.FileMap(name) as fm, filemap.FileMap(name) as other:
+            changes = fm.changes()
+            fm.write("own")
+            first = asyncio.ensure_future(changes.__anext__())
+            await asyncio.sleep(0.1)
+            assert not first.done(), first.result()
+            other.write("other")
+            snap = await asyncio.wait_for(first, 10)
+            await changes.aclose()
+            return snap.content
+
+    assert asyncio.run(main()) == b"other"
+
+
+def test_aclose_ends_a_waiting_anext_and_the_watcher(name: str) -> None:
+    async def main() -> list[str]:
+        ended = []
+        with filemap.FileMap(name) as fm:
+            changes = fm.changes()
+            waiter = asyncio.ensure_future(changes.__anext__())
+            await asyncio.sleep(0)  # the waiter's first step starts the watcher
+            watcher = changes._watcher
+            assert watcher is not None and watcher.running
+            await changes.aclose()
+            assert not watcher.running
+            for anext in (waiter, changes.__anext__()):  # closed stays closed
+                try:
+                    await asyncio.wait_for(anext, 1)
+                except StopAsyncIteration:
+                    ended.append("ended")
+        return ended
+
+    assert asyncio.run(main()) == ["ended", "ended"]
 
 
 async def _collect(changes, got: list[bytes], until: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -56,19 +101,16 @@ def test_slow_consumer_gets_no_backlog(name: str) -> None:
         with filemap.FileMap(name) as fm, filemap.FileMap(name) as other:
             got: list[bytes] = []
             changes = fm.changes()
-            first = asyncio.ensure_future(changes.__anext__())
-            got.append((await _write_until_done(other, "one", first)).content)
+            other.write("one")
+            got.append((await asyncio.wait_for(changes.__anext__(), 10)).content)
             # While the consumer is busy, three more publishes arrive.
             for text in ("two", "three", "four"):
                 other.write(text)
-            await asyncio.sleep(0.1)
             got.append((await asyncio.wait_for(changes.__anext__(), 10)).content)
             nothing = asyncio.ensure_future(changes.__anext__())
             await asyncio.sleep(0.1)
-            # No stale content queued behind: at most the latest again, if
-            # the watcher saw the burst in two looks and the second came
-            # after the consumer's read.
-            assert not nothing.done() or nothing.result().content == b"four"
+            # No stale content queued behind, and not the latest again.
+            assert not nothing.done(), nothing.result()
             nothing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await nothing

@@ -39,7 +39,7 @@ import atexit
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _errors, _filemap
@@ -59,6 +59,7 @@ __all__ = [
     "FileMap",
     "Lock",
     "Watcher",
+    "Changes",
     "TextView",
     "Snapshot",
     "RegionInfo",
@@ -162,32 +163,17 @@ class FileMap(_filemap.FileMap):
         """
         return Watcher(self._watch(callback, on_error))
 
-    async def changes(self) -> AsyncIterator[Snapshot]:
+    def changes(self) -> Changes:
         """``async for snap in fm.changes():`` every change published by
         another handle, as the latest content: a slow consumer skips
         intermediate generations, it never gets a backlog.
 
-        Watching starts when the iteration does (the first ``__anext__``):
-        a change published before that is not delivered. Read the content
-        first if it matters.
+        Changes count from this call: one published by another handle
+        between ``changes()`` and the first ``__anext__`` is delivered
+        first. The watcher thread starts with the first ``__anext__`` and
+        stops with ``aclose()`` (or when the iterator is collected).
         """
-        loop = asyncio.get_running_loop()
-        event = asyncio.Event()
-
-        def wake(_: object) -> None:
-            try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # the loop closed
-                pass
-
-        watcher = self._watch(wake, wake)
-        try:
-            while True:
-                await event.wait()
-                event.clear()
-                yield self.read()
-        finally:
-            watcher.stop()
+        return Changes(self)
 
     def __reduce__(self) -> Any:
         return (_reopen, (self.name, self.capacity, self.persistent, self.lock_timeout))
@@ -228,6 +214,66 @@ class Watcher:
 
     def __repr__(self) -> str:
         return f"<filemap.Watcher {'running' if self.running else 'stopped'}>"
+
+
+class Changes:
+    """The async iterator :meth:`FileMap.changes` returns: each
+    ``__anext__`` gives the latest content published by another handle
+    since the content it last gave (or since ``changes()``)."""
+
+    def __init__(self, fm: FileMap) -> None:
+        self._fm = fm
+        # The generation last delivered: changes count from here.
+        self._seen = fm.generation
+        self._event: asyncio.Event | None = None
+        self._watcher: Watcher | None = None
+        self._closed = False
+
+    def __aiter__(self) -> Changes:
+        return self
+
+    async def __anext__(self) -> Snapshot:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._event is None:
+            self._event = self._start()
+            # Whatever came between changes() and now counts as a change.
+            self._event.set()
+        while True:
+            await self._event.wait()
+            self._event.clear()
+            if self._closed:
+                raise StopAsyncIteration
+            snap = self._fm.read()
+            # A wake-up for a content already delivered, or for this
+            # handle's own write (the watcher skips those; a read after
+            # another's wake-up may still find one), delivers nothing.
+            own = (snap.writer_pid, snap.writer_handle) == self._fm.id
+            if snap.generation != self._seen and not own:
+                self._seen = snap.generation
+                return snap
+
+    def _start(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+
+        def wake(_: object) -> None:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop closed
+                pass
+
+        self._watcher = Watcher(self._fm._watch(wake, wake))
+        return event
+
+    async def aclose(self) -> None:
+        """Stop watching (idempotent); a waiting ``__anext__`` ends with
+        ``StopAsyncIteration``."""
+        self._closed = True
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._event is not None:
+            self._event.set()
 
 
 # Handles inherited through fork() raise ForkedHandle in the child.
