@@ -15,10 +15,16 @@ def test_changes_delivers_other_writers_latest_content(name: str) -> None:
             got: list[bytes] = []
             changes = fm.changes()
             consumer = asyncio.ensure_future(_collect(changes, got, until=b"last"))
-            fm.write("own write: skipped")
-            for i in range(100):
-                other.write(f"burst {i}")
-            other.write("last")
+            await asyncio.sleep(0)  # the consumer starts the watcher and waits
+
+            def publish() -> None:
+                fm.write("own write: skipped")
+                for i in range(100):
+                    other.write(f"burst {i}")
+                other.write("last")
+
+            # From another thread, while the consumer takes what comes.
+            await asyncio.to_thread(publish)
             await asyncio.wait_for(consumer, 10)
             await changes.aclose()
             return got
