@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
+
+import pytest
 
 import filemap
 
@@ -39,23 +42,53 @@ def test_changes_delivers_other_writers_latest_content(name: str) -> None:
 def test_a_change_before_the_first_anext_is_delivered(name: str) -> None:
     """Changes count from ``changes()``, not from when its watcher starts."""
 
-    async def main() -> tuple[bytes, bool]:
+    async def main() -> bytes:
         with filemap.FileMap(name) as fm, filemap.FileMap(name) as other:
             other.write("before changes(): not a change")
             changes = fm.changes()
             other.write("between")
             snap = await asyncio.wait_for(changes.__anext__(), 10)
-            # Delivered once: nothing more until the next publish.
-            again = asyncio.ensure_future(changes.__anext__())
-            await asyncio.sleep(0.1)
-            pending = not again.done()
-            again.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await again
             await changes.aclose()
-            return snap.content, pending
+            return snap.content
 
-    assert asyncio.run(main()) == (b"between", True)
+    assert asyncio.run(main()) == b"between"
+
+
+class _Spy(filemap.FileMap):
+    """A handle that keeps its watchers' callbacks, to call them at will."""
+
+    def _watch(self, callback: Any, on_error: Any) -> Any:
+        self.callbacks = [*getattr(self, "callbacks", []), callback]
+        return super()._watch(callback, on_error)
+
+
+async def _settle() -> None:
+    """Let the loop run every callback and task step already due."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_a_wake_up_for_a_generation_delivered_delivers_nothing(name: str) -> None:
+    async def main() -> tuple[bytes, bool, bytes]:
+        with _Spy(name) as fm, filemap.FileMap(name) as other:
+            changes = fm.changes()
+            other.write("one")
+            first = (await asyncio.wait_for(changes.__anext__(), 10)).content
+            step = asyncio.ensure_future(changes.__anext__())
+            # Wake-ups for "one" again, as a watcher that saw a burst in
+            # two looks gives; and a wake-up for this handle's own write.
+            fm.callbacks[-1](None)
+            await _settle()
+            fm.write("own")
+            fm.callbacks[-1](None)
+            await _settle()
+            pending = not step.done()
+            other.write("two")
+            second = (await asyncio.wait_for(step, 10)).content
+            await changes.aclose()
+            return first, pending, second
+
+    assert asyncio.run(main()) == (b"one", True, b"two")
 
 
 def test_own_write_before_the_first_anext_is_skipped(name: str) -> None:
@@ -64,7 +97,7 @@ def test_own_write_before_the_first_anext_is_skipped(name: str) -> None:
             changes = fm.changes()
             fm.write("own")
             first = asyncio.ensure_future(changes.__anext__())
-            await asyncio.sleep(0.1)
+            await _settle()
             assert not first.done(), first.result()
             other.write("other")
             snap = await asyncio.wait_for(first, 10)
@@ -72,6 +105,50 @@ def test_own_write_before_the_first_anext_is_skipped(name: str) -> None:
             return snap.content
 
     assert asyncio.run(main()) == b"other"
+
+
+def test_close_ends_a_waiting_step_with_closed_and_lets_the_region_go(name: str) -> None:
+    async def main() -> None:
+        fm = filemap.FileMap(name)
+        changes = fm.changes()
+        step = asyncio.ensure_future(changes.__anext__())
+        await _settle()
+        assert changes._watcher is not None
+        fm.close()
+        with pytest.raises(filemap.Closed):
+            await asyncio.wait_for(step, 5)
+        # The watcher let go of the region with the handle: it is gone.
+        with pytest.raises(filemap.NotFound):
+            filemap.FileMap(name, create=False)
+        with pytest.raises(filemap.Closed):
+            await changes.__anext__()
+
+    asyncio.run(main())
+
+
+def test_an_iterator_outliving_its_loop_stops_watching_and_works_in_the_next(
+    name: str,
+) -> None:
+    with filemap.FileMap(name) as fm, filemap.FileMap(name) as other:
+        changes = fm.changes()
+        other.write("one")
+        assert asyncio.run(changes.__anext__()).content == b"one"
+        assert changes._watcher is not None
+        # Its loop is closed: the next change stops the watcher.
+        other.write("two")
+        deadline = time.monotonic() + 10
+        while changes._watcher is not None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert changes._watcher is None
+        # A step in a new loop watches again, from "one" on.
+        assert asyncio.run(changes.__anext__()).content == b"two"
+
+        async def next_one() -> bytes:
+            other.write("three")
+            return (await asyncio.wait_for(changes.__anext__(), 10)).content
+
+        assert asyncio.run(next_one()) == b"three"
+        asyncio.run(changes.aclose())
 
 
 def test_aclose_ends_a_waiting_anext_and_the_watcher(name: str) -> None:

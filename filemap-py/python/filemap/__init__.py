@@ -168,12 +168,29 @@ class FileMap(_filemap.FileMap):
         another handle, as the latest content: a slow consumer skips
         intermediate generations, it never gets a backlog.
 
-        Changes count from this call: one published by another handle
-        between ``changes()`` and the first ``__anext__`` is delivered
-        first. The watcher thread starts with the first ``__anext__`` and
-        stops with ``aclose()`` (or when the iterator is collected).
+        Changes count from this call: if another handle published after
+        it, the first step delivers the latest content at once (unless this
+        handle's own write replaced it). See :class:`Changes` for when its
+        watcher thread runs.
         """
         return Changes(self)
+
+    def close(self) -> None:
+        """Close the handle (idempotent); the region goes with its last
+        handle. A :meth:`changes` step waiting on it raises :class:`Closed`."""
+        super().close()
+        for changes in _builtin_list(self._iterators()):
+            changes._handle_closed()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _iterators(self) -> weakref.WeakSet[Changes]:
+        """The :class:`Changes` iterators made by this handle."""
+        iterators: weakref.WeakSet[Changes] | None = self.__dict__.get("_changes")
+        if iterators is None:
+            iterators = self.__dict__.setdefault("_changes", weakref.WeakSet())
+        return iterators
 
     def __reduce__(self) -> Any:
         return (_reopen, (self.name, self.capacity, self.persistent, self.lock_timeout))
@@ -217,33 +234,45 @@ class Watcher:
 
 
 class Changes:
-    """The async iterator :meth:`FileMap.changes` returns: each
-    ``__anext__`` gives the latest content published by another handle
-    since the content it last gave (or since ``changes()``)."""
+    """The async iterator :meth:`FileMap.changes` returns: each step gives
+    the latest content published by another handle since the content it
+    last gave (or since ``changes()``).
+
+    Its watcher thread starts with the first step and stops with
+    :meth:`aclose`, with the handle's ``close()`` (a waiting step then
+    raises :class:`Closed`), when its event loop closes, or when the
+    iterator is collected. A step in another event loop than the last
+    watches anew from where the last left off.
+    """
 
     def __init__(self, fm: FileMap) -> None:
         self._fm = fm
         # The generation last delivered: changes count from here.
         self._seen = fm.generation
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._watcher: Watcher | None = None
         self._closed = False
+        fm._iterators().add(self)
 
     def __aiter__(self) -> Changes:
         return self
 
     async def __anext__(self) -> Snapshot:
-        if self._closed:
-            raise StopAsyncIteration
-        if self._event is None:
-            self._event = self._start()
-            # Whatever came between changes() and now counts as a change.
-            self._event.set()
+        loop = asyncio.get_running_loop()
+        if not self._closed and self._loop is not loop:
+            self._start(loop)
         while True:
-            await self._event.wait()
-            self._event.clear()
             if self._closed:
                 raise StopAsyncIteration
+            if self._fm.closed:
+                self._fm.read()  # raises Closed, as any call on a closed handle
+            event = self._event
+            assert event is not None
+            await event.wait()
+            event.clear()
+            if self._closed or self._fm.closed:
+                continue
             snap = self._fm.read()
             # A wake-up for a content already delivered, or for this
             # handle's own write (the watcher skips those; a read after
@@ -253,27 +282,49 @@ class Changes:
                 self._seen = snap.generation
                 return snap
 
-    def _start(self) -> asyncio.Event:
-        loop = asyncio.get_running_loop()
-        event = asyncio.Event()
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._stop_watcher()
+        self._loop, self._event = loop, asyncio.Event()
+        # The watcher's thread holds the iterator weakly: an iterator
+        # nobody holds is collected, and its watcher stops.
+        this = weakref.ref(self)
 
         def wake(_: object) -> None:
-            try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # the loop closed
-                pass
+            changes = this()
+            if changes is not None and changes._loop is loop and not changes._poke():
+                # Its loop closed: no step can wait there any more.
+                changes._stop_watcher()
 
         self._watcher = Watcher(self._fm._watch(wake, wake))
-        return event
+        # Whatever came since the last step (or changes()) counts.
+        self._event.set()
+
+    def _poke(self) -> bool:
+        """Wake a waiting step, from any thread; False if its loop closed."""
+        loop, event = self._loop, self._event
+        if loop is None or event is None:
+            return True
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:
+            return False
+        return True
+
+    def _stop_watcher(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def _handle_closed(self) -> None:
+        self._stop_watcher()
+        self._poke()
 
     async def aclose(self) -> None:
-        """Stop watching (idempotent); a waiting ``__anext__`` ends with
-        ``StopAsyncIteration``."""
+        """Stop watching (idempotent); a waiting step ends with
+        ``StopAsyncIteration``, and so does every later one."""
         self._closed = True
-        if self._watcher is not None:
-            self._watcher.stop()
-        if self._event is not None:
-            self._event.set()
+        self._stop_watcher()
+        self._poke()
 
 
 # Handles inherited through fork() raise ForkedHandle in the child.
