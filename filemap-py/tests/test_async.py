@@ -91,6 +91,32 @@ def test_a_wake_up_for_a_generation_delivered_delivers_nothing(name: str) -> Non
     assert asyncio.run(main()) == (b"one", True, b"two")
 
 
+class _FailsOnce(filemap.FileMap):
+    """A handle whose first watcher cannot start (as with no thread left)."""
+
+    def _watch(self, callback: Any, on_error: Any) -> Any:
+        if not getattr(self, "failed", False):
+            self.failed = True
+            raise OSError("cannot start a thread")
+        return super()._watch(callback, on_error)
+
+
+def test_a_step_whose_watcher_cannot_start_raises_and_the_next_tries_again(
+    name: str,
+) -> None:
+    async def main() -> bytes:
+        with _FailsOnce(name) as fm, filemap.FileMap(name) as other:
+            changes = fm.changes()
+            other.write("kept for the next step")
+            with pytest.raises(OSError, match="cannot start a thread"):
+                await changes.__anext__()
+            snap = await asyncio.wait_for(changes.__anext__(), 10)
+            await changes.aclose()
+            return snap.content
+
+    assert asyncio.run(main()) == b"kept for the next step"
+
+
 def test_own_write_before_the_first_anext_is_skipped(name: str) -> None:
     async def main() -> bytes:
         with filemap.FileMap(name) as fm, filemap.FileMap(name) as other:

@@ -284,7 +284,7 @@ class Changes:
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._stop_watcher()
-        self._loop, self._event = loop, asyncio.Event()
+        event = asyncio.Event()
         # The watcher's thread holds the iterator weakly: an iterator
         # nobody holds is collected, and its watcher stops.
         this = weakref.ref(self)
@@ -295,9 +295,12 @@ class Changes:
                 # Its loop closed: no step can wait there any more.
                 changes._stop_watcher()
 
-        self._watcher = Watcher(self._fm._watch(wake, wake))
-        # Whatever came since the last step (or changes()) counts.
-        self._event.set()
+        # If this raises, the next step tries again.
+        watcher = Watcher(self._fm._watch(wake, wake))
+        self._loop, self._event, self._watcher = loop, event, watcher
+        # Whatever came since the last step (or changes()) counts; a wake-up
+        # dropped before the line above was for such a change.
+        event.set()
 
     def _poke(self) -> bool:
         """Wake a waiting step, from any thread; False if its loop closed."""
