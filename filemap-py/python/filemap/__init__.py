@@ -240,8 +240,8 @@ class Changes:
 
     Its watcher thread starts with the first step and stops with
     :meth:`aclose`, with the handle's ``close()`` (a waiting step then
-    raises :class:`Closed`), when its event loop closes, or when the
-    iterator is collected. A step in another event loop than the last
+    raises :class:`Closed`), at the first change after its event loop
+    closed, or when the iterator is collected. A step in another event loop than the last
     watches anew from where the last left off.
     """
 
