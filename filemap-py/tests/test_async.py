@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import pytest
 
 import filemap
+from conftest import wait_for
 
 
 def test_changes_delivers_other_writers_latest_content(name: str) -> None:
@@ -162,10 +162,7 @@ def test_an_iterator_outliving_its_loop_stops_watching_and_works_in_the_next(
         assert changes._watcher is not None
         # Its loop is closed: the next change stops the watcher.
         other.write("two")
-        deadline = time.monotonic() + 10
-        while changes._watcher is not None and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert changes._watcher is None
+        wait_for(lambda: changes._watcher is None, what="the watcher stopping")
         # A step in a new loop watches again, from "one" on.
         assert asyncio.run(changes.__anext__()).content == b"two"
 

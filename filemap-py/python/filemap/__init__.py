@@ -180,7 +180,7 @@ class FileMap(_filemap.FileMap):
         handle. A :meth:`changes` step waiting on it raises :class:`Closed`."""
         super().close()
         for changes in _builtin_list(self._iterators()):
-            changes._handle_closed()
+            changes._end()
 
     def __exit__(self, *_: object) -> None:
         self.close()
@@ -241,8 +241,8 @@ class Changes:
     Its watcher thread starts with the first step and stops with
     :meth:`aclose`, with the handle's ``close()`` (a waiting step then
     raises :class:`Closed`), at the first change after its event loop
-    closed, or when the iterator is collected. A step in another event loop than the last
-    watches anew from where the last left off.
+    closed, or when the iterator is collected. A step in another event
+    loop than the last watches anew from where the last left off.
     """
 
     def __init__(self, fm: FileMap) -> None:
@@ -318,7 +318,8 @@ class Changes:
         if watcher is not None:
             watcher.stop()
 
-    def _handle_closed(self) -> None:
+    def _end(self) -> None:
+        """Stop watching and wake a waiting step, which then sees why."""
         self._stop_watcher()
         self._poke()
 
@@ -326,8 +327,7 @@ class Changes:
         """Stop watching (idempotent); a waiting step ends with
         ``StopAsyncIteration``, and so does every later one."""
         self._closed = True
-        self._stop_watcher()
-        self._poke()
+        self._end()
 
 
 # Handles inherited through fork() raise ForkedHandle in the child.
