@@ -237,6 +237,13 @@ mod linux {
                 }
                 other => panic!("the test's own read after a cut to {cut}: {other:?}"),
             }
+            // Closed by every handle that saw the cut, the short file
+            // keeps its name (docs/guarantees.md), and removing the name
+            // takes it away.
+            drop(map);
+            assert!(path.exists(), "{role}, cut to {cut}: the name is gone");
+            filemap::admin::remove(&name).unwrap();
+            assert!(!path.exists(), "{role}, cut to {cut}: removed, yet there");
         }
     }
 
