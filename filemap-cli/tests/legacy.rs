@@ -489,4 +489,141 @@ mod windows {
         p.send("read");
         p.expect(&format!("text {long}"));
     }
+
+    #[test]
+    fn at_start_a_held_legacy_mutex_does_not_let_the_region_overwrite_the_maps_text() {
+        let name = unique("lg-held");
+        let _c = Cleanup(name.clone());
+        cli(&["write", &name, "region\ntext"]);
+        let mut p = peer(&name, 4096, "ansi", 1252, false);
+        p.send("write legacy|text");
+        p.expect_prefix("written ");
+        p.send("hold");
+        p.expect("holding");
+        // The gateway's first read of the map times out; the map's text
+        // must still win once the mutex is free.
+        let gw = gateway(&name, &["--codepage", "1252"]);
+        gw.expect_prefix("filemap legacy: the legacy mutex stayed held");
+        p.send("release");
+        p.expect("released");
+        await_region(&name, "legacy\ntext");
+        p.send("read");
+        p.expect("text legacy|text");
+    }
+
+    #[test]
+    fn long_ansi_text_in_a_two_byte_code_page_fits_the_region_the_gateway_creates() {
+        // 3,200 Cyrillic letters: 3,203 bytes in cp1251 with CR LF and the
+        // terminator, within the 4096-byte map; 6,400 bytes in UTF-8, more
+        // than 1.5 times the map.
+        let name = unique("lg-cyr");
+        let _c = Cleanup(name.clone());
+        let _gw = gateway(&name, &["--encoding", "ansi", "--codepage", "1251"]);
+        let mut p = peer(&name, 4096, "ansi", 1251, true);
+        let long = "ж".repeat(3200);
+        p.send(&format!("write {long}"));
+        p.expect("written 3203");
+        await_region(&name, &long);
+    }
+
+    #[test]
+    fn a_region_that_may_grow_takes_legacy_text_past_its_capacity() {
+        let name = unique("lg-grow");
+        let _c = Cleanup(name.clone());
+        cli(&[
+            "write",
+            &name,
+            "--capacity",
+            "64",
+            "--max-capacity",
+            "8K",
+            "tiny",
+        ]);
+        let gw = gateway(&name, &["--codepage", "1252"]);
+        let mut p = peer(&name, 4096, "ansi", 1252, true);
+        p.send("read");
+        p.expect("text tiny");
+        let long = "g".repeat(2000);
+        p.send(&format!("write {long}"));
+        p.expect_prefix("written ");
+        await_region(&name, &long);
+        let map = FileMap::builder(&name).open_only().open().unwrap();
+        assert!(map.capacity() >= 2000, "capacity {}", map.capacity());
+        assert!(
+            !gw.seen().iter().any(|l| l.contains("refused")),
+            "{:?}",
+            gw.seen()
+        );
+    }
+
+    #[test]
+    fn region_text_with_a_nul_is_refused_and_the_map_keeps_its_text() {
+        let name = unique("lg-nul");
+        let _c = Cleanup(name.clone());
+        let gw = gateway(&name, &["--codepage", "1252"]);
+        let mut p = peer(&name, 4096, "ansi", 1252, true);
+        p.send("write kept");
+        p.expect_prefix("written ");
+        await_region(&name, "kept");
+        let map = FileMap::builder(&name).open_only().open().unwrap();
+        map.write(b"a\0b\nc").unwrap();
+        let line = gw.expect_prefix("filemap legacy: the region's text has a NUL");
+        assert!(line.contains("at byte 1"), "{line}");
+        p.send("read");
+        p.expect("text kept");
+        // The gateway goes on: the next text gets through.
+        map.write(b"after").unwrap();
+        p.expect("changed after");
+    }
+
+    #[test]
+    fn a_publish_that_times_out_on_the_region_lock_is_tried_again() {
+        let name = unique("lg-retry");
+        let _c = Cleanup(name.clone());
+        let gw = gateway(&name, &["--codepage", "1252"]);
+        let mut p = peer(&name, 4096, "ansi", 1252, true);
+        let map = FileMap::builder(&name).open_only().open().unwrap();
+        // Held past the gateway's lock timeout (10 s): its publish fails.
+        let guard = map.lock().unwrap();
+        p.send("write while|locked");
+        p.expect_prefix("written ");
+        gw.expect_within(
+            STEP,
+            |l| l.contains("publishing to the region") && l.contains("retrying"),
+            "a failed publish, retried",
+        );
+        drop(guard);
+        await_region(&name, "while\nlocked");
+    }
+
+    #[test]
+    fn a_code_page_windows_does_not_have_is_refused_at_start() {
+        let name = unique("lg-cp0");
+        let _c = Cleanup(name.clone());
+        let mut gw = Proc::spawn(
+            {
+                let mut cmd = bin();
+                cmd.args(["legacy", &name, "--codepage", "12345"]);
+                cmd
+            },
+            "filemap legacy",
+            true,
+        );
+        gw.expect_within(
+            STEP,
+            |l| l.contains("code page 12345 is not installed"),
+            "the code page refused",
+        );
+        // Bounded, so that a gateway that starts anyway fails the test
+        // instead of hanging it.
+        let deadline = Instant::now() + STEP;
+        let status = loop {
+            if let Some(status) = gw.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the gateway did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!status.success());
+    }
 }

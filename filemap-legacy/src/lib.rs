@@ -210,6 +210,12 @@ pub enum Event {
         /// Its length in bytes.
         bytes: usize,
     },
+    /// The region's text holds a NUL character, at which legacy programs
+    /// would read it cut short; it was not copied.
+    HasNul {
+        /// The byte offset of the first NUL in the region's text.
+        at: usize,
+    },
     /// An operation failed; the gateway goes on.
     Failed(String),
 }
@@ -249,6 +255,11 @@ impl fmt::Display for Event {
                 f,
                 "the region's content ({bytes} bytes) is not UTF-8 text; not copied"
             ),
+            Event::HasNul { at } => write!(
+                f,
+                "the region's text has a NUL character at byte {at}, where legacy programs \
+                 would cut it short; not copied"
+            ),
             Event::Failed(what) => write!(f, "error: {what}"),
         }
     }
@@ -266,6 +277,20 @@ pub enum Error {
     /// The region could not be opened.
     #[error(transparent)]
     Region(#[from] filemap::Error),
+    /// The section named as the legacy map was not made by the component:
+    /// fewer than [`LEGACY_MIN_SIZE`] bytes at its start are backed by
+    /// memory (a section created with `SEC_RESERVE` and left uncommitted),
+    /// and touching the rest would fault.
+    #[error(
+        "the section {map:?} is not a legacy map: only {committed} bytes at its start are \
+         committed (TFileMap's maps are committed whole, at least {LEGACY_MIN_SIZE} bytes)"
+    )]
+    NotALegacyMap {
+        /// The map's full name.
+        map: String,
+        /// The bytes at its start that are committed.
+        committed: usize,
+    },
     /// A Windows call failed.
     #[error("{what} failed: Windows error {code}")]
     Os {
@@ -303,9 +328,12 @@ impl Gateway {
     /// the gateway's thread. `log` gets every [`Event`], on that thread.
     ///
     /// # Errors
-    /// [`Error::WindowsOnly`] off Windows; [`Error::InvalidOption`];
-    /// [`Error::Region`] when the region cannot be opened; [`Error::Os`]
-    /// when the map, the mutex or the window cannot be made.
+    /// [`Error::WindowsOnly`] off Windows; [`Error::InvalidOption`] (also
+    /// for a code page the system does not have);
+    /// [`Error::NotALegacyMap`] for a section of the map's name whose
+    /// pages are not committed; [`Error::Region`] when the region cannot be
+    /// opened; [`Error::Os`] when the map, the mutex or the window cannot
+    /// be made.
     pub fn start<F>(options: Options, log: F) -> Result<Gateway, Error>
     where
         F: FnMut(Event) + Send + 'static,

@@ -5,11 +5,21 @@
 //! broadcast from another window into a posted `LEGACY_CHANGED`, so a
 //! legacy program's `SendMessage` returns at once and no copy runs inside
 //! it (the writer may still hold its mutex while it broadcasts). The region
-//! watcher's thread posts `REGION_CHANGED`; `Stopper::stop` posts `STOP`.
+//! watcher's thread posts `REGION_CHANGED`; `Stopper::stop` raises a flag
+//! and posts `STOP`.
+//!
+//! At most one `LEGACY_CHANGED` and one `REGION_CHANGED` wait in the queue
+//! at a time (each copy reads the latest text anyway): a burst of changes
+//! while the legacy mutex is held costs one copy, not one wait per change,
+//! and the queue never fills so that `STOP` could not be posted. The flag
+//! is looked at after every message, so the gateway stops after the copy
+//! in progress, not after everything queued.
 
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use filemap::{FileMap, Watcher, WriterId};
@@ -17,11 +27,13 @@ use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ALREADY_EXISTS, HANDLE, HWND, INVALID_HANDLE_VALUE, LPARAM,
     LRESULT, WAIT_ABANDONED, WAIT_OBJECT_0, WPARAM,
 };
-use windows_sys::Win32::Globalization::{MultiByteToWideChar, WideCharToMultiByte, CP_UTF8};
+use windows_sys::Win32::Globalization::{
+    GetCPInfoExW, MultiByteToWideChar, WideCharToMultiByte, CPINFOEXW, CP_UTF8,
+};
 use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, UnmapViewOfFile, VirtualQuery, FILE_MAP_ALL_ACCESS,
-    MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE,
+    MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT, PAGE_READWRITE,
 };
 use windows_sys::Win32::System::Threading::{CreateMutexW, ReleaseMutex, WaitForSingleObject};
 use windows_sys::Win32::UI::WindowsAndMessaging::{
@@ -32,7 +44,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
 
 use crate::{
     ansi_text, detect, legacy_to_region, region_to_legacy, utf16_bytes, utf16_to_string,
-    utf16_units, Encoding, Error, Event, Options, Side, LEGACY_DEFAULT_SIZE,
+    utf16_units, Encoding, Error, Event, Options, Side, LEGACY_DEFAULT_SIZE, LEGACY_MIN_SIZE,
 };
 
 const LEGACY_CHANGED: u32 = WM_APP + 1;
@@ -47,6 +59,18 @@ thread_local! {
     /// The registered message and this thread's window, for the window
     /// procedure (one gateway window per thread).
     static SYNCH: Cell<(u32, usize)> = const { Cell::new((0, 0)) };
+    /// A `LEGACY_CHANGED` is in the queue: the window procedure posts no
+    /// second one (the copy reads the latest text).
+    static LEGACY_PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What other threads tell the gateway's thread besides its messages.
+#[derive(Default)]
+struct Flags {
+    /// A `REGION_CHANGED` is in the queue: the watcher posts no second one.
+    region_pending: AtomicBool,
+    /// Stop after the copy in progress.
+    stop: AtomicBool,
 }
 
 fn wide(s: &str) -> Vec<u16> {
@@ -77,16 +101,20 @@ impl Window {
 #[derive(Clone)]
 pub(crate) struct Stopper {
     window: Window,
+    flags: Arc<Flags>,
 }
 
 impl Stopper {
     pub(crate) fn stop(&self) {
+        self.flags.stop.store(true, SeqCst);
+        // Wakes the thread if it waits for a message; a thread at work
+        // sees the flag after its copy.
         self.window.post(STOP);
     }
 }
 
 pub(crate) struct Running {
-    window: Window,
+    stopper: Stopper,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -96,9 +124,11 @@ impl Running {
         log: Box<dyn FnMut(Event) + Send>,
     ) -> Result<Running, Error> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let flags = Arc::new(Flags::default());
+        let thread_flags = Arc::clone(&flags);
         let thread = std::thread::Builder::new()
             .name(format!("filemap-legacy {}", options.region))
-            .spawn(move || match State::open(options, log) {
+            .spawn(move || match State::open(options, log, thread_flags) {
                 Ok(mut state) => {
                     let _ = ready_tx.send(Ok(Window(state.hwnd as usize)));
                     state.run();
@@ -113,7 +143,7 @@ impl Running {
             })?;
         match ready_rx.recv() {
             Ok(Ok(window)) => Ok(Running {
-                window,
+                stopper: Stopper { window, flags },
                 thread: Some(thread),
             }),
             Ok(Err(e)) => {
@@ -131,9 +161,7 @@ impl Running {
     }
 
     pub(crate) fn stopper(&self) -> Stopper {
-        Stopper {
-            window: self.window,
-        }
+        self.stopper.clone()
     }
 
     pub(crate) fn wait(mut self) {
@@ -146,7 +174,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(thread) = self.thread.take() {
-            self.window.post(STOP);
+            self.stopper.stop();
             let _ = thread.join();
         }
     }
@@ -204,12 +232,33 @@ impl LegacyMap {
                 std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
             )
         };
-        let found = if got == 0 { create } else { info.RegionSize };
+        // A section TFileMap made is committed whole. One made with
+        // SEC_RESERVE by someone else has pages that fault when touched:
+        // only the committed pages at its start are used, and none is
+        // refused.
+        let found = if got == 0 || info.State != MEM_COMMIT {
+            0
+        } else {
+            info.RegionSize
+        };
         let size = if created {
-            create
+            create.min(found)
         } else {
             size.map_or(found, |s| s.min(found))
         };
+        if size < LEGACY_MIN_SIZE {
+            // SAFETY: the view and the handle are ours and released once.
+            unsafe {
+                UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+                    Value: view as *mut c_void,
+                });
+                CloseHandle(section);
+            }
+            return Err(Error::NotALegacyMap {
+                map: name.to_owned(),
+                committed: size,
+            });
+        }
         let mutex_name = wide(&format!("{name}.Mtx"));
         // SAFETY: opens or creates the named mutex, not owned initially.
         let mutex = unsafe { CreateMutexW(ptr::null(), 0, mutex_name.as_ptr()) };
@@ -302,10 +351,18 @@ struct State {
     region_last: Vec<u8>,
     /// The encoding `auto` writes in: the one last read.
     auto_write: Encoding,
-    /// A copy that met a busy mutex, retried on the timer.
+    /// A copy that met a busy mutex (or a region lock held past its
+    /// timeout), retried on the timer.
     retry_legacy: bool,
     retry_region: bool,
     timer: bool,
+    /// A read of the legacy map has succeeded: until then the region's
+    /// text is not written to the map, which may hold text that wins.
+    settled: bool,
+    /// The code page of ANSI text, resolved (`CP_ACP` and friends become
+    /// the number they stand for).
+    codepage: u32,
+    flags: Arc<Flags>,
 }
 
 unsafe extern "system" fn window_proc(
@@ -316,10 +373,11 @@ unsafe extern "system" fn window_proc(
 ) -> LRESULT {
     let (synch, own) = SYNCH.with(Cell::get);
     if msg == synch && synch != 0 {
-        if wparam != own {
+        if wparam != own && !LEGACY_PENDING.with(Cell::get) {
             // Another window wrote: copy after this SendMessage returns.
             // SAFETY: posting to our own live window.
-            unsafe { PostMessageW(hwnd, LEGACY_CHANGED, 0, 0) };
+            let posted = unsafe { PostMessageW(hwnd, LEGACY_CHANGED, 0, 0) } != 0;
+            LEGACY_PENDING.with(|p| p.set(posted));
         }
         return 0;
     }
@@ -328,12 +386,24 @@ unsafe extern "system" fn window_proc(
 }
 
 impl State {
-    fn open(options: Options, log: Box<dyn FnMut(Event) + Send>) -> Result<State, Error> {
+    fn open(
+        options: Options,
+        log: Box<dyn FnMut(Event) + Send>,
+        flags: Arc<Flags>,
+    ) -> Result<State, Error> {
+        let codepage = resolve_codepage(options.codepage)?;
         let map_name = options.namespace.apply(&options.map_name);
         let map = LegacyMap::open(&map_name, options.size)?;
-        // Room for the map's text in UTF-8 (up to 3 bytes per UTF-16
-        // unit), if the gateway creates the region.
-        let capacity = (map.size * 3 / 2 + 64).max(filemap::DEFAULT_CAPACITY);
+        // Room for the map's text in UTF-8, if the gateway creates the
+        // region: up to 3 bytes per 2-byte UTF-16 unit, and up to 3 per
+        // ANSI byte (cp1252's euro sign, Thai; Cyrillic takes 2).
+        let utf8_max = match options.encoding {
+            Encoding::Utf16 => map.size / 2 * 3,
+            _ => map.size.saturating_mul(3),
+        };
+        let capacity = utf8_max
+            .saturating_add(64)
+            .clamp(filemap::DEFAULT_CAPACITY, filemap::MAX_CAPACITY);
         let region = FileMap::builder(&options.region)
             .capacity(capacity)
             .open()?;
@@ -386,9 +456,13 @@ impl State {
         SYNCH.with(|s| s.set((message, hwnd as usize)));
         let me = region.writer_id();
         let window = Window(hwnd as usize);
-        // Changes by other handles: the watcher's thread only posts.
+        // Changes by other handles: the watcher's thread only posts, one
+        // message at a time (the copy reads the latest content).
+        let pending = Arc::clone(&flags);
         let watcher = region.watch(move |_| {
-            window.post(REGION_CHANGED);
+            if !pending.region_pending.swap(true, SeqCst) && !window.post(REGION_CHANGED) {
+                pending.region_pending.store(false, SeqCst);
+            }
         });
         let watcher = match watcher {
             Ok(w) => Some(w),
@@ -416,6 +490,9 @@ impl State {
             retry_legacy: false,
             retry_region: false,
             timer: false,
+            settled: false,
+            codepage,
+            flags,
         };
         let created_map = state.map.created;
         (state.log)(Event::Ready {
@@ -425,11 +502,9 @@ impl State {
             capacity: state.region.capacity(),
         });
         // The first copy: a legacy map with text wins, else the region's
-        // text goes to the map.
+        // text goes to the map (`legacy_changed` does both, once the map
+        // could be read).
         state.legacy_changed();
-        if state.legacy_last.is_empty() {
-            state.region_changed();
-        }
         Ok(state)
     }
 
@@ -442,14 +517,20 @@ impl State {
             if r <= 0 {
                 break;
             }
+            if self.flags.stop.load(SeqCst) {
+                break;
+            }
             if msg.hwnd == self.hwnd {
                 match msg.message {
                     STOP => break,
                     LEGACY_CHANGED => {
+                        // Cleared first: a change from now on posts again.
+                        LEGACY_PENDING.with(|p| p.set(false));
                         self.legacy_changed();
                         continue;
                     }
                     REGION_CHANGED => {
+                        self.flags.region_pending.store(false, SeqCst);
                         self.region_changed();
                         continue;
                     }
@@ -466,6 +547,7 @@ impl State {
                 DispatchMessageW(&msg);
             }
         }
+        LEGACY_PENDING.with(|p| p.set(false));
         SYNCH.with(|s| s.set((0, 0)));
         // SAFETY: our own window, destroyed once on the thread that made it.
         unsafe { DestroyWindow(self.hwnd) };
@@ -475,6 +557,12 @@ impl State {
         (self.log)(Event::MutexBusy {
             waited_ms: MUTEX_TIMEOUT_MS,
         });
+        self.retry_later(legacy);
+    }
+
+    /// Copy from the legacy map (`legacy`) or from the region again when
+    /// the retry timer fires.
+    fn retry_later(&mut self, legacy: bool) {
         if legacy {
             self.retry_legacy = true;
         } else {
@@ -499,53 +587,68 @@ impl State {
         }
     }
 
-    /// The legacy map changed (or may have): copy it to the region.
+    /// The legacy map changed (or may have): copy it to the region. The
+    /// first read that succeeds settles the start: a map without text then
+    /// gets the region's.
     fn legacy_changed(&mut self) {
         let Some(bytes) = self.map.read() else {
             self.busy(true);
             return;
         };
+        let first = !std::mem::replace(&mut self.settled, true);
+        let held_text = self.copy_legacy(&bytes);
+        if first && !held_text {
+            self.region_changed();
+        }
+    }
+
+    /// Copy the legacy map's `bytes` to the region; whether the map held
+    /// any text.
+    fn copy_legacy(&mut self, bytes: &[u8]) -> bool {
         let encoding = match self.options.encoding {
-            Encoding::Auto => detect(&bytes),
+            Encoding::Auto => detect(bytes),
             e => e,
         };
         let (raw, text) = match encoding {
             Encoding::Utf16 => {
-                let units = utf16_units(&bytes);
+                let units = utf16_units(bytes);
                 let raw = bytes[..units.len() * 2].to_vec();
                 (raw, utf16_to_string(&units))
             }
             _ => {
-                let raw = ansi_text(&bytes).to_vec();
+                let raw = ansi_text(bytes).to_vec();
                 let text = match self.decode_ansi(&raw) {
                     Ok(t) => t,
                     Err(e) => {
                         (self.log)(Event::Failed(e));
-                        return;
+                        return !raw.is_empty();
                     }
                 };
                 (raw, text)
             }
         };
-        if !raw.is_empty() && self.options.encoding == Encoding::Auto {
+        let held_text = !raw.is_empty();
+        if held_text && self.options.encoding == Encoding::Auto {
             self.auto_write = encoding;
         }
         if raw == self.legacy_last {
-            return;
+            return held_text;
         }
-        self.legacy_last = raw;
         let text = legacy_to_region(&text);
         if text.as_bytes() == self.region_last.as_slice() {
-            return;
+            self.legacy_last = raw;
+            return held_text;
         }
-        let capacity = self.region.capacity();
-        if text.len() > capacity {
+        // A region that may grow takes text up to its maximum.
+        let available = self.region.max_capacity();
+        if text.len() > available {
             (self.log)(Event::Refused {
                 to: Side::Region,
                 needed: text.len(),
-                available: capacity,
+                available,
             });
-            return;
+            self.legacy_last = raw;
+            return held_text;
         }
         match self.region.write(text.as_bytes()) {
             Ok(_) => {
@@ -554,13 +657,30 @@ impl State {
                     bytes: text.len(),
                 });
                 self.region_last = text.into_bytes();
+                self.legacy_last = raw;
             }
-            Err(e) => (self.log)(Event::Failed(format!("publishing to the region: {e}"))),
+            Err(e) if transient(&e) => {
+                // Not taken as copied: the timer tries the same text again.
+                (self.log)(Event::Failed(format!(
+                    "publishing to the region: {e}; retrying"
+                )));
+                self.retry_later(true);
+            }
+            Err(e) => {
+                (self.log)(Event::Failed(format!("publishing to the region: {e}")));
+                self.legacy_last = raw;
+            }
         }
+        held_text
     }
 
     /// The region changed (or may have): copy it to the legacy map.
     fn region_changed(&mut self) {
+        if !self.settled {
+            // The map may hold text that wins: the first read of it that
+            // succeeds copies the region's text if it does not.
+            return;
+        }
         let mut content = Vec::new();
         let stamp = match self.region.read_into(&mut content) {
             Ok(s) => s,
@@ -578,6 +698,13 @@ impl State {
             });
             return;
         };
+        if let Some(at) = text.find('\0') {
+            // The map's text ends at its first NUL: legacy programs would
+            // read it cut short there.
+            (self.log)(Event::HasNul { at });
+            self.region_last = content;
+            return;
+        }
         let legacy = region_to_legacy(text);
         let mut bytes = match self.auto_write {
             Encoding::Utf16 => utf16_bytes(&legacy),
@@ -632,7 +759,7 @@ impl State {
         if raw.is_empty() {
             return Ok(String::new());
         }
-        let cp = self.options.codepage;
+        let cp = self.codepage;
         let len = i32::try_from(raw.len()).map_err(|_| "legacy text over 2 GiB".to_owned())?;
         // SAFETY: measures the conversion of `raw` (len bytes); no output.
         let n = unsafe { MultiByteToWideChar(cp, 0, raw.as_ptr(), len, ptr::null_mut(), 0) };
@@ -646,7 +773,15 @@ impl State {
         let mut wide = vec![0u16; n as usize];
         // SAFETY: converts into `wide`, which holds the n units measured.
         let n = unsafe { MultiByteToWideChar(cp, 0, raw.as_ptr(), len, wide.as_mut_ptr(), n) };
-        wide.truncate(n.max(0) as usize);
+        if n <= 0 {
+            // Never taken for an empty text, which would erase the region's.
+            return Err(format!(
+                "MultiByteToWideChar(code page {cp}) failed: Windows error {}",
+                // SAFETY: the last error of the call above.
+                unsafe { GetLastError() }
+            ));
+        }
+        wide.truncate(n as usize);
         Ok(utf16_to_string(&wide))
     }
 
@@ -654,7 +789,7 @@ impl State {
         if text.is_empty() {
             return Ok(Vec::new());
         }
-        let cp = self.options.codepage;
+        let cp = self.codepage;
         let wide: Vec<u16> = text.encode_utf16().collect();
         let len = i32::try_from(wide.len()).map_err(|_| "text over 2 GiB".to_owned())?;
         // UTF-8 and UTF-7 take no default-character arguments.
@@ -699,10 +834,43 @@ impl State {
                 used_ptr,
             )
         };
-        out.truncate(n.max(0) as usize);
+        if n <= 0 {
+            // Never taken for an empty text, which would erase the map's.
+            return Err(format!(
+                "WideCharToMultiByte(code page {cp}) failed: Windows error {}",
+                // SAFETY: the last error of the call above.
+                unsafe { GetLastError() }
+            ));
+        }
+        out.truncate(n as usize);
         if used_default != 0 {
             (self.log)(Event::Lossy { codepage: cp });
         }
         Ok(out)
     }
+}
+
+/// Whether a failed publish may succeed if tried again (a region lock held
+/// past its timeout, a wait interrupted), rather than fail the same way.
+fn transient(e: &filemap::Error) -> bool {
+    matches!(
+        e.kind(),
+        filemap::ErrorKind::Timeout | filemap::ErrorKind::Interrupted
+    )
+}
+
+/// The code page `cp` stands for: `CP_ACP` (0), `CP_OEMCP` (1),
+/// `CP_MACCP` (2) and `CP_THREAD_ACP` (3) become the number of the code
+/// page they name, so that UTF-8 set as the system's ANSI code page is
+/// treated as UTF-8. A code page Windows does not have is refused.
+fn resolve_codepage(cp: u32) -> Result<u32, Error> {
+    // SAFETY: a zeroed CPINFOEXW is a valid out-buffer.
+    let mut info: CPINFOEXW = unsafe { std::mem::zeroed() };
+    // SAFETY: fills `info`, ours, for code page `cp`; no other pointers.
+    if unsafe { GetCPInfoExW(cp, 0, &mut info) } == 0 {
+        return Err(Error::InvalidOption(format!(
+            "code page {cp} is not installed on this system"
+        )));
+    }
+    Ok(info.CodePage)
 }

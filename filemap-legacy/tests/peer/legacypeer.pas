@@ -21,6 +21,8 @@
     write LINES                                -> written BYTES
     read                                       -> text LINES
     hang MS       stop pumping messages for MS milliseconds (a hung peer)
+    hold          take the mutex and keep it      -> holding
+    release       let it go                       -> released
     quit                                       -> bye
   And, whenever another window broadcasts:     -> changed LINES
   Errors print "error ..." and go on. }
@@ -269,6 +271,16 @@ begin
     Say('hanging');
     Sleep(Ms);
     Say('awake');
+  end
+  else if Verb = 'hold' then
+  begin
+    WaitForSingleObject(Mutex, INFINITE);
+    Say('holding');
+  end
+  else if Verb = 'release' then
+  begin
+    ReleaseMutex(Mutex);
+    Say('released');
   end
   else if Verb = 'quit' then
   begin
