@@ -6,9 +6,12 @@
  * and never unwinds. fm_last_error() and fm_last_error_info() describe the
  * last failure on the calling thread. Handles (fm_map, fm_watcher,
  * fm_cancel_token) are owned by the caller and freed with fm_close /
- * fm_watch_stop / fm_cancel_free. Content passed in is copied; content
- * passed out lands in caller-owned buffers, except inside callbacks, where
- * it is lent for the call only.
+ * fm_watch_stop / fm_cancel_free; as with FILE*, using one after that is
+ * the caller's error and undefined behaviour (FM_E_INVALID_ARGUMENT
+ * catches a handle of the wrong kind, and a freed one whose memory was not
+ * reused, but a later fm_open may get a freed handle's address). Content passed in
+ * is copied; content passed out lands in caller-owned buffers, except
+ * inside callbacks, where it is lent for the call only.
  */
 
 #ifndef FILEMAP_H
@@ -327,7 +330,14 @@ typedef void (*fm_watch_fn)(void *user_data,
 /**
  * An argument is out of range: unknown flag bits, a length larger than
  * the address space allows, NULL data with a nonzero length, a handle
- * pointer that is not a live handle of that kind.
+ * pointer whose memory does not start with the tag of a handle of that
+ * kind (a handle of another kind, a misaligned pointer, or a handle
+ * closed already whose memory nothing reused yet). The tag is no
+ * registry: a closed handle whose memory was reused (a later `fm_open`
+ * may get the same address) or a pointer to memory that is not readable
+ * is not caught, and using one is undefined behaviour (it may act on
+ * another handle or crash). As with `FILE*`, using a handle after
+ * closing or freeing it is the caller's error.
  */
 #define FM_E_INVALID_ARGUMENT -2
 
@@ -694,8 +704,12 @@ fm_status fm_open_ex(const char *name,
  * (in any process) removes the region; a running watcher keeps it alive
  * until `fm_watch_stop`.
  *
- * Returns `FM_OK`, `FM_E_NULL`, or `FM_E_INVALID_ARGUMENT` when `map` is
- * not a live handle (the check is best effort: never close twice).
+ * Returns `FM_OK`, `FM_E_NULL`, or `FM_E_INVALID_ARGUMENT` when `map`'s
+ * memory does not hold a handle's tag (another kind of handle, or a
+ * handle closed already whose memory was not reused). Closing twice is
+ * the caller's error, as with `fclose`: by then the memory may hold
+ * another handle (a later `fm_open` may get the same address), which
+ * this call would close, or be unmapped.
  *
  * # Safety
  * `map` is NULL or a handle from `fm_open`/`fm_open_ex` not closed yet, and no other
@@ -891,8 +905,9 @@ fm_status fm_cancel_new(fm_cancel_token **out);
  * token stays cancelled). Call it from any thread, but not from a signal
  * handler: it takes a lock (a signal-handling thread may call it).
  *
- * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (not a live
- * token).
+ * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (the memory does
+ * not hold a token's tag; see `FM_E_INVALID_ARGUMENT` for what that
+ * catches).
  *
  * # Safety
  * `token` is NULL or a token from `fm_cancel_new` not freed yet.
@@ -903,8 +918,10 @@ fm_status fm_cancel(const fm_cancel_token *token);
  * Free a token made by `fm_cancel_new`. Freeing does not cancel: end the
  * waits given it first (`fm_cancel`, then let them return).
  *
- * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (not a live
- * token; the check is best effort: never free twice).
+ * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (the memory does
+ * not hold a token's tag: another kind of handle, or a token freed
+ * already whose memory was not reused). Freeing twice is the caller's
+ * error, as with `free`: the memory may hold another token by then.
  *
  * # Safety
  * `token` is NULL or a token from `fm_cancel_new` not freed yet, and no
@@ -968,8 +985,10 @@ fm_status fm_watch(const fm_map *map,
  * none will run again. Called from inside the callback, it stops the
  * watcher after that callback returns (and does not wait for itself).
  *
- * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (not a live
- * watcher; the check is best effort: never stop twice).
+ * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (the memory does
+ * not hold a watcher's tag: another kind of handle, or a watcher stopped
+ * already whose memory was not reused). Stopping twice is the caller's
+ * error: the memory may hold another watcher by then.
  *
  * # Safety
  * `watcher` is NULL or a watcher from `fm_watch` not stopped yet, and no

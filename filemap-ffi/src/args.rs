@@ -135,8 +135,12 @@ pub(crate) unsafe fn put_required<T>(out: *mut T, value: T, what: &'static str) 
     Ok(())
 }
 
-/// A handle that starts with a magic word, so a pointer of the wrong kind
-/// (or one already closed, in most cases) is refused rather than used.
+/// A handle that starts with a magic word, so that a pointer to a handle
+/// of another kind, or to one closed whose memory nothing reused yet, is
+/// refused rather than used. Only that: a closed handle whose memory now
+/// holds a new handle of the same kind (a later `fm_open` may get the same
+/// address) passes, and a pointer to unreadable memory faults. Using a
+/// handle after closing it is the caller's error, as with `FILE*`.
 pub(crate) trait Tagged {
     const MAGIC: u64;
     const WHAT: &'static str;
@@ -145,8 +149,14 @@ pub(crate) trait Tagged {
 
 /// The handle behind `ptr`.
 ///
+/// Refuses NULL, a misaligned pointer and 8 bytes that do not hold
+/// `T::MAGIC`. That catches a handle of another kind and (until its memory
+/// is reused) a freed one, but it cannot tell a live `T` from freed memory
+/// that still or again holds the tag: the contract below is the caller's
+/// to keep, not something this function checks.
+///
 /// # Safety
-/// `ptr` is NULL or points to at least 8 readable, 8-aligned bytes; when
+/// `ptr` is NULL, misaligned, or points to at least 8 readable bytes; when
 /// they hold `T::MAGIC`, `ptr` is a live `T` made by this library and not
 /// freed for the call's duration.
 #[inline]

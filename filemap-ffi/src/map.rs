@@ -358,8 +358,12 @@ fn open(name: String, options: &FmOpenOptions) -> FfiResult<*mut FmMap> {
 /// (in any process) removes the region; a running watcher keeps it alive
 /// until `fm_watch_stop`.
 ///
-/// Returns `FM_OK`, `FM_E_NULL`, or `FM_E_INVALID_ARGUMENT` when `map` is
-/// not a live handle (the check is best effort: never close twice).
+/// Returns `FM_OK`, `FM_E_NULL`, or `FM_E_INVALID_ARGUMENT` when `map`'s
+/// memory does not hold a handle's tag (another kind of handle, or a
+/// handle closed already whose memory was not reused). Closing twice is
+/// the caller's error, as with `fclose`: by then the memory may hold
+/// another handle (a later `fm_open` may get the same address), which
+/// this call would close, or be unmapped.
 ///
 /// # Safety
 /// `map` is NULL or a handle from `fm_open`/`fm_open_ex` not closed yet, and no other
@@ -369,8 +373,11 @@ pub unsafe extern "C" fn fm_close(map: *mut FmMap) -> FmStatus {
     boundary(|| {
         // SAFETY: as this function's contract.
         unsafe { args::handle(map) }?;
-        // SAFETY: `map` is a live handle from `Box::into_raw` in `open`
-        // (checked), and the caller gives up every other use of it.
+        // SAFETY: by this function's contract `map` is a live handle from
+        // `Box::into_raw` in `open` (the tag check above refuses some
+        // breaches of that contract, not all: a freed pointer whose memory
+        // holds a new handle passes it), and the caller gives up every
+        // other use of it.
         let mut handle = unsafe { Box::from_raw(map) };
         handle.magic = 0;
         drop(handle);

@@ -23,7 +23,14 @@ pub const FM_OK: FmStatus = 0;
 pub const FM_E_NULL: FmStatus = -1;
 /// An argument is out of range: unknown flag bits, a length larger than
 /// the address space allows, NULL data with a nonzero length, a handle
-/// pointer that is not a live handle of that kind.
+/// pointer whose memory does not start with the tag of a handle of that
+/// kind (a handle of another kind, a misaligned pointer, or a handle
+/// closed already whose memory nothing reused yet). The tag is no
+/// registry: a closed handle whose memory was reused (a later `fm_open`
+/// may get the same address) or a pointer to memory that is not readable
+/// is not caught, and using one is undefined behaviour (it may act on
+/// another handle or crash). As with `FILE*`, using a handle after
+/// closing or freeing it is the caller's error.
 pub const FM_E_INVALID_ARGUMENT: FmStatus = -2;
 /// A Rust panic was caught at the boundary (a bug in filemap): the call
 /// did nothing visible, the region's published content is intact.

@@ -68,8 +68,9 @@ pub unsafe extern "C" fn fm_cancel_new(out: *mut *mut FmCancelToken) -> FmStatus
 /// token stays cancelled). Call it from any thread, but not from a signal
 /// handler: it takes a lock (a signal-handling thread may call it).
 ///
-/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (not a live
-/// token).
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (the memory does
+/// not hold a token's tag; see `FM_E_INVALID_ARGUMENT` for what that
+/// catches).
 ///
 /// # Safety
 /// `token` is NULL or a token from `fm_cancel_new` not freed yet.
@@ -86,8 +87,10 @@ pub unsafe extern "C" fn fm_cancel(token: *const FmCancelToken) -> FmStatus {
 /// Free a token made by `fm_cancel_new`. Freeing does not cancel: end the
 /// waits given it first (`fm_cancel`, then let them return).
 ///
-/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (not a live
-/// token; the check is best effort: never free twice).
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (the memory does
+/// not hold a token's tag: another kind of handle, or a token freed
+/// already whose memory was not reused). Freeing twice is the caller's
+/// error, as with `free`: the memory may hold another token by then.
 ///
 /// # Safety
 /// `token` is NULL or a token from `fm_cancel_new` not freed yet, and no
@@ -98,8 +101,10 @@ pub unsafe extern "C" fn fm_cancel_free(token: *mut FmCancelToken) -> FmStatus {
     boundary(|| {
         // SAFETY: as this function's contract.
         unsafe { args::handle(token) }?;
-        // SAFETY: a live token from `Box::into_raw` in `fm_cancel_new`
-        // (checked), and the caller gives up every other use of it.
+        // SAFETY: by this function's contract a live token from
+        // `Box::into_raw` in `fm_cancel_new` (the tag check above refuses
+        // some breaches of that contract, not all), and the caller gives
+        // up every other use of it.
         let mut t = unsafe { Box::from_raw(token) };
         t.magic = 0;
         drop(t);

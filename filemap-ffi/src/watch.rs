@@ -137,8 +137,10 @@ pub unsafe extern "C" fn fm_watch(
 /// none will run again. Called from inside the callback, it stops the
 /// watcher after that callback returns (and does not wait for itself).
 ///
-/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (not a live
-/// watcher; the check is best effort: never stop twice).
+/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT` (the memory does
+/// not hold a watcher's tag: another kind of handle, or a watcher stopped
+/// already whose memory was not reused). Stopping twice is the caller's
+/// error: the memory may hold another watcher by then.
 ///
 /// # Safety
 /// `watcher` is NULL or a watcher from `fm_watch` not stopped yet, and no
@@ -148,8 +150,10 @@ pub unsafe extern "C" fn fm_watch_stop(watcher: *mut FmWatcher) -> FmStatus {
     boundary(|| {
         // SAFETY: as this function's contract.
         unsafe { args::handle(watcher) }?;
-        // SAFETY: a live watcher from `Box::into_raw` in `fm_watch`
-        // (checked), and the caller gives up every other use of it.
+        // SAFETY: by this function's contract a live watcher from
+        // `Box::into_raw` in `fm_watch` (the tag check above refuses some
+        // breaches of that contract, not all), and the caller gives up
+        // every other use of it.
         let mut handle = unsafe { Box::from_raw(watcher) };
         handle.magic = 0;
         drop(handle.watcher.take());

@@ -256,8 +256,12 @@ fn read_reports_the_needed_length_and_leaves_a_small_buffer_alone() {
 
 #[test]
 fn null_and_foreign_handles_are_refused() {
-    // library checks; the foreign pointers point to readable memory.
+    // What the tag check catches: NULL, and pointers to readable memory
+    // that does not start with the tag (zeros, a handle of another kind,
+    // a misaligned address). A freed handle is not used here: its memory
+    // may hold a new handle, which no check can tell from the old one.
     // SAFETY: (whole test) NULL and wrong-kind pointers are what the
+    // library checks; the foreign pointers point to readable memory.
     unsafe {
         assert_eq!(fm_write(null(), null(), 0, null_mut()), FM_E_NULL);
         assert_eq!(fm_close(null_mut()), FM_E_NULL);
