@@ -323,14 +323,16 @@ typedef void (*fm_watch_fn)(void *user_data,
 #define FM_OK 0
 
 /**
- * A required pointer argument was NULL.
+ * A required pointer argument was NULL (also `fm_write`'s `data` with a
+ * nonzero length within the maximum capacity).
  */
 #define FM_E_NULL -1
 
 /**
- * An argument is out of range: unknown flag bits, a length larger than
- * the address space allows, NULL data with a nonzero length, a handle
- * pointer whose memory does not start with the tag of a handle of that
+ * An argument is out of range: unknown flag bits (or `FM_CREATE_ONLY`
+ * with `FM_OPEN_ONLY`), an unknown wait strategy, an
+ * `fm_open_options.size` too small or too large, or a handle pointer
+ * whose memory does not start with the tag of a handle of that
  * kind (a handle of another kind, a misaligned pointer, or a handle
  * closed already whose memory nothing reused yet). The tag is no
  * registry: a closed handle whose memory was reused (a later `fm_open`
@@ -373,7 +375,9 @@ typedef void (*fm_watch_fn)(void *user_data,
 
 /**
  * The content does not fit the region, even grown to its maximum
- * capacity; nothing was written.
+ * capacity; nothing was written. A write's length is checked first, so
+ * any length past the maximum (`SIZE_MAX` too) gives this, whatever the
+ * data pointer.
  */
 #define FM_E_TOO_LARGE -12
 
@@ -780,8 +784,11 @@ fm_status fm_id(const fm_map *map,
  * thread holds the lock through `fm_lock` on the same handle, it
  * publishes under that lock.
  *
- * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TOO_LARGE`,
- * `FM_E_OUT_OF_SPACE`, `FM_E_TIMEOUT` (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
+ * Returns `FM_OK`, `FM_E_NULL` (`map` NULL, or `data` NULL with a
+ * nonzero `len`), `FM_E_INVALID_ARGUMENT` (not a handle), `FM_E_TOO_LARGE`
+ * (`len` past the maximum capacity, checked before `data`: any `len`,
+ * however absurd, gives this), `FM_E_OUT_OF_SPACE`, `FM_E_TIMEOUT`
+ * (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
  *
  * # Safety
  * `map` is NULL or a live handle; `data` is NULL or readable for `len`

@@ -70,6 +70,9 @@ pub(crate) unsafe fn bytes<'a>(
     if data.is_null() {
         return Err(Fail::Null(what));
     }
+    // fm_write and fm_write_if refuse a length past the maximum capacity
+    // (1 GiB at most) before they get here, so this never fires from
+    // them; it stays because the slice below is sound only with it.
     if len > MAX_SLICE {
         return Err(Fail::Invalid(format!(
             "{what} length {len} is larger than any buffer can be"

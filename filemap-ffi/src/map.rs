@@ -467,8 +467,11 @@ pub unsafe extern "C" fn fm_id(map: *const FmMap, out: *mut FmWriter) -> FmStatu
 /// thread holds the lock through `fm_lock` on the same handle, it
 /// publishes under that lock.
 ///
-/// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TOO_LARGE`,
-/// `FM_E_OUT_OF_SPACE`, `FM_E_TIMEOUT` (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
+/// Returns `FM_OK`, `FM_E_NULL` (`map` NULL, or `data` NULL with a
+/// nonzero `len`), `FM_E_INVALID_ARGUMENT` (not a handle), `FM_E_TOO_LARGE`
+/// (`len` past the maximum capacity, checked before `data`: any `len`,
+/// however absurd, gives this), `FM_E_OUT_OF_SPACE`, `FM_E_TIMEOUT`
+/// (lock), `FM_E_WOULD_DEADLOCK`, `FM_E_FORKED_HANDLE`...
 ///
 /// # Safety
 /// `map` is NULL or a live handle; `data` is NULL or readable for `len`

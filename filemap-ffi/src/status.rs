@@ -19,11 +19,13 @@ pub type FmStatus = i32;
 
 /// Success.
 pub const FM_OK: FmStatus = 0;
-/// A required pointer argument was NULL.
+/// A required pointer argument was NULL (also `fm_write`'s `data` with a
+/// nonzero length within the maximum capacity).
 pub const FM_E_NULL: FmStatus = -1;
-/// An argument is out of range: unknown flag bits, a length larger than
-/// the address space allows, NULL data with a nonzero length, a handle
-/// pointer whose memory does not start with the tag of a handle of that
+/// An argument is out of range: unknown flag bits (or `FM_CREATE_ONLY`
+/// with `FM_OPEN_ONLY`), an unknown wait strategy, an
+/// `fm_open_options.size` too small or too large, or a handle pointer
+/// whose memory does not start with the tag of a handle of that
 /// kind (a handle of another kind, a misaligned pointer, or a handle
 /// closed already whose memory nothing reused yet). The tag is no
 /// registry: a closed handle whose memory was reused (a later `fm_open`
@@ -48,7 +50,9 @@ pub const FM_E_INVALID_NAME: FmStatus = -10;
 /// maximum capacity (`fm_open_ex`) outside `capacity..=FM_MAX_CAPACITY`.
 pub const FM_E_INVALID_CAPACITY: FmStatus = -11;
 /// The content does not fit the region, even grown to its maximum
-/// capacity; nothing was written.
+/// capacity; nothing was written. A write's length is checked first, so
+/// any length past the maximum (`SIZE_MAX` too) gives this, whatever the
+/// data pointer.
 pub const FM_E_TOO_LARGE: FmStatus = -12;
 /// No region of that name exists (`FM_OPEN_ONLY`, `fm_remove`).
 pub const FM_E_NOT_FOUND: FmStatus = -13;

@@ -179,6 +179,24 @@ fn write_refuses_null_data_and_absurd_lengths_and_keeps_the_content() {
         unsafe { fm_write(map.ptr, null(), 3, null_mut()) },
         FM_E_NULL
     );
+    // The statuses the header gives: NULL data is FM_E_NULL, and any
+    // length past the maximum is FM_E_TOO_LARGE, even with NULL data (the
+    // length is checked first); FM_E_INVALID_ARGUMENT for neither.
+    // SAFETY: (block) NULL data is refused before any read.
+    unsafe {
+        assert_eq!(fm_write(map.ptr, null(), 5, null_mut()), FM_E_NULL);
+        assert_eq!(last_info().status, FM_E_NULL);
+        assert_eq!(
+            fm_write(map.ptr, null(), usize::MAX, null_mut()),
+            FM_E_TOO_LARGE
+        );
+        assert_eq!(last_info().status, FM_E_TOO_LARGE);
+        assert_eq!(fm_write_if(map.ptr, 1, null(), 5, null_mut()), FM_E_NULL);
+        assert_eq!(
+            fm_write_if(map.ptr, 1, null(), usize::MAX, null_mut()),
+            FM_E_TOO_LARGE
+        );
+    }
     // Absurd length: refused as too large before any byte is read.
     let one = [0u8; 1];
     assert_eq!(
