@@ -107,7 +107,7 @@ typedef int32_t fm_status;
  * | `FM_E_TOO_LARGE` | `len` (content), `capacity` (the most it may hold: its maximum capacity) |
  * | `FM_E_BUFFER_TOO_SMALL` | `len` (needed), `capacity` (the buffer's) |
  * | `FM_E_INVALID_CAPACITY` | `len` (requested), `min`, `max`; for a maximum capacity, `min` is the capacity |
- * | `FM_E_INVALID_NAME` | `len` (bytes scanned), `max` (`fm_max_name_len()`) |
+ * | `FM_E_INVALID_NAME` | `len` (the name's length in bytes, whichever rule it breaks; for a name without a NUL within `max + 1` bytes, the `max + 1` bytes read), `max` (`fm_max_name_len()`) |
  * | `FM_E_INCOMPATIBLE_VERSION` | `found`, `expected` |
  * | `FM_E_CONFLICT` | `found`, `expected` (generations) |
  * | `FM_E_TRUNCATED` | `len` (file size), `capacity` (needed) |

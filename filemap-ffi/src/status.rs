@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use filemap::{Error, ErrorKind, NameRule};
+use filemap::{Error, ErrorKind};
 
 /// A status returned by every `fm_*` call: `FM_OK` (0) or a negative error
 /// code. Codes are stable; new ones may be added (treat unknown negative
@@ -119,7 +119,7 @@ pub const FM_E_INTERRUPTED: FmStatus = -37;
 /// | `FM_E_TOO_LARGE` | `len` (content), `capacity` (the most it may hold: its maximum capacity) |
 /// | `FM_E_BUFFER_TOO_SMALL` | `len` (needed), `capacity` (the buffer's) |
 /// | `FM_E_INVALID_CAPACITY` | `len` (requested), `min`, `max`; for a maximum capacity, `min` is the capacity |
-/// | `FM_E_INVALID_NAME` | `len` (bytes scanned), `max` (`fm_max_name_len()`) |
+/// | `FM_E_INVALID_NAME` | `len` (the name's length in bytes, whichever rule it breaks; for a name without a NUL within `max + 1` bytes, the `max + 1` bytes read), `max` (`fm_max_name_len()`) |
 /// | `FM_E_INCOMPATIBLE_VERSION` | `found`, `expected` |
 /// | `FM_E_CONFLICT` | `found`, `expected` (generations) |
 /// | `FM_E_TRUNCATED` | `len` (file size), `capacity` (needed) |
@@ -371,11 +371,10 @@ fn core_info(e: &Error) -> FmErrorInfo {
 fn core_numbers(e: &Error) -> FmErrorInfo {
     let none = FmErrorInfo::default();
     match e {
-        Error::InvalidName { rule, .. } => FmErrorInfo {
-            len: match rule {
-                NameRule::TooLong { len, .. } => *len as u64,
-                _ => 0,
-            },
+        // The name's length whatever rule it breaks: the bytes the C
+        // caller's string held before its NUL.
+        Error::InvalidName { name, .. } => FmErrorInfo {
+            len: name.len() as u64,
             max: filemap::admin::MAX_NAME_LEN as u64,
             ..none
         },

@@ -100,6 +100,7 @@ fn open_refuses_null_and_bad_names_flags_and_capacities() {
         FM_E_INVALID_NAME
     );
     assert!(last_error().contains("UTF-8"), "{}", last_error());
+    assert_eq!(last_info().len, 3);
 
     // No NUL anywhere in the longest readable prefix: refused after
     // reading exactly that much (the Vec holds no more).
@@ -110,8 +111,27 @@ fn open_refuses_null_and_bad_names_flags_and_capacities() {
     );
     assert_eq!(last_info().len, fm_max_name_len() as u64 + 1);
 
+    // Every invalid name gives its length in bytes, whichever rule it
+    // breaks.
     let slash = CString::new("a/b").unwrap();
     assert_eq!(open_status(slash.as_ptr(), 0, 0), FM_E_INVALID_NAME);
+    let info = last_info();
+    assert_eq!(
+        (info.status, info.len, info.max),
+        (FM_E_INVALID_NAME, 3, fm_max_name_len() as u64)
+    );
+    let dots = CString::new("..").unwrap();
+    assert_eq!(open_status(dots.as_ptr(), 0, 0), FM_E_INVALID_NAME);
+    assert_eq!(last_info().len, 2);
+    let long = CString::new("n".repeat(fm_max_name_len() + 1)).unwrap();
+    assert_eq!(open_status(long.as_ptr(), 0, 0), FM_E_INVALID_NAME);
+    assert_eq!(last_info().len, fm_max_name_len() as u64 + 1);
+    let control = CString::new("a\x01b").unwrap();
+    assert_eq!(open_status(control.as_ptr(), 0, 0), FM_E_INVALID_NAME);
+    assert_eq!(last_info().len, 3);
+    // SAFETY: a valid C string; refused before any region is looked up.
+    assert_eq!(unsafe { fm_remove(slash.as_ptr()) }, FM_E_INVALID_NAME);
+    assert_eq!(last_info().len, 3);
     let empty = CString::new("").unwrap();
     assert_eq!(open_status(empty.as_ptr(), 0, 0), FM_E_INVALID_NAME);
 
