@@ -517,7 +517,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The longest region name in bytes on this platform (250 on Linux, 224
+ * The longest region name in bytes on this platform (247 on Linux, 224
  * on Windows).
  */
 size_t fm_max_name_len(void);

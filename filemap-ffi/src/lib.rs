@@ -37,7 +37,7 @@ pub use wait::{
 };
 pub use watch::{fm_watch, fm_watch_stop, FmWatchFn, FmWatcher};
 
-/// The longest region name in bytes on this platform (250 on Linux, 224
+/// The longest region name in bytes on this platform (247 on Linux, 224
 /// on Windows).
 #[no_mangle]
 pub extern "C" fn fm_max_name_len() -> usize {
