@@ -538,7 +538,8 @@ const char *fm_last_error(void);
  * thread in `*out` (see `fm_error_info` for which fields each status
  * fills).
  *
- * Returns `FM_OK`, or `FM_E_NULL` when `out` is NULL.
+ * Returns `FM_OK`, or `FM_E_NULL` when `out` is NULL, which becomes the
+ * last error as every failure does (the one before is lost).
  *
  * # Safety
  * `out` is NULL or writable.

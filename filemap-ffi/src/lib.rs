@@ -60,19 +60,18 @@ pub extern "C" fn fm_last_error() -> *const c_char {
 /// thread in `*out` (see `fm_error_info` for which fields each status
 /// fills).
 ///
-/// Returns `FM_OK`, or `FM_E_NULL` when `out` is NULL.
+/// Returns `FM_OK`, or `FM_E_NULL` when `out` is NULL, which becomes the
+/// last error as every failure does (the one before is lost).
 ///
 /// # Safety
 /// `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fm_last_error_info(out: *mut FmErrorInfo) -> FmStatus {
-    if out.is_null() {
-        return FM_E_NULL;
-    }
-    let info = status::last_info();
-    // SAFETY: not NULL, writable by the contract.
-    unsafe { out.write(info) };
-    FM_OK
+    status::boundary(|| {
+        let info = status::last_info();
+        // SAFETY: as this function's contract.
+        unsafe { args::put_required(out, info, "out") }
+    })
 }
 
 /// A short constant name for a status, e.g. "FM_E_TOO_LARGE"; "FM_E_?"

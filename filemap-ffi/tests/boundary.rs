@@ -339,8 +339,13 @@ fn status_names_and_last_error_info() {
     assert_eq!(name(FM_E_CANCELLED), "FM_E_CANCELLED");
     assert_eq!(name(FM_E_INTERRUPTED), "FM_E_INTERRUPTED");
     assert_eq!(name(-999), "FM_E_?");
+    // A NULL `out` is a failure like any other: it becomes the last error.
+    let slash = CString::new("a/b").unwrap();
+    assert_eq!(open_status(slash.as_ptr(), 0, 0), FM_E_INVALID_NAME);
     // SAFETY: NULL is the case under test.
     assert_eq!(unsafe { fm_last_error_info(null_mut()) }, FM_E_NULL);
+    assert_eq!(last_info().status, FM_E_NULL);
+    assert!(last_error().contains("out"), "{}", last_error());
     assert_eq!(fm_abi_version(), FM_ABI_VERSION);
     // The last error is per thread.
     assert_eq!(open_status(null(), 0, 0), FM_E_NULL);
