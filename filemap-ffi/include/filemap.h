@@ -562,9 +562,9 @@ const char *fm_status_name(fm_status status);
  * The lock is thread-affine: it belongs to the calling thread, and only
  * that thread may `fm_unlock` it (another thread gets
  * `FM_E_WRONG_THREAD` and the lock stays held). While it is held,
- * `fm_write` and `fm_read` on this handle from this thread run under it,
- * and no other handle (in any process) can publish. `fm_close` releases a
- * lock still held.
+ * `fm_write`, `fm_write_if` and `fm_read` on this handle from this thread
+ * run under it, and no other handle (in any process) can publish.
+ * `fm_close` releases a lock still held.
  *
  * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TIMEOUT`
  * (`fm_error_info.pid` names the holder), `FM_E_WOULD_DEADLOCK` (this
@@ -805,6 +805,9 @@ fm_status fm_write(const fm_map *map,
  * still `expected` (compare-and-publish, no lock held across calls): read
  * with `fm_read`, compute, then `fm_write_if` with the generation read.
  * Stores the new generation in `*generation` (may be NULL).
+ *
+ * Called while this thread holds the lock through `fm_lock` on the same
+ * handle, it compares and publishes under that lock, as `fm_write` does.
  *
  * Returns `FM_OK`; `FM_E_CONFLICT` when another write came first
  * (`fm_error_info.found` is the generation now; nothing written);

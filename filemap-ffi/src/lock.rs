@@ -21,9 +21,9 @@ use crate::status::{boundary, Fail, FmStatus};
 /// The lock is thread-affine: it belongs to the calling thread, and only
 /// that thread may `fm_unlock` it (another thread gets
 /// `FM_E_WRONG_THREAD` and the lock stays held). While it is held,
-/// `fm_write` and `fm_read` on this handle from this thread run under it,
-/// and no other handle (in any process) can publish. `fm_close` releases a
-/// lock still held.
+/// `fm_write`, `fm_write_if` and `fm_read` on this handle from this thread
+/// run under it, and no other handle (in any process) can publish.
+/// `fm_close` releases a lock still held.
 ///
 /// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TIMEOUT`
 /// (`fm_error_info.pid` names the holder), `FM_E_WOULD_DEADLOCK` (this

@@ -490,7 +490,7 @@ pub unsafe extern "C" fn fm_write(
         // SAFETY: as this function's contract.
         let content = unsafe { args::bytes(data, len, "data") }?;
         let published = match h.map.write(content) {
-            Err(Error::WouldDeadlock { .. }) => h.locked_write(content)?,
+            Err(Error::WouldDeadlock { .. }) => h.locked_write(None, content)?,
             other => other?.generation,
         };
         // SAFETY: as this function's contract.
@@ -503,6 +503,9 @@ pub unsafe extern "C" fn fm_write(
 /// still `expected` (compare-and-publish, no lock held across calls): read
 /// with `fm_read`, compute, then `fm_write_if` with the generation read.
 /// Stores the new generation in `*generation` (may be NULL).
+///
+/// Called while this thread holds the lock through `fm_lock` on the same
+/// handle, it compares and publishes under that lock, as `fm_write` does.
 ///
 /// Returns `FM_OK`; `FM_E_CONFLICT` when another write came first
 /// (`fm_error_info.found` is the generation now; nothing written);
@@ -524,9 +527,12 @@ pub unsafe extern "C" fn fm_write_if(
         check_fits(&h.map, len)?;
         // SAFETY: as this function's contract.
         let content = unsafe { args::bytes(data, len, "data") }?;
-        let published = h.map.write_if(expected, content)?;
+        let published = match h.map.write_if(expected, content) {
+            Err(Error::WouldDeadlock { .. }) => h.locked_write(Some(expected), content)?,
+            other => other?.generation,
+        };
         // SAFETY: as this function's contract.
-        unsafe { args::put(generation, published.generation) };
+        unsafe { args::put(generation, published) };
         Ok(())
     })
 }
@@ -545,16 +551,30 @@ fn check_fits(map: &FileMap, len: usize) -> FfiResult {
 
 impl FmMap {
     /// Publish through the guard this thread took with `fm_lock`, when the
-    /// plain write found this thread holding the lock.
+    /// plain write found this thread holding the lock; with `expected`
+    /// (`fm_write_if`), only if the generation is still that one.
     #[cold]
-    fn locked_write(&self, content: &[u8]) -> FfiResult<u64> {
+    fn locked_write(&self, expected: Option<u64>, content: &[u8]) -> FfiResult<u64> {
         let mut slot = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_mut() {
-            Some(guard) => Ok(guard.publish(content)?.generation),
-            None => Err(Fail::Core(Error::WouldDeadlock {
+        let Some(guard) = slot.as_mut() else {
+            // The lock is held through another handle: no guard to use.
+            return Err(Fail::Core(Error::WouldDeadlock {
                 name: self.map.name().to_owned(),
-            })),
+            }));
+        };
+        if let Some(expected) = expected {
+            // This thread holds the region lock (the write found it so),
+            // so no publish comes between this load and the one below.
+            let found = self.map.generation();
+            if found != expected {
+                return Err(Fail::Core(Error::Conflict {
+                    name: self.map.name().to_owned(),
+                    expected,
+                    found,
+                }));
+            }
         }
+        Ok(guard.publish(content)?.generation)
     }
 
     /// A lock-free read into `buf` that failed: this thread may hold the

@@ -703,6 +703,48 @@ fn unlock_inside_an_update_says_the_lock_belongs_to_the_update() {
 }
 
 #[test]
+fn write_if_under_the_callers_lock_compares_and_publishes_under_it() {
+    let map = Map::new("lock-write-if", 0);
+    assert_eq!(map.write(b"one"), FM_OK);
+    // SAFETY: (block) live handle, valid slices and outputs.
+    unsafe {
+        assert_eq!(fm_lock(map.ptr, null_mut()), FM_OK);
+        let mut now = 0;
+        assert_eq!(fm_generation(map.ptr, &mut now), FM_OK);
+        assert_eq!(now, 1);
+        // The current generation: published under the held lock.
+        let mut published = 0;
+        assert_eq!(
+            fm_write_if(map.ptr, now, b"two".as_ptr(), 3, &mut published),
+            FM_OK
+        );
+        assert_eq!(published, now + 1);
+        assert_eq!(map.read(), b"two");
+        // A stale one: FM_E_CONFLICT with both generations, nothing written.
+        let mut untouched = 99;
+        assert_eq!(
+            fm_write_if(map.ptr, now, b"three".as_ptr(), 5, &mut untouched),
+            FM_E_CONFLICT
+        );
+        assert_eq!(untouched, 99);
+        let info = last_info();
+        assert_eq!((info.expected, info.found), (now, now + 1));
+        assert_eq!(map.read(), b"two");
+        // Past the maximum: refused before the lock is looked at.
+        assert_eq!(
+            fm_write_if(map.ptr, now + 1, null(), usize::MAX, null_mut()),
+            FM_E_TOO_LARGE
+        );
+        // The lock is still this thread's, and still held.
+        assert_eq!(fm_lock(map.ptr, null_mut()), FM_E_WOULD_DEADLOCK);
+        assert_eq!(fm_unlock(map.ptr), FM_OK);
+        let mut generation = 0;
+        assert_eq!(fm_generation(map.ptr, &mut generation), FM_OK);
+        assert_eq!(generation, now + 1);
+    }
+}
+
+#[test]
 fn lock_is_thread_affine_and_writes_go_through_it() {
     let map = Map::new("lock", 0);
     let mut died = true;
