@@ -835,7 +835,8 @@ fm_status fm_write_if(const fm_map *map,
  * `FM_OK`), or of `fm_max_capacity` bytes, which always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
  * After a failure the first `cap` bytes of `buf` may have changed (a read
  * that raced a writer starts over; a buffer the content does not fit is
- * left alone unless such a race happened). The caller owns `buf`.
+ * left alone unless such a race happened). The caller owns `buf`,
+ * which need not be initialised: the library only writes it.
  *
  * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
  * `FM_E_BUFFER_TOO_SMALL`, `FM_E_CORRUPTED`, `FM_E_TIMEOUT`,

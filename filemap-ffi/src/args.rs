@@ -5,6 +5,7 @@
 //! header documents) and turns everything it can check into a [`Fail`].
 
 use std::ffi::c_char;
+use std::mem::MaybeUninit;
 
 use crate::status::{Fail, FfiResult};
 
@@ -84,21 +85,23 @@ pub(crate) unsafe fn bytes<'a>(
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
 }
 
-/// The caller's buffer of `cap` bytes at `buf` as a slice; NULL is fine
-/// for zero bytes.
+/// The caller's buffer of `cap` bytes at `buf` as a slice of bytes that
+/// may be uninitialised (C callers pass fresh arrays); NULL is fine for
+/// zero bytes. Only ever written through, never read.
 ///
 /// A `cap` beyond `isize::MAX` (which no buffer can have) is cut to it:
 /// the slice stays within what the caller vouched for.
 ///
 /// # Safety
 /// When `cap > 0` and `buf` is not NULL, `buf` is writable for `cap`
-/// bytes that nothing else reads or writes during the call.
+/// bytes (initialised or not) that nothing else reads or writes during
+/// the call.
 #[inline]
 pub(crate) unsafe fn buffer<'a>(
     buf: *mut u8,
     cap: usize,
     what: &'static str,
-) -> FfiResult<&'a mut [u8]> {
+) -> FfiResult<&'a mut [MaybeUninit<u8>]> {
     if cap == 0 {
         return Ok(&mut []);
     }
@@ -106,10 +109,17 @@ pub(crate) unsafe fn buffer<'a>(
         return Err(Fail::Null(what));
     }
     // SAFETY:
-    // - `buf` is not NULL and the length is in 1..=isize::MAX;
+    // - `buf` is not NULL, `MaybeUninit<u8>` has the size and alignment
+    //   of `u8`, and the length is in 1..=isize::MAX;
+    // - `MaybeUninit<u8>` is valid for any byte, initialised or not, so
+    //   the caller's bytes need not be initialised;
     // - the caller guarantees `cap` (and so at least that many) writable
     //   bytes, used by nobody else during the call.
-    Ok(unsafe { std::slice::from_raw_parts_mut(buf, cap.min(MAX_SLICE)) })
+    Ok(
+        unsafe {
+            std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), cap.min(MAX_SLICE))
+        },
+    )
 }
 
 /// Store `value` through `out` when `out` is not NULL.

@@ -4,6 +4,7 @@
 //! `FileMap` and the slot for a lock taken with `fm_lock`.
 
 use std::ffi::c_char;
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use filemap::{Error, FileMap, OwnedGuard, Stamp, WriterId};
@@ -582,7 +583,7 @@ impl FmMap {
     /// too small (then the stamp of the content that did not fit is
     /// found). The stamp, and whether the content is in `buf`.
     #[cold]
-    fn read_failed(&self, e: Error, buf: &mut [u8]) -> FfiResult<(Stamp, bool)> {
+    fn read_failed(&self, e: Error, buf: &mut [MaybeUninit<u8>]) -> FfiResult<(Stamp, bool)> {
         match e {
             Error::WouldDeadlock { .. } => self.locked_read(buf),
             Error::BufferTooSmall { .. } => self.read_too_small(buf),
@@ -591,7 +592,7 @@ impl FmMap {
     }
 
     /// Read through the lock this thread holds by `fm_lock`.
-    fn locked_read(&self, buf: &mut [u8]) -> FfiResult<(Stamp, bool)> {
+    fn locked_read(&self, buf: &mut [MaybeUninit<u8>]) -> FfiResult<(Stamp, bool)> {
         let slot = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(guard) = slot.as_ref() else {
             return Err(Fail::Core(Error::WouldDeadlock {
@@ -612,7 +613,7 @@ impl FmMap {
     /// The content is longer than `buf`: read it whole to learn its
     /// stamp, which `fm_read` reports with the length it needs. A writer
     /// may have shortened it meanwhile; then it is copied after all.
-    fn read_too_small(&self, buf: &mut [u8]) -> FfiResult<(Stamp, bool)> {
+    fn read_too_small(&self, buf: &mut [MaybeUninit<u8>]) -> FfiResult<(Stamp, bool)> {
         let mut content = Vec::new();
         match self.map.read_into(&mut content) {
             Ok(stamp) => Ok(fill(buf, stamp, &content)),
@@ -624,10 +625,12 @@ impl FmMap {
 
 /// `content` (read as `stamp`) into `buf` if it fits: the stamp, and
 /// whether it did.
-fn fill(buf: &mut [u8], stamp: Stamp, content: &[u8]) -> (Stamp, bool) {
+fn fill(buf: &mut [MaybeUninit<u8>], stamp: Stamp, content: &[u8]) -> (Stamp, bool) {
     match buf.get_mut(..content.len()) {
         Some(room) => {
-            room.copy_from_slice(content);
+            for (to, &from) in room.iter_mut().zip(content) {
+                to.write(from);
+            }
             (stamp, true)
         }
         None => (stamp, false),
@@ -646,7 +649,8 @@ fn fill(buf: &mut [u8], stamp: Stamp, content: &[u8]) -> (Stamp, bool) {
 /// `FM_OK`), or of `fm_max_capacity` bytes, which always suffices. `buf` may be NULL when `cap` is 0 (to ask the length).
 /// After a failure the first `cap` bytes of `buf` may have changed (a read
 /// that raced a writer starts over; a buffer the content does not fit is
-/// left alone unless such a race happened). The caller owns `buf`.
+/// left alone unless such a race happened). The caller owns `buf`,
+/// which need not be initialised: the library only writes it.
 ///
 /// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`,
 /// `FM_E_BUFFER_TOO_SMALL`, `FM_E_CORRUPTED`, `FM_E_TIMEOUT`,

@@ -30,8 +30,10 @@ use crate::watch::Watcher;
 
 /// A buffer [`FileMap::read_into`] fills: a `Vec<u8>` (cleared and filled
 /// with the content, reusing its allocation) or a `[u8]` slice (which must
-/// hold the content: else [`Error::BufferTooSmall`] says how long it is).
-/// Implemented for those two only.
+/// hold the content: else [`Error::BufferTooSmall`] says how long it is),
+/// or a `[MaybeUninit<u8>]` slice, as a `[u8]` one but with no need to
+/// initialise it first: after `Ok(stamp)` its first `stamp.len` bytes are
+/// the content (the rest as they were). Implemented for those three only.
 pub trait ReadBuffer: Sink {}
 
 impl<T: Sink + ?Sized> ReadBuffer for T {}

@@ -203,6 +203,23 @@ impl Sink for [u8] {
     unsafe fn filled(&mut self, _len: usize) {}
 }
 
+/// A buffer that may not be initialised (the C ABI's `fm_read` gets one
+/// from its caller): a read only writes the room, never reads it, and after
+/// a read the first `len` bytes are the content.
+impl Sink for [MaybeUninit<u8>] {
+    #[inline]
+    fn room(&mut self, len: usize) -> Option<&mut [MaybeUninit<u8>]> {
+        self.get_mut(..len)
+    }
+
+    fn available(&self) -> usize {
+        self.len()
+    }
+
+    #[inline]
+    unsafe fn filled(&mut self, _len: usize) {}
+}
+
 /// The two buffers: racy-tolerant copies in and out. Another process may
 /// write a buffer while it is read; the seqlock throws such copies away.
 pub trait Buffers {
