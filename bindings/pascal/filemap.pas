@@ -173,7 +173,13 @@ type
   private
     FStatus: LongInt;
   public
+    { A library call just failed with AStatus: the message is What, the
+      library's own message (fm_last_error) and the status's name. }
     constructor CreateStatus(AStatus: LongInt; const What: string);
+    { The unit refused something itself, no library call failed: the
+      message is What and the status's name, without fm_last_error, which
+      would be an older, unrelated failure's. }
+    constructor CreateLocal(AStatus: LongInt; const What: string);
     property Status: LongInt read FStatus;
   end;
 
@@ -323,6 +329,12 @@ begin
   FStatus := AStatus;
 end;
 
+constructor EFileMapError.CreateLocal(AStatus: LongInt; const What: string);
+begin
+  inherited Create(What + ' (' + CText(fm_status_name(AStatus)) + ')');
+  FStatus := AStatus;
+end;
+
 { TFileMapWatchThread }
 
 constructor TFileMapWatchThread.Create(AOwner: TFileMap; AMap: Pointer; ASeen: QWord);
@@ -426,22 +438,22 @@ end;
 procedure TFileMap.RequireOpen(const What: string);
 begin
   if FMap = nil then
-    raise EFileMapError.CreateStatus(FM_E_NULL, What + ': the map is not open');
+    raise EFileMapError.CreateLocal(FM_E_NULL, What + ': the map is not open');
 end;
 
 procedure TFileMap.SetMapName(const Value: string);
 begin
   if IsMapOpen then
-    raise EFileMapError.CreateStatus(FM_E_INVALID_ARGUMENT, 'MapName: close the map first');
+    raise EFileMapError.CreateLocal(FM_E_INVALID_ARGUMENT, 'MapName: close the map first');
   FMapName := Value;
 end;
 
 procedure TFileMap.SetSize(Value: LongWord);
 begin
   if IsMapOpen then
-    raise EFileMapError.CreateStatus(FM_E_INVALID_ARGUMENT, 'Size: close the map first');
+    raise EFileMapError.CreateLocal(FM_E_INVALID_ARGUMENT, 'Size: close the map first');
   if Value < FileMapMinSize then
-    raise EFileMapError.CreateStatus(FM_E_INVALID_CAPACITY,
+    raise EFileMapError.CreateLocal(FM_E_INVALID_CAPACITY,
       Format('Size %d is below the minimum of %d bytes', [Value, FileMapMinSize]));
   FSize := Value;
 end;
@@ -449,7 +461,7 @@ end;
 procedure TFileMap.SetMaxCapacity(Value: LongWord);
 begin
   if IsMapOpen then
-    raise EFileMapError.CreateStatus(FM_E_INVALID_ARGUMENT, 'MaxCapacity: close the map first');
+    raise EFileMapError.CreateLocal(FM_E_INVALID_ARGUMENT, 'MaxCapacity: close the map first');
   FMaxCapacity := Value;
 end;
 
@@ -503,7 +515,7 @@ begin
   if IsMapOpen then
     Exit;
   if fm_abi_version <> FileMapAbiVersion then
-    raise EFileMapError.CreateStatus(FM_E_INCOMPATIBLE_VERSION,
+    raise EFileMapError.CreateLocal(FM_E_INCOMPATIBLE_VERSION,
       Format('OpenMap: the filemap library has C ABI version %d; this unit needs %d',
         [fm_abi_version, FileMapAbiVersion]));
   {$ifdef UNICODE}

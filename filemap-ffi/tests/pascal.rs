@@ -225,6 +225,37 @@ fn too_large_writemap_raises_and_keeps_the_content() {
 
 #[test]
 #[ignore = "needs fpc (Free Pascal)"]
+fn an_error_the_unit_raises_itself_carries_no_stale_library_message() {
+    let fpc = fpc();
+    let name = unique("pas-local");
+    let _cleanup = Cleanup(name.clone());
+    let mut pas = fmtest(fpc);
+    // A library error first: its message is the library's.
+    pas.send(&format!("open {}", "n".repeat(300)));
+    let library = pas.expect_line(|l| l.starts_with("raised "), "an exception");
+    assert!(library.starts_with("raised -10 "), "{library}");
+    assert!(library.contains("region name has no NUL"), "{library}");
+    // Then errors the unit raises without calling the library: Size below
+    // the minimum, ReadMap while closed. Neither repeats the library's
+    // message from before.
+    pas.send(&format!("open {name} 16"));
+    let local = pas.expect_line(|l| l.starts_with("raised "), "an exception");
+    assert!(local.starts_with("raised -11 "), "{local}");
+    assert!(local.contains("below the minimum"), "{local}");
+    assert!(
+        !local.contains("region name") && !local.contains("nnnn"),
+        "{local}"
+    );
+    pas.send("read");
+    let local = pas.expect_line(|l| l.starts_with("raised "), "an exception");
+    assert!(local.starts_with("raised -1 "), "{local}");
+    assert!(local.contains("the map is not open"), "{local}");
+    assert!(!local.contains("region name"), "{local}");
+    pas.finish();
+}
+
+#[test]
+#[ignore = "needs fpc (Free Pascal)"]
 fn lines_past_size_grow_the_map_within_maxcapacity_for_a_process_attached_before() {
     let fpc = fpc();
     let name = unique("pas-grow");
