@@ -194,6 +194,10 @@ type
     FSeen: QWord;
     FCancel: Pointer;
     FJoined: Boolean;
+    {$ifdef FPC}
+    { Set when Execute returns (see Stop). }
+    FDone: PRTLEvent;
+    {$endif}
     procedure Deliver;
   protected
     procedure Execute; override;
@@ -347,6 +351,9 @@ begin
   if fm_cancel_new(@FCancel) <> FM_OK then
     FCancel := nil;
   FJoined := False;
+  {$ifdef FPC}
+  FDone := RTLEventCreate;
+  {$endif}
   FreeOnTerminate := False;
   inherited Create(False);
 end;
@@ -360,6 +367,11 @@ begin
   if FCancel <> nil then
     fm_cancel_free(FCancel);
   FCancel := nil;
+  {$ifdef FPC}
+  if FDone <> nil then
+    RTLEventDestroy(FDone);
+  FDone := nil;
+  {$endif}
 end;
 
 procedure TFileMapWatchThread.Stop;
@@ -371,13 +383,21 @@ begin
     Exit;
   FJoined := True;
   {$ifdef FPC}
+  { No thread to wait for when TThread.Create failed to start one. }
+  if Handle = TThreadID(0) then
+    Exit;
   { FPC's WaitFor, called from the main thread, looks for the end of the
     thread only between CheckSynchronize(100) calls: 100 ms for a thread
-    that ends without queueing anything. Join it directly. }
-  WaitForThreadTerminate(Handle, 0);
-  {$else}
-  WaitFor;
+    that ends without queueing anything. So wait for Execute to return,
+    then for the RTL to mark the thread Finished (it does so right after),
+    and WaitFor finds it finished and joins at once. The join must be
+    WaitFor's: it marks the thread reaped, and TThread.Destroy joins a
+    thread not marked so, which would be a second pthread_join of it. }
+  RTLEventWaitFor(FDone);
+  while not Finished do
+    ThreadSwitch;
   {$endif}
+  WaitFor;
 end;
 
 procedure TFileMapWatchThread.Deliver;
@@ -397,17 +417,23 @@ begin
     TimeoutNs := -1
   else
     TimeoutNs := 100 * 1000 * 1000;
-  while not Terminated do
-  begin
-    Status := fm_wait(FMap, FSeen, FM_WAIT_SLEEP, TimeoutNs, FCancel, @Now);
-    if Status = FM_E_TIMEOUT then
-      Continue;
-    { Any other failure (the token cancelled, the map unusable) ends the
-      thread. }
-    if Status <> FM_OK then
-      Break;
-    FSeen := Now;
-    Queue({$ifdef FPC_OBJFPC}@{$endif}Deliver);
+  try
+    while not Terminated do
+    begin
+      Status := fm_wait(FMap, FSeen, FM_WAIT_SLEEP, TimeoutNs, FCancel, @Now);
+      if Status = FM_E_TIMEOUT then
+        Continue;
+      { Any other failure (the token cancelled, the map unusable) ends the
+        thread. }
+      if Status <> FM_OK then
+        Break;
+      FSeen := Now;
+      Queue({$ifdef FPC_OBJFPC}@{$endif}Deliver);
+    end;
+  finally
+    {$ifdef FPC}
+    RTLEventSetEvent(FDone);
+    {$endif}
   end;
 end;
 
