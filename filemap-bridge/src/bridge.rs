@@ -21,7 +21,7 @@ use zenoh::query::{ConsolidationMode, Query};
 use zenoh::sample::{Locality, Sample, SampleKind};
 use zenoh::Wait as _;
 
-use crate::wire::{Meta, Version};
+use crate::wire::{Meta, Version, WireError, META_LEN};
 
 /// Key prefix of the liveliness tokens bridges declare to notice each other.
 pub const LIVELINESS_PREFIX: &str = "filemap-bridge-peers";
@@ -397,6 +397,46 @@ fn size_rx_buffers(config: &mut zenoh::Config, largest: usize) -> anyhow::Result
     set(config, KEY, size.to_string())
 }
 
+/// Zenoh's default `transport/link/rx/max_message_size` (1 GiB).
+const ZENOH_MAX_MESSAGE: usize = 1 << 30;
+/// What a message carries beside its content: the 56-byte attachment, the
+/// key, Zenoh's headers.
+const MESSAGE_OVERHEAD: usize = 64 << 10;
+/// How far past the largest content it accepts a bridge still receives a
+/// value, to refuse it and tell its sender: as much again as that content,
+/// and at least this.
+const REFUSAL_HEADROOM: usize = 1 << 20;
+
+/// The largest message a link receives, for a bridge that accepts contents
+/// of up to `largest` bytes: that content, as much again (at least 1 MiB)
+/// so that a value too large for this host but sent by a peer with larger
+/// limits is still received, refused and reported to its sender, and
+/// [`MESSAGE_OVERHEAD`].
+fn message_limit(largest: usize) -> usize {
+    largest
+        .saturating_add(largest.max(REFUSAL_HEADROOM))
+        .saturating_add(MESSAGE_OVERHEAD)
+}
+
+/// Receive no message larger than [`message_limit`]: Zenoh gathers a
+/// message's fragments (all of them, up to its
+/// `transport/link/rx/max_message_size`, 1 GiB by default) before the
+/// bridge sees it and can refuse it, so a peer sending 256 MiB to a bridge
+/// that takes 2 KiB would cost this host 256 MiB. Past the limit Zenoh drops
+/// the fragments as they come, keeps the link, and tells nobody. A
+/// `--config` file that sets another value than Zenoh's default keeps it.
+fn limit_messages(config: &mut zenoh::Config, largest: usize) -> anyhow::Result<()> {
+    const KEY: &str = "transport/link/rx/max_message_size";
+    let current = config
+        .get_json(KEY)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if current != Some(ZENOH_MAX_MESSAGE) {
+        return Ok(());
+    }
+    set(config, KEY, message_limit(largest).to_string())
+}
+
 fn validate_key(key: &str) -> anyhow::Result<()> {
     if key.contains('*') || key.contains('$') {
         bail!("key {key:?} has a wildcard; a region maps to one exact key");
@@ -461,6 +501,7 @@ impl Bridge {
             .unwrap_or(0)
             .min(opts.max_size);
         size_rx_buffers(&mut config, largest)?;
+        limit_messages(&mut config, largest)?;
         let session = zenoh::open(config).wait().map_err(|e| {
             anyhow::anyhow!(
                 "cannot join the network ({}): {e}",
@@ -763,7 +804,6 @@ fn check_remote(
     payload: &ZBytes,
     via: &str,
 ) -> Option<Meta> {
-    let att = attachment.map(|a| a.to_bytes());
     let refuse = |reason: String| {
         shared.log.event(
             "refused",
@@ -771,6 +811,12 @@ fn check_remote(
         );
         None
     };
+    // Looked at before it is gathered: an attachment in fragments would be
+    // copied whole.
+    if let Some(len) = attachment.map(ZBytes::len).filter(|&n| n != META_LEN) {
+        return refuse(format!("malformed sample: {}", WireError::Length(len)));
+    }
+    let att = attachment.map(|a| a.to_bytes());
     let meta = match Meta::decode(att.as_deref(), payload.len()) {
         Ok(m) => m,
         Err(e) => return refuse(format!("malformed sample: {e}")),
@@ -1452,6 +1498,38 @@ mod tests {
         assert_eq!(sized(0), ZENOH_RX_BUFFER);
         assert_eq!(sized(1 << 30), RX_BUFFER_MAX);
         assert_eq!(sized(usize::MAX), RX_BUFFER_MAX, "no overflow");
+    }
+
+    fn max_message(config: &zenoh::Config) -> usize {
+        config
+            .get_json("transport/link/rx/max_message_size")
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn messages_are_limited_to_twice_the_largest_content_or_1_mib_more() {
+        let limited = |largest: usize| {
+            let mut config = zenoh::Config::default();
+            assert_eq!(
+                max_message(&config),
+                ZENOH_MAX_MESSAGE,
+                "Zenoh's default moved"
+            );
+            limit_messages(&mut config, largest).unwrap();
+            max_message(&config)
+        };
+        assert_eq!(limited(2048), 2048 + (1 << 20) + MESSAGE_OVERHEAD);
+        assert_eq!(limited(1 << 20), (2 << 20) + MESSAGE_OVERHEAD);
+        assert_eq!(limited(64 << 20), (128 << 20) + MESSAGE_OVERHEAD);
+        assert_eq!(limited(usize::MAX), usize::MAX, "no overflow");
+        let mut config = zenoh::Config::default();
+        config
+            .insert_json5("transport/link/rx/max_message_size", "5000000")
+            .unwrap();
+        limit_messages(&mut config, 2048).unwrap();
+        assert_eq!(max_message(&config), 5_000_000, "the user's value is kept");
     }
 
     #[test]

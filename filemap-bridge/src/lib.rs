@@ -58,7 +58,11 @@
 //!   the length and the peer's limit (`peer_capacity`, or
 //!   `peer_max_capacity` for a region that could still grow, or
 //!   `peer_max_size`). The hosts then hold different
-//!   contents until a value that fits is written.
+//!   contents until a value that fits is written. A value more than twice
+//!   the receiver's limit, and more than 1 MiB over it, is dropped by Zenoh
+//!   as it arrives (the bridge sets `transport/link/rx/max_message_size`),
+//!   unlogged on both sides: a peer cannot make a bridge hold a sample far
+//!   larger than it takes.
 //! - **Idle means asleep.** Every thread of the bridge sleeps until there
 //!   is work (a local write, a name change, a peer, a shutdown); none wakes
 //!   on a timer. SIGINT, SIGTERM or dropping the [`bridge::Bridge`] ends

@@ -1407,3 +1407,143 @@ fn a_bridge_stops_at_once_while_a_local_writer_publishes_back_to_back() {
     eprintln!("SIGTERM ended the bridge in {took:?} ({written} contents written)");
     assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
 }
+
+// ---- A rogue Zenoh session (this process) against real bridges ----
+
+/// Now as the bridges date writes (NTP64: seconds << 32 + fraction).
+fn ntp64_now() -> u64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    (d.as_secs() << 32) + ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
+/// A Zenoh peer in this process, connected to `endpoint`, that speaks the
+/// bridges' protocol (or not) as each test needs.
+fn rogue_session(endpoint: &str) -> zenoh::Session {
+    use zenoh::Wait as _;
+    let mut config = zenoh::Config::default();
+    config.insert_json5("mode", "\"peer\"").unwrap();
+    config
+        .insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    config
+        .insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
+        .unwrap();
+    zenoh::open(config).wait().unwrap()
+}
+
+/// The attachment a bridge of host `host` puts with a `len`-byte content
+/// dated `time`.
+fn attachment(host: [u8; 16], time: u64, len: usize) -> Vec<u8> {
+    use filemap::WriterId;
+    use filemap_bridge::wire::{Meta, Version};
+    Meta {
+        version: Version { time, host },
+        generation: 1,
+        writer: WriterId { pid: 1, handle: 1 },
+        len: len as u64,
+    }
+    .encode()
+    .to_vec()
+}
+
+/// Wait until a put of the rogue on `key` reaches a subscriber.
+fn await_subscriber(rogue: &zenoh::Session, key: &str) {
+    use zenoh::Wait as _;
+    let publisher = rogue.declare_publisher(key.to_string()).wait().unwrap();
+    await_condition(
+        &format!("a subscriber on {key} visible to the rogue"),
+        || publisher.matching_status().wait().unwrap().matching(),
+    );
+}
+
+/// The most resident memory process `pid` has had (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib << 10
+}
+
+#[test]
+fn a_sample_far_over_the_limit_is_dropped_on_arrival_without_its_memory() {
+    use zenoh::Wait as _;
+    let (ra, key) = (unique("huge"), unique("hugekey"));
+    let _c = cleanup(&[&ra]);
+    let listen = loopback();
+    let a = Bridge::serving(
+        &ra,
+        &key,
+        &[
+            "--listen",
+            &listen,
+            "--max-size",
+            "2048",
+            "--capacity",
+            "4096",
+        ],
+    );
+    let ma = open(&ra, 4096);
+    ma.write(b"precious").unwrap();
+    a.wait_for("A sending", |v| v["event"] == "sent");
+    let before = ma.read().unwrap();
+    let pid = a.child.id();
+    let rogue = rogue_session(&listen);
+    await_subscriber(&rogue, &key);
+    let at_start = peak_rss(pid);
+
+    const HUGE: usize = 256 << 20;
+    rogue
+        .put(key.as_str(), vec![7u8; HUGE])
+        .attachment(attachment([0xee; 16], ntp64_now(), HUGE))
+        .congestion_control(zenoh::qos::CongestionControl::Block)
+        .wait()
+        .unwrap();
+    // Just over --max-size: it still arrives, is refused and logged. The
+    // rogue's puts reach A in order, so once this refusal is logged the
+    // huge sample has come and gone.
+    rogue
+        .put(key.as_str(), vec![8u8; 3000])
+        .attachment(attachment([0xee; 16], ntp64_now(), 3000))
+        .wait()
+        .unwrap();
+    a.wait_for("A refusing 3000 bytes", |v| {
+        v["event"] == "refused"
+            && v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("content of 3000 bytes"))
+    });
+    let peak = peak_rss(pid);
+    eprintln!(
+        "A's peak RSS: {} MiB at start, {} MiB after",
+        at_start >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak < 64 << 20,
+        "a {HUGE}-byte sample raised A's peak RSS to {peak} bytes (from {at_start})"
+    );
+    assert_eq!(
+        a.count("refused"),
+        1,
+        "the huge sample is dropped by Zenoh as it arrives, unseen by the bridge"
+    );
+    assert_eq!(content(&ma), b"precious");
+    assert_eq!(ma.generation(), before.generation, "nothing written");
+    // A works on: a sample that fits is applied.
+    rogue
+        .put(key.as_str(), b"fits".to_vec())
+        .attachment(attachment([0xee; 16], ntp64_now(), 4))
+        .wait()
+        .unwrap();
+    await_condition("the sample that fits on A", || content(&ma) == b"fits");
+    rogue.close().wait().unwrap();
+}
