@@ -906,41 +906,63 @@ impl Limit {
     }
 }
 
+/// A refusal notice, as [`tell_sender`] puts it on
+/// `filemap-bridge-refused/<key>` (a JSON object).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Notice {
+    /// The refused value's origin host ([`Version::host_hex`]).
+    origin: String,
+    /// Its time.
+    time: u64,
+    /// Its length.
+    bytes: u64,
+    /// Which limit it is over ([`Limit::as_str`]).
+    limit: String,
+    /// That limit.
+    max: u64,
+    /// The refusing bridge's Zenoh id.
+    peer: String,
+}
+
+/// The longest refusal notice read. A real one is under 200 bytes (two
+/// 32-digit ids, four numbers); a longer one is dropped before it is
+/// parsed, which for megabytes of JSON would cost many times their size.
+const MAX_NOTICE: usize = 1024;
+
 /// Tell the bridges on `map`'s key that this one refused a value too large
 /// for it: its origin logs `refused_by_peer` (best effort; the refusal is
 /// logged here in any case).
 fn tell_sender(shared: &Shared, map: &Map, meta: &Meta, limit: Limit, max: usize) {
-    let notice = json!({
-        "origin": meta.version.host_hex(), "time": meta.version.time,
-        "bytes": meta.len, "limit": limit.as_str(), "max": max,
-        "peer": shared.session.zid().to_string(),
-    });
+    let notice = Notice {
+        origin: meta.version.host_hex(),
+        time: meta.version.time,
+        bytes: meta.len,
+        limit: limit.as_str().into(),
+        max: max as u64,
+        peer: shared.session.zid().to_string(),
+    };
+    let Ok(notice) = serde_json::to_string(&notice) else {
+        return;
+    };
     let _ = shared
         .session
-        .put(format!("{REFUSAL_PREFIX}/{}", map.key), notice.to_string())
+        .put(format!("{REFUSAL_PREFIX}/{}", map.key), notice)
         .allowed_destination(Locality::Remote)
         .wait();
 }
 
 /// A peer refused a value: log it if the value was this bridge's.
 fn on_refusal(shared: &Shared, map: &Map, sample: &Sample) {
-    let notice = serde_json::from_slice::<Value>(&sample.payload().to_bytes()).ok();
-    let own = Version {
-        time: 0,
-        host: shared.host,
+    let len = sample.payload().len();
+    if len > MAX_NOTICE {
+        shared.log.event(
+            "refused",
+            json!({ "region": map.region, "key": map.key, "via": "notice",
+                    "reason": format!("refusal notice of {len} bytes from a peer, over {MAX_NOTICE}: dropped unread") }),
+        );
+        return;
     }
-    .host_hex();
-    let fields = notice.as_ref().and_then(|n| {
-        Some((
-            n["origin"].as_str()?,
-            n["peer"].as_str()?,
-            n["bytes"].as_u64()?,
-            n["limit"].as_str()?,
-            n["max"].as_u64()?,
-            n["time"].as_u64()?,
-        ))
-    });
-    let Some((origin, peer, bytes, limit, max, time)) = fields else {
+    let Ok(notice) = serde_json::from_slice::<Notice>(&sample.payload().to_bytes()) else {
         shared.log.event(
             "refused",
             json!({ "region": map.region, "key": map.key, "via": "notice",
@@ -948,10 +970,23 @@ fn on_refusal(shared: &Shared, map: &Map, sample: &Sample) {
         );
         return;
     };
-    if origin != own {
+    let own = Version {
+        time: 0,
+        host: shared.host,
+    }
+    .host_hex();
+    if notice.origin != own {
         return; // another host's value
     }
-    let (field, what) = match limit {
+    let Notice {
+        peer,
+        bytes,
+        limit,
+        max,
+        time,
+        ..
+    } = notice;
+    let (field, what) = match limit.as_str() {
         "capacity" => ("peer_capacity", "its region's capacity is"),
         "max_capacity" => ("peer_max_capacity", "its region's maximum capacity is"),
         "max_size" => ("peer_max_size", "its --max-size is"),
@@ -960,7 +995,7 @@ fn on_refusal(shared: &Shared, map: &Map, sample: &Sample) {
     let mut event = serde_json::Map::new();
     event.insert("region".into(), map.region.clone().into());
     event.insert("key".into(), map.key.clone().into());
-    event.insert("peer".into(), peer.into());
+    event.insert("peer".into(), peer.clone().into());
     event.insert("bytes".into(), bytes.into());
     event.insert(field.into(), max.into());
     event.insert("time".into(), time.into());

@@ -62,7 +62,8 @@
 //!   the receiver's limit, and more than 1 MiB over it, is dropped by Zenoh
 //!   as it arrives (the bridge sets `transport/link/rx/max_message_size`),
 //!   unlogged on both sides: a peer cannot make a bridge hold a sample far
-//!   larger than it takes.
+//!   larger than it takes. A notice longer than 1 KiB (a real one is under
+//!   200 bytes) is logged as `refused` and dropped unread.
 //! - **Idle means asleep.** Every thread of the bridge sleeps until there
 //!   is work (a local write, a name change, a peer, a shutdown); none wakes
 //!   on a timer. SIGINT, SIGTERM or dropping the [`bridge::Bridge`] ends

@@ -1547,3 +1547,66 @@ fn a_sample_far_over_the_limit_is_dropped_on_arrival_without_its_memory() {
     await_condition("the sample that fits on A", || content(&ma) == b"fits");
     rogue.close().wait().unwrap();
 }
+
+#[test]
+fn a_large_refusal_notice_is_dropped_unparsed() {
+    use zenoh::Wait as _;
+    let (ra, key) = (unique("notice"), unique("noticekey"));
+    let _c = cleanup(&[&ra]);
+    let listen = loopback();
+    // A region of 32 MiB: the bridge receives messages that large.
+    let a = Bridge::serving(&ra, &key, &["--listen", &listen, "--capacity", "32MiB"]);
+    let host = a.wait_for("ready", |v| v["event"] == "ready")["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pid = a.child.id();
+    let rogue = rogue_session(&listen);
+    let notices = format!("filemap-bridge-refused/{key}");
+    await_subscriber(&rogue, &notices);
+    let at_start = peak_rss(pid);
+
+    // 24 MiB of JSON: an array of twelve million zeros.
+    let mut bomb = b"[".to_vec();
+    bomb.extend(b"0,".repeat(12 << 20));
+    bomb.extend(b"0]");
+    let bomb_len = bomb.len();
+    rogue
+        .put(notices.as_str(), bomb)
+        .congestion_control(zenoh::qos::CongestionControl::Block)
+        .wait()
+        .unwrap();
+    // A real notice of a refusal of A's value, after it (in order): A is
+    // still told.
+    let notice = serde_json::json!({
+        "origin": host, "peer": "p1", "bytes": 9000, "limit": "capacity",
+        "max": 4096, "time": 1,
+    });
+    rogue
+        .put(notices.as_str(), notice.to_string())
+        .wait()
+        .unwrap();
+    let told = a.wait_for("A told of the refusal", |v| v["event"] == "refused_by_peer");
+    assert_eq!(told["peer"], "p1", "{told}");
+    assert_eq!(told["bytes"], 9000, "{told}");
+    let dropped = a.wait_for("A dropping the large notice", |v| {
+        v["event"] == "refused" && v["via"] == "notice"
+    });
+    let peak = peak_rss(pid);
+    eprintln!(
+        "A's peak RSS: {} MiB at start, {} MiB after",
+        at_start >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak < at_start + (96 << 20),
+        "a {bomb_len}-byte notice raised A's peak RSS to {peak} bytes (from {at_start})"
+    );
+    assert!(
+        dropped["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&bomb_len.to_string())),
+        "{dropped}"
+    );
+    rogue.close().wait().unwrap();
+}
