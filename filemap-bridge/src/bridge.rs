@@ -126,7 +126,10 @@ impl Log {
             if let Value::Object(f) = fields {
                 for (k, v) in f {
                     match v {
-                        Value::String(v) => s.push_str(&format!(" {k}={v}")),
+                        Value::String(v) => {
+                            s.push_str(&format!(" {k}="));
+                            push_escaped(&mut s, &v);
+                        }
                         v => s.push_str(&format!(" {k}={v}")),
                     }
                 }
@@ -141,6 +144,36 @@ impl Log {
         } else {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
+    }
+}
+
+/// Append `text` to a human log line with every character that could end
+/// the line, rewrite the terminal or reorder what it shows (control
+/// characters, line and paragraph separators, bidirectional overrides)
+/// written as a Rust escape (`\n`, `\u{1b}`): a string from the network
+/// cannot forge a line. (JSON lines escape them already.)
+fn push_escaped(line: &mut String, text: &str) {
+    for c in text.chars() {
+        if c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+}
+
+/// The most characters of a string from the network a log shows (a
+/// peer's id is 32 hex digits).
+const MAX_PEER_TEXT: usize = 64;
+
+/// A string a peer sent (its id in a liveliness token's key, a notice's
+/// `peer`), cut to [`MAX_PEER_TEXT`] characters for the logs.
+fn peer_text(text: &str) -> String {
+    match text.char_indices().nth(MAX_PEER_TEXT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -608,7 +641,8 @@ impl Bridge {
                 if key == own2 {
                     return;
                 }
-                let peer = key.rsplit('/').next().unwrap_or(key).to_string();
+                // Whatever a peer put in its token's key.
+                let peer = peer_text(key.rsplit('/').next().unwrap_or(key));
                 match sample.kind() {
                     SampleKind::Put => {
                         s.log.event("peer_up", json!({ "peer": peer }));
@@ -986,6 +1020,7 @@ fn on_refusal(shared: &Shared, map: &Map, sample: &Sample) {
         time,
         ..
     } = notice;
+    let peer = peer_text(&peer);
     let (field, what) = match limit.as_str() {
         "capacity" => ("peer_capacity", "its region's capacity is"),
         "max_capacity" => ("peer_max_capacity", "its region's maximum capacity is"),
@@ -1565,6 +1600,22 @@ mod tests {
             .unwrap();
         limit_messages(&mut config, 2048).unwrap();
         assert_eq!(max_message(&config), 5_000_000, "the user's value is kept");
+    }
+
+    #[test]
+    fn human_lines_escape_what_could_forge_a_line_and_peer_text_is_cut() {
+        let mut line = String::from("peer_up peer=");
+        push_escaped(&mut line, "x\nready forged=1\r\u{1b}[2J\u{2028}\u{202e}é");
+        assert_eq!(
+            line,
+            r"peer_up peer=x\nready forged=1\r\u{1b}[2J\u{2028}\u{202e}é"
+        );
+        assert_eq!(peer_text("0123456789abcdef"), "0123456789abcdef");
+        let long = "é".repeat(100);
+        assert_eq!(
+            peer_text(&long),
+            format!("{}...", "é".repeat(MAX_PEER_TEXT))
+        );
     }
 
     #[test]

@@ -70,7 +70,10 @@
 //!   all of them at once; a local write made before it is still sent.
 //! - **Logs** go to standard error, one line per event; with `--json`,
 //!   JSON lines go to standard output instead (nothing else is printed
-//!   there).
+//!   there). A human line writes control characters, Unicode line
+//!   separators and direction overrides as escapes (`\n`, `\u{1b}`), and
+//!   what a peer names itself is cut to 64 characters: a peer cannot forge
+//!   a line.
 //! - **Large contents** cross whole (a Zenoh message is delivered entire or
 //!   not at all; the region publish is atomic): never torn. Intermediate
 //!   values may be skipped; the latest always arrives (reliable, blocking

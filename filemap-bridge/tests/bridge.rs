@@ -1610,3 +1610,62 @@ fn a_large_refusal_notice_is_dropped_unparsed() {
     );
     rogue.close().wait().unwrap();
 }
+
+#[test]
+fn peer_supplied_strings_cannot_forge_human_log_lines() {
+    use zenoh::Wait as _;
+    let (ra, key) = (unique("inject"), unique("injectkey"));
+    let _c = cleanup(&[&ra]);
+    let listen = loopback();
+    let map = format!("{ra}={key}");
+    let a = Bridge::spawn_human(&args(&["--map", &map, "--listen", &listen])).ready();
+    let ready = a.wait_for("ready", |v| {
+        v.as_str().is_some_and(|l| l.starts_with("ready "))
+    });
+    let host = ready.as_str().unwrap().split("host=").nth(1).unwrap();
+    let host = host.split(' ').next().unwrap().to_string();
+    let rogue = rogue_session(&listen);
+    // A peer id with a line of its own and a terminal escape in it.
+    let _token = rogue
+        .liveliness()
+        .declare_token("filemap-bridge-peers/x\nready forged=1\u{1b}[2J")
+        .wait()
+        .unwrap();
+    let notices = format!("filemap-bridge-refused/{key}");
+    await_subscriber(&rogue, &notices);
+    let notice = serde_json::json!({
+        "origin": host, "peer": format!("p\nerror forged=2\u{1b}[31m{}", "y".repeat(600)),
+        "bytes": 9000, "limit": "capacity", "max": 4096, "time": 1,
+    });
+    rogue
+        .put(notices.as_str(), notice.to_string())
+        .wait()
+        .unwrap();
+    let starts =
+        |prefix: &'static str| move |v: &Value| v.as_str().is_some_and(|l| l.starts_with(prefix));
+    a.wait_for("A's peer_up", starts("peer_up "));
+    let told = a.wait_for("A told of the refusal", starts("refused_by_peer "));
+    let lines: Vec<String> = a
+        .lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    for line in &lines {
+        assert!(
+            !line.starts_with("ready forged") && !line.starts_with("error forged"),
+            "a forged line: {line:?} in {lines:#?}"
+        );
+        assert!(!line.contains('\u{1b}'), "an escape in {line:?}");
+    }
+    assert_eq!(lines.iter().filter(|l| l.starts_with("ready ")).count(), 1);
+    let told = told.as_str().unwrap();
+    assert!(told.contains(r"p\nerror forged=2"), "{told}");
+    assert!(
+        !told.contains(&"y".repeat(100)),
+        "the peer's string is cut: {told}"
+    );
+    rogue.close().wait().unwrap();
+}
