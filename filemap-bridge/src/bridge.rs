@@ -887,10 +887,70 @@ fn check_remote(
         return refuse("timestamp more than 5 s in the future".into());
     }
     if meta.version.host == shared.host {
-        // Our own write, back through some path: nothing to do.
+        on_own_host(shared, map, &meta, via);
         return None;
     }
     Some(meta)
+}
+
+/// A sample that names this bridge as its origin. Its own writes come back
+/// through peers' replies and re-announcements: nothing to do. One newer
+/// than anything this bridge holds is not its own: someone uses its host
+/// id (dated within [`MAX_CLOCK_SKEW`], checked before). Peers may have
+/// applied it, and would drop this bridge's next write if dated before
+/// it, so the clock floor rises past it as for any remote value, and this
+/// bridge's value is dated anew and put again, so every peer takes it
+/// back.
+fn on_own_host(shared: &Shared, map: &Map, meta: &Meta, via: &str) {
+    let mut st = lock(&map.state);
+    st.max_seen = st.max_seen.max(meta.version.time);
+    if st.version.is_some_and(|v| meta.version <= v) {
+        return;
+    }
+    let again = st.current.clone().map(|(held, payload)| {
+        let meta = Meta {
+            version: next_version(shared, &st),
+            ..held
+        };
+        if let Some(g) = st.local_gen {
+            map.lock.record(g, &meta);
+        }
+        st.version = Some(meta.version);
+        st.current = Some((meta, payload.clone()));
+        (meta, payload)
+    });
+    drop(st);
+    shared.log.event(
+        "refused",
+        json!({ "region": map.region, "key": map.key, "via": via,
+                "time": meta.version.time,
+                "reason": format!(
+                    "a value naming this bridge as its origin, newer than any it made (impersonation): {}",
+                    if again.is_some() { "its own value is put again, dated anew" } else { "it holds no value to put again" }
+                ) }),
+    );
+    let Some((meta, payload)) = again else {
+        return;
+    };
+    let bytes = payload.len();
+    let put = shared
+        .session
+        .put(map.key.as_str(), payload)
+        .attachment(meta.encode().to_vec())
+        .congestion_control(CongestionControl::Block)
+        .allowed_destination(Locality::Remote)
+        .wait();
+    match put {
+        Ok(()) => shared.log.event(
+            "announced",
+            json!({ "region": map.region, "key": map.key, "why": "impersonation",
+                    "bytes": bytes, "time": meta.version.time }),
+        ),
+        Err(e) => shared.log.event(
+            "error",
+            json!({ "region": map.region, "key": map.key, "reason": format!("cannot send: {e}") }),
+        ),
+    }
 }
 
 /// The limit, the number and the reason of a refusal of a value of `len`
@@ -1279,6 +1339,22 @@ fn watch_loop(shared: &Shared, map: &Map) {
     }
 }
 
+/// The version of a write this bridge dates now: its HLC time, but after
+/// every time it has seen (remote values, its own) so that the write is
+/// the newest everywhere.
+fn next_version(shared: &Shared, st: &State) -> Version {
+    let ts = shared.session.new_timestamp();
+    let mut time = ts.get_time().as_u64();
+    let floor = st.max_seen.max(st.version.map_or(0, |v| v.time));
+    if time <= floor {
+        time = floor + 1;
+    }
+    Version {
+        time,
+        host: shared.host,
+    }
+}
+
 /// Publish the region's content if a local process wrote it (anything the
 /// bridge did not write itself).
 fn on_local_change(shared: &Shared, map: &Map) {
@@ -1324,16 +1400,8 @@ fn on_local_change(shared: &Shared, map: &Map) {
         );
         return;
     }
-    let ts = shared.session.new_timestamp();
-    let mut time = ts.get_time().as_u64();
-    let floor = st.max_seen.max(st.version.map_or(0, |v| v.time));
-    if time <= floor {
-        time = floor + 1;
-    }
-    let version = Version {
-        time,
-        host: shared.host,
-    };
+    let version = next_version(shared, &st);
+    let time = version.time;
     let meta = Meta {
         version,
         generation: stamp.generation,

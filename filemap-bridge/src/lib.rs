@@ -87,8 +87,11 @@
 //! attachment, wrong format version, length mismatch), are larger than
 //! `--max-size` or the local region's maximum capacity, or are dated more than
 //! [`bridge::MAX_CLOCK_SKEW`] in the future are logged (`refused`) and
-//! dropped; the region is untouched. An authenticated peer is trusted: it
-//! can write any content to the keys it knows.
+//! dropped; the region is untouched. A sample that names a bridge's own
+//! host id and is newer than its value is refused by that bridge
+//! (impersonation), which dates its next writes after it and puts its own
+//! value again, dated anew, so the peers converge back. An authenticated
+//! peer is trusted: it can write any content to the keys it knows.
 
 #![warn(missing_docs)]
 

@@ -1669,3 +1669,72 @@ fn peer_supplied_strings_cannot_forge_human_log_lines() {
     );
     rogue.close().wait().unwrap();
 }
+
+/// The host id bytes a log's `origin` (`Version::host_hex`) names.
+fn host_of(hex: &str) -> [u8; 16] {
+    let mut host = [0u8; 16];
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .rev()
+        .collect();
+    host[..bytes.len()].copy_from_slice(&bytes);
+    host
+}
+
+#[test]
+fn a_sample_impersonating_a_bridge_does_not_outdate_its_next_write() {
+    use zenoh::Wait as _;
+    let (ra, rb, key) = (unique("ia"), unique("ib"), unique("ikey"));
+    let _c = cleanup(&[&ra, &rb]);
+    let listen = loopback();
+    let a = Bridge::serving(&ra, &key, &["--listen", &listen]);
+    let b = Bridge::serving(&rb, &key, &["--connect", &listen]);
+    let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
+    ma.write(b"first").unwrap();
+    await_condition("A's first write on B", || content(&mb) == b"first");
+    let applied = b.wait_for("B applying it", |v| v["event"] == "applied");
+    let a_host = host_of(applied["origin"].as_str().unwrap());
+    let rogue = rogue_session(&listen);
+    // Both bridges answer the rogue's query: its puts reach both.
+    await_condition("both bridges visible to the rogue", || {
+        let replies = rogue
+            .get(key.as_str())
+            .consolidation(zenoh::query::ConsolidationMode::None)
+            .timeout(Duration::from_millis(500))
+            .wait()
+            .unwrap();
+        std::iter::from_fn(|| replies.recv().ok()).count() == 2
+    });
+    // A's host id, dated 3 s ahead (within the skew bridges accept).
+    rogue
+        .put(key.as_str(), b"rogue!".to_vec())
+        .attachment(attachment(a_host, ntp64_now() + (3 << 32), 6))
+        .wait()
+        .unwrap();
+    // Then a sample both refuse and log: once it is logged, each has had
+    // the first one too. (B applies that one, or not if A's answer to it
+    // came first.)
+    rogue.put(key.as_str(), b"marker".to_vec()).wait().unwrap();
+    let marker = |v: &Value| {
+        v["event"] == "refused"
+            && v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("no attachment"))
+    };
+    a.wait_for("A refusing the marker", marker);
+    b.wait_for("B refusing the marker", marker);
+    // A puts its own value again, dated after the rogue's: B takes it back.
+    await_condition("A's value back on B", || content(&mb) == b"first");
+    // A's next write is the newest value everywhere.
+    ma.write(b"mine").unwrap();
+    await_condition("A's write on B", || content(&mb) == b"mine");
+    assert_eq!(content(&ma), b"mine");
+    let refused = a.wait_for("A refusing the impersonation", |v| {
+        v["event"] == "refused"
+            && v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("impersonat"))
+    });
+    assert_eq!(refused["via"], "sample", "{refused}");
+    rogue.close().wait().unwrap();
+}
