@@ -632,6 +632,7 @@ impl Bridge {
         let own = format!("{LIVELINESS_PREFIX}/{}", shared.session.zid());
         let s = Arc::clone(&shared);
         let own2 = own.clone();
+        let peer_lines = Mutex::new(PeerLines::default());
         let peers = shared
             .session
             .liveliness()
@@ -643,12 +644,15 @@ impl Bridge {
                 }
                 // Whatever a peer put in its token's key.
                 let peer = peer_text(key.rsplit('/').next().unwrap_or(key));
-                match sample.kind() {
-                    SampleKind::Put => {
-                        s.log.event("peer_up", json!({ "peer": peer }));
-                        let _ = peer_tx.send(Resync::Peer(peer));
-                    }
-                    SampleKind::Delete => s.log.event("peer_down", json!({ "peer": peer })),
+                let event = match sample.kind() {
+                    SampleKind::Put => "peer_up",
+                    SampleKind::Delete => "peer_down",
+                };
+                if let Some(fields) = lock(&peer_lines).admit(Instant::now(), &peer) {
+                    s.log.event(event, fields);
+                }
+                if sample.kind() == SampleKind::Put {
+                    let _ = peer_tx.send(Resync::Peer(peer));
                 }
             })
             .wait()
@@ -1488,14 +1492,63 @@ fn sync_all(shared: &Shared, why: &str) {
 /// (queryables, subscribers) arrive with its token, and a burst of
 /// arrivals is coalesced.
 const PEER_SETTLE: Duration = Duration::from_millis(200);
+/// The least time between the starts of two resyncs: peers that come
+/// meanwhile are served together by the next one. A peer whose token
+/// comes and goes many times a second (or many peers' tokens) costs one
+/// query round and one re-announcement per second, not one each.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// `peer_up` and `peer_down` lines are logged at most [`PEER_LINES_MAX`]
+/// times per window of this length; the rest are counted, and the count
+/// is logged with the next line logged (field `suppressed`).
+const PEER_LINES_WINDOW: Duration = Duration::from_secs(10);
+/// See [`PEER_LINES_WINDOW`].
+const PEER_LINES_MAX: u32 = 20;
+
+/// The window of `peer_up`/`peer_down` lines: tokens that come and go fast
+/// (one flapping link, or a peer declaring token after token under
+/// fresh ids) must not flood the log.
+#[derive(Default)]
+struct PeerLines {
+    start: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl PeerLines {
+    /// The fields of a line about `peer` at `now`, or `None` when the
+    /// window's lines are spent (counted).
+    fn admit(&mut self, now: Instant, peer: &str) -> Option<Value> {
+        if self
+            .start
+            .is_none_or(|s| now.saturating_duration_since(s) >= PEER_LINES_WINDOW)
+        {
+            self.start = Some(now);
+            self.logged = 0;
+        }
+        if self.logged >= PEER_LINES_MAX {
+            self.suppressed += 1;
+            return None;
+        }
+        self.logged += 1;
+        Some(match std::mem::take(&mut self.suppressed) {
+            0 => json!({ "peer": peer }),
+            n => json!({ "peer": peer, "suppressed": n }),
+        })
+    }
+}
 
 fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
+    let mut last: Option<Instant> = None;
     // Blocks until a peer comes or the bridge stops.
     while let Ok(Resync::Peer(peer)) = peers.recv() {
-        let settled = Instant::now() + PEER_SETTLE;
+        let mut settled = Instant::now() + PEER_SETTLE;
+        if let Some(last) = last {
+            settled = settled.max(last + RESYNC_INTERVAL);
+        }
+        let mut more = 0usize;
         loop {
             match peers.recv_timeout(settled.saturating_duration_since(Instant::now())) {
-                Ok(Resync::Peer(_)) => {}
+                Ok(Resync::Peer(_)) => more += 1,
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Ok(Resync::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
@@ -1503,7 +1556,11 @@ fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let why = format!("peer {peer} up");
+        last = Some(Instant::now());
+        let why = match more {
+            0 => format!("peer {peer} up"),
+            n => format!("peer {peer} up (and {n} more)"),
+        };
         sync_all(shared, &why);
         // Re-announce what we hold: a peer that was cut off applies it if
         // it is newer than its own (it may have missed our last put).
@@ -1684,6 +1741,26 @@ mod tests {
             peer_text(&long),
             format!("{}...", "é".repeat(MAX_PEER_TEXT))
         );
+    }
+
+    #[test]
+    fn peer_lines_are_limited_per_window_and_the_rest_counted() {
+        let mut lines = PeerLines::default();
+        let t0 = Instant::now();
+        for i in 0..PEER_LINES_MAX {
+            assert_eq!(
+                lines.admit(t0, &format!("p{i}")),
+                Some(json!({ "peer": format!("p{i}") }))
+            );
+        }
+        assert_eq!(lines.admit(t0, "x"), None);
+        assert_eq!(lines.admit(t0 + Duration::from_secs(9), "y"), None);
+        let next = t0 + PEER_LINES_WINDOW;
+        assert_eq!(
+            lines.admit(next, "z"),
+            Some(json!({ "peer": "z", "suppressed": 2 }))
+        );
+        assert_eq!(lines.admit(next, "w"), Some(json!({ "peer": "w" })));
     }
 
     #[test]

@@ -28,6 +28,10 @@
 //!   its region holds. A bridge that starts, or sees a peer (re)appear
 //!   (liveliness tokens under `filemap-bridge-peers/`), queries its peers and
 //!   applies the newest value; at start it does so before it logs `ready`.
+//!   Peers that come are served at most once a second, together, and
+//!   `peer_up`/`peer_down` are logged at most 20 times per 10 s (the next
+//!   line logged counts the others in `suppressed`): tokens that come and
+//!   go fast cannot flood the log or the network.
 //! - **One bridge per region per host**, enforced by an exclusive `flock` on
 //!   `/dev/shm/filemap-bridge.<region>.lock`.
 //! - **Lifetime.** A region the bridge creates is persistent, like one

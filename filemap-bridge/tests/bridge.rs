@@ -1738,3 +1738,66 @@ fn a_sample_impersonating_a_bridge_does_not_outdate_its_next_write() {
     assert_eq!(refused["via"], "sample", "{refused}");
     rogue.close().wait().unwrap();
 }
+
+#[test]
+fn tokens_coming_and_going_fast_cost_a_bounded_log_and_resyncs() {
+    use zenoh::Wait as _;
+    let (ra, rb, key) = (unique("flap"), unique("flapb"), unique("flapkey"));
+    let _c = cleanup(&[&ra, &rb]);
+    let listen = loopback();
+    let a = Bridge::serving(&ra, &key, &["--listen", &listen, "--capacity", "1MiB"]);
+    let ma = open(&ra, 1 << 20);
+    ma.write(&patterned(1 << 20, 5)).unwrap();
+    a.wait_for("A sending", |v| v["event"] == "sent");
+    let rogue = rogue_session(&listen);
+    // For 3 s, a bridge's token under a fresh id every 20 ms, each gone
+    // 20 ms later (the pace is the stimulus, not a wait for anything).
+    let flood = Instant::now();
+    let mut toggles = 0;
+    while flood.elapsed() < Duration::from_secs(3) {
+        let token = rogue
+            .liveliness()
+            .declare_token(format!("filemap-bridge-peers/r{toggles}"))
+            .wait()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        token.undeclare().wait().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        toggles += 1;
+    }
+    // A genuine peer after it is still synced with.
+    let b = Bridge::serving(&rb, &key, &["--connect", &listen, "--capacity", "1MiB"]);
+    b.wait_for("B ready", |v| v["event"] == "ready");
+    // B's arrival may be served with the flood's last tokens: B is the
+    // only peer that answers A's query.
+    a.wait_for("A's resync with B", |v| {
+        v["event"] == "synced"
+            && v["replies"] == 1
+            && v["why"].as_str().is_some_and(|w| w.starts_with("peer "))
+    });
+    let mb = open(&rb, 1 << 20);
+    await_condition("A's content on B", || content(&mb) == patterned(1 << 20, 5));
+    let resyncs = a
+        .lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| {
+            v["event"] == "synced" && v["why"].as_str().is_some_and(|w| w.starts_with("peer "))
+        })
+        .count();
+    let peer_lines = a.count("peer_up") + a.count("peer_down");
+    let took = flood.elapsed().as_secs() as usize;
+    eprintln!("{toggles} toggles: {resyncs} resyncs, {peer_lines} peer lines in {took} s");
+    assert!(toggles > 20, "only {toggles} toggles");
+    assert!(
+        resyncs <= took + 2,
+        "{resyncs} resyncs in {took} s for {toggles} toggles"
+    );
+    assert!(
+        peer_lines <= 20,
+        "{peer_lines} peer lines for {toggles} toggles"
+    );
+    rogue.close().wait().unwrap();
+}
