@@ -23,7 +23,7 @@ fn a_slice_gets_the_content_or_the_length_it_needs_and_keeps_its_bytes() {
     let _cleanup = Cleanup(name.clone());
     let map = FileMap::open(&name).unwrap();
     // An empty region reads as nothing, even into an empty slice.
-    let stamp = map.read_into(&mut [][..]).unwrap();
+    let stamp = map.read_into(&mut [0u8; 0][..]).unwrap();
     assert_eq!((stamp.len, stamp.generation), (0, 0));
 
     for content in [&b"small, inline"[..], &[7u8; 300][..], &[9u8; 4096][..]] {
@@ -178,4 +178,37 @@ fn a_slice_reader_racing_a_writer_gets_whole_contents_or_true_lengths() {
         );
     }
     writer.kill9();
+}
+
+/// A buffer nobody initialised (as a C caller's array) gets the content
+/// in its first `len` bytes, or the length it needs and no write.
+#[test]
+fn an_uninitialised_slice_gets_the_content_or_the_length_it_needs() {
+    use std::mem::MaybeUninit;
+    let name = unique("read-into-uninit");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    for content in [&b"small, inline"[..], &[7u8; 300][..], &[9u8; 4096][..]] {
+        let published = map.write(content).unwrap();
+        let mut buf = vec![MaybeUninit::<u8>::uninit(); 8192];
+        let stamp = map.read_into(&mut buf[..]).unwrap();
+        assert_eq!(
+            (stamp.len, stamp.generation),
+            (content.len(), published.generation)
+        );
+        // SAFETY: a successful read wrote the first `stamp.len` bytes.
+        let read: Vec<u8> = buf[..stamp.len]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect();
+        assert_eq!(read, content);
+
+        let mut short = vec![MaybeUninit::<u8>::uninit(); content.len() - 1];
+        match map.read_into(&mut short[..]) {
+            Err(filemap::Error::BufferTooSmall { needed, len, .. }) => {
+                assert_eq!((needed, len), (content.len(), content.len() - 1));
+            }
+            other => panic!("a short uninitialised buffer: {other:?}"),
+        }
+    }
 }
