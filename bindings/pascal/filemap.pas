@@ -110,6 +110,14 @@ const
   FileMapMaxSize = 1073741824;
 
 type
+  {$ifndef FPC}
+  { Delphi spellings of FPC's integer types, before their first use. }
+  QWord = UInt64;
+  PQWord = ^QWord;
+  PtrUInt = NativeUInt;
+  PPtrUInt = ^PtrUInt;
+  {$endif}
+
   { The content's bytes: UTF-8. A Unicode build (string = UnicodeString:
     Delphi 2009+, FPC's delphiunicode mode) converts MapStrings to and
     from it; an ANSI build keeps the bytes as they are in its strings. }
@@ -137,13 +145,6 @@ type
     MaxCapacity: QWord;
   end;
   PFmOpenOptions = ^TFmOpenOptions;
-  {$ifndef FPC}
-  { Delphi spellings of FPC's integer types. }
-  QWord = UInt64;
-  PQWord = ^QWord;
-  PtrUInt = NativeUInt;
-  PPtrUInt = ^PtrUInt;
-  {$endif}
 
 { The C ABI, as declared in filemap.h; see there for each call's contract. }
 function fm_abi_version: LongWord; cdecl; external FileMapLib;
