@@ -2,8 +2,9 @@
  * filemap: named shared-memory regions for inter-process communication.
  * C ABI (link with `pkg-config --cflags --libs filemap`, i.e. -lfilemap_ffi).
  *
- * Every function returns an fm_status (FM_OK is 0, errors are negative)
- * and never unwinds. fm_last_error() and fm_last_error_info() describe the
+ * Every function returns an fm_status (FM_OK is 0, errors are negative),
+ * except the four that answer a question (fm_abi_version, fm_max_name_len,
+ * fm_status_name, fm_last_error), and none unwinds. fm_last_error() and fm_last_error_info() describe the
  * last failure on the calling thread. Handles (fm_map, fm_watcher,
  * fm_cancel_token) are owned by the caller and freed with fm_close /
  * fm_watch_stop / fm_cancel_free; as with FILE*, using one after that is
@@ -564,7 +565,11 @@ const char *fm_status_name(fm_status status);
  * `FM_E_WRONG_THREAD` and the lock stays held). While it is held,
  * `fm_write`, `fm_write_if` and `fm_read` on this handle from this thread
  * run under it, and no other handle (in any process) can publish.
- * `fm_close` releases a lock still held.
+ * `fm_close` releases a lock still held, when called on the thread that
+ * took it; on Windows, `fm_close` on another thread cannot release the
+ * kernel mutex, which stays held until the taking thread ends (the next
+ * taker is then told `owner_died`). On Linux any thread's `fm_close`
+ * releases it.
  *
  * Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TIMEOUT`
  * (`fm_error_info.pid` names the holder), `FM_E_WOULD_DEADLOCK` (this
@@ -705,7 +710,8 @@ fm_status fm_open_ex(const char *name,
 
 /**
  * Close a handle made by `fm_open` or `fm_open_ex` and free it. A lock still held through
- * it is released. Closing the last handle of a non-persistent region
+ * it is released (on Windows only from the thread that took it: see
+ * `fm_lock`). Closing the last handle of a non-persistent region
  * (in any process) removes the region; a running watcher keeps it alive
  * until `fm_watch_stop`.
  *

@@ -23,7 +23,11 @@ use crate::status::{boundary, Fail, FmStatus};
 /// `FM_E_WRONG_THREAD` and the lock stays held). While it is held,
 /// `fm_write`, `fm_write_if` and `fm_read` on this handle from this thread
 /// run under it, and no other handle (in any process) can publish.
-/// `fm_close` releases a lock still held.
+/// `fm_close` releases a lock still held, when called on the thread that
+/// took it; on Windows, `fm_close` on another thread cannot release the
+/// kernel mutex, which stays held until the taking thread ends (the next
+/// taker is then told `owner_died`). On Linux any thread's `fm_close`
+/// releases it.
 ///
 /// Returns `FM_OK`, `FM_E_NULL`, `FM_E_INVALID_ARGUMENT`, `FM_E_TIMEOUT`
 /// (`fm_error_info.pid` names the holder), `FM_E_WOULD_DEADLOCK` (this

@@ -355,7 +355,8 @@ fn open(name: String, options: &FmOpenOptions) -> FfiResult<*mut FmMap> {
 }
 
 /// Close a handle made by `fm_open` or `fm_open_ex` and free it. A lock still held through
-/// it is released. Closing the last handle of a non-persistent region
+/// it is released (on Windows only from the thread that took it: see
+/// `fm_lock`). Closing the last handle of a non-persistent region
 /// (in any process) removes the region; a running watcher keeps it alive
 /// until `fm_watch_stop`.
 ///
