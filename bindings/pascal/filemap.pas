@@ -387,6 +387,7 @@ begin
   { No thread to wait for when TThread.Create failed to start one. }
   if Handle = TThreadID(0) then
     Exit;
+  {$ifdef UNIX}
   { FPC's WaitFor, called from the main thread, looks for the end of the
     thread only between CheckSynchronize(100) calls: 100 ms for a thread
     that ends without queueing anything. So wait for Execute to return,
@@ -397,8 +398,18 @@ begin
   RTLEventWaitFor(FDone);
   while not Finished do
     ThreadSwitch;
-  {$endif}
   WaitFor;
+  {$else}
+  { Windows: FPC's WaitFor from the main thread (a MsgWaitForMultiple-
+    Objects loop on the thread and the Synchronize event) never returned
+    here under Wine. Waiting on the thread's handle is enough, and
+    TThread.Destroy does not wait again for a Finished thread; a Windows
+    handle may be waited on any number of times. }
+  WaitForThreadTerminate(Handle, 0);
+  {$endif}
+  {$else}
+  WaitFor;
+  {$endif}
 end;
 
 procedure TFileMapWatchThread.Deliver;
