@@ -626,4 +626,29 @@ mod windows {
         };
         assert!(!status.success());
     }
+
+    #[test]
+    fn a_legacy_writer_sending_while_it_holds_the_mutex_is_answered_at_once() {
+        // Some variants of the component broadcast with SendMessage before
+        // they release the mutex: the gateway, waiting for that mutex to
+        // copy a region change, must still answer, or the legacy program
+        // hangs until the gateway's wait times out.
+        let name = unique("lg-send");
+        let _c = Cleanup(name.clone());
+        let gw = gateway(&name, &["--codepage", "1252"]);
+        let mut p = peer(&name, 4096, "ansi", 1252, true);
+        p.send("hold");
+        p.expect("holding");
+        cli(&["write", &name, "while\nheld"]);
+        // The gateway now waits for the mutex in 1 s spells, 200 ms apart:
+        // 1.5 s of sends meets at least one spell.
+        gw.expect_prefix("filemap legacy: the legacy mutex stayed held");
+        p.send("sendgw 30 50");
+        let line = p.expect_prefix("sent max=");
+        let longest: u64 = line["sent max=".len()..].parse().unwrap();
+        assert!(longest < 400, "a send waited {longest} ms for the gateway");
+        p.send("release");
+        p.expect("released");
+        p.expect("changed while|held");
+    }
 }

@@ -35,11 +35,12 @@ use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, UnmapViewOfFile, VirtualQuery, FILE_MAP_ALL_ACCESS,
     MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT, PAGE_READWRITE,
 };
-use windows_sys::Win32::System::Threading::{CreateMutexW, ReleaseMutex, WaitForSingleObject};
+use windows_sys::Win32::System::Threading::{CreateMutexW, ReleaseMutex};
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW, GetMessageW, KillTimer,
-    PostMessageW, RegisterClassExW, RegisterWindowMessageW, SetTimer, TranslateMessage,
-    HWND_BROADCAST, MSG, WM_APP, WM_TIMER, WNDCLASSEXW, WS_OVERLAPPED,
+    MsgWaitForMultipleObjectsEx, PeekMessageW, PostMessageW, RegisterClassExW,
+    RegisterWindowMessageW, SetTimer, TranslateMessage, HWND_BROADCAST, MSG, PM_NOREMOVE,
+    PM_QS_SENDMESSAGE, QS_SENDMESSAGE, WM_APP, WM_TIMER, WNDCLASSEXW, WS_OVERLAPPED,
 };
 
 use crate::{
@@ -284,10 +285,42 @@ impl LegacyMap {
 
     /// Take the mutex; false after the timeout. An abandoned mutex (its
     /// owner died) is ours now, and the text it left is read as any.
+    ///
+    /// Messages other threads *send* to the gateway's window are handled
+    /// while it waits: a legacy writer that broadcasts with `SendMessage`
+    /// while it still holds the mutex waits for every window, this one
+    /// included, and would otherwise stay blocked until the wait timed out.
+    /// (The window procedure only posts a note, so no copy runs inside.)
     fn lock(&self) -> bool {
-        // SAFETY: waits on our own mutex handle.
-        let r = unsafe { WaitForSingleObject(self.mutex, MUTEX_TIMEOUT_MS) };
-        r == WAIT_OBJECT_0 || r == WAIT_ABANDONED
+        let start = std::time::Instant::now();
+        let limit = std::time::Duration::from_millis(MUTEX_TIMEOUT_MS.into());
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            let left = u32::try_from(left.as_millis()).unwrap_or(MUTEX_TIMEOUT_MS);
+            // SAFETY: waits on our own mutex handle (one handle, from a
+            // live local) or for a message sent to this thread.
+            let r = unsafe { MsgWaitForMultipleObjectsEx(1, &self.mutex, left, QS_SENDMESSAGE, 0) };
+            match r {
+                WAIT_OBJECT_0 | WAIT_ABANDONED => return true,
+                r if r == WAIT_OBJECT_0 + 1 => {
+                    // SAFETY: a zeroed MSG is a valid out-buffer.
+                    let mut msg: MSG = unsafe { std::mem::zeroed() };
+                    // SAFETY: dispatches the messages sent to this thread's
+                    // windows into their procedures; removes nothing posted.
+                    unsafe {
+                        PeekMessageW(
+                            &mut msg,
+                            ptr::null_mut(),
+                            0,
+                            0,
+                            PM_NOREMOVE | PM_QS_SENDMESSAGE,
+                        )
+                    };
+                }
+                // WAIT_TIMEOUT, or WAIT_FAILED (a handle gone bad).
+                _ => return false,
+            }
+        }
     }
 
     fn unlock(&self) {

@@ -23,6 +23,10 @@
     hang MS       stop pumping messages for MS milliseconds (a hung peer)
     hold          take the mutex and keep it      -> holding
     release       let it go                       -> released
+    sendgw N MS   N times, MS ms apart, SendMessage the change message
+                  to the gateway's window (class filemap-legacy-gateway,
+                  title "filemap legacy NAME"), as a broadcast after a
+                  write reaches it; the longest took -> sent max=MS
     quit                                       -> bye
   And, whenever another window broadcasts:     -> changed LINES
   Errors print "error ..." and go on. }
@@ -51,6 +55,7 @@ var
   Queue: array of RawByteString;
   QueueLock: TRTLCriticalSection;
   InputDone: Boolean = False;
+  OpenName: UnicodeString = '';
 
 procedure Say(const S: RawByteString);
 var
@@ -178,6 +183,7 @@ begin
   Suffix := 'Synch-Now';
   if Length(Args) > 4 then Suffix := Args[4];
   WName := Utf8ToWide(Args[0]);
+  OpenName := WName;
   Section := CreateFileMappingW(INVALID_HANDLE_VALUE, nil, PAGE_READWRITE, 0,
     MapSize, PWideChar(WName));
   Existed := GetLastError = ERROR_ALREADY_EXISTS;
@@ -231,6 +237,34 @@ begin
   Say('written ' + IntToStrRaw(N));
 end;
 
+procedure DoSendGateway(const Args: RawByteString);
+var
+  P, N, Ms, Code, I: Integer;
+  Start, Took, Longest: DWORD;
+  Gateway: HWND;
+begin
+  P := Pos(' ', Args);
+  Val(Copy(Args, 1, P - 1), N, Code);
+  Val(Copy(Args, P + 1, Length(Args)), Ms, Code);
+  Gateway := FindWindowW('filemap-legacy-gateway',
+    PWideChar('filemap legacy ' + OpenName));
+  if Gateway = 0 then
+  begin
+    Say('error no gateway window');
+    Exit;
+  end;
+  Longest := 0;
+  for I := 1 to N do
+  begin
+    Start := GetTickCount;
+    SendMessageW(Gateway, SynchMsg, WPARAM(Wnd), 0);
+    Took := GetTickCount - Start;
+    if Took > Longest then Longest := Took;
+    Sleep(Ms);
+  end;
+  Say('sent max=' + IntToStrRaw(Longest));
+end;
+
 procedure RunCommand(const Line: RawByteString);
 var
   Verb, Rest: RawByteString;
@@ -277,6 +311,8 @@ begin
     WaitForSingleObject(Mutex, INFINITE);
     Say('holding');
   end
+  else if Verb = 'sendgw' then
+    DoSendGateway(Rest)
   else if Verb = 'release' then
   begin
     ReleaseMutex(Mutex);
