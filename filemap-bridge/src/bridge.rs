@@ -336,6 +336,24 @@ fn set(config: &mut zenoh::Config, key: &str, value: String) -> anyhow::Result<(
         .map_err(|e| anyhow::anyhow!("bad Zenoh setting {key}={value}: {e}"))
 }
 
+/// Set `key` to `value` unless the configuration holds another value than
+/// Zenoh's default there (`zenoh_default`): a `--config` file's choice wins.
+fn set_unless_chosen(
+    config: &mut zenoh::Config,
+    key: &str,
+    zenoh_default: usize,
+    value: usize,
+) -> anyhow::Result<()> {
+    let current = config
+        .get_json(key)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if current != Some(zenoh_default) {
+        return Ok(());
+    }
+    set(config, key, value.to_string())
+}
+
 fn zenoh_config(opts: &Options) -> anyhow::Result<zenoh::Config> {
     let mut config = match &opts.config {
         Some(path) => zenoh::Config::from_file(path)
@@ -416,18 +434,15 @@ const RX_BUFFER_MAX: usize = 64 << 20;
 /// `--config` file that sets `transport/link/rx/buffer_size` to another
 /// value than Zenoh's default keeps it.
 fn size_rx_buffers(config: &mut zenoh::Config, largest: usize) -> anyhow::Result<()> {
-    const KEY: &str = "transport/link/rx/buffer_size";
-    let current = config
-        .get_json(KEY)
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok());
-    if current != Some(ZENOH_RX_BUFFER) {
-        return Ok(());
-    }
     let size = largest
         .saturating_mul(3)
         .clamp(ZENOH_RX_BUFFER, RX_BUFFER_MAX);
-    set(config, KEY, size.to_string())
+    set_unless_chosen(
+        config,
+        "transport/link/rx/buffer_size",
+        ZENOH_RX_BUFFER,
+        size,
+    )
 }
 
 /// Zenoh's default `transport/link/rx/max_message_size` (1 GiB).
@@ -459,15 +474,12 @@ fn message_limit(largest: usize) -> usize {
 /// the fragments as they come, keeps the link, and tells nobody. A
 /// `--config` file that sets another value than Zenoh's default keeps it.
 fn limit_messages(config: &mut zenoh::Config, largest: usize) -> anyhow::Result<()> {
-    const KEY: &str = "transport/link/rx/max_message_size";
-    let current = config
-        .get_json(KEY)
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok());
-    if current != Some(ZENOH_MAX_MESSAGE) {
-        return Ok(());
-    }
-    set(config, KEY, message_limit(largest).to_string())
+    set_unless_chosen(
+        config,
+        "transport/link/rx/max_message_size",
+        ZENOH_MAX_MESSAGE,
+        message_limit(largest),
+    )
 }
 
 fn validate_key(key: &str) -> anyhow::Result<()> {
