@@ -644,7 +644,7 @@ impl Bridge {
         let own = format!("{LIVELINESS_PREFIX}/{}", shared.session.zid());
         let s = Arc::clone(&shared);
         let own2 = own.clone();
-        let peer_lines = Mutex::new(PeerLines::default());
+        let peer_lines = Mutex::new(Lines::new(PEER_LINES_MAX));
         let peers = shared
             .session
             .liveliness()
@@ -660,7 +660,9 @@ impl Bridge {
                     SampleKind::Put => "peer_up",
                     SampleKind::Delete => "peer_down",
                 };
-                if let Some(fields) = lock(&peer_lines).admit(Instant::now(), &peer) {
+                if let Some(fields) =
+                    lock(&peer_lines).admit(Instant::now(), json!({ "peer": peer }))
+                {
                     s.log.event(event, fields);
                 }
                 if sample.kind() == SampleKind::Put {
@@ -1509,43 +1511,55 @@ const PEER_SETTLE: Duration = Duration::from_millis(200);
 /// comes and goes many times a second (or many peers' tokens) costs one
 /// query round and one re-announcement per second, not one each.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// `peer_up` and `peer_down` lines are logged at most [`PEER_LINES_MAX`]
-/// times per window of this length; the rest are counted, and the count
-/// is logged with the next line logged (field `suppressed`).
-const PEER_LINES_WINDOW: Duration = Duration::from_secs(10);
-/// See [`PEER_LINES_WINDOW`].
+/// Lines that a peer can cause at will (`peer_up` and `peer_down`,
+/// queries dropped unanswered) are logged at most a few times per window
+/// of this length; the rest are counted, and the count is logged with the
+/// next line logged (field `suppressed`).
+const LINES_WINDOW: Duration = Duration::from_secs(10);
+/// The most `peer_up` and `peer_down` lines per [`LINES_WINDOW`].
 const PEER_LINES_MAX: u32 = 20;
 
-/// The window of `peer_up`/`peer_down` lines: tokens that come and go fast
-/// (one flapping link, or a peer declaring token after token under
-/// fresh ids) must not flood the log.
-#[derive(Default)]
-struct PeerLines {
+/// A window of lines of one kind: tokens that come and go fast (one
+/// flapping link, or a peer declaring token after token under fresh ids),
+/// or a flood of queries, must not flood the log.
+struct Lines {
+    max: u32,
     start: Option<Instant>,
     logged: u32,
     suppressed: u64,
 }
 
-impl PeerLines {
-    /// The fields of a line about `peer` at `now`, or `None` when the
-    /// window's lines are spent (counted).
-    fn admit(&mut self, now: Instant, peer: &str) -> Option<Value> {
+impl Lines {
+    /// At most `max` lines per [`LINES_WINDOW`].
+    fn new(max: u32) -> Lines {
+        Lines {
+            max,
+            start: None,
+            logged: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// `fields` (a JSON object) to log at `now`, with the count of lines
+    /// left out before it if any, or `None` when the window's lines are
+    /// spent (counted).
+    fn admit(&mut self, now: Instant, mut fields: Value) -> Option<Value> {
         if self
             .start
-            .is_none_or(|s| now.saturating_duration_since(s) >= PEER_LINES_WINDOW)
+            .is_none_or(|s| now.saturating_duration_since(s) >= LINES_WINDOW)
         {
             self.start = Some(now);
             self.logged = 0;
         }
-        if self.logged >= PEER_LINES_MAX {
+        if self.logged >= self.max {
             self.suppressed += 1;
             return None;
         }
         self.logged += 1;
-        Some(match std::mem::take(&mut self.suppressed) {
-            0 => json!({ "peer": peer }),
-            n => json!({ "peer": peer, "suppressed": n }),
-        })
+        if let (n @ 1.., Value::Object(f)) = (std::mem::take(&mut self.suppressed), &mut fields) {
+            f.insert("suppressed".into(), n.into());
+        }
+        Some(fields)
     }
 }
 
@@ -1757,22 +1771,21 @@ mod tests {
 
     #[test]
     fn peer_lines_are_limited_per_window_and_the_rest_counted() {
-        let mut lines = PeerLines::default();
+        let mut lines = Lines::new(PEER_LINES_MAX);
+        let peer = |p: &str| json!({ "peer": p });
         let t0 = Instant::now();
         for i in 0..PEER_LINES_MAX {
-            assert_eq!(
-                lines.admit(t0, &format!("p{i}")),
-                Some(json!({ "peer": format!("p{i}") }))
-            );
+            let p = format!("p{i}");
+            assert_eq!(lines.admit(t0, peer(&p)), Some(peer(&p)));
         }
-        assert_eq!(lines.admit(t0, "x"), None);
-        assert_eq!(lines.admit(t0 + Duration::from_secs(9), "y"), None);
-        let next = t0 + PEER_LINES_WINDOW;
+        assert_eq!(lines.admit(t0, peer("x")), None);
+        assert_eq!(lines.admit(t0 + Duration::from_secs(9), peer("y")), None);
+        let next = t0 + LINES_WINDOW;
         assert_eq!(
-            lines.admit(next, "z"),
+            lines.admit(next, peer("z")),
             Some(json!({ "peer": "z", "suppressed": 2 }))
         );
-        assert_eq!(lines.admit(next, "w"), Some(json!({ "peer": "w" })));
+        assert_eq!(lines.admit(next, peer("w")), Some(peer("w")));
     }
 
     #[test]
