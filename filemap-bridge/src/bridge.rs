@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -315,13 +315,16 @@ impl RegionLock {
 ///
 /// Its threads sleep until there is work: a local write (the region's
 /// wait), the region's name appearing or going away (inotify on Linux;
-/// elsewhere a look every 100 ms), a peer coming (a channel), or the
-/// shutdown, which ends all of them at once (a [`filemap::CancelToken`]
-/// per region, a message on the channel).
+/// elsewhere a look every 100 ms), a peer coming or a query to answer (a
+/// channel each), or the shutdown, which ends all of them at once (a
+/// [`filemap::CancelToken`] per region, a message on the peers' channel,
+/// the queries' channel closed).
 pub struct Bridge {
     shared: Arc<Shared>,
     watchers: Vec<JoinHandle<()>>,
     resync: Option<(JoinHandle<()>, mpsc::Sender<Resync>)>,
+    replies: Arc<Replies>,
+    repliers: Vec<JoinHandle<()>>,
     names: Option<NameWatch>,
     _subscribers: Vec<zenoh::pubsub::Subscriber<()>>,
     _queryables: Vec<zenoh::query::Queryable<()>>,
@@ -569,16 +572,35 @@ impl Bridge {
             stop: AtomicBool::new(false),
             query_timeout: opts.query_timeout,
         });
+        let (jobs_tx, jobs) = mpsc::sync_channel(QUERIES_WAITING_MAX);
         let mut bridge = Bridge {
             shared: Arc::clone(&shared),
             watchers: Vec::new(),
             resync: None,
+            replies: Arc::new(Replies {
+                queue: Mutex::new(Some(jobs_tx)),
+                answers: AtomicUsize::new(0),
+                lines: Mutex::new(Lines::new(DROPPED_LINES_MAX)),
+                log,
+            }),
+            repliers: Vec::new(),
             names: None,
             _subscribers: Vec::new(),
             _queryables: Vec::new(),
             _token: None,
             _peers: None,
         };
+        // Queries are answered on threads of ours, never on Zenoh's.
+        let jobs = Arc::new(Mutex::new(jobs));
+        for i in 0..REPLY_THREADS {
+            let (r, j) = (Arc::clone(&bridge.replies), Arc::clone(&jobs));
+            bridge.repliers.push(
+                std::thread::Builder::new()
+                    .name(format!("reply {i}"))
+                    .spawn(move || reply_loop(&r, &j))
+                    .context("cannot start a thread")?,
+            );
+        }
         for map in &shared.maps {
             let (s, m) = (Arc::clone(&shared), Arc::clone(map));
             let sub = shared
@@ -588,11 +610,11 @@ impl Bridge {
                 .wait()
                 .map_err(|e| anyhow::anyhow!("cannot subscribe to {:?}: {e}", map.key))?;
             bridge._subscribers.push(sub);
-            let m = Arc::clone(map);
+            let (r, m) = (Arc::clone(&bridge.replies), Arc::clone(map));
             let q = shared
                 .session
                 .declare_queryable(map.key.as_str())
-                .callback(move |query| on_query(&m, &query))
+                .callback(move |query| r.take(&m, query))
                 .wait()
                 .map_err(|e| anyhow::anyhow!("cannot serve {:?}: {e}", map.key))?;
             bridge._queryables.push(q);
@@ -718,6 +740,14 @@ impl Drop for Bridge {
         // waiting on (up to --query-timeout-ms otherwise).
         let _ = self.shared.session.close().wait();
         if let Some((t, _)) = self.resync.take() {
+            let _ = t.join();
+        }
+        // No query comes any more: the reply threads go through what is
+        // queued (a reply on a closed session fails at once) and leave
+        // once the queue is closed. One still in a reply to a link that
+        // does not drain is held until Zenoh gives up on it (5 s at most).
+        drop(lock(&self.replies.queue).take());
+        for t in self.repliers.drain(..) {
             let _ = t.join();
         }
     }
@@ -1137,13 +1167,116 @@ fn on_sample(shared: &Shared, map: &Map, sample: Sample) {
     apply(shared, map, meta, sample.payload(), "sample");
 }
 
-fn on_query(map: &Map, query: &Query) {
-    let current = lock(&map.state).current.clone();
-    if let Some((meta, payload)) = current {
-        let _ = query
-            .reply(map.key.as_str(), payload)
-            .attachment(meta.encode().to_vec())
-            .wait();
+/// How many threads answer queries. Zenoh calls a queryable on its
+/// receive threads (two by default), which also deliver every sample; in
+/// Zenoh 1.10 a reply is sent with the querier's congestion control
+/// (blocking by default; the replier's own is ignored), which waits up to
+/// 5 s for a link that does not drain. Replying there let two queriers
+/// that stop reading hold up every sample for seconds. So queries are
+/// handed to threads of the bridge's own. Three: a stalled querier with a
+/// query in flight (a peer stopped during its start-up query) holds one
+/// until Zenoh gives up on its link (5 s, after which replies to it fail
+/// at once), and two such leave one for the others. Zenoh 1.10 does not
+/// tell a queryable who asks, so there is no cap per querier: a stalled
+/// querier's flood can hold every thread, and then replies (never
+/// samples) wait those 5 s, or are dropped (see [`REPLIES_WAITING_MAX`]).
+const REPLY_THREADS: usize = 3;
+/// The most queries waiting to be answered (besides those being
+/// answered). A query past it is dropped unanswered: its querier hears
+/// nothing from this bridge, as when a reply is lost; a bridge that joins
+/// gets this bridge's value when it re-announces it to the new peer. A
+/// flood thus costs at most this many replies of the value at a time.
+const REPLIES_WAITING_MAX: usize = 64;
+/// The most queries waiting for a reply thread in all, those to answer
+/// and those dropped unanswered. Dropping a query sends its querier a
+/// final message, with its congestion control too, so it is done on the
+/// reply threads as well, never on Zenoh's receive threads, as long as
+/// fewer than this many wait (a few hundred bytes each). A query past it
+/// is dropped on arrival, on the receive thread.
+const QUERIES_WAITING_MAX: usize = 4096;
+/// Lines about dropped queries per [`LINES_WINDOW`].
+const DROPPED_LINES_MAX: u32 = 3;
+
+/// A query for a reply thread.
+struct Job {
+    map: Arc<Map>,
+    query: Query,
+    /// Answer it, or only drop it (its final message goes out).
+    answer: bool,
+}
+
+/// The queue of queries to the reply threads.
+struct Replies {
+    /// `None` once the bridge stops: the reply threads leave.
+    queue: Mutex<Option<mpsc::SyncSender<Job>>>,
+    /// Queries queued to be answered.
+    answers: AtomicUsize,
+    /// Dropped queries are logged at most [`DROPPED_LINES_MAX`] times per
+    /// [`LINES_WINDOW`].
+    lines: Mutex<Lines>,
+    log: Log,
+}
+
+impl Replies {
+    /// Queue `query` on `map`'s key for the reply threads (called on
+    /// Zenoh's receive threads: never blocks).
+    fn take(&self, map: &Arc<Map>, query: Query) {
+        let answer = self.answers.fetch_add(1, Ordering::SeqCst) < REPLIES_WAITING_MAX;
+        if !answer {
+            self.answers.fetch_sub(1, Ordering::SeqCst);
+        }
+        let Some(queue) = lock(&self.queue).clone() else {
+            return; // stopping
+        };
+        let job = Job {
+            map: Arc::clone(map),
+            query,
+            answer,
+        };
+        let reason = match queue.try_send(job) {
+            Ok(()) if answer => return,
+            Ok(()) => format!(
+                "{REPLIES_WAITING_MAX} queries already wait for a reply: dropped unanswered"
+            ),
+            Err(mpsc::TrySendError::Full(job)) => {
+                if job.answer {
+                    self.answers.fetch_sub(1, Ordering::SeqCst);
+                }
+                drop(job);
+                format!("{QUERIES_WAITING_MAX} queries already wait: dropped unanswered on arrival")
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return,
+        };
+        let fields =
+            json!({ "region": map.region, "key": map.key, "via": "query", "reason": reason });
+        if let Some(fields) = lock(&self.lines).admit(Instant::now(), fields) {
+            self.log.event("refused", fields);
+        }
+    }
+}
+
+/// A reply thread: answers queries with the value the region holds, until
+/// the queue closes.
+fn reply_loop(replies: &Replies, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        // The receiver is shared: one thread waits on it, the others on its
+        // lock, which is released before the reply (a statement of its own).
+        let job = lock(jobs).recv();
+        let Ok(job) = job else { return };
+        if job.answer {
+            replies.answers.fetch_sub(1, Ordering::SeqCst);
+            let current = lock(&job.map.state).current.clone();
+            if let Some((meta, payload)) = current {
+                let _ = job
+                    .query
+                    .reply(job.map.key.as_str(), payload)
+                    .attachment(meta.encode().to_vec())
+                    .wait();
+            }
+        }
+        // The query's final message goes out as its last copy drops: here
+        // (Zenoh's receive thread drops its own copy as the callback
+        // returns, before a reply thread is even woken, bar preemption).
     }
 }
 

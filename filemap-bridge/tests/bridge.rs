@@ -9,7 +9,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use filemap::FileMap;
-use filemap_testkit::{await_condition, free_port, unique, Cleanup, RemoveFiles};
+use filemap_testkit::{
+    await_condition, await_condition_within, free_port, unique, Cleanup, RemoveFiles,
+};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_filemap-bridge");
@@ -832,6 +834,9 @@ fn ns_helper(spec: &str) {
 #[ignore = "child-process entry point, run by the tests that spawn it"]
 fn child_role() {
     filemap_testkit::child::enter();
+    if let Ok(spec) = std::env::var("FMB_QUERY_FLOOD") {
+        return query_flood(&spec);
+    }
     ns_helper(&std::env::var("FMB_NS_HELPER").expect("FMB_NS_HELPER"));
 }
 
@@ -1800,4 +1805,164 @@ fn tokens_coming_and_going_fast_cost_a_bounded_log_and_resyncs() {
         "{peer_lines} peer lines for {toggles} toggles"
     );
     rogue.close().wait().unwrap();
+}
+
+/// A rogue querier (a child process, `child_role`): `spec` is the
+/// endpoint, the key and a number of queries. It sends them all at once,
+/// and once the bridge is replying stops itself (SIGSTOP), so the replies
+/// still to come fill its link and stay there.
+fn query_flood(spec: &str) {
+    use std::sync::atomic::AtomicUsize;
+    use zenoh::Wait as _;
+    let mut parts = spec.splitn(3, '\n');
+    let (endpoint, key, queries) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+    );
+    let rogue = rogue_session(endpoint);
+    await_condition("the bridge's queryable", || {
+        let replies = rogue
+            .get(key)
+            .timeout(Duration::from_millis(500))
+            .wait()
+            .unwrap();
+        replies.recv().is_ok()
+    });
+    let replies = Arc::new(AtomicUsize::new(0));
+    for _ in 0..queries {
+        let r = Arc::clone(&replies);
+        rogue
+            .get(key)
+            .callback(move |_| {
+                r.fetch_add(1, Ordering::Relaxed);
+            })
+            .wait()
+            .unwrap();
+    }
+    // The queries went out before the replies came back.
+    await_condition("replies to the flood", || {
+        replies.load(Ordering::Relaxed) >= 5
+    });
+    use rustix::process::{getpid, kill_process, Signal};
+    kill_process(getpid(), Signal::STOP).unwrap();
+    // Resumed only to be killed.
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Child processes that are killed (resumed first) when dropped.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        use rustix::process::{kill_process, Pid, Signal};
+        for child in &mut self.0 {
+            if let Some(pid) = Pid::from_raw(child.id() as i32) {
+                let _ = kill_process(pid, Signal::CONT);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether process `pid` is stopped (by a signal).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('T')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn queriers_that_stop_reading_do_not_delay_samples() {
+    use zenoh::Wait as _;
+    let (ra, key) = (unique("qstall"), unique("qstallkey"));
+    let _c = cleanup(&[&ra]);
+    let listen = loopback();
+    let a = Bridge::serving(&ra, &key, &["--listen", &listen, "--capacity", "1MiB"]);
+    let ma = open(&ra, 1 << 20);
+    let held = patterned(1 << 20, 9);
+    ma.write(&held).unwrap();
+    a.wait_for("A sending", |v| v["event"] == "sent");
+    // Two rogue queriers (Zenoh receives on two threads by default), each
+    // asking 2000 times for A's 1 MiB and then stopping.
+    let mut rogues = Children(Vec::new());
+    for _ in 0..2 {
+        rogues.0.push(
+            filemap_testkit::child::command()
+                .env("FMB_QUERY_FLOOD", format!("{listen}\n{key}\n2000"))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let honest = rogue_session(&listen);
+    await_subscriber(&honest, &key);
+    await_condition_within("both rogues stopped", DEADLINE, || {
+        rogues.0.iter().all(|c| is_stopped(c.id()))
+    });
+    // A's replies to them now fill their links, and Zenoh blocks a reply
+    // to a link that does not drain for up to 5 s. An honest sample is
+    // applied at once all the same, again and again.
+    let mut took = Vec::new();
+    for i in 0..5u8 {
+        let body = vec![b'a' + i; 16];
+        let seen = ma.generation();
+        let put = Instant::now();
+        honest
+            .put(key.as_str(), body.clone())
+            .attachment(attachment([0xaa; 16], ntp64_now(), body.len()))
+            .wait()
+            .unwrap();
+        while content(&ma) != body && put.elapsed() < Duration::from_secs(20) {
+            let _ = ma.wait_change(
+                seen,
+                filemap::Wait::sleep().timeout(Duration::from_millis(100)),
+            );
+        }
+        took.push(put.elapsed());
+    }
+    eprintln!("honest samples applied after {took:?}");
+    for (i, t) in took.iter().enumerate() {
+        assert!(
+            *t < Duration::from_secs(2),
+            "honest sample {i} applied after {t:?} (all: {took:?})"
+        );
+    }
+    assert!(
+        rogues.0.iter().all(|c| is_stopped(c.id())),
+        "the rogues stayed stopped"
+    );
+    // The queries A dropped are logged, a few lines only.
+    let dropped = a
+        .lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["event"] == "refused" && v["via"] == "query")
+        .count();
+    eprintln!("{dropped} lines of dropped queries");
+    assert!(
+        (1..=3).contains(&dropped),
+        "{dropped} lines of dropped queries"
+    );
+    // Replies to the rogues wait, until Zenoh gives up on their links
+    // (5 s), or are dropped; then A answers queries again.
+    let stopped = Instant::now();
+    await_condition_within("A answering a query", DEADLINE, || {
+        let replies = honest
+            .get(key.as_str())
+            .timeout(Duration::from_millis(500))
+            .wait()
+            .unwrap();
+        replies.recv().is_ok()
+    });
+    eprintln!(
+        "A answered a query {:?} after the samples",
+        stopped.elapsed()
+    );
+    drop(rogues);
+    honest.close().wait().unwrap();
 }
