@@ -31,7 +31,12 @@
 //!   Peers that come are served at most once a second, together, and
 //!   `peer_up`/`peer_down` are logged at most 20 times per 10 s (the next
 //!   line logged counts the others in `suppressed`): tokens that come and
-//!   go fast cannot flood the log or the network.
+//!   go fast cannot flood the log or the network. Queries are answered on
+//!   three threads of the bridge's own, never on Zenoh's receive threads:
+//!   a querier that stops reading (Zenoh 1.10 replies with the querier's
+//!   blocking congestion control) delays replies, not samples. At most 64
+//!   queries wait to be answered; the rest are dropped unanswered and
+//!   logged (`refused`, `via` `query`) at most 3 times per 10 s.
 //! - **One bridge per region per host**, enforced by an exclusive `flock` on
 //!   `/dev/shm/filemap-bridge.<region>.lock`.
 //! - **Lifetime.** A region the bridge creates is persistent, like one
