@@ -583,7 +583,8 @@ mod windows {
         let gw = gateway(&name, &["--codepage", "1252"]);
         let mut p = peer(&name, 4096, "ansi", 1252, true);
         let map = FileMap::builder(&name).open_only().open().unwrap();
-        // Held past the gateway's lock timeout (10 s): its publish fails.
+        // Held past the gateway's region lock timeout (1 s): its publish
+        // fails, and is said to be retried once however many tries fail.
         let guard = map.lock().unwrap();
         p.send("write while|locked");
         p.expect_prefix("written ");
@@ -592,8 +593,13 @@ mod windows {
             |l| l.contains("publishing to the region") && l.contains("retrying"),
             "a failed publish, retried",
         );
+        // Held on for 3 s more (the stimulus, not a wait for anything): the
+        // gateway tries again about every 1.2 s meanwhile.
+        std::thread::sleep(Duration::from_secs(3));
         drop(guard);
         await_region(&name, "while\nlocked");
+        let retrying = gw.seen().iter().filter(|l| l.contains("retrying")).count();
+        assert_eq!(retrying, 1, "{:?}", gw.seen());
     }
 
     #[test]

@@ -389,6 +389,9 @@ struct State {
     retry_legacy: bool,
     retry_region: bool,
     timer: bool,
+    /// A publish to the region failed and is being retried: its failure
+    /// was logged once, and is not again until a publish succeeds.
+    publish_failing: bool,
     /// A read of the legacy map has succeeded: until then the region's
     /// text is not written to the map, which may hold text that wins.
     settled: bool,
@@ -437,8 +440,12 @@ impl State {
         let capacity = utf8_max
             .saturating_add(64)
             .clamp(filemap::DEFAULT_CAPACITY, filemap::MAX_CAPACITY);
+        // A region lock held by another process is waited for as the legacy
+        // mutex is, 1 s at a time: the retry timer does the rest, so the
+        // gateway's thread keeps answering its window between the waits.
         let region = FileMap::builder(&options.region)
             .capacity(capacity)
+            .lock_timeout(std::time::Duration::from_millis(MUTEX_TIMEOUT_MS.into()))
             .open()?;
         let message_name = wide(&format!("{}{}", options.map_name, options.suffix));
         // SAFETY: a NUL-terminated name that outlives the call.
@@ -523,6 +530,7 @@ impl State {
             retry_legacy: false,
             retry_region: false,
             timer: false,
+            publish_failing: false,
             settled: false,
             codepage,
             flags,
@@ -685,6 +693,7 @@ impl State {
         }
         match self.region.write(text.as_bytes()) {
             Ok(_) => {
+                self.publish_failing = false;
                 (self.log)(Event::Copied {
                     to: Side::Region,
                     bytes: text.len(),
@@ -693,13 +702,17 @@ impl State {
                 self.legacy_last = raw;
             }
             Err(e) if transient(&e) => {
-                // Not taken as copied: the timer tries the same text again.
-                (self.log)(Event::Failed(format!(
-                    "publishing to the region: {e}; retrying"
-                )));
+                // Not taken as copied: the timer tries the same text again
+                // (said once, not at every try).
+                if !std::mem::replace(&mut self.publish_failing, true) {
+                    (self.log)(Event::Failed(format!(
+                        "publishing to the region: {e}; retrying"
+                    )));
+                }
                 self.retry_later(true);
             }
             Err(e) => {
+                self.publish_failing = false;
                 (self.log)(Event::Failed(format!("publishing to the region: {e}")));
                 self.legacy_last = raw;
             }
