@@ -219,12 +219,20 @@ struct Shared {
     /// Set at shutdown, before the alarms are stopped.
     stop: AtomicBool,
     query_timeout: Duration,
+    /// The resync thread's channel, for the receive path's requests.
+    resync: mpsc::Sender<Resync>,
+    /// Lines about impersonating samples, at most
+    /// [`IMPERSONATION_LINES_MAX`] per [`LINES_WINDOW`].
+    impersonation_lines: Mutex<Lines>,
 }
 
 /// What the resync thread is told.
 enum Resync {
     /// A peer (re)appeared.
     Peer(String),
+    /// A sample named this bridge as its origin and was newer than its
+    /// value, which is dated anew: put it again (at most once a second).
+    Impersonated,
     /// The bridge is stopping.
     Stop,
 }
@@ -561,6 +569,9 @@ impl Bridge {
             )
         })?;
         let host = session.new_timestamp().get_id().to_le_bytes();
+        // Made before anything can receive: the receive path asks for
+        // re-announcements through it.
+        let (peer_tx, peer_rx) = mpsc::channel::<Resync>();
         let shared = Arc::new(Shared {
             session,
             host,
@@ -571,6 +582,8 @@ impl Bridge {
             max_size: opts.max_size,
             stop: AtomicBool::new(false),
             query_timeout: opts.query_timeout,
+            resync: peer_tx.clone(),
+            impersonation_lines: Mutex::new(Lines::new(IMPERSONATION_LINES_MAX)),
         });
         let (jobs_tx, jobs) = mpsc::sync_channel(QUERIES_WAITING_MAX);
         let mut bridge = Bridge {
@@ -656,7 +669,6 @@ impl Bridge {
             );
         }
         // Peers coming (back): resynchronise with them.
-        let (peer_tx, peer_rx) = mpsc::channel::<Resync>();
         let s = Arc::clone(&shared);
         let resync = std::thread::Builder::new()
             .name("resync".into())
@@ -935,6 +947,12 @@ fn check_remote(
         return refuse("timestamp more than 5 s in the future".into());
     }
     if meta.version.host == shared.host {
+        if lock(&map.state).version.is_none() {
+            // Nothing held here yet: a value this bridge made before it
+            // restarted (a Zenoh id fixed by --config keeps its host id),
+            // which the peers kept. Taken as any remote value.
+            return Some(meta);
+        }
         on_own_host(shared, map, &meta, via);
         return None;
     }
@@ -947,57 +965,42 @@ fn check_remote(
 /// id (dated within [`MAX_CLOCK_SKEW`], checked before). Peers may have
 /// applied it, and would drop this bridge's next write if dated before
 /// it, so the clock floor rises past it as for any remote value, and this
-/// bridge's value is dated anew and put again, so every peer takes it
-/// back.
+/// bridge's value is dated anew; the resync thread puts it again, at most
+/// once a second however many such samples come (each costs a lock here,
+/// not a send of the whole value on Zenoh's receive thread).
 fn on_own_host(shared: &Shared, map: &Map, meta: &Meta, via: &str) {
     let mut st = lock(&map.state);
     st.max_seen = st.max_seen.max(meta.version.time);
     if st.version.is_some_and(|v| meta.version <= v) {
         return;
     }
-    let again = st.current.clone().map(|(held, payload)| {
-        let meta = Meta {
-            version: next_version(shared, &st),
-            ..held
-        };
-        if let Some(g) = st.local_gen {
-            map.lock.record(g, &meta);
+    let redated = match st.current.clone() {
+        Some((held, payload)) => {
+            let meta = Meta {
+                version: next_version(shared, &st),
+                ..held
+            };
+            if let Some(g) = st.local_gen {
+                map.lock.record(g, &meta);
+            }
+            st.version = Some(meta.version);
+            st.current = Some((meta, payload));
+            true
         }
-        st.version = Some(meta.version);
-        st.current = Some((meta, payload.clone()));
-        (meta, payload)
-    });
-    drop(st);
-    shared.log.event(
-        "refused",
-        json!({ "region": map.region, "key": map.key, "via": via,
-                "time": meta.version.time,
-                "reason": format!(
-                    "a value naming this bridge as its origin, newer than any it made (impersonation): {}",
-                    if again.is_some() { "its own value is put again, dated anew" } else { "it holds no value to put again" }
-                ) }),
-    );
-    let Some((meta, payload)) = again else {
-        return;
+        None => false,
     };
-    let bytes = payload.len();
-    let put = shared
-        .session
-        .put(map.key.as_str(), payload)
-        .attachment(meta.encode().to_vec())
-        .congestion_control(CongestionControl::Block)
-        .allowed_destination(Locality::Remote)
-        .wait();
-    match put {
-        Ok(()) => shared.log.event(
-            "announced",
-            json!({ "region": map.region, "key": map.key, "why": "impersonation",
-                    "bytes": bytes, "time": meta.version.time }),
-        ),
-        Err(e) => shared.log.event(
-            "error",
-            json!({ "region": map.region, "key": map.key, "reason": format!("cannot send: {e}") }),
-        ),
+    drop(st);
+    if redated {
+        let _ = shared.resync.send(Resync::Impersonated);
+    }
+    let fields = json!({ "region": map.region, "key": map.key, "via": via,
+            "time": meta.version.time,
+            "reason": format!(
+                "a value naming this bridge as its origin, newer than any it made (impersonation): {}",
+                if redated { "its own value is put again, dated anew" } else { "it holds no value to put again" }
+            ) });
+    if let Some(fields) = lock(&shared.impersonation_lines).admit(Instant::now(), fields) {
+        shared.log.event("refused", fields);
     }
 }
 
@@ -1651,6 +1654,8 @@ const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 const LINES_WINDOW: Duration = Duration::from_secs(10);
 /// The most `peer_up` and `peer_down` lines per [`LINES_WINDOW`].
 const PEER_LINES_MAX: u32 = 20;
+/// Lines about impersonating samples per [`LINES_WINDOW`].
+const IMPERSONATION_LINES_MAX: u32 = 3;
 
 /// A window of lines of one kind: tokens that come and go fast (one
 /// flapping link, or a peer declaring token after token under fresh ids),
@@ -1698,8 +1703,15 @@ impl Lines {
 
 fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
     let mut last: Option<Instant> = None;
-    // Blocks until a peer comes or the bridge stops.
-    while let Ok(Resync::Peer(peer)) = peers.recv() {
+    // Blocks until a peer comes, a sample impersonates this bridge, or the
+    // bridge stops.
+    loop {
+        // `None`: only impersonation, whose value was dated anew already.
+        let mut peer = match peers.recv() {
+            Ok(Resync::Peer(peer)) => Some(peer),
+            Ok(Resync::Impersonated) => None,
+            Ok(Resync::Stop) | Err(_) => return,
+        };
         let mut settled = Instant::now() + PEER_SETTLE;
         if let Some(last) = last {
             settled = settled.max(last + RESYNC_INTERVAL);
@@ -1707,7 +1719,9 @@ fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
         let mut more = 0usize;
         loop {
             match peers.recv_timeout(settled.saturating_duration_since(Instant::now())) {
+                Ok(Resync::Peer(p)) if peer.is_none() => peer = Some(p),
                 Ok(Resync::Peer(_)) => more += 1,
+                Ok(Resync::Impersonated) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Ok(Resync::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
@@ -1716,11 +1730,14 @@ fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
             return;
         }
         last = Some(Instant::now());
-        let why = match more {
-            0 => format!("peer {peer} up"),
-            n => format!("peer {peer} up (and {n} more)"),
+        let why = match (&peer, more) {
+            (Some(peer), 0) => format!("peer {peer} up"),
+            (Some(peer), n) => format!("peer {peer} up (and {n} more)"),
+            (None, _) => "impersonation".to_string(),
         };
-        sync_all(shared, &why);
+        if peer.is_some() {
+            sync_all(shared, &why);
+        }
         // Re-announce what we hold: a peer that was cut off applies it if
         // it is newer than its own (it may have missed our last put).
         for map in &shared.maps {

@@ -99,7 +99,9 @@
 //! dropped; the region is untouched. A sample that names a bridge's own
 //! host id and is newer than its value is refused by that bridge
 //! (impersonation), which dates its next writes after it and puts its own
-//! value again, dated anew, so the peers converge back. An authenticated
+//! value again, dated anew (at most once a second), so the peers converge
+//! back; a bridge that holds no value yet takes such a sample as any
+//! other (its own, from before a restart with a fixed Zenoh id). An authenticated
 //! peer is trusted: it can write any content to the keys it knows.
 
 #![warn(missing_docs)]

@@ -1691,25 +1691,9 @@ fn a_sample_impersonating_a_bridge_does_not_outdate_its_next_write() {
     use zenoh::Wait as _;
     let (ra, rb, key) = (unique("ia"), unique("ib"), unique("ikey"));
     let _c = cleanup(&[&ra, &rb]);
-    let listen = loopback();
-    let a = Bridge::serving(&ra, &key, &["--listen", &listen]);
-    let b = Bridge::serving(&rb, &key, &["--connect", &listen]);
-    let (ma, mb) = (open(&ra, 4096), open(&rb, 4096));
-    ma.write(b"first").unwrap();
-    await_condition("A's first write on B", || content(&mb) == b"first");
-    let applied = b.wait_for("B applying it", |v| v["event"] == "applied");
-    let a_host = host_of(applied["origin"].as_str().unwrap());
-    let rogue = rogue_session(&listen);
-    // Both bridges answer the rogue's query: its puts reach both.
-    await_condition("both bridges visible to the rogue", || {
-        let replies = rogue
-            .get(key.as_str())
-            .consolidation(zenoh::query::ConsolidationMode::None)
-            .timeout(Duration::from_millis(500))
-            .wait()
-            .unwrap();
-        std::iter::from_fn(|| replies.recv().ok()).count() == 2
-    });
+    let pair = Impersonated::new(&ra, &rb, &key);
+    let (a, ma, mb, rogue) = (&pair.a, &pair.ma, &pair.mb, &pair.rogue);
+    let a_host = pair.a_host;
     // A's host id, dated 3 s ahead (within the skew bridges accept).
     rogue
         .put(key.as_str(), b"rogue!".to_vec())
@@ -1719,21 +1703,13 @@ fn a_sample_impersonating_a_bridge_does_not_outdate_its_next_write() {
     // Then a sample both refuse and log: once it is logged, each has had
     // the first one too. (B applies that one, or not if A's answer to it
     // came first.)
-    rogue.put(key.as_str(), b"marker".to_vec()).wait().unwrap();
-    let marker = |v: &Value| {
-        v["event"] == "refused"
-            && v["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("no attachment"))
-    };
-    a.wait_for("A refusing the marker", marker);
-    b.wait_for("B refusing the marker", marker);
+    pair.marker_seen(&key);
     // A puts its own value again, dated after the rogue's: B takes it back.
-    await_condition("A's value back on B", || content(&mb) == b"first");
+    await_condition("A's value back on B", || content(mb) == b"first");
     // A's next write is the newest value everywhere.
     ma.write(b"mine").unwrap();
-    await_condition("A's write on B", || content(&mb) == b"mine");
-    assert_eq!(content(&ma), b"mine");
+    await_condition("A's write on B", || content(mb) == b"mine");
+    assert_eq!(content(ma), b"mine");
     let refused = a.wait_for("A refusing the impersonation", |v| {
         v["event"] == "refused"
             && v["reason"]
@@ -1965,4 +1941,157 @@ fn queriers_that_stop_reading_do_not_delay_samples() {
     );
     drop(rogues);
     honest.close().wait().unwrap();
+}
+
+/// A bridge whose Zenoh id is fixed (in a `--config` file) keeps its host
+/// id across a restart. Restarted with nothing local (its host rebooted:
+/// region and lock record gone), it finds its own last value at its peers:
+/// it takes it back as any remote value, instead of refusing it as an
+/// impersonation of itself.
+#[test]
+fn a_bridge_restarted_with_its_id_and_nothing_local_takes_back_its_own_value() {
+    let (ra, rb, key) = (unique("fixid"), unique("fixidb"), unique("fixidkey"));
+    let _c = cleanup(&[&ra, &rb]);
+    let dir = tempdir("fixed-id");
+    let config = dir.join("zenoh.json5");
+    std::fs::write(&config, "{ id: \"f1f2f3f4f5f6f7f8\" }").unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let listen = loopback();
+    let a_args = ["--listen", listen.as_str(), "--config", config.as_str()];
+    let mut a = Bridge::serving(&ra, &key, &a_args);
+    let _b = Bridge::serving(&rb, &key, &["--connect", &listen]);
+    let mb = open(&rb, 4096);
+    {
+        let ma = open(&ra, 4096);
+        ma.write(b"made by A").unwrap();
+        await_condition("A's value on B", || content(&mb) == b"made by A");
+    }
+    a.stop();
+    filemap::admin::remove(&ra).unwrap();
+    let a = Bridge::serving(&ra, &key, &a_args);
+    let ma = open(&ra, 4096);
+    await_condition("A's own value back on A", || content(&ma) == b"made by A");
+    let impersonation = a.lines.0.lock().unwrap().iter().any(|v| {
+        v["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("impersonat"))
+    });
+    assert!(!impersonation, "A took its own value for an impersonation");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Bridges A (listening) and B on one key, A's first write on both, and a
+/// rogue session both answer, which knows A's host id.
+struct Impersonated {
+    a: Bridge,
+    b: Bridge,
+    ma: FileMap,
+    mb: FileMap,
+    rogue: zenoh::Session,
+    a_host: [u8; 16],
+}
+
+impl Impersonated {
+    fn new(ra: &str, rb: &str, key: &str) -> Impersonated {
+        use zenoh::Wait as _;
+        let listen = loopback();
+        let a = Bridge::serving(ra, key, &["--listen", &listen]);
+        let b = Bridge::serving(rb, key, &["--connect", &listen]);
+        let (ma, mb) = (open(ra, 4096), open(rb, 4096));
+        ma.write(b"first").unwrap();
+        await_condition("A's first write on B", || content(&mb) == b"first");
+        let applied = b.wait_for("B applying it", |v| v["event"] == "applied");
+        let a_host = host_of(applied["origin"].as_str().unwrap());
+        let rogue = rogue_session(&listen);
+        // Both bridges answer the rogue's query: its puts reach both.
+        await_condition("both bridges visible to the rogue", || {
+            let replies = rogue
+                .get(key)
+                .consolidation(zenoh::query::ConsolidationMode::None)
+                .timeout(Duration::from_millis(500))
+                .wait()
+                .unwrap();
+            std::iter::from_fn(|| replies.recv().ok()).count() == 2
+        });
+        Impersonated {
+            a,
+            b,
+            ma,
+            mb,
+            rogue,
+            a_host,
+        }
+    }
+
+    /// A sample both bridges refuse and log, put after others: once both
+    /// logged it, each has had those before it.
+    fn marker_seen(&self, key: &str) {
+        use zenoh::Wait as _;
+        self.rogue.put(key, b"marker".to_vec()).wait().unwrap();
+        let marker = |v: &Value| {
+            v["event"] == "refused"
+                && v["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("no attachment"))
+        };
+        self.a.wait_for("A refusing the marker", marker);
+        self.b.wait_for("B refusing the marker", marker);
+    }
+}
+
+/// Many samples impersonating A, each newer than the last: A re-dates its
+/// value for each (a lock, no send) and puts it again once, not once per
+/// sample, and logs a few lines, not one per sample.
+#[test]
+fn a_flood_of_impersonating_samples_costs_one_announcement_not_one_each() {
+    use zenoh::Wait as _;
+    let (ra, rb, key) = (unique("fa"), unique("fb"), unique("fkey"));
+    let _c = cleanup(&[&ra, &rb]);
+    let pair = Impersonated::new(&ra, &rb, &key);
+    let start = ntp64_now() + (2 << 32);
+    for i in 0..50u64 {
+        pair.rogue
+            .put(key.as_str(), b"rogue!".to_vec())
+            .attachment(attachment(pair.a_host, start + (i << 20), 6))
+            .wait()
+            .unwrap();
+    }
+    pair.marker_seen(&key);
+    // A's value again, dated after the flood (its `why` may name a peer
+    // whose resync it joined). The old code put it once per sample.
+    let last = start + (49 << 20);
+    let after_flood =
+        |v: &Value| v["event"] == "announced" && v["time"].as_u64().is_some_and(|t| t > last);
+    pair.a.wait_for("A announcing its value again", after_flood);
+    await_condition("A's value back on B", || content(&pair.mb) == b"first");
+    let announced = pair
+        .a
+        .lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["event"] == "announced" && v["time"].as_u64().is_some_and(|t| t > start))
+        .count();
+    // One announcement, perhaps a second a second later: not fifty.
+    assert!((1..=2).contains(&announced), "{announced} announcements");
+    let refusals = pair
+        .a
+        .lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| {
+            v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("impersonat"))
+        })
+        .count();
+    assert!(
+        (1..=3).contains(&refusals),
+        "{refusals} impersonation lines"
+    );
+    pair.ma.write(b"mine").unwrap();
+    await_condition("A's write on B", || content(&pair.mb) == b"mine");
 }
