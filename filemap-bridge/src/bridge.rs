@@ -721,7 +721,9 @@ impl Bridge {
             .collect();
         log.event(
             "ready",
-            json!({ "host": shared.session.zid().to_string(), "pid": std::process::id(), "maps": maps }),
+            // As `origin` and `peer` fields name it.
+            json!({ "host": Version { time: 0, host: shared.host }.host_hex(),
+                    "pid": std::process::id(), "maps": maps }),
         );
         Ok(bridge)
     }

@@ -36,14 +36,11 @@ pub struct Version {
 }
 
 impl Version {
-    /// The host id as hex, for logs.
+    /// The host id as hex, for logs: as Zenoh writes the id (the number,
+    /// no leading zero), so that a bridge's `ready` line, its peers'
+    /// `peer` fields and the `origin` of its values name it alike.
     pub fn host_hex(&self) -> String {
-        let len = self.host.iter().rposition(|b| *b != 0).map_or(1, |i| i + 1);
-        self.host[..len]
-            .iter()
-            .rev()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        format!("{:x}", u128::from_le_bytes(self.host))
     }
 }
 
@@ -175,6 +172,19 @@ mod tests {
             writer: WriterId { pid: 99, handle: 3 },
             len: 5,
         }
+    }
+
+    /// As Zenoh writes an id: no leading zero, whatever the top byte.
+    #[test]
+    fn host_hex_writes_the_id_as_zenoh_does() {
+        let host = |n: u128| Version {
+            time: 0,
+            host: n.to_le_bytes(),
+        };
+        assert_eq!(host(0x0f1f_2f3f_4f5f_6f7f).host_hex(), "f1f2f3f4f5f6f7f");
+        assert_eq!(host(0xab_0001).host_hex(), "ab0001");
+        assert_eq!(host(0).host_hex(), "0");
+        assert_eq!(host(u128::MAX).host_hex(), "f".repeat(32));
     }
 
     #[test]
