@@ -637,22 +637,7 @@ fn malformed_samples_are_logged_and_dropped() {
     let (ra, key) = (unique("ma"), unique("mkey"));
     let _c = cleanup(&[&ra]);
     let listen = loopback();
-    let a = Bridge::serving(
-        &ra,
-        &key,
-        &[
-            "--listen",
-            &listen,
-            "--max-size",
-            "2048",
-            "--capacity",
-            "4096",
-        ],
-    );
-    let ma = open(&ra, 4096);
-    ma.write(b"precious").unwrap();
-    a.wait_for("A sending", |v| v["event"] == "sent");
-    let before = ma.read().unwrap();
+    let (a, ma, before) = guarded(&ra, &key, &listen);
 
     // A rogue Zenoh session (this process).
     let mut config = zenoh::Config::default();
@@ -1484,22 +1469,7 @@ fn a_sample_far_over_the_limit_is_dropped_on_arrival_without_its_memory() {
     let (ra, key) = (unique("huge"), unique("hugekey"));
     let _c = cleanup(&[&ra]);
     let listen = loopback();
-    let a = Bridge::serving(
-        &ra,
-        &key,
-        &[
-            "--listen",
-            &listen,
-            "--max-size",
-            "2048",
-            "--capacity",
-            "4096",
-        ],
-    );
-    let ma = open(&ra, 4096);
-    ma.write(b"precious").unwrap();
-    a.wait_for("A sending", |v| v["event"] == "sent");
-    let before = ma.read().unwrap();
+    let (a, ma, before) = guarded(&ra, &key, &listen);
     let pid = a.child.id();
     let rogue = rogue_session(&listen);
     await_subscriber(&rogue, &key);
@@ -2095,4 +2065,27 @@ fn a_flood_of_impersonating_samples_costs_one_announcement_not_one_each() {
     );
     pair.ma.write(b"mine").unwrap();
     await_condition("A's write on B", || content(&pair.mb) == b"mine");
+}
+
+/// A bridge listening on `listen` with `--max-size 2048`, serving a
+/// 4096-byte region `ra` that holds "precious", already sent: the content
+/// a rogue's samples must leave as it was (returned, as read).
+fn guarded(ra: &str, key: &str, listen: &str) -> (Bridge, FileMap, filemap::Snapshot) {
+    let a = Bridge::serving(
+        ra,
+        key,
+        &[
+            "--listen",
+            listen,
+            "--max-size",
+            "2048",
+            "--capacity",
+            "4096",
+        ],
+    );
+    let ma = open(ra, 4096);
+    ma.write(b"precious").unwrap();
+    a.wait_for("A sending", |v| v["event"] == "sent");
+    let before = ma.read().unwrap();
+    (a, ma, before)
 }
