@@ -948,14 +948,7 @@ fn check_remote(
     if meta.version.time > now_ntp64().saturating_add(skew_ntp64()) {
         return refuse("timestamp more than 5 s in the future".into());
     }
-    if meta.version.host == shared.host {
-        if lock(&map.state).version.is_none() {
-            // Nothing held here yet: a value this bridge made before it
-            // restarted (a Zenoh id fixed by --config keeps its host id),
-            // which the peers kept. Taken as any remote value.
-            return Some(meta);
-        }
-        on_own_host(shared, map, &meta, via);
+    if meta.version.host == shared.host && !on_own_host(shared, map, &meta, via) {
         return None;
     }
     Some(meta)
@@ -970,11 +963,19 @@ fn check_remote(
 /// bridge's value is dated anew; the resync thread puts it again, at most
 /// once a second however many such samples come (each costs a lock here,
 /// not a send of the whole value on Zenoh's receive thread).
-fn on_own_host(shared: &Shared, map: &Map, meta: &Meta, via: &str) {
+///
+/// Whether to apply it after all: when this bridge holds no value yet, it
+/// is one this bridge made before it restarted (a Zenoh id fixed by
+/// `--config` keeps its host id), which the peers kept, and it is taken as
+/// any remote value.
+fn on_own_host(shared: &Shared, map: &Map, meta: &Meta, via: &str) -> bool {
     let mut st = lock(&map.state);
+    let Some(ours) = st.version else {
+        return true;
+    };
     st.max_seen = st.max_seen.max(meta.version.time);
-    if st.version.is_some_and(|v| meta.version <= v) {
-        return;
+    if meta.version <= ours {
+        return false;
     }
     let redated = match st.current.clone() {
         Some((held, payload)) => {
@@ -1004,6 +1005,7 @@ fn on_own_host(shared: &Shared, map: &Map, meta: &Meta, via: &str) {
     if let Some(fields) = lock(&shared.impersonation_lines).admit(Instant::now(), fields) {
         shared.log.event("refused", fields);
     }
+    false
 }
 
 /// The limit, the number and the reason of a refusal of a value of `len`
@@ -1850,12 +1852,13 @@ mod tests {
         assert_eq!(fm.read().unwrap().content, content);
     }
 
+    /// The number a Zenoh setting holds.
+    fn setting(config: &zenoh::Config, key: &str) -> usize {
+        config.get_json(key).unwrap().parse().unwrap()
+    }
+
     fn rx_buffer(config: &zenoh::Config) -> usize {
-        config
-            .get_json("transport/link/rx/buffer_size")
-            .unwrap()
-            .parse()
-            .unwrap()
+        setting(config, "transport/link/rx/buffer_size")
     }
 
     #[test]
@@ -1874,11 +1877,7 @@ mod tests {
     }
 
     fn max_message(config: &zenoh::Config) -> usize {
-        config
-            .get_json("transport/link/rx/max_message_size")
-            .unwrap()
-            .parse()
-            .unwrap()
+        setting(config, "transport/link/rx/max_message_size")
     }
 
     #[test]

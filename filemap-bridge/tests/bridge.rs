@@ -640,15 +640,7 @@ fn malformed_samples_are_logged_and_dropped() {
     let (a, ma, before) = guarded(&ra, &key, &listen);
 
     // A rogue Zenoh session (this process).
-    let mut config = zenoh::Config::default();
-    config.insert_json5("mode", "\"peer\"").unwrap();
-    config
-        .insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    config
-        .insert_json5("connect/endpoints", &format!("[\"{listen}\"]"))
-        .unwrap();
-    let rogue = zenoh::open(config).wait().unwrap();
+    let rogue = rogue_session(&listen);
     let meta = |len: usize| Meta {
         version: Version {
             time: u64::MAX - 1, // centuries ahead
