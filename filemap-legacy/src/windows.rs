@@ -248,13 +248,8 @@ impl LegacyMap {
             size.map_or(found, |s| s.min(found))
         };
         if size < LEGACY_MIN_SIZE {
-            // SAFETY: the view and the handle are ours and released once.
-            unsafe {
-                UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
-                    Value: view as *mut c_void,
-                });
-                CloseHandle(section);
-            }
+            // SAFETY: the view and the handle are ours, not used after.
+            unsafe { release(view, section) };
             return Err(Error::NotALegacyMap {
                 map: name.to_owned(),
                 committed: size,
@@ -265,13 +260,8 @@ impl LegacyMap {
         let mutex = unsafe { CreateMutexW(ptr::null(), 0, mutex_name.as_ptr()) };
         if mutex.is_null() {
             let e = os_error(format!("CreateMutex({name:?}.Mtx)"));
-            // SAFETY: the view and the handle are ours and released once.
-            unsafe {
-                UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
-                    Value: view as *mut c_void,
-                });
-                CloseHandle(section);
-            }
+            // SAFETY: the view and the handle are ours, not used after.
+            unsafe { release(view, section) };
             return Err(e);
         }
         Ok(LegacyMap {
@@ -356,14 +346,26 @@ impl LegacyMap {
     }
 }
 
+/// Unmap `view` and close `section`.
+///
+/// # Safety
+/// `view` was mapped by this process from `section`, a handle it holds;
+/// neither is used afterwards.
+unsafe fn release(view: *mut u8, section: HANDLE) {
+    // SAFETY: as this function's contract.
+    unsafe {
+        UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+            Value: view as *mut c_void,
+        });
+        CloseHandle(section);
+    }
+}
+
 impl Drop for LegacyMap {
     fn drop(&mut self) {
         // SAFETY: the view and both handles are ours, released once here.
         unsafe {
-            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
-                Value: self.view as *mut c_void,
-            });
-            CloseHandle(self.section);
+            release(self.view, self.section);
             CloseHandle(self.mutex);
         }
     }
@@ -810,22 +812,14 @@ impl State {
         // SAFETY: measures the conversion of `raw` (len bytes); no output.
         let n = unsafe { MultiByteToWideChar(cp, 0, raw.as_ptr(), len, ptr::null_mut(), 0) };
         if n <= 0 {
-            return Err(format!(
-                "MultiByteToWideChar(code page {cp}) failed: Windows error {}",
-                // SAFETY: the last error of the call above.
-                unsafe { GetLastError() }
-            ));
+            return Err(os_error(format!("MultiByteToWideChar(code page {cp})")).to_string());
         }
         let mut wide = vec![0u16; n as usize];
         // SAFETY: converts into `wide`, which holds the n units measured.
         let n = unsafe { MultiByteToWideChar(cp, 0, raw.as_ptr(), len, wide.as_mut_ptr(), n) };
         if n <= 0 {
             // Never taken for an empty text, which would erase the region's.
-            return Err(format!(
-                "MultiByteToWideChar(code page {cp}) failed: Windows error {}",
-                // SAFETY: the last error of the call above.
-                unsafe { GetLastError() }
-            ));
+            return Err(os_error(format!("MultiByteToWideChar(code page {cp})")).to_string());
         }
         wide.truncate(n as usize);
         Ok(utf16_to_string(&wide))
@@ -860,11 +854,7 @@ impl State {
             )
         };
         if n <= 0 {
-            return Err(format!(
-                "WideCharToMultiByte(code page {cp}) failed: Windows error {}",
-                // SAFETY: the last error of the call above.
-                unsafe { GetLastError() }
-            ));
+            return Err(os_error(format!("WideCharToMultiByte(code page {cp})")).to_string());
         }
         let mut out = vec![0u8; n as usize];
         // SAFETY: converts into `out`, which holds the n bytes measured.
@@ -882,11 +872,7 @@ impl State {
         };
         if n <= 0 {
             // Never taken for an empty text, which would erase the map's.
-            return Err(format!(
-                "WideCharToMultiByte(code page {cp}) failed: Windows error {}",
-                // SAFETY: the last error of the call above.
-                unsafe { GetLastError() }
-            ));
+            return Err(os_error(format!("WideCharToMultiByte(code page {cp})")).to_string());
         }
         out.truncate(n as usize);
         if used_default != 0 {
