@@ -65,6 +65,10 @@ pub enum Strategy {
 pub struct Wait<'a> {
     pub(crate) strategy: Strategy,
     pub(crate) deadline: Option<Instant>,
+    /// When a [`Wait::timeout`] started counting, so that the time an
+    /// [`Error::Timeout`](crate::Error::Timeout) reports is the timeout
+    /// itself, not the part of it spent inside `wait_change`.
+    pub(crate) since: Option<Instant>,
     pub(crate) cancel: Option<&'a CancelToken>,
     pub(crate) interruptible: bool,
 }
@@ -75,6 +79,7 @@ impl<'a> Wait<'a> {
         Wait {
             strategy,
             deadline: None,
+            since: None,
             cancel: None,
             interruptible: false,
         }
@@ -98,8 +103,10 @@ impl<'a> Wait<'a> {
     /// Give up [`Error::Timeout`](crate::Error::Timeout) after `timeout`
     /// from now (a timeout too large for the clock: never).
     pub fn timeout(self, timeout: Duration) -> Wait<'a> {
+        let now = Instant::now();
         Wait {
-            deadline: Instant::now().checked_add(timeout),
+            deadline: now.checked_add(timeout),
+            since: Some(now),
             ..self
         }
     }
@@ -109,6 +116,7 @@ impl<'a> Wait<'a> {
     pub fn deadline(self, deadline: Instant) -> Wait<'a> {
         Wait {
             deadline: Some(deadline),
+            since: None,
             ..self
         }
     }
@@ -272,7 +280,10 @@ pub(crate) fn wait_change(inner: &Arc<Inner>, seen: u64, wait: Wait<'_>) -> Resu
     let h = inner.header();
     let slot = &h.slots[inner.slot];
     let os = &inner.os;
-    let start = wait.deadline.map(|_| Instant::now());
+    // What a timeout reports as waited counts from where the timeout did.
+    let start = wait
+        .deadline
+        .map(|_| wait.since.unwrap_or_else(Instant::now));
     let deadline = wait.deadline;
     let found = match wait.strategy {
         Strategy::Sleep => {

@@ -82,6 +82,31 @@ fn a_wait_reports_a_timeout_at_its_deadline_and_a_change_at_once() {
     }
 }
 
+/// A timeout counts from `Wait::timeout`, and the time a timeout reports
+/// is the whole of it, however late the wait itself began (a thread
+/// preempted between building the `Wait` and waiting, as under emulation).
+#[test]
+fn a_timeout_reports_the_time_since_it_was_set() {
+    let name = unique("wait-since");
+    let _cleanup = Cleanup(name.clone());
+    let map = FileMap::open(&name).unwrap();
+    let seen = map.generation();
+    for strategy in STRATEGIES {
+        let wait = Wait::new(strategy).timeout(Duration::from_millis(40));
+        // The delay is the point of the test, not a synchronisation.
+        std::thread::sleep(Duration::from_millis(30));
+        match map.wait_change(seen, wait) {
+            Err(Error::Timeout { waited, .. }) => {
+                assert!(
+                    waited >= Duration::from_millis(40),
+                    "{strategy:?}: {waited:?}"
+                )
+            }
+            other => panic!("{strategy:?}: {other:?}"),
+        }
+    }
+}
+
 /// The calling thread's kernel id (Linux), to look it up in `/proc`.
 fn current_tid() -> i32 {
     #[cfg(target_os = "linux")]
