@@ -436,3 +436,44 @@ fn a_wait_content(map: &filemap::FileMap, text: &str) {
         map.read_string().is_ok_and(|s| s.content == text)
     });
 }
+
+/// Bytes that are not UTF-8, from another process, show as U+FFFD; typing
+/// must not publish the U+FFFD over them (lossy decoding would silently
+/// rewrite a line nobody edited).
+#[test]
+fn undecodable_bytes_are_not_rewritten_by_an_edit() {
+    let name = unique("badutf8");
+    let hostile: &[u8] = b"kept \xff\xfe bytes\nsecond";
+    let shared = filemap::FileMap::builder(&name).open().unwrap();
+    shared.write(hostile).unwrap();
+    let mut a = Memo::spawn("A", &[&name]);
+    a.wait_ready();
+    let screen = a.wait_for("Not valid UTF-8");
+    assert!(screen.contains("[ ] auto-sync"), "{screen}");
+    a.send(CTRL_END);
+    a.send("Z");
+    a.wait_for("secondZ");
+    assert_eq!(&shared.read().unwrap().content[..], hostile);
+
+    // The same for bad bytes published while the memo runs with auto-sync.
+    a.send(F4);
+    a.send(F7);
+    a.wait_for("[x] auto-sync");
+    shared.write(b"fine now").unwrap();
+    a.wait_for("fine now");
+    let later: &[u8] = b"late \xc3 byte";
+    shared.write(later).unwrap();
+    a.wait_for("Not valid UTF-8");
+    a.send("Y");
+    a.wait_for("Y byte");
+    assert_eq!(&shared.read().unwrap().content[..], later);
+
+    // F5 publishes by choice.
+    a.send(F5);
+    let expected = "late \u{fffd}Y byte";
+    a_wait_content(&shared, expected);
+    a.send(CTRL_Q);
+    a.wait_exit();
+    drop(shared);
+    assert_gone(&name);
+}

@@ -187,6 +187,7 @@ impl App {
                 format!("The existing region holds {actual} B; --capacity {capacity} applies only to a new one."),
             );
         }
+        app.guard_undecodable();
         app.refresh_info(Instant::now());
         Ok(app)
     }
@@ -392,6 +393,7 @@ impl App {
                 if !self.editor.shared_lines().eq(view.lines()) {
                     self.editor.replace(view.lines());
                 }
+                self.guard_undecodable();
                 true
             }
             Ok(RemoteChange::Pending(writer)) => {
@@ -475,6 +477,7 @@ impl App {
         if let Some(message) = message {
             self.message = Some(message);
         }
+        self.guard_undecodable();
         self.refresh_info(Instant::now());
     }
 
@@ -513,6 +516,7 @@ impl App {
         if let Some(message) = message {
             self.message = Some(message);
         }
+        self.guard_undecodable();
     }
 
     fn write(&mut self) {
@@ -623,6 +627,49 @@ impl App {
             }
             None => self.quit = Quit::Yes,
         }
+    }
+
+    /// The editor shows the shared text with U+FFFD for bytes that are
+    /// not UTF-8 ([`TextView`] decodes lossily). Publishing that would
+    /// replace bytes nobody edited, so auto-sync goes off and the user is
+    /// told: only F5 (or F7) publishes, by choice. Cheap when the text
+    /// holds no U+FFFD (the common case): no second read.
+    fn guard_undecodable(&mut self) {
+        let Link::Open(linked) = &mut self.link else {
+            return;
+        };
+        let view = &mut linked.view;
+        if !view
+            .lines()
+            .iter()
+            .any(|line| line.contains(char::REPLACEMENT_CHARACTER))
+        {
+            return;
+        }
+        // A U+FFFD written as such is text; only bytes that do not decode
+        // are at risk. A newer change than the one shown is judged when it
+        // is taken.
+        let undecodable = view.map().read().is_ok_and(|snap| {
+            snap.generation == view.synced_generation()
+                && std::str::from_utf8(&snap.content).is_err()
+        });
+        if !undecodable {
+            return;
+        }
+        if view.auto_sync() {
+            if let Err(e) = view.set_auto_sync(false) {
+                if let Some(message) = linked.failed("Turning auto-sync off failed", e) {
+                    self.message = Some(message);
+                }
+                return;
+            }
+            self.auto_sync = false;
+        }
+        self.say(
+            Level::Warn,
+            "Not valid UTF-8: bad bytes show as \u{FFFD}; auto-sync is off to keep them \
+             (F5 would replace them).",
+        );
     }
 
     // ----- Messages.
