@@ -313,6 +313,43 @@ fn read_on_a_terminal_escapes_control_characters() {
     assert!(text.contains("line2"), "newlines are kept: {text:?}");
 }
 
+/// serde_json escapes only C0 controls: DEL, C1 controls (U+009B is a CSI
+/// to terminals that decode C1 from UTF-8) and bidi overrides must not reach
+/// a terminal from `--json` output either.
+#[test]
+fn json_output_escapes_del_c1_and_bidi_controls() {
+    let name = unique("jsonc1");
+    let _cleanup = Cleanup(name.clone());
+    let hostile = "a\u{7f}b\u{9b}2Jc\u{9d}0;title\u{7}d\u{202e}e";
+    ok(&filemap_stdin(&["write", &name], hostile.as_bytes()));
+    let out = ok(&filemap(&["read", &name, "--json"]));
+    let raw = |s: &str| s.chars().any(|c| c.is_control() || c == '\u{202e}');
+    assert!(!raw(out.trim_end()), "raw control in {out:?}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["content"], hostile, "the same JSON value");
+    assert!(
+        out.contains(r"b\u009b2Jc\u009d0;title\u0007d\u202ee"),
+        "{out}"
+    );
+}
+
+/// Region names may hold bidi overrides (not control characters, so the
+/// library accepts them): listings show them escaped, so a name cannot
+/// show as another.
+#[test]
+fn listings_escape_bidi_overrides_in_names() {
+    let name = format!("{}-\u{202e}txt.exe", unique("bidi"));
+    let _cleanup = Cleanup(name.clone());
+    ok(&filemap(&["write", &name, "x"]));
+    let escaped = name.replace('\u{202e}', r"\u{202e}");
+    let listing = ok(&filemap(&["ls"]));
+    assert!(!listing.contains('\u{202e}'), "{listing}");
+    assert!(listing.contains(&escaped), "{listing}");
+    let info = ok(&filemap(&["info", &name]));
+    assert!(!info.contains('\u{202e}'), "{info}");
+    assert!(info.contains(&escaped), "{info}");
+}
+
 /// Run the CLI, failing the test (not hanging it) if it takes over `STEP`.
 #[cfg(target_os = "linux")]
 fn filemap_within_step(args: &[&str]) -> Output {

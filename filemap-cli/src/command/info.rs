@@ -5,12 +5,13 @@ use crate::cli::InfoArgs;
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let info = filemap::admin::inspect(&args.region.name)?;
     if args.json {
-        println!("{}", super::output::info_json(&info));
+        println!("{}", super::output::json(&super::output::info_json(&info)));
         return Ok(());
     }
     let attached: Vec<String> = info.attached.iter().map(u32::to_string).collect();
-    println!("name:        {}", info.name);
-    println!("path:        {}", info.path.display());
+    let escape = |text: &str| super::output::escape(text.as_bytes(), &[]);
+    println!("name:        {}", escape(&info.name));
+    println!("path:        {}", escape(&info.path.to_string_lossy()));
     println!("capacity:    {} bytes", info.capacity);
     println!("max:         {} bytes", info.max_capacity);
     println!("used:        {} bytes", info.len);

@@ -12,7 +12,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
                 Err(e) => serde_json::json!({ "name": name, "error": e.to_string() }),
             })
             .collect();
-        println!("{}", serde_json::Value::Array(values));
+        println!("{}", super::output::json(&serde_json::Value::Array(values)));
         return Ok(());
     }
     println!(

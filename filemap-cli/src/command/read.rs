@@ -35,7 +35,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<()> {
             value["type"] = parts.tag.into();
             value["value"] = decoded;
         }
-        writeln!(out, "{value}")?;
+        writeln!(out, "{}", super::output::json(&value))?;
     } else if out.is_terminal() {
         write!(
             out,

@@ -109,12 +109,11 @@ fn print(
     content: &[u8],
 ) -> std::io::Result<()> {
     let line = if args.json {
-        serde_json::json!({
+        super::output::json(&serde_json::json!({
             "generation": stamp.generation,
             "writer_pid": stamp.writer.pid,
             "content": String::from_utf8_lossy(content),
-        })
-        .to_string()
+        }))
     } else {
         format!(
             "{} {} {}",
