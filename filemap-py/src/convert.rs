@@ -21,13 +21,16 @@ pub(crate) fn types_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 }
 
 /// Seconds (a non-negative float, or `None` for no limit) as a duration.
+/// More seconds than a `Duration` holds (about 5.8e11 years, `math.inf`
+/// included) is no limit: no wait could tell the difference.
 pub(crate) fn duration(seconds: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
     match seconds {
         None => Ok(None),
-        Some(s) if s.is_infinite() && s > 0.0 => Ok(None),
+        Some(s) if s >= Duration::MAX.as_secs_f64() => Ok(None),
         Some(s) => Duration::try_from_secs_f64(s).map(Some).map_err(|_| {
+            // `{:?}`: -1e300 as "-1e300", not as 301 digits.
             PyValueError::new_err(format!(
-                "{what} must be a non-negative number of seconds or None, not {s}"
+                "{what} must be a non-negative number of seconds or None, not {s:?}"
             ))
         }),
     }
