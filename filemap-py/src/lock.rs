@@ -6,15 +6,18 @@
 //! another thread, every method raises `WrongThread` and the lock stays
 //! held; garbage-collected on another thread, it is released there.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use filemap::{Error, FileMap, OwnedGuard};
+use filemap::{Error, FileMap, OwnedGuard, Stamp};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyAny, PyTuple};
+use pyo3::types::{PyAny, PyBytes, PyTuple};
 
-use crate::convert::{snapshot_to_py, with_content};
+use crate::convert::{snapshot_object, with_content};
 use crate::errors::to_py;
+use crate::read::fitted;
 
 /// The library lock timeout the binding opens every handle with: lock
 /// waits run in slices this long, so the binding can honour its own
@@ -59,10 +62,27 @@ pub(crate) fn with_lock_retry<T: Send>(
 
 /// The region lock, held. A context manager: leaving the ``with`` block
 /// releases it. Made by ``FileMap.lock()``.
-#[pyclass(module = "filemap._filemap", name = "Lock")]
+///
+/// Its guard is dropped with the release: a released `Lock` keeps nothing
+/// of the region (the region goes with its last handle, whatever `Lock`
+/// objects outlive it). Publishing and reading copy the content with the
+/// GIL released; the owner thread is then inside the guard's mutex, and
+/// another thread's call (which `WrongThread` refuses anyway) finds it
+/// busy instead of waiting for it with the GIL held.
+#[pyclass(module = "filemap._filemap", name = "Lock", frozen)]
 pub(crate) struct PyLock {
-    guard: OwnedGuard,
+    /// `None` once released.
+    guard: Mutex<Option<OwnedGuard>>,
+    owner_died: bool,
+    /// The thread that took the lock: the only one that may use it.
+    thread: ThreadId,
     name: String,
+}
+
+/// What another thread's call finds (`WrongThread` unless released).
+enum Peek {
+    Held,
+    Released,
 }
 
 impl PyLock {
@@ -74,7 +94,63 @@ impl PyLock {
         still_open: &dyn Fn(Python<'_>) -> PyResult<()>,
     ) -> PyResult<PyLock> {
         let guard = with_lock_retry(py, timeout, still_open, || map.lock_owned())?;
-        Ok(PyLock { guard, name })
+        Ok(PyLock {
+            owner_died: guard.owner_died(),
+            guard: Mutex::new(Some(guard)),
+            thread: std::thread::current().id(),
+            name,
+        })
+    }
+
+    fn not_locked(&self, py: Python<'_>) -> PyErr {
+        to_py(
+            py,
+            Error::NotLocked {
+                name: self.name.clone(),
+            },
+        )
+    }
+
+    fn wrong_thread(&self, py: Python<'_>) -> PyErr {
+        to_py(
+            py,
+            Error::WrongThread {
+                name: self.name.clone(),
+            },
+        )
+    }
+
+    /// Without waiting: whether the lock is held. Busy means the owner
+    /// thread is publishing or reading without the GIL: held.
+    fn peek(&self) -> Peek {
+        match self.guard.try_lock() {
+            Ok(slot) if slot.is_none() => Peek::Released,
+            Err(TryLockError::Poisoned(p)) if p.get_ref().is_none() => Peek::Released,
+            _ => Peek::Held,
+        }
+    }
+
+    /// Run `f` with the guard, on the thread that took the lock (else
+    /// `WrongThread`, or `NotLocked` when released). Only that thread ever
+    /// holds the mutex across a release of the GIL, so from it the mutex
+    /// is free (its calls do not nest: no Python code runs inside).
+    fn with_guard<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Option<OwnedGuard>) -> PyResult<R>,
+    ) -> PyResult<R> {
+        if std::thread::current().id() != self.thread {
+            return Err(match self.peek() {
+                Peek::Released => self.not_locked(py),
+                Peek::Held => self.wrong_thread(py),
+            });
+        }
+        let mut slot = match self.guard.try_lock() {
+            Ok(slot) => slot,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(self.wrong_thread(py)),
+        };
+        f(&mut slot)
     }
 }
 
@@ -84,36 +160,49 @@ impl PyLock {
     /// if any, is intact: a publish is atomic).
     #[getter]
     fn owner_died(&self) -> bool {
-        self.guard.owner_died()
+        self.owner_died
     }
 
     /// Whether the lock is still held.
     #[getter]
     fn locked(&self) -> bool {
-        self.guard.is_held()
+        matches!(self.peek(), Peek::Held)
     }
 
     /// The published content as a ``Snapshot``; stable while the lock is held.
     fn read(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let snap = self.guard.read().map_err(|e| to_py(py, e))?;
-        snapshot_to_py(py, &snap)
+        self.with_guard(py, |slot| {
+            let guard = slot.as_mut().ok_or_else(|| self.not_locked(py))?;
+            let (content, stamp) = read_locked(py, guard)?;
+            snapshot_object(py, content, stamp.generation, stamp.writer)
+        })
     }
 
     /// Publish ``content``; the lock stays held. Returns the new generation.
-    fn publish(&mut self, py: Python<'_>, content: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let guard = &mut self.guard;
+    fn publish(&self, py: Python<'_>, content: &Bound<'_, PyAny>) -> PyResult<u64> {
+        // The content first: a buffer's export may run Python code.
         with_content(content, |bytes| {
-            guard
-                .publish(bytes)
-                .map(|p| p.generation)
-                .map_err(|e| to_py(py, e))
+            self.with_guard(py, |slot| {
+                let guard = slot.as_mut().ok_or_else(|| self.not_locked(py))?;
+                py.detach(|| guard.publish(bytes))
+                    .map(|p| p.generation)
+                    .map_err(|e| to_py(py, e))
+            })
         })
     }
 
     /// Release the lock. Raises ``NotLocked`` if it was released already,
     /// ``WrongThread`` (and the lock stays held) from another thread.
-    fn unlock(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.guard.unlock().map_err(|e| to_py(py, e))
+    fn unlock(&self, py: Python<'_>) -> PyResult<()> {
+        let released = self.with_guard(py, |slot| {
+            let guard = slot.as_mut().ok_or_else(|| self.not_locked(py))?;
+            guard.unlock().map_err(|e| to_py(py, e))?;
+            Ok(slot.take())
+        })?;
+        // The guard's reference to the region goes: when it was the last,
+        // this unmaps (and may remove) the region.
+        py.detach(move || drop(released));
+        Ok(())
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -121,22 +210,48 @@ impl PyLock {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        if self.guard.is_held() {
-            self.unlock(py)?;
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        // Released in the block already: nothing to do (only the owner
+        // thread releases, so this cannot race with a release).
+        match self.peek() {
+            Peek::Released => Ok(()),
+            Peek::Held => self.unlock(py),
         }
-        Ok(())
     }
 
     fn __repr__(&self) -> String {
         format!(
             "<filemap.Lock region={:?} {}>",
             self.name,
-            if self.guard.is_held() {
-                "held"
-            } else {
-                "released"
+            match self.peek() {
+                Peek::Held => "held",
+                Peek::Released => "released",
             }
         )
+    }
+}
+
+/// Read the content under the held lock into a new `bytes`, copying
+/// without the GIL (the `bytes` is this call's alone until returned).
+/// Under the lock the length cannot change between the two reads; the
+/// loop only guards against a region that breaks that.
+fn read_locked<'py>(py: Python<'py>, guard: &OwnedGuard) -> PyResult<(Bound<'py, PyBytes>, Stamp)> {
+    let mut len = 0;
+    loop {
+        let mut read = None;
+        let bytes = PyBytes::new_with(py, len, |buf| {
+            read = Some(py.detach(|| fitted(guard.read_into(&mut *buf))));
+            Ok(())
+        })?;
+        match read {
+            Some(Ok(Ok(stamp))) if stamp.len == len => return Ok((bytes, stamp)),
+            Some(Ok(Ok(stamp))) => {
+                let shorter = PyBytes::new(py, &bytes.as_bytes()[..stamp.len]);
+                return Ok((shorter, stamp));
+            }
+            Some(Ok(Err(needed))) => len = needed,
+            Some(Err(e)) => return Err(to_py(py, e)),
+            None => return Err(PyRuntimeError::new_err("bytes initialiser did not run")),
+        }
     }
 }

@@ -21,7 +21,7 @@ use crate::lock::with_lock_retry;
 
 /// A read into a slice: the stamp, or `Err(needed)` when the slice is too
 /// short for the content.
-fn fitted(read: filemap::Result<Stamp>) -> filemap::Result<Result<Stamp, usize>> {
+pub(crate) fn fitted(read: filemap::Result<Stamp>) -> filemap::Result<Result<Stamp, usize>> {
     match read {
         Ok(stamp) => Ok(Ok(stamp)),
         Err(Error::BufferTooSmall { needed, .. }) => Ok(Err(needed)),
