@@ -52,16 +52,25 @@ pub(crate) fn with_content<R>(
     if let Ok(array) = data.cast::<PyByteArray>() {
         return f(&array.to_vec());
     }
-    let buffer = PyBuffer::<u8>::get(data).map_err(|_| {
-        PyTypeError::new_err(format!(
+    let py = data.py();
+    let buffer = PyBuffer::<u8>::get(data).map_err(|e| {
+        // A buffer that cannot be read now (a released memoryview: its
+        // ValueError) says so; a wrong type gets this TypeError, caused
+        // by the buffer protocol's own.
+        if !e.is_instance_of::<PyTypeError>(py) {
+            return e;
+        }
+        let err = PyTypeError::new_err(format!(
             "content must be bytes, bytearray, memoryview (of bytes) or str, not {}",
             data.get_type()
                 .name()
                 .map(|n| n.to_string())
                 .unwrap_or_default()
-        ))
+        ));
+        err.set_cause(py, Some(e));
+        err
     })?;
-    f(&buffer.to_vec(data.py())?)
+    f(&buffer.to_vec(py)?)
 }
 
 /// Make a `filemap.Snapshot` (a named tuple defined in `_types.py`).

@@ -134,3 +134,22 @@ def test_bad_timeouts_say_what_they_got(name: str, bad: float) -> None:
         with pytest.raises(ValueError):
             filemap.FileMap(name, lock_timeout=bad)
         assert fm.read().content == b"kept"
+
+
+def test_a_released_memoryview_says_so_and_keeps_the_content(name: str) -> None:
+    with filemap.FileMap(name) as fm:
+        fm.write(b"kept")
+        view = memoryview(b"gone")
+        view.release()
+        with pytest.raises(ValueError, match="released"):
+            fm.write(view)
+        with pytest.raises(ValueError, match="released"):
+            fm.update(lambda _: view)
+        with fm.lock() as lk, pytest.raises(ValueError, match="released"):
+            lk.publish(view)
+        # A wrong type: a TypeError that names it, caused by the buffer
+        # protocol's own.
+        with pytest.raises(TypeError, match="not int") as e:
+            fm.write(5)
+        assert isinstance(e.value.__cause__, TypeError)
+        assert fm.read().content == b"kept"
