@@ -205,8 +205,12 @@ impl PyLock {
         Ok(())
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// Entering a released lock raises ``NotLocked``.
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        if let Peek::Released = slf.get().peek() {
+            return Err(slf.get().not_locked(slf.py()));
+        }
+        Ok(slf)
     }
 
     #[pyo3(signature = (*_args))]

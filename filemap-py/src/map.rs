@@ -201,8 +201,11 @@ impl PyFileMap {
         py.detach(move || drop(map));
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// Entering a closed handle raises ``Closed`` (as a closed file does),
+    /// a forked child's ``ForkedHandle``.
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().get(slf.py())?;
+        Ok(slf)
     }
 
     #[pyo3(signature = (*_args))]

@@ -153,3 +153,21 @@ def test_a_released_memoryview_says_so_and_keeps_the_content(name: str) -> None:
             fm.write(5)
         assert isinstance(e.value.__cause__, TypeError)
         assert fm.read().content == b"kept"
+
+
+def test_entering_a_closed_handle_or_a_released_lock_raises(name: str) -> None:
+    fm = filemap.FileMap(name)
+    lk = fm.lock()
+    lk.unlock()
+    with pytest.raises(filemap.NotLocked):
+        with lk:
+            pytest.fail("entered a released lock")
+    fm.close()
+    with pytest.raises(filemap.Closed):
+        with fm:
+            pytest.fail("entered a closed handle")
+    # Nesting one open handle's blocks stays allowed; the inner one closes.
+    with filemap.FileMap(name) as outer:
+        with outer as inner:
+            assert inner is outer
+        assert outer.closed
