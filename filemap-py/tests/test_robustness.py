@@ -28,12 +28,15 @@ def no_forced_switches() -> Iterator[None]:
         sys.setswitchinterval(old)
 
 
-def releases_gil(call: Callable[[], object], tries: int = 5) -> bool:
+def releases_gil(call: Callable[[], object], tries: int = 50) -> bool:
     """Whether ``call`` lets another thread run Python code while it runs.
 
     Another thread is made ready to take the GIL, then ``call`` runs between
     two flag changes: the thread sees the flag set only if ``call`` released
     the GIL (the interpreter forces no switch: ``no_forced_switches``).
+    On a loaded machine a try can miss a release (the thread found no CPU
+    during the call); the first try that sees one ends the probe, so many
+    tries cost nothing when the call does release the GIL.
     """
     for _ in range(tries):
         go = threading.Event()
