@@ -10,14 +10,13 @@ use std::sync::{Arc, Mutex, TryLockError};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use filemap::{Error, FileMap, OwnedGuard, Stamp};
-use pyo3::exceptions::PyRuntimeError;
+use filemap::{Error, FileMap, OwnedGuard};
 use pyo3::prelude::*;
-use pyo3::types::{PyAny, PyBytes, PyTuple};
+use pyo3::types::{PyAny, PyTuple};
 
 use crate::convert::{snapshot_object, with_content};
 use crate::errors::to_py;
-use crate::read::fitted;
+use crate::read::{fitted, new_bytes};
 
 /// The library lock timeout the binding opens every handle with: lock
 /// waits run in slices this long, so the binding can honour its own
@@ -79,12 +78,6 @@ pub(crate) struct PyLock {
     name: String,
 }
 
-/// What another thread's call finds (`WrongThread` unless released).
-enum Peek {
-    Held,
-    Released,
-}
-
 impl PyLock {
     pub(crate) fn acquire(
         py: Python<'_>,
@@ -122,11 +115,11 @@ impl PyLock {
 
     /// Without waiting: whether the lock is held. Busy means the owner
     /// thread is publishing or reading without the GIL: held.
-    fn peek(&self) -> Peek {
+    fn held(&self) -> bool {
         match self.guard.try_lock() {
-            Ok(slot) if slot.is_none() => Peek::Released,
-            Err(TryLockError::Poisoned(p)) if p.get_ref().is_none() => Peek::Released,
-            _ => Peek::Held,
+            Ok(slot) => slot.is_some(),
+            Err(TryLockError::Poisoned(p)) => p.get_ref().is_some(),
+            Err(TryLockError::WouldBlock) => true,
         }
     }
 
@@ -140,9 +133,10 @@ impl PyLock {
         f: impl FnOnce(&mut Option<OwnedGuard>) -> PyResult<R>,
     ) -> PyResult<R> {
         if std::thread::current().id() != self.thread {
-            return Err(match self.peek() {
-                Peek::Released => self.not_locked(py),
-                Peek::Held => self.wrong_thread(py),
+            return Err(if self.held() {
+                self.wrong_thread(py)
+            } else {
+                self.not_locked(py)
             });
         }
         let mut slot = match self.guard.try_lock() {
@@ -166,14 +160,18 @@ impl PyLock {
     /// Whether the lock is still held.
     #[getter]
     fn locked(&self) -> bool {
-        matches!(self.peek(), Peek::Held)
+        self.held()
     }
 
     /// The published content as a ``Snapshot``; stable while the lock is held.
     fn read(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.with_guard(py, |slot| {
             let guard = slot.as_mut().ok_or_else(|| self.not_locked(py))?;
-            let (content, stamp) = read_locked(py, guard)?;
+            // Under the lock the length cannot change between the reads.
+            let (content, stamp) = new_bytes(py, 0, |buf| {
+                py.detach(|| fitted(guard.read_into(buf)))
+                    .map_err(|e| to_py(py, e))
+            })?;
             snapshot_object(py, content, stamp.generation, stamp.writer)
         })
     }
@@ -207,7 +205,7 @@ impl PyLock {
 
     /// Entering a released lock raises ``NotLocked``.
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        if let Peek::Released = slf.get().peek() {
+        if !slf.get().held() {
             return Err(slf.get().not_locked(slf.py()));
         }
         Ok(slf)
@@ -217,9 +215,10 @@ impl PyLock {
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
         // Released in the block already: nothing to do (only the owner
         // thread releases, so this cannot race with a release).
-        match self.peek() {
-            Peek::Released => Ok(()),
-            Peek::Held => self.unlock(py),
+        if self.held() {
+            self.unlock(py)
+        } else {
+            Ok(())
         }
     }
 
@@ -227,35 +226,7 @@ impl PyLock {
         format!(
             "<filemap.Lock region={:?} {}>",
             self.name,
-            match self.peek() {
-                Peek::Held => "held",
-                Peek::Released => "released",
-            }
+            if self.held() { "held" } else { "released" }
         )
-    }
-}
-
-/// Read the content under the held lock into a new `bytes`, copying
-/// without the GIL (the `bytes` is this call's alone until returned).
-/// Under the lock the length cannot change between the two reads; the
-/// loop only guards against a region that breaks that.
-fn read_locked<'py>(py: Python<'py>, guard: &OwnedGuard) -> PyResult<(Bound<'py, PyBytes>, Stamp)> {
-    let mut len = 0;
-    loop {
-        let mut read = None;
-        let bytes = PyBytes::new_with(py, len, |buf| {
-            read = Some(py.detach(|| fitted(guard.read_into(&mut *buf))));
-            Ok(())
-        })?;
-        match read {
-            Some(Ok(Ok(stamp))) if stamp.len == len => return Ok((bytes, stamp)),
-            Some(Ok(Ok(stamp))) => {
-                let shorter = PyBytes::new(py, &bytes.as_bytes()[..stamp.len]);
-                return Ok((shorter, stamp));
-            }
-            Some(Ok(Err(needed))) => len = needed,
-            Some(Err(e)) => return Err(to_py(py, e)),
-            None => return Err(PyRuntimeError::new_err("bytes initialiser did not run")),
-        }
     }
 }

@@ -39,28 +39,41 @@ pub(crate) fn read_bytes<'py>(
     lock_timeout: Option<Duration>,
     still_open: &dyn Fn(Python<'_>) -> PyResult<()>,
 ) -> PyResult<(Bound<'py, PyBytes>, Stamp)> {
-    let mut len = last_len.load(Relaxed);
+    new_bytes(py, last_len.load(Relaxed), |buf| {
+        let read = with_lock_retry(py, lock_timeout, still_open, || {
+            fitted(map.read_into(&mut *buf))
+        })?;
+        last_len.store(
+            read.map_or_else(|needed| needed, |stamp| stamp.len),
+            Relaxed,
+        );
+        Ok(read)
+    })
+}
+
+/// A new `bytes` object holding what `read` copies into it: made `len`
+/// bytes long (a guess: the last length seen), made again at the length
+/// `read` says it needs, and cut to the content's length. Only this call
+/// can reach the object before it is returned, so `read` may copy into it
+/// without the GIL.
+pub(crate) fn new_bytes<'py>(
+    py: Python<'py>,
+    mut len: usize,
+    mut read: impl FnMut(&mut [u8]) -> PyResult<Result<Stamp, usize>>,
+) -> PyResult<(Bound<'py, PyBytes>, Stamp)> {
     loop {
-        let mut read = None;
+        let mut got = None;
         let bytes = PyBytes::new_with(py, len, |buf| {
-            read = Some(with_lock_retry(py, lock_timeout, still_open, || {
-                fitted(map.read_into(&mut *buf))
-            })?);
+            got = Some(read(buf)?);
             Ok(())
         })?;
-        match read {
+        match got {
+            Some(Ok(stamp)) if stamp.len == len => return Ok((bytes, stamp)),
             Some(Ok(stamp)) => {
-                last_len.store(stamp.len, Relaxed);
-                if stamp.len == len {
-                    return Ok((bytes, stamp));
-                }
                 let shorter = PyBytes::new(py, &bytes.as_bytes()[..stamp.len]);
                 return Ok((shorter, stamp));
             }
-            Some(Err(needed)) => {
-                last_len.store(needed, Relaxed);
-                len = needed;
-            }
+            Some(Err(needed)) => len = needed,
             None => return Err(PyRuntimeError::new_err("bytes initialiser did not run")),
         }
     }
