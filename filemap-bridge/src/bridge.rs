@@ -1572,17 +1572,7 @@ fn on_local_change(shared: &Shared, map: &Map) {
     st.version = Some(version);
     st.current = Some((meta, payload.clone()));
     drop(st);
-    // Reliable (the default) with blocking congestion control: the latest
-    // value is never dropped; a
-    // stalled peer delays us (and is disconnected by Zenoh after a while).
-    let sent = shared
-        .session
-        .put(map.key.as_str(), payload)
-        .attachment(meta.encode().to_vec())
-        .congestion_control(CongestionControl::Block)
-        .allowed_destination(Locality::Remote)
-        .wait();
-    match sent {
+    match put(shared, map, &meta, payload) {
         Ok(()) if !shared.log.wants("sent") => {}
         Ok(()) => shared.log.event(
             "sent",
@@ -1595,6 +1585,20 @@ fn on_local_change(shared: &Shared, map: &Map) {
             json!({ "region": map.region, "key": map.key, "reason": format!("cannot send: {e}") }),
         ),
     }
+}
+
+/// Put `map`'s value to the peers, dated by `meta`. Reliable (the
+/// default) with blocking congestion control: the latest value is never
+/// dropped; a stalled peer delays us (and is disconnected by Zenoh after a
+/// while).
+fn put(shared: &Shared, map: &Map, meta: &Meta, payload: ZBytes) -> zenoh::Result<()> {
+    shared
+        .session
+        .put(map.key.as_str(), payload)
+        .attachment(meta.encode().to_vec())
+        .congestion_control(CongestionControl::Block)
+        .allowed_destination(Locality::Remote)
+        .wait()
 }
 
 /// Ask every peer for each key's value and apply the newest.
@@ -1748,14 +1752,7 @@ fn resync_loop(shared: &Shared, peers: &mpsc::Receiver<Resync>) {
             let current = lock(&map.state).current.clone();
             if let Some((meta, payload)) = current {
                 let bytes = payload.len();
-                let put = shared
-                    .session
-                    .put(map.key.as_str(), payload)
-                    .attachment(meta.encode().to_vec())
-                    .congestion_control(CongestionControl::Block)
-                    .allowed_destination(Locality::Remote)
-                    .wait();
-                if put.is_ok() {
+                if put(shared, map, &meta, payload).is_ok() {
                     shared.log.event(
                         "announced",
                         json!({ "region": map.region, "key": map.key, "why": why,

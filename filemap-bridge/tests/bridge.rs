@@ -129,8 +129,13 @@ impl Bridge {
     }
 
     fn count(&self, event: &str) -> usize {
+        self.count_where(|v| v["event"] == event)
+    }
+
+    /// How many log lines so far match `pred`.
+    fn count_where(&self, pred: impl Fn(&Value) -> bool) -> usize {
         let seen = self.lines.0.lock().unwrap();
-        seen.iter().filter(|v| v["event"] == event).count()
+        seen.iter().filter(|v| pred(v)).count()
     }
 
     /// SIGKILL, and wait until the process is gone (its locks released).
@@ -1667,10 +1672,7 @@ fn a_sample_impersonating_a_bridge_does_not_outdate_its_next_write() {
     await_condition("A's write on B", || content(mb) == b"mine");
     assert_eq!(content(ma), b"mine");
     let refused = a.wait_for("A refusing the impersonation", |v| {
-        v["event"] == "refused"
-            && v["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("impersonat"))
+        v["event"] == "refused" && names_impersonation(v)
     });
     assert_eq!(refused["via"], "sample", "{refused}");
     rogue.close().wait().unwrap();
@@ -1714,16 +1716,9 @@ fn tokens_coming_and_going_fast_cost_a_bounded_log_and_resyncs() {
     });
     let mb = open(&rb, 1 << 20);
     await_condition("A's content on B", || content(&mb) == patterned(1 << 20, 5));
-    let resyncs = a
-        .lines
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|v| {
-            v["event"] == "synced" && v["why"].as_str().is_some_and(|w| w.starts_with("peer "))
-        })
-        .count();
+    let resyncs = a.count_where(|v| {
+        v["event"] == "synced" && v["why"].as_str().is_some_and(|w| w.starts_with("peer "))
+    });
     let peer_lines = a.count("peer_up") + a.count("peer_down");
     let took = flood.elapsed().as_secs() as usize;
     eprintln!("{toggles} toggles: {resyncs} resyncs, {peer_lines} peer lines in {took} s");
@@ -1867,14 +1862,7 @@ fn queriers_that_stop_reading_do_not_delay_samples() {
         "the rogues stayed stopped"
     );
     // The queries A dropped are logged, a few lines only.
-    let dropped = a
-        .lines
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|v| v["event"] == "refused" && v["via"] == "query")
-        .count();
+    let dropped = a.count_where(|v| v["event"] == "refused" && v["via"] == "query");
     eprintln!("{dropped} lines of dropped queries");
     assert!(
         (1..=3).contains(&dropped),
@@ -1934,13 +1922,19 @@ fn a_bridge_restarted_with_its_id_and_nothing_local_takes_back_its_own_value() {
     let a = Bridge::serving(&ra, &key, &a_args);
     let ma = open(&ra, 4096);
     await_condition("A's own value back on A", || content(&ma) == b"made by A");
-    let impersonation = a.lines.0.lock().unwrap().iter().any(|v| {
-        v["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("impersonat"))
-    });
-    assert!(!impersonation, "A took its own value for an impersonation");
+    assert_eq!(
+        a.count_where(names_impersonation),
+        0,
+        "A took its own value for an impersonation"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Whether a log line's reason names an impersonation.
+fn names_impersonation(v: &Value) -> bool {
+    v["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("impersonat"))
 }
 
 /// Bridges A (listening) and B on one key, A's first write on both, and a
@@ -2027,30 +2021,12 @@ fn a_flood_of_impersonating_samples_costs_one_announcement_not_one_each() {
         |v: &Value| v["event"] == "announced" && v["time"].as_u64().is_some_and(|t| t > last);
     pair.a.wait_for("A announcing its value again", after_flood);
     await_condition("A's value back on B", || content(&pair.mb) == b"first");
-    let announced = pair
-        .a
-        .lines
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|v| v["event"] == "announced" && v["time"].as_u64().is_some_and(|t| t > start))
-        .count();
+    let announced = pair.a.count_where(|v| {
+        v["event"] == "announced" && v["time"].as_u64().is_some_and(|t| t > start)
+    });
     // One announcement, perhaps a second a second later: not fifty.
     assert!((1..=2).contains(&announced), "{announced} announcements");
-    let refusals = pair
-        .a
-        .lines
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|v| {
-            v["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("impersonat"))
-        })
-        .count();
+    let refusals = pair.a.count_where(names_impersonation);
     assert!(
         (1..=3).contains(&refusals),
         "{refusals} impersonation lines"
