@@ -373,6 +373,23 @@ def test_text_view_mirrors_the_library(name: str) -> None:
         assert view.dirty and b.read_text() == "local"
 
 
+def test_text_view_says_when_it_shows_text_that_is_not_utf8(name: str) -> None:
+    with filemap.FileMap(name) as a, filemap.FileMap(name) as b:
+        b.write(b"kept \xff bytes")
+        view = filemap.TextView(a)
+        assert view.lossy and view.lines == ("kept \ufffd bytes",)
+        b.write("a real \ufffd")
+        assert view.sync_remote() == ("pulled", b.id) and not view.lossy
+        b.write(b"bad \xc3")
+        view.sync_remote()
+        assert view.lossy
+        view.set_auto_sync(False)
+        view.set_text("edited")
+        assert view.lossy and b.read().content == b"bad \xc3"
+        view.write()
+        assert not view.lossy
+
+
 def test_every_error_pickles_with_its_details() -> None:
     import filemap._errors as errors
 

@@ -111,6 +111,8 @@ pub struct TextView {
     /// Generation the local text was last read from or written as.
     synced: u64,
     dirty: bool,
+    /// The region's text at `synced` was not UTF-8 (see [`TextView::is_lossy`]).
+    lossy: bool,
 }
 
 /// What [`TextView::sync_remote`] found.
@@ -128,7 +130,8 @@ pub enum RemoteChange {
 
 impl TextView {
     /// Wrap `map`, reading its current text. Auto-sync starts on.
-    /// Content that is not UTF-8 is shown with replacement characters.
+    /// Content that is not UTF-8 is shown with replacement characters
+    /// ([`TextView::is_lossy`]).
     ///
     /// # Errors
     /// As [`FileMap::read`].
@@ -139,6 +142,7 @@ impl TextView {
             auto_sync: true,
             synced: 0,
             dirty: false,
+            lossy: false,
         };
         view.read()?;
         Ok(view)
@@ -177,6 +181,15 @@ impl TextView {
     /// Generation the local text was last read from or written as.
     pub fn synced_generation(&self) -> u64 {
         self.synced
+    }
+
+    /// Whether the region's text at [`TextView::synced_generation`] was
+    /// not UTF-8: the local text shows its bad bytes as U+FFFD, and a
+    /// write (an edit with auto-sync on included) replaces those bytes
+    /// with U+FFFD, on lines nobody edited too. False again once the view
+    /// has written, or read text that is UTF-8.
+    pub fn is_lossy(&self) -> bool {
+        self.lossy
     }
 
     /// Turn auto-sync on or off. Turning it on publishes pending edits.
@@ -232,6 +245,7 @@ impl TextView {
         let published = self.map.write_str(&self.text())?;
         self.synced = published.generation;
         self.dirty = false;
+        self.lossy = false;
         Ok(published)
     }
 
@@ -248,7 +262,10 @@ impl TextView {
     }
 
     fn adopt(&mut self, snap: crate::Snapshot) {
-        self.lines = split_lines(&String::from_utf8_lossy(&snap.content));
+        let text = String::from_utf8_lossy(&snap.content);
+        // Borrowed: it was UTF-8 as it stood; owned: bytes were replaced.
+        self.lossy = matches!(text, std::borrow::Cow::Owned(_));
+        self.lines = split_lines(&text);
         self.synced = snap.generation;
         self.dirty = false;
     }

@@ -395,6 +395,7 @@ class TextView:
         self._auto_sync = True
         self._synced = 0
         self._dirty = False
+        self._lossy = False
         self.read()
 
     @property
@@ -427,6 +428,14 @@ class TextView:
         """The generation the local text was last read from or written as."""
         return self._synced
 
+    @property
+    def lossy(self) -> bool:
+        """Whether the region's text at :attr:`synced_generation` was not
+        UTF-8: the local text shows its bad bytes as U+FFFD, and a write (an
+        edit with auto-sync on included) replaces them. False again once the
+        view has written, or read text that is UTF-8."""
+        return self._lossy
+
     def set_auto_sync(self, on: bool) -> int | None:
         """Switch auto-sync; switching it on publishes pending edits
         (returns the new generation, else ``None``)."""
@@ -458,6 +467,7 @@ class TextView:
         generation = self._map.write(self.text)
         self._synced = generation
         self._dirty = False
+        self._lossy = False
         return generation
 
     def read(self) -> int:
@@ -467,7 +477,12 @@ class TextView:
         return snap.generation
 
     def _adopt(self, snap: Snapshot) -> None:
-        text = snap.content.decode("utf-8", errors="replace")
+        try:
+            text = snap.content.decode("utf-8")
+            self._lossy = False
+        except UnicodeDecodeError:
+            text = snap.content.decode("utf-8", errors="replace")
+            self._lossy = True
         self._lines = text.split("\n") if text else []
         self._synced = snap.generation
         self._dirty = False

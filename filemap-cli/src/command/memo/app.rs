@@ -630,30 +630,15 @@ impl App {
     }
 
     /// The editor shows the shared text with U+FFFD for bytes that are
-    /// not UTF-8 ([`TextView`] decodes lossily). Publishing that would
-    /// replace bytes nobody edited, so auto-sync goes off and the user is
-    /// told: only F5 (or F7) publishes, by choice. Cheap when the text
-    /// holds no U+FFFD (the common case): no second read.
+    /// not UTF-8 ([`TextView::is_lossy`]). Publishing that would replace
+    /// bytes nobody edited, so auto-sync goes off and the user is told:
+    /// only F5 (or F7) publishes, by choice.
     fn guard_undecodable(&mut self) {
         let Link::Open(linked) = &mut self.link else {
             return;
         };
         let view = &mut linked.view;
-        if !view
-            .lines()
-            .iter()
-            .any(|line| line.contains(char::REPLACEMENT_CHARACTER))
-        {
-            return;
-        }
-        // A U+FFFD written as such is text; only bytes that do not decode
-        // are at risk. A newer change than the one shown is judged when it
-        // is taken.
-        let undecodable = view.map().read().is_ok_and(|snap| {
-            snap.generation == view.synced_generation()
-                && std::str::from_utf8(&snap.content).is_err()
-        });
-        if !undecodable {
+        if !view.is_lossy() {
             return;
         }
         if view.auto_sync() {
