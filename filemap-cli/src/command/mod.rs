@@ -2,6 +2,7 @@
 //! helpers are `output.rs`, beneath them.
 
 mod info;
+mod input;
 mod legacy;
 mod ls;
 mod memo;

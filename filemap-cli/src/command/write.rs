@@ -8,11 +8,10 @@
 //! lifetime its creator gave it (`filemap-bridge` creates persistent ones,
 //! `filemap memo` non-persistent ones).
 
-use std::io::Read;
-
 use anyhow::Context;
 use filemap::{Error, FileMap, MAX_CAPACITY, MIN_CAPACITY};
 
+use super::input::read_at_most;
 use crate::cli::WriteArgs;
 
 pub fn run(args: WriteArgs) -> anyhow::Result<()> {
@@ -43,7 +42,9 @@ pub fn run(args: WriteArgs) -> anyhow::Result<()> {
         }
     };
     let content = match args.text.as_deref() {
-        None | Some("-") => read_at_most(std::io::stdin().lock(), capacity)?,
+        None | Some("-") => {
+            read_at_most(std::io::stdin().lock(), capacity).context("cannot read standard input")?
+        }
         Some(text) => text.as_bytes().to_vec(),
     };
     if content.len() > capacity {
@@ -85,28 +86,4 @@ pub fn run(args: WriteArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Read `input` to its end, but stop after `limit + 1` bytes: the caller
-/// then knows the input does not fit, having held no more than that.
-fn read_at_most(input: impl Read, limit: usize) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    input
-        .take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .context("cannot read standard input")?;
-    Ok(bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::read_at_most;
-
-    #[test]
-    fn reading_stops_one_byte_past_the_limit() {
-        let input = vec![7u8; 1 << 20];
-        assert_eq!(read_at_most(&input[..], 4096).unwrap().len(), 4097);
-        assert_eq!(read_at_most(&input[..10], 4096).unwrap().len(), 10);
-        assert_eq!(read_at_most(&[][..], 32).unwrap().len(), 0);
-    }
 }

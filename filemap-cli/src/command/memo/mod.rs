@@ -19,6 +19,7 @@ mod term;
 mod ui;
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use anyhow::Context;
 use filemap::{Watcher, WriterId};
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
+use super::input::read_at_most;
 use app::{App, Options};
 
 use crate::cli::MemoArgs;
@@ -55,10 +57,7 @@ pub fn run(args: MemoArgs) -> anyhow::Result<()> {
     let init = args
         .init
         .as_deref()
-        .map(|path| {
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading --init {}", path.display()))
-        })
+        .map(|path| read_init(path, filemap::MAX_CAPACITY))
         .transpose()?;
     let mut app = App::new(Options {
         capacity: args
@@ -88,6 +87,30 @@ pub fn run(args: MemoArgs) -> anyhow::Result<()> {
         .spawn(move || read_input(&to_loop))
         .context("starting the input thread")?;
     event_loop(&mut tui.terminal, &mut app, &rx, &tx)
+}
+
+/// `--init`'s text. At most `limit` bytes (the most any region holds) are
+/// read: a larger file, or one without an end (`/dev/zero`, a FIFO whose
+/// writer never closes), is refused before the memo starts instead of
+/// filling memory. A text too large for the memo's region stays local, as
+/// [`App::new`] says.
+fn read_init(path: &Path, limit: usize) -> anyhow::Result<String> {
+    let reading = || format!("reading --init {}", path.display());
+    let file = std::fs::File::open(path).with_context(reading)?;
+    let bytes = read_at_most(file, limit).with_context(reading)?;
+    if bytes.len() > limit {
+        anyhow::bail!(
+            "{}: longer than {limit} bytes, the most a region holds",
+            reading()
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 text (byte {} is not)",
+            reading(),
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Forward terminal events until the loop is gone or the terminal fails.
@@ -163,4 +186,65 @@ fn event_loop(
         redraw = true;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_init;
+
+    /// A file of this test's own in the temporary directory, removed when
+    /// dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn holding(tag: &str, bytes: &[u8]) -> Scratch {
+            let path = std::env::temp_dir()
+                .join(format!("filemap-memo-init-{}-{tag}", std::process::id()));
+            std::fs::write(&path, bytes).unwrap();
+            Scratch(path)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn init_reads_a_text_up_to_the_limit() {
+        let file = Scratch::holding("fits", "line 1\nline 2 é".as_bytes());
+        assert_eq!(read_init(&file.0, 16).unwrap(), "line 1\nline 2 é");
+    }
+
+    #[test]
+    fn init_longer_than_the_limit_is_refused_with_the_limit() {
+        let file = Scratch::holding("long", &[b'x'; 4097]);
+        let e = read_init(&file.0, 4096).unwrap_err().to_string();
+        assert!(e.contains("longer than 4096 bytes"), "{e}");
+    }
+
+    #[test]
+    fn init_that_is_not_utf8_names_the_bad_byte() {
+        let file = Scratch::holding("latin1", b"caf\xe9 au lait");
+        let e = read_init(&file.0, 4096).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8") && e.contains("byte 3"), "{e}");
+    }
+
+    /// An input with no end is refused after `limit + 1` bytes: the read
+    /// never finished before.
+    #[cfg(unix)]
+    #[test]
+    fn init_without_an_end_is_refused() {
+        let e = read_init("/dev/zero".as_ref(), 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than 1048576 bytes"), "{e}");
+    }
+
+    #[test]
+    fn init_that_is_missing_names_the_file() {
+        let e = format!("{:#}", read_init("/no/such/init".as_ref(), 32).unwrap_err());
+        assert!(e.contains("reading --init /no/such/init"), "{e}");
+    }
 }
