@@ -260,7 +260,12 @@ impl Inner {
     /// notes). The caller holds the lock.
     #[cold]
     fn grow(&self, from: usize, len: usize) -> Result<usize> {
-        self.usable()?;
+        // The file may have been cut short within pages this handle does
+        // not touch before it stores (the header's own page, or whole
+        // buffers): growth is rare, so look at its size (one `fstat` on
+        // Unix) rather than back bytes past a cut and publish into a
+        // region nobody may open any more.
+        self.verify_backing()?;
         let to = layout::grown_capacity(len, self.max_capacity);
         let ranges = layout::backed_ranges(self.max_capacity, from, to);
         for (offset, bytes) in ranges {

@@ -887,3 +887,43 @@ fn a_header_scribbled_past_the_committed_pages_commits_them_before_any_touch() {
     map.write(&pattern(2, 800_000)).unwrap();
     assert_eq!(check(&again.read().unwrap().content), Ok(2));
 }
+
+/// A file cut short (within its header's page, or just past the header)
+/// under a growable region: the next publish that grows the region must
+/// not extend the file again behind everyone's back and report success.
+/// Backing the new bytes never changes the file's size; the publish is
+/// `Truncated`, as any other access past the cut, and the file keeps the
+/// size it was cut to.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_growth_after_the_file_was_cut_short_is_truncated_and_never_extends_the_file() {
+    for cut in [100, 4096, 8192] {
+        let name = unique("growcut");
+        let _cleanup = Cleanup(name.clone());
+        let max = 1 << 20;
+        let map = growing(&name, max);
+        map.write(&pattern(1, 3000)).unwrap();
+        let path = map.info().path;
+        let full = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        match map.write(&pattern(2, 500_000)) {
+            Err(Error::Truncated { size, needed, .. }) => {
+                assert_eq!((size, needed), (cut, full), "cut to {cut}")
+            }
+            other => panic!("a growth after a cut to {cut}: {other:?}"),
+        }
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            cut,
+            "the growth extended the file cut to {cut}"
+        );
+        assert!(matches!(map.read(), Err(Error::Truncated { .. })));
+        drop(map);
+        filemap::admin::remove(&name).unwrap();
+    }
+}

@@ -112,8 +112,11 @@ pub fn file_size(fd: &Fd) -> io::Result<u64> {
 
 /// Give the bytes `offset .. offset + len` of `fd` storage now.
 ///
-/// Linux: `fallocate(2)` (mode 0, within the file's size, so the size does
-/// not change). On tmpfs (`/dev/shm`) this allocates the pages at once, so
+/// Linux: `fallocate(2)` with `FALLOC_FL_KEEP_SIZE`, so the file's size
+/// never changes: a range past the end of a file someone cut short is not
+/// brought back into it (mode 0 would extend the file, and a growing
+/// writer would then publish into a region whose cut nobody noticed); the
+/// access past the end then faults as any other (`fault.rs`). On tmpfs (`/dev/shm`) this allocates the pages at once, so
 /// a full store is `ENOSPC` here, before anything is written, and never a
 /// `SIGBUS` at a later page fault; pages already allocated are left as
 /// they are, with their contents. A filesystem without `fallocate`
@@ -125,7 +128,7 @@ pub fn file_size(fd: &Fd) -> io::Result<u64> {
 pub fn back(fd: &Fd, offset: u64, len: u64) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if len > 0 {
-        match fs::fallocate(fd, fs::FallocateFlags::empty(), offset, len) {
+        match fs::fallocate(fd, fs::FallocateFlags::KEEP_SIZE, offset, len) {
             Ok(()) | Err(Errno::OPNOTSUPP) => {}
             Err(e) => return Err(e.into()),
         }
