@@ -270,11 +270,7 @@ impl Inner {
         let ranges = layout::backed_ranges(self.max_capacity, from, to);
         for (offset, bytes) in ranges {
             if let Err(e) = self.os.back(offset, bytes) {
-                // Beyond the capacity: nothing published lives there, and
-                // the lock keeps every other writer out.
-                for (offset, bytes) in ranges {
-                    self.os.unback(offset, bytes);
-                }
+                self.give_back(from, to);
                 let needed = layout::backed_size(to) as u64;
                 return Err(Os::space_error(
                     &self.name,
@@ -290,6 +286,29 @@ impl Inner {
         // (they bound lengths by the maximum), writers do.
         self.header().capacity.store(to as u64, Release);
         self.leave(to)
+    }
+
+    /// Give back the storage a growth from capacity `from` to `to` backed
+    /// before it failed, the lock held: each buffer's bytes from
+    /// `stride(to)` down to its content's end, and never below it, nor
+    /// into the header. `from` is the header's capacity, which a peer may
+    /// have scribbled below what was published (or to 0, which puts the
+    /// header in the growth's first range): a hole punched there would
+    /// zero a published content under its valid sequence, and readers
+    /// would take the zeros for it. Honest, `from` is at least every
+    /// length, and this gives back exactly what the growth added.
+    #[cold]
+    fn give_back(&self, from: usize, to: usize) {
+        let line = &self.header().line;
+        for (index, buffer) in line.buffers.iter().enumerate() {
+            let len = buffer.len.load(Acquire).min(self.max_capacity as u64) as usize;
+            let start = layout::stride(from.max(len));
+            let end = layout::stride(to);
+            if end > start {
+                let at = layout::buffer_offset(self.max_capacity, index);
+                self.os.unback(at + start, end - start);
+            }
+        }
     }
 
     /// Optimistic lock-free read; `None` when writers kept moving.

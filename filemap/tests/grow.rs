@@ -654,6 +654,58 @@ fn a_scribbled_length_over_unbacked_pages_of_a_full_filesystem_is_an_error_not_a
     drop(map);
 }
 
+/// A peer scribbles the capacity below what was published (here 32, when
+/// both buffers hold 4000 bytes), and the store is full: the growth that
+/// fails for space must give back only bytes it backed past every
+/// content, never punch a hole in a published one. Readers keep reading
+/// the content whole.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root (mounts a small tmpfs)"]
+fn a_growth_refused_for_space_under_a_scribbled_capacity_keeps_the_published_content() {
+    let fs = SmallFs::mount("1m");
+    let path = fs.0.join("region");
+    let map = FileMap::builder("growpunch")
+        .path(&path)
+        .capacity(4096)
+        .max_capacity(4 << 20)
+        .open()
+        .unwrap();
+    map.write(&pattern(1, 4000)).unwrap();
+    map.write(&pattern(2, 4000)).unwrap();
+    let filler = fs.0.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4096"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    // 0 puts the header in the growth's first range: it must survive as
+    // well (a fresh handle opens the region).
+    for scribbled in [32, 0] {
+        poke(&path, CAPACITY_AT, scribbled);
+        match map.write(&pattern(3, 1 << 20)) {
+            Err(Error::OutOfSpace { .. }) => {}
+            other => panic!("capacity {scribbled}: {other:?}"),
+        }
+        assert_eq!(check(&map.read().unwrap().content), Ok(2), "{scribbled}");
+    }
+    poke(&path, CAPACITY_AT, 4096);
+    let again = FileMap::builder("growpunch").path(&path).open().unwrap();
+    assert_eq!(check(&again.read().unwrap().content), Ok(2));
+    drop(again);
+    // The previous content, in the other buffer, is whole too: publish
+    // nothing, but look at it through the file.
+    let mut previous = vec![0u8; 4000];
+    std::os::unix::fs::FileExt::read_exact_at(
+        &std::fs::File::open(&path).unwrap(),
+        &mut previous,
+        4096 + ((map.generation() & 1) ^ 1) * (4 << 20),
+    )
+    .unwrap();
+    assert_eq!(check(&previous), Ok(1));
+    drop(map);
+}
+
 /// A view of a region's paging-file section of the test's own (Windows),
 /// to see which of its pages are committed (`VirtualQuery`) and to
 /// scribble its header as a hostile process would.
