@@ -442,6 +442,14 @@ impl Inner {
     /// Release the lock taken by this thread. A forked child's copy
     /// releases nothing (the lock is its parent's): `ForkedHandle`.
     pub(crate) fn unlock(&self) -> Result<()> {
+        if self.os.is_lost() && !self.in_forked_child() {
+            // The operation under the lock faulted (the file was cut, or
+            // a full store could not give a page): the lock word this
+            // thread holds is in the region, not in the zero pages now
+            // mapped, and the region may be intact. Release it there.
+            self.os.unlock_lost();
+            return Err(self.lost());
+        }
         self.enter()?;
         self.os.unlock();
         self.leave(())

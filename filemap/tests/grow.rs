@@ -979,3 +979,55 @@ fn a_growth_after_the_file_was_cut_short_is_truncated_and_never_extends_the_file
         filemap::admin::remove(&name).unwrap();
     }
 }
+
+/// A capacity scribbled past what was backed, on a full store: the
+/// writer, trusting it, stores into pages the store cannot give, faults,
+/// and its handle reports the loss (`Truncated`, as documented for a full
+/// store). It held the region lock when it faulted: the lock must be
+/// released in the region, not left naming a live thread for every other
+/// writer to time out on while the region itself is intact.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root (mounts a small tmpfs)"]
+fn a_writer_that_faults_under_the_lock_releases_it_for_the_others() {
+    use std::time::Duration;
+    let fs = SmallFs::mount("1m");
+    let path = fs.0.join("region");
+    let open = || {
+        FileMap::builder("growstuck")
+            .path(&path)
+            .capacity(4096)
+            .max_capacity(4 << 20)
+            .lock_timeout(Duration::from_secs(2))
+            .open()
+            .unwrap()
+    };
+    let map = open();
+    let other = open();
+    map.write(&pattern(1, 4000)).unwrap();
+    let filler = fs.0.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4096"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    poke(&path, CAPACITY_AT, 4 << 20);
+    assert!(matches!(
+        map.write(&pattern(2, 1 << 20)),
+        Err(Error::Truncated { .. })
+    ));
+    assert!(matches!(map.read(), Err(Error::Truncated { .. })));
+    // The content and the region are intact: another thread publishes (a
+    // content small enough to need no new page) and reads.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let published = other.write(b"after the fault").unwrap();
+            assert!(!published.owner_died);
+            assert_eq!(other.read().unwrap().content, b"after the fault");
+        });
+    });
+    // And this thread too, through a handle of its own.
+    assert_eq!(open().read().unwrap().content, b"after the fault");
+    open().write(b"again").unwrap();
+    drop((map, other));
+}

@@ -292,6 +292,15 @@ pub(crate) trait Backend: Wake + Sized + Send + Sync + 'static {
     /// ours any more.
     fn unlock(&self) -> bool;
 
+    /// Release the lock the calling thread took, on a handle whose
+    /// mapping was lost under it ([`Backend::is_lost`]: it faulted while
+    /// the thread held the lock, and now holds zero pages of its own):
+    /// the lock word is in the region itself, which may well be intact
+    /// (a fault on a full store), and left there it would name a live
+    /// thread for ever. Best effort; the default does nothing (Windows
+    /// sections cannot be lost).
+    fn unlock_lost(&self) {}
+
     /// Release the lock taken by thread `tid` of this process, from
     /// another thread (an owned guard dropped elsewhere), where the OS
     /// allows it.

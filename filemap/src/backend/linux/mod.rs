@@ -95,6 +95,20 @@ impl Backend for Os {
         lock::release(self.header(), &ThreadOwner, ThreadOwner::me().tid)
     }
 
+    /// Through a fresh mapping of the header's page: watched like every
+    /// mapping, so if the file no longer holds that page the fault only
+    /// gives this mapping zeros too, and the release finds nothing to do.
+    fn unlock_lost(&self) {
+        let me = ThreadOwner::me().tid;
+        match Mapping::new(&self.fd, layout::HEADER_SIZE, true) {
+            Ok(header) => {
+                lock::release(header.header(), &ThreadOwner, me);
+            }
+            // Not held in the region, then, but no longer by this thread.
+            Err(_) => lock::Owner::released(&ThreadOwner, me),
+        }
+    }
+
     /// The lock word names the thread, which any thread of the process
     /// may clear on its behalf.
     fn unlock_for(&self, tid: u32) {

@@ -154,6 +154,19 @@ impl Backend for Os {
         self.release(thread_number())
     }
 
+    /// Through a fresh mapping of the header's page (watched like every
+    /// mapping: a page the object no longer has gives zeros, and nothing
+    /// to release); the gate is left whatever happens, or this process's
+    /// other threads would wait at it for ever.
+    fn unlock_lost(&self) {
+        let tid = thread_number();
+        if let Ok(header) = Mapping::new(&self.fd, HEADER_SIZE, true) {
+            let owner = ProcessOwner { gate: &self.gate };
+            lock::release(header.header(), &owner, tid);
+        }
+        self.gate.leave(tid);
+    }
+
     /// The gate names the thread: any thread may release on its behalf.
     fn unlock_for(&self, tid: u32) {
         self.release(tid);
