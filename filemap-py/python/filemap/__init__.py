@@ -84,11 +84,14 @@ _builtin_list = list
 class FileMap(_filemap.FileMap):
     """A handle to the named shared-memory region ``name``.
 
-    ``FileMap(name, capacity=4096, *, create=None, persistent=False,
-    lock_timeout=10.0, path=None, mode=0o600)``
+    ``FileMap(name, capacity=4096, *, max_capacity=None, create=None,
+    persistent=False, lock_timeout=10.0, path=None, mode=0o600)``
 
     - ``capacity``: bytes of content a region this handle *creates* holds;
       attaching keeps the existing region's capacity (see :attr:`capacity`).
+    - ``max_capacity``: the most a region this handle creates may grow to
+      (``None``: the capacity, so it never grows); a write past the
+      capacity and within it grows the region.
     - ``create``: ``None`` creates or attaches, ``True`` only creates
       (:class:`AlreadyExists`), ``False`` only attaches (:class:`NotFound`).
     - ``persistent``: keep the region after its last handle closes, until
@@ -98,6 +101,8 @@ class FileMap(_filemap.FileMap):
       (``None``: no limit).
     - ``path``: back the region by this regular file instead of shared
       memory (persistent unless told otherwise).
+    - ``mode``: the permission bits of a region this handle creates
+      (``0o600``: its owner only).
 
     A context manager: leaving the ``with`` block closes the handle.
     Pickles by name: unpickling opens the region again (attach only).
