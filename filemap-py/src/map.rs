@@ -78,14 +78,14 @@ impl PyFileMap {
 impl PyFileMap {
     #[new]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
-    #[pyo3(signature = (name, capacity = filemap::DEFAULT_CAPACITY as u64, *, max_capacity = None, create = None, persistent = false, lock_timeout = Some(10.0), path = None, mode = 0o600))]
+    #[pyo3(signature = (name, capacity = filemap::DEFAULT_CAPACITY as u64, *, max_capacity = None, create = None, persistent = None, lock_timeout = Some(10.0), path = None, mode = 0o600))]
     fn new(
         py: Python<'_>,
         name: String,
         capacity: u64,
         max_capacity: Option<u64>,
         create: Option<bool>,
-        persistent: bool,
+        persistent: Option<bool>,
         lock_timeout: Option<f64>,
         path: Option<PathBuf>,
         mode: u32,
@@ -98,8 +98,10 @@ impl PyFileMap {
         if let Some(max) = max_capacity {
             builder = builder.max_capacity(usize::try_from(max).unwrap_or(usize::MAX));
         }
-        if persistent {
-            builder = builder.persistent(true);
+        // `None` keeps the library's default, which differs by backing:
+        // shared memory goes with its last handle, a file (`path=`) stays.
+        if let Some(persistent) = persistent {
+            builder = builder.persistent(persistent);
         }
         if let Some(path) = path {
             builder = builder.path(path);

@@ -9,6 +9,7 @@ import pickle
 import resource
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -349,6 +350,21 @@ def test_persistent_region_outlives_handles(name: str) -> None:
     with filemap.FileMap(name, create=False) as again:
         assert again.read().content == b"stays"
     filemap.remove(name)
+
+
+def test_a_file_region_persists_unless_told_otherwise(name: str, tmp_path: Path) -> None:
+    kept, dropped = tmp_path / "kept.fm", tmp_path / "dropped.fm"
+    with filemap.FileMap(name, path=kept) as fm:
+        assert fm.persistent
+        fm.write("stays")
+    assert kept.exists()
+    with filemap.FileMap(name, path=kept, create=False) as again:
+        assert again.read().content == b"stays"
+    with filemap.FileMap(name, path=dropped, persistent=False) as fm:
+        assert not fm.persistent
+        fm.write("goes")
+        assert dropped.exists()
+    assert not dropped.exists(), "persistent=False was not passed on"
 
 
 def test_text_view_mirrors_the_library(name: str) -> None:

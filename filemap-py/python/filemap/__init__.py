@@ -85,7 +85,7 @@ class FileMap(_filemap.FileMap):
     """A handle to the named shared-memory region ``name``.
 
     ``FileMap(name, capacity=4096, *, max_capacity=None, create=None,
-    persistent=False, lock_timeout=10.0, path=None, mode=0o600)``
+    persistent=None, lock_timeout=10.0, path=None, mode=0o600)``
 
     - ``capacity``: bytes of content a region this handle *creates* holds;
       attaching keeps the existing region's capacity (see :attr:`capacity`).
@@ -94,13 +94,17 @@ class FileMap(_filemap.FileMap):
       capacity and within it grows the region.
     - ``create``: ``None`` creates or attaches, ``True`` only creates
       (:class:`AlreadyExists`), ``False`` only attaches (:class:`NotFound`).
-    - ``persistent``: keep the region after its last handle closes, until
-      :func:`remove`.
+    - ``persistent``: keep a region this handle creates after its last
+      handle closes, until :func:`remove` (``True``), or remove it with
+      its last handle (``False``). ``None``: shared memory goes with its
+      last handle, a file (``path=``) stays.
     - ``lock_timeout``: seconds :meth:`write`, :meth:`lock` and
       :meth:`update` wait for the region lock before :class:`Timeout`
       (``None``: no limit).
     - ``path``: back the region by this regular file instead of shared
-      memory (persistent unless told otherwise).
+      memory (persistent unless ``persistent=False``; on Windows a file
+      region is always persistent, and ``persistent=False`` raises
+      :class:`UnsupportedOption`).
     - ``mode``: the permission bits of a region this handle creates
       (``0o600``: its owner only).
 

@@ -25,7 +25,7 @@ class FileMap:
         *,
         max_capacity: int | None = None,
         create: bool | None = None,
-        persistent: bool = False,
+        persistent: bool | None = None,
         lock_timeout: float | None = 10.0,
         path: str | PathLike[str] | None = None,
         mode: int = 0o600,
