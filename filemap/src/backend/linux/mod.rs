@@ -100,12 +100,12 @@ impl Backend for Os {
     /// gives this mapping zeros too, and the release finds nothing to do.
     fn unlock_lost(&self) {
         let me = ThreadOwner::me().tid;
-        match Mapping::new(&self.fd, layout::HEADER_SIZE, true) {
-            Ok(header) => {
+        match Mapping::header_again(&self.fd) {
+            Some(header) => {
                 lock::release(header.header(), &ThreadOwner, me);
             }
             // Not held in the region, then, but no longer by this thread.
-            Err(_) => lock::Owner::released(&ThreadOwner, me),
+            None => lock::Owner::released(&ThreadOwner, me),
         }
     }
 

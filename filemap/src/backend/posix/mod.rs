@@ -160,7 +160,7 @@ impl Backend for Os {
     /// other threads would wait at it for ever.
     fn unlock_lost(&self) {
         let tid = thread_number();
-        if let Ok(header) = Mapping::new(&self.fd, HEADER_SIZE, true) {
+        if let Some(header) = Mapping::header_again(&self.fd) {
             let owner = ProcessOwner { gate: &self.gate };
             lock::release(header.header(), &owner, tid);
         }

@@ -246,6 +246,17 @@ impl Mapping {
         Ok(Mapping { ptr, len, watched })
     }
 
+    /// The header of `fd` mapped afresh, if the file still holds it
+    /// (`fstat(2)`, then `mmap(2)`): for a handle whose own mapping was
+    /// lost, to release the lock it holds in the region. A cut racing the
+    /// look is caught like any other (the mapping is watched: `fault.rs`).
+    pub fn header_again(fd: &Fd) -> Option<Mapping> {
+        match file_size(fd) {
+            Ok(size) if size >= HEADER_SIZE as u64 => Mapping::new(fd, HEADER_SIZE, true).ok(),
+            _ => None,
+        }
+    }
+
     /// Whether the file shrank under the mapping, which then holds zero
     /// pages of this process's own: the handle must not be used any more.
     #[inline]
