@@ -2,7 +2,7 @@
 //! while publishing. Nothing published may be lost, and the lock recovers.
 //!
 //! `FILEMAP_CRASH_KILLS` sets the number of kills (default 50; the long run
-//! in the README uses 1000) and `FILEMAP_CRASH_LEN` the payload size
+//! in CONTRIBUTING.md uses 1000) and `FILEMAP_CRASH_LEN` the payload size
 //! (default 256 KiB; the long run uses 4 MiB).
 
 mod common;
