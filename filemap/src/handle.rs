@@ -281,7 +281,7 @@ impl Inner {
                 ));
             }
         }
-        stall_if_asked();
+        crate::stall::stall_at("growth");
         // Raised only now that the space exists; readers never rely on it
         // (they bound lengths by the maximum), writers do.
         self.header().capacity.store(to as u64, Release);
@@ -490,19 +490,5 @@ impl Inner {
 
     pub(crate) fn interrupt_waits(&self) {
         notify::interrupt(self.header(), &self.os);
-    }
-}
-
-/// Tests only (debug builds): with `FILEMAP_TEST_STALL_GROWTH` set, a
-/// growing writer stops for good between backing the new bytes and raising
-/// the capacity, so that a test can kill it exactly there. Release builds
-/// compile this away.
-#[inline]
-fn stall_if_asked() {
-    #[cfg(debug_assertions)]
-    if std::env::var_os("FILEMAP_TEST_STALL_GROWTH").is_some() {
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
     }
 }

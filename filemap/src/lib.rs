@@ -108,6 +108,7 @@ mod protocol;
 mod region;
 mod size;
 mod snapshot;
+mod stall;
 mod sync;
 mod text;
 #[cfg(feature = "serde")]

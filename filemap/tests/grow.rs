@@ -416,7 +416,7 @@ fn a_writer_killed_mid_growth_leaves_the_content_and_the_next_writer_grows_the_r
     let mut writer = Child::spawn_with(
         "grow-writer",
         &name,
-        &[("FILEMAP_TEST_STALL_GROWTH", "1".to_owned())],
+        &[("FILEMAP_TEST_STALL", "growth".to_owned())],
     );
     assert_eq!(writer.line(), "ready");
     writer.send(&format!("2 {}", 8 << 20));

@@ -741,6 +741,7 @@ impl Attempts for Opener<'_> {
                         return Err(self.error("shm_open", e));
                     }
                 };
+                crate::stall::stall_at("created");
                 let made = self.fill(&fd, &self.shown, false);
                 let (map, slot) = match made {
                     Ok(made) => made,
@@ -781,12 +782,14 @@ impl Opener<'_> {
             unix::size_for_growth(fd, capacity, max_capacity)
         }
         .map_err(|e| Os::space_error(self.req.name, shown, "ftruncate", e, backed))?;
+        crate::stall::stall_at("sized");
         let map = Mapping::new(fd, size, true).map_err(|e| self.error("mmap", e))?;
         let h = map.header();
         store_name(h, self.req.name);
         // Claimed before the magic: an opener that sees the region ready
         // also sees a live user, and never takes it for stale.
         let slot = self.claim(h)?;
+        crate::stall::stall_at("claimed");
         let persistent = persistent || self.req.persistent.unwrap_or(false);
         layout::init_header(h, capacity, max_capacity, persistent, Os::pid());
         Ok((map, slot))
