@@ -670,6 +670,79 @@ fn map_ready(
     Ok((map, max_capacity))
 }
 
+/// A shared-memory object its creator has not made ready (yet).
+enum HalfMade {
+    /// Not sized yet.
+    Empty,
+    /// Sized, without its magic: its header.
+    Sized(Mapping),
+}
+
+/// Whether `fd` is half made: empty, or sized without its magic.
+fn half_made(fd: &Fd) -> Option<HalfMade> {
+    match unix::file_size(fd).ok()? {
+        0 => Some(HalfMade::Empty),
+        size if size < HEADER_SIZE as u64 => None,
+        _ => {
+            let map = Mapping::new(fd, HEADER_SIZE, true).ok()?;
+            (map.header().magic.load(Acquire) == 0).then_some(HalfMade::Sized(map))
+        }
+    }
+}
+
+/// Whether `fd` holds a header with a magic (ready, or scribbled).
+fn is_ready(fd: &Fd) -> bool {
+    Mapping::header_again(fd).is_some_and(|map| map.header().magic.load(Acquire) != 0)
+}
+
+/// What the attach table of a half-made object says of its creator.
+enum Claim {
+    /// No slot is claimed: the creator had not got that far.
+    None,
+    /// A slot names a process that may be alive (or is being reclaimed).
+    Alive,
+    /// Slots are claimed, each by a process proven gone.
+    Dead,
+}
+
+/// Only the creator claims a slot before the magic is stored: openers
+/// claim theirs once they see it.
+fn creator_claim(h: &Header) -> Claim {
+    let mut claim = Claim::None;
+    for slot in &h.slots {
+        let pid = slot.pid.load(Acquire);
+        if pid == 0 {
+            continue;
+        }
+        if pid == attach::RECLAIMING || attach::slot_alive::<Os>(pid, slot.start_time.load(Relaxed))
+        {
+            return Claim::Alive;
+        }
+        claim = Claim::Dead;
+    }
+    claim
+}
+
+/// Whether `fd`'s object belongs to this user, and this process runs as
+/// that user only (real and effective user ids the same): only then was
+/// it made through this process's registry.
+fn made_by_this_user(fd: &Fd) -> bool {
+    let uid = rustix::process::getuid().as_raw();
+    uid == rustix::process::geteuid().as_raw()
+        && rustix::fs::fstat(fd).is_ok_and(|st| st.st_uid == uid)
+}
+
+/// Remove region `name`'s registry entry after a failed creation: under
+/// the creation lock when held.
+fn unregister(name: &str, entry: Option<registry::EntryLock>) {
+    match entry {
+        Some(entry) => entry.remove(name),
+        None => {
+            registry::remove(name);
+        }
+    }
+}
+
 /// One `open` of a region.
 struct Opener<'a> {
     req: &'a Request<'a>,
@@ -699,7 +772,11 @@ impl Attempts for Opener<'_> {
         // Files are named complete: only a shared-memory object can be
         // caught before its creator finished.
         let young = matches!(self.object, Object::Shm(_));
-        let (map, max_capacity) = map_ready(self.req.name, &self.shown, &fd, true, young)?;
+        let (map, max_capacity) = match map_ready(self.req.name, &self.shown, &fd, true, young) {
+            Ok(ready) => ready,
+            Err(e) if young => return self.replace_abandoned(&fd, e),
+            Err(e) => return Err(e),
+        };
         let h = map.header();
         if matches!(self.object, Object::Shm(_)) {
             check_name(self.req.name, &self.shown, h)?;
@@ -730,14 +807,20 @@ impl Attempts for Opener<'_> {
     fn create(&self) -> Result<Step<Os>> {
         match &self.object {
             Object::Shm(object) => {
-                // The registry entry first: one that is not a plain file
-                // refuses the region before anything is made.
-                registry::add(self.req.name)?;
+                // The registry entry first, locked and naming this
+                // process until the object is ready (one that is not a
+                // plain file refuses the region before anything is made).
+                let Some(entry) = self.creation_lock()? else {
+                    return Ok(Step::Retry);
+                };
+                if let Some(entry) = &entry {
+                    entry.name_creator();
+                }
                 let fd = match shm::shm_create(object, self.req.permissions) {
                     Ok(fd) => fd,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Step::Retry),
                     Err(e) => {
-                        registry::remove(self.req.name);
+                        unregister(self.req.name, entry);
                         return Err(self.error("shm_open", e));
                     }
                 };
@@ -747,10 +830,13 @@ impl Attempts for Opener<'_> {
                     Ok(made) => made,
                     Err(e) => {
                         let _ = self.object.unlink();
-                        registry::remove(self.req.name);
+                        unregister(self.req.name, entry);
                         return Err(e);
                     }
                 };
+                // Ready (the magic is stored): the lock goes, the entry
+                // stays, emptied.
+                drop(entry);
                 Ok(self.done(fd, map, self.req.max_capacity, false, slot))
             }
             Object::File(path) => self.create_file(path),
@@ -761,6 +847,109 @@ impl Attempts for Opener<'_> {
 impl Opener<'_> {
     fn error(&self, op: &'static str, e: io::Error) -> Error {
         Os::io_error(self.req.name, &self.shown, op, e)
+    }
+
+    /// The creation lock on the region's registry entry (`Some(None)`
+    /// without a registry). While another process holds it (creating the
+    /// region, or replacing a half-made one), wait: `None` (look again)
+    /// once the object exists, a timeout error if it does not appear
+    /// within [`INIT_WAIT`].
+    fn creation_lock(&self) -> Result<Option<Option<registry::EntryLock>>> {
+        let start = Instant::now();
+        loop {
+            match registry::add(self.req.name)? {
+                registry::Added::Locked(lock) => return Ok(Some(Some(lock))),
+                registry::Added::Unregistered => return Ok(Some(None)),
+                registry::Added::Busy => {}
+            }
+            match self.object.open(false) {
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.error("shm_open", e)),
+            }
+            if start.elapsed() >= INIT_WAIT {
+                return Err(Error::Timeout {
+                    what: "the region's creation lock (another process is creating it)",
+                    waited: start.elapsed(),
+                    holder_pid: None,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// `map_ready` refused the shared-memory object `fd` with `refused`:
+    /// if it is half made (empty, or without its magic) and its creator is
+    /// proven gone, remove it and look again; otherwise fail with
+    /// `refused`, as an opener always did.
+    ///
+    /// - A creator that claimed its attach slot is named there (pid and
+    ///   start time): a half-made object whose claimed slots all name
+    ///   dead processes is removed under its lifetime lock, marked
+    ///   removed first, as a stale region is (no other opener removes
+    ///   the name after that: they find the mark and look again).
+    /// - Before its claim, the creator holds the creation lock on the
+    ///   region's registry entry, which names it: an opener that takes
+    ///   that lock and finds it naming a dead process removes the object
+    ///   under the lock. No creator makes an object while the lock is
+    ///   held, so the object at the name then is the dead creator's (or
+    ///   a ready one, or none), looked at again under the lock.
+    fn replace_abandoned(&self, fd: &Fd, refused: Error) -> Result<Step<Os>> {
+        match half_made(fd) {
+            Some(HalfMade::Sized(map)) => match creator_claim(map.header()) {
+                Claim::Alive => return Err(refused),
+                Claim::Dead => return self.remove_half_made(map.header(), refused),
+                Claim::None => {}
+            },
+            Some(HalfMade::Empty) => {}
+            None => return Err(refused),
+        }
+        // Only an object of this user was made through this user's
+        // registry (another user's creator locks its own entry).
+        let Some(entry) = registry::lock(self.req.name, INIT_WAIT) else {
+            return Err(refused);
+        };
+        let fd = match self.object.open(true) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Step::Retry),
+            Err(_) => return Err(refused),
+        };
+        if !made_by_this_user(&fd) {
+            return Err(refused);
+        }
+        let step = match half_made(&fd) {
+            None if is_ready(&fd) => Ok(Step::Retry),
+            None => Err(refused),
+            Some(HalfMade::Empty) if entry.creator_died() => {
+                self.object.unlink().map_err(|e| self.error("unlink", e))?;
+                Ok(Step::Retry)
+            }
+            Some(HalfMade::Empty) => Err(refused),
+            Some(HalfMade::Sized(map)) => match creator_claim(map.header()) {
+                Claim::Alive => Err(refused),
+                Claim::Dead => self.remove_half_made(map.header(), refused),
+                Claim::None if entry.creator_died() => self.remove_half_made(map.header(), refused),
+                Claim::None => Err(refused),
+            },
+        };
+        drop(entry);
+        step
+    }
+
+    /// Remove the half-made object whose header is `h`, its creator gone:
+    /// under its lifetime lock, marked removed first.
+    fn remove_half_made(&self, h: &Header, refused: Error) -> Result<Step<Os>> {
+        let _life = LifeLock::take(h, self.req.lock_timeout)?;
+        if h.flags.load(Acquire) & FLAG_REMOVED != 0 || h.magic.load(Acquire) != 0 {
+            // Removed by another opener (or ready after all): look again.
+            return Ok(Step::Retry);
+        }
+        if matches!(creator_claim(h), Claim::Alive) {
+            return Err(refused);
+        }
+        h.flags.fetch_or(FLAG_REMOVED, Release);
+        self.object.unlink().map_err(|e| self.error("unlink", e))?;
+        Ok(Step::Retry)
     }
 
     fn claim(&self, h: &Header) -> Result<usize> {
@@ -882,27 +1071,150 @@ mod registry {
         dir().map(|dir| dir.join(format!("{PREFIX}{name}")))
     }
 
-    /// Record region `name`: its entry, an empty regular file, made if
-    /// missing (mode 0600). The entry is opened the way region files are
+    /// What [`add`] did.
+    pub enum Added {
+        /// The entry is made and locked: this process may create the
+        /// region (until the lock is dropped).
+        Locked(EntryLock),
+        /// Another process holds the entry's lock: it is creating the
+        /// region, or replacing a half-made one.
+        Busy,
+        /// No entry could be made or locked (no registry directory, a
+        /// full or read-only temporary directory, `flock(2)` not
+        /// supported there): the registry is best effort; the region is
+        /// made without its creation lock, as before it had one.
+        Unregistered,
+    }
+
+    /// Record region `name` and take its creation lock: its entry, a
+    /// regular file, made if missing (mode 0600) and locked (`flock(2)`,
+    /// never waiting). The entry is opened the way region files are
     /// (`unix::open_or_create_regular`): a symbolic link there is refused,
     /// never followed, and a FIFO is refused without blocking, as is
     /// anything else but a regular file: [`Error::NotARegion`] naming the
-    /// entry and what it is. An entry that cannot be made for another
-    /// reason (say, a full or read-only temporary directory) is skipped:
-    /// the registry is best effort.
-    pub fn add(name: &str) -> Result<()> {
+    /// entry and what it is. A lock taken on an entry that was removed
+    /// (or replaced) meanwhile is dropped and taken again on the new one.
+    pub fn add(name: &str) -> Result<Added> {
         let Some(path) = entry(name) else {
-            return Ok(());
+            return Ok(Added::Unregistered);
         };
-        match unix::open_or_create_regular(&path, rustix::fs::Mode::from_raw_mode(0o600)) {
-            Ok(_) => Ok(()),
-            Err(e) => match refusal(&path, &e) {
-                Some(reason) => Err(Error::NotARegion {
-                    path: path.display().to_string(),
-                    reason,
-                }),
-                None => Ok(()),
-            },
+        for _ in 0..8 {
+            let fd =
+                match unix::open_or_create_regular(&path, rustix::fs::Mode::from_raw_mode(0o600)) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        return match refusal(&path, &e) {
+                            Some(reason) => Err(Error::NotARegion {
+                                path: path.display().to_string(),
+                                reason,
+                            }),
+                            None => Ok(Added::Unregistered),
+                        }
+                    }
+                };
+            match EntryLock::try_take(fd, &path) {
+                Taken::Locked(lock) => return Ok(Added::Locked(lock)),
+                Taken::Busy => return Ok(Added::Busy),
+                Taken::Unsupported => return Ok(Added::Unregistered),
+                Taken::Moved => continue,
+            }
+        }
+        Ok(Added::Unregistered)
+    }
+
+    /// Take the creation lock of region `name`'s existing entry, waiting
+    /// for it at most `wait`; `None` if there is no such entry (or no
+    /// registry), it is not a regular file (opened without following a
+    /// symbolic link or waiting on a FIFO), or its lock stayed held.
+    pub fn lock(name: &str, wait: Duration) -> Option<EntryLock> {
+        let path = entry(name)?;
+        let start = Instant::now();
+        loop {
+            let fd = unix::open_existing(&path, true).ok()?;
+            match EntryLock::try_take(fd, &path) {
+                Taken::Locked(lock) => return Some(lock),
+                Taken::Unsupported => return None,
+                Taken::Busy | Taken::Moved if start.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Taken::Busy | Taken::Moved => return None,
+            }
+        }
+    }
+
+    enum Taken {
+        Locked(EntryLock),
+        Busy,
+        Moved,
+        Unsupported,
+    }
+
+    /// A registry entry's creation lock (`flock(2)`, exclusive), held by
+    /// a creator from before it makes the object until the object is
+    /// ready, and by an opener while it judges (and removes) a half-made
+    /// object. The kernel drops it when its holder dies. While a creator
+    /// holds it, the entry holds the creator's process word (pid and
+    /// start time, 16 hex digits); the entry is emptied again when the
+    /// lock is dropped. So an entry found unlocked and naming a process
+    /// that is gone tells of a creator killed mid-creation.
+    pub struct EntryLock {
+        fd: Fd,
+    }
+
+    impl EntryLock {
+        fn try_take(fd: Fd, path: &Path) -> Taken {
+            use rustix::fs::FlockOperation;
+            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => return Taken::Busy,
+                Err(rustix::io::Errno::INTR) => return Taken::Moved,
+                Err(_) => return Taken::Unsupported,
+            }
+            // Locked: but removing an entry takes its lock first, so the
+            // lock counts only if the entry still has its name.
+            match unix::names_file(path, &fd) {
+                Ok(true) => Taken::Locked(EntryLock { fd }),
+                _ => Taken::Moved,
+            }
+        }
+
+        /// Write this process's word into the entry (before the object is
+        /// made).
+        pub fn name_creator(&self) {
+            let word = format!("{:016x}", own_process_word());
+            let _ = rustix::fs::ftruncate(&self.fd, 0);
+            let _ = rustix::io::pwrite(&self.fd, word.as_bytes(), 0);
+        }
+
+        /// Whether the entry names a creator that is proven gone (pid and
+        /// start time; an empty or unreadable entry names nobody).
+        pub fn creator_died(&self) -> bool {
+            let mut buf = [0u8; 16];
+            match rustix::io::pread(&self.fd, &mut buf, 0) {
+                Ok(16) => std::str::from_utf8(&buf)
+                    .ok()
+                    .and_then(|text| u64::from_str_radix(text, 16).ok())
+                    .is_some_and(|word| word != 0 && process_word_is_dead(word)),
+                _ => false,
+            }
+        }
+
+        /// Remove the entry, under its lock.
+        pub fn remove(self, name: &str) {
+            if let Some(path) = entry(name) {
+                if unix::names_file(&path, &self.fd).unwrap_or(false) {
+                    let _ = unix::unlink(&path);
+                }
+            }
+        }
+    }
+
+    impl Drop for EntryLock {
+        fn drop(&mut self) {
+            // Empty again: the creator it named is done (or was judged
+            // gone and its object removed). Closing the descriptor drops
+            // the lock.
+            let _ = rustix::fs::ftruncate(&self.fd, 0);
         }
     }
 
@@ -938,9 +1250,27 @@ mod registry {
         })
     }
 
-    /// Remove region `name`'s entry; whether there was one.
+    /// Remove region `name`'s entry; whether there was one. An entry
+    /// whose creation lock is held is left: another process is creating
+    /// the region again under it.
     pub fn remove(name: &str) -> bool {
-        entry(name).is_some_and(|path| std::fs::remove_file(path).is_ok())
+        let Some(path) = entry(name) else {
+            return false;
+        };
+        match unix::open_existing(&path, true) {
+            Ok(fd) => match EntryLock::try_take(fd, &path) {
+                Taken::Locked(lock) => {
+                    let removed = unix::unlink(&path).is_ok();
+                    drop(lock);
+                    removed
+                }
+                Taken::Busy | Taken::Moved => false,
+                Taken::Unsupported => std::fs::remove_file(path).is_ok(),
+            },
+            // Not a plain file of ours (a symbolic link, a FIFO): removed
+            // without being opened (`unlink(2)` follows nothing).
+            Err(_) => std::fs::remove_file(path).is_ok(),
+        }
     }
 
     /// Whether region `name` has an entry (a regular file; `lstat(2)`:

@@ -50,17 +50,18 @@ pub fn open_existing(path: &Path, writable: bool) -> io::Result<Fd> {
     open_regular(path, access, Mode::empty())
 }
 
-/// Open `path` read-only, creating it empty with `mode` (less the umask)
+/// Open `path` read-write, creating it empty with `mode` (less the umask)
 /// when it is missing, with the care of [`open_existing`]: a symlink at
 /// `path` is refused (`ELOOP`), never followed, a FIFO does not block, and
 /// anything but a regular file is refused with [`NotRegular`]. For marker
-/// files such as the posix backend's registry entries.
+/// files such as the posix backend's registry entries (whose creator
+/// locks them and writes its name in them while it creates the region).
 #[cfg_attr(
     all(target_os = "linux", not(feature = "posix-backend")),
     allow(dead_code)
 )]
 pub fn open_or_create_regular(path: &Path, mode: Mode) -> io::Result<Fd> {
-    open_regular(path, OFlags::RDONLY | OFlags::CREATE, mode)
+    open_regular(path, OFlags::RDWR | OFlags::CREATE, mode)
 }
 
 /// `open(2)` with `flags` plus `O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
