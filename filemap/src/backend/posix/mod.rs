@@ -11,6 +11,11 @@
 //! the "ready" mark. An opener that finds the object short or without its
 //! magic waits for it a bounded time ([`INIT_WAIT`]). A file is built
 //! complete under a temporary name and linked to its own (`link(2)`).
+//! A creator killed before the magic leaves a half-made object: an opener
+//! replaces it once its creator is proven gone (by the creator's claimed
+//! attach slot, or, before the claim, by the creation lock the creator
+//! holds on its registry entry, which names it), never while the creator
+//! may live (`Opener::replace_abandoned`).
 //!
 //! **Lifetime** cannot use `flock(2)`: macOS shared-memory descriptors do
 //! not support it. It uses the attach table instead, whose slots name
@@ -37,7 +42,9 @@
 //! them, the way region files are opened (no symlink followed, no FIFO
 //! waited on): a creator that finds anything but a regular file at its
 //! entry refuses the region ([`Error::NotARegion`] naming the entry);
-//! the others only list the directory, `lstat(2)` and `unlink(2)` entries.
+//! the others only list the directory, `lstat(2)` and `unlink(2)` entries,
+//! but for the creation lock (`registry::EntryLock`), taken on an entry
+//! opened the same way, without creating it.
 //!
 //! **Lock.** `lock.rs`'s word, naming the owning *process* (pid and start
 //! time), because macOS and FreeBSD cannot check another process's
