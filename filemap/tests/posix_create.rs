@@ -163,3 +163,38 @@ fn a_creator_stopped_after_sizing_is_not_replaced() {
 fn a_creator_stopped_after_its_claim_is_not_replaced() {
     stalled_creator_is_not_replaced("claimed");
 }
+
+/// A region that was ready, whose users all died, and whose magic a peer
+/// then zeroed, is not half made: its creator wrote the header, and the
+/// content is still there. It stays refused (`NotARegion`), as on Linux,
+/// and is never removed and replaced by the next opener.
+#[test]
+fn a_ready_region_whose_magic_was_zeroed_is_refused_not_replaced() {
+    let name = unique("zeroed-magic");
+    let _cleanup = Cleanup(name.clone());
+    {
+        let map = FileMap::builder(&name).persistent(true).open().unwrap();
+        map.write(b"keep me").unwrap();
+    }
+    // A user that dies without closing: its slot stays, naming it.
+    let user = Child::spawn("open", &name);
+    assert_eq!(user.expect("existed="), "true");
+    user.kill9();
+    let path = filemap::admin::shm_path(&name);
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
+        &[0; 8],
+        0,
+    )
+    .unwrap();
+
+    match open(&name) {
+        Err(Error::NotARegion { .. }) => {}
+        other => panic!("an open of a region whose magic was zeroed: {other:?}"),
+    }
+    let file = std::fs::read(&path).expect("the object stays");
+    assert!(
+        file.windows(7).any(|w| w == b"keep me"),
+        "the content stays"
+    );
+}

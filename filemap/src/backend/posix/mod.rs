@@ -685,14 +685,23 @@ enum HalfMade {
     Sized(Mapping),
 }
 
-/// Whether `fd` is half made: empty, or sized without its magic.
+/// Whether `fd` is half made: empty, or sized with a header that
+/// `layout::init_header` never wrote (no magic, and none of the fields it
+/// stores before the magic, nor a publish). A region once ready whose
+/// magic a peer zeroed is not half made: it stays refused, never
+/// replaced, so its content is not lost to the next opener.
 fn half_made(fd: &Fd) -> Option<HalfMade> {
     match unix::file_size(fd).ok()? {
         0 => Some(HalfMade::Empty),
         size if size < HEADER_SIZE as u64 => None,
         _ => {
             let map = Mapping::new(fd, HEADER_SIZE, true).ok()?;
-            (map.header().magic.load(Acquire) == 0).then_some(HalfMade::Sized(map))
+            let h = map.header();
+            let untouched = h.magic.load(Acquire) == 0
+                && h.version.load(Relaxed) == 0
+                && h.max_capacity.load(Relaxed) == 0
+                && h.line.generation.load(Relaxed) == 0;
+            untouched.then_some(HalfMade::Sized(map))
         }
     }
 }
