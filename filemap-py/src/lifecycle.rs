@@ -1,6 +1,7 @@
 //! A handle's life in the process: inherited through `fork()`, and closed
 //! at interpreter exit.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -22,6 +23,43 @@ pub(crate) fn _after_fork_in_child() {
 
 /// Set by [`_close_all`]: the interpreter is exiting.
 pub(crate) static EXITING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Set on a thread whose lock wait was ended by [`_close_all`]: the
+    /// call it is in parks once it has let go of the region
+    /// ([`parks_if_cut_by_exit`]).
+    static CUT_BY_EXIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A lock wait found its handle closed: when the interpreter is exiting
+/// (the close was [`_close_all`]'s), mark this thread so that its call
+/// parks instead of returning `Closed`.
+pub(crate) fn lock_wait_closed() {
+    if EXITING.load(Ordering::Acquire) {
+        CUT_BY_EXIT.set(true);
+    }
+}
+
+/// Run `call` (a handle's method, whose references to the region are its
+/// own locals); if interpreter exit closed the handle under a lock wait
+/// in it, let the thread stay blocked, without the GIL, once `call` has
+/// returned and so let go of the region. This is what a daemon thread
+/// blocked in `wait_change` does at exit: returning `Closed` would run the
+/// thread's Python code on into finalisation, printing a traceback for a
+/// wait the exit simply cut short. Only a call in progress at the close
+/// parks: interpreter exit runs on the main thread, never inside one.
+pub(crate) fn parks_if_cut_by_exit<T>(
+    py: Python<'_>,
+    call: impl FnOnce() -> PyResult<T>,
+) -> PyResult<T> {
+    let result = call();
+    if CUT_BY_EXIT.replace(false) {
+        let () = py.detach(|| loop {
+            std::thread::park();
+        });
+    }
+    result
+}
 
 /// A handle's region, shared by the handle and its calls in progress
 /// (each holds a clone of the `Arc` while it runs), and the token that
@@ -99,7 +137,8 @@ fn register(slot: &Arc<Slot>) {
 /// wait up to `grace` seconds for the calls in progress on them to let go
 /// of their regions (a wait ends at once, through the handle's
 /// [`CancelToken`], and lets go, staying blocked; a lock wait notices
-/// within [`LOCK_SLICE`](crate::lock::LOCK_SLICE) and raises `Closed`).
+/// within [`LOCK_SLICE`](crate::lock::LOCK_SLICE), and lets go and stays
+/// blocked too: [`parks_if_cut_by_exit`]).
 /// Run by the package at
 /// interpreter exit, before daemon threads are frozen mid-call holding a
 /// region: every region this process attached to is released (removed

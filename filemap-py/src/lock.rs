@@ -16,6 +16,7 @@ use pyo3::types::{PyAny, PyTuple};
 
 use crate::convert::{snapshot_object, with_content};
 use crate::errors::to_py;
+use crate::lifecycle;
 use crate::read::{fitted, new_bytes};
 
 /// The library lock timeout the binding opens every handle with: lock
@@ -27,7 +28,9 @@ pub(crate) const LOCK_SLICE: Duration = Duration::from_millis(5);
 /// Retry `op` (which takes the region lock with the library timeout
 /// [`LOCK_SLICE`]) until it gets the lock or `timeout` passes, releasing
 /// the GIL meanwhile and checking signals, and with `still_open` that the
-/// handle was not closed, between attempts.
+/// handle was not closed, between attempts. A close by interpreter exit
+/// marks the thread to park (see
+/// [`parks_if_cut_by_exit`](crate::lifecycle::parks_if_cut_by_exit)).
 pub(crate) fn with_lock_retry<T: Send>(
     py: Python<'_>,
     timeout: Option<Duration>,
@@ -41,7 +44,10 @@ pub(crate) fn with_lock_retry<T: Send>(
                 what, holder_pid, ..
             }) => {
                 py.check_signals()?;
-                still_open(py)?;
+                if let Err(closed) = still_open(py) {
+                    lifecycle::lock_wait_closed();
+                    return Err(closed);
+                }
                 let waited = start.elapsed();
                 if timeout.is_some_and(|t| waited >= t) {
                     return Err(to_py(

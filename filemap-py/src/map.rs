@@ -12,7 +12,7 @@ use pyo3::types::{PyAny, PyByteArray, PyBytes, PyTuple};
 
 use crate::convert::{duration, snapshot_object, with_content};
 use crate::errors::{closed_error, to_py};
-use crate::lifecycle::{Slot, FORK_EPOCH};
+use crate::lifecycle::{parks_if_cut_by_exit, Slot, FORK_EPOCH};
 use crate::lock::{with_lock_retry, PyLock, LOCK_SLICE};
 use crate::read::{read_bytearray, read_bytes};
 use crate::wait::{self, DEFAULT_SPIN};
@@ -218,51 +218,59 @@ impl PyFileMap {
     /// Publish ``content`` (bytes-like or str, UTF-8) as the region's whole
     /// new content and return the new generation.
     fn write(&self, py: Python<'_>, content: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let map = self.get(py)?;
-        with_content(content, |bytes| {
-            with_lock_retry(py, self.lock_timeout, &|py| self.still_open(py), || {
-                map.write(bytes)
+        parks_if_cut_by_exit(py, || {
+            let map = self.get(py)?;
+            with_content(content, |bytes| {
+                with_lock_retry(py, self.lock_timeout, &|py| self.still_open(py), || {
+                    map.write(bytes)
+                })
+                .map(|p| p.generation)
             })
-            .map(|p| p.generation)
         })
     }
 
     /// Publish ``content`` only if the generation is still ``expected``;
     /// else raise ``Conflict`` (nothing written). Returns the new generation.
     fn write_if(&self, py: Python<'_>, expected: u64, content: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let map = self.get(py)?;
-        with_content(content, |bytes| {
-            with_lock_retry(py, self.lock_timeout, &|py| self.still_open(py), || {
-                map.write_if(expected, bytes)
+        parks_if_cut_by_exit(py, || {
+            let map = self.get(py)?;
+            with_content(content, |bytes| {
+                with_lock_retry(py, self.lock_timeout, &|py| self.still_open(py), || {
+                    map.write_if(expected, bytes)
+                })
+                .map(|p| p.generation)
             })
-            .map(|p| p.generation)
         })
     }
 
     /// Read the published content as a :class:`Snapshot`.
     fn read(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let map = self.get(py)?;
-        let still_open = |py: Python<'_>| self.still_open(py);
-        let (content, stamp) =
-            read_bytes(py, &map, &self.last_len, self.lock_timeout, &still_open)?;
-        snapshot_object(py, content, stamp.generation, stamp.writer)
+        parks_if_cut_by_exit(py, || {
+            let map = self.get(py)?;
+            let still_open = |py: Python<'_>| self.still_open(py);
+            let (content, stamp) =
+                read_bytes(py, &map, &self.last_len, self.lock_timeout, &still_open)?;
+            snapshot_object(py, content, stamp.generation, stamp.writer)
+        })
     }
 
     /// Read the content into ``buffer`` (a bytearray, resized to the
     /// content's length) and return its generation. Copies the content
     /// straight into the bytearray, and allocates nothing once it has room.
     fn read_into(&self, py: Python<'_>, buffer: &Bound<'_, PyByteArray>) -> PyResult<u64> {
-        let map = self.get(py)?;
-        let still_open = |py: Python<'_>| self.still_open(py);
-        let stamp = read_bytearray(
-            py,
-            &map,
-            buffer,
-            &self.last_len,
-            self.lock_timeout,
-            &still_open,
-        )?;
-        Ok(stamp.generation)
+        parks_if_cut_by_exit(py, || {
+            let map = self.get(py)?;
+            let still_open = |py: Python<'_>| self.still_open(py);
+            let stamp = read_bytearray(
+                py,
+                &map,
+                buffer,
+                &self.last_len,
+                self.lock_timeout,
+                &still_open,
+            )?;
+            Ok(stamp.generation)
+        })
     }
 
     /// Block until the generation differs from ``seen``; return the new one,
@@ -310,9 +318,11 @@ impl PyFileMap {
     #[pyo3(signature = (timeout = None))]
     fn _lock(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyLock> {
         let timeout = self.timeout_or_default(timeout)?;
-        let map = self.get(py)?;
-        PyLock::acquire(py, map, self.name.clone(), timeout, &|py| {
-            self.still_open(py)
+        parks_if_cut_by_exit(py, || {
+            let map = self.get(py)?;
+            PyLock::acquire(py, map, self.name.clone(), timeout, &|py| {
+                self.still_open(py)
+            })
         })
     }
 
@@ -326,12 +336,14 @@ impl PyFileMap {
         timeout: Option<f64>,
     ) -> PyResult<(u64, bool, bool)> {
         let timeout = self.timeout_or_default(timeout)?;
-        let map = self.get(py)?;
-        let updated = with_lock_retry(py, timeout, &|py| self.still_open(py), || {
-            map.update(|content: &mut Vec<u8>| call_update(&function, content))
-        })?;
-        updated.value?;
-        Ok((updated.generation, updated.changed, updated.owner_died))
+        parks_if_cut_by_exit(py, || {
+            let map = self.get(py)?;
+            let updated = with_lock_retry(py, timeout, &|py| self.still_open(py), || {
+                map.update(|content: &mut Vec<u8>| call_update(&function, content))
+            })?;
+            updated.value?;
+            Ok((updated.generation, updated.changed, updated.owner_died))
+        })
     }
 
     /// Start a watcher thread calling ``callback(snapshot)`` (see

@@ -95,3 +95,70 @@ def test_closing_a_handle_ends_a_wait_on_another_thread_with_closed(name: str, s
     assert len(outcome) == 1 and isinstance(outcome[0], filemap.Closed), outcome
     # The region went with its only handle.
     wait_for(lambda: not os.path.exists(fm.path), timeout=10, what="the region to go")
+
+
+# The child attaches to region argv[1], whose lock the test holds, and
+# starts a daemon thread that waits for the lock in the call argv[2] names.
+# An atexit handler registered before filemap is imported runs after
+# filemap's own: it prints whether the region is still mapped then.
+LOCK_WAIT_CHILD = """
+import atexit, sys, threading, time
+
+name, what = sys.argv[1], sys.argv[2]
+path = None
+
+def after_filemap_exit():
+    with open("/proc/self/maps") as maps:
+        print("mapped" if any(path in line for line in maps) else "unmapped", flush=True)
+
+atexit.register(after_filemap_exit)
+import filemap  # noqa: E402
+
+fm = filemap.FileMap(name, create=False, lock_timeout=None)
+path = fm.path
+
+def wait():
+    if what == "lock":
+        fm.lock()
+    elif what == "write":
+        fm.write(b"x")
+    else:
+        fm.update(lambda content: b"u")
+
+waiter = threading.Thread(target=wait, daemon=True)
+waiter.start()
+line = wait.__code__.co_firstlineno + (2 if what == "lock" else 4 if what == "write" else 6)
+
+def in_the_wait():
+    # The thread's frame of `wait` is on the call's line and the thread
+    # sleeps (in a lock slice: it wakes every 5 ms to check signals).
+    frame = sys._current_frames().get(waiter.ident)
+    while frame is not None and frame.f_code is not wait.__code__:
+        frame = frame.f_back
+    if frame is None or frame.f_lineno != line:
+        return False
+    with open(f"/proc/self/task/{waiter.native_id}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
+
+while not in_the_wait():
+    time.sleep(0.001)
+print("waiting", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("what", ["lock", "write", "update"])
+def test_a_daemon_thread_blocked_in_a_lock_wait_at_exit_lets_go_without_a_traceback(
+    name: str, what: str
+) -> None:
+    with filemap.FileMap(name) as fm, fm.lock():
+        child = python_child(LOCK_WAIT_CHILD, name, what)
+        assert read_line(child) == "waiting"
+        out, err = child.communicate("", timeout=30)
+        assert child.returncode == 0, err
+        # As a daemon thread blocked in wait_change: the exit's close ends
+        # the lock wait, which lets go of the region and stays blocked;
+        # no Closed traceback from a thread running on into finalisation.
+        assert err == "", err
+        assert out == "unmapped\n"
+        assert fm.read().content == b""
