@@ -70,6 +70,9 @@ pub(crate) struct Slot {
     /// Given to every `wait_change` of the handle; cancelled by
     /// [`Slot::close`], which so ends those waits at once.
     cancel: CancelToken,
+    /// [`FORK_EPOCH`] when the handle was opened: another epoch means this
+    /// is a forked child's copy.
+    epoch: u64,
 }
 
 impl Slot {
@@ -78,6 +81,7 @@ impl Slot {
         let slot = Arc::new(Slot {
             map: RwLock::new(Some(Arc::new(map))),
             cancel: CancelToken::new(),
+            epoch: FORK_EPOCH.load(Ordering::Relaxed),
         });
         register(&slot);
         slot
@@ -145,6 +149,12 @@ fn register(slot: &Arc<Slot>) {
 /// when it was the last user of a non-persistent one). Returns how many
 /// regions were still held by a call when `grace` ran out (a `Lock` held
 /// across the exit, or a callback that does not return).
+///
+/// In a forked child, a handle inherited from the parent is closed without
+/// waiting: the calls that were in progress on it at the fork ran on the
+/// parent's threads, which the child does not have, so their references
+/// are never dropped; and closing a forked copy releases nothing of the
+/// region (the parent's share stays the parent's).
 #[pyfunction]
 pub(crate) fn _close_all(py: Python<'_>, grace: f64) -> PyResult<usize> {
     let grace = duration(Some(grace), "grace")?.unwrap_or(Duration::ZERO);
@@ -154,7 +164,15 @@ pub(crate) fn _close_all(py: Python<'_>, grace: f64) -> PyResult<usize> {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-    let maps: Vec<Arc<FileMap>> = slots.iter().filter_map(|slot| slot.close()).collect();
+    let epoch = FORK_EPOCH.load(Ordering::Relaxed);
+    let maps: Vec<Arc<FileMap>> = slots
+        .iter()
+        .filter_map(|slot| {
+            let map = slot.close();
+            // An inherited handle: nothing to wait for (dropped here).
+            map.filter(|_| slot.epoch == epoch)
+        })
+        .collect();
     // Without the GIL: the threads inside a call need it to notice the
     // close and return.
     Ok(py.detach(move || {

@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 import time
 
 import pytest
@@ -303,6 +305,66 @@ def test_lock_inherited_through_fork_publishes_and_releases_nothing(name: str) -
             with other.lock() as again:
                 assert not again.owner_died
                 assert again.read().content == b"parent's again"
+
+
+@pytest.mark.parametrize("what", ["wait_change", "lock"])
+def test_a_forked_childs_exit_does_not_wait_for_the_parents_calls_in_progress(name: str, what: str) -> None:
+    fm = filemap.FileMap(name, lock_timeout=None)
+    holder = filemap.FileMap(name)
+    lock = holder.lock() if what == "lock" else None
+    outcome: list[BaseException | object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(fm.wait_change(fm.generation) if what == "wait_change" else fm.lock())
+        except filemap.Error as e:
+            outcome.append(e)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    # Until the thread is inside the call: its frame of `call` on the call's
+    # line, and the thread asleep (a lock wait wakes every 5 ms).
+    line = call.__code__.co_firstlineno + 2
+
+    def in_the_call() -> bool:
+        frame = sys._current_frames().get(caller.ident)
+        while frame is not None and frame.f_code is not call.__code__:
+            frame = frame.f_back
+        if frame is None or frame.f_lineno != line:
+            return False
+        with open(f"/proc/self/task/{caller.native_id}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "S"
+
+    wait_for(in_the_call, what="the thread to be in the call")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return
+        code = 1
+        try:
+            # What interpreter exit runs (atexit), with a long grace: the
+            # calls in progress at the fork were on the parent's threads,
+            # which the child does not have. Nothing holds its copies.
+            held = filemap._filemap._close_all(5.0)
+            os.write(w, str(held).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        _, status = os.waitpid(pid, 0)
+        report = os.read(r, 100).decode()
+        os.close(r)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert report == "0"
+        # The parent's handle and its call are untouched by the child's exit.
+        assert not fm.closed and caller.is_alive()
+    finally:
+        fm.close()
+        caller.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], filemap.Closed), outcome
+    if lock is not None:
+        lock.unlock()
+    holder.close()
 
 
 IDLE = """
