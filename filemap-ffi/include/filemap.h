@@ -10,7 +10,11 @@
  * fm_watch_stop / fm_cancel_free; as with FILE*, using one after that is
  * the caller's error and undefined behaviour (FM_E_INVALID_ARGUMENT
  * catches a handle of the wrong kind, and a freed one whose memory was not
- * reused, but a later fm_open may get a freed handle's address). Content passed in
+ * reused, but a later fm_open may get a freed handle's address). So is
+ * freeing one while another thread is inside a call on it (an fm_wait,
+ * an fm_lock waiting, an fm_read...): that call then reads freed memory
+ * and may crash. End such calls first (fm_cancel ends an fm_wait given
+ * the token), join their threads, then free. Content passed in
  * is copied; content passed out lands in caller-owned buffers, except
  * inside callbacks, where it is lent for the call only.
  */
