@@ -51,8 +51,9 @@
 //! call each path directly, so all of them run on any CPU that can run
 //! them, whatever it would choose.
 //!
-//! The vector loops' shape (x86_64 and aarch64), for a width `W` (16 or
-//! 32 bytes; 64-byte blocks on aarch64): blocks of
+//! The vector loops' shape (x86_64 and aarch64; the 16-byte one, x86_64's
+//! SSE2 path and aarch64's, is one function, `vector::copy`), for a width
+//! `W` (16 or 32 bytes; 64-byte blocks on aarch64): blocks of
 //! `4 W` in an unrolled loop, then `W`-byte steps, then one last `W`-byte
 //! step that ends exactly at the end of the range (it may overlap bytes
 //! already copied; both sides hold the same bytes there unless the source
@@ -63,6 +64,10 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod sse2;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod vector;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -239,10 +244,10 @@ unsafe fn load_by(path: Path, src: *const u8, dst: *mut u8, len: usize) {
         // race is defined, as said above.
         #[cfg(target_arch = "x86_64")]
         _ => unsafe { x86::copy(path, src, dst, len) },
-        // SAFETY: as for x86_64: `aarch64::copy`'s contract is a subset of
+        // SAFETY: as for x86_64: `vector::copy`'s contract is a subset of
         // the caller's, the race is defined by the hardware.
         #[cfg(target_arch = "aarch64")]
-        _ => unsafe { aarch64::copy(src, dst, len) },
+        _ => unsafe { vector::copy(src, dst, len) },
         // SAFETY: the caller's contract is `words::load`'s.
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         _ => unsafe { words::load(src, dst, len) },
@@ -268,7 +273,7 @@ unsafe fn store_by(path: Path, src: &[u8], dst: *mut u8) {
         _ => unsafe { x86::copy(path, src.as_ptr(), dst, src.len()) },
         // SAFETY: as for x86_64.
         #[cfg(target_arch = "aarch64")]
-        _ => unsafe { aarch64::copy(src.as_ptr(), dst, src.len()) },
+        _ => unsafe { vector::copy(src.as_ptr(), dst, src.len()) },
         // SAFETY: the caller's contract is `words::store`'s.
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         _ => unsafe { words::store(src, dst) },

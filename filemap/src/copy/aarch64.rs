@@ -1,8 +1,10 @@
-//! The aarch64 copy: inline assembly, `ldp`/`stp` of 16-byte vector
-//! registers (64 bytes per loop step).
+//! The aarch64 copy's instructions: inline assembly, `ldp`/`stp` of
+//! 16-byte vector registers (64 bytes per loop step). Which of them a copy
+//! of `len` bytes runs, and at which offsets, is `super::vector::copy`,
+//! the shape x86_64's SSE2 path shares.
 //!
-//! Every function here copies `[src, src + len)` to `[dst, dst + len)` and
-//! touches nothing else. Either side may be shared memory that another
+//! Every function here copies the range it is given from `src` to `dst`
+//! and touches nothing else. Either side may be shared memory that another
 //! process writes meanwhile: the accesses are `asm!` loads and stores,
 //! outside the Rust memory model and defined by the hardware under a race
 //! (single-copy atomic per byte at least, never a fault), and the seqlock
@@ -18,39 +20,17 @@
 
 use core::arch::asm;
 
-/// Copy `len` bytes from `src` to `dst`.
+/// Copy `blocks` 64-byte blocks from offset 0: `[0, 64 * blocks)`.
 ///
 /// # Safety
-/// `src` valid for `len` bytes of reads and `dst` for `len` bytes of
-/// writes for the duration of the call; the ranges do not overlap; no Rust
-/// reference to the private side is used during the call.
-#[inline]
-pub unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
-    if len < 16 {
-        // SAFETY: as the caller's.
-        unsafe { copy_small(src, dst, len) };
-        return;
-    }
-    if len < 64 {
-        // 16..=63 bytes: [0, 16), [16, 32) and [32, 48) as far as they end
-        // before `len - 16`, then [len - 16, len); all inside the range.
-        // SAFETY: each 16-byte piece lies in [0, len) (len >= 16).
-        unsafe {
-            copy16(src, dst);
-            if len > 32 {
-                copy16(src.add(16), dst.add(16));
-            }
-            if len > 48 {
-                copy16(src.add(32), dst.add(32));
-            }
-            copy16(src.add(len - 16), dst.add(len - 16));
-        }
-        return;
-    }
-    let blocks = len / 64;
+/// `blocks >= 1`; `src` valid for `64 * blocks` bytes of reads and `dst`
+/// for as many writes.
+#[inline(always)]
+pub(super) unsafe fn copy_blocks64(src: *const u8, dst: *mut u8, blocks: usize) {
+    debug_assert!(blocks >= 1);
     // SAFETY:
     // - the loop copies `blocks` (>= 1) 64-byte blocks from offset 0, i.e.
-    //   [0, 64 * blocks) with 64 * blocks <= len, on both sides;
+    //   [0, 64 * blocks), inside both ranges (caller);
     // - the memory accesses are asm `ldp`/`stp`s (defined under a race, no
     //   alignment needed on Normal memory); the registers used are
     //   declared, and the flags (`subs`) are not preserved.
@@ -75,10 +55,6 @@ pub unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
             options(nostack),
         );
     }
-    if len % 64 != 0 {
-        // SAFETY: [len - 64, len) lies in the range (len >= 64).
-        unsafe { copy64(src.add(len - 64), dst.add(len - 64)) };
-    }
 }
 
 /// Copy 64 bytes.
@@ -86,7 +62,7 @@ pub unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
 /// # Safety
 /// `src` valid for 64 bytes of reads, `dst` for 64 bytes of writes.
 #[inline(always)]
-unsafe fn copy64(src: *const u8, dst: *mut u8) {
+pub(super) unsafe fn copy64(src: *const u8, dst: *mut u8) {
     // SAFETY: two `ldp` and two `stp` of 32 bytes inside the two 64-byte
     // ranges (caller).
     unsafe {
@@ -111,7 +87,7 @@ unsafe fn copy64(src: *const u8, dst: *mut u8) {
 /// # Safety
 /// `src` valid for 16 bytes of reads, `dst` for 16 bytes of writes.
 #[inline(always)]
-unsafe fn copy16(src: *const u8, dst: *mut u8) {
+pub(super) unsafe fn copy16(src: *const u8, dst: *mut u8) {
     // SAFETY: one 16-byte load and store inside the ranges (caller).
     unsafe {
         asm!(
@@ -129,9 +105,9 @@ unsafe fn copy16(src: *const u8, dst: *mut u8) {
 /// single bytes.
 ///
 /// # Safety
-/// As [`copy`], and `len < 16`.
+/// As `super::vector::copy`, and `len < 16`.
 #[inline(always)]
-unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
+pub(super) unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
     debug_assert!(len < 16);
     if len >= 8 {
         // SAFETY: [0, 8) and [len - 8, len) lie in the range (8 <= len).

@@ -38,11 +38,15 @@ fn copies() -> Vec<(&'static str, Copy, bool)> {
         ("words::load", words::load, true),
         ("words::store", store_words, false),
     ];
+    // The 16-byte path: x86_64's SSE2, aarch64's only one.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        all.push(("vector::copy load", super::vector::copy, true));
+        all.push(("vector::copy store", super::vector::copy, false));
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use super::x86;
-        all.push(("x86::copy_sse2 load", x86::copy_sse2, true));
-        all.push(("x86::copy_sse2 store", x86::copy_sse2, false));
         all.push(("x86::copy_movsb load", x86::copy_movsb, true));
         all.push(("x86::copy_movsb store", x86::copy_movsb, false));
         all.push(("x86::copy_nt load", x86::copy_nt, true));
@@ -58,11 +62,6 @@ fn copies() -> Vec<(&'static str, Copy, bool)> {
             all.push(("x86::copy_avx2 load", avx2, true));
             all.push(("x86::copy_avx2 store", avx2, false));
         }
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        all.push(("aarch64::copy load", super::aarch64::copy, true));
-        all.push(("aarch64::copy store", super::aarch64::copy, false));
     }
     all
 }

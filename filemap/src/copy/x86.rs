@@ -1,8 +1,10 @@
 //! The x86_64 copies: inline assembly, 16-byte SSE2 or 32-byte AVX2 moves,
-//! `rep movsb`, or SSE2 loads with non-temporal stores.
+//! `rep movsb`, or SSE2 loads with non-temporal stores. The SSE2 path is
+//! `super::vector::copy` with the instructions of `sse2.rs`, the shape
+//! aarch64's path shares.
 //!
-//! Every function here copies `[src, src + len)` to `[dst, dst + len)` and
-//! touches nothing else. Either side may be shared memory that another
+//! Every function here copies the range it is given from `src` to `dst`
+//! and touches nothing else. Either side may be shared memory that another
 //! process writes meanwhile: the accesses are `asm!` moves, defined by the
 //! hardware under a race (see the parent module), and they need no
 //! alignment of either side (the non-temporal stores align themselves).
@@ -11,6 +13,8 @@ use core::arch::asm;
 use core::arch::x86_64::{__cpuid_count, CpuidResult};
 
 use super::path::Path;
+use super::sse2::{copy16, copy64};
+use super::vector;
 
 /// Copies at least this long take the AVX2 path when the CPU has it.
 /// Below it the 16-byte path is as fast and needs no call through a
@@ -154,7 +158,7 @@ pub unsafe fn copy(path: Path, src: *const u8, dst: *mut u8, len: usize) {
             Path::Avx2 => copy_avx2(src, dst, len),
             Path::Movsb => copy_movsb(src, dst, len),
             Path::NonTemporal => copy_nt(src, dst, len),
-            _ => copy_sse2(src, dst, len),
+            _ => vector::copy(src, dst, len),
         }
     }
 }
@@ -196,7 +200,7 @@ pub unsafe fn copy_movsb(src: *const u8, dst: *mut u8, len: usize) {
 pub unsafe fn copy_nt(src: *const u8, dst: *mut u8, len: usize) {
     if len < 128 {
         // SAFETY: as the caller's.
-        unsafe { copy_sse2(src, dst, len) };
+        unsafe { vector::copy(src, dst, len) };
         return;
     }
     // `movntdq` needs a 16-byte aligned destination: copy the first 16
@@ -242,70 +246,6 @@ pub unsafe fn copy_nt(src: *const u8, dst: *mut u8, len: usize) {
     }
 }
 
-/// The 16-byte path: 64-byte blocks, then overlapping 16-byte steps.
-///
-/// # Safety
-/// As [`copy`].
-#[inline]
-pub unsafe fn copy_sse2(src: *const u8, dst: *mut u8, len: usize) {
-    if len < 16 {
-        // SAFETY: as the caller's.
-        unsafe { copy_small(src, dst, len) };
-        return;
-    }
-    if len < 64 {
-        // 16..=63 bytes: [0, 16), [16, 32) and [32, 48) as far as they end
-        // before `len - 16`, then [len - 16, len); all inside the range.
-        // SAFETY: each 16-byte piece lies in [0, len) (len >= 16).
-        unsafe {
-            copy16(src, dst);
-            if len > 32 {
-                copy16(src.add(16), dst.add(16));
-            }
-            if len > 48 {
-                copy16(src.add(32), dst.add(32));
-            }
-            copy16(src.add(len - 16), dst.add(len - 16));
-        }
-        return;
-    }
-    let blocks = len / 64;
-    // SAFETY:
-    // - the loop copies `blocks` 64-byte blocks from offset 0, i.e.
-    //   [0, 64 * blocks) with 64 * blocks <= len, on both sides;
-    // - the memory accesses are asm `movdqu`s (defined under a race, no
-    //   alignment needed); the registers used are declared.
-    unsafe {
-        asm!(
-            "2:",
-            "movdqu {a}, xmmword ptr [{s}]",
-            "movdqu {b}, xmmword ptr [{s} + 16]",
-            "movdqu {c}, xmmword ptr [{s} + 32]",
-            "movdqu {d}, xmmword ptr [{s} + 48]",
-            "movdqu xmmword ptr [{t}], {a}",
-            "movdqu xmmword ptr [{t} + 16], {b}",
-            "movdqu xmmword ptr [{t} + 32], {c}",
-            "movdqu xmmword ptr [{t} + 48], {d}",
-            "add {s}, 64",
-            "add {t}, 64",
-            "dec {n}",
-            "jnz 2b",
-            s = inout(reg) src => _,
-            t = inout(reg) dst => _,
-            n = inout(reg) blocks => _,
-            a = out(xmm_reg) _,
-            b = out(xmm_reg) _,
-            c = out(xmm_reg) _,
-            d = out(xmm_reg) _,
-            options(nostack),
-        );
-    }
-    if len % 64 != 0 {
-        // SAFETY: [len - 64, len) lies in the range (len >= 64).
-        unsafe { copy64(src.add(len - 64), dst.add(len - 64)) };
-    }
-}
-
 /// The 32-byte path: 128-byte blocks, then one overlapping 128-byte block.
 ///
 /// # Safety
@@ -314,7 +254,7 @@ pub unsafe fn copy_sse2(src: *const u8, dst: *mut u8, len: usize) {
 pub unsafe fn copy_avx2(src: *const u8, dst: *mut u8, len: usize) {
     if len < 128 {
         // SAFETY: as the caller's.
-        unsafe { copy_sse2(src, dst, len) };
+        unsafe { vector::copy(src, dst, len) };
         return;
     }
     let blocks = len / 128;
@@ -386,115 +326,5 @@ pub unsafe fn copy_avx2(src: *const u8, dst: *mut u8, len: usize) {
             out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
             options(nostack, nomem, preserves_flags),
         );
-    }
-}
-
-/// Copy 64 bytes.
-///
-/// # Safety
-/// `src` valid for 64 bytes of reads, `dst` for 64 bytes of writes.
-#[inline(always)]
-unsafe fn copy64(src: *const u8, dst: *mut u8) {
-    // SAFETY: four `movdqu`s inside the two 64-byte ranges (caller).
-    unsafe {
-        asm!(
-            "movdqu {a}, xmmword ptr [{s}]",
-            "movdqu {b}, xmmword ptr [{s} + 16]",
-            "movdqu {c}, xmmword ptr [{s} + 32]",
-            "movdqu {d}, xmmword ptr [{s} + 48]",
-            "movdqu xmmword ptr [{t}], {a}",
-            "movdqu xmmword ptr [{t} + 16], {b}",
-            "movdqu xmmword ptr [{t} + 32], {c}",
-            "movdqu xmmword ptr [{t} + 48], {d}",
-            s = in(reg) src,
-            t = in(reg) dst,
-            a = out(xmm_reg) _,
-            b = out(xmm_reg) _,
-            c = out(xmm_reg) _,
-            d = out(xmm_reg) _,
-            options(nostack, preserves_flags),
-        );
-    }
-}
-
-/// Copy 16 bytes.
-///
-/// # Safety
-/// `src` valid for 16 bytes of reads, `dst` for 16 bytes of writes.
-#[inline(always)]
-unsafe fn copy16(src: *const u8, dst: *mut u8) {
-    // SAFETY: one `movdqu` load and store inside the ranges (caller).
-    unsafe {
-        asm!(
-            "movdqu {v}, xmmword ptr [{s}]",
-            "movdqu xmmword ptr [{t}], {v}",
-            s = in(reg) src,
-            t = in(reg) dst,
-            v = out(xmm_reg) _,
-            options(nostack, preserves_flags),
-        );
-    }
-}
-
-/// Copy fewer than 16 bytes: two overlapping 8- or 4-byte moves, or three
-/// single bytes.
-///
-/// # Safety
-/// As [`copy`], and `len < 16`.
-#[inline(always)]
-unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
-    debug_assert!(len < 16);
-    if len >= 8 {
-        // SAFETY: [0, 8) and [len - 8, len) lie in the range (8 <= len).
-        unsafe {
-            asm!(
-                "mov {x}, qword ptr [{s}]",
-                "mov {y}, qword ptr [{s} + {e}]",
-                "mov qword ptr [{t}], {x}",
-                "mov qword ptr [{t} + {e}], {y}",
-                s = in(reg) src,
-                t = in(reg) dst,
-                e = in(reg) len - 8,
-                x = out(reg) _,
-                y = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-        }
-    } else if len >= 4 {
-        // SAFETY: [0, 4) and [len - 4, len) lie in the range (4 <= len).
-        unsafe {
-            asm!(
-                "mov {x:e}, dword ptr [{s}]",
-                "mov {y:e}, dword ptr [{s} + {e}]",
-                "mov dword ptr [{t}], {x:e}",
-                "mov dword ptr [{t} + {e}], {y:e}",
-                s = in(reg) src,
-                t = in(reg) dst,
-                e = in(reg) len - 4,
-                x = out(reg) _,
-                y = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-        }
-    } else if len > 0 {
-        // SAFETY: bytes 0, len / 2 and len - 1 lie in the range (0 < len).
-        unsafe {
-            asm!(
-                "movzx {x:e}, byte ptr [{s}]",
-                "movzx {y:e}, byte ptr [{s} + {h}]",
-                "movzx {z:e}, byte ptr [{s} + {e}]",
-                "mov byte ptr [{t}], {x:l}",
-                "mov byte ptr [{t} + {h}], {y:l}",
-                "mov byte ptr [{t} + {e}], {z:l}",
-                s = in(reg) src,
-                t = in(reg) dst,
-                h = in(reg) len / 2,
-                e = in(reg) len - 1,
-                x = out(reg) _,
-                y = out(reg) _,
-                z = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-        }
     }
 }
