@@ -387,6 +387,27 @@ pub unsafe extern "C" fn fm_close(map: *mut FmMap) -> FmStatus {
     })
 }
 
+/// The body of the calls that store one fact about a handle's region in
+/// a required `*out`: the handle is checked, then `out`, and only then is
+/// `fact` asked and its answer stored.
+///
+/// # Safety
+/// `map` is NULL or a live handle; `out` is NULL or writable (the
+/// contract of each such call).
+#[inline]
+unsafe fn answer<T>(map: *const FmMap, out: *mut T, fact: impl FnOnce(&FileMap) -> T) -> FmStatus {
+    boundary(|| {
+        // SAFETY: as this function's contract.
+        let h = unsafe { args::handle(map) }?;
+        if out.is_null() {
+            return Err(Fail::Null("out"));
+        }
+        // SAFETY: not NULL, and writable by this function's contract.
+        unsafe { args::put(out, fact(&h.map)) };
+        Ok(())
+    })
+}
+
 /// Store in `*out` whether the region existed before this handle opened
 /// it (`false`: this handle created it).
 ///
@@ -396,12 +417,8 @@ pub unsafe extern "C" fn fm_close(map: *mut FmMap) -> FmStatus {
 /// `map` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fm_existed_already(map: *const FmMap, out: *mut bool) -> FmStatus {
-    boundary(|| {
-        // SAFETY: as this function's contract.
-        let h = unsafe { args::handle(map) }?;
-        // SAFETY: as this function's contract.
-        unsafe { args::put_required(out, h.map.existed_already(), "out") }
-    })
+    // SAFETY: as this function's contract.
+    unsafe { answer(map, out, |m| m.existed_already()) }
 }
 
 /// Store the region's capacity in bytes now in `*out`: the most a write
@@ -415,12 +432,8 @@ pub unsafe extern "C" fn fm_existed_already(map: *const FmMap, out: *mut bool) -
 /// `map` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fm_capacity(map: *const FmMap, out: *mut usize) -> FmStatus {
-    boundary(|| {
-        // SAFETY: as this function's contract.
-        let h = unsafe { args::handle(map) }?;
-        // SAFETY: as this function's contract.
-        unsafe { args::put_required(out, h.map.capacity(), "out") }
-    })
+    // SAFETY: as this function's contract.
+    unsafe { answer(map, out, |m| m.capacity()) }
 }
 
 /// Store in `*out` the most the region's capacity may grow to, in bytes:
@@ -433,12 +446,8 @@ pub unsafe extern "C" fn fm_capacity(map: *const FmMap, out: *mut usize) -> FmSt
 /// `map` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fm_max_capacity(map: *const FmMap, out: *mut usize) -> FmStatus {
-    boundary(|| {
-        // SAFETY: as this function's contract.
-        let h = unsafe { args::handle(map) }?;
-        // SAFETY: as this function's contract.
-        unsafe { args::put_required(out, h.map.max_capacity(), "out") }
-    })
+    // SAFETY: as this function's contract.
+    unsafe { answer(map, out, |m| m.max_capacity()) }
 }
 
 /// Store this handle's identity (the `FmWriter` its writes carry) in `*out`.
@@ -449,12 +458,8 @@ pub unsafe extern "C" fn fm_max_capacity(map: *const FmMap, out: *mut usize) -> 
 /// `map` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fm_id(map: *const FmMap, out: *mut FmWriter) -> FmStatus {
-    boundary(|| {
-        // SAFETY: as this function's contract.
-        let h = unsafe { args::handle(map) }?;
-        // SAFETY: as this function's contract.
-        unsafe { args::put_required(out, h.map.writer_id().into(), "out") }
-    })
+    // SAFETY: as this function's contract.
+    unsafe { answer(map, out, |m| m.writer_id().into()) }
 }
 
 /// Publish `len` bytes from `data` as the region's new content, and store
@@ -702,12 +707,8 @@ pub unsafe extern "C" fn fm_read(
 /// `map` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fm_generation(map: *const FmMap, out: *mut u64) -> FmStatus {
-    boundary(|| {
-        // SAFETY: as this function's contract.
-        let h = unsafe { args::handle(map) }?;
-        // SAFETY: as this function's contract.
-        unsafe { args::put_required(out, h.map.generation(), "out") }
-    })
+    // SAFETY: as this function's contract.
+    unsafe { answer(map, out, |m| m.generation()) }
 }
 
 /// Fill `*out` with the region's header: capacity, length, generation,
@@ -719,26 +720,21 @@ pub unsafe extern "C" fn fm_generation(map: *const FmMap, out: *mut u64) -> FmSt
 /// `map` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fm_info(map: *const FmMap, out: *mut FmInfo) -> FmStatus {
-    boundary(|| {
-        // SAFETY: as this function's contract.
-        let h = unsafe { args::handle(map) }?;
-        if out.is_null() {
-            return Err(Fail::Null("out"));
-        }
-        let info = h.map.info();
-        let value = FmInfo {
-            capacity: info.capacity as u64,
-            len: info.len as u64,
-            generation: info.generation,
-            last_writer: info.last_writer.into(),
-            attached: u32::try_from(info.attached.len()).unwrap_or(u32::MAX),
-            persistent: info.persistent,
-            stale: info.stale,
-        };
-        // SAFETY: as this function's contract.
-        unsafe { args::put(out, value) };
-        Ok(())
-    })
+    // SAFETY: as this function's contract.
+    unsafe {
+        answer(map, out, |m| {
+            let info = m.info();
+            FmInfo {
+                capacity: info.capacity as u64,
+                len: info.len as u64,
+                generation: info.generation,
+                last_writer: info.last_writer.into(),
+                attached: u32::try_from(info.attached.len()).unwrap_or(u32::MAX),
+                persistent: info.persistent,
+                stale: info.stale,
+            }
+        })
+    }
 }
 
 /// Remove region `name`'s name now: processes attached keep their mapping,
