@@ -531,7 +531,13 @@ mod tests {
     use super::*;
 
     /// Sleeps by polling: the tests here check the words, not the OS.
-    struct Poll;
+    /// `signalled`: every sleep says a signal cut it short.
+    struct Poll {
+        signalled: bool,
+    }
+
+    const POLL: Poll = Poll { signalled: false };
+    const SIGNALLED: Poll = Poll { signalled: true };
 
     impl Wake for Poll {
         fn sleep(
@@ -543,7 +549,7 @@ mod tests {
             t: Duration,
         ) -> bool {
             std::thread::sleep(t.min(Duration::from_millis(1)));
-            false
+            self.signalled
         }
 
         fn wake_all(&self, _h: &Header) {}
@@ -559,9 +565,9 @@ mod tests {
         let h = Header::zeroed();
         for _ in 0..3 {
             let seen_by_waiter = h.notify.load(SeqCst);
-            interrupt(&h, &Poll);
+            interrupt(&h, &POLL);
             h.line.generation.fetch_add(1, SeqCst);
-            published(&h, &Poll);
+            published(&h, &POLL);
             assert_eq!(announce_sleep(&h, seen_by_waiter), None);
         }
     }
@@ -574,14 +580,14 @@ mod tests {
         assert_eq!(asleep & SLEEPERS, SLEEPERS);
         // A second waiter finds the bit set and sleeps on the same value.
         assert_eq!(announce_sleep(&h, asleep), Some(asleep));
-        published(&h, &Poll);
+        published(&h, &POLL);
         let after = h.notify.load(SeqCst);
         assert_eq!(after & SLEEPERS, 0, "the publisher cleared the bit");
         assert_ne!(after, asleep);
         assert_ne!(after, before);
         // Interrupts move the counter but leave other sleepers' bit alone.
         let asleep = announce_sleep(&h, after).unwrap();
-        interrupt(&h, &Poll);
+        interrupt(&h, &POLL);
         let now = h.notify.load(SeqCst);
         assert_eq!(now & SLEEPERS, SLEEPERS);
         // A waiter holding `asleep` would now not sleep: the kernel's
@@ -593,10 +599,10 @@ mod tests {
     fn the_counter_wraps_without_touching_the_sleepers_bit() {
         let h = Header::zeroed();
         h.notify.store(u32::MAX - 1, SeqCst); // counter at its top, bit clear
-        published(&h, &Poll);
+        published(&h, &POLL);
         assert_eq!(h.notify.load(SeqCst), 0);
         h.notify.store(u32::MAX, SeqCst); // counter at its top, bit set
-        published(&h, &Poll);
+        published(&h, &POLL);
         assert_eq!(h.notify.load(SeqCst), 0, "wrapped, and the bit cleared");
     }
 
@@ -725,36 +731,17 @@ mod tests {
         assert_eq!(h.waiters.load(SeqCst), 0);
     }
 
-    /// Sleeps by polling, and says every sleep was cut short by a signal.
-    struct Signalled;
-
-    impl Wake for Signalled {
-        fn sleep(
-            &self,
-            _h: &Header,
-            _asleep: u32,
-            _token: u64,
-            _prepared: bool,
-            t: Duration,
-        ) -> bool {
-            std::thread::sleep(t.min(Duration::from_millis(1)));
-            true
-        }
-
-        fn wake_all(&self, _h: &Header) {}
-    }
-
     #[test]
     fn only_an_interruptible_sleep_ends_when_a_signal_cuts_it_short() {
         let h = Header::zeroed();
         let slot = &h.slots[0];
         assert_eq!(
-            sleep_until(&h, slot, &Signalled, 0, None, None, true),
+            sleep_until(&h, slot, &SIGNALLED, 0, None, None, true),
             Err(Interrupted)
         );
         let deadline = Instant::now() + Duration::from_millis(20);
         assert_eq!(
-            sleep_until(&h, slot, &Signalled, 0, Some(deadline), None, false),
+            sleep_until(&h, slot, &SIGNALLED, 0, Some(deadline), None, false),
             Ok(None),
             "a plain wait sleeps on to its deadline"
         );
@@ -762,7 +749,7 @@ mod tests {
         // A change seen on waking wins over the signal.
         h.line.generation.store(3, SeqCst);
         assert_eq!(
-            sleep_until(&h, slot, &Signalled, 0, None, None, true),
+            sleep_until(&h, slot, &SIGNALLED, 0, None, None, true),
             Ok(Some(3))
         );
     }
@@ -777,7 +764,7 @@ mod tests {
             adaptive(
                 &h,
                 &h.slots[0],
-                &Poll,
+                &POLL,
                 0,
                 Some(start + timeout),
                 &learner,
@@ -791,7 +778,7 @@ mod tests {
         assert_eq!(h.spinners.load(SeqCst), 0, "the spinner left");
         h.line.generation.store(5, SeqCst);
         assert_eq!(
-            adaptive(&h, &h.slots[0], &Poll, 0, None, &learner, None, true),
+            adaptive(&h, &h.slots[0], &POLL, 0, None, &learner, None, true),
             Ok(Some(5))
         );
     }
