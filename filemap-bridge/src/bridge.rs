@@ -1787,15 +1787,22 @@ mod tests {
         payload
     }
 
-    #[test]
-    fn pieces_larger_than_the_capacity_grow_the_region_within_its_maximum() {
-        let name = unique("pieces-grow");
-        let _c = Cleanup(name.clone());
+    /// A new region of 4096 bytes that may grow to 1 MiB, removed when the
+    /// `Cleanup` drops (bind it first: it drops after the handle).
+    fn growable(tag: &str) -> (Cleanup, FileMap) {
+        let name = unique(tag);
+        let cleanup = Cleanup(name.clone());
         let fm = FileMap::builder(&name)
             .capacity(4096)
             .max_capacity(1 << 20)
             .open()
             .unwrap();
+        (cleanup, fm)
+    }
+
+    #[test]
+    fn pieces_larger_than_the_capacity_grow_the_region_within_its_maximum() {
+        let (_c, fm) = growable("pieces-grow");
         fm.write(b"before").unwrap();
         // 200 KiB in 3000-byte pieces (under the loan's direct-copy size)
         // and in 70000-byte ones (over it).
@@ -1821,13 +1828,7 @@ mod tests {
 
     #[test]
     fn pieces_past_the_maximum_are_too_large_whole_and_the_content_is_kept() {
-        let name = unique("pieces-past");
-        let _c = Cleanup(name.clone());
-        let fm = FileMap::builder(&name)
-            .capacity(4096)
-            .max_capacity(1 << 20)
-            .open()
-            .unwrap();
+        let (_c, fm) = growable("pieces-past");
         fm.write(b"kept").unwrap();
         let before = fm.read().unwrap();
         let past = pattern(2 << 20);
