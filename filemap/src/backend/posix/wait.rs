@@ -28,18 +28,6 @@ pub use os::{wait, wait_low, wake_all, wake_low};
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub const POLL: Duration = Duration::from_micros(500);
 
-/// The address of the low 32 bits of a 64-bit word: the futex half of the
-/// lock word. Only the kernel reads through it (comparing atomically).
-#[cfg_attr(target_os = "linux", allow(dead_code))]
-fn low_half(word: &AtomicU64) -> *mut u32 {
-    let base = word.as_ptr().cast::<u32>();
-    if cfg!(target_endian = "little") {
-        base
-    } else {
-        base.wrapping_add(1)
-    }
-}
-
 #[cfg(target_os = "linux")]
 mod os {
     use super::*;
@@ -69,6 +57,7 @@ mod os {
 #[cfg(target_os = "freebsd")]
 mod os {
     use super::*;
+    use crate::backend::unix::low_half;
     use std::ffi::c_void;
 
     /// `_umtx_op(2)` `UMTX_OP_WAIT_UINT` (not `_PRIVATE`: the word is in a
@@ -133,6 +122,7 @@ mod os {
 #[cfg(target_os = "macos")]
 mod os {
     use super::*;
+    use crate::backend::unix::low_half;
     use std::ffi::{c_int, c_void, CStr};
     use std::sync::OnceLock;
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use rustix::io::Errno;
 use rustix::thread::futex;
 
+use super::low_half;
+
 /// Sleep while `*word == expected`, at most `timeout`: `futex(2)`
 /// `FUTEX_WAIT` (shared, since the word lives in a shared mapping).
 /// Returns on wake, timeout, signal or a changed word alike: `true` when
@@ -25,17 +27,6 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
 /// Wake up to `count` threads sleeping on `word`: `futex(2)` `FUTEX_WAKE`.
 pub fn wake(word: &AtomicU32, count: u32) -> usize {
     futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
-}
-
-/// The address of the low 32 bits of a 64-bit word: the futex word of the
-/// region lock, whose high half holds the owner's start time.
-fn low_half(word: &AtomicU64) -> *mut u32 {
-    let base = word.as_ptr().cast::<u32>();
-    if cfg!(target_endian = "little") {
-        base
-    } else {
-        base.wrapping_add(1)
-    }
 }
 
 /// Sleep while the low 32 bits of `word` equal `expected`, at most

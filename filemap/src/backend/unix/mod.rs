@@ -392,6 +392,21 @@ pub fn runnable_threads() -> Option<usize> {
     }
 }
 
+/// The address of the low 32 bits of a 64-bit word: the half of the
+/// region lock word that threads sleep on (its high half holds the
+/// owner's start time), for `futex(2)` on Linux and the posix backend's
+/// wait-on-address elsewhere. Only the kernel reads through it (comparing
+/// atomically).
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+pub(crate) fn low_half(word: &AtomicU64) -> *mut u32 {
+    let base = word.as_ptr().cast::<u32>();
+    if cfg!(target_endian = "little") {
+        base
+    } else {
+        base.wrapping_add(1)
+    }
+}
+
 /// The running count in a `/proc/loadavg` line
 /// (`0.20 0.18 0.12 2/180 1234`), or `None` if it is not one. Only Linux
 /// has the file; the parser is tested on every Unix.
