@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -110,11 +110,7 @@ pub fn reserve(fd: &Fd, len: u64) -> io::Result<()> {
 /// Try to take a shared `flock(2)` on `fd` without waiting; `false` while
 /// another open file holds it exclusively.
 pub fn try_lock_shared(fd: &Fd) -> io::Result<bool> {
-    match fs::flock(fd, FlockOperation::NonBlockingLockShared) {
-        Ok(()) => Ok(true),
-        Err(Errno::WOULDBLOCK) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    try_flock(fd, FlockOperation::NonBlockingLockShared)
 }
 
 /// An exclusive `flock(2)` on a directory, serialising the name changes
@@ -128,17 +124,20 @@ pub fn try_lock_dir(dir: &Path) -> io::Result<Option<DirLock>> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    match fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(DirLock(fd))),
-        Err(Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let locked = try_flock(&fd, FlockOperation::NonBlockingLockExclusive)?;
+    Ok(locked.then_some(DirLock(fd)))
 }
 
 /// Try to take an exclusive `flock(2)` on `fd` without waiting; `false` if
 /// another open file holds a lock. Replaces a shared lock held through `fd`.
 pub fn try_lock_exclusive(fd: &Fd) -> io::Result<bool> {
-    match fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
+    try_flock(fd, FlockOperation::NonBlockingLockExclusive)
+}
+
+/// `flock(2)` with a non-blocking `operation`: `false` when another open
+/// file's lock is in the way (`EWOULDBLOCK`).
+fn try_flock(fd: impl AsFd, operation: FlockOperation) -> io::Result<bool> {
+    match fs::flock(fd, operation) {
         Ok(()) => Ok(true),
         Err(Errno::WOULDBLOCK) => Ok(false),
         Err(e) => Err(e.into()),
