@@ -9,6 +9,9 @@
 // the `posix` backend's Linux build does not use.
 #![cfg_attr(feature = "posix-backend", allow(dead_code))]
 
+use std::cell::Cell;
+use std::thread::LocalKey;
+
 use rustix::io::Errno;
 
 use super::fork_epoch;
@@ -19,34 +22,37 @@ use crate::attach::Liveness;
 /// they fit the lock word.
 pub fn tid() -> u32 {
     thread_local! {
-        static CACHE: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((u32::MAX, 0)) };
+        static CACHE: Cell<(u32, u32)> = const { Cell::new((u32::MAX, 0)) };
     }
-    let epoch = fork_epoch();
-    CACHE.with(|cache| {
-        let (cached_epoch, tid) = cache.get();
-        if cached_epoch == epoch {
-            return tid;
-        }
-        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-        cache.set((epoch, tid));
-        tid
+    per_thread_and_fork(&CACHE, || {
+        rustix::thread::gettid().as_raw_nonzero().get() as u32
     })
 }
 
 /// Start time of this thread in clock ticks since boot; 0 if unknown.
 pub fn own_thread_start_time() -> u64 {
     thread_local! {
-        static CACHE: std::cell::Cell<(u32, u64)> = const { std::cell::Cell::new((u32::MAX, 0)) };
+        static CACHE: Cell<(u32, u64)> = const { Cell::new((u32::MAX, 0)) };
     }
+    per_thread_and_fork(&CACHE, || known_start_time(tid()))
+}
+
+/// The value `cache` holds for this thread, made by `make` once per fork
+/// epoch (a forked child's thread is another thread). `cache` starts at
+/// epoch `u32::MAX`, which the fork epoch does not reach in practice.
+fn per_thread_and_fork<T: Copy>(
+    cache: &'static LocalKey<Cell<(u32, T)>>,
+    make: impl FnOnce() -> T,
+) -> T {
     let epoch = fork_epoch();
-    CACHE.with(|cache| {
-        let (cached_epoch, start) = cache.get();
+    cache.with(|cache| {
+        let (cached_epoch, value) = cache.get();
         if cached_epoch == epoch {
-            return start;
+            return value;
         }
-        let start = known_start_time(tid());
-        cache.set((epoch, start));
-        start
+        let value = make();
+        cache.set((epoch, value));
+        value
     })
 }
 
