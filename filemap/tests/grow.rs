@@ -563,6 +563,15 @@ impl SmallFs {
         assert!(mounted, "mount -t tmpfs on {} failed", dir.display());
         SmallFs(dir)
     }
+
+    /// Fill the filesystem to its last block, with a file of zeros.
+    fn fill(&self) {
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=4096"])
+            .arg(format!("of={}", self.0.join("filler").display()))
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -638,13 +647,7 @@ fn a_scribbled_length_over_unbacked_pages_of_a_full_filesystem_is_an_error_not_a
         .open()
         .unwrap();
     map.write(&pattern(1, 4000)).unwrap();
-    // Fill the filesystem.
-    let filler = fs.0.join("filler");
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=4096"])
-        .arg(format!("of={}", filler.display()))
-        .stderr(std::process::Stdio::null())
-        .status();
+    fs.fill();
     let generation = map.generation();
     poke(&path, len_at(generation & 1), 4 << 20);
     match map.read() {
@@ -673,12 +676,7 @@ fn a_growth_refused_for_space_under_a_scribbled_capacity_keeps_the_published_con
         .unwrap();
     map.write(&pattern(1, 4000)).unwrap();
     map.write(&pattern(2, 4000)).unwrap();
-    let filler = fs.0.join("filler");
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=4096"])
-        .arg(format!("of={}", filler.display()))
-        .stderr(std::process::Stdio::null())
-        .status();
+    fs.fill();
     // 0 puts the header in the growth's first range: it must survive as
     // well (a fresh handle opens the region).
     for scribbled in [32, 0] {
@@ -1005,12 +1003,7 @@ fn a_writer_that_faults_under_the_lock_releases_it_for_the_others() {
     let map = open();
     let other = open();
     map.write(&pattern(1, 4000)).unwrap();
-    let filler = fs.0.join("filler");
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=4096"])
-        .arg(format!("of={}", filler.display()))
-        .stderr(std::process::Stdio::null())
-        .status();
+    fs.fill();
     poke(&path, CAPACITY_AT, 4 << 20);
     assert!(matches!(
         map.write(&pattern(2, 1 << 20)),
