@@ -2,6 +2,8 @@
 
 #[path = "../../filemap-cli/src/command/info.rs"]
 pub mod info;
+#[path = "../../filemap-cli/src/command/input.rs"]
+pub mod input;
 #[path = "../../filemap-cli/src/command/ls.rs"]
 pub mod ls;
 #[path = "../../filemap-cli/src/command/output.rs"]
