@@ -564,6 +564,19 @@ impl SmallFs {
         SmallFs(dir)
     }
 
+    /// Where the tests put their region on this filesystem.
+    fn region_path(&self) -> std::path::PathBuf {
+        self.0.join("region")
+    }
+
+    /// Region `name` at [`SmallFs::region_path`]: 4 KiB, growing to 4 MiB.
+    fn region(&self, name: &str) -> filemap::Builder {
+        FileMap::builder(name)
+            .path(self.region_path())
+            .capacity(4096)
+            .max_capacity(4 << 20)
+    }
+
     /// Fill the filesystem to its last block, with a file of zeros.
     fn fill(&self) {
         let _ = std::process::Command::new("dd")
@@ -596,13 +609,8 @@ fn rustix_is_root() -> bool {
 #[ignore = "needs root (mounts a small tmpfs)"]
 fn a_growth_on_a_full_filesystem_is_out_of_space_and_keeps_the_content() {
     let fs = SmallFs::mount("2m");
-    let path = fs.0.join("region");
-    let map = FileMap::builder("growfull")
-        .path(&path)
-        .capacity(4096)
-        .max_capacity(4 << 20)
-        .open()
-        .unwrap();
+    let path = fs.region_path();
+    let map = fs.region("growfull").open().unwrap();
     map.write(&pattern(1, 4000)).unwrap();
     let reader = FileMap::builder("growfull").path(&path).open().unwrap();
     let want = 1536 << 10;
@@ -639,13 +647,8 @@ fn a_growth_on_a_full_filesystem_is_out_of_space_and_keeps_the_content() {
 #[ignore = "needs root (mounts a small tmpfs)"]
 fn a_scribbled_length_over_unbacked_pages_of_a_full_filesystem_is_an_error_not_a_signal() {
     let fs = SmallFs::mount("1m");
-    let path = fs.0.join("region");
-    let map = FileMap::builder("growhole")
-        .path(&path)
-        .capacity(4096)
-        .max_capacity(4 << 20)
-        .open()
-        .unwrap();
+    let path = fs.region_path();
+    let map = fs.region("growhole").open().unwrap();
     map.write(&pattern(1, 4000)).unwrap();
     fs.fill();
     let generation = map.generation();
@@ -667,13 +670,8 @@ fn a_scribbled_length_over_unbacked_pages_of_a_full_filesystem_is_an_error_not_a
 #[ignore = "needs root (mounts a small tmpfs)"]
 fn a_growth_refused_for_space_under_a_scribbled_capacity_keeps_the_published_content() {
     let fs = SmallFs::mount("1m");
-    let path = fs.0.join("region");
-    let map = FileMap::builder("growpunch")
-        .path(&path)
-        .capacity(4096)
-        .max_capacity(4 << 20)
-        .open()
-        .unwrap();
+    let path = fs.region_path();
+    let map = fs.region("growpunch").open().unwrap();
     map.write(&pattern(1, 4000)).unwrap();
     map.write(&pattern(2, 4000)).unwrap();
     fs.fill();
@@ -955,12 +953,7 @@ fn a_growth_after_the_file_was_cut_short_is_truncated_and_never_extends_the_file
         map.write(&pattern(1, 3000)).unwrap();
         let path = map.info().path;
         let full = std::fs::metadata(&path).unwrap().len();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
+        common::cut_file(&path, cut);
         match map.write(&pattern(2, 500_000)) {
             Err(Error::Truncated { size, needed, .. }) => {
                 assert_eq!((size, needed), (cut, full), "cut to {cut}")
@@ -990,12 +983,9 @@ fn a_growth_after_the_file_was_cut_short_is_truncated_and_never_extends_the_file
 fn a_writer_that_faults_under_the_lock_releases_it_for_the_others() {
     use std::time::Duration;
     let fs = SmallFs::mount("1m");
-    let path = fs.0.join("region");
+    let path = fs.region_path();
     let open = || {
-        FileMap::builder("growstuck")
-            .path(&path)
-            .capacity(4096)
-            .max_capacity(4 << 20)
+        fs.region("growstuck")
             .lock_timeout(Duration::from_secs(2))
             .open()
             .unwrap()

@@ -34,7 +34,7 @@ mod linux {
 
     use filemap::{Error, FileMap};
 
-    use crate::common::{say, stdin_line, unique, Child, Cleanup, STEP};
+    use crate::common::{cut_file, say, stdin_line, unique, Child, Cleanup, STEP};
 
     /// Capacity of the regions truncated here, and the size of their
     /// content: a read or a publish then touches the end of a buffer,
@@ -213,12 +213,7 @@ mod linux {
             let path = filemap::admin::shm_path(&name);
             let full = std::fs::metadata(&path).unwrap().len();
             let cut = cuts(full)[which];
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_len(cut)
-                .unwrap();
+            cut_file(&path, cut);
             if nudge {
                 child.send("go");
             }

@@ -431,3 +431,14 @@ pub fn child_main() {
     }
     std::process::exit(0);
 }
+
+/// Cut the file at `path` to `len` bytes, as a hostile process would
+/// (`ftruncate`), under the handles that map it.
+pub fn cut_file(path: &std::path::Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
