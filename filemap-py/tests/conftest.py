@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,6 +55,20 @@ def python_child(code: str, *args: str, **kwargs: object) -> subprocess.Popen[st
         text=True,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def thread_is_in_call(thread: threading.Thread, func: object, line: int) -> bool:
+    """Whether ``thread`` is inside ``func`` (a function of its stack) at
+    ``line`` and asleep there (its ``/proc`` task state is ``S``): blocked
+    in the call on that line. A lock wait wakes every 5 ms, so poll this.
+    Child scripts get it as source: ``inspect.getsource``."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None and frame.f_code is not func.__code__:  # type: ignore[attr-defined]
+        frame = frame.f_back
+    if frame is None or frame.f_lineno != line:
+        return False
+    with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:

@@ -4,6 +4,7 @@ gone, never left behind as a stale file. Real child interpreters."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import threading
@@ -12,7 +13,7 @@ import time
 import pytest
 
 import filemap
-from conftest import python_child, read_line, wait_for
+from conftest import python_child, read_line, thread_is_in_call, wait_for
 
 # The child opens region argv[1] (not persistent), starts what argv[2]
 # names, prints the region's path once that is under way, and exits when
@@ -104,6 +105,8 @@ def test_closing_a_handle_ends_a_wait_on_another_thread_with_closed(name: str, s
 LOCK_WAIT_CHILD = """
 import atexit, sys, threading, time
 
+""" + inspect.getsource(thread_is_in_call) + """
+
 name, what = sys.argv[1], sys.argv[2]
 path = None
 
@@ -129,18 +132,7 @@ waiter = threading.Thread(target=wait, daemon=True)
 waiter.start()
 line = wait.__code__.co_firstlineno + (2 if what == "lock" else 4 if what == "write" else 6)
 
-def in_the_wait():
-    # The thread's frame of `wait` is on the call's line and the thread
-    # sleeps (in a lock slice: it wakes every 5 ms to check signals).
-    frame = sys._current_frames().get(waiter.ident)
-    while frame is not None and frame.f_code is not wait.__code__:
-        frame = frame.f_back
-    if frame is None or frame.f_lineno != line:
-        return False
-    with open(f"/proc/self/task/{waiter.native_id}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
-
-while not in_the_wait():
+while not thread_is_in_call(waiter, wait, line):
     time.sleep(0.001)
 print("waiting", flush=True)
 sys.stdin.read()

@@ -6,14 +6,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 
 import pytest
 
 import filemap
-from conftest import python_child, read_line, wait_for
+from conftest import python_child, read_line, thread_is_in_call, wait_for
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -326,16 +325,7 @@ def test_a_forked_childs_exit_does_not_wait_for_the_parents_calls_in_progress(na
     # line, and the thread asleep (a lock wait wakes every 5 ms).
     line = call.__code__.co_firstlineno + 2
 
-    def in_the_call() -> bool:
-        frame = sys._current_frames().get(caller.ident)
-        while frame is not None and frame.f_code is not call.__code__:
-            frame = frame.f_back
-        if frame is None or frame.f_lineno != line:
-            return False
-        with open(f"/proc/self/task/{caller.native_id}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "S"
-
-    wait_for(in_the_call, what="the thread to be in the call")
+    wait_for(lambda: thread_is_in_call(caller, call, line), what="the thread to be in the call")
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report through the pipe, never return
